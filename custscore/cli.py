@@ -1,0 +1,124 @@
+"""The ``custscore`` command: parses arguments and calls the library; holds no logic.
+
+User errors (:class:`~custscore.errors.CustscoreError`) become one line on stderr and
+exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from typing import Optional, Sequence
+
+from custscore.config import ColumnMap, ScoreConfig, TrainConfig
+from custscore.errors import CustscoreError
+
+
+def _default(cls, name: str):
+    """The dataclass default of ``cls.name``: each default is defined once, in config.py."""
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def _add_columns(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("transaction-log columns")
+    g.add_argument("--customer-col", default=_default(ColumnMap, "customer"), help="customer id column (read as text)")
+    g.add_argument("--date-col", default=_default(ColumnMap, "date"), help="purchase date or date-time column")
+    g.add_argument("--amount-col", default=_default(ColumnMap, "amount"), help="purchase amount column")
+
+
+def _columns(args: argparse.Namespace) -> ColumnMap:
+    return ColumnMap(customer=args.customer_col, date=args.date_col, amount=args.amount_col)
+
+
+def _add_tracking(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="custscore", description="Customer churn and lifetime-value scoring.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="fit BG/NBD, Gamma-Gamma and the churn classifier; log to MLflow")
+    train.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
+    train.add_argument("--cutoff", required=True, help="last day of the calibration period, inclusive (YYYY-MM-DD)")
+    train.add_argument("--horizon-days", type=int, required=True, help="churn and CLV horizon in days")
+    train.add_argument("--time-unit", choices=["D", "W"], default=_default(TrainConfig, "time_unit"),
+                       help="unit of the BG/NBD parameters: days or weeks (default %(default)s)")
+    train.add_argument("--discount-rate", type=float, default=_default(TrainConfig, "discount_rate"),
+                       help="yearly discount rate for CLV (default %(default)s)")
+    train.add_argument("--holdout-end", default=None,
+                       help="last day of the evaluation holdout (default: last day in the log)")
+    train.add_argument("--penalizer", type=float, default=_default(TrainConfig, "penalizer"),
+                       help="L2 penalty on BG/NBD and Gamma-Gamma parameters (default %(default)s)")
+    train.add_argument("--seed", type=int, default=_default(TrainConfig, "seed"))
+    train.add_argument("--experiment", default=_default(TrainConfig, "experiment"), help="MLflow experiment name")
+    train.add_argument("--register-as", default=None, help="register the model under this name, alias 'champion'")
+    _add_columns(train)
+    _add_tracking(train)
+
+    score = sub.add_parser("score", help="score a transaction log with a logged or registered model")
+    score.add_argument("--model", required=True, help="MLflow model URI: runs:/ID/model, models:/NAME@champion, ...")
+    score.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
+    score.add_argument("--as-of", required=True, help="scoring date, inclusive; later transactions are ignored")
+    score.add_argument("--output", required=True, help="scores file (.csv or .parquet), written atomically")
+    score.add_argument("--horizon-days", type=int, default=_default(ScoreConfig, "horizon_days"),
+                       help="horizon for churn and CLV (default: the model's)")
+    _add_columns(score)
+    _add_tracking(score)
+
+    quick = sub.add_parser("quickstart", help="train, register and score on the embedded CDNOW sample")
+    quick.add_argument("--workdir", default="custscore-quickstart",
+                       help="folder for the demo log, MLflow store and scores (default %(default)s)")
+    _add_tracking(quick)
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.command == "train":
+        config = TrainConfig(cutoff=args.cutoff, horizon_days=args.horizon_days, time_unit=args.time_unit,
+                             discount_rate=args.discount_rate, holdout_end=args.holdout_end,
+                             penalizer=args.penalizer, seed=args.seed, experiment=args.experiment,
+                             tracking_uri=args.tracking_uri, register_as=args.register_as,
+                             columns=_columns(args))
+        from custscore.training.train import train_file
+        from custscore.training.summary import format_training_summary
+
+        result, logged = train_file(args.transactions, config)
+        print(format_training_summary(result, logged))
+    elif args.command == "score":
+        config = ScoreConfig(as_of=args.as_of, horizon_days=args.horizon_days, columns=_columns(args))
+        from custscore.serving.batch import score_file
+        from custscore.training.tracking import use_tracking
+
+        use_tracking(args.tracking_uri)
+        scores = score_file(args.model, args.transactions, args.output, config)
+        print(f"scored {len(scores)} customers as of {config.as_of.date()} -> {args.output}")
+    elif args.command == "quickstart":
+        from custscore.quickstart import run_quickstart
+
+        run_quickstart(args.workdir, tracking_uri=args.tracking_uri)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    # The CLI prints its own summary; MLflow's INFO chatter would bury it (warnings still
+    # show; set MLFLOW_LOGGING_LEVEL=INFO to see it). Read by MLflow when it is imported.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except CustscoreError as exc:
+        message = " ".join(str(exc).split())
+        print(f"custscore {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("custscore: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""The one exception type for user errors (bad input, bad option, bad model URI).
+
+The CLI turns a :class:`CustscoreError` into a one-line message and exit status 2;
+any other exception is a bug and may show a traceback.
+"""
+
+
+class CustscoreError(ValueError):
+    """A problem with what the user gave: a file, a column, a value or an option."""
+
+
+class FitError(CustscoreError):
+    """A model could not be fitted to the data (no convergence, too little data)."""

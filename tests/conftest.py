@@ -1,0 +1,39 @@
+"""Shared fixtures: the CDNOW sample as a CSV log, and one trained + registered model."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def cdnow_sample_csv(tmp_path_factory) -> Path:
+    from custscore.features.cdnow import load_cdnow_sample
+    path = tmp_path_factory.mktemp("data") / "cdnow_sample.csv"
+    load_cdnow_sample().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, cdnow_sample_csv):
+    """Train + register on the CDNOW sample with the paper's conventions (weeks)."""
+    from custscore.config import TrainConfig
+    from custscore.training.train import train_file
+    folder = tmp_path_factory.mktemp("mlflow")
+    config = TrainConfig(cutoff="1997-09-30", holdout_end="1998-06-30", horizon_days=90, time_unit="W",
+                         tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", register_as="custscore-test",
+                         experiment="tests")
+    result, logged = train_file(cdnow_sample_csv, config)
+    return {"result": result, "logged": logged, "config": config, "folder": folder}
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``custscore ARGS`` in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "custscore.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=300)

@@ -1,0 +1,74 @@
+"""Bad input on the command line: one line naming the problem, exit status 2, no traceback."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_cli
+
+GOOD = "customer_id,date,amount\n00001,2020-01-01,10\n00001,2020-02-01,5\n00002,2020-01-05,7\n"
+
+
+def _train(tmp_path, content: str | None, *extra: str):
+    log = tmp_path / "log.csv"
+    if content is not None:
+        log.write_text(content)
+    return run_cli("train", "--transactions", str(log), "--cutoff", "2020-03-01", "--horizon-days", "30",
+                   "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *extra)
+
+
+def _assert_one_line_error(proc, *needles: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle.lower() in err.lower(), (needle, err)
+
+
+@pytest.mark.parametrize("content, needles", [
+    ("customer_id,date,total\n1,2020-01-01,3\n", ["amount", "missing"]),
+    ("customer_id,date,amount\n1,2020-01-01,3\n2,not-a-date,4\n", ["date", "not-a-date", "row 2"]),
+    ("", ["empty"]),
+    ("customer_id,date,amount\n", ["no transactions"]),
+    ("customer_id,date,amount\n1,2020-01-01,3\n2,2020-01-02,abc\n", ["amount", "abc", "row 2"]),
+], ids=["missing-column", "bad-date", "empty-file", "header-only", "non-numeric-amount"])
+def test_bad_transaction_log(tmp_path, content, needles):
+    _assert_one_line_error(_train(tmp_path, content), *needles)
+
+
+def test_missing_file(tmp_path):
+    _assert_one_line_error(_train(tmp_path, None), "not found")
+
+
+def test_cutoff_before_all_data(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text(GOOD)
+    proc = run_cli("train", "--transactions", str(log), "--cutoff", "1990-01-01", "--horizon-days", "30",
+                   "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    _assert_one_line_error(proc, "cutoff 1990-01-01", "before the first transaction")
+
+
+def test_bad_cutoff_string(tmp_path):
+    proc = run_cli("train", "--transactions", "x.csv", "--cutoff", "yesterday-ish", "--horizon-days", "30")
+    _assert_one_line_error(proc, "cutoff", "yesterday-ish")
+
+
+def test_non_positive_horizon(tmp_path):
+    proc = run_cli("train", "--transactions", "x.csv", "--cutoff", "2020-01-01", "--horizon-days", "0")
+    _assert_one_line_error(proc, "horizon_days")
+
+
+def test_unknown_model_uri(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text(GOOD)
+    proc = run_cli("score", "--model", "runs:/0123456789abcdef/model", "--transactions", str(log),
+                   "--as-of", "2020-03-01", "--output", str(tmp_path / "out.csv"),
+                   "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    _assert_one_line_error(proc, "cannot load model", "runs:/0123456789abcdef/model")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_bad_output_suffix(tmp_path):
+    proc = run_cli("score", "--model", "runs:/x/model", "--transactions", "x.csv", "--as-of", "2020-03-01",
+                   "--output", str(tmp_path / "out.xlsx"))
+    _assert_one_line_error(proc, "--output", ".xlsx")

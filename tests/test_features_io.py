@@ -1,0 +1,219 @@
+"""Tests for custscore.features.io: normalisation and every user-error message."""
+from __future__ import annotations
+
+import doctest
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from custscore.config import ColumnMap
+from custscore.errors import CustscoreError
+from custscore.features.io import TX_COLUMNS, normalise_transactions, read_transactions
+
+
+def _raw(**overrides) -> pd.DataFrame:
+    data = {
+        "customer_id": ["00002", "00001", "00001"],
+        "date": ["1997-01-03", "1997-01-02 10:00", "1997-01-01"],
+        "amount": [1.5, 2.0, -3.0],
+    }
+    data.update(overrides)
+    return pd.DataFrame(data)
+
+
+def _error(func, *args, **kwargs) -> str:
+    with pytest.raises(CustscoreError) as info:
+        func(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, message
+    return message
+
+
+def test_normalise_columns_dtypes_order_and_leading_zeros():
+    raw = _raw()
+    before = raw.copy()
+    out = normalise_transactions(raw)
+    pd.testing.assert_frame_equal(raw, before)  # input untouched
+    assert tuple(out.columns) == TX_COLUMNS
+    assert out["customer_id"].tolist() == ["00001", "00001", "00002"]
+    assert all(type(v) is str for v in out["customer_id"])
+    assert out["ts"].dtype == "datetime64[ns]"
+    assert out["ts"].tolist() == [pd.Timestamp("1997-01-01"), pd.Timestamp("1997-01-02 10:00"), pd.Timestamp("1997-01-03")]
+    assert out["amount"].dtype == "float64"
+    assert out["amount"].tolist() == [-3.0, 2.0, 1.5]
+    assert out.index.tolist() == [0, 1, 2]
+
+
+def test_normalise_user_column_names_and_extra_columns():
+    raw = pd.DataFrame({"cust": ["7"], "when": ["2020-05-01"], "value": ["12.5"], "other": [1]})
+    out = normalise_transactions(raw, ColumnMap(customer="cust", date="when", amount="value"))
+    assert tuple(out.columns) == TX_COLUMNS
+    assert out.iloc[0].tolist() == ["7", pd.Timestamp("2020-05-01"), 12.5]
+
+
+def test_normalise_integer_ids_and_numeric_dates():
+    raw = pd.DataFrame({"customer_id": [12, 3], "date": [19970101, 19970215], "amount": [1, 2]})
+    out = normalise_transactions(raw)
+    assert out["customer_id"].tolist() == ["12", "3"]
+    assert out["ts"].tolist() == [pd.Timestamp("1997-01-01"), pd.Timestamp("1997-02-15")]
+    floats = normalise_transactions(raw.astype({"customer_id": "float64"}))
+    assert floats["customer_id"].tolist() == ["12", "3"]  # no ".0"
+
+
+def test_normalise_timezones_converted_to_utc_naive():
+    aware = pd.DataFrame(
+        {
+            "customer_id": ["a", "a"],
+            "date": pd.to_datetime(["2020-01-01 01:00", "2020-01-02 12:00"]).tz_localize("Europe/Berlin"),
+            "amount": [1.0, 1.0],
+        }
+    )
+    out = normalise_transactions(aware)
+    assert out["ts"].dt.tz is None
+    assert out["ts"].tolist() == [pd.Timestamp("2020-01-01 00:00"), pd.Timestamp("2020-01-02 11:00")]
+    strings = _raw(date=["2020-01-01T23:30:00-02:00", "2020-01-01", "2020-01-01 05:00"])
+    out = normalise_transactions(strings)
+    assert out["ts"].tolist() == [pd.Timestamp("2020-01-01"), pd.Timestamp("2020-01-01 05:00"), pd.Timestamp("2020-01-02 01:30")]
+
+
+def test_normalise_stable_sort_for_equal_keys():
+    raw = pd.DataFrame({"customer_id": ["b", "a", "a"], "date": ["2020-01-01"] * 3, "amount": [1.0, 2.0, 3.0]})
+    assert normalise_transactions(raw)["amount"].tolist() == [2.0, 3.0, 1.0]
+
+
+def test_error_missing_columns_names_them_and_lists_found():
+    message = _error(normalise_transactions, pd.DataFrame({"customer_id": ["a"], "when": ["2020-01-01"]}))
+    assert "'date'" in message and "'amount'" in message
+    assert "columns found" in message and "when" in message
+
+
+def test_error_empty_frame():
+    message = _error(normalise_transactions, _raw().iloc[:0])
+    assert "no transactions" in message
+
+
+@pytest.mark.parametrize("bad", [None, "", "   "])
+def test_error_missing_or_empty_customer_id(bad):
+    message = _error(normalise_transactions, _raw(customer_id=["00001", bad, "00002"]))
+    assert "row 2" in message and "'customer_id'" in message and "customer id" in message
+
+
+def test_error_unparseable_date_names_row_column_value():
+    message = _error(normalise_transactions, _raw(date=["1997-01-01", "1997-01-02", "not a date"]), source="log.csv")
+    assert message.startswith("log.csv: row 3:")
+    assert "'date'" in message and "'not a date'" in message
+
+
+def test_error_missing_date():
+    message = _error(normalise_transactions, _raw(date=["1997-01-01", None, "1997-01-02"]))
+    assert "row 2" in message and "'date'" in message and "missing" in message
+
+
+def test_error_value_with_newline_stays_one_line():
+    message = _error(normalise_transactions, _raw(date=["1997-01-01", "bad\ndate", "1997-01-02"]))
+    assert "row 2" in message and "'bad\\ndate'" in message
+
+
+def test_error_non_numeric_amount_names_row_column_value():
+    message = _error(normalise_transactions, _raw(amount=["1.0", "2,5", "3"]))
+    assert "row 2" in message and "'amount'" in message and "'2,5'" in message
+
+
+def test_error_nan_amount():
+    message = _error(normalise_transactions, _raw(amount=[1.0, 2.0, np.nan]))
+    assert "row 3" in message and "'amount'" in message and "missing" in message
+
+
+def test_error_counts_affected_rows():
+    message = _error(normalise_transactions, _raw(amount=["x", "2", "y"]))
+    assert "row 1" in message and "2 rows affected" in message
+
+
+# ----------------------------------------------------------------------------- files
+
+
+CSV = "customer_id,date,amount\n00001,1997-01-01,10.0\n00002,19970102,5\n00001,1997-01-03 10:00,-2.5\n"
+
+
+def test_read_csv_keeps_leading_zeros(tmp_path: Path):
+    path = tmp_path / "log.csv"
+    path.write_text(CSV)
+    out = read_transactions(path)
+    assert out["customer_id"].tolist() == ["00001", "00001", "00002"]
+    assert out["ts"].tolist() == [pd.Timestamp("1997-01-01"), pd.Timestamp("1997-01-03 10:00"), pd.Timestamp("1997-01-02")]
+    assert out["amount"].tolist() == [10.0, -2.5, 5.0]
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_read_csv_semicolon_and_tab_fallback(tmp_path: Path, sep: str):
+    path = tmp_path / "log.txt"
+    path.write_text(CSV.replace(",", sep))
+    assert read_transactions(path)["customer_id"].tolist() == ["00001", "00001", "00002"]
+
+
+def test_read_csv_gz_and_parquet(tmp_path: Path):
+    gz = tmp_path / "log.csv.gz"
+    with gzip.open(gz, "wt") as handle:
+        handle.write(CSV)
+    from_csv = read_transactions(gz)
+    pq = tmp_path / "log.parquet"
+    pd.DataFrame({"cid": ["00001", "00002", "00001"], "d": pd.to_datetime(["1997-01-01 00:00", "1997-01-02 00:00", "1997-01-03 10:00"]),
+                  "a": [10.0, 5.0, -2.5]}).to_parquet(pq)
+    from_pq = read_transactions(pq, ColumnMap(customer="cid", date="d", amount="a"))
+    pd.testing.assert_frame_equal(from_csv, from_pq, check_dtype=False)
+
+
+def test_read_csv_row_numbers_count_blank_lines(tmp_path: Path):
+    path = tmp_path / "log.csv"
+    path.write_text("customer_id,date,amount\na,2020-01-01,1\n\nb,2020-01-02,oops\n")
+    message = _error(read_transactions, path)
+    assert message.startswith(f"{path}: row 3:") and "'oops'" in message
+
+
+def test_read_errors(tmp_path: Path):
+    assert "file not found" in _error(read_transactions, tmp_path / "nope.csv")
+    bad_suffix = tmp_path / "log.xlsx"
+    bad_suffix.write_text("x")
+    assert "unsupported file type" in _error(read_transactions, bad_suffix)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert _error(read_transactions, empty) == f"{empty}: empty file"
+    header = tmp_path / "header.csv"
+    header.write_text("customer_id,date,amount\n")
+    assert _error(read_transactions, header) == f"{header}: no transactions"
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("id,date,amount\n1,2020-01-01,1\n")
+    message = _error(read_transactions, wrong)
+    assert "'customer_id'" in message and "columns found" in message
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet at all")
+    assert "cannot read file" in _error(read_transactions, broken)
+
+
+# ----------------------------------------------------------------------------- package
+
+
+def test_doctests_of_features_modules():
+    import custscore.features.activity as activity
+    import custscore.features.io as io
+    import custscore.features.periods as periods
+    import custscore.features.rfm as rfm
+
+    for module in (io, periods, rfm, activity):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_features_import_boundaries():
+    code = (
+        "import sys, custscore.features, custscore.features.cdnow as c; c.load_cdnow_sample();"
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'lifetimes'"
+        " or m.startswith(('custscore.training', 'custscore.serving'))];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

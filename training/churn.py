@@ -1,0 +1,158 @@
+"""Churn: leakage-free labels, the feature frame, and the classifier.
+
+Churn means *no purchase in the ``horizon_days`` after a date*. Training examples are
+built at a reference date (cutoff minus horizon): features from purchases on or before
+the reference date, label from the window (reference date, reference date + horizon].
+The same :func:`churn_features` builds the frame at scoring time, so training and
+serving cannot drift apart.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from custscore.config import DAYS_PER_UNIT
+from custscore.errors import CustscoreError
+from custscore.features.activity import activity_features
+from custscore.features.rfm import duration_columns, rfm_summary, window_purchases
+
+#: Columns the classifier sees, in this order (training and scoring share the list).
+CHURN_FEATURES: tuple[str, ...] = (
+    "frequency",
+    "recency_days",
+    "T_days",
+    "monetary_value",
+    "days_since_last_purchase",
+    "n_purchases_30d",
+    "n_purchases_90d",
+    "n_purchases_365d",
+    "spend_90d",
+    "spend_365d",
+    "ipt_mean_days",
+    "trend_90d",
+    "purchase_rate_per_year",
+    "p_alive",
+    "expected_purchases_horizon",
+)
+
+
+def churn_labels(purchases: pd.DataFrame, reference_date: pd.Timestamp, horizon_days: int) -> pd.Series:
+    """1 if a customer known at ``reference_date`` makes no purchase in (ref, ref + horizon].
+
+    Returns an int Series indexed by ``customer_id`` for every customer whose first
+    purchase is on or before ``reference_date``.
+    """
+    known = purchases.loc[purchases["date"] <= reference_date, "customer_id"].unique()
+    end = reference_date + pd.Timedelta(days=horizon_days)
+    active = window_purchases(purchases, reference_date, end).index
+    labels = pd.Series(1, index=pd.Index(np.sort(known), name="customer_id"), name="churned")
+    labels[labels.index.isin(active)] = 0
+    return labels
+
+
+def churn_features(
+    rfm: pd.DataFrame,
+    activity: pd.DataFrame,
+    p_alive: np.ndarray,
+    expected_purchases_horizon: np.ndarray,
+    time_unit: str,
+) -> pd.DataFrame:
+    """Assemble the classifier's input frame (columns :data:`CHURN_FEATURES`).
+
+    ``rfm`` comes from :func:`rfm_summary` (durations in ``time_unit``), ``activity``
+    from :func:`activity_features` at the same date, and the two arrays are the BG/NBD
+    outputs for the rows of ``rfm`` (expected purchases over the churn horizon).
+    All durations in the result are in days. No NaN: a customer with fewer than two
+    purchases gets ``ipt_mean_days`` = days since the first purchase (the gap so far).
+    """
+    recency_col, t_col = duration_columns(time_unit)
+    days = DAYS_PER_UNIT[time_unit]
+    act = activity.reindex(rfm.index)
+    out = pd.DataFrame(index=rfm.index)
+    out["frequency"] = rfm["frequency"].astype(float)
+    out["recency_days"] = rfm[recency_col] * days
+    out["T_days"] = rfm[t_col] * days
+    out["monetary_value"] = rfm["monetary_value"]
+    for col in ("days_since_last_purchase", "n_purchases_30d", "n_purchases_90d", "n_purchases_365d",
+                "spend_90d", "spend_365d", "trend_90d"):
+        out[col] = act[col].astype(float)
+    out["ipt_mean_days"] = act["ipt_mean_days"].fillna(out["T_days"])
+    # repeat purchases per year of tenure: comparable between young and old customers
+    out["purchase_rate_per_year"] = out["frequency"] / np.maximum(out["T_days"], 1.0) * 365.25
+    out["p_alive"] = np.asarray(p_alive, dtype=float)
+    out["expected_purchases_horizon"] = np.asarray(expected_purchases_horizon, dtype=float)
+    return out[list(CHURN_FEATURES)]
+
+
+def features_at(
+    purchases: pd.DataFrame,
+    as_of: pd.Timestamp,
+    bgnbd,
+    horizon_days: int,
+    time_unit: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """RFM summary, activity features and the classifier frame at ``as_of`` (inclusive).
+
+    ``bgnbd`` is a fitted :class:`~custscore.training.bgnbd.BetaGeoModel` in
+    ``time_unit``; at training time the one fitted at the reference date, at scoring
+    time the one fitted at the cutoff. Returns ``(rfm, activity, X)``, each indexed by
+    ``customer_id`` in the same order.
+    """
+    rfm = rfm_summary(purchases, as_of, time_unit)
+    activity = activity_features(purchases, as_of)
+    recency_col, t_col = duration_columns(time_unit)
+    x, t_x, T = rfm["frequency"].to_numpy(), rfm[recency_col].to_numpy(), rfm[t_col].to_numpy()
+    horizon_units = horizon_days / DAYS_PER_UNIT[time_unit]
+    p_alive = bgnbd.p_alive(x, t_x, T)
+    expected = bgnbd.expected_purchases(horizon_units, x, t_x, T)
+    X = churn_features(rfm, activity, p_alive, expected, time_unit)
+    return rfm, activity, X
+
+
+def _signed_log1p(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+class ChurnClassifier:
+    """Logistic regression on log-scaled RFM, activity and BG/NBD features.
+
+    Parameters
+    ----------
+    C : inverse L2 regularisation strength of the logistic regression.
+
+    ``predict_proba(X)`` returns P(churn) of shape ``(n_customers,)``.
+    """
+
+    def __init__(self, *, C: float = 1.0) -> None:
+        self.C = C
+
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> "ChurnClassifier":
+        missing = [c for c in CHURN_FEATURES if c not in X.columns]
+        if missing:
+            raise ValueError(f"churn features missing: {missing}")
+        y = np.asarray(y)
+        if len(np.unique(y)) < 2:
+            raise CustscoreError(
+                "cannot train the churn classifier: every customer at the reference date has the same "
+                f"label ({'churned' if y.size and y[0] == 1 else 'active'}); choose another cutoff or horizon"
+            )
+        self.pipeline_ = make_pipeline(
+            FunctionTransformer(_signed_log1p),
+            StandardScaler(),
+            LogisticRegression(C=self.C, max_iter=2000),
+        )
+        self.pipeline_.fit(X[list(CHURN_FEATURES)].to_numpy(dtype=float), y)
+        self.n_train_ = int(y.size)
+        self.churn_rate_train_ = float(y.mean())
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """P(no purchase within the horizon), shape (n_customers,)."""
+        if len(X) == 0:
+            return np.zeros(0)
+        return self.pipeline_.predict_proba(X[list(CHURN_FEATURES)].to_numpy(dtype=float))[:, 1]

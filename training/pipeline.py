@@ -1,0 +1,106 @@
+"""Training: transactions -> fitted :class:`CustomerScorer` (+ holdout evaluation).
+
+Pure of MLflow: :mod:`custscore.training.tracking` logs what this returns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from custscore.config import TrainConfig
+from custscore.errors import CustscoreError, FitError
+from custscore.features.periods import merge_periods
+from custscore.features.rfm import duration_columns, rfm_summary
+from custscore.training.bgnbd import BetaGeoModel
+from custscore.training.churn import ChurnClassifier, churn_labels, features_at
+from custscore.training.evaluate import HoldoutReport, evaluate_holdout
+from custscore.training.gamma_gamma import GammaGammaModel
+from custscore.training.scorer import CustomerScorer
+
+
+@dataclass
+class TrainResult:
+    """A fitted scorer with what is worth logging about its fit."""
+
+    scorer: CustomerScorer
+    metrics: dict[str, float]
+    n_customers: int
+    holdout: Optional[HoldoutReport] = None
+    calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def fit_bgnbd(rfm: pd.DataFrame, time_unit: str, config: TrainConfig, when: str) -> BetaGeoModel:
+    """Fit BG/NBD on an RFM summary; ``when`` names the date in error messages."""
+    recency_col, t_col = duration_columns(time_unit)
+    model = BetaGeoModel(penalizer=config.penalizer, seed=config.seed)
+    try:
+        return model.fit(rfm["frequency"].to_numpy(), rfm[recency_col].to_numpy(), rfm[t_col].to_numpy())
+    except FitError as exc:
+        raise FitError(f"BG/NBD at {when} ({len(rfm)} customers, "
+                       f"{int((rfm['frequency'] > 0).sum())} with repeat purchases): {exc}") from exc
+
+
+def train_scorer(transactions: pd.DataFrame, config: TrainConfig) -> TrainResult:
+    """Fit BG/NBD, Gamma-Gamma and the churn classifier on ``transactions`` up to the cutoff.
+
+    ``transactions`` is normalised (``customer_id``, ``ts``, ``amount``). Where the log
+    extends past the cutoff, the scorer is evaluated on that holdout (up to
+    ``config.holdout_end`` or the last transaction day).
+    """
+    purchases = merge_periods(transactions)
+    first_day, last_day = purchases["date"].min(), purchases["date"].max()
+    cutoff = config.cutoff
+    if cutoff < first_day:
+        raise CustscoreError(f"cutoff {cutoff.date()} is before the first transaction ({first_day.date()})")
+    reference = config.reference_date
+    if reference < first_day:
+        raise CustscoreError(
+            f"cutoff minus horizon ({reference.date()}) is before the first transaction ({first_day.date()}): "
+            "no history to learn churn from; use a later cutoff or a shorter --horizon-days")
+
+    calibration = rfm_summary(purchases, cutoff, config.time_unit)
+    bgnbd = fit_bgnbd(calibration, config.time_unit, config, f"cutoff {cutoff.date()}")
+
+    repeat = calibration[(calibration["frequency"] > 0) & (calibration["monetary_value"] > 0)]
+    gamma_gamma = GammaGammaModel(penalizer=config.penalizer, seed=config.seed)
+    try:
+        gamma_gamma.fit(repeat["frequency"].to_numpy(), repeat["monetary_value"].to_numpy())
+    except FitError as exc:
+        raise FitError(f"Gamma-Gamma at cutoff {cutoff.date()} ({len(repeat)} customers with positive "
+                       f"repeat spend): {exc}") from exc
+
+    # Churn examples at the reference date: features <= reference, labels in (reference, cutoff].
+    reference_purchases = purchases[purchases["date"] <= cutoff]
+    reference_rfm = rfm_summary(reference_purchases, reference, config.time_unit)
+    bgnbd_reference = fit_bgnbd(reference_rfm, config.time_unit, config, f"reference date {reference.date()}")
+    _, _, X = features_at(reference_purchases, reference, bgnbd_reference, config.horizon_days, config.time_unit)
+    y = churn_labels(reference_purchases, reference, config.horizon_days).reindex(X.index)
+    churn = ChurnClassifier().fit(X, y)
+
+    scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn, time_unit=config.time_unit,
+                            horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff)
+    metrics = {
+        "bgnbd_log_likelihood": bgnbd.log_likelihood_,
+        "gamma_gamma_log_likelihood": gamma_gamma.log_likelihood_,
+        "gamma_gamma_customers": float(len(repeat)),
+        "frequency_monetary_corr": _safe_corr(repeat["frequency"], repeat["monetary_value"]),
+        "repeat_customer_share": float((calibration["frequency"] > 0).mean()),
+        "churn_train_examples": float(churn.n_train_),
+        "churn_train_rate": churn.churn_rate_train_,
+    }
+    holdout_end = config.holdout_end if config.holdout_end is not None else last_day
+    holdout = None
+    if holdout_end > cutoff and last_day > cutoff:
+        holdout = evaluate_holdout(scorer, purchases[purchases["date"] <= holdout_end], cutoff, holdout_end)
+        metrics.update(holdout.metrics)
+    return TrainResult(scorer=scorer, metrics=metrics, n_customers=len(calibration), holdout=holdout,
+                       calibration=calibration)
+
+
+def _safe_corr(a: pd.Series, b: pd.Series) -> float:
+    if len(a) < 2 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a.to_numpy(dtype=float), b.to_numpy(dtype=float))[0, 1])

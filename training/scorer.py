@@ -1,0 +1,143 @@
+"""CustomerScorer: the fitted pieces plus the feature pipeline, scoring customers.
+
+One object owns everything needed to go from transaction rows to one score row per
+customer, so batch scoring, the MLflow pyfunc and the HTTP server all call the same
+:meth:`CustomerScorer.score`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from custscore.config import DAYS_PER_UNIT, parse_date
+from custscore.errors import CustscoreError
+from custscore.features.periods import merge_periods
+from custscore.features.rfm import duration_columns
+from custscore.training.bgnbd import BetaGeoModel
+from custscore.training.churn import ChurnClassifier, features_at
+from custscore.training.gamma_gamma import GammaGammaModel
+from custscore.training.value import expected_clv
+
+#: Columns of a score table, in order. Durations: ``recency`` and ``T`` are in the
+#: model's ``time_unit`` (BTYD convention), every other duration says its unit.
+SCORE_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "frequency",
+    "recency",
+    "T",
+    "time_unit",
+    "monetary_value",
+    "tenure_days",
+    "days_since_last_purchase",
+    "n_purchases_90d",
+    "spend_90d",
+    "n_purchases_365d",
+    "spend_365d",
+    "trend_90d",
+    "p_alive",
+    "churn_probability",
+    "expected_purchases",
+    "expected_avg_spend",
+    "clv",
+    "horizon_days",
+    "discount_rate",
+    "as_of",
+    "model_version",
+)
+
+
+@dataclass
+class CustomerScorer:
+    """Fitted BG/NBD + Gamma-Gamma + churn classifier with their scoring conventions.
+
+    ``time_unit`` is the unit of the BG/NBD parameters (``D`` or ``W``),
+    ``horizon_days`` the default churn/CLV horizon, ``discount_rate`` yearly,
+    ``cutoff`` the last calibration day of training. ``model_version`` is filled in
+    when the scorer is logged (the MLflow run id).
+    """
+
+    bgnbd: BetaGeoModel
+    gamma_gamma: GammaGammaModel
+    churn: ChurnClassifier
+    time_unit: str
+    horizon_days: int
+    discount_rate: float
+    cutoff: pd.Timestamp
+    model_version: str = ""
+
+    def score(self, transactions: pd.DataFrame, as_of=None, horizon_days: Optional[int] = None) -> pd.DataFrame:
+        """Score normalised transactions (``customer_id``, ``ts``, ``amount``) at ``as_of``.
+
+        Transactions after ``as_of`` (inclusive day) are ignored, so scoring a full log
+        at an earlier date equals scoring the log cut at that date. ``as_of`` of None
+        means the last transaction day. Returns one row per customer whose first
+        purchase is on or before ``as_of``, sorted by ``customer_id``.
+        """
+        if len(transactions) == 0:
+            raise CustscoreError("no transactions to score")
+        as_of = transactions["ts"].max().normalize() if as_of is None else parse_date(as_of, "as_of")
+        kept = transactions[transactions["ts"] < as_of + pd.Timedelta(days=1)]
+        if len(kept) == 0:
+            first = transactions["ts"].min().date()
+            raise CustscoreError(f"as_of {as_of.date()} is before the first transaction ({first}): nothing to score")
+        return self.score_purchases(merge_periods(kept), as_of, horizon_days)
+
+    def score_purchases(self, purchases: pd.DataFrame, as_of: pd.Timestamp,
+                        horizon_days: Optional[int] = None) -> pd.DataFrame:
+        """Score per-period purchases (output of :func:`merge_periods`) at ``as_of``."""
+        horizon = self.horizon_days if horizon_days is None else int(horizon_days)
+        if horizon <= 0:
+            raise CustscoreError(f"horizon_days: must be > 0, got {horizon}")
+        rfm, activity, X = features_at(purchases, as_of, self.bgnbd, horizon, self.time_unit)
+        recency_col, t_col = duration_columns(self.time_unit)
+        x = rfm["frequency"].to_numpy()
+        t_x = rfm[recency_col].to_numpy()
+        T = rfm[t_col].to_numpy()
+        spend = self.expected_avg_spend(x, rfm["monetary_value"].to_numpy())
+        clv = expected_clv(self.bgnbd, x, t_x, T, spend, horizon_days=horizon,
+                           days_per_unit=DAYS_PER_UNIT[self.time_unit],
+                           discount_rate_yearly=self.discount_rate)
+        out = pd.DataFrame({
+            "customer_id": rfm.index.to_numpy(),
+            "frequency": x,
+            "recency": t_x,
+            "T": T,
+            "time_unit": self.time_unit,
+            "monetary_value": rfm["monetary_value"].to_numpy(),
+            "tenure_days": activity["tenure_days"].to_numpy(dtype=float),
+            "days_since_last_purchase": X["days_since_last_purchase"].to_numpy(),
+            "n_purchases_90d": activity["n_purchases_90d"].to_numpy(),
+            "spend_90d": activity["spend_90d"].to_numpy(),
+            "n_purchases_365d": activity["n_purchases_365d"].to_numpy(),
+            "spend_365d": activity["spend_365d"].to_numpy(),
+            "trend_90d": activity["trend_90d"].to_numpy(),
+            "p_alive": X["p_alive"].to_numpy(),
+            "churn_probability": self.churn.predict_proba(X),
+            "expected_purchases": X["expected_purchases_horizon"].to_numpy(),
+            "expected_avg_spend": spend,
+            "clv": clv,
+            "horizon_days": horizon,
+            "discount_rate": self.discount_rate,
+            "as_of": as_of.date().isoformat(),
+            "model_version": self.model_version,
+        })
+        return out[list(SCORE_COLUMNS)].reset_index(drop=True)
+
+    def expected_avg_spend(self, frequency: np.ndarray, monetary_value: np.ndarray) -> np.ndarray:
+        """Gamma-Gamma expected spend per purchase, shape (n_customers,).
+
+        Customers without a positive mean repeat spend (no repeat purchase, or returns
+        netting their spend to <= 0) get the population mean ``p * v / (q - 1)``.
+        """
+        frequency = np.asarray(frequency)
+        monetary_value = np.asarray(monetary_value, dtype=float)
+        informative = (frequency > 0) & (monetary_value > 0)
+        spend = np.asarray(self.gamma_gamma.expected_average_spend(np.zeros(1, dtype=int), np.ones(1)))[0]
+        out = np.full(frequency.shape, spend, dtype=float)
+        if informative.any():
+            out[informative] = self.gamma_gamma.expected_average_spend(
+                frequency[informative], monetary_value[informative])
+        return out

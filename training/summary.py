@@ -1,0 +1,56 @@
+"""Plain-text summaries of a training run for the terminal."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # annotations only: keeps `custscore train` fast to fail on bad input
+    from custscore.training.pipeline import TrainResult
+    from custscore.training.tracking import LoggedModel
+
+#: Fader, Hardie & Lee (2005) on the CDNOW sample, weeks (see shared/domain.md).
+CDNOW_PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426, "p": 6.25, "q": 3.74, "v": 15.44}
+
+
+def format_parameters(result: TrainResult, published: Optional[dict[str, float]] = None) -> str:
+    """Fitted BG/NBD and Gamma-Gamma parameters, next to published ones when given."""
+    fitted = {**result.scorer.bgnbd.params_, **result.scorer.gamma_gamma.params_}
+    unit = "weeks" if result.scorer.time_unit == "W" else "days"
+    lines = [f"{'param':<8}{'fitted':>10}" + (f"{'published':>11}{'diff':>8}" if published else "")]
+    for name, value in fitted.items():
+        row = f"{name:<8}{value:>10.3f}"
+        if published and name in published:
+            row += f"{published[name]:>11.3f}{100 * (value / published[name] - 1):>7.1f}%"
+        lines.append(row)
+    lines.append(f"(alpha in {unit}; BG/NBD log-likelihood {result.scorer.bgnbd.log_likelihood_:.1f})")
+    return "\n".join(lines)
+
+
+def format_metrics(result: TrainResult) -> str:
+    """Holdout metrics: purchases predicted vs actual, churn AUC vs baselines."""
+    m = result.metrics
+    lines = []
+    if "holdout_purchases_actual" in m:
+        lines.append(f"holdout purchases over {int(m['holdout_days'])} days: predicted "
+                     f"{m['holdout_purchases_predicted']:.0f}, actual {m['holdout_purchases_actual']:.0f} "
+                     f"({m['holdout_purchases_error_pct']:+.1f} %)")
+    aucs = {k[len("auc_"):]: v for k, v in m.items() if k.startswith("auc_")}
+    if aucs:
+        lines.append(f"churn within {result.scorer.horizon_days} days, ROC AUC on the holdout "
+                     f"(actual churn rate {m['churn_rate_actual']:.3f}):")
+        for name, value in aucs.items():
+            lines.append(f"  {name:<40}{value:.3f}")
+        lines.append(f"  Brier score of the classifier: {m['brier_churn_classifier']:.4f}")
+    if not lines:
+        lines.append("no holdout after the cutoff: nothing to evaluate")
+    lines.append(f"frequency/monetary correlation (Gamma-Gamma assumes ~0): {m['frequency_monetary_corr']:.3f}")
+    return "\n".join(lines)
+
+
+def format_training_summary(result: TrainResult, logged: LoggedModel,
+                            published: Optional[dict[str, float]] = None) -> str:
+    parts = [format_parameters(result, published), "", format_metrics(result), "",
+             f"customers: {result.n_customers}", f"run id:    {logged.run_id}", f"model URI: {logged.model_uri}"]
+    if logged.registered_name:
+        parts.append(f"registered: {logged.registered_name} version {logged.registered_version} "
+                     f"(alias champion: models:/{logged.registered_name}@champion)")
+    return "\n".join(parts)

@@ -1,0 +1,154 @@
+"""MLflow: one run per training with params, metrics, plots, tables and the pyfunc model.
+
+Default store: ``sqlite:///mlflow.db`` with artifacts in ``./mlruns`` (no server).
+``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` points it elsewhere.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+import custscore
+from custscore.config import DEFAULT_TRACKING_URI, TrainConfig
+from custscore.errors import CustscoreError
+from custscore.features.io import normalise_transactions
+from custscore.training.bundle import (PYFUNC_COLUMNS, PYFUNC_ENTRY_FILE, SCORER_ARTIFACT, pyfunc_input_example,
+                                      save_scorer)
+from custscore.training.pipeline import TrainResult
+
+#: Alias given to a newly registered version.
+CHAMPION_ALIAS = "champion"
+#: Bounds on how long an unreachable tracking server can stall a command.
+_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+                "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    run_id: str
+    model_uri: str
+    registered_name: Optional[str] = None
+    registered_version: Optional[str] = None
+
+    @property
+    def serving_uri(self) -> str:
+        """The URI to score with: the champion alias when registered, else the run's model."""
+        if self.registered_name:
+            return f"models:/{self.registered_name}@{CHAMPION_ALIAS}"
+        return self.model_uri
+
+
+def resolve_tracking_uri(uri: Optional[str] = None) -> str:
+    """``uri``, else ``MLFLOW_TRACKING_URI``, else the local SQLite default."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def use_tracking(uri: Optional[str] = None) -> str:
+    """Point MLflow at the tracking store (with bounded HTTP retries) and return its URI."""
+    for key, value in _HTTP_LIMITS.items():
+        os.environ.setdefault(key, value)
+    resolved = resolve_tracking_uri(uri)
+    mlflow.set_tracking_uri(resolved)
+    mlflow.set_registry_uri(resolved)
+    return resolved
+
+
+def _ensure_experiment(name: str, tracking_uri: str) -> str:
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if tracking_uri.startswith("sqlite:///"):
+        # Artifacts beside the database, absolute so runs from another folder still find them.
+        db_path = Path(tracking_uri[len("sqlite:///"):]).resolve()
+        location = (db_path.parent / "mlruns").as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+
+
+def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
+    """The run's params: fitted parameters by their paper names plus the training config."""
+    params: dict[str, object] = {}
+    params.update(result.scorer.bgnbd.params_)
+    params.update(result.scorer.gamma_gamma.params_)
+    params.update({k: v for k, v in config.as_params().items()
+                   if k not in ("experiment", "tracking_uri", "register_as") and v is not None})
+    params["n_customers"] = result.n_customers
+    params["custscore_version"] = custscore.__version__
+    return params
+
+
+def log_training(result: TrainResult, config: TrainConfig, transactions: pd.DataFrame) -> LoggedModel:
+    """Log one training run and the pyfunc model; register it when ``config.register_as``."""
+    tracking_uri = use_tracking(config.tracking_uri)
+    try:
+        # Under `mlflow run` the run already exists (MLFLOW_RUN_ID): log into it.
+        experiment_id = None if os.environ.get("MLFLOW_RUN_ID") else _ensure_experiment(config.experiment,
+                                                                                          tracking_uri)
+    except mlflow.exceptions.MlflowException as exc:
+        raise CustscoreError(f"MLflow tracking store {tracking_uri} is not usable: {_first_line(exc)}") from exc
+    input_example = pyfunc_input_example(transactions)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        run_id = run.info.run_id
+        result.scorer.model_version = run_id
+        mlflow.log_params(model_params(result, config))
+        mlflow.log_metrics(_finite(result.metrics))
+        if result.holdout is not None:
+            for name, fig in result.holdout.figures.items():
+                mlflow.log_figure(fig, f"plots/{name}")
+            for name, table in result.holdout.tables.items():
+                mlflow.log_table(table, f"tables/{name}.json")
+        mlflow.log_dict(json.loads(json.dumps(_finite(result.metrics))), "metrics.json")
+        output_example = result.scorer.score(normalise_transactions(input_example, PYFUNC_COLUMNS))
+        with warnings.catch_warnings():  # the integer-columns hint: our outputs never hold NaN counts
+            warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+            signature = infer_signature(input_example, output_example,
+                                        params={"as_of": "", "horizon_days": int(config.horizon_days)})
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save_scorer(result.scorer, os.path.join(tmp, "scorer.joblib"))
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=PYFUNC_ENTRY_FILE, artifacts={SCORER_ARTIFACT: path},
+                signature=signature, input_example=input_example,
+                pip_requirements=_requirements(),
+                metadata={"custscore_version": custscore.__version__, "time_unit": config.time_unit,
+                          "cutoff": config.cutoff.date().isoformat(), "horizon_days": config.horizon_days},
+            )
+    model_uri = f"runs:/{run_id}/model"
+    if not config.register_as:
+        return LoggedModel(run_id=run_id, model_uri=model_uri)
+    version = mlflow.register_model(info.model_uri, config.register_as)
+    MlflowClient().set_registered_model_alias(config.register_as, CHAMPION_ALIAS, version.version)
+    return LoggedModel(run_id=run_id, model_uri=model_uri, registered_name=config.register_as,
+                       registered_version=str(version.version))
+
+
+def _requirements() -> list[str]:
+    import joblib
+    import numpy
+    import pyarrow
+    import scipy
+    import sklearn
+    return [f"custscore=={custscore.__version__}", f"mlflow=={mlflow.__version__}",
+            f"pandas=={pd.__version__}", f"numpy=={numpy.__version__}", f"scipy=={scipy.__version__}",
+            f"scikit-learn=={sklearn.__version__}", f"joblib=={joblib.__version__}",
+            f"pyarrow=={pyarrow.__version__}"]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
