@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve  # noqa: E402
-
-from custscore.config import DAYS_PER_UNIT  # noqa: E402
-from custscore.features.rfm import window_purchases  # noqa: E402
-from custscore.training.scorer import CustomerScorer  # noqa: E402
+from custscore.config import DAYS_PER_UNIT
+from custscore.features.rfm import window_purchases
+from custscore.training.scorer import CustomerScorer
 
 #: Calibration-period frequencies at and above this are pooled in the calibration plot.
 MAX_FREQUENCY_BIN = 7
@@ -31,7 +28,7 @@ class HoldoutReport:
 
     metrics: dict[str, float] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: dict[str, plt.Figure] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
 
 
 def evaluate_holdout(scorer: CustomerScorer, purchases: pd.DataFrame, cutoff: pd.Timestamp,
@@ -85,8 +82,9 @@ def evaluate_holdout(scorer: CustomerScorer, purchases: pd.DataFrame, cutoff: pd
     return report
 
 
-def _calibration_plot(calib: pd.DataFrame, holdout_days: int) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 4))
+def _calibration_plot(calib: pd.DataFrame, holdout_days: int) -> Figure:
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     labels = [str(b) if b < MAX_FREQUENCY_BIN else f"{MAX_FREQUENCY_BIN}+" for b in calib["frequency_bin"]]
     ax.plot(labels, calib["actual"], "o-", label="actual")
     ax.plot(labels, calib["predicted"], "s--", label="BG/NBD predicted")
@@ -97,8 +95,9 @@ def _calibration_plot(calib: pd.DataFrame, holdout_days: int) -> plt.Figure:
     return fig
 
 
-def _roc_plot(churned: np.ndarray, candidates: dict[str, np.ndarray], horizon: int) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(5, 5))
+def _roc_plot(churned: np.ndarray, candidates: dict[str, np.ndarray], horizon: int) -> Figure:
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     for name, score in candidates.items():
         fpr, tpr, _ = roc_curve(churned, score)
         ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(churned, score):.3f})")
