@@ -16,10 +16,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from custscore.config import DAYS_PER_UNIT
+from custscore.config import DAYS_PER_UNIT, DAYS_PER_YEAR
 from custscore.errors import CustscoreError
-from custscore.features.activity import activity_features
-from custscore.features.rfm import duration_columns, rfm_summary, window_purchases
+from custscore.features.rfm import duration_columns, window_purchases
 
 #: Columns the classifier sees, in this order (training and scoring share the list).
 CHURN_FEATURES: tuple[str, ...] = (
@@ -55,63 +54,34 @@ def churn_labels(purchases: pd.DataFrame, reference_date: pd.Timestamp, horizon_
     return labels
 
 
-def churn_features(
-    rfm: pd.DataFrame,
-    activity: pd.DataFrame,
-    p_alive: np.ndarray,
-    expected_purchases_horizon: np.ndarray,
-    time_unit: str,
-) -> pd.DataFrame:
-    """Assemble the classifier's input frame (columns :data:`CHURN_FEATURES`).
+def churn_features(customers: pd.DataFrame, bgnbd, horizon_days: int, time_unit: str) -> pd.DataFrame:
+    """The classifier's input frame (columns :data:`CHURN_FEATURES`, durations in days).
 
-    ``rfm`` comes from :func:`rfm_summary` (durations in ``time_unit``), ``activity``
-    from :func:`activity_features` at the same date, and the two arrays are the BG/NBD
-    outputs for the rows of ``rfm`` (expected purchases over the churn horizon).
-    All durations in the result are in days. No NaN: a customer with fewer than two
-    purchases gets ``ipt_mean_days`` = days since the first purchase (the gap so far).
+    ``customers`` comes from :func:`~custscore.features.customers.customer_features` in
+    ``time_unit``; ``bgnbd`` is a fitted BG/NBD in the same unit: at training time the one
+    fitted at the reference date, at scoring time the one fitted at the cutoff. Its
+    P(alive) and expected purchases over the horizon become features. No NaN: a customer
+    with fewer than two purchases gets ``ipt_mean_days`` = days since the first purchase.
     """
     recency_col, t_col = duration_columns(time_unit)
     days = DAYS_PER_UNIT[time_unit]
-    act = activity.reindex(rfm.index)
-    out = pd.DataFrame(index=rfm.index)
-    out["frequency"] = rfm["frequency"].astype(float)
-    out["recency_days"] = rfm[recency_col] * days
-    out["T_days"] = rfm[t_col] * days
-    out["monetary_value"] = rfm["monetary_value"]
+    x = customers["frequency"].to_numpy()
+    t_x = customers[recency_col].to_numpy()
+    T = customers[t_col].to_numpy()
+    out = pd.DataFrame(index=customers.index)
+    out["frequency"] = x.astype(float)
+    out["recency_days"] = t_x * days
+    out["T_days"] = T * days
+    out["monetary_value"] = customers["monetary_value"].astype(float)
     for col in ("days_since_last_purchase", "n_purchases_30d", "n_purchases_90d", "n_purchases_365d",
                 "spend_90d", "spend_365d", "trend_90d"):
-        out[col] = act[col].astype(float)
-    out["ipt_mean_days"] = act["ipt_mean_days"].fillna(out["T_days"])
+        out[col] = customers[col].astype(float)
+    out["ipt_mean_days"] = customers["ipt_mean_days"].fillna(out["T_days"])
     # repeat purchases per year of tenure: comparable between young and old customers
-    out["purchase_rate_per_year"] = out["frequency"] / np.maximum(out["T_days"], 1.0) * 365.25
-    out["p_alive"] = np.asarray(p_alive, dtype=float)
-    out["expected_purchases_horizon"] = np.asarray(expected_purchases_horizon, dtype=float)
+    out["purchase_rate_per_year"] = out["frequency"] / np.maximum(out["T_days"], 1.0) * DAYS_PER_YEAR
+    out["p_alive"] = bgnbd.p_alive(x, t_x, T)
+    out["expected_purchases_horizon"] = bgnbd.expected_purchases(horizon_days / days, x, t_x, T)
     return out[list(CHURN_FEATURES)]
-
-
-def features_at(
-    purchases: pd.DataFrame,
-    as_of: pd.Timestamp,
-    bgnbd,
-    horizon_days: int,
-    time_unit: str,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """RFM summary, activity features and the classifier frame at ``as_of`` (inclusive).
-
-    ``bgnbd`` is a fitted :class:`~custscore.training.bgnbd.BetaGeoModel` in
-    ``time_unit``; at training time the one fitted at the reference date, at scoring
-    time the one fitted at the cutoff. Returns ``(rfm, activity, X)``, each indexed by
-    ``customer_id`` in the same order.
-    """
-    rfm = rfm_summary(purchases, as_of, time_unit)
-    activity = activity_features(purchases, as_of)
-    recency_col, t_col = duration_columns(time_unit)
-    x, t_x, T = rfm["frequency"].to_numpy(), rfm[recency_col].to_numpy(), rfm[t_col].to_numpy()
-    horizon_units = horizon_days / DAYS_PER_UNIT[time_unit]
-    p_alive = bgnbd.p_alive(x, t_x, T)
-    expected = bgnbd.expected_purchases(horizon_units, x, t_x, T)
-    X = churn_features(rfm, activity, p_alive, expected, time_unit)
-    return rfm, activity, X
 
 
 def _signed_log1p(x: np.ndarray) -> np.ndarray:

@@ -12,10 +12,11 @@ import pandas as pd
 
 from custscore.config import TrainConfig
 from custscore.errors import CustscoreError, FitError
+from custscore.features.customers import customer_features
 from custscore.features.periods import merge_periods
 from custscore.features.rfm import duration_columns, rfm_summary
 from custscore.training.bgnbd import BetaGeoModel
-from custscore.training.churn import ChurnClassifier, churn_labels, features_at
+from custscore.training.churn import ChurnClassifier, churn_features, churn_labels
 from custscore.training.evaluate import HoldoutReport, evaluate_holdout
 from custscore.training.gamma_gamma import GammaGammaModel
 from custscore.training.scorer import CustomerScorer
@@ -73,11 +74,10 @@ def train_scorer(transactions: pd.DataFrame, config: TrainConfig) -> TrainResult
                        f"repeat spend): {exc}") from exc
 
     # Churn examples at the reference date: features <= reference, labels in (reference, cutoff].
-    reference_purchases = purchases[purchases["date"] <= cutoff]
-    reference_rfm = rfm_summary(reference_purchases, reference, config.time_unit)
-    bgnbd_reference = fit_bgnbd(reference_rfm, config.time_unit, config, f"reference date {reference.date()}")
-    _, _, X = features_at(reference_purchases, reference, bgnbd_reference, config.horizon_days, config.time_unit)
-    y = churn_labels(reference_purchases, reference, config.horizon_days).reindex(X.index)
+    reference_customers = customer_features(purchases, reference, config.time_unit)
+    bgnbd_reference = fit_bgnbd(reference_customers, config.time_unit, config, f"reference date {reference.date()}")
+    X = churn_features(reference_customers, bgnbd_reference, config.horizon_days, config.time_unit)
+    y = churn_labels(purchases[purchases["date"] <= cutoff], reference, config.horizon_days).reindex(X.index)
     churn = ChurnClassifier().fit(X, y)
 
     scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn, time_unit=config.time_unit,

@@ -14,10 +14,11 @@ import pandas as pd
 
 from custscore.config import DAYS_PER_UNIT, parse_date
 from custscore.errors import CustscoreError
+from custscore.features.customers import customer_features
 from custscore.features.periods import merge_periods
 from custscore.features.rfm import duration_columns
 from custscore.training.bgnbd import BetaGeoModel
-from custscore.training.churn import ChurnClassifier, features_at
+from custscore.training.churn import ChurnClassifier, churn_features
 from custscore.training.gamma_gamma import GammaGammaModel
 from custscore.training.value import expected_clv
 
@@ -88,32 +89,41 @@ class CustomerScorer:
     def score_purchases(self, purchases: pd.DataFrame, as_of: pd.Timestamp,
                         horizon_days: Optional[int] = None) -> pd.DataFrame:
         """Score per-period purchases (output of :func:`merge_periods`) at ``as_of``."""
+        return self.score_customers(customer_features(purchases, as_of, self.time_unit), as_of, horizon_days)
+
+    def score_customers(self, customers: pd.DataFrame, as_of: pd.Timestamp,
+                        horizon_days: Optional[int] = None) -> pd.DataFrame:
+        """Score a per-customer feature frame (the :func:`customer_features` contract).
+
+        Any feature engine (pandas, DuckDB, ...) can produce ``customers``; this is the
+        only place the fitted models are applied.
+        """
         horizon = self.horizon_days if horizon_days is None else int(horizon_days)
         if horizon <= 0:
             raise CustscoreError(f"horizon_days: must be > 0, got {horizon}")
-        rfm, activity, X = features_at(purchases, as_of, self.bgnbd, horizon, self.time_unit)
+        X = churn_features(customers, self.bgnbd, horizon, self.time_unit)
         recency_col, t_col = duration_columns(self.time_unit)
-        x = rfm["frequency"].to_numpy()
-        t_x = rfm[recency_col].to_numpy()
-        T = rfm[t_col].to_numpy()
-        spend = self.expected_avg_spend(x, rfm["monetary_value"].to_numpy())
+        x = customers["frequency"].to_numpy()
+        t_x = customers[recency_col].to_numpy()
+        T = customers[t_col].to_numpy()
+        spend = self.expected_avg_spend(x, customers["monetary_value"].to_numpy())
         clv = expected_clv(self.bgnbd, x, t_x, T, spend, horizon_days=horizon,
                            days_per_unit=DAYS_PER_UNIT[self.time_unit],
                            discount_rate_yearly=self.discount_rate)
         out = pd.DataFrame({
-            "customer_id": rfm.index.to_numpy(),
+            "customer_id": customers.index.to_numpy(),
             "frequency": x,
             "recency": t_x,
             "T": T,
             "time_unit": self.time_unit,
-            "monetary_value": rfm["monetary_value"].to_numpy(),
-            "tenure_days": activity["tenure_days"].to_numpy(dtype=float),
+            "monetary_value": customers["monetary_value"].to_numpy(),
+            "tenure_days": customers["tenure_days"].to_numpy(dtype=float),
             "days_since_last_purchase": X["days_since_last_purchase"].to_numpy(),
-            "n_purchases_90d": activity["n_purchases_90d"].to_numpy(),
-            "spend_90d": activity["spend_90d"].to_numpy(),
-            "n_purchases_365d": activity["n_purchases_365d"].to_numpy(),
-            "spend_365d": activity["spend_365d"].to_numpy(),
-            "trend_90d": activity["trend_90d"].to_numpy(),
+            "n_purchases_90d": customers["n_purchases_90d"].to_numpy(),
+            "spend_90d": customers["spend_90d"].to_numpy(),
+            "n_purchases_365d": customers["n_purchases_365d"].to_numpy(),
+            "spend_365d": customers["spend_365d"].to_numpy(),
+            "trend_90d": customers["trend_90d"].to_numpy(),
             "p_alive": X["p_alive"].to_numpy(),
             "churn_probability": self.churn.predict_proba(X),
             "expected_purchases": X["expected_purchases_horizon"].to_numpy(),
@@ -121,7 +131,7 @@ class CustomerScorer:
             "clv": clv,
             "horizon_days": horizon,
             "discount_rate": self.discount_rate,
-            "as_of": as_of.date().isoformat(),
+            "as_of": pd.Timestamp(as_of).date().isoformat(),
             "model_version": self.model_version,
         })
         return out[list(SCORE_COLUMNS)].reset_index(drop=True)
