@@ -1,17 +1,27 @@
-"""All per-customer features at one date, as one frame: the contract every engine meets.
+"""Per-customer features at a date, behind one engine interface.
 
-:func:`customer_features` is the pandas engine. A large-log engine (DuckDB, Spark) must
-return the same columns, index and values for the same purchases; the models downstream
-only ever see this frame.
+Every engine (pandas here; DuckDB or Spark for large logs) answers the same four
+questions about a per-period purchase log, with identical columns, index and values:
+
+- ``date_range()``: first and last purchase day;
+- ``customer_features(as_of, time_unit)``: RFM summary (durations in ``time_unit``)
+  joined with the activity features (days), index ``customer_id`` sorted, every customer
+  whose first purchase is on or before ``as_of``;
+- ``window_purchases(start, end)``: purchase periods and spend with start < date <= end;
+- ``example_transactions(n_customers)``: a few customers' raw rows (customer_id, date
+  as ISO string, amount), used as the MLflow input example.
+
+The models downstream only ever see these frames.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from custscore.features.activity import activity_features
-from custscore.features.rfm import rfm_summary
+from custscore.features.periods import merge_periods
+from custscore.features.rfm import rfm_summary, window_purchases
 
 
 def customer_features(purchases: pd.DataFrame, as_of: Any, time_unit: str = "D") -> pd.DataFrame:
@@ -24,3 +34,43 @@ def customer_features(purchases: pd.DataFrame, as_of: Any, time_unit: str = "D")
     rfm = rfm_summary(purchases, as_of, time_unit)
     activity = activity_features(purchases, as_of)
     return rfm.join(activity, how="left")
+
+
+class FeatureEngine(Protocol):
+    """What training, evaluation and batch scoring need from a purchase log."""
+
+    def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]: ...
+
+    def customer_features(self, as_of: pd.Timestamp, time_unit: str) -> pd.DataFrame: ...
+
+    def window_purchases(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame: ...
+
+    def example_transactions(self, n_customers: int = 3) -> pd.DataFrame: ...
+
+
+class PandasEngine:
+    """The in-memory engine: a normalised transaction frame merged per day once."""
+
+    def __init__(self, transactions: pd.DataFrame) -> None:
+        self.transactions = transactions
+        self.purchases = merge_periods(transactions)
+
+    def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        dates = self.purchases["date"]
+        return dates.min(), dates.max()
+
+    def customer_features(self, as_of: pd.Timestamp, time_unit: str) -> pd.DataFrame:
+        return customer_features(self.purchases, as_of, time_unit)
+
+    def window_purchases(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        return window_purchases(self.purchases, start, end)
+
+    def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
+        tx = self.transactions
+        ids = tx["customer_id"].drop_duplicates().head(n_customers)
+        rows = tx[tx["customer_id"].isin(ids)]
+        return pd.DataFrame({
+            "customer_id": rows["customer_id"].astype(str).to_numpy(),
+            "date": rows["ts"].dt.strftime("%Y-%m-%d").to_numpy(),
+            "amount": rows["amount"].astype(float).to_numpy(),
+        })

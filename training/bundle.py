@@ -67,18 +67,3 @@ class ScorerModel(mlflow.pyfunc.PythonModel):
 
 #: Models-from-code entry point logged with the model (no pickled Python object).
 PYFUNC_ENTRY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyfunc_entry.py")
-
-
-def pyfunc_input_example(transactions: pd.DataFrame, n_customers: int = 3) -> pd.DataFrame:
-    """A few customers' rows from normalised transactions, in the pyfunc's input format."""
-    ids = transactions["customer_id"].drop_duplicates().head(n_customers)
-    rows = transactions[transactions["customer_id"].isin(ids)]
-    return pd.DataFrame({
-        "customer_id": rows["customer_id"].astype(str).to_numpy(),
-        "date": rows["ts"].dt.strftime("%Y-%m-%d").to_numpy(),
-        "amount": rows["amount"].astype(float).to_numpy(),
-    })
-
-
-def scorer_artifact_path(directory: str) -> str:
-    return os.path.join(directory, "scorer.joblib")

@@ -8,7 +8,6 @@ serving cannot drift apart.
 """
 from __future__ import annotations
 
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,8 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from custscore.config import DAYS_PER_UNIT, DAYS_PER_YEAR
 from custscore.errors import CustscoreError
-from custscore.features.rfm import duration_columns, window_purchases
+from custscore.features.customers import FeatureEngine
+from custscore.features.rfm import duration_columns
 
 #: Columns the classifier sees, in this order (training and scoring share the list).
 CHURN_FEATURES: tuple[str, ...] = (
@@ -40,18 +40,16 @@ CHURN_FEATURES: tuple[str, ...] = (
 )
 
 
-def churn_labels(purchases: pd.DataFrame, reference_date: pd.Timestamp, horizon_days: int) -> pd.Series:
-    """1 if a customer known at ``reference_date`` makes no purchase in (ref, ref + horizon].
+def churn_labels(engine: FeatureEngine, known: pd.Index, reference_date: pd.Timestamp,
+                 horizon_days: int) -> pd.Series:
+    """1 if a customer in ``known`` makes no purchase in (reference, reference + horizon].
 
-    Returns an int Series indexed by ``customer_id`` for every customer whose first
-    purchase is on or before ``reference_date``.
+    ``known`` are the customers seen on or before ``reference_date`` (the index of the
+    feature frame at that date). Returns an int Series indexed like ``known``.
     """
-    known = purchases.loc[purchases["date"] <= reference_date, "customer_id"].unique()
     end = reference_date + pd.Timedelta(days=horizon_days)
-    active = window_purchases(purchases, reference_date, end).index
-    labels = pd.Series(1, index=pd.Index(np.sort(known), name="customer_id"), name="churned")
-    labels[labels.index.isin(active)] = 0
-    return labels
+    active = engine.window_purchases(reference_date, end).index
+    return pd.Series((~known.isin(active)).astype(int), index=known, name="churned")
 
 
 def churn_features(customers: pd.DataFrame, bgnbd, horizon_days: int, time_unit: str) -> pd.DataFrame:

@@ -8,6 +8,7 @@ covers the full horizon.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
 from custscore.config import DAYS_PER_UNIT
-from custscore.features.rfm import window_purchases
+from custscore.features.customers import FeatureEngine
 from custscore.training.scorer import CustomerScorer
 
 #: Calibration-period frequencies at and above this are pooled in the calibration plot.
@@ -31,20 +32,23 @@ class HoldoutReport:
     figures: dict[str, Figure] = field(default_factory=dict)
 
 
-def evaluate_holdout(scorer: CustomerScorer, purchases: pd.DataFrame, cutoff: pd.Timestamp,
-                     holdout_end: pd.Timestamp) -> HoldoutReport:
+def evaluate_holdout(scorer: CustomerScorer, engine: FeatureEngine, cutoff: pd.Timestamp,
+                     holdout_end: pd.Timestamp, customers: Optional[pd.DataFrame] = None) -> HoldoutReport:
     """Compare the scorer's predictions at ``cutoff`` with the holdout (cutoff, holdout_end].
 
-    ``purchases`` is the per-period log (output of ``merge_periods``) covering both periods.
+    ``engine`` covers both periods; ``customers`` is its feature frame at ``cutoff`` when
+    the caller already has it.
     """
     report = HoldoutReport()
-    scores = scorer.score_purchases(purchases, cutoff)
+    if customers is None:
+        customers = engine.customer_features(cutoff, scorer.time_unit)
+    scores = scorer.score_customers(customers, cutoff)
     ids = scores["customer_id"].to_numpy()
     holdout_days = int((holdout_end - cutoff).days)
     x, t_x, T = (scores[c].to_numpy() for c in ("frequency", "recency", "T"))
     days = DAYS_PER_UNIT[scorer.time_unit]
 
-    actual = window_purchases(purchases, cutoff, holdout_end)["n_purchases"].reindex(ids, fill_value=0).to_numpy()
+    actual = engine.window_purchases(cutoff, holdout_end)["n_purchases"].reindex(ids, fill_value=0).to_numpy()
     predicted = scorer.bgnbd.expected_purchases(holdout_days / days, x, t_x, T)
     m = report.metrics
     m["holdout_days"] = holdout_days
@@ -64,7 +68,7 @@ def evaluate_holdout(scorer: CustomerScorer, purchases: pd.DataFrame, cutoff: pd
     horizon = scorer.horizon_days
     if holdout_days >= horizon:
         horizon_end = cutoff + pd.Timedelta(days=horizon)
-        active = window_purchases(purchases, cutoff, horizon_end).index
+        active = engine.window_purchases(cutoff, horizon_end).index
         churned = (~pd.Index(ids).isin(active)).astype(int)
         m["churn_rate_actual"] = float(churned.mean())
         m["churn_rate_predicted"] = float(scores["churn_probability"].mean())

@@ -12,9 +12,8 @@ import pandas as pd
 
 from custscore.config import TrainConfig
 from custscore.errors import CustscoreError, FitError
-from custscore.features.customers import customer_features
-from custscore.features.periods import merge_periods
-from custscore.features.rfm import duration_columns, rfm_summary
+from custscore.features.customers import FeatureEngine
+from custscore.features.rfm import duration_columns
 from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.churn import ChurnClassifier, churn_features, churn_labels
 from custscore.training.evaluate import HoldoutReport, evaluate_holdout
@@ -44,15 +43,14 @@ def fit_bgnbd(rfm: pd.DataFrame, time_unit: str, config: TrainConfig, when: str)
                        f"{int((rfm['frequency'] > 0).sum())} with repeat purchases): {exc}") from exc
 
 
-def train_scorer(transactions: pd.DataFrame, config: TrainConfig) -> TrainResult:
-    """Fit BG/NBD, Gamma-Gamma and the churn classifier on ``transactions`` up to the cutoff.
+def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
+    """Fit BG/NBD, Gamma-Gamma and the churn classifier on the log up to the cutoff.
 
-    ``transactions`` is normalised (``customer_id``, ``ts``, ``amount``). Where the log
-    extends past the cutoff, the scorer is evaluated on that holdout (up to
-    ``config.holdout_end`` or the last transaction day).
+    ``engine`` answers feature questions about the log (see
+    :mod:`custscore.features.customers`). Where the log extends past the cutoff, the
+    scorer is evaluated on that holdout (up to ``config.holdout_end`` or the last day).
     """
-    purchases = merge_periods(transactions)
-    first_day, last_day = purchases["date"].min(), purchases["date"].max()
+    first_day, last_day = engine.date_range()
     cutoff = config.cutoff
     if cutoff < first_day:
         raise CustscoreError(f"cutoff {cutoff.date()} is before the first transaction ({first_day.date()})")
@@ -62,7 +60,7 @@ def train_scorer(transactions: pd.DataFrame, config: TrainConfig) -> TrainResult
             f"cutoff minus horizon ({reference.date()}) is before the first transaction ({first_day.date()}): "
             "no history to learn churn from; use a later cutoff or a shorter --horizon-days")
 
-    calibration = rfm_summary(purchases, cutoff, config.time_unit)
+    calibration = engine.customer_features(cutoff, config.time_unit)
     bgnbd = fit_bgnbd(calibration, config.time_unit, config, f"cutoff {cutoff.date()}")
 
     repeat = calibration[(calibration["frequency"] > 0) & (calibration["monetary_value"] > 0)]
@@ -74,10 +72,10 @@ def train_scorer(transactions: pd.DataFrame, config: TrainConfig) -> TrainResult
                        f"repeat spend): {exc}") from exc
 
     # Churn examples at the reference date: features <= reference, labels in (reference, cutoff].
-    reference_customers = customer_features(purchases, reference, config.time_unit)
+    reference_customers = engine.customer_features(reference, config.time_unit)
     bgnbd_reference = fit_bgnbd(reference_customers, config.time_unit, config, f"reference date {reference.date()}")
     X = churn_features(reference_customers, bgnbd_reference, config.horizon_days, config.time_unit)
-    y = churn_labels(purchases[purchases["date"] <= cutoff], reference, config.horizon_days).reindex(X.index)
+    y = churn_labels(engine, X.index, reference, config.horizon_days)
     churn = ChurnClassifier().fit(X, y)
 
     scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn, time_unit=config.time_unit,
@@ -91,10 +89,10 @@ def train_scorer(transactions: pd.DataFrame, config: TrainConfig) -> TrainResult
         "churn_train_examples": float(churn.n_train_),
         "churn_train_rate": churn.churn_rate_train_,
     }
-    holdout_end = config.holdout_end if config.holdout_end is not None else last_day
+    holdout_end = min(config.holdout_end, last_day) if config.holdout_end is not None else last_day
     holdout = None
-    if holdout_end > cutoff and last_day > cutoff:
-        holdout = evaluate_holdout(scorer, purchases[purchases["date"] <= holdout_end], cutoff, holdout_end)
+    if holdout_end > cutoff:
+        holdout = evaluate_holdout(scorer, engine, cutoff, holdout_end, calibration)
         metrics.update(holdout.metrics)
     return TrainResult(scorer=scorer, metrics=metrics, n_customers=len(calibration), holdout=holdout,
                        calibration=calibration)

@@ -84,12 +84,8 @@ class CustomerScorer:
         if len(kept) == 0:
             first = transactions["ts"].min().date()
             raise CustscoreError(f"as_of {as_of.date()} is before the first transaction ({first}): nothing to score")
-        return self.score_purchases(merge_periods(kept), as_of, horizon_days)
-
-    def score_purchases(self, purchases: pd.DataFrame, as_of: pd.Timestamp,
-                        horizon_days: Optional[int] = None) -> pd.DataFrame:
-        """Score per-period purchases (output of :func:`merge_periods`) at ``as_of``."""
-        return self.score_customers(customer_features(purchases, as_of, self.time_unit), as_of, horizon_days)
+        return self.score_customers(customer_features(merge_periods(kept), as_of, self.time_unit), as_of,
+                                    horizon_days)
 
     def score_customers(self, customers: pd.DataFrame, as_of: pd.Timestamp,
                         horizon_days: Optional[int] = None) -> pd.DataFrame:

@@ -23,8 +23,7 @@ import custscore
 from custscore.config import DEFAULT_TRACKING_URI, TrainConfig
 from custscore.errors import CustscoreError
 from custscore.features.io import normalise_transactions
-from custscore.training.bundle import (PYFUNC_COLUMNS, PYFUNC_ENTRY_FILE, SCORER_ARTIFACT, pyfunc_input_example,
-                                      save_scorer)
+from custscore.training.bundle import PYFUNC_COLUMNS, PYFUNC_ENTRY_FILE, SCORER_ARTIFACT, save_scorer
 from custscore.training.pipeline import TrainResult
 
 #: Alias given to a newly registered version.
@@ -93,8 +92,11 @@ def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
     return params
 
 
-def log_training(result: TrainResult, config: TrainConfig, transactions: pd.DataFrame) -> LoggedModel:
-    """Log one training run and the pyfunc model; register it when ``config.register_as``."""
+def log_training(result: TrainResult, config: TrainConfig, input_example: pd.DataFrame) -> LoggedModel:
+    """Log one training run and the pyfunc model; register it when ``config.register_as``.
+
+    ``input_example`` is a few raw transaction rows in the pyfunc's input format.
+    """
     tracking_uri = use_tracking(config.tracking_uri)
     try:
         # Under `mlflow run` the run already exists (MLFLOW_RUN_ID): log into it.
@@ -102,7 +104,6 @@ def log_training(result: TrainResult, config: TrainConfig, transactions: pd.Data
                                                                                           tracking_uri)
     except mlflow.exceptions.MlflowException as exc:
         raise CustscoreError(f"MLflow tracking store {tracking_uri} is not usable: {_first_line(exc)}") from exc
-    input_example = pyfunc_input_example(transactions)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         run_id = run.info.run_id
         result.scorer.model_version = run_id

@@ -5,6 +5,7 @@ import os
 from typing import TYPE_CHECKING
 
 from custscore.config import TrainConfig
+from custscore.features.customers import PandasEngine
 from custscore.features.io import read_transactions
 
 if TYPE_CHECKING:
@@ -18,11 +19,11 @@ def train_file(transactions_path: str | os.PathLike, config: TrainConfig) -> tup
     The log is read and validated before MLflow and scikit-learn are imported, so bad
     input fails in well under a second.
     """
-    transactions = read_transactions(transactions_path, config.columns)
+    engine = PandasEngine(read_transactions(transactions_path, config.columns))
     from custscore.training.pipeline import train_scorer
     from custscore.training.tracking import log_training, use_tracking
 
     use_tracking(config.tracking_uri)
-    result = train_scorer(transactions, config)
-    logged = log_training(result, config, transactions)
+    result = train_scorer(engine, config)
+    logged = log_training(result, config, engine.example_transactions())
     return result, logged
