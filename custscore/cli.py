@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from custscore.config import ColumnMap, ScoreConfig, TrainConfig
+from custscore.config import ENGINES, BacktestConfig, ColumnMap, ScoreConfig, ServeConfig, TrainConfig
 from custscore.errors import CustscoreError
 
 
@@ -26,10 +26,21 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--customer-col", default=_default(ColumnMap, "customer"), help="customer id column (read as text)")
     g.add_argument("--date-col", default=_default(ColumnMap, "date"), help="purchase date or date-time column")
     g.add_argument("--amount-col", default=_default(ColumnMap, "amount"), help="purchase amount column")
+    g.add_argument("--date-format", default=_default(ColumnMap, "date_format"),
+                   help="strftime format of the dates, e.g. %%d/%%m/%%Y (default: ISO 8601 only)")
+    g.add_argument("--encoding", default=_default(ColumnMap, "encoding"), help="CSV text encoding (default %(default)s)")
 
 
 def _columns(args: argparse.Namespace) -> ColumnMap:
-    return ColumnMap(customer=args.customer_col, date=args.date_col, amount=args.amount_col)
+    return ColumnMap(customer=args.customer_col, date=args.date_col, amount=args.amount_col,
+                     date_format=args.date_format, encoding=args.encoding)
+
+
+def _add_engine(parser: argparse.ArgumentParser, cls) -> None:
+    parser.add_argument("--engine", choices=list(ENGINES), default=_default(cls, "engine"),
+                        help="feature engine: pandas (in memory), duckdb (out of core, large logs), spark "
+                             "(needs the [spark] extra; score writes Parquet) or auto (duckdb for large files) "
+                             "(default %(default)s)")
 
 
 def _add_tracking(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--experiment", default=_default(TrainConfig, "experiment"), help="MLflow experiment name")
     train.add_argument("--register-as", default=None, help="register the model under this name, alias 'champion'")
     _add_columns(train)
+    _add_engine(train, TrainConfig)
     _add_tracking(train)
 
     score = sub.add_parser("score", help="score a transaction log with a logged or registered model")
@@ -67,7 +79,48 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--horizon-days", type=int, default=_default(ScoreConfig, "horizon_days"),
                        help="horizon for churn and CLV (default: the model's)")
     _add_columns(score)
+    _add_engine(score, ScoreConfig)
     _add_tracking(score)
+
+    back = sub.add_parser("backtest", help="rolling-origin backtest: model vs baselines with bootstrap intervals")
+    back.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
+    back.add_argument("--horizon-days", type=int, required=True, help="churn and CLV horizon in days")
+    back.add_argument("--cutoffs", default=None, help="origins as comma-separated dates YYYY-MM-DD,...")
+    back.add_argument("--origins", type=int, default=_default(BacktestConfig, "n_origins"),
+                      help="number of rolling origins, the last one horizon-days before the log ends")
+    back.add_argument("--step-days", type=int, default=_default(BacktestConfig, "step_days"),
+                      help="days between rolling origins")
+    back.add_argument("--time-unit", choices=["D", "W"], default=_default(BacktestConfig, "time_unit"),
+                      help="unit of the BG/NBD parameters: days or weeks (default %(default)s)")
+    back.add_argument("--discount-rate", type=float, default=_default(BacktestConfig, "discount_rate"),
+                      help="yearly discount rate for CLV (default %(default)s)")
+    back.add_argument("--penalizer", type=float, default=_default(BacktestConfig, "penalizer"),
+                      help="L2 penalty on BG/NBD and Gamma-Gamma parameters (default %(default)s)")
+    back.add_argument("--seed", type=int, default=_default(BacktestConfig, "seed"))
+    back.add_argument("--churn-calibration", choices=["none", "sigmoid", "isotonic"],
+                      default=_default(BacktestConfig, "churn_calibration"),
+                      help="calibrate churn probabilities on a later window (default %(default)s)")
+    back.add_argument("--n-bootstrap", type=int, default=_default(BacktestConfig, "n_bootstrap"),
+                      help="bootstrap resamples of customers for the intervals (default %(default)s)")
+    back.add_argument("--output-dir", default=_default(BacktestConfig, "output_dir"),
+                      help="folder for the metrics tables (CSV, JSON) and PNG plots (default %(default)s)")
+    back.add_argument("--experiment", default=_default(BacktestConfig, "experiment"), help="MLflow experiment name")
+    _add_columns(back)
+    _add_tracking(back)
+
+    serve = sub.add_parser("serve", help="score customers over HTTP (FastAPI + uvicorn) with a logged or registered model")
+    serve.add_argument("--model", required=True, help="MLflow model URI: models:/NAME@champion, runs:/ID/model, ...")
+    serve.add_argument("--host", default=_default(ServeConfig, "host"),
+                       help="address to bind (default %(default)s: this machine only)")
+    serve.add_argument("--port", type=int, default=_default(ServeConfig, "port"), help="TCP port (default %(default)s)")
+    _add_tracking(serve)
+
+    report = sub.add_parser("report", help="HTML report (value matrix, pyramid, alerts) and actions.csv from scores")
+    report.add_argument("--scores", required=True,
+                        help="scores file from `custscore score` (its .segments.json sidecar beside it)")
+    report.add_argument("--output", required=True, help="report file (.html), self-contained, written atomically")
+    report.add_argument("--actions", default=None,
+                        help="customers needing action, by value at risk (default: actions.csv beside --output)")
 
     quick = sub.add_parser("quickstart", help="train, register and score on the embedded CDNOW sample")
     quick.add_argument("--workdir", default="custscore-quickstart",
@@ -82,20 +135,46 @@ def run(args: argparse.Namespace) -> None:
                              discount_rate=args.discount_rate, holdout_end=args.holdout_end,
                              penalizer=args.penalizer, seed=args.seed, experiment=args.experiment,
                              tracking_uri=args.tracking_uri, register_as=args.register_as,
-                             columns=_columns(args))
+                             columns=_columns(args), engine=args.engine)
         from custscore.training.train import train_file
         from custscore.training.summary import format_training_summary
 
         result, logged = train_file(args.transactions, config)
         print(format_training_summary(result, logged))
     elif args.command == "score":
-        config = ScoreConfig(as_of=args.as_of, horizon_days=args.horizon_days, columns=_columns(args))
+        config = ScoreConfig(as_of=args.as_of, horizon_days=args.horizon_days, columns=_columns(args),
+                             engine=args.engine)
         from custscore.serving.batch import score_file
         from custscore.training.tracking import use_tracking
 
         use_tracking(args.tracking_uri)
         scores = score_file(args.model, args.transactions, args.output, config)
-        print(f"scored {len(scores)} customers as of {config.as_of.date()} -> {args.output}")
+        print(f"scored {len(scores)} customers as of {config.as_of.date()} -> {args.output} "
+              f"({scores.rows_per_second:,.0f} rows/s, {scores.seconds:.1f} s)")
+    elif args.command == "backtest":
+        config = BacktestConfig(cutoffs=args.cutoffs or (), n_origins=args.origins, step_days=args.step_days,
+                                horizon_days=args.horizon_days, time_unit=args.time_unit,
+                                discount_rate=args.discount_rate, penalizer=args.penalizer, seed=args.seed,
+                                churn_calibration=args.churn_calibration, n_bootstrap=args.n_bootstrap, output_dir=args.output_dir,
+                                experiment=args.experiment, tracking_uri=args.tracking_uri, columns=_columns(args))
+        from custscore.training.backtest import format_comparison
+        from custscore.training.backtest_report import backtest_file
+
+        result, run_id = backtest_file(args.transactions, config)
+        print(format_comparison(result))
+        print(f"tables and plots: {config.output_dir}/  MLflow parent run: {run_id}")
+    elif args.command == "serve":
+        config = ServeConfig(host=args.host, port=args.port)
+        from custscore.serving.http import run_server
+        from custscore.training.tracking import use_tracking
+
+        use_tracking(args.tracking_uri)
+        run_server(args.model, config)
+    elif args.command == "report":
+        from custscore.serving.report import write_report
+
+        page, actions, n_actions = write_report(args.scores, args.output, args.actions)
+        print(f"report -> {page}; {n_actions} customers needing action -> {actions}")
     elif args.command == "quickstart":
         from custscore.quickstart import run_quickstart
 

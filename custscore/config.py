@@ -19,6 +19,10 @@ DAYS_PER_UNIT = {"D": 1.0, "W": 7.0}
 DAYS_PER_YEAR = 365.25
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+#: Feature engines: ``pandas`` (in memory), ``duckdb`` (out of core, for large logs),
+#: ``auto`` (duckdb for files of ``AUTO_DUCKDB_BYTES`` or more; see features.engines),
+#: ``spark`` (Spark DataFrames, optional extra ``[spark]``; never chosen by ``auto``).
+ENGINES = ("auto", "pandas", "duckdb", "spark")
 DEFAULT_EXPERIMENT = "custscore"
 
 
@@ -45,6 +49,11 @@ def _check_positive_int(value: Any, name: str) -> None:
         raise CustscoreError(f"{name}: must be a whole number of days > 0, got {value!r}")
 
 
+def _check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise CustscoreError(f"engine: must be one of {list(ENGINES)}, got {engine!r}")
+
+
 def _check_rate(value: Any, name: str) -> None:
     if not isinstance(value, (int, float)) or not (0.0 <= float(value) < 1.0):
         raise CustscoreError(f"{name}: must be in [0, 1), got {value!r}")
@@ -52,11 +61,17 @@ def _check_rate(value: Any, name: str) -> None:
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Names of the transaction-log columns in the user's file."""
+    """How to read the user's transaction log: column names, date format, text encoding.
+
+    ``date_format`` of None means ISO 8601 (``YYYY-MM-DD``, optional time and offset);
+    otherwise strftime codes such as ``%d/%m/%Y``. ``encoding`` applies to CSV files.
+    """
 
     customer: str = "customer_id"
     date: str = "date"
     amount: str = "amount"
+    date_format: Optional[str] = None
+    encoding: str = "utf-8"
 
     def __post_init__(self) -> None:
         names = [self.customer, self.date, self.amount]
@@ -73,7 +88,8 @@ class TrainConfig:
     Dates are calendar days; ``cutoff`` is the last day of the calibration period,
     inclusive. ``horizon_days`` is the churn horizon and the CLV horizon.
     ``discount_rate`` is yearly. ``time_unit`` is the unit the BG/NBD parameters are
-    reported in (``alpha`` scales with it; ``r``, ``a``, ``b`` do not).
+    reported in (``alpha`` scales with it; ``r``, ``a``, ``b`` do not). ``engine`` is
+    the feature engine (one of :data:`ENGINES`).
     """
 
     cutoff: pd.Timestamp
@@ -83,13 +99,18 @@ class TrainConfig:
     holdout_end: Optional[pd.Timestamp] = None
     penalizer: float = 0.0
     seed: int = 0
+    #: churn probability calibration on a later window (``none``, ``sigmoid``, ``isotonic``);
+    #: ``none`` measured best on CDNOW (README, "Churn model")
+    churn_calibration: str = "none"
     experiment: str = DEFAULT_EXPERIMENT
     tracking_uri: Optional[str] = None
     register_as: Optional[str] = None
     columns: ColumnMap = field(default_factory=ColumnMap)
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cutoff", parse_date(self.cutoff, "cutoff"))
+        _check_engine(self.engine)
         if self.holdout_end is not None:
             end = parse_date(self.holdout_end, "holdout_end")
             if end <= self.cutoff:
@@ -98,6 +119,8 @@ class TrainConfig:
         _check_positive_int(self.horizon_days, "horizon_days")
         _check_time_unit(self.time_unit)
         _check_rate(self.discount_rate, "discount_rate")
+        if self.churn_calibration not in ("none", "sigmoid", "isotonic"):
+            raise CustscoreError(f"churn_calibration: must be none, sigmoid or isotonic, got {self.churn_calibration!r}")
         if not isinstance(self.penalizer, (int, float)) or self.penalizer < 0:
             raise CustscoreError(f"penalizer: must be >= 0, got {self.penalizer!r}")
 
@@ -110,7 +133,9 @@ class TrainConfig:
         """Flat dict for MLflow params (dates as ISO strings)."""
         out = asdict(self)
         out.pop("columns")
-        out.update({f"{k}_col": v for k, v in asdict(self.columns).items()})
+        out.update({f"{k}_col": v for k, v in asdict(self.columns).items()
+                    if k in ("customer", "date", "amount")})
+        out.update({k: v for k, v in asdict(self.columns).items() if k in ("date_format", "encoding")})
         out["cutoff"] = self.cutoff.date().isoformat()
         if self.holdout_end is not None:
             out["holdout_end"] = self.holdout_end.date().isoformat()
@@ -122,13 +147,108 @@ class ScoreConfig:
     """Everything ``custscore score`` needs besides the model and the data.
 
     ``horizon_days`` of ``None`` means the horizon the model was trained with.
+    ``engine`` is the feature engine (one of :data:`ENGINES`).
     """
 
     as_of: pd.Timestamp
     horizon_days: Optional[int] = None
     columns: ColumnMap = field(default_factory=ColumnMap)
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "as_of", parse_date(self.as_of, "as_of"))
+        _check_engine(self.engine)
         if self.horizon_days is not None:
             _check_positive_int(self.horizon_days, "horizon_days")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Settings of ``custscore serve`` (the HTTP API): address and per-request limits.
+
+    Limits bound what one request may cost: customers and transactions per request,
+    transactions per customer, body size in bytes and the horizon in days. Concurrent
+    requests with the same ``as_of`` and horizon are scored in one scorer call of at
+    most ``microbatch_max_customers`` customers (1 = one call per request).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_customers: int = 10_000
+    max_transactions: int = 200_000
+    max_transactions_per_customer: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_horizon_days: int = 3660
+    microbatch_max_customers: int = 2_000
+    admin_endpoints: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host:
+            raise CustscoreError(f"host: must be a non-empty string, got {self.host!r}")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise CustscoreError(f"port: must be a whole number in [0, 65535], got {self.port!r}")
+        for name in ("max_customers", "max_transactions", "max_transactions_per_customer", "max_body_bytes",
+                     "max_horizon_days", "microbatch_max_customers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise CustscoreError(f"{name}: must be a whole number > 0, got {value!r}")
+
+
+def _check_count(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CustscoreError(f"{name}: must be a whole number > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """Everything ``custscore backtest`` needs besides the data.
+
+    Origins are either ``cutoffs`` (dates) or ``n_origins`` dates ``step_days`` apart,
+    the last one ``horizon_days`` before the last day of the log. At each origin the
+    scorer is trained exactly as :class:`TrainConfig` with ``cutoff = origin`` on the log
+    up to the origin, and judged on the ``horizon_days`` after it. Bootstrap intervals
+    resample customers ``n_bootstrap`` times at level ``confidence``. Training settings
+    take their defaults from :class:`TrainConfig`.
+    """
+
+    horizon_days: int = TrainConfig.horizon_days
+    cutoffs: tuple[pd.Timestamp, ...] = ()
+    n_origins: Optional[int] = None
+    step_days: Optional[int] = None
+    time_unit: str = TrainConfig.time_unit
+    discount_rate: float = TrainConfig.discount_rate
+    penalizer: float = TrainConfig.penalizer
+    seed: int = TrainConfig.seed
+    churn_calibration: str = TrainConfig.churn_calibration
+    n_bootstrap: int = 1000
+    confidence: float = 0.95
+    experiment: str = "custscore-backtest"
+    tracking_uri: Optional[str] = None
+    output_dir: str = "backtest"
+    columns: ColumnMap = field(default_factory=ColumnMap)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cutoffs, str):
+            object.__setattr__(self, "cutoffs", tuple(c for c in self.cutoffs.split(",") if c.strip()))
+        cutoffs = tuple(sorted(parse_date(c, "cutoffs") for c in self.cutoffs))
+        if len(set(cutoffs)) != len(cutoffs):
+            raise CustscoreError(f"cutoffs: duplicate dates in {[c.date().isoformat() for c in cutoffs]}")
+        object.__setattr__(self, "cutoffs", cutoffs)
+        rolling = self.n_origins is not None or self.step_days is not None
+        if bool(cutoffs) == rolling:
+            raise CustscoreError("give either --cutoffs D1,D2,... or both --origins K and --step-days S")
+        if rolling:
+            _check_count(self.n_origins, "origins")
+            _check_positive_int(self.step_days, "step_days")
+        _check_positive_int(self.horizon_days, "horizon_days")
+        _check_count(self.n_bootstrap, "n_bootstrap")
+        if not isinstance(self.confidence, float) or not 0.5 <= self.confidence < 1.0:
+            raise CustscoreError(f"confidence: must be in [0.5, 1), got {self.confidence!r}")
+        # the training settings are checked by building one TrainConfig
+        self.train_config(pd.Timestamp("2000-01-01"))
+
+    def train_config(self, origin: pd.Timestamp) -> TrainConfig:
+        """The :class:`TrainConfig` of ``custscore train`` at one origin (no holdout)."""
+        return TrainConfig(cutoff=origin, horizon_days=self.horizon_days, time_unit=self.time_unit,
+                           discount_rate=self.discount_rate, penalizer=self.penalizer, seed=self.seed,
+                           churn_calibration=self.churn_calibration, experiment=self.experiment, tracking_uri=self.tracking_uri, columns=self.columns)

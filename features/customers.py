@@ -5,7 +5,8 @@ questions about a per-period purchase log, with identical columns, index and val
 
 - ``date_range()``: first and last purchase day;
 - ``customer_features(as_of, time_unit)``: RFM summary (durations in ``time_unit``)
-  joined with the activity features (days), index ``customer_id`` sorted, every customer
+  joined with the activity features (days) and the calendar-month counts
+  (:mod:`custscore.features.months`), index ``customer_id`` sorted, every customer
   whose first purchase is on or before ``as_of``;
 - ``window_purchases(start, end)``: purchase periods and spend with start < date <= end;
 - ``example_transactions(n_customers)``: a few customers' raw rows (customer_id, date
@@ -20,12 +21,13 @@ from typing import Any, Protocol
 import pandas as pd
 
 from custscore.features.activity import activity_features
+from custscore.features.months import calendar_month_counts
 from custscore.features.periods import merge_periods
 from custscore.features.rfm import rfm_summary, window_purchases
 
 
 def customer_features(purchases: pd.DataFrame, as_of: Any, time_unit: str = "D") -> pd.DataFrame:
-    """RFM summary (durations in ``time_unit``) joined with the activity features (days).
+    """RFM summary (durations in ``time_unit``), activity features (days) and calendar-month counts.
 
     ``purchases`` is per-period (output of ``merge_periods``); purchases after ``as_of``
     (inclusive day) are ignored. Index ``customer_id``: every customer whose first
@@ -33,7 +35,7 @@ def customer_features(purchases: pd.DataFrame, as_of: Any, time_unit: str = "D")
     """
     rfm = rfm_summary(purchases, as_of, time_unit)
     activity = activity_features(purchases, as_of)
-    return rfm.join(activity, how="left")
+    return rfm.join(activity, how="left").join(calendar_month_counts(purchases, as_of), how="left")
 
 
 class FeatureEngine(Protocol):

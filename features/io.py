@@ -76,8 +76,43 @@ def _customer_ids(col: pd.Series, name: str, source: str, rows: np.ndarray) -> p
     return ids
 
 
-def _timestamps(col: pd.Series, name: str, source: str, rows: np.ndarray) -> pd.Series:
-    """Parse dates to naive datetime64[ns]; aware values are converted to UTC first."""
+# A UTC offset or Z after a time of day (a date alone never carries a zone).
+_TZ_SUFFIX = r"\d:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:[zZ]|[+-]\d\d(?::?\d\d)?)$"
+
+
+def _parse_text_dates(text: pd.Series, date_format: str | None, name: str, source: str,
+                      rows: np.ndarray) -> pd.Series:
+    """ISO 8601 (or ``date_format``) strings -> naive datetimes; NaT where unparseable.
+
+    Timezone-aware values are converted to UTC (the day is the UTC day); a column mixing
+    aware and naive values is refused, since the naive ones have no defined zone.
+    """
+    fmt = date_format or "ISO8601"
+    try:
+        parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+    except ValueError:  # "Mixed timezones detected": aware with several offsets, or aware + naive
+        aware = text.astype(str).str.contains(_TZ_SUFFIX, regex=True).to_numpy() & text.notna().to_numpy()
+        naive = ~aware & text.notna().to_numpy()
+        if aware.any() and naive.any():
+            first_aware, first_naive = int(rows[np.argmax(aware)]), int(rows[np.argmax(naive)])
+            raise CustscoreError(
+                f"{source}: column {name!r} mixes timezone-aware dates (row {first_aware}: "
+                f"{_show(text.iloc[np.argmax(aware)])}) and naive dates (row {first_naive}: "
+                f"{_show(text.iloc[np.argmax(naive)])}); use one convention")
+        parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed
+
+
+def _timestamps(col: pd.Series, name: str, source: str, rows: np.ndarray,
+                date_format: str | None = None) -> pd.Series:
+    """Parse dates to naive datetime64[ns]; aware values are converted to UTC first.
+
+    Text must be ISO 8601 (``YYYY-MM-DD`` with an optional time and offset) unless
+    ``date_format`` (strftime codes, e.g. ``%d/%m/%Y``) is given: ambiguous forms such as
+    ``01/02/2020`` are refused rather than guessed.
+    """
     missing = col.isna().to_numpy()
     if isinstance(col.dtype, pd.DatetimeTZDtype):
         parsed = col.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -90,17 +125,15 @@ def _timestamps(col: pd.Series, name: str, source: str, rows: np.ndarray) -> pd.
             if pd.api.types.is_float_dtype(col.dtype) and (col == col.round()).all():
                 text = col.astype("int64")
             text = text.astype(str)
-        # Fast vectorised ISO-8601 path first, then the slow mixed-format parser for the rest.
-        parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-        retry = (parsed.isna().to_numpy()) & ~missing
-        if retry.any():
-            again = pd.to_datetime(text[retry], format="mixed", utc=True, errors="coerce")
-            parsed = parsed.copy()
-            parsed[retry] = again
-        parsed = parsed.dt.tz_localize(None)
+            if date_format is None:
+                date_format = "%Y%m%d"
+        parsed = _parse_text_dates(text, date_format, name, source, rows)
     bad = parsed.isna().to_numpy() & ~missing
     if missing.any() or bad.any():
-        raise _row_error(source, bad, missing, rows, name, "missing date", "cannot parse date", col)
+        expected = (f"format {date_format}" if date_format else
+                    "ISO 8601 YYYY-MM-DD[ HH:MM:SS]; for other formats pass --date-format, e.g. %d/%m/%Y")
+        raise _row_error(source, bad, missing, rows, name, "missing date",
+                         f"cannot parse date (expected {expected}):", col)
     out_of_range = ((parsed < _TS_MIN) | (parsed > _TS_MAX)).to_numpy()
     if out_of_range.any():
         raise _row_error(source, out_of_range, np.zeros_like(out_of_range), rows, name, "", "date out of range 1677-2262:", col)
@@ -134,11 +167,13 @@ def _normalise(frame: pd.DataFrame, columns: ColumnMap, source: str, rows: np.nd
     out = pd.DataFrame(
         {
             "customer_id": _customer_ids(frame[columns.customer], columns.customer, source, rows).array,
-            "ts": _timestamps(frame[columns.date], columns.date, source, rows).array,
+            "ts": _timestamps(frame[columns.date], columns.date, source, rows, columns.date_format).array,
             "amount": _amounts(frame[columns.amount], columns.amount, source, rows).array,
         }
     )
-    out = out.sort_values(["customer_id", "ts"], kind="stable").reset_index(drop=True)
+    # Amount as the last key: same-day sums then add up in one order whatever the row
+    # order of the file, so scores are bit-identical for shuffled inputs.
+    out = out.sort_values(["customer_id", "ts", "amount"], kind="stable").reset_index(drop=True)
     return out
 
 
@@ -149,8 +184,8 @@ def normalise_transactions(
 
     Output: columns ``customer_id`` (str, leading zeros kept, surrounding blanks
     stripped), ``ts`` (``datetime64[ns]``, naive; aware inputs converted to UTC),
-    ``amount`` (float64; negative values, i.e. returns, are allowed), sorted stably by
-    ``(customer_id, ts)`` with a fresh index. The input frame is not modified.
+    ``amount`` (float64; negative values, i.e. returns, are allowed), sorted by
+    ``(customer_id, ts, amount)`` with a fresh index. The input frame is not modified.
     Numeric date columns are read as digits (``19970101`` -> 1997-01-01), not as epochs.
 
     Errors name ``source``, the 1-based data row, the column and the value.
@@ -188,6 +223,7 @@ def _read_csv(path: Path, columns: ColumnMap, sep: str) -> pd.DataFrame:
         sep=sep,
         dtype={columns.customer: str, columns.date: str},
         skip_blank_lines=False,
+        encoding=columns.encoding,
     )
 
 
@@ -216,6 +252,10 @@ def read_transactions(path: str | os.PathLike, columns: ColumnMap = ColumnMap())
             frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError as exc:
         raise CustscoreError(f"{path}: empty file") from exc
+    except UnicodeDecodeError as exc:
+        bad_byte = exc.object[exc.start:exc.start + 1].hex() if isinstance(exc.object, bytes) else "?"
+        raise CustscoreError(f"{path}: not valid {columns.encoding} text (byte 0x{bad_byte}); pass --encoding "
+                             "with the file's encoding (e.g. latin-1, cp1252)") from exc
     except (OSError, ValueError, UnicodeError, pd.errors.ParserError) as exc:
         raise CustscoreError(f"{path}: cannot read file ({_one_line(exc)})") from exc
     except Exception as exc:  # pyarrow errors and other reader failures

@@ -1,9 +1,15 @@
 """Merge purchases per period (the BTYD convention).
 
 All purchases by one customer within one period (a calendar day for ``"D"``) count as a
-single purchase whose amount is the sum of the amounts, so returns (negative amounts)
-are netted within the day. A day with a net amount <= 0 still counts as a purchase
-period here.
+single purchase whose amount is the sum of the amounts.
+
+Returns policy: negative amounts are returns and are netted within the day. A day whose
+net amount is negative (a return-only day) is not a purchase and is dropped: it neither
+counts as a repeat purchase nor lowers spend, so a net-negative mean spend can never
+reach Gamma-Gamma. A day netting to exactly 0 (a free item, or a purchase returned the
+same day) stays a purchase with spend 0; Gamma-Gamma is fitted only on customers with a
+positive mean repeat spend. Identical rows are not deduplicated: they are two items of
+one purchase day (frequency is unaffected, spend adds up).
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ def _require_columns(frame: pd.DataFrame, needed: tuple[str, ...], what: str) ->
 
 
 def merge_periods(tx: pd.DataFrame, period: str = "D") -> pd.DataFrame:
-    """One row per (customer, period) with the summed amount.
+    """One row per (customer, period) with the summed amount; return-only periods dropped.
 
     ``tx`` is a normalised frame (``customer_id``, ``ts``, ``amount``). Returns a new
     frame with columns ``customer_id``, ``date`` (``datetime64[ns]``, the period start:
@@ -49,6 +55,7 @@ def merge_periods(tx: pd.DataFrame, period: str = "D") -> pd.DataFrame:
         }
     )
     out = keys.groupby(["customer_id", "date"], sort=True, observed=True)["amount"].sum().reset_index()
+    out = out[out["amount"] >= 0].reset_index(drop=True)  # return-only days are not purchases
     out["date"] = out["date"].astype("datetime64[ns]")
     out["amount"] = out["amount"].astype("float64")
     return out

@@ -18,6 +18,8 @@ from custscore.errors import CustscoreError
 from custscore.features.periods import PURCHASE_COLUMNS, _require_columns
 
 _UNIT_NAMES = {"D": "days", "W": "weeks"}
+#: Rows up to which customer ids are compared as Python objects (see _new_customer).
+_SMALL_COLUMN = 10_000
 
 
 def duration_columns(time_unit: str) -> tuple[str, str]:
@@ -72,8 +74,14 @@ def _new_customer(customers: pd.Series) -> np.ndarray:
     """Boolean per row: True where the id differs from the previous row (and at row 0).
 
     Stays in the column's own engine (Arrow for pandas' str dtype) instead of
-    materialising millions of Python strings.
+    materialising millions of Python strings; short columns (e.g. one HTTP request)
+    compare as Python objects, which skips the engine's fixed cost.
     """
+    if len(customers) <= _SMALL_COLUMN and not customers.hasnans:
+        values = customers.to_numpy(dtype=object)
+        change = np.ones(len(values), dtype=bool)
+        change[1:] = values[1:] != values[:-1]
+        return change
     change = customers.ne(customers.shift()).to_numpy(dtype=bool, na_value=True, copy=True)
     if len(change):
         change[0] = True

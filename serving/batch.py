@@ -3,16 +3,24 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Optional
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, TextIO
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from custscore.config import ScoreConfig
 from custscore.errors import CustscoreError
-from custscore.features.io import read_transactions
-from custscore.serving.output import check_output_path, write_table_atomic
+from custscore.features.customers import FeatureEngine
+from custscore.features.engines import iter_customer_features, open_engine
+from custscore.serving.chunked_output import ChunkedTableWriter
+from custscore.serving.output import check_output_path
+from custscore.serving.sidecar import write_sidecar
 from custscore.training.scorer import CustomerScorer
 
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
@@ -51,21 +59,107 @@ def _version_label(model_uri: str, scorer: CustomerScorer) -> str:
         return scorer.model_version
 
 
+@dataclass(frozen=True)
+class ScoreRun:
+    """What a batch scoring run wrote: ``n_customers`` rows to ``output`` in ``seconds`` (wall clock).
+
+    ``len(run)`` is the number of customers scored.
+    """
+
+    output: Path
+    n_customers: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.n_customers / self.seconds if self.seconds > 0 else float("inf")
+
+    def __len__(self) -> int:
+        return self.n_customers
+
+
+class _Progress:
+    """One self-overwriting status line on ``stream``, shown only when it is a terminal."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.enabled = bool(getattr(stream, "isatty", lambda: False)())
+        self.start = time.perf_counter()
+
+    def update(self, n_rows: int) -> None:
+        if self.enabled:
+            rate = n_rows / max(time.perf_counter() - self.start, 1e-9)
+            self.stream.write(f"\rscoring: {n_rows:,} customers ({rate:,.0f}/s)")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
 def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path: str | os.PathLike,
-               config: ScoreConfig) -> pd.DataFrame:
-    """Score the log at ``transactions_path`` and write one row per customer to ``output_path``."""
+               config: ScoreConfig) -> ScoreRun:
+    """Score the log at ``transactions_path`` and write one row per customer to ``output_path``.
+
+    The log is read by the engine ``config.engine`` selects; customers are scored and
+    written in chunks (bounded memory with the DuckDB engine), atomically. The segment
+    settings used go to the sidecar ``<stem>.segments.json`` beside it. A progress line
+    goes to stderr when it is a terminal.
+    """
+    if config.engine == "spark":  # scores on the executors, writes a Parquet dataset
+        from custscore.serving.spark_batch import score_file_spark
+
+        return score_file_spark(model_uri, transactions_path, output_path, config)
+    start = time.perf_counter()
     check_output_path(output_path)
     scorer, label = load_scorer_from_uri(model_uri)
-    transactions = read_transactions(transactions_path, config.columns)
-    scores = score_transactions(scorer, transactions, config, label)
-    write_table_atomic(scores, output_path)
+    engine = open_engine(transactions_path, config.columns, config.engine)
+    n_customers, first = score_engine(scorer, engine, output_path, config, label, _Progress())
+    # The sidecar reads the row count and the first row's settings.
+    write_sidecar(scorer, first.iloc[np.zeros(n_customers, dtype=np.intp)], output_path)
+    return ScoreRun(Path(output_path), n_customers, time.perf_counter() - start)
+
+
+def score_engine(scorer: CustomerScorer, engine: FeatureEngine, output_path: str | os.PathLike,
+                 config: ScoreConfig, version_label: Optional[str] = None,
+                 progress: Optional[_Progress] = None) -> tuple[int, pd.DataFrame]:
+    """Score every customer of ``engine`` at ``config.as_of``, chunk by chunk, into ``output_path``.
+
+    Chunks are consecutive customer ranges, so the file is sorted by ``customer_id``;
+    each chunk goes through :meth:`CustomerScorer.score_customers`. Returns the number of
+    rows written and the first one (a one-row frame).
+    """
+    as_of = config.as_of
+    first_day, _ = engine.date_range()
+    if as_of < first_day:
+        raise CustscoreError(f"as_of {as_of.date()} is before the first transaction ({first_day.date()}): "
+                             "nothing to score")
+    progress = progress or _Progress(stream=None)
+    first: Optional[pd.DataFrame] = None
+    with ChunkedTableWriter(output_path) as writer:
+        for features in iter_customer_features(engine, as_of, scorer.time_unit):
+            if len(features) == 0:
+                continue
+            scores = _labelled(scorer.score_customers(features, as_of, config.horizon_days), version_label)
+            writer.write(scores)
+            first = scores.head(1) if first is None else first
+            progress.update(writer.n_rows)
+        if first is None:
+            raise CustscoreError(f"as_of {as_of.date()}: no customer with a purchase on or before it")
+    progress.done()
+    return writer.n_rows, first
+
+
+def _labelled(scores: pd.DataFrame, version_label: Optional[str]) -> pd.DataFrame:
+    """Scores with ``model_version`` set to ``version_label`` (when given)."""
+    if version_label:
+        scores["model_version"] = version_label
     return scores
 
 
 def score_transactions(scorer: CustomerScorer, transactions: pd.DataFrame, config: ScoreConfig,
                        version_label: Optional[str] = None) -> pd.DataFrame:
     """Score normalised transactions with ``scorer`` at ``config.as_of``."""
-    scores = scorer.score(transactions, as_of=config.as_of, horizon_days=config.horizon_days)
-    if version_label:
-        scores["model_version"] = version_label
-    return scores
+    return _labelled(scorer.score(transactions, as_of=config.as_of, horizon_days=config.horizon_days),
+                     version_label)

@@ -5,11 +5,11 @@ A crash or kill mid-write leaves the previous file (or none), never a truncated 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from custscore.atomic import write_atomic
 from custscore.errors import CustscoreError
 
 #: Output formats by file suffix.
@@ -30,18 +30,14 @@ def check_output_path(path: str | os.PathLike) -> Path:
 def write_table_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``frame`` as CSV or Parquet (by suffix) to ``path`` atomically."""
     target = check_output_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if target.suffix.lower() == ".csv":
-                frame.to_csv(handle, index=False)
-            else:
-                frame.to_parquet(handle, index=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+    if target.suffix.lower() == ".csv":
+        return write_atomic(target, lambda handle: frame.to_csv(handle, index=False))
+    return write_atomic(target, lambda handle: frame.to_parquet(handle, index=False))
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, whatever its suffix (HTML, JSON)."""
+    target = Path(path)
+    if not target.parent.resolve().is_dir():
+        raise CustscoreError(f"--output {target}: folder {target.parent} does not exist")
+    return write_atomic(target, lambda handle: handle.write(text.encode("utf-8")))

@@ -257,10 +257,12 @@ def test_invalid_weights_and_hyperparameters(cdnow: pd.DataFrame) -> None:
 
 
 def test_fit_errors_on_degenerate_data() -> None:
-    with pytest.raises(FitError, match="no customers"):
+    with pytest.raises(FitError, match="need at least 10 customers, got 0"):
         BetaGeoModel().fit([], [], [])
+    with pytest.raises(FitError, match="need at least 10 customers, got 3"):
+        BetaGeoModel().fit([1, 2, 0], [1.0, 2.0, 0.0], [3.0, 4.0, 5.0])
     with pytest.raises(FitError, match="cannot fit BG/NBD: no customer has a repeat purchase"):
-        BetaGeoModel().fit([0, 0, 0], [0.0, 0.0, 0.0], [3.0, 4.0, 5.0])
+        BetaGeoModel().fit([0] * 12, [0.0] * 12, [3.0] * 12)
     with pytest.raises(FitError, match="not fitted"):
         BetaGeoModel().p_alive([1], [1.0], [2.0])
 
@@ -286,8 +288,23 @@ def test_multistart_takes_best_converged_start() -> None:
 
     single, _ = minimize_negative_log_likelihood(double_well, np.array([0.2]), ["u"], n_starts=1)
     assert single[0] > 0
-    x, res = minimize_negative_log_likelihood(double_well, np.array([0.2]), ["u"], n_starts=8, seed=0)
+    x, res = minimize_negative_log_likelihood(double_well, np.array([0.2]), ["u"], n_starts=8, seed=0,
+                                              stop_when_agreeing=False)
     assert x[0] < 0 and res.grad_max_abs <= GRADIENT_TOLERANCE
+
+
+def test_multistart_stops_once_two_starts_agree() -> None:
+    calls = []
+
+    def bowl(z: np.ndarray):
+        calls.append(1)
+        return float(np.sum((z - 1.0) ** 2)), 2 * (z - 1.0)
+
+    minimize_negative_log_likelihood(bowl, np.zeros(2), ["u", "v"], n_starts=5, seed=0)
+    two_starts = len(calls)
+    calls.clear()
+    minimize_negative_log_likelihood(bowl, np.zeros(2), ["u", "v"], n_starts=5, seed=0, stop_when_agreeing=False)
+    assert len(calls) > two_starts * 2  # all five ran
 
 
 # ----------------------------------------------------------------------------- simulation recovery
@@ -306,7 +323,27 @@ def test_recovers_simulated_parameters() -> None:
 
 def test_customer_first_seen_on_cutoff_day_has_zero_log_likelihood() -> None:
     """T = 0, x = 0: the likelihood (FHL 2005 eq. 6) is exactly 1, so the row adds nothing."""
-    model = BetaGeoModel().fit([1, 0, 2, 0], [3.0, 0.0, 4.0, 0.0], [5.0, 5.0, 6.0, 4.0])
+    model = BetaGeoModel().fit([1, 0, 2, 0, 3, 1, 0, 0, 2, 1, 0, 4], [3.0, 0, 4.0, 0, 5.0, 1.0, 0, 0, 2.0, 4.0, 0, 5.5],
+                               [5.0, 5.0, 6.0, 4.0, 6.0, 6.0, 3.0, 2.0, 6.0, 5.0, 6.0, 6.0])
     ll = model.log_likelihood_per_customer([0], [0.0], [0.0])
     assert ll == pytest.approx([0.0], abs=1e-12)
     assert model.p_alive([0], [0.0], [0.0]) == pytest.approx([1.0])
+
+
+def test_expected_purchases_on_many_customers_matches_lifetimes() -> None:
+    """Above the dedupe threshold the bracket is computed per distinct (x, T): same values."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lifetimes import BetaGeoFitter
+    rng = np.random.default_rng(5)
+    T = rng.integers(1, 366, 30_000).astype(float)
+    data = simulate_bgnbd(30_000, r=0.25, alpha=28.0, a=0.8, b=2.5, T=T, seed=6)
+    x, t_x = data["frequency"].to_numpy(), np.minimum(np.round(data["recency"].to_numpy()), T)
+    t_x[x == 0] = 0
+    model = BetaGeoModel().fit(x, t_x, T)
+    reference = BetaGeoFitter()
+    reference.params_ = pd.Series(model.params_)
+    expected = reference.conditional_expected_number_of_purchases_up_to_time(90.0, x, t_x, T)
+    np.testing.assert_allclose(model.expected_purchases(90.0, x, t_x, T), expected, rtol=1e-6)

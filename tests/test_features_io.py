@@ -76,9 +76,26 @@ def test_normalise_timezones_converted_to_utc_naive():
     out = normalise_transactions(aware)
     assert out["ts"].dt.tz is None
     assert out["ts"].tolist() == [pd.Timestamp("2020-01-01 00:00"), pd.Timestamp("2020-01-02 11:00")]
-    strings = _raw(date=["2020-01-01T23:30:00-02:00", "2020-01-01", "2020-01-01 05:00"])
+    strings = _raw(date=["2020-01-01T23:30:00-02:00", "2020-01-01T05:00:00Z", "2020-06-01 05:00+01:00"])
     out = normalise_transactions(strings)
-    assert out["ts"].tolist() == [pd.Timestamp("2020-01-01"), pd.Timestamp("2020-01-01 05:00"), pd.Timestamp("2020-01-02 01:30")]
+    # sorted by (customer_id, ts): "00001" has rows 2 and 3, "00002" row 1
+    assert out["ts"].tolist() == [pd.Timestamp("2020-01-01 05:00"), pd.Timestamp("2020-06-01 04:00"),
+                                  pd.Timestamp("2020-01-02 01:30")]
+
+
+def test_mixing_aware_and_naive_dates_is_refused():
+    message = _error(normalise_transactions, _raw(date=["2020-01-01T23:30:00-02:00", "2020-01-01", "2020-01-01 05:00"]))
+    assert "mixes timezone-aware dates (row 1" in message and "naive dates (row 2" in message
+
+
+def test_ambiguous_date_format_is_refused_unless_declared():
+    raw = _raw(date=["2020-01-01", "01/02/2020", "2020-01-03"])
+    message = _error(normalise_transactions, raw)
+    assert "row 2" in message and "'01/02/2020'" in message and "--date-format" in message
+    from custscore.config import ColumnMap
+    out = normalise_transactions(_raw(date=["01/02/2020", "31/12/2020", "05/01/2021"]),
+                                 ColumnMap(date_format="%d/%m/%Y"))
+    assert sorted(out["ts"].dt.strftime("%Y-%m-%d")) == ["2020-02-01", "2020-12-31", "2021-01-05"]
 
 
 def test_normalise_stable_sort_for_equal_keys():

@@ -38,3 +38,15 @@ def test_unknown_suffix_and_missing_folder(tmp_path):
         write_table_atomic(pd.DataFrame(), tmp_path / "x.xlsx")
     with pytest.raises(CustscoreError, match="does not exist"):
         write_table_atomic(pd.DataFrame(), tmp_path / "nope" / "x.csv")
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    """Not mkstemp's owner-only 0600: account teams share these files."""
+    import os
+    import stat
+    old = os.umask(0o022)
+    try:
+        path = write_table_atomic(pd.DataFrame({"a": [1]}), tmp_path / "scores.csv")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

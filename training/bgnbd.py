@@ -28,10 +28,15 @@ from custscore.training.fitting import (
     minimize_negative_log_likelihood,
     numerical_hessian,
     total_weight,
+    unique_inverse,
     unique_rows,
 )
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
+#: Fewer customers than this cannot identify four parameters: refuse rather than guess.
+MIN_CUSTOMERS = 10
+#: From this many customers, conditional expectations are computed on distinct (x, T) pairs.
+_DEDUPE_FROM = 10_000
 
 
 def bgnbd_log_likelihood(
@@ -137,8 +142,8 @@ class BetaGeoModel:
         )
         x, t_x, t_cal = check_rfm(frequency, recency, T)
         w = check_weights(weights, len(x))
-        if len(x) == 0:
-            raise FitError("cannot fit BG/NBD: no customers")
+        if total_weight(w) < MIN_CUSTOMERS:
+            raise FitError(f"cannot fit BG/NBD: need at least {MIN_CUSTOMERS} customers, got {total_weight(w)}")
         if not np.any(x > 0):
             raise FitError("cannot fit BG/NBD: no customer has a repeat purchase")
 
@@ -234,11 +239,44 @@ class BetaGeoModel:
         t = np.asarray(t, dtype=float)
         if np.any(~np.isfinite(t)) or np.any(t < 0):
             raise CustscoreError(f"t: must be finite and >= 0, got {t!r}")
+        if t.ndim == 0 and x.size > _DEDUPE_FROM:
+            # The bracket depends on (x, T) only: evaluate hyp2f1 once per distinct pair
+            # (tens of thousands for millions of customers counted in days).
+            (ux, uT), inverse = unique_inverse([x, t_cal])
+            numerator = self._conditional_bracket(t, ux, uT)[inverse]
+        else:
+            numerator = self._conditional_bracket(t, x, t_cal)
+        return numerator * self.p_alive(x, t_x, t_cal)
+
+    def discounted_expected_purchases(self, step_ends: Any, discount_factors: Any, frequency: Any, recency: Any,
+                                      T: Any) -> np.ndarray:
+        """``sum_k [E(end_k) - E(end_{k-1})] * discount_factors[k]`` per customer, E from eq. 10.
+
+        ``step_ends`` (increasing, same unit as ``T``) and ``discount_factors`` have one
+        value per step. Eq. 10 is P(alive) times a bracket that depends on ``(x, T)``
+        only, so the discounted sum of bracket increments is evaluated once per distinct
+        ``(x, T)`` pair and multiplied by P(alive). Shape ``(n_customers,)``.
+        """
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        ends = np.atleast_1d(np.asarray(step_ends, dtype=float))
+        factors = np.atleast_1d(np.asarray(discount_factors, dtype=float))
+        if ends.shape != factors.shape or np.any(np.diff(ends) <= 0) or np.any(ends < 0):
+            raise CustscoreError("step_ends: must increase, be >= 0 and match discount_factors")
+        (ux, uT), inverse = unique_inverse([x, t_cal])
+        total, previous = np.zeros(len(ux)), np.zeros(len(ux))
+        for end, factor in zip(ends, factors):
+            cumulative = self._conditional_bracket(np.asarray(end), ux, uT)
+            total += (cumulative - previous) * factor
+            previous = cumulative
+        return total[inverse] * self.p_alive(x, t_x, t_cal)
+
+    def _conditional_bracket(self, t: np.ndarray, x: np.ndarray, t_cal: np.ndarray) -> np.ndarray:
+        """``(a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(...)]`` of eq. 10."""
+        r, alpha, a, b = self._params()
         z = t / (alpha + t_cal + t)
         c = a + b + x - 1.0
         hyp_term = np.exp((a - 1.0) * np.log1p(-z)) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
-        numerator = c / (a - 1.0) * (1.0 - hyp_term)
-        return numerator * self.p_alive(x, t_x, t_cal)
+        return c / (a - 1.0) * (1.0 - hyp_term)
 
     def expected_purchases_new(self, t: Any) -> np.ndarray:
         """Unconditional expected repeat purchases in ``(0, t]`` of a new customer, FHL 2005 eq. 9.

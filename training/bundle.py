@@ -22,7 +22,7 @@ from custscore.features.io import normalise_transactions
 from custscore.training.scorer import CustomerScorer
 
 #: Bumped whenever a saved scorer can no longer be read by this code.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Column names of the pyfunc input (the CLI maps the user's names onto these).
 PYFUNC_COLUMNS = ColumnMap(customer="customer_id", date="date", amount="amount")
 SCORER_ARTIFACT = "scorer"

@@ -19,6 +19,7 @@ from custscore.config import DAYS_PER_UNIT, DAYS_PER_YEAR
 from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
 from custscore.features.rfm import duration_columns
+from custscore.training.calibration import ProbabilityCalibrator
 
 #: Columns the classifier sees, in this order (training and scoring share the list).
 CHURN_FEATURES: tuple[str, ...] = (
@@ -37,6 +38,7 @@ CHURN_FEATURES: tuple[str, ...] = (
     "purchase_rate_per_year",
     "p_alive",
     "expected_purchases_horizon",
+    "p_no_purchase_horizon",
 )
 
 
@@ -79,7 +81,22 @@ def churn_features(customers: pd.DataFrame, bgnbd, horizon_days: int, time_unit:
     out["purchase_rate_per_year"] = out["frequency"] / np.maximum(out["T_days"], 1.0) * DAYS_PER_YEAR
     out["p_alive"] = bgnbd.p_alive(x, t_x, T)
     out["expected_purchases_horizon"] = bgnbd.expected_purchases(horizon_days / days, x, t_x, T)
+    out["p_no_purchase_horizon"] = p_no_purchase(bgnbd, horizon_days / days, x, T, out["p_alive"].to_numpy())
     return out[list(CHURN_FEATURES)]
+
+
+def p_no_purchase(bgnbd, t: float, frequency: np.ndarray, T: np.ndarray, p_alive: np.ndarray) -> np.ndarray:
+    """BG/NBD probability of no purchase in the next ``t`` (model time units), shape (n,).
+
+    A dead customer never buys; an alive one stays alive without purchases (BG/NBD drops
+    out only right after a purchase) and buys as Poisson(lambda) with posterior
+    lambda ~ Gamma(r + x, alpha + T) (Fader, Hardie and Lee 2005, section 3), so
+    ``P = (1 - P(alive)) + P(alive) * ((alpha + T) / (alpha + T + t)) ** (r + x)``.
+    """
+    r, alpha = bgnbd.params_["r"], bgnbd.params_["alpha"]
+    T = np.asarray(T, dtype=float)
+    stay_silent = ((alpha + T) / (alpha + T + t)) ** (r + np.asarray(frequency, dtype=float))
+    return (1.0 - p_alive) + p_alive * stay_silent
 
 
 def _signed_log1p(x: np.ndarray) -> np.ndarray:
@@ -92,14 +109,20 @@ class ChurnClassifier:
     Parameters
     ----------
     C : inverse L2 regularisation strength of the logistic regression.
+    calibration : ``none``, ``sigmoid`` or ``isotonic``
+        (:mod:`custscore.training.calibration`); anything but ``none`` needs a later
+        validation window passed to :meth:`fit` as ``X_val``, ``y_val``.
 
     ``predict_proba(X)`` returns P(churn) of shape ``(n_customers,)``.
     """
 
-    def __init__(self, *, C: float = 1.0) -> None:
+    def __init__(self, *, C: float = 1.0, calibration: str = "none") -> None:
         self.C = C
+        self.calibration = calibration
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "ChurnClassifier":
+    def fit(self, X: pd.DataFrame, y: pd.Series, X_val: pd.DataFrame | None = None,
+            y_val: pd.Series | None = None) -> "ChurnClassifier":
+        """Fit on ``X``, ``y``; calibrate on the later window ``X_val``, ``y_val`` if given."""
         missing = [c for c in CHURN_FEATURES if c not in X.columns]
         if missing:
             raise ValueError(f"churn features missing: {missing}")
@@ -117,10 +140,23 @@ class ChurnClassifier:
         self.pipeline_.fit(X[list(CHURN_FEATURES)].to_numpy(dtype=float), y)
         self.n_train_ = int(y.size)
         self.churn_rate_train_ = float(y.mean())
+        if self.calibration != "none" and X_val is None:
+            raise ValueError(f"calibration {self.calibration!r} needs a validation window (X_val, y_val)")
+        self.calibrator_ = ProbabilityCalibrator(method=self.calibration)
+        if X_val is not None:
+            self.calibrator_.fit(self._raw_proba(X_val), np.asarray(y_val))
+        #: What was done, for the MLflow params (``none`` or ``METHOD`` on N validation rows).
+        self.calibration_ = (self.calibration if self.calibration == "none"
+                             else f"{self.calibration} on {self.calibrator_.n_validation_} later-window examples")
         return self
+
+    def _raw_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.pipeline_.predict_proba(X[list(CHURN_FEATURES)].to_numpy(dtype=float))[:, 1]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """P(no purchase within the horizon), shape (n_customers,)."""
         if len(X) == 0:
             return np.zeros(0)
-        return self.pipeline_.predict_proba(X[list(CHURN_FEATURES)].to_numpy(dtype=float))[:, 1]
+        raw = self._raw_proba(X)
+        calibrator = getattr(self, "calibrator_", None)  # scorers saved before calibration existed
+        return raw if calibrator is None else calibrator.transform(raw)

@@ -13,14 +13,38 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
 from custscore.config import DAYS_PER_UNIT
 from custscore.features.customers import FeatureEngine
+from custscore.training.churn import churn_labels
+from custscore.training.metrics import brier, roc_auc
+from custscore.training.plots import calibration_purchases_plot, purchases_by_frequency, roc_plot
 from custscore.training.scorer import CustomerScorer
 
-#: Calibration-period frequencies at and above this are pooled in the calibration plot.
-MAX_FREQUENCY_BIN = 7
+#: Name of the model's churn score next to the baselines.
+MODEL = "churn_classifier"
+
+
+def churn_candidates(scores: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The model's churn probability and the baselines, each oriented higher = more churn.
+
+    ``scores`` is a score table (:data:`~custscore.training.scorer.SCORE_COLUMNS`).
+    """
+    return {
+        MODEL: scores["churn_probability"].to_numpy(dtype=float),
+        "baseline_bgnbd_expected_purchases": -scores["expected_purchases"].to_numpy(dtype=float),
+        "baseline_bgnbd_p_alive": 1.0 - scores["p_alive"].to_numpy(dtype=float),
+        "baseline_days_since_last_purchase": scores["days_since_last_purchase"].to_numpy(dtype=float),
+        "baseline_n_purchases_90d": -scores["n_purchases_90d"].to_numpy(dtype=float),
+    }
+
+
+def purchase_metrics(predicted: np.ndarray, actual: np.ndarray, prefix: str) -> dict[str, float]:
+    """Total predicted and actual purchases, their error in % and the per-customer MAE."""
+    total_p, total_a = float(np.sum(predicted)), float(np.sum(actual))
+    return {f"{prefix}_actual": total_a, f"{prefix}_predicted": total_p,
+            f"{prefix}_error_pct": 100.0 * (total_p - total_a) / max(total_a, 1.0),
+            f"{prefix}_mae": float(np.mean(np.abs(np.asarray(predicted) - np.asarray(actual))))}
 
 
 @dataclass
@@ -53,62 +77,21 @@ def evaluate_holdout(scorer: CustomerScorer, engine: FeatureEngine, cutoff: pd.T
     m = report.metrics
     m["holdout_days"] = holdout_days
     m["holdout_customers"] = len(ids)
-    m["holdout_purchases_actual"] = float(actual.sum())
-    m["holdout_purchases_predicted"] = float(predicted.sum())
-    m["holdout_purchases_error_pct"] = 100.0 * (predicted.sum() - actual.sum()) / max(actual.sum(), 1)
-    m["holdout_purchases_mae"] = float(np.abs(predicted - actual).mean())
+    m.update(purchase_metrics(predicted, actual, "holdout_purchases"))
 
-    bins = np.minimum(x, MAX_FREQUENCY_BIN)
-    calib = (pd.DataFrame({"frequency_bin": bins, "predicted": predicted, "actual": actual})
-             .groupby("frequency_bin").agg(customers=("actual", "size"), predicted=("predicted", "mean"),
-                                           actual=("actual", "mean")).reset_index())
+    calib = purchases_by_frequency(x, predicted, actual)
     report.tables["holdout_purchases_by_frequency"] = calib
-    report.figures["calibration_purchases.png"] = _calibration_plot(calib, holdout_days)
+    report.figures["calibration_purchases.png"] = calibration_purchases_plot(calib, holdout_days)
 
     horizon = scorer.horizon_days
     if holdout_days >= horizon:
-        horizon_end = cutoff + pd.Timedelta(days=horizon)
-        active = engine.window_purchases(cutoff, horizon_end).index
-        churned = (~pd.Index(ids).isin(active)).astype(int)
+        churned = churn_labels(engine, pd.Index(ids), cutoff, horizon).to_numpy()
         m["churn_rate_actual"] = float(churned.mean())
         m["churn_rate_predicted"] = float(scores["churn_probability"].mean())
         if 0 < churned.sum() < churned.size:
-            candidates = {
-                "churn_classifier": scores["churn_probability"].to_numpy(),
-                "baseline_bgnbd_expected_purchases": -scores["expected_purchases"].to_numpy(),
-                "baseline_bgnbd_p_alive": 1.0 - scores["p_alive"].to_numpy(),
-                "baseline_days_since_last_purchase": scores["days_since_last_purchase"].to_numpy(),
-            }
+            candidates = churn_candidates(scores)
             for name, score in candidates.items():
-                m[f"auc_{name}"] = float(roc_auc_score(churned, score))
-            m["brier_churn_classifier"] = float(brier_score_loss(churned, scores["churn_probability"]))
-            report.figures["roc_churn.png"] = _roc_plot(churned, candidates, horizon)
+                m[f"auc_{name}"] = roc_auc(churned, score)
+            m["brier_churn_classifier"] = brier(churned, candidates[MODEL])
+            report.figures["roc_churn.png"] = roc_plot(churned, candidates, horizon)
     return report
-
-
-def _calibration_plot(calib: pd.DataFrame, holdout_days: int) -> Figure:
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
-    labels = [str(b) if b < MAX_FREQUENCY_BIN else f"{MAX_FREQUENCY_BIN}+" for b in calib["frequency_bin"]]
-    ax.plot(labels, calib["actual"], "o-", label="actual")
-    ax.plot(labels, calib["predicted"], "s--", label="BG/NBD predicted")
-    ax.set_xlabel("repeat purchases in calibration period")
-    ax.set_ylabel(f"mean purchases in {holdout_days}-day holdout")
-    ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-def _roc_plot(churned: np.ndarray, candidates: dict[str, np.ndarray], horizon: int) -> Figure:
-    fig = Figure(figsize=(5, 5))
-    ax = fig.subplots()
-    for name, score in candidates.items():
-        fpr, tpr, _ = roc_curve(churned, score)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(churned, score):.3f})")
-    ax.plot([0, 1], [0, 1], ":", color="grey")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(f"churn within {horizon} days")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig

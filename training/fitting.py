@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import OptimizeResult, minimize
 
 from custscore.errors import CustscoreError, FitError
@@ -19,6 +20,8 @@ from custscore.errors import CustscoreError, FitError
 #: 1e-5 the log-parameters are within about 1e-5 / (smallest Hessian eigenvalue) of the
 #: optimum, well inside one standard error for any data set a model can be fitted on.
 GRADIENT_TOLERANCE = 1e-5
+#: Two accepted starts whose objectives agree this closely (relative) found the same optimum.
+AGREEMENT_RTOL = 1e-9
 
 #: Standard deviation of the jitter added to the log-parameters for the extra starts.
 START_JITTER_SD = 0.5
@@ -158,6 +161,37 @@ def check_weights(weights: Any, n: int) -> np.ndarray:
     return w
 
 
+def unique_inverse(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct rows of ``columns`` (sorted lexicographically) and each row's index into them.
+
+    Each column is ranked (hash-based ``pd.factorize``), the ranks are combined into one
+    int64 key and only that key is sorted: ~10x faster than ``np.unique(axis=0)`` on
+    stacked floats, same order.
+
+    >>> cols, inverse = unique_inverse([np.array([2.0, 1.0, 2.0]), np.array([5.0, 3.0, 5.0])])
+    >>> [c.tolist() for c in cols], inverse.tolist()
+    ([[1.0, 2.0], [3.0, 5.0]], [1, 0, 1])
+    """
+    ranks, values, radix = [], [], 1
+    for column in columns:
+        codes, uniques = pd.factorize(np.asarray(column), sort=True)
+        ranks.append(codes)
+        values.append(np.asarray(uniques))
+        radix *= max(len(uniques), 1)
+    if radix >= 2**62:  # too many distinct values to combine: fall back to the row sort
+        uniq, inverse = np.unique(np.column_stack(columns), axis=0, return_inverse=True)
+        return [uniq[:, j].copy() for j in range(uniq.shape[1])], inverse.ravel()
+    key = np.zeros(len(ranks[0]) if ranks else 0, dtype=np.int64)
+    for codes, uniques in zip(ranks, values):
+        key = key * len(uniques) + codes
+    unique_keys, inverse = np.unique(key, return_inverse=True)
+    out, rest = [], unique_keys
+    for uniques in reversed(values):
+        out.append(uniques[rest % len(uniques)])
+        rest = rest // len(uniques)
+    return out[::-1], inverse
+
+
 def unique_rows(columns: Sequence[np.ndarray], weights: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Collapse identical rows of ``columns``, summing ``weights``: the counts used for fitting.
 
@@ -165,10 +199,8 @@ def unique_rows(columns: Sequence[np.ndarray], weights: np.ndarray) -> tuple[lis
     >>> [c.tolist() for c in cols], w.tolist()
     ([[1.0, 2.0], [3.0, 3.0]], [2.0, 1.0])
     """
-    stacked = np.column_stack(columns)
-    uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    counts = np.bincount(inverse.ravel(), weights=weights, minlength=len(uniq))
-    return [uniq[:, j].copy() for j in range(uniq.shape[1])], counts
+    unique, inverse = unique_inverse(columns)
+    return unique, np.bincount(inverse, weights=weights, minlength=len(unique[0]))
 
 
 def total_weight(weights: np.ndarray) -> int | float:
@@ -189,6 +221,7 @@ def minimize_negative_log_likelihood(
     *,
     model_name: str = "model",
     advice: str = "try a penalizer of 0.001 or more, or more data",
+    stop_when_agreeing: bool = True,
 ) -> tuple[np.ndarray, OptimizeResult]:
     """Minimise an objective over log-parameters with L-BFGS-B and an analytic gradient.
 
@@ -198,7 +231,10 @@ def minimize_negative_log_likelihood(
     further points ``x0_log + N(0, START_JITTER_SD**2)`` drawn from
     ``numpy.random.default_rng(seed)``. A run is accepted only if scipy reports success,
     the objective is finite and ``max |gradient| <= GRADIENT_TOLERANCE``; the accepted run
-    with the lowest objective wins.
+    with the lowest objective wins. With ``stop_when_agreeing`` (the default), ``n_starts``
+    is a maximum: once two accepted runs agree on the objective to ``AGREEMENT_RTOL`` the
+    search stops (usually after two starts; the BG/NBD and Gamma-Gamma likelihoods have
+    one optimum in practice, so later starts only repeat it). Without it every start runs.
 
     Returns ``(log_params, result)`` (the scipy ``OptimizeResult`` of the best run).
     Raises :class:`FitError` with advice if no start converges.
@@ -235,6 +271,12 @@ def minimize_negative_log_likelihood(
         if closest is None or grad_max < closest.grad_max_abs:
             closest = res
         accepted = bool(res.success) and value < 1e100 and np.isfinite(value) and grad_max <= GRADIENT_TOLERANCE
+        if (stop_when_agreeing and accepted and best is not None
+                and abs(value - best.fun) <= AGREEMENT_RTOL * max(1.0, abs(value))):
+            # Two starts reached the same optimum: further starts would only repeat it.
+            if value < best.fun:
+                best, best_grad = res, grad_max
+            break
         if accepted and (best is None or value < best.fun):
             best = res
             best_grad = grad_max

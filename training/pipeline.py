@@ -19,6 +19,7 @@ from custscore.training.churn import ChurnClassifier, churn_features, churn_labe
 from custscore.training.evaluate import HoldoutReport, evaluate_holdout
 from custscore.training.gamma_gamma import GammaGammaModel
 from custscore.training.scorer import CustomerScorer
+from custscore.training.segments import fit_thresholds
 
 
 @dataclass
@@ -43,6 +44,15 @@ def fit_bgnbd(rfm: pd.DataFrame, time_unit: str, config: TrainConfig, when: str)
                        f"{int((rfm['frequency'] > 0).sum())} with repeat purchases): {exc}") from exc
 
 
+def churn_examples(engine: FeatureEngine, config: TrainConfig,
+                   reference: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series]:
+    """Churn features at ``reference`` (BG/NBD refitted there) and labels over the next horizon."""
+    customers = engine.customer_features(reference, config.time_unit)
+    bgnbd = fit_bgnbd(customers, config.time_unit, config, f"reference date {reference.date()}")
+    X = churn_features(customers, bgnbd, config.horizon_days, config.time_unit)
+    return X, churn_labels(engine, X.index, reference, config.horizon_days)
+
+
 def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     """Fit BG/NBD, Gamma-Gamma and the churn classifier on the log up to the cutoff.
 
@@ -54,6 +64,11 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     cutoff = config.cutoff
     if cutoff < first_day:
         raise CustscoreError(f"cutoff {cutoff.date()} is before the first transaction ({first_day.date()})")
+    if cutoff > last_day:
+        # Days after the log ends would look like days without purchases: churn labels and
+        # T would be silently wrong.
+        raise CustscoreError(f"cutoff {cutoff.date()} is after the last transaction ({last_day.date()}): the log "
+                             f"does not cover those days; use --cutoff {last_day.date()} or earlier")
     reference = config.reference_date
     if reference < first_day:
         raise CustscoreError(
@@ -72,14 +87,24 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
                        f"repeat spend): {exc}") from exc
 
     # Churn examples at the reference date: features <= reference, labels in (reference, cutoff].
-    reference_customers = engine.customer_features(reference, config.time_unit)
-    bgnbd_reference = fit_bgnbd(reference_customers, config.time_unit, config, f"reference date {reference.date()}")
-    X = churn_features(reference_customers, bgnbd_reference, config.horizon_days, config.time_unit)
-    y = churn_labels(engine, X.index, reference, config.horizon_days)
-    churn = ChurnClassifier().fit(X, y)
+    X, y = churn_examples(engine, config, reference)
+    if config.churn_calibration == "none":
+        churn = ChurnClassifier().fit(X, y)
+    else:
+        # Time-based calibration: fit one window earlier, calibrate on the latest window.
+        earlier = reference - pd.Timedelta(days=config.horizon_days)
+        if earlier <= first_day:
+            raise CustscoreError(
+                f"churn_calibration {config.churn_calibration}: cutoff minus twice the horizon ({earlier.date()}) "
+                f"is not after the first transaction ({first_day.date()}); use churn_calibration none")
+        churn = ChurnClassifier(calibration=config.churn_calibration).fit(*churn_examples(engine, config, earlier),
+                                                                          X, y)
 
     scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn, time_unit=config.time_unit,
                             horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff)
+    # Segment cut points: fixed numbers learned once from the calibration customers (segments.py).
+    scorer.segment_thresholds = fit_thresholds(scorer.score_customers(calibration, cutoff, with_segments=False),
+                                               scorer.segment_config)
     metrics = {
         "bgnbd_log_likelihood": bgnbd.log_likelihood_,
         "gamma_gamma_log_likelihood": gamma_gamma.log_likelihood_,
@@ -88,6 +113,7 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
         "repeat_customer_share": float((calibration["frequency"] > 0).mean()),
         "churn_train_examples": float(churn.n_train_),
         "churn_train_rate": churn.churn_rate_train_,
+        "churn_validation_examples": float(getattr(churn.calibrator_, "n_validation_", 0)),
     }
     holdout_end = min(config.holdout_end, last_day) if config.holdout_end is not None else last_day
     holdout = None

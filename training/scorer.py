@@ -6,7 +6,7 @@ customer, so batch scoring, the MLflow pyfunc and the HTTP server all call the s
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -20,6 +20,7 @@ from custscore.features.rfm import duration_columns
 from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.churn import ChurnClassifier, churn_features
 from custscore.training.gamma_gamma import GammaGammaModel
+from custscore.training.segments import SegmentConfig, SegmentThresholds, assign_segments, required_columns
 from custscore.training.value import expected_clv
 
 #: Columns of a score table, in order. Durations: ``recency`` and ``T`` are in the
@@ -57,7 +58,9 @@ class CustomerScorer:
     ``time_unit`` is the unit of the BG/NBD parameters (``D`` or ``W``),
     ``horizon_days`` the default churn/CLV horizon, ``discount_rate`` yearly,
     ``cutoff`` the last calibration day of training. ``model_version`` is filled in
-    when the scorer is logged (the MLflow run id).
+    when the scorer is logged (the MLflow run id). ``segment_config`` and
+    ``segment_thresholds`` (fitted by training) define the segment columns added after
+    :data:`SCORE_COLUMNS` (:mod:`custscore.training.segments`).
     """
 
     bgnbd: BetaGeoModel
@@ -68,6 +71,8 @@ class CustomerScorer:
     discount_rate: float
     cutoff: pd.Timestamp
     model_version: str = ""
+    segment_config: SegmentConfig = field(default_factory=SegmentConfig)
+    segment_thresholds: Optional[SegmentThresholds] = None
 
     def score(self, transactions: pd.DataFrame, as_of=None, horizon_days: Optional[int] = None) -> pd.DataFrame:
         """Score normalised transactions (``customer_id``, ``ts``, ``amount``) at ``as_of``.
@@ -88,11 +93,12 @@ class CustomerScorer:
                                     horizon_days)
 
     def score_customers(self, customers: pd.DataFrame, as_of: pd.Timestamp,
-                        horizon_days: Optional[int] = None) -> pd.DataFrame:
+                        horizon_days: Optional[int] = None, with_segments: bool = True) -> pd.DataFrame:
         """Score a per-customer feature frame (the :func:`customer_features` contract).
 
         Any feature engine (pandas, DuckDB, ...) can produce ``customers``; this is the
-        only place the fitted models are applied.
+        only place the fitted models are applied. ``with_segments=False`` returns only
+        :data:`SCORE_COLUMNS` (used to fit the segment thresholds).
         """
         horizon = self.horizon_days if horizon_days is None else int(horizon_days)
         if horizon <= 0:
@@ -130,7 +136,14 @@ class CustomerScorer:
             "as_of": pd.Timestamp(as_of).date().isoformat(),
             "model_version": self.model_version,
         })
-        return out[list(SCORE_COLUMNS)].reset_index(drop=True)
+        out = out[list(SCORE_COLUMNS)].reset_index(drop=True)
+        if not with_segments:
+            return out
+        if self.segment_thresholds is None:
+            raise CustscoreError("this scorer has no segment thresholds (trained before segments existed); retrain it")
+        inputs = out.assign(**{c: customers[c].to_numpy() for c in required_columns(self.segment_config)
+                               if c not in out.columns and c in customers.columns})
+        return pd.concat([out, assign_segments(inputs, self.segment_config, self.segment_thresholds)], axis=1)
 
     def expected_avg_spend(self, frequency: np.ndarray, monetary_value: np.ndarray) -> np.ndarray:
         """Gamma-Gamma expected spend per purchase, shape (n_customers,).

@@ -25,6 +25,7 @@ from custscore.errors import CustscoreError
 from custscore.features.io import normalise_transactions
 from custscore.training.bundle import PYFUNC_COLUMNS, PYFUNC_ENTRY_FILE, SCORER_ARTIFACT, save_scorer
 from custscore.training.pipeline import TrainResult
+from custscore.training.segments import segment_settings
 
 #: Alias given to a newly registered version.
 CHAMPION_ALIAS = "champion"
@@ -88,22 +89,38 @@ def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
     params.update({k: v for k, v in config.as_params().items()
                    if k not in ("experiment", "tracking_uri", "register_as") and v is not None})
     params["n_customers"] = result.n_customers
+    if result.scorer.segment_thresholds is not None:  # segment rules and fitted cut points
+        settings = segment_settings(result.scorer.segment_config, result.scorer.segment_thresholds)
+        params.update({f"segments_{k}": v for part in settings.values() for k, v in part.items()})
     params["custscore_version"] = custscore.__version__
     return params
 
 
-def log_training(result: TrainResult, config: TrainConfig, input_example: pd.DataFrame) -> LoggedModel:
-    """Log one training run and the pyfunc model; register it when ``config.register_as``.
+def prepare_experiment(config: TrainConfig) -> Optional[str]:
+    """Point MLflow at the store and return the experiment id (created if needed).
 
-    ``input_example`` is a few raw transaction rows in the pyfunc's input format.
+    Called before any fitting so an unreachable or broken store fails fast, within the
+    bounded HTTP retries. ``None`` under ``mlflow run``, whose run (``MLFLOW_RUN_ID``)
+    already exists and is logged into.
     """
     tracking_uri = use_tracking(config.tracking_uri)
+    if os.environ.get("MLFLOW_RUN_ID"):
+        return None
     try:
-        # Under `mlflow run` the run already exists (MLFLOW_RUN_ID): log into it.
-        experiment_id = None if os.environ.get("MLFLOW_RUN_ID") else _ensure_experiment(config.experiment,
-                                                                                          tracking_uri)
+        return _ensure_experiment(config.experiment, tracking_uri)
     except mlflow.exceptions.MlflowException as exc:
         raise CustscoreError(f"MLflow tracking store {tracking_uri} is not usable: {_first_line(exc)}") from exc
+
+
+def log_training(result: TrainResult, config: TrainConfig, input_example: pd.DataFrame,
+                 experiment_id: Optional[str] = None) -> LoggedModel:
+    """Log one training run and the pyfunc model; register it when ``config.register_as``.
+
+    ``input_example`` is a few raw transaction rows in the pyfunc's input format;
+    ``experiment_id`` comes from :func:`prepare_experiment` (looked up when omitted).
+    """
+    if experiment_id is None:
+        experiment_id = prepare_experiment(config)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         run_id = run.info.run_id
         result.scorer.model_version = run_id

@@ -5,8 +5,7 @@ import os
 from typing import TYPE_CHECKING
 
 from custscore.config import TrainConfig
-from custscore.features.customers import PandasEngine
-from custscore.features.io import read_transactions
+from custscore.features.engines import open_engine
 
 if TYPE_CHECKING:
     from custscore.training.pipeline import TrainResult
@@ -16,14 +15,15 @@ if TYPE_CHECKING:
 def train_file(transactions_path: str | os.PathLike, config: TrainConfig) -> tuple["TrainResult", "LoggedModel"]:
     """Train on the log at ``transactions_path`` and log the run; return both results.
 
-    The log is read and validated before MLflow and scikit-learn are imported, so bad
-    input fails in well under a second.
+    The log is read and validated (by the engine ``config.engine`` selects, see
+    :func:`custscore.features.engines.open_engine`) before MLflow and scikit-learn are
+    imported, so bad input fails in well under a second.
     """
-    engine = PandasEngine(read_transactions(transactions_path, config.columns))
+    engine = open_engine(transactions_path, config.columns, config.engine)
     from custscore.training.pipeline import train_scorer
-    from custscore.training.tracking import log_training, use_tracking
+    from custscore.training.tracking import log_training, prepare_experiment
 
-    use_tracking(config.tracking_uri)
+    experiment_id = prepare_experiment(config)  # an unusable store fails before any fitting
     result = train_scorer(engine, config)
-    logged = log_training(result, config, engine.example_transactions())
+    logged = log_training(result, config, engine.example_transactions(), experiment_id)
     return result, logged

@@ -114,10 +114,5 @@ def expected_clv(
     if len(spend) not in (1, n):
         raise CustscoreError(f"expected_spend: must be a scalar or have one value per customer ({n}), got {len(spend)}")
     ends = step_ends_days(float(horizon_days), float(step_days))
-    value = np.zeros(n)
-    previous = np.zeros(n)
-    for end in ends:
-        cumulative = bgnbd.expected_purchases(end / days_per_unit, frequency, recency, T)
-        value += (cumulative - previous) * discount_factor(end, discount_rate_yearly)
-        previous = cumulative
-    return value * spend
+    return bgnbd.discounted_expected_purchases(ends / days_per_unit, discount_factor(ends, discount_rate_yearly),
+                                               frequency, recency, T) * spend

@@ -1,0 +1,247 @@
+"""Load test of ``custscore serve`` on this machine (loopback only, bounded request count).
+
+Starts ``custscore serve`` on 127.0.0.1 with a free port (or uses ``--url`` of a server
+already on loopback), then:
+
+1. sends ``--requests`` single-customer ``POST /score`` requests (CDNOW customers in
+   turn) from ``--concurrency`` client threads with keep-alive connections, checks every
+   answer (status 200, one score row for the customer asked) and prints errors, p50,
+   p90, p99 and max latency in ms and the throughput;
+2. sends ``--batch-repeats`` requests of ``--batch-customers`` customers each and prints
+   their latencies in ms.
+
+Without ``--model`` it first trains and registers a model on the CDNOW sample in a
+temporary folder (about 15 s). Example:
+
+    python benchmarks/http_load.py --requests 10000 --concurrency 8 --batch-customers 1000
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def train_demo_model(folder: Path) -> tuple[str, str]:
+    """Train and register ``custscore-bench`` on the CDNOW sample; return (model URI, tracking URI)."""
+    from custscore.config import TrainConfig
+    from custscore.features.cdnow import load_cdnow_sample
+    from custscore.training.train import train_file
+
+    log = folder / "cdnow.csv"
+    load_cdnow_sample().to_csv(log, index=False)
+    tracking = f"sqlite:///{folder / 'mlflow.db'}"
+    config = TrainConfig(cutoff="1997-09-30", horizon_days=90, time_unit="W", tracking_uri=tracking,
+                         register_as="custscore-bench", experiment="bench")
+    train_file(log, config)
+    return "models:/custscore-bench@champion", tracking
+
+
+def customer_bodies(as_of: str) -> list[tuple[str, bytes]]:
+    """One ``POST /score`` body per CDNOW customer with a purchase on or before ``as_of``."""
+    from custscore.features.cdnow import load_cdnow_sample
+
+    log = load_cdnow_sample()
+    log = log[log["date"].astype(str) <= as_of]
+    bodies = []
+    for customer_id, rows in log.groupby("customer_id", sort=True):
+        tx = [{"date": str(d)[:10], "amount": float(a)} for d, a in zip(rows["date"], rows["amount"])]
+        body = {"as_of": as_of, "customers": [{"customer_id": str(customer_id), "transactions": tx}]}
+        bodies.append((str(customer_id), json.dumps(body).encode()))
+    return bodies
+
+
+def scorer_cpu_ms(model_uri: str, tracking_uri: str | None, as_of: str, sizes=(1, 8, 1000)) -> dict[int, float]:
+    """CPU ms of one in-process ``CustomerScorer.score`` call per customer count (no HTTP).
+
+    Process time, not wall time, so other load on the machine inflates it less.
+    """
+    from custscore.features.cdnow import load_cdnow_sample
+    from custscore.features.io import normalise_transactions
+    from custscore.serving.batch import load_scorer_from_uri
+    from custscore.training.tracking import use_tracking
+
+    use_tracking(tracking_uri)
+    scorer, _ = load_scorer_from_uri(model_uri)
+    tx = normalise_transactions(load_cdnow_sample())
+    ids = tx["customer_id"].drop_duplicates()
+    out = {}
+    for k in sizes:
+        part = tx[tx["customer_id"].isin(ids.head(k))]
+        scorer.score(part, as_of=as_of)
+        start = time.process_time()
+        for _ in range(10):
+            scorer.score(part, as_of=as_of)
+        out[k] = (time.process_time() - start) / 10 * 1000.0
+    return out
+
+
+def batch_body(bodies: list[tuple[str, bytes]], n_customers: int, as_of: str) -> bytes:
+    customers = [json.loads(b)["customers"][0] for _, b in bodies[:n_customers]]
+    return json.dumps({"as_of": as_of, "customers": customers}).encode()
+
+
+def post(conn: http.client.HTTPConnection, body: bytes) -> tuple[int, bytes]:
+    conn.request("POST", "/score", body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def run_load(host: str, port: int, bodies: list[tuple[str, bytes]], n_requests: int,
+             concurrency: int, timeout_s: float) -> dict:
+    """``n_requests`` single-customer requests from ``concurrency`` threads; latencies in ms."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(n_requests))
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
+        mine, bad = [], []
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                break
+            customer_id, body = bodies[i % len(bodies)]
+            start = time.perf_counter()
+            try:
+                status, data = post(conn, body)
+            except (OSError, http.client.HTTPException) as exc:
+                bad.append(f"request {i}: {type(exc).__name__}: {exc}")
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
+                continue
+            mine.append((time.perf_counter() - start) * 1000.0)
+            if status != 200:
+                bad.append(f"request {i}: HTTP {status}: {data[:200]!r}")
+                continue
+            scores = json.loads(data)["scores"]
+            if len(scores) != 1 or scores[0]["customer_id"] != customer_id:
+                bad.append(f"request {i}: wrong answer for {customer_id}")
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors.extend(bad)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    qs = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"requests": n_requests, "errors": len(errors), "first_errors": errors[:5],
+            "p50_ms": qs[49], "p90_ms": qs[89], "p99_ms": qs[98], "max_ms": max(latencies),
+            "throughput_rps": n_requests / elapsed, "seconds": elapsed}
+
+
+def wait_ready(host: str, port: int, timeout_s: float, proc: subprocess.Popen | None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"server exited with status {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"server not ready after {timeout_s} s")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model URI (default: train one on CDNOW in a temporary folder)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI of --model")
+    parser.add_argument("--url", help="an already running server on loopback, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--as-of", default="1997-09-30")
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--batch-customers", type=int, default=1_000)
+    parser.add_argument("--batch-repeats", type=int, default=20)
+    parser.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
+    args = parser.parse_args(argv)
+    if not 0 < args.requests <= 1_000_000 or not 0 < args.concurrency <= 64:
+        parser.error("--requests must be in 1..1,000,000 and --concurrency in 1..64")
+
+    proc = None
+    with tempfile.TemporaryDirectory(prefix="custscore-bench-") as tmp:
+        if args.url:
+            parts = urlsplit(args.url)
+            if parts.hostname not in LOOPBACK:
+                parser.error("--url must be on loopback (127.0.0.1, localhost or ::1)")
+            host, port = parts.hostname, parts.port or 80
+        else:
+            model, tracking = (args.model, args.tracking_uri) if args.model else train_demo_model(Path(tmp))
+            cpu = scorer_cpu_ms(model, tracking, args.as_of)
+            print("scorer CPU per call, in process: " + ", ".join(f"{k} customers {ms:.1f} ms" for k, ms in cpu.items()))
+            host, port = "127.0.0.1", free_port()
+            cmd = [sys.executable, "-m", "custscore.cli", "serve", "--model", model, "--host", host,
+                   "--port", str(port)] + (["--tracking-uri", tracking] if tracking else [])
+            server_log = open(Path(tmp) / "server.log", "wb")
+            proc = subprocess.Popen(cmd, stdout=server_log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"})
+        try:
+            wait_ready(host, port, 120, proc)
+            bodies = customer_bodies(args.as_of)
+            print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
+            warm = run_load(host, port, bodies, min(200, args.requests), args.concurrency, args.timeout)
+            if warm["errors"]:
+                print("warm-up failed:", *warm["first_errors"], sep="\n  ")
+                return 1
+            result = run_load(host, port, bodies, args.requests, args.concurrency, args.timeout)
+            print(f"single-customer: {result['requests']} requests, concurrency {args.concurrency}, "
+                  f"errors {result['errors']}, p50 {result['p50_ms']:.1f} ms, p90 {result['p90_ms']:.1f} ms, "
+                  f"p99 {result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms, "
+                  f"{result['throughput_rps']:.0f} requests/s")
+            for line in result["first_errors"]:
+                print("  ", line)
+            body = batch_body(bodies, args.batch_customers, args.as_of)
+            conn = http.client.HTTPConnection(host, port, timeout=args.timeout)
+            times, batch_errors = [], 0
+            for _ in range(args.batch_repeats):
+                start = time.perf_counter()
+                status, data = post(conn, body)
+                times.append((time.perf_counter() - start) * 1000.0)
+                if status != 200 or len(json.loads(data)["scores"]) != args.batch_customers:
+                    batch_errors += 1
+            conn.close()
+            print(f"batch of {args.batch_customers} customers ({len(body):,} bytes): {args.batch_repeats} requests, "
+                  f"errors {batch_errors}, median {statistics.median(times):.1f} ms, min {min(times):.1f} ms, "
+                  f"max {max(times):.1f} ms")
+            print(f"load average after: {os.getloadavg()[0]:.2f}")
+            return 1 if result["errors"] or batch_errors else 0
+        finally:
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                server_log.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

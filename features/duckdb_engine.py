@@ -1,0 +1,368 @@
+"""The DuckDB feature engine: large CSV/Parquet logs without loading them into pandas.
+
+DuckDB does the heavy, memory-hungry part out of core (with a memory limit, spilling
+to a temporary folder): scanning and parsing the file, validating every value,
+merging purchases per customer and day, and sorting. Customers get an integer code in
+``customer_id`` order, so the per-day purchases are a compact ``(code, date, amount)``
+table. Feature questions are then answered chunk by chunk (contiguous customer-code
+ranges of at most ``rows_per_chunk`` purchase rows) by the *same* pure functions the
+pandas engine uses (:func:`custscore.features.customers.customer_features`,
+:func:`custscore.features.rfm.window_purchases`), so both engines agree to the last
+digit by construction and each feature is defined once.
+
+Validation: every row is checked in SQL; if any is wrong, the offending rows (with
+their row numbers) go through :mod:`custscore.features.io`'s own validator, so the
+one-line message is the pandas engine's word for word. Differences: CSV row numbers do
+not count blank lines, and a few ISO 8601 forms pandas accepts (``19970105``,
+``1997-01-05T10``) are refused with a message pointing to ``--engine pandas``.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from custscore.config import ColumnMap, parse_date
+from custscore.errors import CustscoreError
+from custscore.features.customers import customer_features
+from custscore.features.io import _TS_MAX, _TS_MIN, _normalise, _one_line, _show, _suffix_kind
+from custscore.features.periods import merge_periods
+from custscore.features.rfm import window_purchases
+
+# pandas' default missing-value markers (read_csv na_values), so both engines agree on
+# which CSV fields are missing.
+_NA_STRINGS = ('', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN',
+               '<NA>', 'N/A', 'NA', 'NULL', 'NaN', 'None', 'n/a', 'nan', 'null')
+_WHITESPACE = " \t\n\r\x0b\x0c"
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+                  "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
+_FLOAT_TYPES = ("FLOAT", "DOUBLE")
+_EXAMPLE_CUSTOMERS = 10
+_MAX_PROBLEM_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class DuckDBSettings:
+    """Resources for :class:`DuckDBEngine`.
+
+    ``memory_limit`` caps DuckDB's own memory (it spills to ``temp_directory`` above it;
+    ``None`` there means a fresh folder under the system temp dir, removed on close);
+    ``threads`` of ``None`` means one per core; ``rows_per_chunk`` bounds the purchase
+    rows (customer-days) handed to numpy at once, and so the pandas-side memory.
+    """
+
+    memory_limit: str = "4GB"
+    threads: Optional[int] = None
+    temp_directory: Optional[str] = None
+    rows_per_chunk: int = 4_000_000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rows_per_chunk, bool) or not isinstance(self.rows_per_chunk, int) or self.rows_per_chunk <= 0:
+            raise CustscoreError(f"rows_per_chunk: must be a whole number > 0, got {self.rows_per_chunk!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads <= 0):
+            raise CustscoreError(f"threads: must be a whole number > 0, got {self.threads!r}")
+
+
+def _quote(text: str) -> str:
+    """SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    """SQL quoted identifier."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _day(ts: pd.Timestamp) -> str:
+    return f"DATE {_quote(ts.date().isoformat())}"
+
+
+class DuckDBEngine:
+    """Feature engine over a CSV or Parquet log, executed by DuckDB (see the module doc).
+
+    Implements :class:`custscore.features.customers.FeatureEngine`; the file is read,
+    validated and merged per day once, in the constructor.
+    """
+
+    def __init__(self, path: str | Path, columns: ColumnMap = ColumnMap(),
+                 settings: DuckDBSettings = DuckDBSettings()) -> None:
+        self.path = Path(path)
+        self.columns = columns
+        self.settings = settings
+        if not self.path.exists():
+            raise CustscoreError(f"{self.path}: file not found")
+        kind = _suffix_kind(self.path)
+        temp_dir = settings.temp_directory or tempfile.mkdtemp(prefix="custscore-duckdb-")
+        if settings.temp_directory is None:
+            self._cleanup = weakref.finalize(self, shutil.rmtree, temp_dir, True)
+        config = {"memory_limit": settings.memory_limit, "temp_directory": temp_dir}
+        if settings.threads is not None:
+            config["threads"] = settings.threads
+        self._con = duckdb.connect(":memory:", config=config)
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute("SET preserve_insertion_order = true")
+        self._con.execute("SET enable_progress_bar = false")
+        try:
+            self._load(kind)
+        except duckdb.Error as exc:
+            raise CustscoreError(f"{self.path}: cannot read file ({_one_line(exc)})") from exc
+
+    # ------------------------------------------------------------------ loading
+    def _csv_source(self, delim: str) -> str:
+        nulls = ", ".join(_quote(s) for s in _NA_STRINGS)
+        return (f"read_csv({_quote(self.path)}, all_varchar = true, header = true, delim = {_quote(delim)}, "
+                f"quote = '\"', escape = '\"', encoding = {_quote(self.columns.encoding)}, nullstr = [{nulls}])")
+
+    def _source(self, kind: str) -> tuple[str, str]:
+        """(relation SQL, SQL of the same relation with a 1-based ``__row`` column)."""
+        source = str(self.path)
+        if kind == "parquet":
+            rel = f"read_parquet({_quote(self.path)})"
+            numbered = f"(SELECT *, file_row_number + 1 AS __row FROM read_parquet({_quote(self.path)}, file_row_number = true))"
+            return rel, numbered
+        if self.path.stat().st_size == 0:
+            raise CustscoreError(f"{source}: empty file")
+        rel = self._csv_source(",")
+        names = self._con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+        if len(names) == 1:
+            for sep in (";", "\t"):
+                if sep in names[0][0]:
+                    rel = self._csv_source(sep)
+                    break
+        return rel, f"(SELECT *, row_number() OVER () AS __row FROM {rel})"
+
+    def _load(self, kind: str) -> None:
+        source = str(self.path)
+        rel, numbered = self._source(kind)
+        described = self._con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+        found = [row[0] for row in described]
+        types = {row[0]: row[1] for row in described}
+        cols = self.columns
+        wanted = (cols.customer, cols.date, cols.amount)
+        missing = [c for c in wanted if c not in found]
+        if missing:
+            raise CustscoreError(f"{source}: missing column(s) {missing}; columns found: {found}")
+        duplicated = [c for c in wanted if found.count(c) > 1]
+        if duplicated:
+            raise CustscoreError(f"{source}: duplicate column(s) {duplicated}")
+        if self._con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0] == 0:
+            raise CustscoreError(f"{source}: no transactions")
+
+        parse = _ColumnSql(self._con, rel, cols, types)
+        self._con.execute(f"CREATE TEMP TABLE tx AS SELECT {parse.customer} AS customer_id, {parse.ts} AS ts, "
+                          f"{parse.amount} AS amount, {parse.aware} AS aware FROM {rel}")
+        error = _problem(self._con, numbered, parse, cols, source)
+        if error is not None:
+            raise error
+
+        con = self._con
+        con.execute("CREATE TEMP TABLE customers AS SELECT customer_id, "
+                    "(row_number() OVER (ORDER BY customer_id) - 1)::INTEGER AS code "
+                    "FROM (SELECT DISTINCT customer_id FROM tx)")
+        con.execute("CREATE TEMP TABLE coded AS SELECT c.code, t.ts, t.amount, t.seq FROM "
+                    "(SELECT rowid AS seq, * FROM tx) t JOIN customers c USING (customer_id)")
+        con.execute("DROP TABLE tx")
+        con.execute("CREATE TEMP TABLE examples AS SELECT k.code, k.seq, c.customer_id, k.ts, k.amount "
+                    f"FROM coded k JOIN customers c USING (code) WHERE k.code < {_EXAMPLE_CUSTOMERS}")
+        ids = con.sql("SELECT customer_id FROM customers ORDER BY code").to_arrow_table().column(0).to_pandas()
+        self._ids = pd.Index(ids, name="customer_id")
+        self._merge_days()
+
+    def _merge_days(self) -> None:
+        """Build ``purchases`` (code, date, amount): one row per customer and day.
+
+        A day with one transaction keeps its amount (and, being a return when negative, is
+        dropped as merge_periods drops return-only days); days with several are summed by
+        :func:`~custscore.features.periods.merge_periods` itself (in time order, chunk by
+        chunk), so the floating-point sums are bit-identical to the pandas engine's.
+        """
+        con = self._con
+        con.execute("CREATE TEMP TABLE daily AS SELECT code, CAST(ts AS DATE) AS date, count(*) AS n, "
+                    "sum(amount) AS amount FROM coded GROUP BY ALL")
+        con.execute("CREATE TEMP TABLE multi AS SELECT k.code, k.ts, k.amount, k.seq FROM coded k "
+                    "JOIN daily d ON k.code = d.code AND CAST(k.ts AS DATE) = d.date WHERE d.n > 1")
+        con.execute("CREATE TEMP TABLE summed (code INTEGER, date DATE, amount DOUBLE)")
+        self._rows_before = self._cumulative_rows("multi")
+        for lo, hi in self._code_ranges():
+            got = con.execute(f"SELECT code, CAST(ts AS TIMESTAMP_NS) AS ts, amount FROM multi "
+                              f"WHERE code >= {lo} AND code < {hi} ORDER BY code, ts, seq").fetchnumpy()
+            if len(got["code"]) == 0:
+                continue
+            merged = merge_periods(pd.DataFrame({"customer_id": got["code"], "ts": got["ts"],
+                                                 "amount": got["amount"]}))
+            con.register("_merged", merged)
+            con.execute("INSERT INTO summed SELECT customer_id, CAST(date AS DATE), amount FROM _merged")
+            con.unregister("_merged")
+        # Single-transaction days follow merge_periods' returns policy: a negative day is no purchase.
+        con.execute("CREATE TEMP TABLE purchases AS SELECT code, date, amount FROM "
+                    "(SELECT code, date, amount FROM daily WHERE n = 1 AND amount >= 0 "
+                    "UNION ALL SELECT code, date, amount FROM summed) ORDER BY code, date")
+        for table in ("coded", "daily", "multi", "summed"):
+            con.execute(f"DROP TABLE {table}")
+        self._rows_before = self._cumulative_rows("purchases")
+
+    def _cumulative_rows(self, table: str) -> np.ndarray:
+        """Rows of ``table`` with a code below k, for k = 0 .. n_customers."""
+        counts = self._con.execute(f"SELECT code, count(*) AS n FROM {table} GROUP BY code").fetchnumpy()
+        rows = np.zeros(len(self._ids), dtype=np.int64)
+        rows[counts["code"]] = counts["n"]
+        return np.concatenate(([0], np.cumsum(rows)))
+
+    def close(self) -> None:
+        """Release DuckDB's memory and temporary folder."""
+        self._con.close()
+        if getattr(self, "_cleanup", None) is not None:
+            self._cleanup()
+
+    # ------------------------------------------------------------------ chunks
+    def _code_ranges(self) -> list[tuple[int, int]]:
+        """Contiguous customer-code ranges of at most ``rows_per_chunk`` purchase rows (>= 1 customer)."""
+        n = len(self._ids)
+        bounds, start = [], 0
+        while start < n or not bounds:
+            limit = self._rows_before[start] + self.settings.rows_per_chunk
+            stop = max(int(np.searchsorted(self._rows_before, limit, side="right")) - 1, start + 1)
+            stop = min(stop, n)
+            bounds.append((start, stop))
+            start = stop
+        return bounds
+
+    def _purchases(self, lo: int, hi: int, after: Optional[pd.Timestamp], until: pd.Timestamp) -> pd.DataFrame:
+        """Per-day purchases of codes in [lo, hi) with after < date <= until; customer_id = code."""
+        where = f"code >= {lo} AND code < {hi} AND date <= {_day(until)}"
+        if after is not None:
+            where += f" AND date > {_day(after)}"
+        got = self._con.execute(f"SELECT code, CAST(date AS TIMESTAMP_NS) AS date, amount FROM purchases "
+                            f"WHERE {where} ORDER BY code, date").fetchnumpy()
+        return pd.DataFrame({"customer_id": got["code"].astype(np.int64),
+                             "date": got["date"].astype("datetime64[ns]"),
+                             "amount": got["amount"].astype(np.float64)})
+
+    def _labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Replace the integer customer codes of the index by the customer ids."""
+        out = frame.copy(deep=False)
+        out.index = self._ids.take(frame.index.to_numpy(dtype=np.int64))
+        return out
+
+    def iter_customer_features(self, as_of: Any, time_unit: str) -> Iterator[pd.DataFrame]:
+        """:meth:`customer_features` in chunks of consecutive customers (sorted by id)."""
+        as_of = parse_date(as_of, "as_of")
+        for lo, hi in self._code_ranges():
+            yield self._labelled(customer_features(self._purchases(lo, hi, None, as_of), as_of, time_unit))
+
+    # ------------------------------------------------------------------ FeatureEngine
+    def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        first, last = self._con.execute("SELECT min(date), max(date) FROM purchases").fetchone()
+        return pd.Timestamp(first).as_unit("ns"), pd.Timestamp(last).as_unit("ns")
+
+    def customer_features(self, as_of: Any, time_unit: str) -> pd.DataFrame:
+        """RFM (durations in ``time_unit``) + activity features (days); see features.customers."""
+        return pd.concat(list(self.iter_customer_features(as_of, time_unit)))
+
+    def window_purchases(self, start: Any, end: Any) -> pd.DataFrame:
+        """Purchase days and spend per customer with start < date <= end (see features.rfm)."""
+        start, end = parse_date(start, "start"), parse_date(end, "end")
+        parts = [self._labelled(window_purchases(self._purchases(lo, hi, start, end), start, end))
+                 for lo, hi in self._code_ranges()]
+        return pd.concat(parts)
+
+    def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
+        """Raw rows (customer_id, ISO date, amount) of the first customers by id (at most 10)."""
+        rows = self._con.execute(
+            "SELECT customer_id, strftime(ts, '%Y-%m-%d') AS date, amount FROM examples "
+            f"WHERE code < {int(n_customers)} ORDER BY code, ts, seq").fetchnumpy()
+        return pd.DataFrame({"customer_id": rows["customer_id"].astype(str),
+                             "date": rows["date"].astype(str),
+                             "amount": rows["amount"].astype(float)})
+
+
+class _ColumnSql:
+    """SQL expressions parsing the three raw columns by their DuckDB type.
+
+    ``customer`` -> VARCHAR (trimmed; integer-valued numbers without ``.0``), ``ts`` ->
+    naive TIMESTAMP (aware values converted to UTC), ``amount`` -> DOUBLE; an expression
+    is NULL where the value cannot be parsed. ``aware`` is TRUE for text dates carrying a
+    UTC offset or Z (a column may not mix them with naive dates, as in features.io).
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, rel: str, cols: ColumnMap, types: dict[str, str]) -> None:
+        c, d, a = (_ident(cols.customer), _ident(cols.date), _ident(cols.amount))
+        ctype, dtype, atype = types[cols.customer], types[cols.date], types[cols.amount]
+
+        if ctype.startswith(_INTEGER_TYPES):
+            self.customer = f"CAST({c} AS VARCHAR)"
+        elif ctype in _FLOAT_TYPES:
+            whole = con.execute(f"SELECT coalesce(bool_and(isfinite({c}) AND floor({c}) = {c}), true) "
+                                f"FROM {rel}").fetchone()[0]
+            self.customer = f"CAST(CAST({c} AS BIGINT) AS VARCHAR)" if whole else f"CAST({c} AS VARCHAR)"
+        else:
+            self.customer = f"trim(CAST({c} AS VARCHAR), {_quote(_WHITESPACE)})"
+
+        self.aware = "false"
+        if dtype.startswith(("TIMESTAMP", "DATE")):
+            self.ts = f"CAST({d} AS TIMESTAMP)"
+        elif dtype.startswith(_INTEGER_TYPES) or dtype in _FLOAT_TYPES:  # e.g. 19970101: parse the digits
+            digits = f"CAST(CAST({d} AS BIGINT) AS VARCHAR)"
+            if dtype in _FLOAT_TYPES:
+                digits = f"CASE WHEN {d} = round({d}) THEN {digits} END"
+            self.ts = f"try_strptime({digits}, {_quote(cols.date_format or '%Y%m%d')})"
+        elif cols.date_format:
+            self.ts = f"try_strptime(CAST({d} AS VARCHAR), {_quote(cols.date_format)})"
+        else:
+            text = f"CAST({d} AS VARCHAR)"
+            self.ts = f"CAST(try_cast({text} AS TIMESTAMPTZ) AS TIMESTAMP)"
+            tail = f"upper(substr({text}, 11))"
+            self.aware = f"(strpos({tail}, '+') > 0 OR strpos({tail}, '-') > 0 OR strpos({tail}, 'Z') > 0)"
+
+        if atype == "BOOLEAN":
+            self.amount = "CAST(NULL AS DOUBLE)"
+        elif atype.startswith(("VARCHAR", "BLOB")):
+            self.amount = f"try_cast(trim(CAST({a} AS VARCHAR), {_quote(_WHITESPACE)}) AS DOUBLE)"
+        else:
+            self.amount = f"try_cast({a} AS DOUBLE)"
+        self.raw = f"{c}, {d}, {a}"
+
+
+def _bad(customer: str, ts: str, amount: str) -> str:
+    """SQL condition: a row features.io would refuse (given the parsed values)."""
+    return (f"{customer} IS NULL OR {customer} = '' OR {ts} IS NULL OR {ts} < TIMESTAMP {_quote(_TS_MIN)} "
+            f"OR {ts} > TIMESTAMP {_quote(_TS_MAX)} OR {amount} IS NULL OR NOT isfinite({amount})")
+
+
+def _problem(con: duckdb.DuckDBPyConnection, numbered: str, sql: _ColumnSql, columns: ColumnMap,
+             source: str) -> Optional[CustscoreError]:
+    """The features.io error for the file loaded into ``tx``, or None if every row is valid.
+
+    Cheap aggregate over ``tx`` first; only when something is wrong are the offending rows (at most
+    ``_MAX_PROBLEM_ROWS``, with their 1-based row numbers) handed to features.io's own
+    validator, so the message is the pandas engine's, word for word.
+    """
+    n_bad, n_aware, n_naive = con.execute(
+        f"SELECT count(*) FILTER (WHERE {_bad('customer_id', 'ts', 'amount')}), count(*) FILTER (WHERE aware), "
+        "count(*) FILTER (WHERE NOT aware) FROM tx").fetchone()
+    mixed = n_aware > 0 and n_naive > 0
+    if not n_bad and not mixed:
+        return None
+    bad = _bad(sql.customer, sql.ts, sql.amount)
+    extra = ""
+    if mixed:
+        first_aware, first_naive = con.execute(f"SELECT min(__row) FILTER (WHERE {sql.aware}), "
+                                               f"min(__row) FILTER (WHERE NOT {sql.aware}) FROM {numbered}").fetchone()
+        extra = f" OR __row IN ({int(first_aware)}, {int(first_naive)})"
+    rows = con.execute(f"SELECT __row, {sql.raw} FROM {numbered} WHERE {bad}{extra} "
+                       f"ORDER BY __row LIMIT {_MAX_PROBLEM_ROWS}").df()
+    try:
+        _normalise(rows.drop(columns="__row"), columns, source, rows["__row"].to_numpy())
+    except CustscoreError as exc:
+        return exc
+    first = rows.iloc[0]
+    return CustscoreError(f"{source}: row {int(first['__row'])}: the DuckDB engine cannot read "
+                          f"{_show(tuple(first.drop('__row')))}; use --engine pandas")

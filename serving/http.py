@@ -1,0 +1,242 @@
+"""The HTTP API: FastAPI app factory and the ``custscore serve`` runner (uvicorn).
+
+Routes only parse, call the scorer and serialise. They serve the same
+:class:`~custscore.training.scorer.CustomerScorer` that batch scoring and the MLflow
+pyfunc load from the same URI, through the same :func:`~custscore.serving.batch.score_transactions`,
+so HTTP and batch scores cannot disagree.
+
+- ``POST /score``: customers with their transactions, ``as_of`` and optional
+  ``horizon_days`` (days) -> ``{"model_version": ..., "scores": [one object per customer]}``
+  with the batch score columns; NaN becomes ``null``.
+- ``GET /health``: 200 once the model is loaded, 503 before.
+- ``GET /version``: model name, version, run id, fitted parameters, training cutoff.
+- ``POST /admin/reload`` (and SIGHUP under ``custscore serve``): load the URI again, e.g.
+  after the registry alias moved; the old model serves until the new one is loaded.
+
+Errors are JSON ``{"error": "...", "detail": [...]}``: 400 malformed JSON, 413 body too
+large, 422 invalid fields or data, 503 model not loaded, 500 without any trace.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+import traceback
+from typing import Any, Callable, Optional
+
+import pandas as pd
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from custscore.config import ScoreConfig, ServeConfig
+from custscore.errors import CustscoreError
+from custscore.serving.http_schemas import score_request_model
+from custscore.serving.microbatch import MicroBatcher
+from custscore.serving.middleware import ACCESS_LOGGER, AccessLogMiddleware, BodyLimitMiddleware
+from custscore.serving.model_holder import LoadedModel, ModelHolder, load_model
+
+#: Logger of server events (loads, reloads, internal errors), one JSON object per line.
+SERVER_LOGGER = "custscore.http"
+#: Validation problems listed in one error response at most.
+_MAX_DETAILS = 20
+
+log = logging.getLogger(SERVER_LOGGER)
+
+
+def _log_event(level: int, event: str, **fields: Any) -> None:
+    log.log(level, json.dumps({"event": event, **fields}, default=str))
+
+
+def _json_response(payload: Any, status: int = 200) -> Response:
+    return Response(json.dumps(payload, default=str, allow_nan=False), status_code=status,
+                    media_type="application/json")
+
+
+def _error(status: int, message: str, detail: Optional[list] = None) -> Response:
+    payload: dict[str, Any] = {"error": message}
+    if detail:
+        payload["detail"] = detail
+    return _json_response(payload, status)
+
+
+def scores_json(scores: pd.DataFrame, model: LoadedModel) -> str:
+    """The ``POST /score`` answer: every column of the score table, one object per customer.
+
+    Floats are written to 15 decimal places (pandas' JSON writer, ~8x faster than the
+    json module on 1,000 rows); NaN becomes ``null``, dates ISO 8601 text.
+    """
+    rows = scores.to_json(orient="records", double_precision=15, date_format="iso")
+    return f'{{"model_version": {json.dumps(model.label)}, "n_customers": {len(scores)}, "scores": {rows}}}'
+
+
+def _location(loc: tuple) -> str:
+    """``("body", "customers", 0, "transactions", 2, "amount")`` -> ``customers[0].transactions[2].amount``."""
+    text = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _validation_response(exc: RequestValidationError) -> Response:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        where = next(e for e in errors if e.get("type") == "json_invalid")
+        return _error(400, f"malformed JSON: {where.get('ctx', {}).get('error', where.get('msg'))}")
+    detail = [{"loc": _location(tuple(e.get("loc", ()))), "msg": str(e.get("msg", "")).removeprefix("Value error, ")}
+              for e in errors[:_MAX_DETAILS]]
+    first = detail[0]
+    where = f"{first['loc']}: " if first["loc"] else ""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return _error(422, f"invalid request: {where}{first['msg']}{more}", detail)
+
+
+def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Optional[LoadedModel] = None,
+               loader: Callable[[str], LoadedModel] = load_model) -> FastAPI:
+    """The HTTP app scoring with the model at ``model_uri``.
+
+    The model is loaded once at start-up (in the background, ``/health`` answers 503
+    until it is ready) unless an already loaded ``model`` is given. ``loader`` loads a
+    URI (replaceable in tests).
+    """
+    holder = ModelHolder(model_uri, loader)
+    holder.current = model
+    batcher = MicroBatcher(config.microbatch_max_customers)
+    request_model = score_request_model(config)
+    tasks: set[asyncio.Task] = set()
+
+    def reload_in_background() -> None:
+        task = asyncio.ensure_future(_reload_logged())
+        tasks.add(task)
+        task.add_done_callback(_forget)
+
+    def _forget(task: asyncio.Task) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # a failed load is logged and shown by /health, not re-raised
+
+    async def _reload_logged() -> Optional[LoadedModel]:
+        previous = holder.current.label if holder.current else None
+        _log_event(logging.INFO, "model_loading", model_uri=model_uri, serving=previous)
+        try:
+            loaded = await holder.reload()
+        except CustscoreError:
+            _log_event(logging.ERROR, "model_load_failed", model_uri=model_uri, error=holder.last_error,
+                       serving=previous)
+            raise
+        _log_event(logging.INFO, "model_loaded", model_uri=model_uri, version=loaded.label, previous=previous)
+        return loaded
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if holder.current is None:
+            reload_in_background()
+        sighup = config.admin_endpoints and hasattr(signal, "SIGHUP") and \
+            threading.current_thread() is threading.main_thread()
+        if sighup:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload_in_background)
+        try:
+            yield
+        finally:
+            if sighup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            for task in list(tasks):
+                task.cancel()
+            batcher.close()
+
+    app = FastAPI(title="custscore", version=_package_version(), lifespan=lifespan,
+                  summary="Churn and lifetime-value scores of customers from their transactions.")
+    app.state.holder = holder
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
+        return _validation_response(exc)
+
+    @app.exception_handler(CustscoreError)
+    async def on_user_error(request: Request, exc: CustscoreError) -> Response:
+        return _error(422, " ".join(str(exc).split()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> Response:
+        _log_event(logging.ERROR, "internal_error", path=request.url.path, error=f"{type(exc).__name__}: {exc}",
+                   traceback="".join(traceback.format_exception(exc)))
+        return _error(500, "internal server error (logged on the server)")
+
+    def ready_model() -> LoadedModel:
+        if holder.current is None:
+            reason = f"model failed to load: {holder.last_error}" if holder.last_error else "model is loading"
+            raise StarletteHTTPException(503, reason)
+        return holder.current
+
+    @app.get("/health")
+    async def health() -> Response:
+        """200 ``{"status": "ready"}`` once the model is loaded, 503 before."""
+        current = ready_model()
+        return _json_response({"status": "ready", "model_version": current.label})
+
+    @app.get("/version")
+    async def version() -> Response:
+        """Model name, version, run id, fitted parameters and training cutoff."""
+        return _json_response(ready_model().describe())
+
+    @app.post("/score")
+    async def score(body: request_model) -> Response:  # type: ignore[valid-type]
+        """Score each customer at ``as_of`` (inclusive) over ``horizon_days``."""
+        current = ready_model()
+        config_ = ScoreConfig(as_of=body.as_of, horizon_days=body.horizon_days)
+        scores = await batcher.score(current, body.transactions_frame(), len(body.customers), config_)
+        return Response(scores_json(scores, current), media_type="application/json")
+
+    if config.admin_endpoints:
+        @app.post("/admin/reload")
+        async def reload() -> Response:
+            """Load the model URI again (e.g. the alias moved); the old model serves meanwhile."""
+            previous = holder.current.label if holder.current else None
+            try:
+                loaded = await _reload_logged()
+            except CustscoreError:
+                return _error(503, f"reload failed: {holder.last_error}; still serving {previous}")
+            return _json_response({"status": "reloaded", "previous": previous, "current": loaded.label,
+                                   "loaded_at": loaded.loaded_at})
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)
+    return app
+
+
+def _package_version() -> str:
+    import custscore
+    return custscore.__version__
+
+
+def configure_logging() -> None:
+    """Access and server logs as one JSON object per line on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in (ACCESS_LOGGER, SERVER_LOGGER):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def run_server(model_uri: str, config: ServeConfig = ServeConfig()) -> None:
+    """Load the model (a bad URI raises CustscoreError before binding), then serve until stopped."""
+    import uvicorn
+
+    model = load_model(model_uri)
+    configure_logging()
+    app = create_app(model_uri, config, model=model)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, access_log=False,
+                                           lifespan="on", log_level="info"))
+    server.run()
+    if not server.started:
+        raise CustscoreError(f"could not serve on {config.host}:{config.port} (see the log above)")

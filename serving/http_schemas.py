@@ -1,0 +1,131 @@
+"""Request body of ``POST /score`` as pydantic models, with the limits of a ServeConfig.
+
+Field constraints do the validation (dates as ISO text, amounts finite numbers >= 0,
+non-empty customer ids); the cross-field rules (no transaction after ``as_of``, no
+duplicate customer, total transactions) run once per request in
+:meth:`ScoreRequest.check_request`. The validated request becomes the normalised
+transaction frame of :mod:`custscore.features.io` directly, without re-parsing text.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, ClassVar, Optional
+
+import numpy as np
+import pandas as pd
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+
+from custscore.config import ServeConfig
+
+# Dates must fit datetime64[ns] (1677-09-22 .. 2262-04-11); whole years inside that span.
+_FIRST_YEAR, _LAST_YEAR = 1678, 2261
+
+
+def _text_only(value: object) -> object:
+    """Refuse numbers for dates: pydantic would read 86400 as a Unix time."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date or date-time string, e.g. '1997-09-30' or '1997-09-30T14:05:00'")
+    return value
+
+
+def _in_range(value: dt.date) -> dt.date:
+    if not _FIRST_YEAR <= value.year <= _LAST_YEAR:
+        raise ValueError(f"year {value.year} is outside {_FIRST_YEAR}..{_LAST_YEAR}")
+    return value
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    """Aware date-times are converted to UTC and made naive, as batch scoring does."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return _in_range(value)
+
+
+#: A purchase time: ISO date or date-time text; with an offset it is converted to UTC.
+PurchaseTime = Annotated[dt.datetime, BeforeValidator(_text_only), AfterValidator(_naive_utc)]
+#: A scoring day: ISO date text (``YYYY-MM-DD``), inclusive.
+Day = Annotated[dt.date, BeforeValidator(_text_only), AfterValidator(_in_range)]
+#: An amount: a JSON number, finite, >= 0 (refunds are not accepted over HTTP).
+Amount = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+CustomerId = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=256)]
+
+
+class Transaction(BaseModel):
+    """One purchase: when (``date``) and how much (``amount``, in the log's currency)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date: PurchaseTime
+    amount: Amount
+
+
+class ScoreRequest(BaseModel):
+    """Base of the request model; :func:`score_request_model` adds the configured limits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Transactions per request at most (set by :func:`score_request_model`).
+    max_transactions_total: ClassVar[int] = 0
+
+    @model_validator(mode="after")
+    def check_request(self):
+        """No duplicate customer, no purchase after ``as_of``, at most the total transactions."""
+        seen: set[str] = set()
+        total = 0
+        as_of = self.as_of
+        for i, customer in enumerate(self.customers):
+            if customer.customer_id in seen:
+                raise ValueError(f"customers[{i}]: duplicate customer_id {customer.customer_id!r}; "
+                                 "send each customer once with all its transactions")
+            seen.add(customer.customer_id)
+            total += len(customer.transactions)
+            for j, tx in enumerate(customer.transactions):
+                if tx.date.date() > as_of:
+                    raise ValueError(f"customers[{i}].transactions[{j}]: date {tx.date.isoformat()} is after "
+                                     f"as_of {as_of.isoformat()}")
+        if total > self.max_transactions_total:
+            raise ValueError(f"too many transactions in one request: {total} > {self.max_transactions_total}; "
+                             "split the customers over several requests")
+        return self
+
+    def transactions_frame(self) -> pd.DataFrame:
+        """The normalised transaction frame (``customer_id`` str, ``ts``, ``amount``) of the request.
+
+        Sorted by ``(customer_id, ts)`` like :func:`custscore.features.io.normalise_transactions`.
+        """
+        ids, times, amounts = [], [], []
+        for customer in self.customers:
+            for tx in customer.transactions:
+                ids.append(customer.customer_id)
+                times.append(tx.date)
+                amounts.append(tx.amount)
+        frame = pd.DataFrame({"customer_id": pd.array(ids, dtype="str"),
+                              "ts": np.array(times, dtype="datetime64[ns]"),
+                              "amount": np.array(amounts, dtype="float64")})
+        return frame.sort_values(["customer_id", "ts"], kind="stable", ignore_index=True)
+
+
+def score_request_model(config: ServeConfig) -> type[ScoreRequest]:
+    """The ``POST /score`` body model with the limits of ``config``.
+
+    ``horizon_days`` (days, optional: the model's horizon when absent) is bounded by
+    ``config.max_horizon_days``.
+    """
+
+    class Customer(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        customer_id: CustomerId
+        transactions: Annotated[list[Transaction],
+                                Field(min_length=1, max_length=config.max_transactions_per_customer)]
+
+    class ScoreRequestBody(ScoreRequest):
+        """Customers with their transactions, scored at ``as_of`` over ``horizon_days``."""
+
+        customers: Annotated[list[Customer], Field(min_length=1, max_length=config.max_customers)]
+        as_of: Day
+        horizon_days: Optional[Annotated[int, Field(strict=True, gt=0, le=config.max_horizon_days)]] = None
+        max_transactions_total: ClassVar[int] = config.max_transactions
+
+    ScoreRequestBody.__name__ = "ScoreRequest"
+    return ScoreRequestBody

@@ -1,0 +1,293 @@
+"""The account-team report: one self-contained HTML page and ``actions.csv`` from a scores file.
+
+The page holds the value matrix, the pyramid, customer equity by segment, the top at-risk
+high-value customers, the lifecycle stages and the churn-probability distribution, with
+plots embedded as base64 PNG (no script, no external resource: it opens offline). Every
+number is computed from the scores file alone; the segment settings come from its
+sidecar (:mod:`custscore.serving.sidecar`).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from custscore.errors import CustscoreError
+from custscore.serving.output import write_table_atomic, write_text_atomic
+from custscore.serving.sidecar import read_sidecar
+from custscore.training.segments import LIFECYCLE_STAGES, PYRAMID_TIERS, VALUE_CLASSES
+
+#: Textbook shares (domain notes): value matrix 80/20, pyramid 5/15/80 of customers.
+TEXTBOOK_CLASS = {"III+IV": (0.20, 0.80), "I+II": (0.80, 0.20)}
+TEXTBOOK_PYRAMID = {"key": (0.05, 0.80), "potential": (0.15, 0.15), "regular": (0.80, 0.05)}
+#: Columns of actions.csv, in order.
+ACTION_COLUMNS: tuple[str, ...] = (
+    "customer_id", "value_at_risk", "churn_probability", "future_value", "current_value", "value_class",
+    "value_class_name", "pyramid_tier", "activity_tier", "previous_activity_tier", "lifecycle_stage",
+    "reason", "retention_policy",
+)
+#: Score columns the report reads.
+REPORT_COLUMNS: tuple[str, ...] = (
+    "customer_id", "churn_probability", "clv", "current_value", "future_value", "value_class", "value_class_name",
+    "retention_policy", "pyramid_tier", "activity_tier", "previous_activity_tier", "alert", "alert_reason",
+    "lifecycle_stage", "partial_churn",
+)
+TOP_AT_RISK = 20
+AT_RISK_COLUMNS = ("customer_id", "value_at_risk", "churn_probability", "future_value", "value_class",
+                   "pyramid_tier", "previous_activity_tier", "activity_tier", "lifecycle_stage", "reason")
+
+
+def read_scores(path: str | os.PathLike) -> pd.DataFrame:
+    """A scores file written by ``custscore score`` (CSV or Parquet), ids as text."""
+    path = Path(path)
+    if not path.is_file():
+        raise CustscoreError(f"--scores {path}: file not found")
+    if path.suffix.lower() == ".parquet":
+        scores = pd.read_parquet(path)
+        scores["customer_id"] = scores["customer_id"].astype(str)
+    else:
+        scores = pd.read_csv(path, dtype={"customer_id": str})
+    missing = [c for c in REPORT_COLUMNS if c not in scores.columns]
+    if missing:
+        raise CustscoreError(f"--scores {path}: missing column(s) {missing}; score it again with this version")
+    for col in ("alert", "partial_churn"):
+        if scores[col].dtype != bool:
+            scores[col] = scores[col].astype(str).str.lower().eq("true")
+    for col in ("alert_reason", "class_i_cause"):
+        if col in scores:
+            scores[col] = scores[col].fillna("")
+    return scores
+
+
+def _share(part: pd.Series, whole: float) -> pd.Series:
+    return part / whole if whole else part * np.nan
+
+
+def value_matrix_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per class IV..I and per group III+IV / I+II: counts, shares of customers and value."""
+    rows = []
+    groups = {c: [c] for c in VALUE_CLASSES} | {"III+IV": ["III", "IV"], "I+II": ["I", "II"]}
+    total_current, total_future = scores["current_value"].sum(), scores["future_value"].sum()
+    for label, classes in groups.items():
+        part = scores[scores["value_class"].isin(classes)]
+        textbook = TEXTBOOK_CLASS.get(label, (np.nan, np.nan))
+        rows.append({
+            "class": label,
+            "name": VALUE_CLASSES[label][0] if label in VALUE_CLASSES else "",
+            "customers": len(part),
+            "share_of_customers": len(part) / len(scores),
+            "textbook_share_of_customers": textbook[0],
+            "current_value": part["current_value"].sum(),
+            "share_of_current_value": _share(part["current_value"].sum(), total_current),
+            "textbook_share_of_value": textbook[1],
+            "future_value": part["future_value"].sum(),
+            "share_of_future_value": _share(part["future_value"].sum(), total_future),
+        })
+    return pd.DataFrame(rows)
+
+
+def pyramid_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per pyramid tier: counts and future value with their shares next to the textbook ones.
+
+    The suggested resource share is the tier's share of future value (resources follow profit).
+    """
+    total = scores["future_value"].sum()
+    rows = []
+    for tier in PYRAMID_TIERS:
+        part = scores[scores["pyramid_tier"] == tier]
+        rows.append({
+            "tier": tier, "customers": len(part), "share_of_customers": len(part) / len(scores),
+            "textbook_share_of_customers": TEXTBOOK_PYRAMID[tier][0],
+            "future_value": part["future_value"].sum(),
+            "share_of_future_value": _share(part["future_value"].sum(), total),
+            "textbook_share_of_value": TEXTBOOK_PYRAMID[tier][1],
+            "suggested_resource_share": _share(part["future_value"].sum(), total),
+        })
+    return pd.DataFrame(rows)
+
+
+def equity_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Customer equity (sum of ``clv``) by value class x lifecycle stage, with totals."""
+    table = scores.pivot_table(index="value_class", columns="lifecycle_stage", values="clv", aggfunc="sum",
+                               fill_value=0.0)
+    table = table.reindex(index=list(VALUE_CLASSES), columns=list(LIFECYCLE_STAGES), fill_value=0.0)
+    table["total"] = table.sum(axis=1)
+    table.loc["total"] = table.sum(axis=0)
+    return table.rename_axis(index="value class", columns=None).reset_index()
+
+
+def actions_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per customer with an alert or partial churn, by value at risk (descending).
+
+    ``value_at_risk = churn_probability * future_value``; ties by ``customer_id``.
+    """
+    needs = scores[scores["alert"] | scores["partial_churn"]].copy()
+    reason = needs["alert_reason"].where(~needs["partial_churn"],
+                                         needs["alert_reason"].where(needs["alert_reason"] == "",
+                                                                     needs["alert_reason"] + "; ") + "partial churn")
+    needs["reason"] = reason
+    needs["value_at_risk"] = needs["churn_probability"] * needs["future_value"]
+    needs = needs.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="stable")
+    return needs[list(ACTION_COLUMNS)].reset_index(drop=True)
+
+
+def _png(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _bar_figure(title: str, labels: list[str], series: dict[str, list[float]], ylabel: str) -> Figure:
+    fig = Figure(figsize=(6, 3.4))
+    ax = fig.subplots()
+    x = np.arange(len(labels))
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name)
+    ax.set_xticks(x, labels)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _churn_histogram(churn: np.ndarray, threshold: Optional[float]) -> Figure:
+    fig = Figure(figsize=(6, 3.4))
+    ax = fig.subplots()
+    ax.hist(churn, bins=np.linspace(0.0, 1.0, 21), color="#4c72b0", edgecolor="white")
+    if threshold is not None:
+        ax.axvline(threshold, color="#c44e52", linestyle="--", label=f"alert threshold {threshold:g}")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("churn probability")
+    ax.set_ylabel("customers")
+    ax.set_title("Churn probability")
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(value: Any, column: str) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else ""
+    if isinstance(value, (float, np.floating)):
+        if np.isnan(value):
+            return ""
+        if "share" in column:
+            return f"{100 * value:.1f} %"
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def _table(frame: pd.DataFrame, table_id: str) -> str:
+    head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(v, str(c)))}</td>" for c, v in zip(frame.columns, row)) + "</tr>"
+        for row in frame.itertuples(index=False))
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _img(b64: str, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
+
+
+_CSS = """body{font-family:sans-serif;margin:24px;color:#222;max-width:1100px}
+table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}
+td:first-child,th:first-child{text-align:left}h2{margin-top:28px;border-bottom:1px solid #ddd}
+.note{color:#555;font-size:13px}img{max-width:100%}"""
+
+
+def render_report(scores: pd.DataFrame, settings: dict[str, Any]) -> str:
+    """The report page for ``scores`` and its sidecar ``settings`` (one HTML string)."""
+    if len(scores) == 0:
+        raise CustscoreError("--scores: the scores file has no customers")
+    matrix, pyramid = value_matrix_table(scores), pyramid_table(scores)
+    equity, actions = equity_table(scores), actions_table(scores)
+    config, thresholds = settings.get("config", {}), settings.get("thresholds", {})
+    stages = scores["lifecycle_stage"].value_counts().reindex(list(LIFECYCLE_STAGES), fill_value=0)
+    tiers = scores["activity_tier"].value_counts().reindex(["A", "B", "C", "D", "none"], fill_value=0)
+    classes = matrix.iloc[:4]
+    at_risk = actions[actions["value_class"].isin(["II", "IV"]) | actions["pyramid_tier"].isin(["key", "potential"])]
+
+    figures = {
+        "value matrix": _bar_figure("Value matrix: share of customers and of value", classes["class"].tolist(), {
+            "customers": classes["share_of_customers"].tolist(),
+            "current value": classes["share_of_current_value"].tolist(),
+            "future value": classes["share_of_future_value"].tolist()}, "share"),
+        "pyramid": _bar_figure("Pyramid: customers vs future value", pyramid["tier"].tolist(), {
+            "customers": pyramid["share_of_customers"].tolist(),
+            "future value": pyramid["share_of_future_value"].tolist()}, "share"),
+        "equity": _bar_figure("Customer equity (sum of clv) by value class", classes["class"].tolist(), {
+            "equity": equity.set_index("value class").loc[classes["class"], "total"].tolist()}, "clv"),
+        "lifecycle": _bar_figure("Lifecycle stages", list(stages.index), {"customers": stages.tolist()},
+                                 "customers"),
+        "churn": _churn_histogram(scores["churn_probability"].to_numpy(dtype=float),
+                                  config.get("alert_churn_probability")),
+    }
+    img = {k: _img(_png(v), k) for k, v in figures.items()}
+    settings_rows = pd.DataFrame(
+        [("scoring", k, settings[k]) for k in ("as_of", "horizon_days", "discount_rate", "model_version",
+                                               "n_customers") if k in settings]
+        + [("threshold", k, v) for k, v in thresholds.items()] + [("rule", k, v) for k, v in config.items()],
+        columns=["kind", "setting", "value"])
+    title = f"Customer value report, as of {html.escape(str(settings.get('as_of', '')))}"
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>",
+        f"<style>{_CSS}</style></head><body><h1>{title}</h1>",
+        f"<p class='note'>{len(scores):,} customers; model {html.escape(str(settings.get('model_version', '')))};"
+        f" horizon {html.escape(str(settings.get('horizon_days', '')))} days; {len(actions):,} need action"
+        " (actions.csv). Value is in the log's amount units"
+        + (f" times a margin rate of {config['margin_rate']:g}" if config.get("margin_rate", 1) != 1 else "")
+        + ".</p>",
+        "<h2>Value matrix</h2><p class='note'>Current value = spend over the last "
+        f"{config.get('value_window_days', '?')} days; high above {thresholds.get('current_spend_high', 0):,.2f}. "
+        f"Growth potential = clv; high above {thresholds.get('clv_high', 0):,.2f}. The 80/20 rule expects "
+        "classes III+IV to be ~20 % of customers with ~80 % of the value.</p>",
+        _table(matrix, "value-matrix"), img["value matrix"],
+        "<h2>Customer pyramid</h2><p class='note'>By clv: key above "
+        f"{thresholds.get('clv_key', 0):,.2f}, potential above {thresholds.get('clv_potential', 0):,.2f}. "
+        "Suggested resource share = the tier's share of future value.</p>",
+        _table(pyramid, "pyramid"), img["pyramid"],
+        "<h2>Customer equity by segment</h2><p class='note'>Sum of clv by value class and lifecycle stage.</p>",
+        _table(equity, "equity"), img["equity"],
+        f"<h2>Top {TOP_AT_RISK} at-risk high-value customers</h2><p class='note'>Customers needing action in "
+        "classes II/IV or the key/potential tiers, by value at risk = churn probability x future value.</p>",
+        _table(at_risk[list(AT_RISK_COLUMNS)].head(TOP_AT_RISK), "at-risk"),
+        "<h2>Lifecycle stages and activity tiers</h2>",
+        _table(pd.DataFrame({"stage": stages.index, "customers": stages.to_numpy(),
+                             "share_of_customers": stages.to_numpy() / len(scores)}), "lifecycle"),
+        img["lifecycle"],
+        _table(pd.DataFrame({"activity_tier": tiers.index, "customers": tiers.to_numpy(),
+                             "share_of_customers": tiers.to_numpy() / len(scores)}), "activity-tiers"),
+        "<h2>Churn probability</h2>", img["churn"],
+        "<h2>Settings</h2><p class='note'>From the scores' sidecar JSON; pass them again to reproduce.</p>",
+        _table(settings_rows, "settings"),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write_report(scores_path: str | os.PathLike, output_path: str | os.PathLike,
+                 actions_path: Optional[str | os.PathLike] = None) -> tuple[Path, Path, int]:
+    """Write the HTML report and actions.csv (default: ``actions.csv`` beside the report).
+
+    Returns (report path, actions path, number of actions). Both are written atomically.
+    """
+    output = Path(output_path)
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise CustscoreError(f"--output {output}: the report is HTML; use a .html file name")
+    actions_file = output.with_name("actions.csv") if actions_path is None else Path(actions_path)
+    scores = read_scores(scores_path)
+    page = render_report(scores, read_sidecar(scores_path))
+    actions = actions_table(scores)
+    write_table_atomic(actions, actions_file)
+    write_text_atomic(page, output)
+    return output, actions_file, len(actions)

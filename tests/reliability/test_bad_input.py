@@ -1,0 +1,94 @@
+"""Every class of bad input: a one-line error naming the problem, exit 2, nothing written.
+
+Each case is also a row of the README's "Bad input" table; the last test checks that the
+README quotes the message each case really produces.
+"""
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_cli
+
+HEADER = "customer_id,date,amount\n"
+GOOD_ROWS = "00001,2020-01-01,10\n00001,2020-02-01,5\n00002,2020-01-05,7\n"
+
+# name -> (file content (str or bytes) or a writer, extra CLI args, message fragment)
+CASES = {
+    "missing column": (f"customer_id,date,total\n1,2020-01-01,3\n", [], "missing column(s) ['amount']"),
+    "misnamed column option": (HEADER + GOOD_ROWS, ["--amount-col", "value"], "missing column(s) ['value']"),
+    "empty file": ("", [], "empty file"),
+    "header only": (HEADER, [], "no transactions"),
+    "unparseable date": (HEADER + "1,2020-13-45,3\n", [], "row 1: column 'date': cannot parse date"),
+    "ambiguous date format": (HEADER + "1,2020-01-01,3\n1,01/02/2020,4\n", [],
+                              "row 2: column 'date': cannot parse date (expected ISO 8601"),
+    "aware and naive dates mixed": (HEADER + "1,2020-01-01T10:00:00+02:00,3\n1,2020-01-05,4\n", [],
+                                    "mixes timezone-aware dates (row 1"),
+    "missing amount": (HEADER + "1,2020-01-01,\n", [], "row 1: column 'amount': missing amount"),
+    "non-numeric amount": (HEADER + "1,2020-01-01,12 EUR\n", [], "amount is not a finite number: '12 EUR'"),
+    "missing customer id": (HEADER + ",2020-01-01,3\n", [], "row 1: column 'customer_id': missing customer id"),
+    "wrong encoding": ("customer_id,date,amount\nJos\xe9,2020-01-01,3\n".encode("latin-1"), [],
+                       "not valid utf-8 text (byte 0xe9); pass --encoding"),
+    "unsupported file type": (None, [], "unsupported file type"),
+    "missing file": (None, [], "file not found"),
+    "cutoff before all data": (HEADER + GOOD_ROWS, ["--cutoff", "1990-01-01"],
+                               "cutoff 1990-01-01 is before the first transaction (2020-01-01)"),
+    "cutoff after all data": (HEADER + GOOD_ROWS, ["--cutoff", "2021-01-01"],
+                              "cutoff 2021-01-01 is after the last transaction (2020-02-01)"),
+    "horizon before all data": (HEADER + GOOD_ROWS, ["--horizon-days", "365"],
+                                "cutoff minus horizon (2019-01-25) is before the first transaction"),
+    "zero horizon": (HEADER + GOOD_ROWS, ["--horizon-days", "0"], "horizon_days: must be a whole number of days > 0"),
+    "negative horizon": (HEADER + GOOD_ROWS, ["--horizon-days", "-5"], "horizon_days: must be a whole number of days > 0"),
+    "bad discount rate": (HEADER + GOOD_ROWS, ["--discount-rate", "1.5"], "discount_rate: must be in [0, 1)"),
+    "no repeat purchases": (HEADER + "".join(f"{i:05d},2020-01-{1 + i % 28:02d},5\n" for i in range(40)), [],
+                            "no customer has a repeat purchase"),
+    "one customer only": (HEADER + "7,2020-01-01,3\n7,2020-01-10,4\n7,2020-02-01,5\n", [],
+                          "cannot fit BG/NBD: need at least 10 customers, got 1"),
+    "parquet with wrong dtypes": ("parquet", [], "row 1: column 'date': cannot parse date"),
+}
+
+
+def _write(tmp_path, name: str, content):
+    if name == "unsupported file type":
+        path = tmp_path / "log.xlsx"
+        path.write_text("x")
+        return path
+    if name == "missing file":
+        return tmp_path / "nope.csv"
+    if content == "parquet":
+        path = tmp_path / "log.parquet"
+        pd.DataFrame({"customer_id": ["1", "2"], "date": [1.5, 2.5], "amount": [1.0, 2.0]}).to_parquet(path)
+        return path
+    path = tmp_path / "log.csv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_gets_one_line_and_exit_2(tmp_path, name):
+    content, extra, fragment = CASES[name]
+    path = _write(tmp_path, name, content)
+    args = {"--cutoff": "2020-01-25", "--horizon-days": "10"}
+    for key, value in zip(extra[::2], extra[1::2]):
+        args[key] = value
+    argv = ["train", "--transactions", str(path), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    for key, value in args.items():
+        argv += [key, value]
+    proc = run_cli(*argv)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, (proc.returncode, err[-2000:])
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert fragment in err, err
+    assert not (tmp_path / "mlruns").exists()  # nothing logged
+
+
+def test_readme_quotes_each_message():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Bad input"):]
+    section = section[:section.index("\n## ")] if "\n## " in section else section
+    for name, (_, _, fragment) in CASES.items():
+        row = re.search(rf"^\| {re.escape(name)} \|.*$", section, re.M)
+        assert row, f"README bad-input table has no row {name!r}"
+        assert fragment.replace("|", "\\|") in row.group(0), (name, row.group(0))

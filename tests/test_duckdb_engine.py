@@ -1,0 +1,211 @@
+"""The DuckDB engine equals the pandas engine to the last digit; chunked scoring equals unchunked."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from custscore.config import ColumnMap, ScoreConfig
+from custscore.errors import CustscoreError
+from custscore.features.customers import PandasEngine
+from custscore.features.duckdb_engine import DuckDBEngine, DuckDBSettings
+from custscore.features.engines import iter_customer_features, open_engine
+from custscore.features.io import read_transactions
+
+TINY_CHUNKS = DuckDBSettings(rows_per_chunk=300, threads=2, memory_limit="1GB")
+
+
+# Sums of several transactions on one day: pandas' groupby sum (inside merge_periods, which
+# both engines use) adds a group's values in an order that depends on the key dtype and on
+# the other rows of the frame, e.g. 11.77 + 15.36 + 9.97 gives 37.1 or 37.099999999999994.
+# Columns built from such sums are compared to 1e-14 relative; everything else exactly.
+AMOUNT_COLUMNS = ("monetary_value", "spend_30d", "spend_90d", "spend_365d", "spend")
+
+
+def assert_frames_equal(got: pd.DataFrame, expected: pd.DataFrame, approx=AMOUNT_COLUMNS, rtol=1e-14) -> None:
+    """Columns in ``approx`` to ``rtol`` relative, the others exactly."""
+    assert list(got.columns) == list(expected.columns)
+    exact = [c for c in expected.columns if c not in approx]
+    pd.testing.assert_frame_equal(got[exact], expected[exact], check_exact=True)
+    close = [c for c in expected.columns if c in approx]
+    pd.testing.assert_frame_equal(got[close], expected[close], check_exact=False, rtol=rtol, atol=0)
+
+
+def assert_same_engines(path, dates, columns: ColumnMap = ColumnMap(), settings=TINY_CHUNKS):
+    pandas_engine = PandasEngine(read_transactions(path, columns))
+    duck = DuckDBEngine(path, columns, settings)
+    try:
+        assert duck.date_range() == pandas_engine.date_range()
+        for as_of in dates:
+            for unit in ("D", "W"):
+                assert_frames_equal(duck.customer_features(as_of, unit), pandas_engine.customer_features(as_of, unit))
+        for start, end in zip(dates[:-1], dates[1:]):
+            assert_frames_equal(duck.window_purchases(start, end), pandas_engine.window_purchases(start, end))
+        pd.testing.assert_frame_equal(duck.example_transactions(3), pandas_engine.example_transactions(3))
+    finally:
+        duck.close()
+    return pandas_engine
+
+
+@pytest.fixture(scope="module")
+def cdnow_parquet(tmp_path_factory, cdnow_sample_csv):
+    path = tmp_path_factory.mktemp("duck") / "cdnow.parquet"
+    pd.read_csv(cdnow_sample_csv, dtype={"customer_id": str}).to_parquet(path)
+    return path
+
+
+def test_cdnow_csv_matches_pandas_engine(cdnow_sample_csv):
+    assert_same_engines(cdnow_sample_csv, ["1997-03-31", "1997-09-30", "1998-06-30"])
+
+
+def test_cdnow_parquet_matches_pandas_engine_in_one_chunk_and_many(cdnow_parquet):
+    assert_same_engines(cdnow_parquet, ["1997-09-30", "1998-06-30"], settings=DuckDBSettings())
+    assert_same_engines(cdnow_parquet, ["1997-09-30", "1998-06-30"])
+
+
+EDGE_LOG = """customer_id,date,amount
+007,2020-01-01 09:15:00,11.77
+007,2020-01-01 17:40:00,15.36
+007,2020-01-01 23:59:59,9.97
+007,2020-03-01,5.00
+007,2020-06-30 12:00:00,20.00
+007,2020-07-15,30.00
+07,2020-02-01 10:00,1.00
+07,2020-02-01 11:00,-1.00
+07,2020-02-10,-4.00
+07,2020-06-30,2.50
+7,2020-06-30 08:00:00,8.00
+7,2020-07-01,9.00
+0007,2020-04-01T23:30:00,3.00
+0007,2020-04-02T00:30:00,4.00
+late,2020-08-01,1.00
+"""
+
+
+def test_edge_cases_match_pandas_engine_and_hand_values(tmp_path):
+    path = tmp_path / "edge.csv"
+    path.write_text(EDGE_LOG)
+    pandas_engine = assert_same_engines(path, ["2020-06-30", "2020-07-31", "2020-08-31"])
+    duck = DuckDBEngine(path, settings=TINY_CHUNKS)
+    f = duck.customer_features("2020-06-30", "D")
+    # 'late' starts after as_of; leading zeros keep '007', '07', '0007' and '7' apart.
+    assert list(f.index) == ["0007", "007", "07", "7"]
+    # 007: three purchases on 2020-01-01 are one purchase day; the as_of day counts, 2020-07-15 does not.
+    assert f.loc["007", "frequency"] == 2
+    assert f.loc["007", "recency_days"] == 181.0 and f.loc["007", "T_days"] == 181.0
+    assert f.loc["007", "monetary_value"] == (5.0 + 20.0) / 2
+    assert f.loc["0007", "frequency"] == 1  # two timestamps on two calendar days
+    # 07: a day netting to 0 stays a purchase, a return-only day (-4) is none.
+    assert f.loc["07", "frequency"] == 1 and f.loc["07", "monetary_value"] == 2.5
+    assert f.loc["7", "frequency"] == 0 and f.loc["7", "days_since_last_purchase"] == 0.0
+    first_day = pandas_engine.window_purchases("2019-12-31", "2020-01-01")
+    assert first_day.loc["007", "spend"] == duck.window_purchases("2019-12-31", "2020-01-01").loc["007", "spend"]
+    duck.close()
+
+
+def test_timezone_aware_dates_are_converted_to_utc_days(tmp_path):
+    path = tmp_path / "tz.csv"
+    path.write_text("customer_id,date,amount\na,2020-01-01T23:30:00-05:00,1\na,2020-01-03T01:00:00+02:00,2\n")
+    pandas_engine = assert_same_engines(path, ["2020-01-02", "2020-01-05"])
+    # 04:30 UTC and 23:00 UTC, both on 2020-01-02: one purchase day
+    purchases = pandas_engine.purchases
+    assert purchases["date"].dt.strftime("%Y-%m-%d").tolist() == ["2020-01-02"] and purchases["amount"].tolist() == [3.0]
+
+
+@pytest.mark.parametrize("content", [
+    "customer_id,date,total\na,2020-01-01,1\n",
+    "customer_id,date,amount\n",
+    "customer_id,date,amount\na,2020-01-01,1\n,2020-01-02,2\nb,2020-01-03,3\n",
+    "customer_id,date,amount\na,2020-01-01,1\n  ,2020-01-02,2\n",
+    "customer_id,date,amount\na,2020-01-01,1\nb,yesterday,2\nc,2020-13-01,3\n",
+    "customer_id,date,amount\na,2020-01-01,1\nb,2020-01-02,abc\nc,2020-01-02,inf\nd,2020-01-03,\n",
+    "customer_id,date,amount\na,2020-01-01T10:00:00Z,1\nb,2020-01-02,2\n",
+])
+def test_validation_messages_equal_features_io(tmp_path, content):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(CustscoreError) as expected:
+        read_transactions(path)
+    with pytest.raises(CustscoreError) as got:
+        DuckDBEngine(path)
+    assert str(got.value) == str(expected.value)
+
+
+def test_parquet_numeric_ids_and_missing_file(tmp_path):
+    path = tmp_path / "ids.parquet"
+    pd.DataFrame({"cust": [7, 7, 12], "when": pd.to_datetime(["2020-01-01", "2020-01-05", "2020-01-02"]),
+                  "value": [1.0, 2.0, 3.0]}).to_parquet(path)
+    columns = ColumnMap(customer="cust", date="when", amount="value")
+    assert_same_engines(path, ["2020-01-05"], columns)
+    with pytest.raises(CustscoreError, match="file not found"):
+        DuckDBEngine(tmp_path / "nope.parquet")
+
+
+def test_open_engine_picks_duckdb_above_the_size_threshold(cdnow_sample_csv, monkeypatch):
+    import custscore.features.engines as engines
+
+    assert isinstance(open_engine(cdnow_sample_csv), PandasEngine)
+    assert isinstance(open_engine(cdnow_sample_csv, engine="duckdb"), DuckDBEngine)
+    monkeypatch.setattr(engines, "AUTO_DUCKDB_BYTES", 1)
+    assert isinstance(open_engine(cdnow_sample_csv), DuckDBEngine)
+    with pytest.raises(CustscoreError, match="engine: must be one of"):
+        open_engine(cdnow_sample_csv, engine="polars")
+
+
+def test_chunks_concatenate_to_the_whole_frame(cdnow_sample_csv):
+    duck = DuckDBEngine(cdnow_sample_csv, settings=TINY_CHUNKS)
+    chunks = list(iter_customer_features(duck, pd.Timestamp("1997-09-30"), "W"))
+    assert len(chunks) > 5
+    pd.testing.assert_frame_equal(pd.concat(chunks), duck.customer_features("1997-09-30", "W"), check_exact=True)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_chunked_scoring_equals_unchunked(trained, cdnow_sample_csv, tmp_path, suffix):
+    from custscore.serving.batch import score_engine
+    from custscore.serving.output import write_table_atomic
+
+    scorer = trained["result"].scorer
+    config = ScoreConfig(as_of="1997-09-30")
+    duck = DuckDBEngine(cdnow_sample_csv, settings=TINY_CHUNKS)
+    whole = scorer.score_customers(duck.customer_features(config.as_of, scorer.time_unit), config.as_of)
+    write_table_atomic(whole, tmp_path / f"whole{suffix}")
+    n, first = score_engine(scorer, duck, tmp_path / f"chunked{suffix}", config)
+    assert n == len(whole) == 2357 and first["customer_id"].iloc[0] == whole["customer_id"].iloc[0]
+    read = pd.read_csv if suffix == ".csv" else pd.read_parquet
+    got, expected = read(tmp_path / f"chunked{suffix}"), read(tmp_path / f"whole{suffix}")
+    # The churn classifier's matrix product (BLAS) may differ in the last bit with the
+    # batch size, so probabilities are compared to 1e-12 relative; all else exactly.
+    assert_frames_equal(got, expected, approx=("churn_probability",), rtol=1e-12)
+    assert got["customer_id"].is_monotonic_increasing
+
+
+def test_score_engine_refuses_as_of_before_first_purchase(trained, cdnow_sample_csv, tmp_path):
+    from custscore.serving.batch import score_engine
+
+    duck = DuckDBEngine(cdnow_sample_csv)
+    with pytest.raises(CustscoreError, match="before the first transaction"):
+        score_engine(trained["result"].scorer, duck, tmp_path / "s.csv", ScoreConfig(as_of="1996-01-01"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_chunked_writer_appends_and_is_atomic(tmp_path):
+    from custscore.serving.chunked_output import ChunkedTableWriter
+
+    target = tmp_path / "out.parquet"
+    parts = [pd.DataFrame({"id": ["a", "b"], "x": [1.5, np.nan]}), pd.DataFrame({"id": ["c"], "x": [3.0]})]
+    with ChunkedTableWriter(target) as writer:
+        for part in parts:
+            writer.write(part)
+            assert not target.exists()  # nothing visible until the end
+    pd.testing.assert_frame_equal(pd.read_parquet(target), pd.concat(parts, ignore_index=True))
+    assert writer.n_rows == 3
+
+    before = target.read_bytes()
+    with pytest.raises(RuntimeError):
+        with ChunkedTableWriter(target) as writer:
+            writer.write(parts[1])
+            raise RuntimeError("killed mid-write")
+    assert target.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["out.parquet"]  # no temporary file left behind

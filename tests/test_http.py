@@ -1,0 +1,359 @@
+"""HTTP API: scores equal batch scores, validation answers 4xx, reload keeps serving.
+
+Truth for the scores is batch scoring of the whole CDNOW log (all 2,357 customers in one
+call) with the same registered model; the HTTP request carries only the customers asked.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from custscore.config import ScoreConfig, ServeConfig
+from custscore.errors import CustscoreError
+from custscore.features.io import read_transactions
+from custscore.serving.batch import score_transactions
+from custscore.serving.http import create_app
+from custscore.serving.microbatch import MicroBatcher
+from custscore.serving.model_holder import LoadedModel, load_model
+from custscore.training.tracking import use_tracking
+
+AS_OF = "1997-09-30"
+URI = "models:/custscore-test@champion"
+
+
+@pytest.fixture(scope="module")
+def model(trained) -> LoadedModel:
+    use_tracking(trained["config"].tracking_uri)
+    return load_model(URI)
+
+
+@pytest.fixture(scope="module")
+def log(cdnow_sample_csv) -> pd.DataFrame:
+    return read_transactions(cdnow_sample_csv)
+
+
+@pytest.fixture(scope="module")
+def batch_scores(model, log) -> pd.DataFrame:
+    scores = score_transactions(model.scorer, log, ScoreConfig(as_of=AS_OF), model.label)
+    return scores.set_index("customer_id")
+
+
+@pytest.fixture()
+def client(model):
+    with TestClient(create_app(URI, ServeConfig(), model=model), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _customer(log: pd.DataFrame, customer_id: str, as_of: str = AS_OF) -> dict:
+    rows = log[(log["customer_id"] == customer_id) & (log["ts"] <= pd.Timestamp(as_of))]
+    return {"customer_id": customer_id,
+            "transactions": [{"date": ts.strftime("%Y-%m-%d"), "amount": float(a)}
+                             for ts, a in zip(rows["ts"], rows["amount"])]}
+
+
+def _pick_customers(log: pd.DataFrame) -> list[str]:
+    """One-purchase, two-purchase and the most active customer before AS_OF, plus 00004."""
+    counts = log[log["ts"] <= pd.Timestamp(AS_OF)].groupby("customer_id").size()
+    return sorted({counts[counts == 1].index[0], counts[counts == 2].index[0], counts.idxmax(), "00004"})
+
+
+def _assert_rows_equal(rows: list[dict], expected: pd.DataFrame) -> None:
+    assert [r["customer_id"] for r in rows] == list(expected.index)
+    for row in rows:
+        truth = expected.loc[row["customer_id"]]
+        assert set(row) == {"customer_id", *expected.columns}
+        for column, want in truth.items():
+            got = row[column]
+            if isinstance(want, (float, np.floating)) and math.isnan(want):
+                assert got is None, column
+            elif isinstance(want, (int, float, np.integer, np.floating)) and not isinstance(want, (bool, np.bool_)):
+                assert abs(got - float(want)) <= 1e-9 * max(1.0, abs(float(want))), (column, got, want)
+            else:
+                assert got == (want.item() if hasattr(want, "item") else want), (column, got, want)
+
+
+def test_one_request_equals_batch_scores(client, log, batch_scores):
+    ids = _pick_customers(log)
+    for customer_id in ids:
+        response = client.post("/score", json={"as_of": AS_OF, "customers": [_customer(log, customer_id)]})
+        assert response.status_code == 200, response.text
+        _assert_rows_equal(response.json()["scores"], batch_scores.loc[[customer_id]])
+    many = client.post("/score", json={"as_of": AS_OF, "customers": [_customer(log, c) for c in reversed(ids)]})
+    assert many.status_code == 200
+    assert many.json()["n_customers"] == len(ids)
+    _assert_rows_equal(many.json()["scores"], batch_scores.loc[ids])
+
+
+def test_horizon_days_and_datetimes_with_offsets(client, log, model):
+    customer = _customer(log, "00004")
+    for tx in customer["transactions"]:  # 23:30 at UTC-2 is 01:30 UTC the next day
+        tx["date"] = (pd.Timestamp(tx["date"]) - pd.Timedelta(days=1)).strftime("%Y-%m-%dT23:30:00-02:00")
+    response = client.post("/score", json={"as_of": AS_OF, "horizon_days": 30, "customers": [customer]})
+    assert response.status_code == 200, response.text
+    truth = score_transactions(model.scorer, log[log["customer_id"] == "00004"],
+                               ScoreConfig(as_of=AS_OF, horizon_days=30), model.label).set_index("customer_id")
+    _assert_rows_equal(response.json()["scores"], truth)
+    assert response.json()["scores"][0]["horizon_days"] == 30
+
+
+def test_concurrent_requests_are_scored_as_if_alone(model, log, batch_scores):
+    """Requests combined in one scorer call, even with the same customer id, get their own rows."""
+    ids = _pick_customers(log)
+    tx = log[log["customer_id"].isin(ids) & (log["ts"] <= pd.Timestamp(AS_OF))]
+    as_other = [tx[tx["customer_id"] == c].assign(customer_id="same-id") for c in ids]
+    config = ScoreConfig(as_of=AS_OF)
+
+    async def run() -> list[pd.DataFrame]:
+        batcher = MicroBatcher(max_customers=100)
+        try:
+            return await asyncio.gather(*[batcher.score(model, frame, 1, config) for frame in as_other])
+        finally:
+            batcher.close()
+
+    for customer_id, scores in zip(ids, asyncio.run(run())):
+        assert scores["customer_id"].tolist() == ["same-id"]
+        expected = batch_scores.loc[[customer_id]].rename(index={customer_id: "same-id"})
+        _assert_rows_equal(json.loads(scores.to_json(orient="records", double_precision=15)), expected)
+
+
+def test_health_and_version(client, trained, model):
+    assert client.get("/health").json() == {"status": "ready", "model_version": model.label}
+    info = client.get("/version").json()
+    logged = trained["logged"]
+    assert info["model_name"] == "custscore-test"
+    assert info["model_version"] == logged.registered_version
+    assert info["run_id"] == logged.run_id
+    assert info["training_cutoff"] == "1997-09-30"
+    assert info["time_unit"] == "W" and info["horizon_days"] == 90
+    assert info["fitted_params"]["bgnbd"]["r"] == pytest.approx(0.243, rel=0.01)  # Fader, Hardie & Lee 2005
+    assert info["fitted_params"]["gamma_gamma"]["p"] == pytest.approx(6.25, rel=0.03)
+
+
+GOOD_TX = [{"date": "1997-01-02", "amount": 10.0}, {"date": "1997-03-04", "amount": 5.5}]
+
+
+def _body(**changes) -> dict:
+    body = {"as_of": AS_OF, "customers": [{"customer_id": "c1", "transactions": GOOD_TX}]}
+    body.update(changes)
+    return body
+
+
+def _tx(**changes) -> dict:
+    return _body(customers=[{"customer_id": "c1", "transactions": [{**GOOD_TX[0], **changes}]}])
+
+
+@pytest.mark.parametrize("body, needles", [
+    ({"customers": _body()["customers"]}, ["as_of", "required"]),
+    (_body(customers=[{"customer_id": "c1"}]), ["customers[0].transactions", "required"]),
+    (_body(customers=[{"customer_id": "  ", "transactions": GOOD_TX}]), ["customer_id", "at least 1"]),
+    (_body(customers=[]), ["customers", "at least 1"]),
+    (_tx(date="1997-02-30"), ["customers[0].transactions[0].date"]),
+    (_tx(date="02/01/1997"), ["customers[0].transactions[0].date"]),
+    (_tx(date=852163200), ["customers[0].transactions[0].date", "iso 8601"]),
+    (_tx(amount=-5.0), ["customers[0].transactions[0].amount", "greater than or equal to 0"]),
+    (_tx(amount="12.5"), ["customers[0].transactions[0].amount", "valid number"]),
+    (_tx(amount=True), ["customers[0].transactions[0].amount", "valid number"]),
+    (_tx(amount=None), ["customers[0].transactions[0].amount", "valid number"]),
+    (_tx(date="1997-10-01"), ["customers[0].transactions[0]", "after as_of 1997-09-30"]),
+    (_body(as_of="not a date"), ["as_of"]),
+    (_body(horizon_days=0), ["horizon_days", "greater than 0"]),
+    (_body(horizon_days=10 ** 9), ["horizon_days", "less than or equal to 3660"]),
+    (_body(customers=[{"customer_id": "c1", "transactions": GOOD_TX}] * 2), ["duplicate customer_id 'c1'"]),
+    (_body(horizon_day=30), ["horizon_day", "extra"]),
+], ids=["no-as_of", "no-transactions", "blank-id", "no-customers", "impossible-date", "non-iso-date",
+        "number-date", "negative-amount", "text-amount", "bool-amount", "null-amount", "date-after-as_of",
+        "bad-as_of", "zero-horizon", "huge-horizon", "duplicate-customer", "unknown-field"])
+def test_invalid_requests_get_422_naming_the_field(client, body, needles):
+    response = client.post("/score", json=body)
+    assert response.status_code == 422, response.text
+    message = response.json()["error"].lower()
+    assert "\n" not in message
+    for needle in needles:
+        assert needle.lower() in message, (needle, message)
+
+
+def test_malformed_json_is_400(client):
+    for raw in (b'{"as_of": "1997-09-30", "customers": [', b"not json", b"\xff\xfe"):
+        response = client.post("/score", content=raw, headers={"content-type": "application/json"})
+        assert response.status_code == 400, (raw, response.text)
+        assert response.json()["error"].startswith("malformed JSON")
+
+
+def test_request_limits(model):
+    config = ServeConfig(max_customers=2, max_transactions_per_customer=3, max_transactions=4, max_body_bytes=600)
+    with TestClient(create_app(URI, config, model=model)) as c:
+        three = [{"customer_id": f"c{i}", "transactions": GOOD_TX[:1]} for i in range(3)]
+        assert "at most 2" in c.post("/score", json=_body(customers=three)).json()["error"]
+        long = [{"customer_id": "c1", "transactions": [GOOD_TX[0]] * 4}]
+        assert "at most 3" in c.post("/score", json=_body(customers=long)).json()["error"]
+        total = [{"customer_id": f"c{i}", "transactions": GOOD_TX + GOOD_TX[:1]} for i in range(2)]
+        response = c.post("/score", json=_body(customers=total))
+        assert response.status_code == 422 and "too many transactions in one request: 6 > 4" in response.text
+        big = json.dumps(_body(customers=[{"customer_id": "x" * 700, "transactions": GOOD_TX}])).encode()
+        assert c.post("/score", content=big, headers={"content-type": "application/json"}).status_code == 413
+        chunked = c.post("/score", content=iter([big[:300], big[300:]]), headers={"content-type": "application/json"})
+        assert chunked.status_code == 413 and "larger than 600 bytes" in chunked.json()["error"]
+        assert c.post("/score", json=_body()).status_code == 200
+
+
+class _BrokenScorer:
+    def score(self, *args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+
+def test_internal_error_is_500_without_trace(model, caplog):
+    broken = LoadedModel(scorer=_BrokenScorer(), label="broken/1", model_uri=URI, loaded_at="now")
+    with TestClient(create_app(URI, ServeConfig(), model=broken), raise_server_exceptions=False) as c:
+        with caplog.at_level(logging.ERROR, logger="custscore.http"):
+            response = c.post("/score", json=_body())
+    assert response.status_code == 500
+    assert "secret" not in response.text and "Traceback" not in response.text
+    assert response.json() == {"error": "internal server error (logged on the server)"}
+    assert any("secret internal detail" in r.getMessage() for r in caplog.records)
+
+
+def test_access_log_is_json_with_latency(client, caplog):
+    with caplog.at_level(logging.INFO, logger="custscore.access"):
+        client.post("/score", json=_body())
+        client.post("/score", json=_body(customers=[]))
+    entries = [json.loads(r.getMessage()) for r in caplog.records if r.name == "custscore.access"]
+    assert [(e["method"], e["path"], e["status"]) for e in entries] == [("POST", "/score", 200), ("POST", "/score", 422)]
+    assert all(e["latency_ms"] > 0 and e["bytes_out"] > 0 for e in entries)
+
+
+def test_not_ready_until_loaded_and_reload_keeps_old_model_serving(model):
+    """/health is 503 while loading; during a reload the old model answers; then the new one."""
+    gates = [threading.Event(), threading.Event()]
+    labels = iter(["first/1", "second/2"])
+
+    def slow_loader(uri: str) -> LoadedModel:
+        label = next(labels)
+        gates[0 if label == "first/1" else 1].wait(timeout=30)
+        return LoadedModel(scorer=model.scorer, label=label, model_uri=uri, loaded_at="now")
+
+    with TestClient(create_app(URI, ServeConfig(), loader=slow_loader)) as c:
+        assert c.get("/health").status_code == 503
+        assert c.post("/score", json=_body()).json() == {"error": "model is loading"}
+        gates[0].set()
+        _wait_for(lambda: c.get("/health").status_code == 200)
+        assert c.post("/score", json=_body()).json()["model_version"] == "first/1"
+        reload_answer = {}
+        thread = threading.Thread(target=lambda: reload_answer.update(c.post("/admin/reload").json()))
+        thread.start()
+        for _ in range(5):  # the reload is blocked: the old model keeps answering
+            response = c.post("/score", json=_body())
+            assert response.status_code == 200 and response.json()["model_version"] == "first/1"
+        gates[1].set()
+        thread.join(timeout=30)
+        assert reload_answer == {"status": "reloaded", "previous": "first/1", "current": "second/2",
+                                 "loaded_at": "now"}
+        assert c.post("/score", json=_body()).json()["scores"][0]["model_version"] == "second/2"
+
+
+def test_failed_reload_keeps_serving(model):
+    def failing(uri: str) -> LoadedModel:
+        raise CustscoreError(f"cannot load model {uri!r}: gone")
+
+    with TestClient(create_app(URI, ServeConfig(), model=model, loader=failing)) as c:
+        response = c.post("/admin/reload")
+        assert response.status_code == 503
+        assert f"still serving {model.label}" in response.json()["error"]
+        assert c.post("/score", json=_body()).status_code == 200
+
+
+def test_failed_first_load_is_not_ready():
+    def failing(uri: str) -> LoadedModel:
+        raise CustscoreError(f"cannot load model {uri!r}: gone")
+
+    with TestClient(create_app(URI, ServeConfig(), loader=failing)) as c:
+        _wait_for(lambda: "failed" in c.get("/health").text)
+        response = c.get("/health")
+        assert response.status_code == 503
+        assert response.json() == {"error": f"model failed to load: cannot load model {URI!r}: gone"}
+
+
+def test_reload_from_the_registry(client, model):
+    response = client.post("/admin/reload")
+    assert response.status_code == 200, response.text
+    assert response.json()["current"] == model.label
+
+
+def _wait_for(condition, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _http(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.slow
+def test_real_uvicorn_process_equals_batch_and_reloads_on_sighup(trained, log, batch_scores, tmp_path):
+    port = _free_port()
+    server_log = tmp_path / "server.log"
+    with open(server_log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "custscore.cli", "serve", "--model", URI, "--port", str(port),
+                                 "--tracking-uri", trained["config"].tracking_uri], stdout=out, stderr=out)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def ready() -> bool:
+            assert proc.poll() is None, server_log.read_text()
+            try:
+                return _http("GET", f"{base}/health")[0] == 200
+            except OSError:
+                return False
+
+        _wait_for(ready, timeout_s=90)
+        ids = _pick_customers(log)
+        status, answer = _http("POST", f"{base}/score", {"as_of": AS_OF, "customers": [_customer(log, c) for c in ids]})
+        assert status == 200
+        _assert_rows_equal(answer["scores"], batch_scores.loc[ids])
+        assert _http("POST", f"{base}/score", _tx(amount=-1))[0] == 422
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(lambda: server_log.read_text().count('"event": "model_loaded"') == 1)
+        assert _http("POST", f"{base}/score", _body())[0] == 200
+        access = [json.loads(line) for line in server_log.read_text().splitlines() if '"event": "access"' in line]
+        assert {e["status"] for e in access} >= {200, 422} and all("latency_ms" in e for e in access)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "Traceback" not in server_log.read_text()
+
+
+def test_serve_with_a_bad_model_uri_is_one_line_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "custscore.cli", "serve", "--model", "models:/nope@champion",
+                           "--port", str(_free_port()), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().startswith("custscore serve: error: cannot load model 'models:/nope@champion'")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -1,0 +1,150 @@
+"""The Spark engine (local[2]) reproduces the pandas engine's features, training and scores on CDNOW.
+
+Skipped when pyspark (the ``[spark]`` extra) or Java is missing. One SparkSession and
+one SparkEngine serve the whole module (starting the JVM takes 10-20 s).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from custscore.config import ScoreConfig, TrainConfig
+from custscore.errors import CustscoreError
+from custscore.features.customers import PandasEngine
+from custscore.features.io import read_transactions
+
+pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
+if shutil.which("java") is None:
+    pytest.skip("Java is not installed (Spark needs Java 17+)", allow_module_level=True)
+
+from custscore.cli import main  # noqa: E402
+from custscore.features.spark_engine import SparkEngine, spark_session  # noqa: E402
+from custscore.training.bgnbd import BetaGeoModel  # noqa: E402
+from custscore.training.pipeline import train_scorer  # noqa: E402
+
+pytestmark = pytest.mark.slow
+TOL = dict(check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = spark_session()
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def engines(spark, cdnow_sample_csv):
+    spark_engine = SparkEngine(cdnow_sample_csv, spark=spark)
+    yield spark_engine, PandasEngine(read_transactions(cdnow_sample_csv))
+    spark_engine.close()
+
+
+@pytest.mark.parametrize("as_of, unit", [("1997-03-31", "D"), ("1997-09-30", "W"), ("1998-06-30", "D")])
+def test_customer_features_equal_pandas_engine(engines, as_of, unit):
+    spark_engine, pandas_engine = engines
+    pd.testing.assert_frame_equal(spark_engine.customer_features(as_of, unit),
+                                  pandas_engine.customer_features(as_of, unit), **TOL)
+
+
+def test_window_purchases_date_range_and_examples_equal(engines):
+    spark_engine, pandas_engine = engines
+    assert spark_engine.date_range() == pandas_engine.date_range()
+    for start, end in [("1997-01-01", "1997-09-30"), ("1997-09-30", "1998-06-30")]:
+        pd.testing.assert_frame_equal(spark_engine.window_purchases(start, end),
+                                      pandas_engine.window_purchases(start, end), **TOL)
+    pd.testing.assert_frame_equal(spark_engine.example_transactions(3), pandas_engine.example_transactions(3))
+
+
+def test_typed_parquet_equals_pandas_engine(spark, tmp_path):
+    # Integer ids, timestamps with times of day, a return day and a same-day pair: Spark SQL's own path.
+    path = tmp_path / "typed.parquet"
+    pd.DataFrame({"customer_id": [7, 7, 7, 7, 12, 12],
+                  "date": pd.to_datetime(["2020-01-01 09:00", "2020-01-01 18:00", "2020-02-03", "2020-02-10",
+                                          "2020-01-05", "2020-03-01 23:59"], format="ISO8601"),
+                  "amount": [1.5, 2.25, -4.0, 10.0, 3.0, 0.0]}).to_parquet(path)
+    spark_engine, pandas_engine = SparkEngine(path, spark=spark), PandasEngine(read_transactions(path))
+    got = spark_engine.customer_features("2020-03-01", "D")
+    pd.testing.assert_frame_equal(got, pandas_engine.customer_features("2020-03-01", "D"), **TOL)
+    assert got.loc["7", ["frequency", "monetary_value"]].tolist() == [1, 10.0]  # 02-03 is a return-only day
+
+
+def test_btyd_statistics_fit_equals_fit_on_every_customer(engines):
+    spark_engine, pandas_engine = engines
+    stats = spark_engine.btyd_statistics("1997-09-30", "W")
+    rfm = pandas_engine.customer_features("1997-09-30", "W")
+    assert stats["n_customers"].sum() == len(rfm) == 2357
+    assert len(stats) == len(rfm[["frequency", "recency_weeks", "T_weeks"]].drop_duplicates())
+    weighted = BetaGeoModel().fit(stats["frequency"], stats["recency_weeks"], stats["T_weeks"],
+                                  weights=stats["n_customers"])
+    # Published CDNOW values (Fader, Hardie and Lee 2005): r 0.243, alpha 4.414, a 0.793, b 2.426.
+    np.testing.assert_allclose([weighted.params_[k] for k in ("r", "alpha", "a", "b")],
+                               [0.243, 4.414, 0.793, 2.426], rtol=5e-3)
+    assert weighted.log_likelihood_ == pytest.approx(-9582.4, abs=0.1)
+
+
+def test_train_on_spark_equals_train_on_pandas(engines):
+    spark_engine, pandas_engine = engines
+    config = TrainConfig(cutoff="1997-09-30", holdout_end="1998-06-30", horizon_days=90, time_unit="W")
+    on_spark, on_pandas = train_scorer(spark_engine, config), train_scorer(pandas_engine, config)
+    for key, value in on_pandas.scorer.bgnbd.params_.items():
+        assert on_spark.scorer.bgnbd.params_[key] == pytest.approx(value, rel=1e-9)
+    for key, value in on_pandas.metrics.items():
+        assert on_spark.metrics[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key
+
+
+def test_score_cli_spark_equals_local_engine(spark, trained, cdnow_sample_csv, tmp_path):
+    uri, tracking = trained["logged"].model_uri, trained["config"].tracking_uri
+    outputs = {}
+    for engine in ("pandas", "spark"):
+        outputs[engine] = tmp_path / f"scores_{engine}.parquet"
+        assert main(["score", "--model", uri, "--transactions", str(cdnow_sample_csv), "--as-of", "1997-09-30",
+                     "--output", str(outputs[engine]), "--engine", engine, "--tracking-uri", tracking]) == 0
+    local, on_spark = pd.read_parquet(outputs["pandas"]), pd.read_parquet(outputs["spark"])
+    assert len(local) == 2357
+    pd.testing.assert_frame_equal(on_spark, local, check_dtype=False, **TOL)
+    assert (tmp_path / "scores_spark.segments.json").read_text() == (tmp_path / "scores_pandas.segments.json").read_text()
+
+
+def test_score_spark_refuses_csv_output_in_one_line(trained, cdnow_sample_csv, tmp_path, capsys):
+    code = main(["score", "--model", trained["logged"].model_uri, "--transactions", str(cdnow_sample_csv),
+                 "--as-of", "1997-09-30", "--output", str(tmp_path / "s.csv"), "--engine", "spark",
+                 "--tracking-uri", trained["config"].tracking_uri])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"custscore score: error: --output {tmp_path / 's.csv'}: --engine spark "
+                                 "writes Parquet; use a name ending in .parquet"]
+
+
+def test_bad_row_gives_the_pandas_engine_message(spark, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("customer_id,date,amount\n1,2020-01-01,5\n2,2020-01-02,12 EUR\n3,2020-01-03,x\n")
+    with pytest.raises(CustscoreError) as expected:
+        read_transactions(path)
+    with pytest.raises(CustscoreError) as got:
+        SparkEngine(path, spark=spark)
+    assert str(got.value) == str(expected.value)
+    assert "row 2: column 'amount': amount is not a finite number: '12 EUR'" in str(got.value)
+
+
+def test_only_the_spark_modules_import_pyspark():
+    # mlflow itself imports pyspark when it is installed, so check custscore's own code:
+    # the feature engines load without it, and no other module names it in an import.
+    code = ("import sys, custscore.features.engines, custscore.features.duckdb_engine, custscore.config; "
+            "sys.exit('pyspark' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    root = Path(__file__).resolve().parents[1]
+    importing = sorted(p.relative_to(root).as_posix() for folder in ("custscore", "features", "training", "serving")
+                       for p in (root / folder).glob("*.py")
+                       if re.search(r"^\s*(from|import) pyspark", p.read_text(), re.MULTILINE))
+    assert importing == ["features/spark_engine.py"]
+
+
+def test_score_config_accepts_spark_engine():
+    assert ScoreConfig(as_of="1997-09-30", engine="spark").engine == "spark"

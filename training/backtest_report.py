@@ -1,0 +1,105 @@
+"""``custscore backtest``: run the rolling-origin backtest on a file, write and log it.
+
+Outputs in ``config.output_dir``: ``metrics.csv`` and ``metrics.json`` (one row per
+scope x score x metric, scope = origin date or ``pooled``), ``by_origin.csv``,
+``comparison.csv`` and the PNG plots. MLflow: one parent run (pooled metrics, tables,
+plots) with a child run per origin (its training params and metrics, tables, plots).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from matplotlib.figure import Figure
+
+from custscore.atomic import write_atomic
+from custscore.config import BacktestConfig
+from custscore.errors import CustscoreError
+from custscore.features.customers import PandasEngine
+from custscore.features.io import read_transactions
+from custscore.training.backtest import BacktestResult, run_backtest
+from custscore.training.tracking import _finite, model_params, prepare_experiment
+
+
+def backtest_file(transactions_path: str | os.PathLike, config: BacktestConfig) -> tuple[BacktestResult, str]:
+    """Backtest the log at ``transactions_path``; return the result and the parent run id."""
+    engine = PandasEngine(read_transactions(transactions_path, config.columns))
+    folder = Path(config.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        raise CustscoreError(f"--output-dir {folder}: not a folder")
+    experiment_id = prepare_experiment(config.train_config(engine.date_range()[1]))
+    result = run_backtest(engine, config)
+    write_outputs(result, folder)
+    return result, log_backtest(result, experiment_id)
+
+
+def metrics_table(result: BacktestResult) -> pd.DataFrame:
+    """Long table of every origin's and the pooled bootstrap table, with a ``scope`` column."""
+    parts = [r.table.assign(scope=r.origin.date().isoformat()) for r in result.origins]
+    parts.append(result.table.assign(scope="pooled"))
+    table = pd.concat(parts, ignore_index=True)
+    return table[["scope"] + [c for c in table.columns if c != "scope"]]
+
+
+def write_outputs(result: BacktestResult, folder: Path) -> list[Path]:
+    """Write the tables (CSV + JSON) and the pooled plots to ``folder`` atomically."""
+    table = metrics_table(result)
+    files = {
+        "metrics.csv": table.to_csv(index=False).encode(),
+        "metrics.json": table.to_json(orient="records", indent=1).encode(),
+        "by_origin.csv": result.by_origin.to_csv(index=False).encode(),
+        "comparison.csv": result.comparison().to_csv(index=False).encode(),
+        "summary.json": json.dumps(_finite(result.metrics), indent=1, sort_keys=True).encode(),
+    }
+    files.update({name: _png(fig) for name, fig in result.figures.items()})
+    return [_write_atomic(folder / name, data) for name, data in files.items()]
+
+
+def log_backtest(result: BacktestResult, experiment_id: str | None) -> str:
+    """One parent run (pooled) with a nested child run per origin; returns the parent id."""
+    cfg = result.config
+    with mlflow.start_run(experiment_id=experiment_id, run_name="backtest") as parent:
+        mlflow.set_tag("custscore.kind", "backtest")
+        mlflow.log_params({"horizon_days": cfg.horizon_days, "time_unit": cfg.time_unit,
+                           "origins": ",".join(r.origin.date().isoformat() for r in result.origins),
+                           "n_bootstrap": cfg.n_bootstrap, "confidence": cfg.confidence, "seed": cfg.seed,
+                           "penalizer": cfg.penalizer, "discount_rate": cfg.discount_rate,
+                           "churn_calibration": _calibration_methods(result)})
+        mlflow.log_metrics(_finite(result.metrics))
+        _log_tables_and_plots(metrics_table(result), result.figures)
+        mlflow.log_table(result.by_origin, "tables/by_origin.json")
+        mlflow.log_table(result.comparison(), "tables/comparison.json")
+        for origin in result.origins:
+            with mlflow.start_run(experiment_id=experiment_id, nested=True,
+                                  run_name=f"origin {origin.origin.date()}"):
+                mlflow.log_params(model_params(origin.train, cfg.train_config(origin.origin)))
+                mlflow.log_metrics(_finite({**origin.train.metrics, **origin.metrics}))
+                _log_tables_and_plots(origin.table, origin.figures)
+        return parent.info.run_id
+
+
+def _calibration_methods(result: BacktestResult) -> str:
+    methods = {str(getattr(r.train.scorer.churn, "calibration_", "none")) for r in result.origins}
+    return ",".join(sorted(methods))
+
+
+def _log_tables_and_plots(table: pd.DataFrame, figures: dict[str, Figure]) -> None:
+    mlflow.log_table(table, "tables/metrics.json")
+    mlflow.log_text(table.to_csv(index=False), "tables/metrics.csv")
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, f"plots/{name}")
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _write_atomic(path: Path, data: bytes) -> Path:
+    return write_atomic(path, lambda handle: handle.write(data))

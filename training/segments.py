@@ -1,0 +1,377 @@
+"""Account-team segments: value matrix I-IV, pyramid, activity tiers and alerts, lifecycle.
+
+Every rule is a row-wise function of one customer's features and scores plus fixed
+numbers, so a customer gets the same segment whether it is scored alone, over HTTP, in a
+5M-customer batch or chunk by chunk. The numbers are of two kinds:
+
+- :class:`SegmentConfig`: rule parameters with documented defaults (windows, tier bounds,
+  alert threshold, lifecycle bounds, margin rate, the shares used to fit the cuts);
+- :class:`SegmentThresholds`: the value cut points, learned once at training time from
+  the calibration population by :func:`fit_thresholds` (quantiles) and stored in the
+  scorer. Either can be overridden explicitly (:func:`apply_overrides`).
+
+Value cuts are in revenue (the log's amount units: spend over the value window, and
+``clv``); the margin rate only turns revenue into contribution in the reported
+``current_value`` and ``future_value``, so a constant margin never changes a class.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from custscore.errors import CustscoreError
+from custscore.features.months import MONTH_COLUMNS
+
+#: Columns added after SCORE_COLUMNS, in order.
+SEGMENT_COLUMNS: tuple[str, ...] = (
+    "current_value",
+    "future_value",
+    "value_class",
+    "value_class_name",
+    "resource_policy",
+    "retention_policy",
+    "class_i_cause",
+    "pyramid_tier",
+    "activity_tier",
+    "previous_activity_tier",
+    "alert",
+    "alert_reason",
+    "lifecycle_stage",
+    "partial_churn",
+)
+
+#: Value matrix (domain notes): class -> (name, resources, retention policy).
+VALUE_CLASSES: Mapping[str, tuple[str, str, str]] = {
+    "IV": ("platinum", "top priority", "retain and deepen the relationship, one-to-one plans"),
+    "III": ("gold", "heavy", "keep the relationship at a high level, never lose it"),
+    "II": ("iron", "moderate", "rebuild the relationship, grow share of wallet"),
+    "I": ("lead", "none by default", "let go / end the relationship, unless a cause applies"),
+}
+PYRAMID_TIERS: tuple[str, ...] = ("key", "potential", "regular")
+ACTIVITY_TIERS: tuple[str, ...] = ("A", "B", "C", "D", "none")
+LIFECYCLE_STAGES: tuple[str, ...] = ("exploration", "formation", "stability", "decline")
+#: Rank of each activity tier; a drop is a move to a lower rank.
+_TIER_RANK = {"A": 3, "B": 2, "C": 1, "D": 0, "none": -1}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_share(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < float(value) < 1.0
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Rule parameters of the segments; every default is defined here once.
+
+    Durations in days; purchases are purchase days (one per customer and day).
+
+    - ``value_window_days``: current value = spend over ``(as_of - w, as_of]`` (a window
+      of the feature frame: 30, 90 or 365);
+    - ``margin_rate``: contribution per unit of revenue, in (0, 1]; 1 reports revenue;
+    - ``high_current_share``: share of the calibration customers fitted as high current
+      value (classes III+IV, ~20 % in the 80/20 rule);
+    - ``high_potential_share``: share fitted as high growth potential (by ``clv``);
+    - ``key_share``, ``potential_share``: pyramid, top 5 % by ``clv`` and the next 15 %;
+    - ``tier_a_min``, ``tier_b_min``: purchases in the last calendar month for tier A
+      (more than 10, i.e. >= 11) and B (6-10); C is 1 to ``tier_b_min - 1``; D bought the
+      month before but not last month;
+    - ``alert_churn_probability``: a customer with high growth potential whose churn
+      probability is at least this raises an alert;
+    - ``partial_churn_drop``: fraction (0, 1] by which purchases or spend in the recent
+      window must fall below the baseline rate to flag partial churn;
+    - ``partial_churn_recent_days``, ``partial_churn_baseline_days``: recent window and the
+      longer window whose earlier part is the baseline;
+    - ``trend_days``: the purchase-rate trend feature used (``trend_{trend_days}d``);
+    - ``trend_band``: trend >= band is rising, <= -band is falling;
+    - ``exploration_days``: below this tenure every customer is in exploration;
+    - ``stability_days``: from this tenure a non-declining customer is in stability;
+    - ``lapse_days``: this long without a purchase counts as decline.
+    """
+
+    value_window_days: int = 365
+    margin_rate: float = 1.0
+    high_current_share: float = 0.20
+    high_potential_share: float = 0.20
+    key_share: float = 0.05
+    potential_share: float = 0.15
+    tier_a_min: int = 11
+    tier_b_min: int = 6
+    alert_churn_probability: float = 0.5
+    partial_churn_drop: float = 0.5
+    partial_churn_recent_days: int = 90
+    partial_churn_baseline_days: int = 365
+    trend_days: int = 90
+    trend_band: float = 0.2
+    exploration_days: int = 90
+    stability_days: int = 365
+    lapse_days: int = 180
+
+    def __post_init__(self) -> None:
+        for name in ("value_window_days", "tier_a_min", "tier_b_min", "partial_churn_recent_days",
+                     "partial_churn_baseline_days", "trend_days", "exploration_days", "stability_days",
+                     "lapse_days"):
+            value = getattr(self, name)
+            if not _is_int(value) or value <= 0:
+                raise CustscoreError(f"segments {name}: must be a whole number > 0, got {value!r}")
+        for name in ("high_current_share", "high_potential_share", "key_share", "potential_share",
+                     "alert_churn_probability", "trend_band"):
+            if not _is_share(getattr(self, name)):
+                raise CustscoreError(f"segments {name}: must be in (0, 1), got {getattr(self, name)!r}")
+        for name in ("margin_rate", "partial_churn_drop"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < value <= 1.0):
+                raise CustscoreError(f"segments {name}: must be in (0, 1], got {value!r}")
+        if self.key_share + self.potential_share >= 1.0:
+            raise CustscoreError(f"segments key_share + potential_share: must be < 1, got "
+                                 f"{self.key_share} + {self.potential_share}")
+        if not 1 < self.tier_b_min < self.tier_a_min:
+            raise CustscoreError(f"segments tier bounds: need 1 < tier_b_min < tier_a_min, got "
+                                 f"{self.tier_b_min} and {self.tier_a_min}")
+        if self.partial_churn_recent_days >= self.partial_churn_baseline_days:
+            raise CustscoreError("segments partial_churn_recent_days: must be < partial_churn_baseline_days, got "
+                                 f"{self.partial_churn_recent_days} >= {self.partial_churn_baseline_days}")
+        if self.exploration_days >= self.stability_days:
+            raise CustscoreError(f"segments exploration_days: must be < stability_days, got "
+                                 f"{self.exploration_days} >= {self.stability_days}")
+
+    @property
+    def spend_column(self) -> str:
+        """Feature column holding the revenue behind current value."""
+        return f"spend_{self.value_window_days}d"
+
+    @property
+    def trend_column(self) -> str:
+        return f"trend_{self.trend_days}d"
+
+
+@dataclass(frozen=True)
+class SegmentThresholds:
+    """Value cut points, in revenue (amount units); "high" means strictly above the cut.
+
+    - ``current_spend_high``: spend over the value window above which current value is high;
+    - ``clv_high``: ``clv`` above which growth potential is high;
+    - ``clv_key``, ``clv_potential``: ``clv`` above which a customer is a key / potential
+      customer of the pyramid (``clv_key >= clv_potential``).
+    """
+
+    current_spend_high: float
+    clv_high: float
+    clv_key: float
+    clv_potential: float
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(value):
+                raise CustscoreError(f"segments {f.name}: must be a finite number, got {value!r}")
+            object.__setattr__(self, f.name, float(value))
+        if self.clv_key < self.clv_potential:
+            raise CustscoreError(f"segments clv_key: must be >= clv_potential, got {self.clv_key} < "
+                                 f"{self.clv_potential}")
+
+
+def fit_thresholds(population: pd.DataFrame, config: SegmentConfig) -> SegmentThresholds:
+    """Cut points from a population's spend and ``clv`` quantiles (the calibration customers).
+
+    ``current_spend_high`` is the ``1 - high_current_share`` quantile of
+    ``config.spend_column``; ``clv_high``, ``clv_key`` and ``clv_potential`` are the
+    ``1 - high_potential_share``, ``1 - key_share`` and ``1 - key_share - potential_share``
+    quantiles of ``clv`` (linear interpolation). On a population without ties the share
+    strictly above each cut is then the configured share (up to one customer).
+    """
+    _require(population, (config.spend_column, "clv"))
+    if len(population) == 0:
+        raise CustscoreError("segments: cannot fit thresholds on an empty population")
+    spend = population[config.spend_column].to_numpy(dtype=float)
+    clv = population["clv"].to_numpy(dtype=float)
+    return SegmentThresholds(
+        current_spend_high=float(np.quantile(spend, 1.0 - config.high_current_share)),
+        clv_high=float(np.quantile(clv, 1.0 - config.high_potential_share)),
+        clv_key=float(np.quantile(clv, 1.0 - config.key_share)),
+        clv_potential=float(np.quantile(clv, 1.0 - config.key_share - config.potential_share)),
+    )
+
+
+def required_columns(config: SegmentConfig) -> tuple[str, ...]:
+    """Feature and score columns :func:`assign_segments` reads."""
+    recent, baseline = config.partial_churn_recent_days, config.partial_churn_baseline_days
+    return tuple(dict.fromkeys((
+        config.spend_column, f"n_purchases_{recent}d", f"spend_{recent}d", f"n_purchases_{baseline}d",
+        f"spend_{baseline}d", "tenure_days", "days_since_last_purchase", config.trend_column,
+        *MONTH_COLUMNS, "churn_probability", "clv",
+    )))
+
+
+def _require(frame: pd.DataFrame, columns) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise CustscoreError(f"segments: missing column(s) {missing}; columns found: {list(frame.columns)}")
+
+
+def activity_tier(purchases_month: np.ndarray, config: SegmentConfig) -> np.ndarray:
+    """Tier A/B/C by purchases in one calendar month, ``none`` for 0 (no D: it needs two months).
+
+    >>> activity_tier(np.array([12, 11, 10, 6, 5, 1, 0]), SegmentConfig()).tolist()
+    ['A', 'A', 'B', 'B', 'C', 'C', 'none']
+    """
+    n = np.asarray(purchases_month)
+    return np.select([n >= config.tier_a_min, n >= config.tier_b_min, n >= 1], ["A", "B", "C"], "none")
+
+
+def activity_tiers(last_month: np.ndarray, month_before: np.ndarray,
+                   config: SegmentConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tier, previous tier, dropped) from purchases in the last month and the month before.
+
+    ``tier`` is A/B/C by the last month, D when the customer bought the month before but
+    not last month, ``none`` when neither; ``previous`` is A/B/C/none by the month before;
+    ``dropped`` is True when ``tier`` ranks below ``previous`` (A->B, B->C, any -> D).
+    """
+    last_month = np.asarray(last_month)
+    month_before = np.asarray(month_before)
+    tier = activity_tier(last_month, config)
+    tier = np.where((last_month == 0) & (month_before > 0), "D", tier)
+    previous = activity_tier(month_before, config)
+    rank = np.vectorize(_TIER_RANK.__getitem__, otypes=[int])
+    dropped = (previous != "none") & (rank(tier) < rank(previous)) if len(tier) else np.zeros(0, dtype=bool)
+    return tier, previous, dropped
+
+
+def lifecycle_stage(tenure_days: np.ndarray, trend: np.ndarray, days_since_last_purchase: np.ndarray,
+                    config: SegmentConfig) -> np.ndarray:
+    """Relationship stage from tenure (days) and the purchase-rate trend in [-1, 1].
+
+    Rules, in order (defaults in brackets):
+
+    1. tenure < ``exploration_days`` [90] -> exploration (the trend window is not yet
+       observed: every young customer looks "rising");
+    2. trend <= -``trend_band`` [-0.2] or no purchase for ``lapse_days`` [180] -> decline;
+    3. tenure < ``stability_days`` [365]: trend >= ``trend_band`` -> formation, else
+       exploration (young and not yet growing);
+    4. otherwise (established, not declining) -> stability.
+
+    >>> lifecycle_stage(np.array([30, 200, 200, 200, 400, 400]), np.array([1, 0.5, 0, -0.5, 0.5, 0]),
+    ...                 np.array([0, 5, 5, 5, 5, 200]), SegmentConfig()).tolist()
+    ['exploration', 'formation', 'exploration', 'decline', 'stability', 'decline']
+    """
+    tenure = np.asarray(tenure_days, dtype=float)
+    trend = np.asarray(trend, dtype=float)
+    idle = np.asarray(days_since_last_purchase, dtype=float)
+    young = tenure < config.stability_days
+    return np.select(
+        [tenure < config.exploration_days,
+         (trend <= -config.trend_band) | (idle >= config.lapse_days),
+         young & (trend >= config.trend_band),
+         young],
+        ["exploration", "decline", "formation", "exploration"],
+        "stability")
+
+
+def partial_churn(frame: pd.DataFrame, config: SegmentConfig) -> np.ndarray:
+    """True when purchases or spend in the recent window fell by more than ``partial_churn_drop``.
+
+    Recent window R = ``partial_churn_recent_days``, baseline = the rest of the window B =
+    ``partial_churn_baseline_days`` before it (ages R to B-1 days), cut to the days the
+    customer existed: ``baseline_days = clip(min(B, tenure_days + 1) - R, 0, B - R)``.
+    The expected recent count is ``baseline_count * R / baseline_days`` (same for spend);
+    the drop is ``1 - recent / expected``. Only customers still active (a purchase in
+    the recent window) and with a baseline (``expected > 0``) can be flagged.
+    """
+    recent, baseline = config.partial_churn_recent_days, config.partial_churn_baseline_days
+    tenure = frame["tenure_days"].to_numpy(dtype=float)
+    baseline_days = np.clip(np.minimum(baseline, tenure + 1.0) - recent, 0.0, baseline - recent)
+    active = frame[f"n_purchases_{recent}d"].to_numpy(dtype=float) > 0
+    flagged = np.zeros(len(frame), dtype=bool)
+    for what in ("n_purchases", "spend"):
+        now = frame[f"{what}_{recent}d"].to_numpy(dtype=float)
+        before = frame[f"{what}_{baseline}d"].to_numpy(dtype=float) - now
+        with np.errstate(divide="ignore", invalid="ignore"):
+            expected = np.where(baseline_days > 0, before * recent / baseline_days, 0.0)
+            drop = np.where(expected > 0, 1.0 - now / expected, 0.0)
+        flagged |= drop > config.partial_churn_drop
+    return active & flagged
+
+
+def assign_segments(frame: pd.DataFrame, config: SegmentConfig, thresholds: SegmentThresholds) -> pd.DataFrame:
+    """The :data:`SEGMENT_COLUMNS` of each row of ``frame`` (same order, fresh RangeIndex).
+
+    ``frame`` holds the :func:`required_columns` (a score table joined with the
+    calendar-month counts). Row-wise: no statistic of the batch is used.
+    """
+    _require(frame, required_columns(config))
+    spend = frame[config.spend_column].to_numpy(dtype=float)
+    clv = frame["clv"].to_numpy(dtype=float)
+    churn = frame["churn_probability"].to_numpy(dtype=float)
+    tenure = frame["tenure_days"].to_numpy(dtype=float)
+
+    high_current = spend > thresholds.current_spend_high
+    high_potential = clv > thresholds.clv_high
+    value_class = np.select([high_current & high_potential, high_current, high_potential], ["IV", "III", "II"], "I")
+    policy = pd.DataFrame.from_dict(VALUE_CLASSES, orient="index", columns=["name", "resources", "retention"])
+    chosen = policy.loc[value_class]
+
+    stage = lifecycle_stage(tenure, frame[config.trend_column].to_numpy(dtype=float),
+                            frame["days_since_last_purchase"].to_numpy(dtype=float), config)
+    is_i = value_class == "I"
+    cause = np.select([~is_i, stage == "decline", tenure < config.stability_days],
+                      ["", "decline", "early relationship"], "unknown")
+
+    tier, previous, dropped = activity_tiers(frame[MONTH_COLUMNS[0]].to_numpy(),
+                                             frame[MONTH_COLUMNS[1]].to_numpy(), config)
+    at_risk = high_potential & (churn >= config.alert_churn_probability)
+    drop_text = np.char.add(np.char.add("tier ", previous.astype(str)), np.char.add("->", tier.astype(str)))
+    risk_text = np.char.add(np.char.add("churn risk ", np.char.mod("%.2f", churn)), " with high future value")
+    reason = np.where(dropped & at_risk, np.char.add(np.char.add(drop_text, "; "), risk_text),
+                      np.where(dropped, drop_text, np.where(at_risk, risk_text, "")))
+
+    pyramid = np.select([clv > thresholds.clv_key, clv > thresholds.clv_potential], ["key", "potential"], "regular")
+    return pd.DataFrame({
+        "current_value": spend * config.margin_rate,
+        "future_value": clv * config.margin_rate,
+        "value_class": value_class,
+        "value_class_name": chosen["name"].to_numpy(),
+        "resource_policy": chosen["resources"].to_numpy(),
+        "retention_policy": chosen["retention"].to_numpy(),
+        "class_i_cause": cause,
+        "pyramid_tier": pyramid,
+        "activity_tier": tier,
+        "previous_activity_tier": previous,
+        "alert": dropped | at_risk,
+        "alert_reason": reason,
+        "lifecycle_stage": stage,
+        "partial_churn": partial_churn(frame, config),
+    })[list(SEGMENT_COLUMNS)]
+
+
+def segment_settings(config: SegmentConfig, thresholds: SegmentThresholds) -> dict[str, dict[str, Any]]:
+    """The settings as plain JSON-able dicts: ``{"config": {...}, "thresholds": {...}}``."""
+    return {"config": asdict(config), "thresholds": asdict(thresholds)}
+
+
+def apply_overrides(config: SegmentConfig, thresholds: SegmentThresholds,
+                    overrides: Mapping[str, Any]) -> tuple[SegmentConfig, SegmentThresholds]:
+    """Replace any config field or threshold by name (flat, or nested as in a sidecar JSON).
+
+    Unknown names raise :class:`CustscoreError`; the result is validated like any config.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key in ("config", "thresholds") and isinstance(value, Mapping):
+            flat.update(value)
+        else:
+            flat[key] = value
+    config_names = {f.name for f in fields(SegmentConfig)}
+    threshold_names = {f.name for f in fields(SegmentThresholds)}
+    unknown = sorted(set(flat) - config_names - threshold_names)
+    if unknown:
+        raise CustscoreError(f"segments: unknown setting(s) {unknown}; known: "
+                             f"{sorted(config_names | threshold_names)}")
+    config = replace(config, **{k: v for k, v in flat.items() if k in config_names})
+    thresholds = replace(thresholds, **{k: v for k, v in flat.items() if k in threshold_names})
+    return config, thresholds
