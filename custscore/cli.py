@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output", required=True, help="scores file (.csv or .parquet), written atomically")
     score.add_argument("--horizon-days", type=int, default=_default(ScoreConfig, "horizon_days"),
                        help="horizon for churn and CLV (default: the model's)")
+    score.add_argument("--margin", type=float, default=_default(ScoreConfig, "margin_rate"),
+                       help="contribution per unit of revenue in (0, 1] for current/future value "
+                            "(default: the model's, 1 = revenue)")
+    score.add_argument("--segments", default=_default(ScoreConfig, "segments_file"),
+                       help="JSON of segment settings replacing the model's (e.g. an earlier "
+                            "scores.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
     _add_columns(score)
     _add_engine(score, ScoreConfig)
     _add_tracking(score)
@@ -143,7 +149,7 @@ def run(args: argparse.Namespace) -> None:
         print(format_training_summary(result, logged))
     elif args.command == "score":
         config = ScoreConfig(as_of=args.as_of, horizon_days=args.horizon_days, columns=_columns(args),
-                             engine=args.engine)
+                             engine=args.engine, margin_rate=args.margin, segments_file=args.segments)
         from custscore.serving.batch import score_file
         from custscore.training.tracking import use_tracking
 

@@ -147,19 +147,25 @@ class ScoreConfig:
     """Everything ``custscore score`` needs besides the model and the data.
 
     ``horizon_days`` of ``None`` means the horizon the model was trained with.
-    ``engine`` is the feature engine (one of :data:`ENGINES`).
+    ``engine`` is the feature engine (one of :data:`ENGINES`). ``margin_rate`` (share of
+    revenue that is contribution) and ``segments_file`` (JSON of segment settings, e.g. an
+    earlier run's sidecar) replace the model's segment settings; ``None`` keeps them.
     """
 
     as_of: pd.Timestamp
     horizon_days: Optional[int] = None
     columns: ColumnMap = field(default_factory=ColumnMap)
     engine: str = "auto"
+    margin_rate: Optional[float] = None
+    segments_file: Optional[str] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "as_of", parse_date(self.as_of, "as_of"))
         _check_engine(self.engine)
         if self.horizon_days is not None:
             _check_positive_int(self.horizon_days, "horizon_days")
+        if self.margin_rate is not None and (isinstance(self.margin_rate, bool) or not 0 < self.margin_rate <= 1):
+            raise CustscoreError(f"margin_rate: must be in (0, 1], got {self.margin_rate!r}")
 
 
 @dataclass(frozen=True)

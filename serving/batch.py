@@ -1,6 +1,8 @@
 """Batch scoring: load a model by MLflow URI, score a transaction log, write atomically."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 import sys
@@ -10,7 +12,6 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
@@ -22,6 +23,7 @@ from custscore.serving.chunked_output import ChunkedTableWriter
 from custscore.serving.output import check_output_path
 from custscore.serving.sidecar import write_sidecar
 from custscore.training.scorer import CustomerScorer
+from custscore.training.segments import apply_overrides
 
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
@@ -113,12 +115,51 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
         return score_file_spark(model_uri, transactions_path, output_path, config)
     start = time.perf_counter()
     check_output_path(output_path)
+    overrides = read_segment_overrides(config)
     scorer, label = load_scorer_from_uri(model_uri)
+    scorer = with_segment_overrides(scorer, overrides)
     engine = open_engine(transactions_path, config.columns, config.engine)
     n_customers, first = score_engine(scorer, engine, output_path, config, label, _Progress())
-    # The sidecar reads the row count and the first row's settings.
-    write_sidecar(scorer, first.iloc[np.zeros(n_customers, dtype=np.intp)], output_path)
+    write_sidecar(scorer, first, output_path, n_customers=n_customers)
     return ScoreRun(Path(output_path), n_customers, time.perf_counter() - start)
+
+
+def read_segment_overrides(config: ScoreConfig) -> dict:
+    """Segment settings to replace the model's: ``--segments FILE.json`` then ``--margin``.
+
+    The file holds setting names and values, flat or nested like a sidecar
+    (``{"config": {...}, "thresholds": {...}}``), so a previous run's sidecar can be passed
+    back to reproduce its segments.
+    """
+    overrides: dict = {}
+    if config.segments_file is not None:
+        path = Path(config.segments_file)
+        try:
+            overrides.update(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError as exc:
+            raise CustscoreError(f"--segments {path}: file not found") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+            raise CustscoreError(f"--segments {path}: not a JSON object of settings ({exc})") from exc
+        if not isinstance(overrides, dict):
+            raise CustscoreError(f"--segments {path}: not a JSON object of settings")
+        overrides = {k: v for k, v in overrides.items() if k in ("config", "thresholds") or k not in _SIDECAR_ONLY}
+    if config.margin_rate is not None:
+        overrides["margin_rate"] = config.margin_rate
+    return overrides
+
+
+#: Sidecar entries that describe a run rather than set a segment rule.
+_SIDECAR_ONLY = ("n_customers", "as_of", "horizon_days", "discount_rate", "model_version")
+
+
+def with_segment_overrides(scorer: CustomerScorer, overrides: dict) -> CustomerScorer:
+    """A copy of ``scorer`` whose segment config/thresholds have ``overrides`` applied."""
+    if not overrides:
+        return scorer
+    if scorer.segment_thresholds is None:
+        raise CustscoreError("this model has no segment thresholds (trained before segments existed); retrain it")
+    config, thresholds = apply_overrides(scorer.segment_config, scorer.segment_thresholds, overrides)
+    return dataclasses.replace(scorer, segment_config=config, segment_thresholds=thresholds)
 
 
 def score_engine(scorer: CustomerScorer, engine: FeatureEngine, output_path: str | os.PathLike,
