@@ -64,15 +64,28 @@ def gamma_gamma_log_likelihood(
     -3.5513
     """
     p, q, v = (float(val) for val in params_array)
-    px = p * x
-    log_xm_v = np.log(x * m + v)
-    psi_pxq = digamma(px + q)
-    ll = gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(v) + (px - 1.0) * np.log(m) + px * np.log(x) - (px + q) * log_xm_v
-    d_p = x * (psi_pxq - digamma(px) + np.log(m) + np.log(x) - log_xm_v)
-    d_q = psi_pxq - digamma(q) + np.log(v) - log_xm_v
-    d_v = q / v - (px + q) / (x * m + v)
-    grad = np.array([np.sum(weights * d_p), np.sum(weights * d_q), np.sum(weights * d_v)])
-    return float(np.sum(weights * ll)), grad
+    # Terms that depend on a customer only through x are summed per distinct x (x is a
+    # whole number: index by it); data-only sums are taken once. Only ln(xm+v) and
+    # 1/(xm+v) are evaluated per row, which makes a call ~10x cheaper on 1M customers.
+    xi = x.astype(np.int64)
+    w_by_x = np.bincount(xi, weights=weights)
+    xs = np.arange(len(w_by_x), dtype=float)
+    present = w_by_x > 0
+    xs, w_by_x = xs[present], w_by_x[present]
+    pxs = p * xs
+    psi_pxq, psi_px = digamma(pxs + q), digamma(pxs)
+    log_m, log_x = np.log(m), np.log(x)
+    xm_v = x * m + v
+    log_xm_v = np.log(xm_v)
+    w_x = weights * x
+    sum_w, sum_wx_logm, sum_w_logm = float(np.sum(weights)), float(np.sum(w_x * log_m)), float(np.sum(weights * log_m))
+    sum_wx_logx, sum_wx_L, sum_w_L = float(np.sum(w_x * log_x)), float(np.sum(w_x * log_xm_v)), float(np.sum(weights * log_xm_v))
+    ll = (np.sum(w_by_x * (gammaln(pxs + q) - gammaln(pxs))) - sum_w * gammaln(q) + sum_w * q * np.log(v)
+          + p * sum_wx_logm - sum_w_logm + p * sum_wx_logx - p * sum_wx_L - q * sum_w_L)
+    d_p = np.sum(w_by_x * xs * (psi_pxq - psi_px)) + sum_wx_logm + sum_wx_logx - sum_wx_L
+    d_q = np.sum(w_by_x * psi_pxq) - sum_w * digamma(q) + sum_w * np.log(v) - sum_w_L
+    d_v = sum_w * q / v - float(np.sum(weights * (p * x + q) / xm_v))
+    return float(ll), np.array([d_p, d_q, d_v], dtype=float)
 
 
 def _check_spend_inputs(frequency: Any, monetary_value: Any) -> tuple[np.ndarray, np.ndarray]:
