@@ -66,32 +66,39 @@ def bgnbd_log_likelihood(
     -10.0133
     """
     r, alpha, a, b = (float(v) for v in params_array)
+    # Terms that depend on a customer only through x (a whole number) are evaluated once
+    # per distinct x and summed with the weights of those customers; per row there remain
+    # two logs, a log-sum-exp and two exps.
+    xi = x.astype(np.int64)
+    w_by_x = np.bincount(xi, weights=weights)
+    xs = np.arange(len(w_by_x), dtype=float)
+    bx1_by_x = np.where(xs > 0, b + xs - 1.0, 1.0)  # b + x - 1 only enters for x > 0
     has_repeat = x > 0
-    # b + x - 1 only enters for x > 0; use a harmless 1.0 elsewhere to avoid log(<= 0).
-    bx1 = np.where(has_repeat, b + x - 1.0, 1.0)
     rx = r + x
     log_alpha_T = np.log(alpha + T)
     log_alpha_tx = np.log(alpha + t_x)
 
-    a1 = gammaln(rx) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
     a3 = -rx * log_alpha_T
-    a4 = np.where(has_repeat, np.log(a) - np.log(bx1) - rx * log_alpha_tx, -np.inf)
+    a4 = np.where(has_repeat, np.log(a) - np.log(bx1_by_x)[xi] - rx * log_alpha_tx, -np.inf)
     l34 = np.logaddexp(a3, a4)
-    ll = a1 + a2 + l34
-
     w3 = np.exp(a3 - l34)
     w4 = np.exp(a4 - l34)  # exactly 0 where x == 0
+    ww3, ww4 = weights * w3, weights * w4
+
+    sum_w = float(np.sum(weights))
+    per_x_ll = gammaln(r + xs) + gammaln(b + xs) - gammaln(a + b + xs)
+    ll = (float(np.sum(w_by_x * per_x_ll)) + sum_w * (r * np.log(alpha) - gammaln(r) + gammaln(a + b) - gammaln(b))
+          + float(np.sum(weights * l34)))
 
     psi_ab = digamma(a + b)
-    psi_abx = digamma(a + b + x)
-    d_r = digamma(rx) - digamma(r) + np.log(alpha) - w3 * log_alpha_T - w4 * log_alpha_tx
-    d_alpha = r / alpha - rx * (w3 / (alpha + T) + w4 / (alpha + t_x))
-    d_a = psi_ab - psi_abx + w4 / a
-    d_b = psi_ab + digamma(b + x) - digamma(b) - psi_abx - w4 / bx1
-
-    grad = np.array([np.sum(weights * d_r), np.sum(weights * d_alpha), np.sum(weights * d_a), np.sum(weights * d_b)])
-    return float(np.sum(weights * ll)), grad
+    psi_abx_by_x = digamma(a + b + xs)
+    d_r = (float(np.sum(w_by_x * digamma(r + xs))) + sum_w * (np.log(alpha) - digamma(r))
+           - float(np.sum(ww3 * log_alpha_T)) - float(np.sum(ww4 * log_alpha_tx)))
+    d_alpha = sum_w * r / alpha - float(np.sum(rx * (ww3 / (alpha + T) + ww4 / (alpha + t_x))))
+    d_a = sum_w * psi_ab - float(np.sum(w_by_x * psi_abx_by_x)) + float(np.sum(ww4)) / a
+    d_b = (sum_w * (psi_ab - digamma(b)) + float(np.sum(w_by_x * (digamma(b + xs) - psi_abx_by_x)))
+           - float(np.sum(ww4 / bx1_by_x[xi])))
+    return float(ll), np.array([d_r, d_alpha, d_a, d_b], dtype=float)
 
 
 class BetaGeoModel:
