@@ -24,8 +24,8 @@ from custscore.training.fitting import (
     check_hyperparameters,
     check_rfm,
     check_weights,
+    fit_log_params,
     inverse_or_none,
-    minimize_negative_log_likelihood,
     numerical_hessian,
     total_weight,
     unique_inverse,
@@ -157,26 +157,8 @@ class BetaGeoModel:
         (ux, utx, uT), uw = unique_rows([x, t_x, t_cal], w)
         scale = float(uT.max())  # internal time unit: the largest T becomes 1
         stx, sT = utx / scale, uT / scale
-        n_total = float(uw.sum())
-        penalizer = float(self.penalizer)
-
-        def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-            params = np.exp(log_params)
-            ll, grad = bgnbd_log_likelihood(params, ux, stx, sT, uw)
-            value = -ll / n_total + penalizer * float(np.sum(params**2))
-            grad_log = (-grad / n_total + 2.0 * penalizer * params) * params
-            return value, grad_log
-
-        log_params, _ = minimize_negative_log_likelihood(
-            objective,
-            np.zeros(4),
-            PARAM_NAMES,
-            n_starts=self.n_starts,
-            seed=self.seed,
-            model_name="BG/NBD",
-            advice="try --penalizer 0.001 or more data",
-        )
-        params = np.exp(log_params)
+        params = fit_log_params(lambda th: bgnbd_log_likelihood(th, ux, stx, sT, uw), PARAM_NAMES,
+                                float(uw.sum()), float(self.penalizer), self.n_starts, self.seed, "BG/NBD")
         params[1] *= scale  # alpha back to the caller's time unit
 
         self.params_ = {name: float(v) for name, v in zip(PARAM_NAMES, params)}

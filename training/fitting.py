@@ -323,3 +323,33 @@ def inverse_or_none(matrix: np.ndarray) -> Optional[np.ndarray]:
     if not np.all(np.isfinite(inv)):
         return None
     return inv
+
+
+def fit_log_params(
+    log_likelihood: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    param_names: Sequence[str],
+    n_total: float,
+    penalizer: float,
+    n_starts: int,
+    seed: int,
+    model_name: str,
+) -> np.ndarray:
+    """Maximum-likelihood parameters (natural scale) of a weighted log-likelihood.
+
+    ``log_likelihood(params)`` returns the weighted sum and its gradient in natural
+    parameters. The objective is the mean negative log-likelihood per customer
+    (``n_total`` customers) plus ``penalizer * sum(params**2)``, as in lifetimes,
+    minimised over log-parameters from a start at all-ones.
+    """
+
+    def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        params = np.exp(log_params)
+        ll, grad = log_likelihood(params)
+        value = -ll / n_total + penalizer * float(np.sum(params**2))
+        return value, (-grad / n_total + 2.0 * penalizer * params) * params
+
+    log_params, _ = minimize_negative_log_likelihood(
+        objective, np.zeros(len(param_names)), param_names, n_starts=n_starts, seed=seed,
+        model_name=model_name, advice="try --penalizer 0.001 or more data")
+    return np.exp(log_params)
+

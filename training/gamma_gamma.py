@@ -26,8 +26,8 @@ from custscore.training.fitting import (
     check_hyperparameters,
     check_same_length,
     check_weights,
+    fit_log_params,
     inverse_or_none,
-    minimize_negative_log_likelihood,
     numerical_hessian,
     total_weight,
     unique_rows,
@@ -153,25 +153,8 @@ class GammaGammaModel:
         (ux, um), uw = unique_rows([x, m], w)
         scale = float(np.average(um, weights=uw))  # internal money unit: mean spend = 1
         sm = um / scale
-        n_total = float(uw.sum())
-        penalizer = float(self.penalizer)
-
-        def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-            params = np.exp(log_params)
-            ll, grad = gamma_gamma_log_likelihood(params, ux, sm, uw)
-            value = -ll / n_total + penalizer * float(np.sum(params**2))
-            return value, (-grad / n_total + 2.0 * penalizer * params) * params
-
-        log_params, _ = minimize_negative_log_likelihood(
-            objective,
-            np.zeros(3),
-            PARAM_NAMES,
-            n_starts=self.n_starts,
-            seed=self.seed,
-            model_name="Gamma-Gamma",
-            advice="try --penalizer 0.001 or more data",
-        )
-        params = np.exp(log_params)
+        params = fit_log_params(lambda th: gamma_gamma_log_likelihood(th, ux, sm, uw), PARAM_NAMES,
+                                float(uw.sum()), float(self.penalizer), self.n_starts, self.seed, "Gamma-Gamma")
         params[2] *= scale  # v back to the caller's money unit
         if params[1] <= 1.0:
             raise FitError(
