@@ -32,7 +32,7 @@ import pandas as pd
 from custscore.config import ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.customers import customer_features
-from custscore.features.io import _TS_MAX, _TS_MIN, _normalise, _one_line, _show, _suffix_kind
+from custscore.features.io import _TS_MAX, _TS_MIN, _normalise, _one_line, _show, _suffix_kind, check_columns
 from custscore.features.periods import merge_periods
 from custscore.features.rfm import window_purchases
 
@@ -146,13 +146,7 @@ class DuckDBEngine:
         found = [row[0] for row in described]
         types = {row[0]: row[1] for row in described}
         cols = self.columns
-        wanted = (cols.customer, cols.date, cols.amount)
-        missing = [c for c in wanted if c not in found]
-        if missing:
-            raise CustscoreError(f"{source}: missing column(s) {missing}; columns found: {found}")
-        duplicated = [c for c in wanted if found.count(c) > 1]
-        if duplicated:
-            raise CustscoreError(f"{source}: duplicate column(s) {duplicated}")
+        check_columns(found, (cols.customer, cols.date, cols.amount), source)
         if self._con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0] == 0:
             raise CustscoreError(f"{source}: no transactions")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -153,15 +153,23 @@ def _amounts(col: pd.Series, name: str, source: str, rows: np.ndarray) -> pd.Ser
     return numbers
 
 
-def _normalise(frame: pd.DataFrame, columns: ColumnMap, source: str, rows: np.ndarray) -> pd.DataFrame:
-    wanted = (columns.customer, columns.date, columns.amount)
-    missing = [c for c in wanted if c not in frame.columns]
+def check_columns(found: Sequence[Any], needed: Sequence[str], source: str, unique: bool = True) -> None:
+    """Raise unless every ``needed`` name is among ``found`` (and, if ``unique``, only once).
+
+    Shared by every reader (pandas, DuckDB, Spark) and by the feature functions, so a
+    missing column reads the same whatever found it.
+    """
+    found = list(found)
+    missing = [c for c in needed if c not in found]
     if missing:
-        found = [str(c) for c in frame.columns]
-        raise CustscoreError(f"{source}: missing column(s) {missing}; columns found: {found}")
-    duplicated = [c for c in wanted if (frame.columns == c).sum() > 1]
+        raise CustscoreError(f"{source}: missing column(s) {missing}; columns found: {[str(c) for c in found]}")
+    duplicated = [c for c in needed if found.count(c) > 1] if unique else []
     if duplicated:
         raise CustscoreError(f"{source}: duplicate column(s) {duplicated}")
+
+
+def _normalise(frame: pd.DataFrame, columns: ColumnMap, source: str, rows: np.ndarray) -> pd.DataFrame:
+    check_columns(frame.columns, (columns.customer, columns.date, columns.amount), source)
     if len(frame) == 0:
         raise CustscoreError(f"{source}: no transactions")
     out = pd.DataFrame(

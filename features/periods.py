@@ -16,6 +16,7 @@ from __future__ import annotations
 import pandas as pd
 
 from custscore.errors import CustscoreError
+from custscore.features.io import check_columns
 
 #: Periods :func:`merge_periods` supports.
 SUPPORTED_PERIODS = ("D",)
@@ -25,9 +26,7 @@ PURCHASE_COLUMNS = ("customer_id", "date", "amount")
 
 
 def _require_columns(frame: pd.DataFrame, needed: tuple[str, ...], what: str) -> None:
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise CustscoreError(f"{what}: missing column(s) {missing}; columns found: {[str(c) for c in frame.columns]}")
+    check_columns(frame.columns, needed, what, unique=False)
 
 
 def merge_periods(tx: pd.DataFrame, period: str = "D") -> pd.DataFrame:

@@ -91,7 +91,8 @@ class ScoreRequest(BaseModel):
     def transactions_frame(self) -> pd.DataFrame:
         """The normalised transaction frame (``customer_id`` str, ``ts``, ``amount``) of the request.
 
-        Sorted by ``(customer_id, ts)`` like :func:`custscore.features.io.normalise_transactions`.
+        Sorted by ``(customer_id, ts, amount)`` like :func:`custscore.features.io.normalise_transactions`,
+        so same-day sums add up in the same order as batch scoring (bit-identical scores).
         """
         ids, times, amounts = [], [], []
         for customer in self.customers:
@@ -102,7 +103,7 @@ class ScoreRequest(BaseModel):
         frame = pd.DataFrame({"customer_id": pd.array(ids, dtype="str"),
                               "ts": np.array(times, dtype="datetime64[ns]"),
                               "amount": np.array(amounts, dtype="float64")})
-        return frame.sort_values(["customer_id", "ts"], kind="stable", ignore_index=True)
+        return frame.sort_values(["customer_id", "ts", "amount"], kind="stable", ignore_index=True)
 
 
 def score_request_model(config: ServeConfig) -> type[ScoreRequest]:

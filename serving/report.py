@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from custscore.errors import CustscoreError
 from custscore.serving.output import write_table_atomic, write_text_atomic
 from custscore.serving.sidecar import read_sidecar
-from custscore.training.segments import LIFECYCLE_STAGES, PYRAMID_TIERS, VALUE_CLASSES
+from custscore.training.segments import ACTIVITY_TIERS, LIFECYCLE_STAGES, PYRAMID_TIERS, VALUE_CLASSES
 
 #: Textbook shares (domain notes): value matrix 80/20, pyramid 5/15/80 of customers.
 TEXTBOOK_CLASS = {"III+IV": (0.20, 0.80), "I+II": (0.80, 0.20)}
@@ -213,7 +213,7 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any]) -> str:
     equity, actions = equity_table(scores), actions_table(scores)
     config, thresholds = settings.get("config", {}), settings.get("thresholds", {})
     stages = scores["lifecycle_stage"].value_counts().reindex(list(LIFECYCLE_STAGES), fill_value=0)
-    tiers = scores["activity_tier"].value_counts().reindex(["A", "B", "C", "D", "none"], fill_value=0)
+    tiers = scores["activity_tier"].value_counts().reindex(list(ACTIVITY_TIERS), fill_value=0)
     classes = matrix.iloc[:4]
     at_risk = actions[actions["value_class"].isin(["II", "IV"]) | actions["pyramid_tier"].isin(["key", "potential"])]
 

@@ -23,7 +23,7 @@ import pandas as pd
 from custscore.config import ScoreConfig
 from custscore.errors import CustscoreError
 from custscore.features.spark_engine import SparkEngine, _indexed
-from custscore.serving.batch import ScoreRun, load_scorer_from_uri
+from custscore.serving.batch import ScoreRun, load_scorer_from_uri, read_segment_overrides, with_segment_overrides
 from custscore.serving.output import check_output_path
 from custscore.serving.sidecar import write_sidecar
 from custscore.training.scorer import CustomerScorer
@@ -81,7 +81,9 @@ def score_file_spark(model_uri: str, transactions_path: str | os.PathLike, outpu
     """``custscore score --engine spark``: read and score with Spark, write Parquet + the sidecar."""
     start = time.perf_counter()
     _check_parquet(output_path)
+    overrides = read_segment_overrides(config)  # --segments / --margin, as on the other engines
     scorer, label = load_scorer_from_uri(model_uri)
+    scorer = with_segment_overrides(scorer, overrides)
     engine = SparkEngine(transactions_path, config.columns)
     try:
         n_rows, first = score_engine_spark(scorer, engine, output_path, config, label)

@@ -8,7 +8,6 @@ serving cannot drift apart.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression

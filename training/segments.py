@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from custscore.errors import CustscoreError
+from custscore.features.io import check_columns
 from custscore.features.months import MONTH_COLUMNS
 
 #: Columns added after SCORE_COLUMNS, in order.
@@ -210,9 +211,7 @@ def required_columns(config: SegmentConfig) -> tuple[str, ...]:
 
 
 def _require(frame: pd.DataFrame, columns) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise CustscoreError(f"segments: missing column(s) {missing}; columns found: {list(frame.columns)}")
+    check_columns(frame.columns, columns, "segments", unique=False)
 
 
 def activity_tier(purchases_month: np.ndarray, config: SegmentConfig) -> np.ndarray:
