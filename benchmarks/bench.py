@@ -166,11 +166,32 @@ def run_measured(argv: list[str], env: dict | None = None) -> tuple[float, float
     return wall, usage.ru_maxrss / 2**20, text  # ru_maxrss is in KiB on Linux
 
 
-def step(name: str, *args: str) -> dict:
-    wall, rss, text = run_measured([sys.executable, __file__, "--child", name, *args])
+def measured_child(script: str, name: str, *args: str) -> dict:
+    """Run child step ``name`` of ``script`` in a fresh process; its JSON result plus wall and peak RSS."""
+    wall, rss, text = run_measured([sys.executable, script, "--child", name, *args])
     result = json.loads(text.strip().splitlines()[-1])
     result.update(wall=wall, rss_gb=rss)
-    print(f"  {name:<16} {result['seconds']:8.2f} s  peak RSS {rss:6.2f} GB", flush=True)
+    return result
+
+
+def add_child_and_workdir(parser: argparse.ArgumentParser, default_workdir: str) -> None:
+    """The options every benchmark script shares: the hidden child entry and the work folder."""
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, default=Path(default_workdir))
+
+
+def run_child_or_workdir(args: argparse.Namespace, children: dict) -> Path | None:
+    """In a child process run the named step and return None; in the parent, the work folder."""
+    if args.child:
+        print(json.dumps(children[args.child[0]](*args.child[1:])), flush=True)
+        return None
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    return args.workdir
+
+
+def step(name: str, *args: str) -> dict:
+    result = measured_child(__file__, name, *args)
+    print(f"  {name:<16} {result['seconds']:8.2f} s  peak RSS {result['rss_gb']:6.2f} GB", flush=True)
     return result
 
 
@@ -212,17 +233,13 @@ def compare_rfm(ours_path: Path, theirs_path: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="custscore vs lifetimes benchmark")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--rfm-log", type=Path, help="log for steps 1-3 (e.g. 10M transactions, 1M customers)")
     parser.add_argument("--e2e-log", type=Path, help="log for step 4 (e.g. 50M transactions, 5M customers)")
-    parser.add_argument("--workdir", type=Path, default=Path("bench-run"))
+    add_child_and_workdir(parser, "bench-run")
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(CHILDREN[args.child[0]](*args.child[1:])), flush=True)
+    work = run_child_or_workdir(args, CHILDREN)
+    if work is None:
         return
-
-    work = args.workdir
-    work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
     lines = []
     if args.rfm_log:

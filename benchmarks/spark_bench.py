@@ -16,13 +16,12 @@ Spark the RSS is the Python driver only). Inputs come from ``benchmarks/generate
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from bench import machine, run_measured
+from bench import add_child_and_workdir, machine, measured_child, run_child_or_workdir, run_measured
 
 AS_OF = "2023-12-31"
 
@@ -53,10 +52,9 @@ CHILDREN = {f.__name__[len("child_"):]: f for f in (child_features_duckdb, child
 
 
 def step(name: str, *args: str) -> dict:
-    wall, rss, text = run_measured([sys.executable, __file__, "--child", name, *args])
-    result = json.loads(text.strip().splitlines()[-1])
-    result.update(wall=wall, rss_gb=rss)
-    print(f"  {name:<18} {result['seconds']:8.1f} s (wall {wall:.1f} s)  peak RSS {rss:5.2f} GB  {result}", flush=True)
+    result = measured_child(__file__, name, *args)
+    print(f"  {name:<18} {result['seconds']:8.1f} s (wall {result['wall']:.1f} s)  peak RSS {result['rss_gb']:5.2f} GB  "
+          f"{result}", flush=True)
     return result
 
 
@@ -78,17 +76,14 @@ def compare(duck_path: Path, spark_path: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--log", type=Path)
     parser.add_argument("--model", help="model URI for the scoring step (skipped without it)")
     parser.add_argument("--tracking-uri")
-    parser.add_argument("--workdir", type=Path, default=Path("spark-bench-run"))
+    add_child_and_workdir(parser, "spark-bench-run")
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(CHILDREN[args.child[0]](*args.child[1:])), flush=True)
+    work = run_child_or_workdir(args, CHILDREN)
+    if work is None:
         return
-    work = args.workdir
-    work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.1f}", flush=True)
     print(f"1. features of {args.log} at {AS_OF}", flush=True)
     step("features_duckdb", str(args.log), str(work / "features_duckdb.parquet"))
