@@ -57,16 +57,16 @@ class HoldoutReport:
 
 
 def evaluate_holdout(scorer: CustomerScorer, engine: FeatureEngine, cutoff: pd.Timestamp,
-                     holdout_end: pd.Timestamp, customers: Optional[pd.DataFrame] = None) -> HoldoutReport:
+                     holdout_end: pd.Timestamp, scores: Optional[pd.DataFrame] = None) -> HoldoutReport:
     """Compare the scorer's predictions at ``cutoff`` with the holdout (cutoff, holdout_end].
 
-    ``engine`` covers both periods; ``customers`` is its feature frame at ``cutoff`` when
-    the caller already has it.
+    ``engine`` covers both periods; ``scores`` are the scorer's scores at ``cutoff`` when
+    the caller already has them (segment columns are not needed).
     """
     report = HoldoutReport()
-    if customers is None:
-        customers = engine.customer_features(cutoff, scorer.time_unit)
-    scores = scorer.score_customers(customers, cutoff)
+    if scores is None:
+        scores = scorer.score_customers(engine.customer_features(cutoff, scorer.time_unit), cutoff,
+                                        with_segments=False)
     ids = scores["customer_id"].to_numpy()
     holdout_days = int((holdout_end - cutoff).days)
     x, t_x, T = (scores[c].to_numpy() for c in ("frequency", "recency", "T"))

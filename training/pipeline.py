@@ -103,8 +103,8 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn, time_unit=config.time_unit,
                             horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff)
     # Segment cut points: fixed numbers learned once from the calibration customers (segments.py).
-    scorer.segment_thresholds = fit_thresholds(scorer.score_customers(calibration, cutoff, with_segments=False),
-                                               scorer.segment_config)
+    calibration_scores = scorer.score_customers(calibration, cutoff, with_segments=False)
+    scorer.segment_thresholds = fit_thresholds(calibration_scores, scorer.segment_config)
     metrics = {
         "bgnbd_log_likelihood": bgnbd.log_likelihood_,
         "gamma_gamma_log_likelihood": gamma_gamma.log_likelihood_,
@@ -118,7 +118,7 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     holdout_end = min(config.holdout_end, last_day) if config.holdout_end is not None else last_day
     holdout = None
     if holdout_end > cutoff:
-        holdout = evaluate_holdout(scorer, engine, cutoff, holdout_end, calibration)
+        holdout = evaluate_holdout(scorer, engine, cutoff, holdout_end, calibration_scores)
         metrics.update(holdout.metrics)
     return TrainResult(scorer=scorer, metrics=metrics, n_customers=len(calibration), holdout=holdout,
                        calibration=calibration)
