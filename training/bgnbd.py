@@ -16,18 +16,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import digamma, gammaln, hyp2f1
+from scipy.special import digamma, gammaln, hyp2f1, polygamma
 
 from custscore.errors import CustscoreError, FitError
 from custscore.training.fitting import (
     ESTIMATOR_CONSTRAINTS,
+    FitSettings,
     check_hyperparameters,
     check_rfm,
     check_weights,
     fit_log_params,
     inverse_or_none,
-    numerical_hessian,
+    sorted_codes,
     total_weight,
+    whole_number_codes,
     unique_inverse,
     unique_rows,
 )
@@ -37,6 +39,10 @@ PARAM_NAMES = ("r", "alpha", "a", "b")
 MIN_CUSTOMERS = 10
 #: From this many customers, conditional expectations are computed on distinct (x, T) pairs.
 _DEDUPE_FROM = 10_000
+#: Up to this many customers, identical (x, t_x, T) rows are merged before fitting. Above
+#: it the merge (a sort) costs more than it saves: a large fit evaluates the full data only
+#: about ten times (see :func:`custscore.training.fitting.fit_log_params`).
+_MERGE_ROWS_UP_TO = 200_000
 
 
 def bgnbd_log_likelihood(
@@ -52,53 +58,148 @@ def bgnbd_log_likelihood(
     - A4 = ln(a) - ln(b+x-1) - (r+x) ln(alpha+t_x)   (only for x > 0)
     - LL = A1 + A2 + logaddexp(A3, A4)
 
-    Returns ``(sum_i w_i LL_i, d/dtheta of that sum)``, the gradient of shape ``(4,)``.
-    With ``w3, w4`` the softmax weights of ``(A3, A4)`` (``w4 = 0`` when x = 0):
-
-    - dLL/dr     = psi(r+x) - psi(r) + ln(alpha) - w3 ln(alpha+T) - w4 ln(alpha+t_x)
-    - dLL/dalpha = r/alpha - (r+x) (w3/(alpha+T) + w4/(alpha+t_x))
-    - dLL/da     = psi(a+b) - psi(a+b+x) + w4/a
-    - dLL/db     = psi(a+b) + psi(b+x) - psi(b) - psi(a+b+x) - w4/(b+x-1)
+    Returns ``(sum_i w_i LL_i, d/dtheta of that sum)``; see :class:`BetaGeoLikelihood`.
 
     >>> ll, grad = bgnbd_log_likelihood(np.array([0.243, 4.414, 0.793, 2.426]),
     ...     np.array([2.0, 0.0]), np.array([30.43, 0.0]), np.array([38.86, 38.86]), np.ones(2))
     >>> round(ll, 4)
     -10.0133
     """
-    r, alpha, a, b = (float(v) for v in params_array)
-    # Terms that depend on a customer only through x (a whole number) are evaluated once
-    # per distinct x and summed with the weights of those customers; per row there remain
-    # two logs, a log-sum-exp and two exps.
-    xi = x.astype(np.int64)
-    w_by_x = np.bincount(xi, weights=weights)
-    xs = np.arange(len(w_by_x), dtype=float)
-    bx1_by_x = np.where(xs > 0, b + xs - 1.0, 1.0)  # b + x - 1 only enters for x > 0
-    has_repeat = x > 0
-    rx = r + x
-    log_alpha_T = np.log(alpha + T)
-    log_alpha_tx = np.log(alpha + t_x)
+    return BetaGeoLikelihood(x, t_x, T, weights).value_and_gradient(params_array)
 
-    a3 = -rx * log_alpha_T
-    a4 = np.where(has_repeat, np.log(a) - np.log(bx1_by_x)[xi] - rx * log_alpha_tx, -np.inf)
-    l34 = np.logaddexp(a3, a4)
-    w3 = np.exp(a3 - l34)
-    w4 = np.exp(a4 - l34)  # exactly 0 where x == 0
-    ww3, ww4 = weights * w3, weights * w4
 
-    sum_w = float(np.sum(weights))
-    per_x_ll = gammaln(r + xs) + gammaln(b + xs) - gammaln(a + b + xs)
-    ll = (float(np.sum(w_by_x * per_x_ll)) + sum_w * (r * np.log(alpha) - gammaln(r) + gammaln(a + b) - gammaln(b))
-          + float(np.sum(weights * l34)))
+class BetaGeoLikelihood:
+    """The BG/NBD log-likelihood of fixed rows ``(x, t_x, T, weight)``: value, gradient, Hessian.
 
-    psi_ab = digamma(a + b)
-    psi_abx_by_x = digamma(a + b + xs)
-    d_r = (float(np.sum(w_by_x * digamma(r + xs))) + sum_w * (np.log(alpha) - digamma(r))
-           - float(np.sum(ww3 * log_alpha_T)) - float(np.sum(ww4 * log_alpha_tx)))
-    d_alpha = sum_w * r / alpha - float(np.sum(rx * (ww3 / (alpha + T) + ww4 / (alpha + t_x))))
-    d_a = sum_w * psi_ab - float(np.sum(w_by_x * psi_abx_by_x)) + float(np.sum(ww4)) / a
-    d_b = (sum_w * (psi_ab - digamma(b)) + float(np.sum(w_by_x * (digamma(b + xs) - psi_abx_by_x)))
-           - float(np.sum(ww4 / bx1_by_x[xi])))
-    return float(ll), np.array([d_r, d_alpha, d_a, d_b], dtype=float)
+    Write ``LL = A1 + A2 + A3 + [x > 0] softplus(D)`` with ``D = A4 - A3 =
+    ln(a) - ln(b+x-1) + (r+x) (ln(alpha+T) - ln(alpha+t_x))`` (FHL 2005 eq. 6; A1..A4 as in
+    :func:`bgnbd_log_likelihood`). A1 and A2 depend on a row only through x, A3 through
+    (x, T): both are summed per distinct x or T from weights aggregated once here. Per
+    row (x > 0 only) there remain D, one ``exp`` and one ``log1p``, and a few products,
+    evaluated in cache-sized blocks. With ``w4 = sigmoid(D)`` and ``u = w4 (1 - w4)``:
+
+    - gradient of softplus(D) = ``w4 grad D``, ``grad D = (ln(alpha+T) - ln(alpha+t_x),
+      (r+x) (1/(alpha+T) - 1/(alpha+t_x)), 1/a, -1/(b+x-1))``;
+    - Hessian of softplus(D) = ``u grad D grad D' + w4 Hess D``.
+
+    Time unit: any, the same for ``t_x`` and ``T``; ``alpha`` is in that unit. The last
+    evaluation is remembered, so the gradient and Hessian at one point cost one pass.
+    """
+
+    #: Rows per block: the temporaries of one block stay in the CPU cache.
+    BLOCK_ROWS = 1 << 15
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> None:
+        x, t_x, T, w = (np.asarray(v, dtype=float) for v in (x, t_x, T, weights))
+        self._rows = (x, t_x, T, w)
+        self.n_rows = len(x)
+        self.total_weight = float(np.sum(w))
+        self._w_by_x = np.bincount(x.astype(np.int64), weights=w)
+        self._xs = np.arange(len(self._w_by_x), dtype=float)
+        T_codes, self._T_values = sorted_codes(T)
+        self._w_by_T = np.bincount(T_codes, weights=w, minlength=len(self._T_values))
+        self._wx_by_T = np.bincount(T_codes, weights=w * x, minlength=len(self._T_values))
+        repeat = x > 0
+        self._t_codes, self._t_values = sorted_codes(t_x[repeat])
+        self._T_codes = T_codes[repeat]
+        self._x, self._w = x[repeat], w[repeat]
+        self._x_codes, self._group_x = sorted_codes(self._x)
+        self._memo: tuple[bytes, int, dict[str, Any]] | None = None
+
+    def subsample(self, max_rows: int) -> "BetaGeoLikelihood":
+        """Every k-th row in the given order, each keeping its weight."""
+        step = max(1, -(-self.n_rows // max_rows))
+        return BetaGeoLikelihood(*(v[::step] for v in self._rows))
+
+    def _row_sums(self, params: np.ndarray, order: int) -> dict[str, Any]:
+        """Weighted sums over the x > 0 rows of the softplus(D) terms (order 1: value and
+        gradient; order 2: also the Hessian), by block; per-x sums as arrays."""
+        key = np.asarray(params, dtype=float).tobytes()
+        if self._memo is not None and self._memo[0] == key and self._memo[1] >= order:
+            return self._memo[2]
+        r, alpha, a, b = (float(v) for v in params)
+        log_T, log_t = np.log(alpha + self._T_values), np.log(alpha + self._t_values)
+        inv_T, inv_t = 1.0 / (alpha + self._T_values), 1.0 / (alpha + self._t_values)
+        c_by_x = np.log(a) - np.log(b + self._group_x - 1.0)
+        n_x = len(self._group_x)
+        names1 = ("softplus", "diff", "alpha", "ww4")
+        names2 = ("diff_diff", "diff_alpha", "ww4_inv_diff", "u_diff", "alpha_alpha", "ww4_rx_inv2", "u_alpha", "u")
+        total = dict.fromkeys(names1 + (names2 if order > 1 else ()), 0.0)
+        by_x = {k: np.zeros(n_x) for k in (("ww4", "u_diff", "u_alpha", "u") if order > 1 else ("ww4",))}
+        for start in range(0, len(self._x), self.BLOCK_ROWS):
+            rows = slice(start, start + self.BLOCK_ROWS)
+            Tc, tc, xc, w = self._T_codes[rows], self._t_codes[rows], self._x_codes[rows], self._w[rows]
+            diff = log_T[Tc] - log_t[tc]  # >= 0
+            inv_diff = inv_T[Tc] - inv_t[tc]  # <= 0
+            rx = r + self._x[rows]
+            g_alpha = rx * inv_diff  # dD/dalpha
+            d = c_by_x[xc] + rx * diff
+            e = np.exp(-np.abs(d))
+            s = 1.0 / (1.0 + e)
+            w4 = np.where(d >= 0, s, e * s)  # sigmoid(D)
+            ww4 = w * w4
+            total["softplus"] += float(np.dot(w, np.maximum(d, 0.0) + np.log1p(e)))
+            total["diff"] += float(np.dot(ww4, diff))
+            total["alpha"] += float(np.dot(ww4, g_alpha))
+            total["ww4"] += float(np.sum(ww4))
+            by_x["ww4"] += np.bincount(xc, weights=ww4, minlength=n_x)
+            if order > 1:
+                u = ww4 * (1.0 - w4)
+                u_diff, u_alpha = u * diff, u * g_alpha
+                total["diff_diff"] += float(np.dot(u_diff, diff))
+                total["diff_alpha"] += float(np.dot(u_diff, g_alpha))
+                total["ww4_inv_diff"] += float(np.dot(ww4, inv_diff))
+                total["u_diff"] += float(np.sum(u_diff))
+                total["alpha_alpha"] += float(np.dot(u_alpha, g_alpha))
+                total["ww4_rx_inv2"] += float(np.dot(ww4 * rx, inv_t[tc] ** 2 - inv_T[Tc] ** 2))
+                total["u_alpha"] += float(np.sum(u_alpha))
+                total["u"] += float(np.sum(u))
+                by_x["u_diff"] += np.bincount(xc, weights=u_diff, minlength=n_x)
+                by_x["u_alpha"] += np.bincount(xc, weights=u_alpha, minlength=n_x)
+                by_x["u"] += np.bincount(xc, weights=u, minlength=n_x)
+        result = {**total, "by_x": by_x, "log_T": log_T, "inv_T": inv_T}
+        self._memo = (key, order, result)
+        return result
+
+    def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(sum_i w_i LL_i, gradient)`` in natural parameters ``(r, alpha, a, b)``."""
+        q = self._row_sums(params, 1)
+        r, alpha, a, b = (float(v) for v in params)
+        xs, w_by_x, W = self._xs, self._w_by_x, self.total_weight
+        a3_weight = r * self._w_by_T + self._wx_by_T  # sum of w (r + x) per distinct T
+        ll = (float(np.dot(w_by_x, gammaln(r + xs) + gammaln(b + xs) - gammaln(a + b + xs)))
+              + W * (r * np.log(alpha) - gammaln(r) + gammaln(a + b) - gammaln(b))
+              - float(np.dot(a3_weight, q["log_T"])) + q["softplus"])
+        psi_ab, psi_abx = digamma(a + b), digamma(a + b + xs)
+        d_r = (float(np.dot(w_by_x, digamma(r + xs))) + W * (np.log(alpha) - digamma(r))
+               - float(np.dot(self._w_by_T, q["log_T"])) + q["diff"])
+        d_alpha = W * r / alpha - float(np.dot(a3_weight, q["inv_T"])) + q["alpha"]
+        d_a = W * psi_ab - float(np.dot(w_by_x, psi_abx)) + q["ww4"] / a
+        d_b = (W * (psi_ab - digamma(b)) + float(np.dot(w_by_x, digamma(b + xs) - psi_abx))
+               - float(np.dot(q["by_x"]["ww4"], 1.0 / (b + self._group_x - 1.0))))
+        return float(ll), np.array([d_r, d_alpha, d_a, d_b])
+
+    def hessian(self, params: np.ndarray) -> np.ndarray:
+        """Second derivatives of ``sum_i w_i LL_i`` in ``(r, alpha, a, b)``, shape (4, 4)."""
+        q = self._row_sums(params, 2)
+        r, alpha, a, b = (float(v) for v in params)
+        xs, w_by_x, W, by_x = self._xs, self._w_by_x, self.total_weight, q["by_x"]
+        inv_b = 1.0 / (b + self._group_x - 1.0)
+        tri_ab, tri_abx = polygamma(1, a + b), polygamma(1, a + b + xs)
+        h = np.zeros((4, 4))
+        h[0, 0] = float(np.dot(w_by_x, polygamma(1, r + xs))) - W * polygamma(1, r) + q["diff_diff"]
+        h[0, 1] = W / alpha - float(np.dot(self._w_by_T, q["inv_T"])) + q["diff_alpha"] + q["ww4_inv_diff"]
+        h[0, 2] = q["u_diff"] / a
+        h[0, 3] = -float(np.dot(by_x["u_diff"], inv_b))
+        h[1, 1] = (-W * r / alpha**2 + float(np.dot(r * self._w_by_T + self._wx_by_T, q["inv_T"] ** 2))
+                   + q["alpha_alpha"] + q["ww4_rx_inv2"])
+        h[1, 2] = q["u_alpha"] / a
+        h[1, 3] = -float(np.dot(by_x["u_alpha"], inv_b))
+        h[2, 2] = W * tri_ab - float(np.dot(w_by_x, tri_abx)) + (q["u"] - q["ww4"]) / a**2
+        h[2, 3] = W * tri_ab - float(np.dot(w_by_x, tri_abx)) - float(np.dot(by_x["u"], inv_b)) / a
+        h[3, 3] = (W * (tri_ab - polygamma(1, b)) + float(np.dot(w_by_x, polygamma(1, b + xs) - tri_abx))
+                   + float(np.dot(by_x["u"] + by_x["ww4"], inv_b**2)))
+        return np.triu(h) + np.triu(h, 1).T
 
 
 class BetaGeoModel:
@@ -140,7 +241,7 @@ class BetaGeoModel:
         """Fit by maximum likelihood; ``weights`` are the number of customers each row stands for.
 
         Inputs are validated before any casting (see :func:`custscore.training.fitting.check_rfm`);
-        identical ``(x, t_x, T)`` rows are collapsed into one row with summed weights.
+        identical ``(x, t_x, T)`` rows of small data are collapsed into one row with summed weights.
         Raises :class:`FitError` if there are no customers, no repeat purchase at all, or
         the optimiser does not converge.
         """
@@ -154,17 +255,17 @@ class BetaGeoModel:
         if not np.any(x > 0):
             raise FitError("cannot fit BG/NBD: no customer has a repeat purchase")
 
-        (ux, utx, uT), uw = unique_rows([x, t_x, t_cal], w)
-        scale = float(uT.max())  # internal time unit: the largest T becomes 1
-        stx, sT = utx / scale, uT / scale
-        params = fit_log_params(lambda th: bgnbd_log_likelihood(th, ux, stx, sT, uw), PARAM_NAMES,
-                                float(uw.sum()), float(self.penalizer), self.n_starts, self.seed, "BG/NBD")
-        params[1] *= scale  # alpha back to the caller's time unit
+        if len(x) <= _MERGE_ROWS_UP_TO:
+            (x, t_x, t_cal), w = unique_rows([x, t_x, t_cal], w)
+        likelihood = BetaGeoLikelihood(x, t_x, t_cal, w)
+        # Internal time unit: the largest T becomes 1 (start at all-ones, unit-free penalty).
+        scales = np.array([1.0, float(t_cal.max()), 1.0, 1.0])
+        settings = FitSettings(penalizer=float(self.penalizer), n_starts=self.n_starts, seed=self.seed)
+        params = fit_log_params(likelihood, PARAM_NAMES, scales, settings, "BG/NBD")
 
         self.params_ = {name: float(v) for name, v in zip(PARAM_NAMES, params)}
-        self.log_likelihood_ = bgnbd_log_likelihood(params, ux, utx, uT, uw)[0]
-        hessian = numerical_hessian(lambda th: -bgnbd_log_likelihood(th, ux, utx, uT, uw)[1], params)
-        inv = inverse_or_none(hessian)
+        self.log_likelihood_ = likelihood.value_and_gradient(params)[0]
+        inv = inverse_or_none(-likelihood.hessian(params))
         self.variance_matrix_ = (
             None if inv is None else pd.DataFrame(inv, index=list(PARAM_NAMES), columns=list(PARAM_NAMES))
         )
@@ -189,7 +290,7 @@ class BetaGeoModel:
         has_repeat = x > 0
         bx1 = np.where(has_repeat, b + x - 1.0, 1.0)
         a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-        a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+        a2 = (gammaln(a + b) - gammaln(a + b + x)) + (gammaln(b + x) - gammaln(b))  # exactly 0 at x = 0
         a3 = -(r + x) * np.log(alpha + t_cal)
         a4 = np.where(has_repeat, np.log(a) - np.log(bx1) - (r + x) * np.log(alpha + t_x), -np.inf)
         return a1 + a2 + np.logaddexp(a3, a4)
@@ -201,13 +302,21 @@ class BetaGeoModel:
         model", note 021): ``1 / (1 + [x > 0] a/(b+x-1) ((alpha+T)/(alpha+t_x))**(r+x))``,
         1 for customers with no repeat purchase. Shape ``(n_customers,)``, values in [0, 1].
         """
-        r, alpha, a, b = self._params()
+        alpha = self._params()[1]
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        has_repeat = x > 0
-        bx1 = np.where(has_repeat, b + x - 1.0, 1.0)
-        log_odds_dead = np.log(a) - np.log(bx1) + (r + x) * (np.log(alpha + t_cal) - np.log(alpha + t_x))
-        # 1 / (1 + exp(z)) computed without overflow.
-        return np.where(has_repeat, np.exp(-np.logaddexp(0.0, log_odds_dead)), 1.0)
+        return self._p_alive_from_logs(x, np.log(alpha + t_cal) - np.log(alpha + t_x))
+
+    def _p_alive_from_logs(self, x: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
+        """P(alive) from ``x`` and ``ln((alpha+T)/(alpha+t_x))``: ``1 / (1 + exp(z))``, 1 where x = 0."""
+        r, _, a, b = self._params()
+        codes = whole_number_codes(x, max_value=10**7)  # x is whole: ln(b+x-1) once per distinct x
+        x_codes, xs = codes if codes is not None else (np.arange(len(x)), x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # ln(a/(b+x-1)), and -inf for x = 0, where the odds of being dead are 0.
+            c_by_x = np.where(xs > 0, np.log(a) - np.log(b + xs - 1.0), -np.inf)
+        log_odds_dead = c_by_x[x_codes] + (r + x) * log_ratio
+        with np.errstate(over="ignore"):  # exp(z) = inf gives P(alive) = 0, as it should
+            return 1.0 / (1.0 + np.exp(log_odds_dead))
 
     def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Expected number of repeat purchases in ``(T, T + t]`` given ``(x, t_x, T)``.
@@ -257,7 +366,12 @@ class BetaGeoModel:
             cumulative = self._conditional_bracket(np.asarray(end), ux, uT)
             total += (cumulative - previous) * factor
             previous = cumulative
-        return total[inverse] * self.p_alive(x, t_x, t_cal)
+        # P(alive) with ln(alpha + T) and ln(alpha + t_x) taken once per distinct value.
+        alpha = self._params()[1]
+        T_codes, T_values = sorted_codes(t_cal)
+        t_codes, t_values = sorted_codes(t_x)
+        log_ratio = np.log(alpha + T_values)[T_codes] - np.log(alpha + t_values)[t_codes]
+        return total[inverse] * self._p_alive_from_logs(x, log_ratio)
 
     def _conditional_bracket(self, t: np.ndarray, x: np.ndarray, t_cal: np.ndarray) -> np.ndarray:
         """``(a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(...)]`` of eq. 10."""
