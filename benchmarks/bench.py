@@ -11,7 +11,8 @@ Steps (the issue's targets):
 
 1. RFM summary of ``--rfm-log`` at ``--as-of``: custscore's DuckDB engine (file ->
    features) vs ``pd.read_parquet`` + ``lifetimes.utils.summary_data_from_transaction_data``
-   (``freq="D"``); the two summaries are compared.
+   (``freq="D"``); the two summaries are compared. For reference, the bare summary as one
+   DuckDB query (no validation, no bit-identical day sums): a floor for any DuckDB engine.
 2. BG/NBD + Gamma-Gamma fit on that summary (durations in days): custscore (unique rows
    + weights, analytic gradients) vs lifetimes on the raw rows; log-likelihoods compared.
 3. CLV over 12 months of 30 days for every customer, same fitted parameters:
@@ -50,6 +51,29 @@ def child_rfm_custscore(log: str, out: str) -> dict:
     seconds = time.perf_counter() - start
     features[["frequency", "recency_days", "T_days", "monetary_value"]].to_parquet(out)
     return {"seconds": seconds, "customers": len(features)}
+
+
+def child_rfm_sql_floor(log: str) -> dict:
+    """Reference only, not custscore's path: the bare BTYD summary as one DuckDB query.
+
+    No validation, no customer coding, per-day sums in DuckDB's own order: a lower bound
+    for any feature engine on this machine that reads the file with DuckDB.
+    """
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    start = time.perf_counter()
+    rows = con.execute(f"""
+        WITH daily AS (
+          SELECT customer_id, CAST(date AS DATE) AS day, sum(amount) AS amount FROM read_parquet('{log}')
+          WHERE CAST(date AS DATE) <= DATE '{AS_OF}' GROUP BY ALL HAVING sum(amount) >= 0),
+        per AS (
+          SELECT customer_id, count(*) - 1 AS frequency, min(day) AS first, max(day) AS last,
+                 sum(amount) AS total, arg_min(amount, day) AS first_amount FROM daily GROUP BY customer_id)
+        SELECT customer_id, frequency, last - first AS recency, DATE '{AS_OF}' - first AS T,
+               CASE WHEN frequency > 0 THEN (total - first_amount) / frequency ELSE 0 END AS monetary_value
+        FROM per ORDER BY customer_id""").fetchnumpy()
+    return {"seconds": time.perf_counter() - start, "customers": len(rows["customer_id"])}
 
 
 def child_rfm_lifetimes(log: str, out: str) -> dict:
@@ -159,8 +183,9 @@ def child_clv_lifetimes(summary: str, params: str, out: str) -> dict:
     return {"seconds": seconds, "customers": int(len(x))}
 
 
-CHILDREN = {f.__name__[len("child_"):]: f for f in (child_rfm_custscore, child_rfm_lifetimes, child_fit_custscore,
-                                                     child_fit_lifetimes, child_clv_custscore, child_clv_lifetimes)}
+CHILDREN = {f.__name__[len("child_"):]: f for f in (child_rfm_custscore, child_rfm_sql_floor, child_rfm_lifetimes,
+                                                     child_fit_custscore, child_fit_lifetimes, child_clv_custscore,
+                                                     child_clv_lifetimes)}
 
 
 # ----------------------------------------------------------------------------- parent
@@ -258,9 +283,12 @@ def main() -> None:
     if args.rfm_log:
         print(f"1. RFM summary of {args.rfm_log} at {AS_OF}")
         ours = step("rfm_custscore", str(args.rfm_log), str(work / "rfm_ours.parquet"))
+        floor = step("rfm_sql_floor", str(args.rfm_log))
         theirs = step("rfm_lifetimes", str(args.rfm_log), str(work / "rfm_lifetimes.parquet"))
         print(compare_rfm(work / "rfm_ours.parquet", work / "rfm_lifetimes.parquet"))
         lines.append(ratio_line("RFM", ours, theirs))
+        lines.append(f"RFM reference: one bare DuckDB query {floor['seconds']:.2f} s / {floor['rss_gb']:.2f} GB -> "
+                     f"{theirs['seconds'] / floor['seconds']:.1f}x lifetimes (a lower bound, not custscore's path)")
 
         summary = str(work / "rfm_lifetimes.parquet")
         print(f"2. BG/NBD + Gamma-Gamma fit on {ours['customers']:,} customers (days)")

@@ -11,7 +11,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from custscore.config import ENGINES, BacktestConfig, ColumnMap, ScoreConfig, ServeConfig, TrainConfig
+from custscore.config import (CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, ENGINES, BacktestConfig, ColumnMap,
+                              ScoreConfig, ServeConfig, TrainConfig)
 from custscore.errors import CustscoreError
 
 
@@ -29,11 +30,16 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--date-format", default=_default(ColumnMap, "date_format"),
                    help="strftime format of the dates, e.g. %%d/%%m/%%Y (default: ISO 8601 only)")
     g.add_argument("--encoding", default=_default(ColumnMap, "encoding"), help="CSV text encoding (default %(default)s)")
+    g.add_argument("--discount-col", default=_default(ColumnMap, "discount"),
+                   help="optional: discount amount or 0/1 flag per row (> 0 = bought on discount)")
+    g.add_argument("--arrears-col", default=_default(ColumnMap, "arrears"),
+                   help="optional: the customer's arrears on that row's day (amount overdue or days, >= 0)")
 
 
 def _columns(args: argparse.Namespace) -> ColumnMap:
     return ColumnMap(customer=args.customer_col, date=args.date_col, amount=args.amount_col,
-                     date_format=args.date_format, encoding=args.encoding)
+                     date_format=args.date_format, encoding=args.encoding,
+                     discount=args.discount_col, arrears=args.arrears_col)
 
 
 def _add_engine(parser: argparse.ArgumentParser, cls) -> None:
@@ -46,6 +52,18 @@ def _add_engine(parser: argparse.ArgumentParser, cls) -> None:
 def _add_tracking(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+
+
+def _add_churn(parser: argparse.ArgumentParser, cls) -> None:
+    parser.add_argument("--churn-calibration", choices=list(CHURN_CALIBRATION_METHODS),
+                        default=_default(cls, "churn_calibration"),
+                        help="churn probability calibration: sigmoid-latest = Platt scaling on the latest "
+                             "full-horizon window; sigmoid/isotonic = classifier fitted one horizon earlier, "
+                             "calibrated on the latest window; none (default %(default)s)")
+    parser.add_argument("--churn-windows", choices=list(CHURN_WINDOWS), default=_default(cls, "churn_windows"),
+                        help="churn training windows: single (cutoff - horizon), stacked (plus a 2/3-horizon "
+                             "window ending at the cutoff) or auto (stacked for horizons of 180 days or more) "
+                             "(default %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=_default(TrainConfig, "seed"))
     train.add_argument("--experiment", default=_default(TrainConfig, "experiment"), help="MLflow experiment name")
     train.add_argument("--register-as", default=None, help="register the model under this name, alias 'champion'")
+    _add_churn(train, TrainConfig)
     _add_columns(train)
     _add_engine(train, TrainConfig)
     _add_tracking(train)
@@ -103,9 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--penalizer", type=float, default=_default(BacktestConfig, "penalizer"),
                       help="L2 penalty on BG/NBD and Gamma-Gamma parameters (default %(default)s)")
     back.add_argument("--seed", type=int, default=_default(BacktestConfig, "seed"))
-    back.add_argument("--churn-calibration", choices=["none", "sigmoid", "isotonic"],
-                      default=_default(BacktestConfig, "churn_calibration"),
-                      help="calibrate churn probabilities on a later window (default %(default)s)")
+    _add_churn(back, BacktestConfig)
     back.add_argument("--n-bootstrap", type=int, default=_default(BacktestConfig, "n_bootstrap"),
                       help="bootstrap resamples of customers for the intervals (default %(default)s)")
     back.add_argument("--output-dir", default=_default(BacktestConfig, "output_dir"),
@@ -139,7 +156,8 @@ def run(args: argparse.Namespace) -> None:
     if args.command == "train":
         config = TrainConfig(cutoff=args.cutoff, horizon_days=args.horizon_days, time_unit=args.time_unit,
                              discount_rate=args.discount_rate, holdout_end=args.holdout_end,
-                             penalizer=args.penalizer, seed=args.seed, experiment=args.experiment,
+                             penalizer=args.penalizer, seed=args.seed, churn_calibration=args.churn_calibration,
+                             churn_windows=args.churn_windows, experiment=args.experiment,
                              tracking_uri=args.tracking_uri, register_as=args.register_as,
                              columns=_columns(args), engine=args.engine)
         from custscore.training.train import train_file
@@ -161,7 +179,8 @@ def run(args: argparse.Namespace) -> None:
         config = BacktestConfig(cutoffs=args.cutoffs or (), n_origins=args.origins, step_days=args.step_days,
                                 horizon_days=args.horizon_days, time_unit=args.time_unit,
                                 discount_rate=args.discount_rate, penalizer=args.penalizer, seed=args.seed,
-                                churn_calibration=args.churn_calibration, n_bootstrap=args.n_bootstrap, output_dir=args.output_dir,
+                                churn_calibration=args.churn_calibration, churn_windows=args.churn_windows,
+                                n_bootstrap=args.n_bootstrap, output_dir=args.output_dir,
                                 experiment=args.experiment, tracking_uri=args.tracking_uri, columns=_columns(args))
         from custscore.training.backtest import format_comparison
         from custscore.training.backtest_report import backtest_file

@@ -23,6 +23,16 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 #: ``auto`` (duckdb for files of ``AUTO_DUCKDB_BYTES`` or more; see features.engines),
 #: ``spark`` (Spark DataFrames, optional extra ``[spark]``; never chosen by ``auto``).
 ENGINES = ("auto", "pandas", "duckdb", "spark")
+#: Churn probability calibration (custscore.training.calibration): ``none``; ``sigmoid`` or
+#: ``isotonic`` fitted on the latest window for a classifier fitted one horizon earlier;
+#: ``sigmoid-latest`` fitted on the latest full-horizon window itself.
+CHURN_CALIBRATION_METHODS = ("none", "sigmoid", "isotonic", "sigmoid-latest")
+#: Churn training windows (custscore.training.pipeline.reference_windows): ``single`` (one
+#: window at cutoff - horizon), ``stacked`` (plus a window of 2/3 of the horizon ending at
+#: the cutoff), ``auto`` (stacked when horizon_days >= CHURN_STACK_MIN_HORIZON_DAYS).
+CHURN_WINDOWS = ("auto", "single", "stacked")
+#: ``auto`` stacks windows from this horizon on (chosen on the CDNOW backtests, README "Churn model").
+CHURN_STACK_MIN_HORIZON_DAYS = 180
 DEFAULT_EXPERIMENT = "custscore"
 
 
@@ -65,6 +75,10 @@ class ColumnMap:
 
     ``date_format`` of None means ISO 8601 (``YYYY-MM-DD``, optional time and offset);
     otherwise strftime codes such as ``%d/%m/%Y``. ``encoding`` applies to CSV files.
+    Optional columns, not read when None: ``discount`` (per row, the discount amount or a
+    0/1 flag; > 0 means bought on discount) and ``arrears`` (per row, the customer's
+    arrears known on that day: amount overdue or days in arrears, >= 0); see
+    :mod:`custscore.features.discount_credit`.
     """
 
     customer: str = "customer_id"
@@ -72,6 +86,8 @@ class ColumnMap:
     amount: str = "amount"
     date_format: Optional[str] = None
     encoding: str = "utf-8"
+    discount: Optional[str] = None
+    arrears: Optional[str] = None
 
     def __post_init__(self) -> None:
         names = [self.customer, self.date, self.amount]
@@ -79,6 +95,13 @@ class ColumnMap:
             raise CustscoreError(f"column names must be non-empty strings, got {names}")
         if len(set(names)) != 3:
             raise CustscoreError(f"customer, date and amount columns must differ, got {names}")
+        for option, name in (("discount", self.discount), ("arrears", self.arrears)):
+            if name is not None and (not isinstance(name, str) or not name):
+                raise CustscoreError(f"{option} column: must be a non-empty string, got {name!r}")
+        optional = [n for n in (self.discount, self.arrears) if n is not None]
+        if len(set(names + optional)) != len(names) + len(optional):
+            raise CustscoreError(f"discount and arrears columns must differ from each other and from "
+                                 f"{names}, got {optional}")
 
 
 @dataclass(frozen=True)
@@ -99,9 +122,11 @@ class TrainConfig:
     holdout_end: Optional[pd.Timestamp] = None
     penalizer: float = 0.0
     seed: int = 0
-    #: churn probability calibration on a later window (``none``, ``sigmoid``, ``isotonic``);
-    #: ``none`` measured best on CDNOW (README, "Churn model")
-    churn_calibration: str = "none"
+    #: churn probability calibration (:data:`CHURN_CALIBRATION_METHODS`); ``sigmoid-latest``
+    #: measured best on CDNOW (README, "Churn model")
+    churn_calibration: str = "sigmoid-latest"
+    #: churn training windows (:data:`CHURN_WINDOWS`)
+    churn_windows: str = "auto"
     experiment: str = DEFAULT_EXPERIMENT
     tracking_uri: Optional[str] = None
     register_as: Optional[str] = None
@@ -119,8 +144,11 @@ class TrainConfig:
         _check_positive_int(self.horizon_days, "horizon_days")
         _check_time_unit(self.time_unit)
         _check_rate(self.discount_rate, "discount_rate")
-        if self.churn_calibration not in ("none", "sigmoid", "isotonic"):
-            raise CustscoreError(f"churn_calibration: must be none, sigmoid or isotonic, got {self.churn_calibration!r}")
+        if self.churn_calibration not in CHURN_CALIBRATION_METHODS:
+            raise CustscoreError(f"churn_calibration: must be one of {list(CHURN_CALIBRATION_METHODS)}, "
+                                 f"got {self.churn_calibration!r}")
+        if self.churn_windows not in CHURN_WINDOWS:
+            raise CustscoreError(f"churn_windows: must be one of {list(CHURN_WINDOWS)}, got {self.churn_windows!r}")
         if not isinstance(self.penalizer, (int, float)) or self.penalizer < 0:
             raise CustscoreError(f"penalizer: must be >= 0, got {self.penalizer!r}")
 
@@ -134,7 +162,7 @@ class TrainConfig:
         out = asdict(self)
         out.pop("columns")
         out.update({f"{k}_col": v for k, v in asdict(self.columns).items()
-                    if k in ("customer", "date", "amount")})
+                    if k in ("customer", "date", "amount") or (k in ("discount", "arrears") and v is not None)})
         out.update({k: v for k, v in asdict(self.columns).items() if k in ("date_format", "encoding")})
         out["cutoff"] = self.cutoff.date().isoformat()
         if self.holdout_end is not None:
@@ -175,7 +203,13 @@ class ServeConfig:
     Limits bound what one request may cost: customers and transactions per request,
     transactions per customer, body size in bytes and the horizon in days. Concurrent
     requests with the same ``as_of`` and horizon are scored in one scorer call of at
-    most ``microbatch_max_customers`` customers (1 = one call per request).
+    most ``microbatch_max_customers`` customers (1 = one call per request). A call of at
+    most ``fast_path_max_customers`` customers and ``fast_path_max_transactions``
+    transactions takes the numpy fast path (:mod:`custscore.serving.fast_path`, same
+    scores), larger ones the pandas path; 0 turns the fast path off. After a call, the
+    server waits up to ``microbatch_wait_ms`` milliseconds for as many requests as the
+    call served before starting the next call (bigger combined calls under load; the
+    first request after an idle spell never waits); 0 never waits.
     """
 
     host: str = "127.0.0.1"
@@ -186,6 +220,9 @@ class ServeConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     max_horizon_days: int = 3660
     microbatch_max_customers: int = 2_000
+    microbatch_wait_ms: float = 2.0
+    fast_path_max_customers: int = 256
+    fast_path_max_transactions: int = 5_000
     admin_endpoints: bool = True
 
     def __post_init__(self) -> None:
@@ -198,6 +235,13 @@ class ServeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise CustscoreError(f"{name}: must be a whole number > 0, got {value!r}")
+        for name in ("fast_path_max_customers", "fast_path_max_transactions"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise CustscoreError(f"{name}: must be a whole number >= 0, got {value!r}")
+        wait = self.microbatch_wait_ms
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 1000:
+            raise CustscoreError(f"microbatch_wait_ms: must be a number of milliseconds in [0, 1000], got {wait!r}")
 
 
 def _check_count(value: Any, name: str) -> None:
@@ -226,6 +270,7 @@ class BacktestConfig:
     penalizer: float = TrainConfig.penalizer
     seed: int = TrainConfig.seed
     churn_calibration: str = TrainConfig.churn_calibration
+    churn_windows: str = TrainConfig.churn_windows
     n_bootstrap: int = 1000
     confidence: float = 0.95
     experiment: str = "custscore-backtest"
@@ -257,4 +302,4 @@ class BacktestConfig:
         """The :class:`TrainConfig` of ``custscore train`` at one origin (no holdout)."""
         return TrainConfig(cutoff=origin, horizon_days=self.horizon_days, time_unit=self.time_unit,
                            discount_rate=self.discount_rate, penalizer=self.penalizer, seed=self.seed,
-                           churn_calibration=self.churn_calibration, experiment=self.experiment, tracking_uri=self.tracking_uri, columns=self.columns)
+                           churn_calibration=self.churn_calibration, churn_windows=self.churn_windows, experiment=self.experiment, tracking_uri=self.tracking_uri, columns=self.columns)

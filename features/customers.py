@@ -7,7 +7,8 @@ questions about a per-period purchase log, with identical columns, index and val
 - ``customer_features(as_of, time_unit)``: RFM summary (durations in ``time_unit``)
   joined with the activity features (days) and the calendar-month counts
   (:mod:`custscore.features.months`), index ``customer_id`` sorted, every customer
-  whose first purchase is on or before ``as_of``;
+  whose first purchase is on or before ``as_of``; then ``discount_share`` / ``arrears``
+  only when the log has the optional columns (:mod:`custscore.features.discount_credit`);
 - ``window_purchases(start, end)``: purchase periods and spend with start < date <= end;
 - ``example_transactions(n_customers)``: a few customers' raw rows (customer_id, date
   as ISO string, amount), used as the MLflow input example.
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from custscore.features.activity import activity_features
+from custscore.features.discount_credit import discount_credit_features
 from custscore.features.months import calendar_month_counts
 from custscore.features.periods import merge_periods
 from custscore.features.rfm import rfm_summary, window_purchases
@@ -31,11 +33,14 @@ def customer_features(purchases: pd.DataFrame, as_of: Any, time_unit: str = "D")
 
     ``purchases`` is per-period (output of ``merge_periods``); purchases after ``as_of``
     (inclusive day) are ignored. Index ``customer_id``: every customer whose first
-    purchase is on or before ``as_of``, sorted.
+    purchase is on or before ``as_of``, sorted. When ``purchases`` carries ``discounted``
+    / ``arrears``, the columns ``discount_share`` / ``arrears`` follow; otherwise none.
     """
     rfm = rfm_summary(purchases, as_of, time_unit)
     activity = activity_features(purchases, as_of)
-    return rfm.join(activity, how="left").join(calendar_month_counts(purchases, as_of), how="left")
+    out = rfm.join(activity, how="left").join(calendar_month_counts(purchases, as_of), how="left")
+    extra = discount_credit_features(purchases, as_of)
+    return out.join(extra, how="left") if len(extra.columns) else out
 
 
 class FeatureEngine(Protocol):

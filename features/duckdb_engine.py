@@ -32,8 +32,9 @@ import pandas as pd
 from custscore.config import ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.customers import customer_features
-from custscore.features.io import _TS_MAX, _TS_MIN, _normalise, _one_line, _show, _suffix_kind, check_columns
-from custscore.features.periods import merge_periods
+from custscore.features.io import (_TS_MAX, _TS_MIN, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
+                                   check_columns, optional_column_names, optional_columns)
+from custscore.features.periods import ARREARS, DISCOUNTED, merge_periods
 from custscore.features.rfm import window_purchases
 
 # pandas' default missing-value markers (read_csv na_values), so both engines agree on
@@ -97,6 +98,7 @@ class DuckDBEngine:
         self.path = Path(path)
         self.columns = columns
         self.settings = settings
+        self._optional = _Optional(columns)
         if not self.path.exists():
             raise CustscoreError(f"{self.path}: file not found")
         kind = _suffix_kind(self.path)
@@ -146,13 +148,13 @@ class DuckDBEngine:
         found = [row[0] for row in described]
         types = {row[0]: row[1] for row in described}
         cols = self.columns
-        check_columns(found, (cols.customer, cols.date, cols.amount), source)
+        check_columns(found, (cols.customer, cols.date, cols.amount, *optional_column_names(cols)), source)
         if self._con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0] == 0:
             raise CustscoreError(f"{source}: no transactions")
 
         parse = _ColumnSql(self._con, rel, cols, types)
         self._con.execute(f"CREATE TEMP TABLE tx AS SELECT {parse.customer} AS customer_id, {parse.ts} AS ts, "
-                          f"{parse.amount} AS amount, {parse.aware} AS aware FROM {rel}")
+                          f"{parse.amount} AS amount{parse.optional_select}, {parse.aware} AS aware FROM {rel}")
         error = _problem(self._con, numbered, parse, cols, source)
         if error is not None:
             raise error
@@ -161,7 +163,7 @@ class DuckDBEngine:
         con.execute("CREATE TEMP TABLE customers AS SELECT customer_id, "
                     "(row_number() OVER (ORDER BY customer_id) - 1)::INTEGER AS code "
                     "FROM (SELECT DISTINCT customer_id FROM tx)")
-        con.execute("CREATE TEMP TABLE coded AS SELECT c.code, t.ts, t.amount, t.seq FROM "
+        con.execute(f"CREATE TEMP TABLE coded AS SELECT c.code, t.ts, t.amount{self._optional.columns('t.')}, t.seq FROM "
                     "(SELECT rowid AS seq, * FROM tx) t JOIN customers c USING (customer_id)")
         con.execute("DROP TABLE tx")
         con.execute("CREATE TEMP TABLE examples AS SELECT k.code, k.seq, c.customer_id, k.ts, k.amount "
@@ -180,7 +182,7 @@ class DuckDBEngine:
         """
         con = self._con
         con.execute("CREATE TEMP TABLE daily AS SELECT code, CAST(ts AS DATE) AS date, count(*) AS n, "
-                    "sum(amount) AS amount FROM coded GROUP BY ALL")
+                    f"sum(amount) AS amount{self._optional.per_day} FROM coded GROUP BY ALL")
         con.execute("CREATE TEMP TABLE multi AS SELECT k.code, k.ts, k.amount, k.seq FROM coded k "
                     "JOIN daily d ON k.code = d.code AND CAST(k.ts AS DATE) = d.date WHERE d.n > 1")
         con.execute("CREATE TEMP TABLE summed (code INTEGER, date DATE, amount DOUBLE)")
@@ -196,9 +198,12 @@ class DuckDBEngine:
             con.execute("INSERT INTO summed SELECT customer_id, CAST(date AS DATE), amount FROM _merged")
             con.unregister("_merged")
         # Single-transaction days follow merge_periods' returns policy: a negative day is no purchase.
-        con.execute("CREATE TEMP TABLE purchases AS SELECT code, date, amount FROM "
-                    "(SELECT code, date, amount FROM daily WHERE n = 1 AND amount >= 0 "
-                    "UNION ALL SELECT code, date, amount FROM summed) ORDER BY code, date")
+        # The optional per-day columns (max over the day) come from ``daily`` for both kinds of day.
+        extra = self._optional.day_columns
+        con.execute(f"CREATE TEMP TABLE purchases AS SELECT code, date, amount{extra} FROM "
+                    f"(SELECT code, date, amount{extra} FROM daily WHERE n = 1 AND amount >= 0 "
+                    f"UNION ALL SELECT s.code, s.date, s.amount{self._optional.day_columns_of('d.')} FROM summed s "
+                    "JOIN daily d ON s.code = d.code AND s.date = d.date) ORDER BY code, date")
         for table in ("coded", "daily", "multi", "summed"):
             con.execute(f"DROP TABLE {table}")
         self._rows_before = self._cumulative_rows("purchases")
@@ -234,11 +239,12 @@ class DuckDBEngine:
         where = f"code >= {lo} AND code < {hi} AND date <= {_day(until)}"
         if after is not None:
             where += f" AND date > {_day(after)}"
-        got = self._con.execute(f"SELECT code, CAST(date AS TIMESTAMP_NS) AS date, amount FROM purchases "
-                            f"WHERE {where} ORDER BY code, date").fetchnumpy()
+        got = self._con.execute(f"SELECT code, CAST(date AS TIMESTAMP_NS) AS date, amount{self._optional.day_columns} "
+                                f"FROM purchases WHERE {where} ORDER BY code, date").fetchnumpy()
         return pd.DataFrame({"customer_id": got["code"].astype(np.int64),
                              "date": got["date"].astype("datetime64[ns]"),
-                             "amount": got["amount"].astype(np.float64)})
+                             "amount": got["amount"].astype(np.float64),
+                             **self._optional.day_frame_columns(got)})
 
     def _labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Replace the integer customer codes of the index by the customer ids."""
@@ -323,12 +329,20 @@ class _ColumnSql:
         else:
             self.amount = f"try_cast({a} AS DOUBLE)"
         self.raw = f"{c}, {d}, {a}"
+        # The optional columns (discount, arrears) when named: numbers, discount also a flag.
+        self.optional = {what: _number_sql(_ident(getattr(cols, what)), types[getattr(cols, what)], what == "discount")
+                         for what in optional_columns(cols)}
+        self.optional_select = "".join(f", {expr} AS {what}" for what, expr in self.optional.items())
+        self.raw += "".join(f", {_ident(getattr(cols, what))}" for what in self.optional)
+        self.optional_text = {getattr(cols, what) for what in self.optional
+                              if types[getattr(cols, what)].startswith("VARCHAR")}
 
 
-def _bad(customer: str, ts: str, amount: str) -> str:
-    """SQL condition: a row features.io would refuse (given the parsed values)."""
+def _bad(customer: str, ts: str, amount: str, optional: tuple[str, ...] = ()) -> str:
+    """SQL condition: a row features.io would refuse (given the parsed values; ``optional`` >= 0)."""
     return (f"{customer} IS NULL OR {customer} = '' OR {ts} IS NULL OR {ts} < TIMESTAMP {_quote(_TS_MIN)} "
-            f"OR {ts} > TIMESTAMP {_quote(_TS_MAX)} OR {amount} IS NULL OR NOT isfinite({amount})")
+            f"OR {ts} > TIMESTAMP {_quote(_TS_MAX)} OR {amount} IS NULL OR NOT isfinite({amount})"
+            + "".join(f" OR {v} IS NULL OR NOT isfinite({v}) OR {v} < 0" for v in optional))
 
 
 def _problem(con: duckdb.DuckDBPyConnection, numbered: str, sql: _ColumnSql, columns: ColumnMap,
@@ -340,12 +354,13 @@ def _problem(con: duckdb.DuckDBPyConnection, numbered: str, sql: _ColumnSql, col
     validator, so the message is the pandas engine's, word for word.
     """
     n_bad, n_aware, n_naive = con.execute(
-        f"SELECT count(*) FILTER (WHERE {_bad('customer_id', 'ts', 'amount')}), count(*) FILTER (WHERE aware), "
+        f"SELECT count(*) FILTER (WHERE {_bad('customer_id', 'ts', 'amount', tuple(sql.optional))}), "
+        "count(*) FILTER (WHERE aware), "
         "count(*) FILTER (WHERE NOT aware) FROM tx").fetchone()
     mixed = n_aware > 0 and n_naive > 0
     if not n_bad and not mixed:
         return None
-    bad = _bad(sql.customer, sql.ts, sql.amount)
+    bad = _bad(sql.customer, sql.ts, sql.amount, tuple(sql.optional.values()))
     extra = ""
     if mixed:
         first_aware, first_naive = con.execute(f"SELECT min(__row) FILTER (WHERE {sql.aware}), "
@@ -353,6 +368,7 @@ def _problem(con: duckdb.DuckDBPyConnection, numbered: str, sql: _ColumnSql, col
         extra = f" OR __row IN ({int(first_aware)}, {int(first_naive)})"
     rows = con.execute(f"SELECT __row, {sql.raw} FROM {numbered} WHERE {bad}{extra} "
                        f"ORDER BY __row LIMIT {_MAX_PROBLEM_ROWS}").df()
+    _numeric_like_pandas(con, numbered, rows, sql)
     try:
         _normalise(rows.drop(columns="__row"), columns, source, rows["__row"].to_numpy())
     except CustscoreError as exc:
@@ -360,3 +376,66 @@ def _problem(con: duckdb.DuckDBPyConnection, numbered: str, sql: _ColumnSql, col
     first = rows.iloc[0]
     return CustscoreError(f"{source}: row {int(first['__row'])}: the DuckDB engine cannot read "
                           f"{_show(tuple(first.drop('__row')))}; use --engine pandas")
+
+
+# ---------------------------------------------------------------------- optional columns
+def _number_sql(column: str, sql_type: str, flags: bool) -> str:
+    """SQL parsing an optional column to DOUBLE as features.io does (NULL where it cannot).
+
+    With ``flags`` (the discount column), booleans and ``true``/``false`` text read as 1/0.
+    """
+    if sql_type == "BOOLEAN":
+        return f"CAST({column} AS DOUBLE)" if flags else "CAST(NULL AS DOUBLE)"
+    if not sql_type.startswith(("VARCHAR", "BLOB")):
+        return f"try_cast({column} AS DOUBLE)"
+    text = f"trim(CAST({column} AS VARCHAR), {_quote(_WHITESPACE)})"
+    if not flags:
+        return f"try_cast({text} AS DOUBLE)"
+    cases = " ".join(f"WHEN {_quote(word)} THEN {value}" for word, value in FLAG_TEXT.items())
+    return f"CASE lower({text}) {cases} ELSE try_cast({text} AS DOUBLE) END"
+
+
+def _numeric_like_pandas(con: duckdb.DuckDBPyConnection, numbered: str, rows: pd.DataFrame, sql: _ColumnSql) -> None:
+    """Turn the text of optional CSV columns that pandas would read as numbers into numbers, in place.
+
+    pandas' CSV reader types a column holding only numbers as int64 (no missing value, all
+    whole) or float64, so features.io shows ``-2`` where DuckDB's text would show ``'-2'``.
+    """
+    for name in (name for name in rows.columns if name in sql.optional_text):
+        text = f"trim({_ident(name)}, {_quote(_WHITESPACE)})"
+        n, n_set, n_float, n_int = con.execute(
+            f"SELECT count(*), count({_ident(name)}), count(try_cast({text} AS DOUBLE)), "
+            f"count(try_cast({text} AS BIGINT)) FROM {numbered}").fetchone()
+        if n_set and n_float == n_set:
+            numbers = pd.to_numeric(rows[name].str.strip())
+            rows[name] = numbers.astype("int64") if n_int == n_set == n else numbers.astype("float64")
+
+
+class _Optional:
+    """SQL and frame pieces carrying the optional columns (discount, arrears) through the engine.
+
+    Per day (features.periods' rule): ``discounted`` = 1 when a non-negative row of the day
+    has discount > 0, ``arrears`` = the day's largest arrears. Every piece is empty when
+    the ColumnMap names neither column, so the engine's tables are then as without them.
+    """
+
+    def __init__(self, columns: ColumnMap) -> None:
+        self.tx = optional_columns(columns)
+        per_day = {"discount": (DISCOUNTED, "max(CASE WHEN amount >= 0 AND discount > 0 THEN 1 ELSE 0 END)"),
+                   "arrears": (ARREARS, "max(arrears)")}
+        self.day = tuple(per_day[what][0] for what in self.tx)
+        self.per_day = "".join(f", {per_day[what][1]} AS {per_day[what][0]}" for what in self.tx)
+        self.day_columns = self.day_columns_of("")
+
+    def columns(self, prefix: str) -> str:
+        """``, t.discount, t.arrears`` (the named ones) for a transactions table alias ``prefix``."""
+        return "".join(f", {prefix}{what}" for what in self.tx)
+
+    def day_columns_of(self, prefix: str) -> str:
+        """``, d.discounted, d.arrears`` (the present ones) for a per-day table alias ``prefix``."""
+        return "".join(f", {prefix}{name}" for name in self.day)
+
+    def day_frame_columns(self, got: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The per-day optional columns of a fetched result, typed as merge_periods types them."""
+        types = {DISCOUNTED: np.int64, ARREARS: np.float64}
+        return {name: got[name].astype(types[name]) for name in self.day}

@@ -2,7 +2,8 @@
 
 Every other module of :mod:`custscore.features` works on the *normalised* frame this
 module returns: exactly the columns ``customer_id`` (str), ``ts`` (``datetime64[ns]``,
-timezone-naive) and ``amount`` (float64), sorted by ``(customer_id, ts)``.
+timezone-naive) and ``amount`` (float64), sorted by ``(customer_id, ts)``, plus the
+optional ``discount`` and ``arrears`` (float64, >= 0) when the ColumnMap names them.
 All problems with the user's data raise :class:`~custscore.errors.CustscoreError` with a
 one-line message naming the file, the 1-based data row (header not counted), the column
 and the offending value.
@@ -21,6 +22,11 @@ from custscore.errors import CustscoreError
 
 #: Columns of a normalised transaction frame, in order.
 TX_COLUMNS = ("customer_id", "ts", "amount")
+#: Optional columns of a normalised frame (after TX_COLUMNS, in this order), present only
+#: when the ColumnMap field of the same name is set.
+OPTIONAL_TX_COLUMNS = ("discount", "arrears")
+#: Text read as a discount flag (any case, surrounding blanks ignored).
+FLAG_TEXT = {"true": 1.0, "false": 0.0}
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -142,15 +148,57 @@ def _timestamps(col: pd.Series, name: str, source: str, rows: np.ndarray,
 
 def _amounts(col: pd.Series, name: str, source: str, rows: np.ndarray) -> pd.Series:
     """Amounts as float64; missing, non-numeric and infinite values are errors."""
+    return _numbers(col, name, source, rows, "amount")
+
+
+def _numbers(col: pd.Series, name: str, source: str, rows: np.ndarray, what: str,
+             non_negative: bool = False, flags: bool = False) -> pd.Series:
+    """Values of column ``what`` as float64; missing, non-numeric, infinite (and negative) ones are errors.
+
+    With ``flags``, booleans and the text ``true``/``false`` (any case) read as 1/0.
+    """
     missing = col.isna().to_numpy()
-    if pd.api.types.is_bool_dtype(col.dtype):
+    if pd.api.types.is_bool_dtype(col.dtype) and not flags:
         bad = np.ones(len(col), dtype=bool)
-        raise _row_error(source, bad, np.zeros_like(bad), rows, name, "", "amount must be a number, got", col)
-    numbers = pd.to_numeric(col, errors="coerce").astype("float64")
-    bad = ~np.isfinite(numbers.to_numpy()) & ~missing
+        raise _row_error(source, bad, np.zeros_like(bad), rows, name, "", f"{what} must be a number, got", col)
+    values = col
+    if flags and (pd.api.types.is_bool_dtype(col.dtype) or not pd.api.types.is_numeric_dtype(col.dtype)):
+        values = col.astype(object)
+        text = values.astype(str).str.strip().str.lower()
+        values = values.where(~text.isin(list(FLAG_TEXT)), text.map(FLAG_TEXT))
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    ok = np.isfinite(numbers.to_numpy())
+    if non_negative:
+        ok &= numbers.to_numpy() >= 0
+    bad = ~ok & ~missing
     if missing.any() or bad.any():
-        raise _row_error(source, bad, missing, rows, name, "missing amount", "amount is not a finite number:", col)
+        expected = "a finite number >= 0" if non_negative else "a finite number"
+        raise _row_error(source, bad, missing, rows, name, f"missing {what}", f"{what} is not {expected}:", col)
     return numbers
+
+
+def _optional_columns(frame: pd.DataFrame, columns: ColumnMap, source: str, rows: np.ndarray) -> dict[str, Any]:
+    """The named optional columns (:data:`OPTIONAL_TX_COLUMNS`), validated: numbers >= 0.
+
+    ``discount`` also takes booleans / ``true``-``false`` text as a flag.
+    """
+    return {what: _numbers(frame[getattr(columns, what)], getattr(columns, what), source, rows, what,
+                           non_negative=True, flags=what == "discount").array
+            for what in optional_columns(columns)}
+
+
+def optional_columns(columns: ColumnMap) -> tuple[str, ...]:
+    """Which of :data:`OPTIONAL_TX_COLUMNS` ``columns`` names (normalised names, in order).
+
+    >>> optional_columns(ColumnMap(arrears="overdue"))
+    ('arrears',)
+    """
+    return tuple(what for what in OPTIONAL_TX_COLUMNS if getattr(columns, what) is not None)
+
+
+def optional_column_names(columns: ColumnMap) -> tuple[str, ...]:
+    """The user's names of the optional columns ``columns`` names (discount, then arrears)."""
+    return tuple(getattr(columns, what) for what in optional_columns(columns))
 
 
 def check_columns(found: Sequence[Any], needed: Sequence[str], source: str, unique: bool = True) -> None:
@@ -169,7 +217,8 @@ def check_columns(found: Sequence[Any], needed: Sequence[str], source: str, uniq
 
 
 def _normalise(frame: pd.DataFrame, columns: ColumnMap, source: str, rows: np.ndarray) -> pd.DataFrame:
-    check_columns(frame.columns, (columns.customer, columns.date, columns.amount), source)
+    check_columns(frame.columns, (columns.customer, columns.date, columns.amount,
+                                  *optional_column_names(columns)), source)
     if len(frame) == 0:
         raise CustscoreError(f"{source}: no transactions")
     out = pd.DataFrame(
@@ -177,6 +226,7 @@ def _normalise(frame: pd.DataFrame, columns: ColumnMap, source: str, rows: np.nd
             "customer_id": _customer_ids(frame[columns.customer], columns.customer, source, rows).array,
             "ts": _timestamps(frame[columns.date], columns.date, source, rows, columns.date_format).array,
             "amount": _amounts(frame[columns.amount], columns.amount, source, rows).array,
+            **_optional_columns(frame, columns, source, rows),
         }
     )
     # Amount as the last key: same-day sums then add up in one order whatever the row
@@ -193,7 +243,8 @@ def normalise_transactions(
     Output: columns ``customer_id`` (str, leading zeros kept, surrounding blanks
     stripped), ``ts`` (``datetime64[ns]``, naive; aware inputs converted to UTC),
     ``amount`` (float64; negative values, i.e. returns, are allowed), sorted by
-    ``(customer_id, ts, amount)`` with a fresh index. The input frame is not modified.
+    ``(customer_id, ts, amount)`` with a fresh index, then ``discount`` and ``arrears``
+    (float64 >= 0) when ``columns`` names them. The input frame is not modified.
     Numeric date columns are read as digits (``19970101`` -> 1997-01-01), not as epochs.
 
     Errors name ``source``, the 1-based data row, the column and the value.

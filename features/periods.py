@@ -10,6 +10,10 @@ reach Gamma-Gamma. A day netting to exactly 0 (a free item, or a purchase return
 same day) stays a purchase with spend 0; Gamma-Gamma is fitted only on customers with a
 positive mean repeat spend. Identical rows are not deduplicated: they are two items of
 one purchase day (frequency is unaffected, spend adds up).
+
+Optional columns (only when the transactions carry them, see features.io):
+``discounted`` is 1 when one of the day's non-negative rows (purchases, not returns) has
+``discount`` > 0, else 0; ``arrears`` is the largest ``arrears`` among the day's rows.
 """
 from __future__ import annotations
 
@@ -23,6 +27,9 @@ SUPPORTED_PERIODS = ("D",)
 
 #: Columns of a merged purchases frame, in order.
 PURCHASE_COLUMNS = ("customer_id", "date", "amount")
+#: Optional per-day columns (after PURCHASE_COLUMNS), present when the transactions carry
+#: ``discount`` / ``arrears`` respectively.
+DISCOUNTED, ARREARS = "discounted", "arrears"
 
 
 def _require_columns(frame: pd.DataFrame, needed: tuple[str, ...], what: str) -> None:
@@ -34,7 +41,9 @@ def merge_periods(tx: pd.DataFrame, period: str = "D") -> pd.DataFrame:
 
     ``tx`` is a normalised frame (``customer_id``, ``ts``, ``amount``). Returns a new
     frame with columns ``customer_id``, ``date`` (``datetime64[ns]``, the period start:
-    ``ts`` floored to the day) and ``amount`` (float64 sum), sorted by customer then date.
+    ``ts`` floored to the day) and ``amount`` (float64 sum), sorted by customer then date;
+    then ``discounted`` (int64 0/1) and ``arrears`` (float64 max) when ``tx`` has
+    ``discount`` / ``arrears`` (module doc).
 
     >>> tx = pd.DataFrame({"customer_id": ["a", "a", "a"],
     ...                    "ts": pd.to_datetime(["2020-01-01 09:00", "2020-01-01 17:00", "2020-01-03 08:00"]),
@@ -53,8 +62,26 @@ def merge_periods(tx: pd.DataFrame, period: str = "D") -> pd.DataFrame:
             "amount": tx["amount"].astype("float64").to_numpy(),
         }
     )
-    out = keys.groupby(["customer_id", "date"], sort=True, observed=True)["amount"].sum().reset_index()
+    groups = keys.groupby(["customer_id", "date"], sort=True, observed=True)
+    out = groups["amount"].sum().reset_index()
+    extras = _optional_day_columns(tx, keys)
+    if extras is not None:
+        out = out.join(extras.groupby(["customer_id", "date"], sort=True, observed=True).max()
+                       .reset_index(drop=True))
     out = out[out["amount"] >= 0].reset_index(drop=True)  # return-only days are not purchases
     out["date"] = out["date"].astype("datetime64[ns]")
     out["amount"] = out["amount"].astype("float64")
     return out
+
+
+def _optional_day_columns(tx: pd.DataFrame, keys: pd.DataFrame):
+    """Per-row ``discounted`` (0/1) / ``arrears`` with the day keys, or None without those columns."""
+    columns = {}
+    if "discount" in tx.columns:
+        on_discount = (tx["discount"].to_numpy(dtype="float64") > 0) & (keys["amount"].to_numpy() >= 0)
+        columns[DISCOUNTED] = on_discount.astype("int64")
+    if "arrears" in tx.columns:
+        columns[ARREARS] = tx["arrears"].to_numpy(dtype="float64")
+    if not columns:
+        return None
+    return pd.DataFrame({"customer_id": keys["customer_id"].to_numpy(), "date": keys["date"].to_numpy(), **columns})

@@ -36,10 +36,13 @@ def duration_columns(time_unit: str) -> tuple[str, str]:
     return f"recency_{unit}", f"T_{unit}"
 
 
-def _checked_purchases(purchases: pd.DataFrame, what: str) -> pd.DataFrame:
-    """Columns present, one row per (customer, date); returned sorted (a new frame)."""
-    _require_columns(purchases, PURCHASE_COLUMNS, what)
-    frame = purchases.loc[:, list(PURCHASE_COLUMNS)]
+def _checked_purchases(purchases: pd.DataFrame, what: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Columns present, one row per (customer, date); returned sorted (a new frame).
+
+    The frame keeps :data:`PURCHASE_COLUMNS` and the ``extra`` columns, in that order.
+    """
+    _require_columns(purchases, PURCHASE_COLUMNS + tuple(extra), what)
+    frame = purchases.loc[:, list(PURCHASE_COLUMNS) + list(extra)]
     if not _is_sorted(frame):  # merge_periods output is already sorted: skip the sort
         frame = frame.sort_values(["customer_id", "date"], kind="stable")
     same = ~_new_customer(frame["customer_id"])

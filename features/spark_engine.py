@@ -12,7 +12,8 @@ pandas and DuckDB engines never load it.
   "(N rows affected)" count covers one batch, and a log mixing timezone-aware and naive
   dates is only refused when both occur in one batch.
 - **Per day**: purchases merged per customer and UTC day, return-only days dropped
-  (:mod:`custscore.features.periods`' policy), cached once.
+  (:mod:`custscore.features.periods`' policy, optional ``discounted``/``arrears`` per
+  day included), cached once.
 - **Features** (:meth:`SparkEngine.customer_features_df`): one ``groupBy`` over the
   purchases up to ``as_of`` (with one window for the gaps between purchase days)
   computing the columns of :func:`custscore.features.customers.customer_features` by
@@ -41,8 +42,11 @@ import pandas as pd
 from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.activity import activity_features
-from custscore.features.io import _TS_MAX, _TS_MIN, _normalise, _one_line, _suffix_kind, check_columns
+from custscore.features.discount_credit import DISCOUNT_SHARE
+from custscore.features.io import (_TS_MAX, _TS_MIN, _normalise, _one_line, _suffix_kind, check_columns,
+                                   optional_column_names, optional_columns)
 from custscore.features.months import MONTH_COLUMNS, last_complete_month
+from custscore.features.periods import ARREARS, DISCOUNTED
 from custscore.features.rfm import duration_columns
 
 try:  # the optional extra
@@ -74,6 +78,11 @@ logger.native.level = error
 """
 # The same pandas >= 3 warning, silenced in the Python workers.
 _WORKER_WARNINGS = "ignore:PySpark does not yet fully support pandas:FutureWarning"
+
+
+def _tx_schema(columns: ColumnMap) -> str:
+    """:data:`_TX_SCHEMA` plus the optional columns (double) the ColumnMap names."""
+    return _TX_SCHEMA + "".join(f", {what} double" for what in optional_columns(columns))
 
 
 @dataclass(frozen=True)
@@ -176,7 +185,8 @@ def _normaliser(columns: ColumnMap, source: str, numbered: bool):
                 tx = _normalise(batch, columns, source, rows)
             except CustscoreError as exc:
                 yield pd.DataFrame({"customer_id": [None], "ts": [pd.NaT], "amount": [float("nan")],
-                                    "__first_row": [int(rows[0])], "__error": [str(exc)]})
+                                    "__first_row": [int(rows[0])], "__error": [str(exc)],
+                                    **{what: [float("nan")] for what in optional_columns(columns)}})
                 continue
             yield tx.assign(__first_row=int(rows[0]), __error=None)
 
@@ -205,7 +215,8 @@ class SparkEngine:
         tx = self._validated(raw)
         self.transactions = tx
         day = F.to_date("ts")
-        self.purchases: DataFrame = (tx.groupBy("customer_id", day.alias("date")).agg(F.sum("amount").alias("amount"))
+        self.purchases: DataFrame = (tx.groupBy("customer_id", day.alias("date"))
+                                     .agg(F.sum("amount").alias("amount"), *self._optional_per_day())
                                      .where(F.col("amount") >= 0)  # return-only days are not purchases
                                      .persist())
         first, last = self.purchases.agg(F.min("date"), F.max("date")).first()
@@ -228,15 +239,17 @@ class SparkEngine:
         else:
             raw = self.spark.read.parquet(source)
             found = [f.name for f in raw.schema.fields]
-        check_columns(found, (cols.customer, cols.date, cols.amount), source)  # features.io's checks, on the header
-        return raw.select(*[_col(c) for c in (cols.customer, cols.date, cols.amount)])
+        names = (cols.customer, cols.date, cols.amount, *optional_column_names(cols))
+        check_columns(found, names, source)  # features.io's checks, on the header
+        return raw.select(*[_col(c) for c in names])
 
     def _validated(self, raw: DataFrame) -> DataFrame:
         """Normalised (customer_id, ts, amount) rows; a bad row raises the pandas engine's message."""
         native = self._native(raw)
         if native is not None:
             return native
-        tx = raw.mapInPandas(_normaliser(self.columns, str(self.path), numbered=False), _TX_SCHEMA).persist()
+        tx = raw.mapInPandas(_normaliser(self.columns, str(self.path), numbered=False),
+                             _tx_schema(self.columns)).persist()
         n_rows, n_errors = tx.agg(F.count(F.lit(1)), F.count("__error")).first()
         if n_rows == 0:
             tx.unpersist()
@@ -255,16 +268,22 @@ class SparkEngine:
         """
         customer, date, amount = (raw.schema[c].dataType for c in (self.columns.customer, self.columns.date,
                                                                     self.columns.amount))
+        numeric = (T.DoubleType, T.FloatType, T.IntegerType, T.LongType, T.DecimalType)
+        optional = {what: getattr(self.columns, what) for what in optional_columns(self.columns)}
         if not (isinstance(customer, (T.StringType, T.IntegerType, T.LongType, T.ShortType))
                 and isinstance(date, (T.TimestampType, T.TimestampNTZType))
-                and isinstance(amount, (T.DoubleType, T.FloatType, T.IntegerType, T.LongType, T.DecimalType))):
+                and isinstance(amount, numeric)
+                and all(isinstance(raw.schema[name].dataType, numeric) for name in optional.values())):
             return None
         tx = raw.select(F.trim(_col(self.columns.customer).cast("string")).alias("customer_id"),
                         _col(self.columns.date).cast("timestamp").alias("ts"),
-                        _col(self.columns.amount).cast("double").alias("amount")).persist()
+                        _col(self.columns.amount).cast("double").alias("amount"),
+                        *[_col(name).cast("double").alias(what) for what, name in optional.items()]).persist()
         bad = (F.col("customer_id").isNull() | (F.col("customer_id") == "") | F.col("ts").isNull()
                | (F.col("ts") < F.lit(_TS_MIN.to_pydatetime())) | (F.col("ts") > F.lit(_TS_MAX.to_pydatetime()))
                | F.col("amount").isNull() | F.isnan("amount") | (F.abs("amount") == float("inf")))
+        for what in optional:  # features.io: a finite number >= 0
+            bad = bad | F.col(what).isNull() | F.isnan(what) | (F.col(what) == float("inf")) | (F.col(what) < 0)
         n_rows, n_bad = tx.agg(F.count(F.lit(1)), F.count(F.when(bad, 1))).first()
         if n_rows == 0 or n_bad:
             tx.unpersist()
@@ -276,9 +295,20 @@ class SparkEngine:
         numbered = raw.rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1]))
         schema = T.StructType(raw.schema.fields + [T.StructField("__row", T.LongType())])
         checked = self.spark.createDataFrame(numbered, schema).mapInPandas(
-            _normaliser(self.columns, str(self.path), numbered=True), _TX_SCHEMA)
+            _normaliser(self.columns, str(self.path), numbered=True), _tx_schema(self.columns))
         first = checked.where(F.col("__error").isNotNull()).orderBy("__first_row").select("__error").first()
         return CustscoreError(first[0] if first else f"{self.path}: cannot read file")
+
+    def _optional_per_day(self) -> list:
+        """Per-day aggregates of the optional columns, by features.periods' rule."""
+        present = optional_columns(self.columns)
+        out = []
+        if "discount" in present:  # a purchase row (amount >= 0) with discount > 0
+            on_discount = (F.col("amount") >= 0) & (F.col("discount") > 0)
+            out.append(F.max(F.when(on_discount, 1).otherwise(0)).cast("long").alias(DISCOUNTED))
+        if "arrears" in present:
+            out.append(F.max("arrears").alias(ARREARS))
+        return out
 
     # ------------------------------------------------------------------ features
     def _up_to(self, as_of: pd.Timestamp) -> DataFrame:
@@ -322,6 +352,7 @@ class SparkEngine:
             count_if((age >= _TREND_DAYS) & (age < 2 * _TREND_DAYS)).alias("n_prev"),
             count_if((date >= F.lit(month_start.date())) & (date <= F.lit(month_end.date()))).alias(MONTH_COLUMNS[0]),
             count_if((date >= F.lit(before_start.date())) & (date < F.lit(month_start.date()))).alias(MONTH_COLUMNS[1]),
+            *self._optional_per_customer(),
         )
         n, frequency = F.col("n"), (F.col("n") - 1).cast("long")
         span = F.datediff(F.col("last"), F.col("first")).cast("double")
@@ -342,7 +373,18 @@ class SparkEngine:
             F.when(n >= 3, F.sqrt("gap_var")).otherwise(nan).alias("ipt_std_days"),
             F.when(both > 0, (F.col("n_last") - F.col("n_prev")) / both).otherwise(0.0).alias(f"trend_{_TREND_DAYS}d"),
             *MONTH_COLUMNS,
+            *[name for name in (DISCOUNT_SHARE, ARREARS) if name in g.columns],
         )
+
+    def _optional_per_customer(self) -> list:
+        """features.discount_credit's columns as aggregates (only those whose input is present)."""
+        present = optional_columns(self.columns)
+        out = []
+        if "discount" in present:  # share of purchase days on discount
+            out.append((F.sum(DISCOUNTED) / F.count(F.lit(1))).alias(DISCOUNT_SHARE))
+        if "arrears" in present:  # on the latest purchase day
+            out.append(F.max_by(ARREARS, "date").alias(ARREARS))
+        return out
 
     def customer_features(self, as_of: Any, time_unit: str) -> pd.DataFrame:
         """RFM (durations in ``time_unit``) + activity features (days); see features.customers."""

@@ -120,7 +120,7 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
     scorer = with_segment_overrides(scorer, overrides)
     engine = open_engine(transactions_path, config.columns, config.engine)
     n_customers, first = score_engine(scorer, engine, output_path, config, label, _Progress())
-    write_sidecar(scorer, first, output_path, n_customers=n_customers)
+    write_sidecar(scorer, first, output_path, n_customers=n_customers, columns=config.columns)
     return ScoreRun(Path(output_path), n_customers, time.perf_counter() - start)
 
 
@@ -149,7 +149,7 @@ def read_segment_overrides(config: ScoreConfig) -> dict:
 
 
 #: Sidecar entries that describe a run rather than set a segment rule.
-_SIDECAR_ONLY = ("n_customers", "as_of", "horizon_days", "discount_rate", "model_version")
+_SIDECAR_ONLY = ("n_customers", "as_of", "horizon_days", "discount_rate", "model_version", "optional_columns")
 
 
 def with_segment_overrides(scorer: CustomerScorer, overrides: dict) -> CustomerScorer:

@@ -13,7 +13,7 @@ import html
 import io
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from custscore.errors import CustscoreError
 from custscore.serving.output import write_table_atomic, write_text_atomic
 from custscore.serving.sidecar import read_sidecar
-from custscore.training.segments import ACTIVITY_TIERS, LIFECYCLE_STAGES, PYRAMID_TIERS, VALUE_CLASSES
+from custscore.training.segments import ACTIVITY_TIERS, CLASS_I_CAUSES, LIFECYCLE_STAGES, PYRAMID_TIERS, VALUE_CLASSES
 
 #: Textbook shares (domain notes): value matrix 80/20, pyramid 5/15/80 of customers.
 TEXTBOOK_CLASS = {"III+IV": (0.20, 0.80), "I+II": (0.80, 0.20)}
@@ -31,13 +31,16 @@ TEXTBOOK_PYRAMID = {"key": (0.05, 0.80), "potential": (0.15, 0.15), "regular": (
 ACTION_COLUMNS: tuple[str, ...] = (
     "customer_id", "value_at_risk", "churn_probability", "future_value", "current_value", "value_class",
     "value_class_name", "pyramid_tier", "activity_tier", "previous_activity_tier", "lifecycle_stage",
-    "reason", "retention_policy",
+    "class_i_cause", "reason", "retention_policy",
 )
+#: Class-I causes whose policy is an action now (domain notes: "act quickly or let go",
+#: "end the relationship"); such customers are in actions.csv. Each needs its log column.
+ACTION_CAUSES: Mapping[str, str] = {"poor credit": "arrears", "price-sensitive": "discount"}
 #: Score columns the report reads.
 REPORT_COLUMNS: tuple[str, ...] = (
     "customer_id", "churn_probability", "clv", "current_value", "future_value", "value_class", "value_class_name",
-    "retention_policy", "pyramid_tier", "activity_tier", "previous_activity_tier", "alert", "alert_reason",
-    "lifecycle_stage", "partial_churn",
+    "retention_policy", "class_i_cause", "pyramid_tier", "activity_tier", "previous_activity_tier", "alert",
+    "alert_reason", "lifecycle_stage", "partial_churn",
 )
 TOP_AT_RISK = 20
 AT_RISK_COLUMNS = ("customer_id", "value_at_risk", "churn_probability", "future_value", "value_class",
@@ -124,18 +127,47 @@ def equity_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def actions_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per customer with an alert or partial churn, by value at risk (descending).
+    """One row per customer with an alert, partial churn or an :data:`ACTION_CAUSES` class-I cause.
 
-    ``value_at_risk = churn_probability * future_value``; ties by ``customer_id``.
+    Sorted by ``value_at_risk = churn_probability * future_value`` (descending); ties by
+    ``customer_id``. ``reason`` joins the alert reason, "partial churn" and "class I:
+    <cause>" with "; ".
     """
-    needs = scores[scores["alert"] | scores["partial_churn"]].copy()
-    reason = needs["alert_reason"].where(~needs["partial_churn"],
-                                         needs["alert_reason"].where(needs["alert_reason"] == "",
-                                                                     needs["alert_reason"] + "; ") + "partial churn")
-    needs["reason"] = reason
+    acting_cause = scores["class_i_cause"].isin(list(ACTION_CAUSES))
+    needs = scores[scores["alert"] | scores["partial_churn"] | acting_cause].copy()
+    parts = [needs["alert_reason"],
+             needs["partial_churn"].map({True: "partial churn", False: ""}),
+             ("class I: " + needs["class_i_cause"]).where(acting_cause.loc[needs.index], "")]
+    needs["reason"] = [_join_reasons(texts) for texts in zip(*parts)]
     needs["value_at_risk"] = needs["churn_probability"] * needs["future_value"]
     needs = needs.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="stable")
     return needs[list(ACTION_COLUMNS)].reset_index(drop=True)
+
+
+def _join_reasons(texts: tuple[str, ...]) -> str:
+    return "; ".join(t for t in texts if t)
+
+
+def class_i_causes_table(scores: pd.DataFrame, optional_columns: Mapping[str, Any]) -> pd.DataFrame:
+    """Class-I customers by cause (:data:`CLASS_I_CAUSES` order, then ``unknown``) with value and policy.
+
+    ``optional_columns`` is the sidecar's record of the log columns read; a cause whose
+    column was not read is marked "not asserted".
+    """
+    class_i = scores[scores["value_class"] == "I"]
+    rows = []
+    for cause in [*CLASS_I_CAUSES, "unknown"]:
+        part = class_i[class_i["class_i_cause"] == cause]
+        column = ACTION_CAUSES.get(cause)
+        read = column is None or bool(optional_columns.get(column))
+        rows.append({
+            "cause": cause, "customers": len(part),
+            "share_of_class_i": len(part) / len(class_i) if len(class_i) else np.nan,
+            "current_value": part["current_value"].sum(), "future_value": part["future_value"].sum(),
+            "policy": CLASS_I_CAUSES.get(cause, VALUE_CLASSES["I"][2]) if read
+            else f"not asserted: no {column} column read",
+        })
+    return pd.DataFrame(rows)
 
 
 def _png(fig: Figure) -> str:
@@ -212,6 +244,7 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any]) -> str:
     matrix, pyramid = value_matrix_table(scores), pyramid_table(scores)
     equity, actions = equity_table(scores), actions_table(scores)
     config, thresholds = settings.get("config", {}), settings.get("thresholds", {})
+    causes = class_i_causes_table(scores, settings.get("optional_columns") or {})
     stages = scores["lifecycle_stage"].value_counts().reindex(list(LIFECYCLE_STAGES), fill_value=0)
     tiers = scores["activity_tier"].value_counts().reindex(list(ACTIVITY_TIERS), fill_value=0)
     classes = matrix.iloc[:4]
@@ -252,6 +285,13 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any]) -> str:
         f"Growth potential = clv; high above {thresholds.get('clv_high', 0):,.2f}. The 80/20 rule expects "
         "classes III+IV to be ~20 % of customers with ~80 % of the value.</p>",
         _table(matrix, "value-matrix"), img["value matrix"],
+        "<h2>Class I causes</h2><p class='note'>The first cause that applies, in this order: poor credit "
+        f"(latest arrears above {config.get('poor_credit_arrears', '?')}; needs --arrears-col), price-sensitive "
+        f"(share of purchase days on discount above {config.get('price_sensitive_share', '?')}; needs "
+        "--discount-col), decline (lifecycle stage), early relationship (tenure below "
+        f"{config.get('stability_days', '?')} days). Poor-credit and price-sensitive customers are in "
+        "actions.csv.</p>",
+        _table(causes, "class-i-causes"),
         "<h2>Customer pyramid</h2><p class='note'>By clv: key above "
         f"{thresholds.get('clv_key', 0):,.2f}, potential above {thresholds.get('clv_potential', 0):,.2f}. "
         "Suggested resource share = the tier's share of future value.</p>",

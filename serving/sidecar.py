@@ -2,7 +2,9 @@
 
 ``scores.csv`` -> ``scores.segments.json``: every rule parameter and value cut point the
 segment columns were computed with, plus the scoring date, horizon and model version,
-so a report can be reproduced (or the same settings passed again).
+so a report can be reproduced (or the same settings passed again), and which optional
+log columns (discount, arrears) were read: without them the class-I causes
+"price-sensitive" and "poor credit" are never asserted.
 """
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
+from custscore.features.io import OPTIONAL_TX_COLUMNS
 from custscore.serving.output import write_text_atomic
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import segment_settings
@@ -31,10 +35,12 @@ def sidecar_path(scores_path: str | os.PathLike) -> Path:
     return path.with_name(path.stem + SIDECAR_SUFFIX)
 
 
-def sidecar_record(scorer: CustomerScorer, scores: pd.DataFrame, n_customers: Optional[int] = None) -> dict[str, Any]:
+def sidecar_record(scorer: CustomerScorer, scores: pd.DataFrame, n_customers: Optional[int] = None,
+                   columns: Optional[ColumnMap] = None) -> dict[str, Any]:
     """What the sidecar holds: settings of the scores (first row) and the segment settings.
 
     ``n_customers`` defaults to ``len(scores)``; chunked writers pass the first chunk and the total.
+    ``optional_columns`` names the log's discount / arrears columns read (null: not read).
     """
     if scorer.segment_thresholds is None:
         raise CustscoreError("this scorer has no segment thresholds (trained before segments existed); retrain it")
@@ -45,15 +51,16 @@ def sidecar_record(scorer: CustomerScorer, scores: pd.DataFrame, n_customers: Op
         "horizon_days": int(first.get("horizon_days", scorer.horizon_days)),
         "discount_rate": float(scorer.discount_rate),
         "model_version": str(first.get("model_version", scorer.model_version)),
+        "optional_columns": {what: getattr(columns or ColumnMap(), what) for what in OPTIONAL_TX_COLUMNS},
     }
     record.update(segment_settings(scorer.segment_config, scorer.segment_thresholds))
     return record
 
 
 def write_sidecar(scorer: CustomerScorer, scores: pd.DataFrame, scores_path: str | os.PathLike,
-                  n_customers: Optional[int] = None) -> Path:
+                  n_customers: Optional[int] = None, columns: Optional[ColumnMap] = None) -> Path:
     """Write :func:`sidecar_record` next to ``scores_path`` atomically."""
-    text = json.dumps(sidecar_record(scorer, scores, n_customers), indent=2, sort_keys=False) + "\n"
+    text = json.dumps(sidecar_record(scorer, scores, n_customers, columns), indent=2, sort_keys=False) + "\n"
     return write_text_atomic(text, sidecar_path(scores_path))
 
 

@@ -89,7 +89,7 @@ def score_file_spark(model_uri: str, transactions_path: str | os.PathLike, outpu
         n_rows, first = score_engine_spark(scorer, engine, output_path, config, label)
     finally:
         engine.close()
-    write_sidecar(scorer, first, output_path, n_customers=n_rows)
+    write_sidecar(scorer, first, output_path, n_customers=n_rows, columns=config.columns)
     return ScoreRun(Path(output_path), n_rows, time.perf_counter() - start)
 
 

@@ -121,7 +121,9 @@ def test_backtest_cli_writes_tables_plots_and_nested_runs(cdnow_sample_csv, tmp_
     assert len(parents) == 1 and len(children) == 2
     assert "auc_churn_classifier" in parents[0].data.metrics
     assert "auc_churn_classifier_ci_low" in children[0].data.metrics
-    assert parents[0].data.params["churn_calibration"]
+    assert parents[0].data.params["churn_calibration"].startswith("sigmoid-latest on ")
+    assert parents[0].data.params["churn_windows"] == "auto"
+    assert children[0].data.params["churn_calibration"] == "sigmoid-latest"
 
 
 def test_backtest_cli_rejects_both_origin_options(cdnow_sample_csv, tmp_path):

@@ -148,3 +148,38 @@ def test_only_the_spark_modules_import_pyspark():
 
 def test_score_config_accepts_spark_engine():
     assert ScoreConfig(as_of="1997-09-30", engine="spark").engine == "spark"
+
+
+def test_optional_discount_and_arrears_columns_equal_pandas_engine(spark, tmp_path):
+    # The hand-computed log of tests/test_discount_credit.py: CSV (Python parser, text flags)
+    # and typed Parquet (Spark SQL path); without the options no column is added.
+    from custscore.config import ColumnMap
+    from test_discount_credit import BASE_FEATURES, COLUMNS, LOG
+
+    csv = tmp_path / "log.csv"
+    csv.write_text(LOG)
+    raw = pd.read_csv(csv, dtype={"customer_id": str})
+    raw["date"] = pd.to_datetime(raw["date"], format="ISO8601")
+    raw["disc"] = raw["disc"].astype(str).str.lower().map({"1": 1.0, "2.5": 2.5, "3": 3.0, "0": 0.0,
+                                                            "true": 1.0, "false": 0.0})
+    typed = tmp_path / "log.parquet"
+    raw.to_parquet(typed)
+    for path in (csv, typed):
+        spark_engine = SparkEngine(path, COLUMNS, spark=spark)
+        pandas_engine = PandasEngine(read_transactions(path, COLUMNS))
+        for as_of in ("2020-06-30", "2020-07-31"):
+            got = spark_engine.customer_features(as_of, "D")
+            pd.testing.assert_frame_equal(got, pandas_engine.customer_features(as_of, "D"), **TOL)
+        assert got.loc["q", ["discount_share", "arrears"]].tolist() == [0.25, 0.0]
+        spark_engine.close()
+    plain = SparkEngine(csv, spark=spark)
+    assert list(plain.customer_features("2020-06-30", "D").columns) == BASE_FEATURES
+    plain.close()
+    bad = tmp_path / "bad.parquet"
+    raw.assign(overdue=raw["overdue"] - 20).to_parquet(bad)
+    with pytest.raises(CustscoreError) as expected:
+        read_transactions(bad, COLUMNS)
+    with pytest.raises(CustscoreError) as got_error:
+        SparkEngine(bad, ColumnMap(discount="disc", arrears="overdue"), spark=spark)
+    assert str(got_error.value) == str(expected.value)
+    assert "column 'overdue': arrears is not a finite number >= 0: -20.0" in str(expected.value)

@@ -69,7 +69,8 @@ def log_backtest(result: BacktestResult, experiment_id: str | None) -> str:
                            "origins": ",".join(r.origin.date().isoformat() for r in result.origins),
                            "n_bootstrap": cfg.n_bootstrap, "confidence": cfg.confidence, "seed": cfg.seed,
                            "penalizer": cfg.penalizer, "discount_rate": cfg.discount_rate,
-                           "churn_calibration": _calibration_methods(result)})
+                           "churn_calibration": _calibration_methods(result),
+                           "churn_windows": cfg.churn_windows})
         mlflow.log_metrics(_finite(result.metrics))
         _log_tables_and_plots(metrics_table(result), result.figures)
         mlflow.log_table(result.by_origin, "tables/by_origin.json")

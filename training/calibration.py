@@ -1,20 +1,31 @@
-"""Probability calibration of a churn score, fitted on a later (validation) time window.
+"""Probability calibration of a churn score on a time window of labelled examples.
 
-The classifier is fitted on examples at an earlier reference date and this maps its
-probabilities to the churn rates observed on the next, later window, so the calibration
-learns how the base rate moved over time instead of re-learning the training fit.
-Methods: ``none`` (identity), ``sigmoid`` (Platt: logistic regression on the logit),
-``isotonic`` (monotone step function).
+Methods (:data:`CALIBRATION_METHODS`, defined in :mod:`custscore.config`):
+
+- ``none``: the classifier's probabilities as they are;
+- ``sigmoid``, ``isotonic``: the classifier is fitted one horizon earlier and Platt
+  scaling (logistic regression on the logit) or a monotone step function maps its
+  probabilities to the churn observed on the latest full-horizon window, so the
+  calibration learns how the base rate moved over time;
+- ``sigmoid-latest``: the classifier is fitted on the usual windows and Platt scaling
+  on the latest full-horizon window (reference date = cutoff - horizon). It undoes the
+  shrinkage of the L2-regularised probabilities and needs no extra history.
+
+:func:`calibration_window` tells the caller which window to fit on.
 """
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
+from custscore.config import CHURN_CALIBRATION_METHODS
 from custscore.errors import CustscoreError
 
-CALIBRATION_METHODS = ("none", "sigmoid", "isotonic")
+CALIBRATION_METHODS = CHURN_CALIBRATION_METHODS
+#: What :class:`ProbabilityCalibrator` fits for each method.
+_FITTED = {"none": "none", "sigmoid": "sigmoid", "isotonic": "isotonic", "sigmoid-latest": "sigmoid"}
 #: Probabilities are clipped to [_EPS, 1 - _EPS] before taking the logit.
 _EPS = 1e-6
 
@@ -24,12 +35,24 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1.0 - p))
 
 
+def calibration_window(method: str) -> str:
+    """``none``, ``earlier`` (classifier fitted one horizon before the cutoff) or ``latest``."""
+    return {"none": "none", "sigmoid-latest": "latest"}.get(method, "earlier")
+
+
+def fitting_method(method: str) -> str:
+    """The mapping :class:`ProbabilityCalibrator` fits for ``method`` (``sigmoid-latest`` -> ``sigmoid``)."""
+    if method not in _FITTED:
+        raise CustscoreError(f"churn_calibration: must be one of {list(CALIBRATION_METHODS)}, got {method!r}")
+    return _FITTED[method]
+
+
 class ProbabilityCalibrator:
     """Map raw churn probabilities to calibrated ones.
 
     Parameters
     ----------
-    method : one of :data:`CALIBRATION_METHODS`.
+    method : ``none``, ``sigmoid`` or ``isotonic`` (see :func:`fitting_method`).
 
     >>> cal = ProbabilityCalibrator(method="sigmoid").fit(np.array([0.2, 0.2, 0.8, 0.8]), np.array([0, 1, 1, 1]))
     >>> bool(cal.transform(np.array([0.2]))[0] > 0.2)
@@ -40,11 +63,13 @@ class ProbabilityCalibrator:
         self.method = method
 
     def fit(self, p: np.ndarray, y: np.ndarray) -> "ProbabilityCalibrator":
-        if self.method not in CALIBRATION_METHODS:
-            raise CustscoreError(f"churn_calibration: must be one of {list(CALIBRATION_METHODS)}, got {self.method!r}")
+        if self.method not in ("none", "sigmoid", "isotonic"):
+            raise CustscoreError(f"calibration method: must be none, sigmoid or isotonic, got {self.method!r}")
         y = np.asarray(y)
         if self.method == "sigmoid":
             self.model_ = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(p)[:, None], y)
+            #: Platt map ``expit(slope_ * logit(p) + intercept_)``, applied without scikit-learn
+            self.slope_, self.intercept_ = float(self.model_.coef_[0, 0]), float(self.model_.intercept_[0])
         elif self.method == "isotonic":
             self.model_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(np.asarray(p), y)
         else:
@@ -55,7 +80,7 @@ class ProbabilityCalibrator:
     def transform(self, p: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, shape like ``p``."""
         if self.method == "sigmoid":
-            return self.model_.predict_proba(_logit(p)[:, None])[:, 1]
+            return expit(self.slope_ * _logit(p) + self.intercept_)
         if self.method == "isotonic":
             return self.model_.predict(np.asarray(p, dtype=float))
         return np.asarray(p, dtype=float)

@@ -10,11 +10,12 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from custscore.config import TrainConfig
+from custscore.config import CHURN_STACK_MIN_HORIZON_DAYS, TrainConfig
 from custscore.errors import CustscoreError, FitError
 from custscore.features.customers import FeatureEngine
 from custscore.features.rfm import duration_columns
 from custscore.training.bgnbd import BetaGeoModel
+from custscore.training.calibration import calibration_window
 from custscore.training.churn import ChurnClassifier, churn_features, churn_labels
 from custscore.training.evaluate import HoldoutReport, evaluate_holdout
 from custscore.training.gamma_gamma import GammaGammaModel
@@ -44,13 +45,56 @@ def fit_bgnbd(rfm: pd.DataFrame, time_unit: str, config: TrainConfig, when: str)
                        f"{int((rfm['frequency'] > 0).sum())} with repeat purchases): {exc}") from exc
 
 
+def reference_windows(config: TrainConfig, cutoff: pd.Timestamp) -> list[tuple[pd.Timestamp, int]]:
+    """Churn training windows ending at ``cutoff``: (reference date, label horizon in days).
+
+    The first is the full-horizon window (reference = cutoff - horizon). Stacked windows
+    (``config.churn_windows``) add one of 2/3 of the horizon, also ending at the cutoff:
+    its customers are closer in age to the ones scored at the cutoff.
+    """
+    horizon = config.horizon_days
+    stacked = config.churn_windows == "stacked" or (config.churn_windows == "auto"
+                                                    and horizon >= CHURN_STACK_MIN_HORIZON_DAYS)
+    horizons = [horizon] + ([2 * horizon // 3] if stacked and 2 * horizon // 3 > 0 else [])
+    return [(cutoff - pd.Timedelta(days=h), h) for h in horizons]
+
+
 def churn_examples(engine: FeatureEngine, config: TrainConfig,
-                   reference: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series]:
-    """Churn features at ``reference`` (BG/NBD refitted there) and labels over the next horizon."""
-    customers = engine.customer_features(reference, config.time_unit)
-    bgnbd = fit_bgnbd(customers, config.time_unit, config, f"reference date {reference.date()}")
-    X = churn_features(customers, bgnbd, config.horizon_days, config.time_unit)
-    return X, churn_labels(engine, X.index, reference, config.horizon_days)
+                   cutoff: pd.Timestamp) -> list[tuple[pd.DataFrame, pd.Series]]:
+    """Churn features and labels of every window of :func:`reference_windows` (full horizon first).
+
+    In each window the features come from purchases up to the reference date (BG/NBD
+    refitted there) and the label from (reference date, reference date + its horizon],
+    which ends on or before ``cutoff``.
+    """
+    out = []
+    for reference, horizon in reference_windows(config, cutoff):
+        customers = engine.customer_features(reference, config.time_unit)
+        bgnbd = fit_bgnbd(customers, config.time_unit, config, f"reference date {reference.date()}")
+        X = churn_features(customers, bgnbd, horizon, config.time_unit)
+        out.append((X, churn_labels(engine, X.index, reference, horizon)))
+    return out
+
+
+def fit_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestamp) -> ChurnClassifier:
+    """The churn classifier at ``config.cutoff``, calibrated as ``config.churn_calibration`` says."""
+    windows = churn_examples(engine, config, config.cutoff)
+    latest_X, latest_y = windows[0]  # the latest full-horizon window
+    method = config.churn_calibration
+    if calibration_window(method) == "earlier":
+        # fit one horizon earlier, calibrate on the latest full-horizon window
+        earlier = config.reference_date
+        if earlier - pd.Timedelta(days=config.horizon_days) <= first_day:
+            raise CustscoreError(
+                f"churn_calibration {method}: cutoff minus twice the horizon "
+                f"({(earlier - pd.Timedelta(days=config.horizon_days)).date()}) is not after the first transaction "
+                f"({first_day.date()}); use churn_calibration sigmoid-latest or none")
+        windows = churn_examples(engine, config, earlier)
+    X = pd.concat([w[0] for w in windows])
+    y = pd.concat([w[1] for w in windows])
+    if method == "none":
+        return ChurnClassifier().fit(X, y)
+    return ChurnClassifier(calibration=method).fit(X, y, latest_X, latest_y)
 
 
 def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
@@ -86,19 +130,8 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
         raise FitError(f"Gamma-Gamma at cutoff {cutoff.date()} ({len(repeat)} customers with positive "
                        f"repeat spend): {exc}") from exc
 
-    # Churn examples at the reference date: features <= reference, labels in (reference, cutoff].
-    X, y = churn_examples(engine, config, reference)
-    if config.churn_calibration == "none":
-        churn = ChurnClassifier().fit(X, y)
-    else:
-        # Time-based calibration: fit one window earlier, calibrate on the latest window.
-        earlier = reference - pd.Timedelta(days=config.horizon_days)
-        if earlier <= first_day:
-            raise CustscoreError(
-                f"churn_calibration {config.churn_calibration}: cutoff minus twice the horizon ({earlier.date()}) "
-                f"is not after the first transaction ({first_day.date()}); use churn_calibration none")
-        churn = ChurnClassifier(calibration=config.churn_calibration).fit(*churn_examples(engine, config, earlier),
-                                                                          X, y)
+    # Churn examples: features <= each reference date, labels in (reference, cutoff].
+    churn = fit_churn(engine, config, first_day)
 
     scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn, time_unit=config.time_unit,
                             horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff)

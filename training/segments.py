@@ -13,6 +13,10 @@ numbers, so a customer gets the same segment whether it is scored alone, over HT
 Value cuts are in revenue (the log's amount units: spend over the value window, and
 ``clv``); the margin rate only turns revenue into contribution in the reported
 ``current_value`` and ``future_value``, so a constant margin never changes a class.
+
+Class-I causes "price-sensitive" and "poor credit" need the optional features
+``discount_share`` and ``arrears`` (:mod:`custscore.features.discount_credit`); without
+them they are never asserted.
 """
 from __future__ import annotations
 
@@ -23,8 +27,10 @@ import numpy as np
 import pandas as pd
 
 from custscore.errors import CustscoreError
+from custscore.features.discount_credit import DISCOUNT_CREDIT_COLUMNS, DISCOUNT_SHARE
 from custscore.features.io import check_columns
 from custscore.features.months import MONTH_COLUMNS
+from custscore.features.periods import ARREARS
 
 #: Columns added after SCORE_COLUMNS, in order.
 SEGMENT_COLUMNS: tuple[str, ...] = (
@@ -50,6 +56,17 @@ VALUE_CLASSES: Mapping[str, tuple[str, str, str]] = {
     "III": ("gold", "heavy", "keep the relationship at a high level, never lose it"),
     "II": ("iron", "moderate", "rebuild the relationship, grow share of wallet"),
     "I": ("lead", "none by default", "let go / end the relationship, unless a cause applies"),
+}
+#: Class-I causes (domain notes) -> retention policy, in order of precedence: the first
+#: that applies is the cause. The data-backed causes come first: a credit risk or a
+#: discount habit decides the action whatever the stage, and the stage (decline, young
+#: tenure) stays visible in ``lifecycle_stage`` and ``tenure_days``. A class-I customer
+#: with no cause ("unknown") keeps the class-I policy.
+CLASS_I_CAUSES: Mapping[str, str] = {
+    "poor credit": "end the relationship",
+    "price-sensitive": "act quickly or let go",
+    "decline": "weigh the cost of winning back against the value",
+    "early relationship": "keep investing moderately",
 }
 PYRAMID_TIERS: tuple[str, ...] = ("key", "potential", "regular")
 ACTIVITY_TIERS: tuple[str, ...] = ("A", "B", "C", "D", "none")
@@ -92,7 +109,12 @@ class SegmentConfig:
     - ``trend_band``: trend >= band is rising, <= -band is falling;
     - ``exploration_days``: below this tenure every customer is in exploration;
     - ``stability_days``: from this tenure a non-declining customer is in stability;
-    - ``lapse_days``: this long without a purchase counts as decline.
+    - ``lapse_days``: this long without a purchase counts as decline;
+    - ``price_sensitive_share``: a class-I customer whose ``discount_share`` (share of
+      purchase days on discount) is strictly above this is price-sensitive, in [0, 1);
+    - ``poor_credit_arrears``: a class-I customer whose latest ``arrears`` is strictly
+      above this has poor credit (in the arrears column's unit: amount or days; the
+      default 0 means any arrears), >= 0.
     """
 
     value_window_days: int = 365
@@ -112,6 +134,8 @@ class SegmentConfig:
     exploration_days: int = 90
     stability_days: int = 365
     lapse_days: int = 180
+    price_sensitive_share: float = 0.75
+    poor_credit_arrears: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("value_window_days", "tier_a_min", "tier_b_min", "partial_churn_recent_days",
@@ -128,6 +152,12 @@ class SegmentConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < value <= 1.0):
                 raise CustscoreError(f"segments {name}: must be in (0, 1], got {value!r}")
+        share = self.price_sensitive_share
+        if not (isinstance(share, (int, float)) and not isinstance(share, bool) and 0.0 <= share < 1.0):
+            raise CustscoreError(f"segments price_sensitive_share: must be in [0, 1), got {share!r}")
+        limit = self.poor_credit_arrears
+        if not (isinstance(limit, (int, float)) and not isinstance(limit, bool) and 0.0 <= limit < float("inf")):
+            raise CustscoreError(f"segments poor_credit_arrears: must be a finite number >= 0, got {limit!r}")
         if self.key_share + self.potential_share >= 1.0:
             raise CustscoreError(f"segments key_share + potential_share: must be < 1, got "
                                  f"{self.key_share} + {self.potential_share}")
@@ -201,12 +231,16 @@ def fit_thresholds(population: pd.DataFrame, config: SegmentConfig) -> SegmentTh
 
 
 def required_columns(config: SegmentConfig) -> tuple[str, ...]:
-    """Feature and score columns :func:`assign_segments` reads."""
+    """Feature and score columns :func:`assign_segments` reads.
+
+    The last ones, :data:`~custscore.features.discount_credit.DISCOUNT_CREDIT_COLUMNS`
+    (``discount_share``, ``arrears``), are optional: read when present, never required.
+    """
     recent, baseline = config.partial_churn_recent_days, config.partial_churn_baseline_days
     return tuple(dict.fromkeys((
         config.spend_column, f"n_purchases_{recent}d", f"spend_{recent}d", f"n_purchases_{baseline}d",
         f"spend_{baseline}d", "tenure_days", "days_since_last_purchase", config.trend_column,
-        *MONTH_COLUMNS, "churn_probability", "clv",
+        *MONTH_COLUMNS, "churn_probability", "clv", *DISCOUNT_CREDIT_COLUMNS,
     )))
 
 
@@ -297,13 +331,37 @@ def partial_churn(frame: pd.DataFrame, config: SegmentConfig) -> np.ndarray:
     return active & flagged
 
 
+def class_i_cause(frame: pd.DataFrame, is_i: np.ndarray, stage: np.ndarray, config: SegmentConfig) -> np.ndarray:
+    """The cause of each class-I row ("" for other classes), first of :data:`CLASS_I_CAUSES` that applies.
+
+    poor credit: ``arrears`` > ``poor_credit_arrears``; price-sensitive: ``discount_share``
+    > ``price_sensitive_share`` (each only when ``frame`` has the column); decline: stage
+    decline; early relationship: tenure < ``stability_days``; else ``unknown``.
+
+    >>> f = pd.DataFrame({"tenure_days": [30.0, 30, 400, 400], "arrears": [5.0, 0, 0, 0],
+    ...                   "discount_share": [1.0, 1.0, 0.5, 0.5]})
+    >>> class_i_cause(f, np.array([True, True, True, False]), np.array(["decline"] * 4), SegmentConfig()).tolist()
+    ['poor credit', 'price-sensitive', 'decline', '']
+    """
+    never = np.zeros(len(frame), dtype=bool)
+    poor_credit = (frame[ARREARS].to_numpy(dtype=float) > config.poor_credit_arrears
+                   if ARREARS in frame.columns else never)
+    price_sensitive = (frame[DISCOUNT_SHARE].to_numpy(dtype=float) > config.price_sensitive_share
+                       if DISCOUNT_SHARE in frame.columns else never)
+    applies = [poor_credit, price_sensitive, stage == "decline",
+               frame["tenure_days"].to_numpy(dtype=float) < config.stability_days]
+    return np.select([~is_i, *applies], ["", *CLASS_I_CAUSES], "unknown")
+
+
 def assign_segments(frame: pd.DataFrame, config: SegmentConfig, thresholds: SegmentThresholds) -> pd.DataFrame:
     """The :data:`SEGMENT_COLUMNS` of each row of ``frame`` (same order, fresh RangeIndex).
 
     ``frame`` holds the :func:`required_columns` (a score table joined with the
-    calendar-month counts). Row-wise: no statistic of the batch is used.
+    calendar-month counts; ``discount_share`` and ``arrears`` optional). Row-wise: no
+    statistic of the batch is used. A class-I customer with a cause gets the cause's
+    retention policy (:data:`CLASS_I_CAUSES`).
     """
-    _require(frame, required_columns(config))
+    _require(frame, [c for c in required_columns(config) if c not in DISCOUNT_CREDIT_COLUMNS])
     spend = frame[config.spend_column].to_numpy(dtype=float)
     clv = frame["clv"].to_numpy(dtype=float)
     churn = frame["churn_probability"].to_numpy(dtype=float)
@@ -318,8 +376,10 @@ def assign_segments(frame: pd.DataFrame, config: SegmentConfig, thresholds: Segm
     stage = lifecycle_stage(tenure, frame[config.trend_column].to_numpy(dtype=float),
                             frame["days_since_last_purchase"].to_numpy(dtype=float), config)
     is_i = value_class == "I"
-    cause = np.select([~is_i, stage == "decline", tenure < config.stability_days],
-                      ["", "decline", "early relationship"], "unknown")
+    cause = class_i_cause(frame, is_i, stage, config)
+    retention = np.where(np.isin(cause, list(CLASS_I_CAUSES)),
+                         pd.Series(cause).map(CLASS_I_CAUSES).fillna("").to_numpy(dtype=object),
+                         chosen["retention"].to_numpy())
 
     tier, previous, dropped = activity_tiers(frame[MONTH_COLUMNS[0]].to_numpy(),
                                              frame[MONTH_COLUMNS[1]].to_numpy(), config)
@@ -336,7 +396,7 @@ def assign_segments(frame: pd.DataFrame, config: SegmentConfig, thresholds: Segm
         "value_class": value_class,
         "value_class_name": chosen["name"].to_numpy(),
         "resource_policy": chosen["resources"].to_numpy(),
-        "retention_policy": chosen["retention"].to_numpy(),
+        "retention_policy": retention,
         "class_i_cause": cause,
         "pyramid_tier": pyramid,
         "activity_tier": tier,

@@ -47,6 +47,12 @@ CASES = {
     "one customer only": (HEADER + "7,2020-01-01,3\n7,2020-01-10,4\n7,2020-02-01,5\n", [],
                           "cannot fit BG/NBD: need at least 10 customers, got 1"),
     "parquet with wrong dtypes": ("parquet", [], "row 1: column 'date': cannot parse date"),
+    "missing discount column": (HEADER + GOOD_ROWS, ["--discount-col", "discount"],
+                                "missing column(s) ['discount']"),
+    "non-numeric discount": ("customer_id,date,amount,discount\n1,2020-01-01,3,10%\n", ["--discount-col", "discount"],
+                             "row 1: column 'discount': discount is not a finite number >= 0: '10%'"),
+    "negative arrears": ("customer_id,date,amount,arrears\n1,2020-01-01,3,-5\n", ["--arrears-col", "arrears"],
+                         "row 1: column 'arrears': arrears is not a finite number >= 0: -5"),
 }
 
 

@@ -1,0 +1,122 @@
+"""Churn model: training windows, ratio features, calibration, options recorded and shared."""
+from __future__ import annotations
+
+import dataclasses
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit, logit
+
+from conftest import run_cli
+from custscore.config import BacktestConfig, TrainConfig
+from custscore.errors import CustscoreError
+from custscore.features.cdnow import load_cdnow_sample
+from custscore.features.customers import PandasEngine
+from custscore.features.io import normalise_transactions
+from custscore.training.backtest import ClippedEngine
+from custscore.training.calibration import ProbabilityCalibrator, calibration_window, fitting_method
+from custscore.training.churn import CHURN_FEATURES, ChurnClassifier
+from custscore.training.pipeline import churn_examples, reference_windows, train_scorer
+
+
+def test_reference_windows_by_hand():
+    cutoff = pd.Timestamp("1998-01-01")
+    single = TrainConfig(cutoff=cutoff, horizon_days=90)  # auto: one window below 180 days
+    assert reference_windows(single, cutoff) == [(pd.Timestamp("1997-10-03"), 90)]
+    stacked = TrainConfig(cutoff=cutoff, horizon_days=180)  # auto: 180 and 2/3 x 180 = 120 days
+    assert reference_windows(stacked, cutoff) == [(pd.Timestamp("1997-07-05"), 180),
+                                                  (pd.Timestamp("1997-09-03"), 120)]
+    forced = dataclasses.replace(single, churn_windows="stacked")
+    assert reference_windows(forced, cutoff)[1] == (pd.Timestamp("1997-11-02"), 60)
+    assert len(reference_windows(dataclasses.replace(stacked, churn_windows="single"), cutoff)) == 1
+
+
+def test_ratio_features_by_hand():
+    """Customer a: purchases on days 0, 10, 40 before as-of day 100 (days), horizon 90."""
+    tx = normalise_transactions(pd.DataFrame({
+        "customer_id": ["a", "a", "a"] + [f"c{i}" for i in range(12)] * 2,
+        "date": pd.to_datetime(["2020-01-01", "2020-01-11", "2020-02-10"]
+                               + ["2020-01-05"] * 12 + [f"2020-02-{d:02d}" for d in range(1, 13)]),
+        "amount": [10.0] * 27}))
+    # reference 2020-04-10 = day 100 of a; a small penalizer lets BG/NBD converge on 13 customers
+    config = TrainConfig(cutoff="2020-07-09", horizon_days=90, penalizer=0.01)
+    (X, y), = churn_examples(PandasEngine(tx), config, config.cutoff)
+    a = X.loc["a"]
+    assert a["T_days"] == 100 and a["days_since_last_purchase"] == 60 and a["ipt_mean_days"] == 20
+    assert a["horizon_days"] == 90
+    assert a["days_since_last_over_tenure"] == pytest.approx(60 / 100)
+    assert a["days_since_last_over_ipt"] == pytest.approx(60 / 20)
+    assert a["horizon_over_ipt"] == pytest.approx(90 / 20)
+    assert y.loc["a"] == 1 and list(X.columns) == list(CHURN_FEATURES)
+
+
+def test_platt_calibration_recovers_a_known_map():
+    """Outcomes drawn from expit(2 logit(p) - 0.5): the fitted map is that one."""
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.05, 0.95, 40_000)
+    y = (rng.random(p.size) < expit(2.0 * logit(p) - 0.5)).astype(int)
+    cal = ProbabilityCalibrator(method=fitting_method("sigmoid-latest")).fit(p, y)
+    assert cal.slope_ == pytest.approx(2.0, abs=0.08) and cal.intercept_ == pytest.approx(-0.5, abs=0.05)
+    assert cal.transform(np.array([0.5]))[0] == pytest.approx(expit(-0.5), abs=0.015)
+    assert [calibration_window(m) for m in ("none", "sigmoid", "isotonic", "sigmoid-latest")] == [
+        "none", "earlier", "earlier", "latest"]
+
+
+def test_classifier_caps_training_examples_and_scores_like_its_pipeline():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.gamma(2.0, 3.0, (3000, len(CHURN_FEATURES))), columns=list(CHURN_FEATURES))
+    y = (rng.random(3000) < expit(X["days_since_last_purchase"] / 6.0 - 1.0)).astype(int)
+    model = ChurnClassifier(max_train_examples=1000).fit(X, y)
+    assert model.n_train_ == 1000
+    # the folded linear map equals the scikit-learn pipeline it came from, for frames and arrays
+    expected = model.pipeline_.predict_proba(X.to_numpy())[:, 1]
+    np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-12)
+    np.testing.assert_allclose(model.predict_proba(X.to_numpy()), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("windows, calibration", [("stacked", "sigmoid-latest"), ("single", "sigmoid")])
+def test_planted_future_purchase_changes_no_churn_model(windows, calibration):
+    """Every window and calibration path only asks about days up to the cutoff."""
+    tx = normalise_transactions(load_cdnow_sample())
+    origin = pd.Timestamp("1998-03-31")
+    planted = pd.DataFrame({"customer_id": [tx["customer_id"].iloc[0]], "ts": [origin + pd.Timedelta(days=2)],
+                            "amount": [500.0]}).astype(tx.dtypes.to_dict())
+    config = TrainConfig(cutoff=origin, horizon_days=90, time_unit="W", churn_windows=windows,
+                         churn_calibration=calibration)
+    fits = [train_scorer(ClippedEngine(PandasEngine(t), origin), config).scorer.churn
+            for t in (tx, pd.concat([tx, planted], ignore_index=True))]
+    np.testing.assert_allclose(fits[0].weights_, fits[1].weights_, rtol=1e-12)  # same fit up to rounding
+    assert fits[0].calibration_ == fits[1].calibration_ and fits[0].calibration_.startswith(calibration)
+
+
+def test_backtest_trains_with_the_train_config():
+    config = BacktestConfig(cutoffs="1998-01-31", horizon_days=90, churn_windows="stacked", churn_calibration="none")
+    train = config.train_config(pd.Timestamp("1998-01-31"))
+    assert (train.churn_windows, train.churn_calibration) == ("stacked", "none")
+    for name in ("churn_windows", "churn_calibration", "horizon_days", "time_unit", "penalizer", "seed"):
+        assert getattr(BacktestConfig, name) == getattr(TrainConfig, name), name
+    with pytest.raises(CustscoreError, match="churn_windows"):
+        TrainConfig(cutoff="1998-01-31", churn_windows="many")
+
+
+def test_early_calibration_needs_two_horizons_of_history():
+    tx = normalise_transactions(load_cdnow_sample())
+    config = TrainConfig(cutoff="1997-06-30", horizon_days=90, time_unit="W", churn_calibration="isotonic")
+    with pytest.raises(CustscoreError, match="churn_calibration isotonic.*sigmoid-latest"):
+        train_scorer(PandasEngine(tx), config)
+
+
+def test_train_cli_records_churn_options(cdnow_sample_csv, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30", "--horizon-days",
+                   "90", "--time-unit", "W", "--churn-calibration", "none", "--churn-windows", "stacked",
+                   "--tracking-uri", uri, "--experiment", "churn-options")
+    assert proc.returncode == 0, proc.stderr
+    client = mlflow.tracking.MlflowClient(uri)
+    run, = client.search_runs([client.get_experiment_by_name("churn-options").experiment_id])
+    assert run.data.params["churn_calibration"] == "none" and run.data.params["churn_windows"] == "stacked"
+    bad = run_cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30", "--horizon-days",
+                  "90", "--churn-windows", "many", "--tracking-uri", uri)
+    assert bad.returncode == 2 and "--churn-windows" in bad.stderr
