@@ -11,7 +11,7 @@ from custscore.features.months import calendar_month_counts, last_complete_month
 from custscore.training.scorer import SCORE_COLUMNS
 from custscore.training.segments import (SEGMENT_COLUMNS, SegmentConfig, SegmentThresholds, activity_tiers,
                                          apply_overrides, assign_segments, fit_thresholds, lifecycle_stage,
-                                         partial_churn)
+                                         partial_churn, required_columns, segment_arrays)
 
 CONFIG = SegmentConfig()
 THRESHOLDS = SegmentThresholds(current_spend_high=100.0, clv_high=50.0, clv_key=200.0, clv_potential=50.0)
@@ -258,3 +258,17 @@ def test_cdnow_scores_carry_segments_with_fitted_shares(trained):
     assert (scores["pyramid_tier"] == "potential").sum() / n == pytest.approx(0.15, abs=0.005)
     # CDNOW customers first bought in Jan-Mar 1997: at 1997-09-30 nobody has a year of tenure.
     assert "stability" not in set(scores["lifecycle_stage"])
+
+
+def test_segment_arrays_takes_plain_arrays_like_a_frame() -> None:
+    """The arrays entry point (used by the HTTP fast path) applies the same rules as the frame one."""
+    rng = np.random.default_rng(5)
+    config = SegmentConfig()
+    columns = {c: rng.integers(0, 14, 40) if c.startswith("n_purchases") or c.startswith("purchases")
+               else rng.uniform(0, 100, 40) for c in required_columns(config) if c not in ("discount_share", "arrears")}
+    thresholds = SegmentThresholds(current_spend_high=50.0, clv_high=40.0, clv_key=90.0, clv_potential=60.0)
+    arrays = segment_arrays(columns, config, thresholds)
+    frame = assign_segments(pd.DataFrame(columns), config, thresholds)
+    assert list(arrays) == list(frame.columns)
+    for name, values in arrays.items():
+        assert list(values) == frame[name].tolist(), name

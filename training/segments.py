@@ -271,9 +271,18 @@ def activity_tiers(last_month: np.ndarray, month_before: np.ndarray,
     tier = activity_tier(last_month, config)
     tier = np.where((last_month == 0) & (month_before > 0), "D", tier)
     previous = activity_tier(month_before, config)
-    rank = np.vectorize(_TIER_RANK.__getitem__, otypes=[int])
-    dropped = (previous != "none") & (rank(tier) < rank(previous)) if len(tier) else np.zeros(0, dtype=bool)
+    dropped = (previous != "none") & (_tier_rank(tier) < _tier_rank(previous))
     return tier, previous, dropped
+
+
+def _tier_rank(tiers: np.ndarray) -> np.ndarray:
+    """Rank of each activity tier (:data:`_TIER_RANK`), vectorised."""
+    return np.select([tiers == name for name in _TIER_RANK], list(_TIER_RANK.values()), -1)
+
+
+def _numbers(columns: Mapping[str, Any], name: str) -> np.ndarray:
+    """Column ``name`` of a frame or a mapping of arrays, as floats."""
+    return np.asarray(columns[name], dtype=float)
 
 
 def lifecycle_stage(tenure_days: np.ndarray, trend: np.ndarray, days_since_last_purchase: np.ndarray,
@@ -306,7 +315,7 @@ def lifecycle_stage(tenure_days: np.ndarray, trend: np.ndarray, days_since_last_
         "stability")
 
 
-def partial_churn(frame: pd.DataFrame, config: SegmentConfig) -> np.ndarray:
+def partial_churn(frame: Mapping[str, Any], config: SegmentConfig) -> np.ndarray:
     """True when purchases or spend in the recent window fell by more than ``partial_churn_drop``.
 
     Recent window R = ``partial_churn_recent_days``, baseline = the rest of the window B =
@@ -317,13 +326,13 @@ def partial_churn(frame: pd.DataFrame, config: SegmentConfig) -> np.ndarray:
     the recent window) and with a baseline (``expected > 0``) can be flagged.
     """
     recent, baseline = config.partial_churn_recent_days, config.partial_churn_baseline_days
-    tenure = frame["tenure_days"].to_numpy(dtype=float)
+    tenure = _numbers(frame, "tenure_days")
     baseline_days = np.clip(np.minimum(baseline, tenure + 1.0) - recent, 0.0, baseline - recent)
-    active = frame[f"n_purchases_{recent}d"].to_numpy(dtype=float) > 0
-    flagged = np.zeros(len(frame), dtype=bool)
+    active = _numbers(frame, f"n_purchases_{recent}d") > 0
+    flagged = np.zeros(len(tenure), dtype=bool)
     for what in ("n_purchases", "spend"):
-        now = frame[f"{what}_{recent}d"].to_numpy(dtype=float)
-        before = frame[f"{what}_{baseline}d"].to_numpy(dtype=float) - now
+        now = _numbers(frame, f"{what}_{recent}d")
+        before = _numbers(frame, f"{what}_{baseline}d") - now
         with np.errstate(divide="ignore", invalid="ignore"):
             expected = np.where(baseline_days > 0, before * recent / baseline_days, 0.0)
             drop = np.where(expected > 0, 1.0 - now / expected, 0.0)
@@ -331,7 +340,8 @@ def partial_churn(frame: pd.DataFrame, config: SegmentConfig) -> np.ndarray:
     return active & flagged
 
 
-def class_i_cause(frame: pd.DataFrame, is_i: np.ndarray, stage: np.ndarray, config: SegmentConfig) -> np.ndarray:
+def class_i_cause(frame: Mapping[str, Any], is_i: np.ndarray, stage: np.ndarray,
+                  config: SegmentConfig) -> np.ndarray:
     """The cause of each class-I row ("" for other classes), first of :data:`CLASS_I_CAUSES` that applies.
 
     poor credit: ``arrears`` > ``poor_credit_arrears``; price-sensitive: ``discount_share``
@@ -343,13 +353,12 @@ def class_i_cause(frame: pd.DataFrame, is_i: np.ndarray, stage: np.ndarray, conf
     >>> class_i_cause(f, np.array([True, True, True, False]), np.array(["decline"] * 4), SegmentConfig()).tolist()
     ['poor credit', 'price-sensitive', 'decline', '']
     """
-    never = np.zeros(len(frame), dtype=bool)
-    poor_credit = (frame[ARREARS].to_numpy(dtype=float) > config.poor_credit_arrears
-                   if ARREARS in frame.columns else never)
-    price_sensitive = (frame[DISCOUNT_SHARE].to_numpy(dtype=float) > config.price_sensitive_share
-                       if DISCOUNT_SHARE in frame.columns else never)
+    never = np.zeros(len(is_i), dtype=bool)
+    poor_credit = _numbers(frame, ARREARS) > config.poor_credit_arrears if ARREARS in frame else never
+    price_sensitive = (_numbers(frame, DISCOUNT_SHARE) > config.price_sensitive_share
+                       if DISCOUNT_SHARE in frame else never)
     applies = [poor_credit, price_sensitive, stage == "decline",
-               frame["tenure_days"].to_numpy(dtype=float) < config.stability_days]
+               _numbers(frame, "tenure_days") < config.stability_days]
     return np.select([~is_i, *applies], ["", *CLASS_I_CAUSES], "unknown")
 
 
@@ -358,44 +367,63 @@ def assign_segments(frame: pd.DataFrame, config: SegmentConfig, thresholds: Segm
 
     ``frame`` holds the :func:`required_columns` (a score table joined with the
     calendar-month counts; ``discount_share`` and ``arrears`` optional). Row-wise: no
-    statistic of the batch is used. A class-I customer with a cause gets the cause's
-    retention policy (:data:`CLASS_I_CAUSES`).
+    statistic of the batch is used. See :func:`segment_arrays`.
     """
     _require(frame, [c for c in required_columns(config) if c not in DISCOUNT_CREDIT_COLUMNS])
-    spend = frame[config.spend_column].to_numpy(dtype=float)
-    clv = frame["clv"].to_numpy(dtype=float)
-    churn = frame["churn_probability"].to_numpy(dtype=float)
-    tenure = frame["tenure_days"].to_numpy(dtype=float)
+    return pd.DataFrame(segment_arrays(frame, config, thresholds))[list(SEGMENT_COLUMNS)]
+
+
+def segment_arrays(columns: Mapping[str, Any], config: SegmentConfig,
+                   thresholds: SegmentThresholds) -> dict[str, np.ndarray]:
+    """:func:`assign_segments` on a mapping of column name -> array (or a frame): one array per segment column.
+
+    The arrays version, for callers that score a handful of customers and build their own
+    output (a frame costs more than the rules for a few rows). A class-I customer with a
+    cause gets the cause's retention policy (:data:`CLASS_I_CAUSES`).
+    """
+    spend = _numbers(columns, config.spend_column)
+    clv = _numbers(columns, "clv")
+    churn = _numbers(columns, "churn_probability")
+    tenure = _numbers(columns, "tenure_days")
 
     high_current = spend > thresholds.current_spend_high
     high_potential = clv > thresholds.clv_high
-    value_class = np.select([high_current & high_potential, high_current, high_potential], ["IV", "III", "II"], "I")
-    policy = pd.DataFrame.from_dict(VALUE_CLASSES, orient="index", columns=["name", "resources", "retention"])
-    chosen = policy.loc[value_class]
+    class_index = np.select([high_current & high_potential, high_current, high_potential], [3, 2, 1], 0)
+    classes = ["I", "II", "III", "IV"]  # indexed by class_index
+    value_class = np.array(classes)[class_index]
+    names, resources, retention_by_class = (np.array([VALUE_CLASSES[c][k] for c in classes], dtype=object)
+                                            for k in range(3))
 
-    stage = lifecycle_stage(tenure, frame[config.trend_column].to_numpy(dtype=float),
-                            frame["days_since_last_purchase"].to_numpy(dtype=float), config)
-    is_i = value_class == "I"
-    cause = class_i_cause(frame, is_i, stage, config)
-    retention = np.where(np.isin(cause, list(CLASS_I_CAUSES)),
-                         pd.Series(cause).map(CLASS_I_CAUSES).fillna("").to_numpy(dtype=object),
-                         chosen["retention"].to_numpy())
+    stage = lifecycle_stage(tenure, _numbers(columns, config.trend_column),
+                            _numbers(columns, "days_since_last_purchase"), config)
+    cause = class_i_cause(columns, class_index == 0, stage, config)
+    retention = np.select([cause == name for name in CLASS_I_CAUSES],
+                          [np.array(policy, dtype=object) for policy in CLASS_I_CAUSES.values()],
+                          retention_by_class[class_index])
 
-    tier, previous, dropped = activity_tiers(frame[MONTH_COLUMNS[0]].to_numpy(),
-                                             frame[MONTH_COLUMNS[1]].to_numpy(), config)
+    tier, previous, dropped = activity_tiers(np.asarray(columns[MONTH_COLUMNS[0]]),
+                                             np.asarray(columns[MONTH_COLUMNS[1]]), config)
     at_risk = high_potential & (churn >= config.alert_churn_probability)
-    drop_text = np.char.add(np.char.add("tier ", previous.astype(str)), np.char.add("->", tier.astype(str)))
-    risk_text = np.char.add(np.char.add("churn risk ", np.char.mod("%.2f", churn)), " with high future value")
-    reason = np.where(dropped & at_risk, np.char.add(np.char.add(drop_text, "; "), risk_text),
-                      np.where(dropped, drop_text, np.where(at_risk, risk_text, "")))
+    reason = np.full(len(spend), "", dtype=object)
+    alerted = np.flatnonzero(dropped | at_risk)  # only these rows get a text
+    if len(alerted):
+        drop, risk = dropped[alerted], at_risk[alerted]
+        drop_text = np.char.add(np.char.add("tier ", previous[alerted].astype(str)),
+                                np.char.add("->", tier[alerted].astype(str)))
+        risk_text = np.char.add(np.char.add("churn risk ", np.char.mod("%.2f", churn[alerted])),
+                                " with high future value")
+        reason[alerted] = np.where(drop & risk, np.char.add(np.char.add(drop_text, "; "), risk_text),
+                                   np.where(drop, drop_text, risk_text))
+    if not len(reason):
+        reason = reason.astype(str)  # an empty text column, as for the other text columns
 
     pyramid = np.select([clv > thresholds.clv_key, clv > thresholds.clv_potential], ["key", "potential"], "regular")
-    return pd.DataFrame({
+    return {
         "current_value": spend * config.margin_rate,
         "future_value": clv * config.margin_rate,
         "value_class": value_class,
-        "value_class_name": chosen["name"].to_numpy(),
-        "resource_policy": chosen["resources"].to_numpy(),
+        "value_class_name": names[class_index],
+        "resource_policy": resources[class_index],
         "retention_policy": retention,
         "class_i_cause": cause,
         "pyramid_tier": pyramid,
@@ -404,8 +432,8 @@ def assign_segments(frame: pd.DataFrame, config: SegmentConfig, thresholds: Segm
         "alert": dropped | at_risk,
         "alert_reason": reason,
         "lifecycle_stage": stage,
-        "partial_churn": partial_churn(frame, config),
-    })[list(SEGMENT_COLUMNS)]
+        "partial_churn": partial_churn(columns, config),
+    }
 
 
 def segment_settings(config: SegmentConfig, thresholds: SegmentThresholds) -> dict[str, dict[str, Any]]:
