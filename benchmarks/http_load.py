@@ -6,7 +6,8 @@ already on loopback), then:
 1. sends ``--requests`` single-customer ``POST /score`` requests (CDNOW customers in
    turn) from ``--concurrency`` client threads with keep-alive connections, checks every
    answer (status 200, one score row for the customer asked) and prints errors, p50,
-   p90, p99 and max latency in ms and the throughput;
+   p90, p99 and max latency in ms, the throughput and (for a server it started, on
+   Linux) the server's CPU time per request;
 2. sends ``--batch-repeats`` requests of ``--batch-customers`` customers each and prints
    their latencies in ms.
 
@@ -69,28 +70,38 @@ def customer_bodies(as_of: str) -> list[tuple[str, bytes]]:
     return bodies
 
 
-def scorer_cpu_ms(model_uri: str, tracking_uri: str | None, as_of: str, sizes=(1, 8, 1000)) -> dict[int, float]:
-    """CPU ms of one in-process ``CustomerScorer.score`` call per customer count (no HTTP).
+def scorer_cpu_ms(model_uri: str, tracking_uri: str | None, as_of: str,
+                  bodies: list[tuple[str, bytes]], sizes=(1, 8, 256, 1000)) -> dict[str, dict[int, float]]:
+    """CPU ms of one in-process scoring call per customer count (no HTTP), for both paths.
 
-    Process time, not wall time, so other load on the machine inflates it less.
+    ``pandas``: ``CustomerScorer.score`` on the customers' normalised transactions;
+    ``fast``: the HTTP fast path (validated request -> JSON rows,
+    :mod:`custscore.serving.fast_path`). Process time, not wall time, so other load on
+    the machine inflates it less.
     """
-    from custscore.features.cdnow import load_cdnow_sample
-    from custscore.features.io import normalise_transactions
+    from custscore.config import ScoreConfig, ServeConfig
     from custscore.serving.batch import load_scorer_from_uri
+    from custscore.serving.fast_path import score_requests
+    from custscore.serving.http_schemas import score_request_model
+    from custscore.serving.score_json import columns_rows_json
     from custscore.training.tracking import use_tracking
 
     use_tracking(tracking_uri)
     scorer, _ = load_scorer_from_uri(model_uri)
-    tx = normalise_transactions(load_cdnow_sample())
-    ids = tx["customer_id"].drop_duplicates()
-    out = {}
+    request_model = score_request_model(ServeConfig())
+    config = ScoreConfig(as_of=as_of)
+    out: dict[str, dict[int, float]] = {"pandas": {}, "fast": {}}
     for k in sizes:
-        part = tx[tx["customer_id"].isin(ids.head(k))]
-        scorer.score(part, as_of=as_of)
-        start = time.process_time()
-        for _ in range(10):
-            scorer.score(part, as_of=as_of)
-        out[k] = (time.process_time() - start) / 10 * 1000.0
+        request = request_model.model_validate_json(batch_body(bodies, k, as_of))
+        tx = request.transactions_frame()
+        calls = {"pandas": lambda: scorer.score(tx, as_of=as_of),
+                 "fast": lambda: columns_rows_json(*score_requests(scorer, [request], config))}
+        for path, call in calls.items():
+            call()
+            start = time.process_time()
+            for _ in range(10):
+                call()
+            out[path][k] = (time.process_time() - start) / 10 * 1000.0
     return out
 
 
@@ -155,6 +166,15 @@ def run_load(host: str, port: int, bodies: list[tuple[str, bytes]], n_requests: 
             "throughput_rps": n_requests / elapsed, "seconds": elapsed}
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds used so far by process ``pid`` (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_ready(host: str, port: int, timeout_s: float, proc: subprocess.Popen | None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -195,8 +215,10 @@ def main(argv=None) -> int:
             host, port = parts.hostname, parts.port or 80
         else:
             model, tracking = (args.model, args.tracking_uri) if args.model else train_demo_model(Path(tmp))
-            cpu = scorer_cpu_ms(model, tracking, args.as_of)
-            print("scorer CPU per call, in process: " + ", ".join(f"{k} customers {ms:.1f} ms" for k, ms in cpu.items()))
+            cpu = scorer_cpu_ms(model, tracking, args.as_of, customer_bodies(args.as_of))
+            for path, per_size in cpu.items():
+                print(f"scorer CPU per call, in process, {path} path: "
+                      + ", ".join(f"{k} customers {ms:.1f} ms" for k, ms in per_size.items()))
             host, port = "127.0.0.1", free_port()
             cmd = [sys.executable, "-m", "custscore.cli", "serve", "--model", model, "--host", host,
                    "--port", str(port)] + (["--tracking-uri", tracking] if tracking else [])
@@ -211,11 +233,17 @@ def main(argv=None) -> int:
             if warm["errors"]:
                 print("warm-up failed:", *warm["first_errors"], sep="\n  ")
                 return 1
+            cpu_before = process_cpu_seconds(proc.pid) if proc is not None else None
             result = run_load(host, port, bodies, args.requests, args.concurrency, args.timeout)
+            cpu_after = process_cpu_seconds(proc.pid) if proc is not None else None
             print(f"single-customer: {result['requests']} requests, concurrency {args.concurrency}, "
                   f"errors {result['errors']}, p50 {result['p50_ms']:.1f} ms, p90 {result['p90_ms']:.1f} ms, "
                   f"p99 {result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms, "
                   f"{result['throughput_rps']:.0f} requests/s")
+            if cpu_before is not None and cpu_after is not None:
+                per_request_ms = (cpu_after - cpu_before) / args.requests * 1000
+                print(f"server CPU per single-customer request: {per_request_ms:.2f} ms (user + system time of "
+                      f"the server process; other load on the machine inflates it less than latency)")
             for line in result["first_errors"]:
                 print("  ", line)
             body = batch_body(bodies, args.batch_customers, args.as_of)

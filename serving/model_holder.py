@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -16,6 +17,7 @@ from typing import Any, Callable, Optional
 import custscore
 from custscore.errors import CustscoreError
 from custscore.serving.batch import load_scorer_from_uri
+from custscore.serving.fast_path import fast_path_blocker
 from custscore.training.scorer import CustomerScorer
 
 _REGISTRY_LABEL = re.compile(r"^(?P<name>[^/]+)/(?P<version>\d+)$")
@@ -30,11 +32,17 @@ class LoadedModel:
     model_uri: str
     loaded_at: str
 
+    @functools.cached_property
+    def fast_path_blocker(self) -> Optional[str]:
+        """Why this model's small requests take the pandas path, or None (they take the fast path)."""
+        return fast_path_blocker(self.scorer)
+
     def describe(self) -> dict[str, Any]:
         """What ``GET /version`` shows: registry name and version, run id, fitted parameters.
 
         ``training_cutoff`` is the last calibration day; ``horizon_days`` the default
-        horizon in days; ``discount_rate`` yearly; BG/NBD ``alpha`` is in ``time_unit``.
+        horizon in days; ``discount_rate`` yearly; BG/NBD ``alpha`` is in ``time_unit``;
+        ``fast_path`` is ``on`` or why small requests take the pandas path.
         """
         scorer = self.scorer
         match = _REGISTRY_LABEL.match(self.label) if self.model_uri.startswith("models:/") else None
@@ -53,6 +61,7 @@ class LoadedModel:
                 "gamma_gamma": {k: float(v) for k, v in scorer.gamma_gamma.params_.items()},
             },
             "loaded_at": self.loaded_at,
+            "fast_path": self.fast_path_blocker or "on",
             "custscore_version": custscore.__version__,
         }
 

@@ -6,6 +6,7 @@ call) with the same registered model; the HTTP request carries only the customer
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ from custscore.errors import CustscoreError
 from custscore.features.io import read_transactions
 from custscore.serving.batch import score_transactions
 from custscore.serving.http import create_app
+from custscore.serving.http_schemas import score_request_model
 from custscore.serving.microbatch import MicroBatcher
 from custscore.serving.model_holder import LoadedModel, load_model
 from custscore.training.tracking import use_tracking
@@ -99,6 +101,17 @@ def test_one_request_equals_batch_scores(client, log, batch_scores):
     _assert_rows_equal(many.json()["scores"], batch_scores.loc[ids])
 
 
+def test_pandas_path_for_large_requests_gives_the_same_rows(model, log, batch_scores):
+    """Over the fast-path limits (here 2 customers) a request takes the pandas path: same rows."""
+    ids = _pick_customers(log)
+    config = ServeConfig(fast_path_max_customers=2)
+    with TestClient(create_app(URI, config, model=model)) as c:
+        small = c.post("/score", json={"as_of": AS_OF, "customers": [_customer(log, i) for i in ids[:2]]})
+        large = c.post("/score", json={"as_of": AS_OF, "customers": [_customer(log, i) for i in ids]})
+    _assert_rows_equal(small.json()["scores"], batch_scores.loc[ids[:2]])
+    _assert_rows_equal(large.json()["scores"], batch_scores.loc[ids])
+
+
 def test_horizon_days_and_datetimes_with_offsets(client, log, model):
     customer = _customer(log, "00004")
     for tx in customer["transactions"]:  # 23:30 at UTC-2 is 01:30 UTC the next day
@@ -111,24 +124,55 @@ def test_horizon_days_and_datetimes_with_offsets(client, log, model):
     assert response.json()["scores"][0]["horizon_days"] == 30
 
 
-def test_concurrent_requests_are_scored_as_if_alone(model, log, batch_scores):
+@pytest.mark.parametrize("fast_max_customers", [0, 100], ids=["pandas-path", "fast-path"])
+def test_concurrent_requests_are_scored_as_if_alone(model, log, batch_scores, fast_max_customers):
     """Requests combined in one scorer call, even with the same customer id, get their own rows."""
     ids = _pick_customers(log)
-    tx = log[log["customer_id"].isin(ids) & (log["ts"] <= pd.Timestamp(AS_OF))]
-    as_other = [tx[tx["customer_id"] == c].assign(customer_id="same-id") for c in ids]
+    request_model = score_request_model(ServeConfig())
+    requests = [request_model.model_validate({"as_of": AS_OF,
+                                              "customers": [{**_customer(log, c), "customer_id": "same-id"}]})
+                for c in ids]
     config = ScoreConfig(as_of=AS_OF)
 
-    async def run() -> list[pd.DataFrame]:
-        batcher = MicroBatcher(max_customers=100)
+    async def run() -> list[str]:
+        batcher = MicroBatcher(max_customers=100, fast_max_customers=fast_max_customers, fast_max_transactions=10_000)
         try:
-            return await asyncio.gather(*[batcher.score(model, frame, 1, config) for frame in as_other])
+            return await asyncio.gather(*[batcher.score(model, request, config) for request in requests])
         finally:
             batcher.close()
 
-    for customer_id, scores in zip(ids, asyncio.run(run())):
-        assert scores["customer_id"].tolist() == ["same-id"]
+    for customer_id, rows in zip(ids, asyncio.run(run())):
         expected = batch_scores.loc[[customer_id]].rename(index={customer_id: "same-id"})
-        _assert_rows_equal(json.loads(scores.to_json(orient="records", double_precision=15)), expected)
+        _assert_rows_equal(json.loads(rows), expected)
+
+
+def test_microbatch_wait_ends_when_the_requests_arrive(model, log):
+    """With a long wait, a lone request and a client sending one request after another never wait it out."""
+    request_model = score_request_model(ServeConfig())
+    request = request_model.model_validate({"as_of": AS_OF, "customers": [_customer(log, "00004")]})
+    config = ScoreConfig(as_of=AS_OF)
+
+    async def run() -> list[float]:
+        batcher = MicroBatcher(max_customers=100, fast_max_customers=100, fast_max_transactions=10_000,
+                               max_wait_ms=1000)
+        seconds = []
+        try:
+            for _ in range(3):
+                start = time.perf_counter()
+                await batcher.score(model, request, config)
+                seconds.append(time.perf_counter() - start)
+        finally:
+            batcher.close()
+        return seconds
+
+    assert max(asyncio.run(run())) < 0.5
+
+
+@pytest.mark.parametrize("field, value", [("microbatch_wait_ms", -1), ("microbatch_wait_ms", 5000),
+                                          ("fast_path_max_customers", -1), ("fast_path_max_transactions", 2.5)])
+def test_serve_config_refuses_bad_batching_settings(field, value):
+    with pytest.raises(CustscoreError, match=field):
+        ServeConfig(**{field: value})
 
 
 def test_health_and_version(client, trained, model):
@@ -140,6 +184,7 @@ def test_health_and_version(client, trained, model):
     assert info["run_id"] == logged.run_id
     assert info["training_cutoff"] == "1997-09-30"
     assert info["time_unit"] == "W" and info["horizon_days"] == 90
+    assert info["fast_path"] == "on"
     assert info["fitted_params"]["bgnbd"]["r"] == pytest.approx(0.243, rel=0.01)  # Fader, Hardie & Lee 2005
     assert info["fitted_params"]["gamma_gamma"]["p"] == pytest.approx(6.25, rel=0.03)
 
@@ -211,14 +256,19 @@ def test_request_limits(model):
         assert c.post("/score", json=_body()).status_code == 200
 
 
-class _BrokenScorer:
-    def score(self, *args, **kwargs):
+class _BrokenModel:
+    """A fitted model whose every method fails with a detail that must not reach the client."""
+
+    def __getattr__(self, name):
         raise RuntimeError("secret internal detail")
 
 
-def test_internal_error_is_500_without_trace(model, caplog):
-    broken = LoadedModel(scorer=_BrokenScorer(), label="broken/1", model_uri=URI, loaded_at="now")
-    with TestClient(create_app(URI, ServeConfig(), model=broken), raise_server_exceptions=False) as c:
+@pytest.mark.parametrize("fast_max_customers", [0, 100], ids=["pandas-path", "fast-path"])
+def test_internal_error_is_500_without_trace(model, caplog, fast_max_customers):
+    broken = LoadedModel(scorer=dataclasses.replace(model.scorer, bgnbd=_BrokenModel()), label="broken/1",
+                         model_uri=URI, loaded_at="now")
+    config = ServeConfig(fast_path_max_customers=fast_max_customers)
+    with TestClient(create_app(URI, config, model=broken), raise_server_exceptions=False) as c:
         with caplog.at_level(logging.ERROR, logger="custscore.http"):
             response = c.post("/score", json=_body())
     assert response.status_code == 500
