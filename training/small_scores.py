@@ -68,6 +68,20 @@ def churn_inputs(features: Mapping[str, np.ndarray], bgnbd, horizon_days: int, t
 
     ``features`` holds the :func:`customer_features` columns (durations in ``time_unit``).
     """
+    return pd.DataFrame(_churn_matrix(churn_input_arrays(features, bgnbd, horizon_days, time_unit)),
+                        columns=list(CHURN_FEATURES))
+
+
+def _churn_matrix(values: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The :data:`CHURN_FEATURES` arrays as columns of one matrix, shape (n_customers, n_features)."""
+    if not len(values["frequency"]):
+        return np.zeros((0, len(CHURN_FEATURES)))
+    return np.column_stack([values[c] for c in CHURN_FEATURES])
+
+
+def churn_input_arrays(features: Mapping[str, np.ndarray], bgnbd, horizon_days: int,
+                       time_unit: str) -> dict[str, np.ndarray]:
+    """:func:`churn_inputs` as one array per :data:`CHURN_FEATURES` column (no frame)."""
     recency_col, t_col = duration_columns(time_unit)
     days = DAYS_PER_UNIT[time_unit]
     x, t_x, T = features["frequency"], features[recency_col], features[t_col]
@@ -92,8 +106,7 @@ def churn_inputs(features: Mapping[str, np.ndarray], bgnbd, horizon_days: int, t
         "days_since_last_over_ipt": since_last / np.maximum(ipt_filled, 1.0),
         "horizon_over_ipt": horizon_days / np.maximum(ipt_filled, 1.0),
     }
-    matrix = np.column_stack([values[c] for c in CHURN_FEATURES]) if len(x) else np.zeros((0, len(CHURN_FEATURES)))
-    return pd.DataFrame(matrix, columns=list(CHURN_FEATURES))
+    return values
 
 
 def score_small(scorer: CustomerScorer, customer_ids: Any, features: Mapping[str, np.ndarray], as_of: Any,
@@ -123,7 +136,11 @@ def score_small_columns(scorer: CustomerScorer, customer_ids: Any, features: Map
     if reason is not None:
         raise CustscoreError(f"fast path cannot score with this model: {reason}")
     time_unit = scorer.time_unit
-    X = churn_inputs(features, scorer.bgnbd, horizon, time_unit)
+    inputs = churn_input_arrays(features, scorer.bgnbd, horizon, time_unit)
+    # The classifier takes a plain matrix when it was fitted on exactly these columns.
+    matrix = _churn_matrix(inputs)
+    fitted_on = getattr(scorer.churn, "features_", None)
+    X = matrix if fitted_on == list(CHURN_FEATURES) else pd.DataFrame(matrix, columns=list(CHURN_FEATURES))
     recency_col, t_col = duration_columns(time_unit)
     x, t_x, T = features["frequency"], features[recency_col], features[t_col]
     spend = scorer.expected_avg_spend(x, features["monetary_value"])
@@ -136,7 +153,7 @@ def score_small_columns(scorer: CustomerScorer, customer_ids: Any, features: Map
     scores: dict[str, Any] = {
         "customer_id": np.asarray(customer_ids, dtype=object), "frequency": x, "recency": t_x, "T": T,
         **{c: features[c] for c in _SCORES_FROM_FEATURES},
-        **{c: X[source].to_numpy() for c, source in _SCORES_FROM_CHURN_INPUTS.items()},
+        **{c: inputs[source] for c, source in _SCORES_FROM_CHURN_INPUTS.items()},
         "churn_probability": scorer.churn.predict_proba(X), "expected_avg_spend": spend, "clv": clv,
         **{c: np.full(n, value, dtype=object if isinstance(value, str) else type(value))
            for c, value in constant.items()},
