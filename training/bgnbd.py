@@ -29,8 +29,8 @@ from custscore.training.fitting import (
     inverse_or_none,
     sorted_codes,
     total_weight,
-    whole_number_codes,
     unique_inverse,
+    unique_inverse_of_codes,
     unique_rows,
 )
 
@@ -43,6 +43,8 @@ _DEDUPE_FROM = 10_000
 #: it the merge (a sort) costs more than it saves: a large fit evaluates the full data only
 #: about ten times (see :func:`custscore.training.fitting.fit_log_params`).
 _MERGE_ROWS_UP_TO = 200_000
+#: Rows per block in per-customer loops: the temporaries of one block stay in the CPU cache.
+_BLOCK_ROWS = 1 << 15
 
 
 def bgnbd_log_likelihood(
@@ -86,8 +88,6 @@ class BetaGeoLikelihood:
     evaluation is remembered, so the gradient and Hessian at one point cost one pass.
     """
 
-    #: Rows per block: the temporaries of one block stay in the CPU cache.
-    BLOCK_ROWS = 1 << 15
 
     def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> None:
         x, t_x, T, w = (np.asarray(v, dtype=float) for v in (x, t_x, T, weights))
@@ -126,8 +126,8 @@ class BetaGeoLikelihood:
         names2 = ("diff_diff", "diff_alpha", "ww4_inv_diff", "u_diff", "alpha_alpha", "ww4_rx_inv2", "u_alpha", "u")
         total = dict.fromkeys(names1 + (names2 if order > 1 else ()), 0.0)
         by_x = {k: np.zeros(n_x) for k in (("ww4", "u_diff", "u_alpha", "u") if order > 1 else ("ww4",))}
-        for start in range(0, len(self._x), self.BLOCK_ROWS):
-            rows = slice(start, start + self.BLOCK_ROWS)
+        for start in range(0, len(self._x), _BLOCK_ROWS):
+            rows = slice(start, start + _BLOCK_ROWS)
             Tc, tc, xc, w = self._T_codes[rows], self._t_codes[rows], self._x_codes[rows], self._w[rows]
             diff = log_T[Tc] - log_t[tc]  # >= 0
             inv_diff = inv_T[Tc] - inv_t[tc]  # <= 0
@@ -304,13 +304,16 @@ class BetaGeoModel:
         """
         alpha = self._params()[1]
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        return self._p_alive_from_logs(x, np.log(alpha + t_cal) - np.log(alpha + t_x))
+        return self._p_alive_from_logs(x, sorted_codes(x), np.log(alpha + t_cal) - np.log(alpha + t_x))
 
-    def _p_alive_from_logs(self, x: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
-        """P(alive) from ``x`` and ``ln((alpha+T)/(alpha+t_x))``: ``1 / (1 + exp(z))``, 1 where x = 0."""
+    def _p_alive_from_logs(self, x: np.ndarray, x_coded: tuple[np.ndarray, np.ndarray],
+                           log_ratio: np.ndarray) -> np.ndarray:
+        """P(alive) from ``x`` (with its :func:`sorted_codes`) and ``ln((alpha+T)/(alpha+t_x))``.
+
+        ``1 / (1 + exp(z))`` with ``z = ln(a/(b+x-1)) + (r+x) ln((alpha+T)/(alpha+t_x))``; 1 where x = 0.
+        """
         r, _, a, b = self._params()
-        codes = whole_number_codes(x, max_value=10**7)  # x is whole: ln(b+x-1) once per distinct x
-        x_codes, xs = codes if codes is not None else (np.arange(len(x)), x)
+        x_codes, xs = x_coded  # ln(b+x-1) once per distinct x
         with np.errstate(divide="ignore", invalid="ignore"):
             # ln(a/(b+x-1)), and -inf for x = 0, where the odds of being dead are 0.
             c_by_x = np.where(xs > 0, np.log(a) - np.log(b + xs - 1.0), -np.inf)
@@ -360,18 +363,24 @@ class BetaGeoModel:
         factors = np.atleast_1d(np.asarray(discount_factors, dtype=float))
         if ends.shape != factors.shape or np.any(np.diff(ends) <= 0) or np.any(ends < 0):
             raise CustscoreError("step_ends: must increase, be >= 0 and match discount_factors")
-        (ux, uT), inverse = unique_inverse([x, t_cal])
+        x_coded, T_coded, t_coded = sorted_codes(x), sorted_codes(t_cal), sorted_codes(t_x)
+        (ux, uT), inverse = unique_inverse_of_codes([x_coded, T_coded])
         total, previous = np.zeros(len(ux)), np.zeros(len(ux))
         for end, factor in zip(ends, factors):
             cumulative = self._conditional_bracket(np.asarray(end), ux, uT)
             total += (cumulative - previous) * factor
             previous = cumulative
-        # P(alive) with ln(alpha + T) and ln(alpha + t_x) taken once per distinct value.
+        # P(alive) with ln(alpha + T) and ln(alpha + t_x) taken once per distinct value, per
+        # block of customers (small temporaries stay in the CPU cache).
         alpha = self._params()[1]
-        T_codes, T_values = sorted_codes(t_cal)
-        t_codes, t_values = sorted_codes(t_x)
-        log_ratio = np.log(alpha + T_values)[T_codes] - np.log(alpha + t_values)[t_codes]
-        return total[inverse] * self._p_alive_from_logs(x, log_ratio)
+        log_T, log_t = np.log(alpha + T_coded[1]), np.log(alpha + t_coded[1])
+        out = np.empty(len(x))
+        for start in range(0, len(x), _BLOCK_ROWS):
+            rows = slice(start, start + _BLOCK_ROWS)
+            log_ratio = log_T[T_coded[0][rows]] - log_t[t_coded[0][rows]]
+            out[rows] = total[inverse[rows]] * self._p_alive_from_logs(
+                x[rows], (x_coded[0][rows], x_coded[1]), log_ratio)
+        return out
 
     def _conditional_bracket(self, t: np.ndarray, x: np.ndarray, t_cal: np.ndarray) -> np.ndarray:
         """``(a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(...)]`` of eq. 10."""

@@ -174,14 +174,18 @@ def unique_inverse(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.
     >>> [c.tolist() for c in cols], inverse.tolist()
     ([[1.0, 2.0], [3.0, 5.0]], [1, 0, 1])
     """
-    ranks, values, radix = [], [], 1
-    for column in columns:
-        codes, uniques = sorted_codes(np.asarray(column, dtype=float))
-        ranks.append(codes)
-        values.append(uniques)
+    return unique_inverse_of_codes([sorted_codes(np.asarray(column, dtype=float)) for column in columns])
+
+
+def unique_inverse_of_codes(coded: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], np.ndarray]:
+    """:func:`unique_inverse` of columns given as ``(codes, sorted distinct values)`` (:func:`sorted_codes`)."""
+    ranks, values = [c for c, _ in coded], [v for _, v in coded]
+    radix = 1
+    for uniques in values:
         radix *= max(len(uniques), 1)
     if radix >= 2**62:  # too many distinct values to combine: fall back to the row sort
-        uniq, inverse = np.unique(np.column_stack(columns), axis=0, return_inverse=True)
+        stacked = np.column_stack([v[c] for c, v in coded])
+        uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
         return [uniq[:, j].copy() for j in range(uniq.shape[1])], inverse.ravel()
     key = np.zeros(len(ranks[0]) if ranks else 0, dtype=np.int64)
     for codes, uniques in zip(ranks, values):
