@@ -111,16 +111,24 @@ def _summary(path: str):
     return (s["frequency"].to_numpy(), s["recency"].to_numpy(), s["T"].to_numpy(), s["monetary_value"].to_numpy())
 
 
+def _timed_fits(summary: str, bgnbd, gamma_gamma):
+    """Fit ``bgnbd`` on all customers and ``gamma_gamma`` on those with positive repeat spend.
+
+    Returns ``(x, t_x, T, m, repeat mask, bgnbd, gamma_gamma, seconds of the two fits)``.
+    """
+    x, t_x, T, m = _summary(summary)
+    start = time.perf_counter()
+    bgnbd.fit(x, t_x, T)
+    repeat = (x > 0) & (m > 0)
+    gamma_gamma.fit(x[repeat], m[repeat])
+    return x, t_x, T, m, repeat, bgnbd, gamma_gamma, time.perf_counter() - start
+
+
 def child_fit_custscore(summary: str, out: str) -> dict:
     from custscore.training.bgnbd import BetaGeoModel
     from custscore.training.gamma_gamma import GammaGammaModel
 
-    x, t_x, T, m = _summary(summary)
-    start = time.perf_counter()
-    bg = BetaGeoModel().fit(x, t_x, T)
-    repeat = (x > 0) & (m > 0)
-    gg = GammaGammaModel().fit(x[repeat], m[repeat])
-    seconds = time.perf_counter() - start
+    x, _, _, _, _, bg, gg, seconds = _timed_fits(summary, BetaGeoModel(), GammaGammaModel())
     result = {"seconds": seconds, "customers": int(len(x)), "bgnbd": bg.params_, "gamma_gamma": gg.params_,
               "bgnbd_ll": bg.log_likelihood_, "gamma_gamma_ll": gg.log_likelihood_}
     Path(out).write_text(json.dumps(result))
@@ -131,12 +139,7 @@ def child_fit_lifetimes(summary: str, out: str) -> dict:
     import numpy as np
     from lifetimes import BetaGeoFitter, GammaGammaFitter
 
-    x, t_x, T, m = _summary(summary)
-    start = time.perf_counter()
-    bgf = BetaGeoFitter().fit(x, t_x, T)
-    repeat = (x > 0) & (m > 0)
-    ggf = GammaGammaFitter().fit(x[repeat], m[repeat])
-    seconds = time.perf_counter() - start
+    x, t_x, T, m, repeat, bgf, ggf, seconds = _timed_fits(summary, BetaGeoFitter(), GammaGammaFitter())
     # lifetimes fits BG/NBD on rescaled durations: evaluate its own likelihood function at its
     # parameters on the original (day) scale, as custscore reports it.
     bg_log_params = np.log(bgf.params_[["r", "alpha", "a", "b"]].to_numpy(dtype=float))

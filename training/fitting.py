@@ -368,6 +368,20 @@ def inverse_or_none(matrix: np.ndarray) -> Optional[np.ndarray]:
     return inv
 
 
+#: What a fit that does not converge suggests to the user.
+_FIT_ADVICE = "try --penalizer 0.001 or more data"
+
+
+def systematic_sample(rows: Sequence[np.ndarray], max_rows: int) -> list[np.ndarray]:
+    """Every k-th row of aligned columns, k the smallest step leaving at most ``max_rows``.
+
+    >>> [c.tolist() for c in systematic_sample([np.arange(5), np.arange(5) * 10], 2)]
+    [[0, 3], [0, 30]]
+    """
+    step = max(1, -(-len(rows[0]) // max_rows))
+    return [column[::step] for column in rows]
+
+
 class Likelihood(Protocol):
     """A weighted log-likelihood over fixed data, in natural parameters.
 
@@ -391,9 +405,10 @@ class Likelihood(Protocol):
 class FitSettings:
     """How :func:`fit_log_params` searches: penalty, starts and the large-data shortcut.
 
-    ``unit_scales`` put each parameter in an internal unit (e.g. alpha divided by the
-    largest T) where all-ones is a sensible start and the penalty does not depend on the
-    caller's unit. From ``subsample_from`` distinct rows, the multi-start search runs on a
+    (The ``scales`` argument of :func:`fit_log_params` puts each parameter in an internal
+    unit, e.g. alpha divided by the largest T, where all-ones is a sensible start and the
+    penalty does not depend on the caller's unit.) From ``subsample_from`` rows, the
+    multi-start search runs on a
     systematic sample of ``subsample_rows`` rows and the full data is only used for
     Newton steps from the sample's optimum (a handful of evaluations instead of hundreds).
     """
@@ -483,10 +498,10 @@ def fit_log_params(likelihood: Likelihood, param_names: Sequence[str], scales: n
     search = _LogObjective(likelihood.subsample(settings.subsample_rows), scales, settings.penalizer) if large else full
     z, _ = minimize_negative_log_likelihood(
         search.value_and_gradient, np.zeros(len(param_names)), param_names, n_starts=settings.n_starts,
-        seed=settings.seed, model_name=model_name, advice="try --penalizer 0.001 or more data")
+        seed=settings.seed, model_name=model_name, advice=_FIT_ADVICE)
     refined = newton_refine(full, z, settings.max_newton_steps)
     if refined is None and large:
         refined, _ = minimize_negative_log_likelihood(
             full.value_and_gradient, z, param_names, n_starts=1, model_name=model_name,
-            advice="try --penalizer 0.001 or more data")
+            advice=_FIT_ADVICE)
     return full.params(z if refined is None else refined)

@@ -29,6 +29,7 @@ from custscore.training.fitting import (
     FitSettings,
     fit_log_params,
     inverse_or_none,
+    systematic_sample,
     total_weight,
 )
 
@@ -93,8 +94,7 @@ class GammaGammaLikelihood:
 
     def subsample(self, max_rows: int) -> "GammaGammaLikelihood":
         """Every k-th row, each keeping its weight."""
-        step = max(1, -(-self.n_rows // max_rows))
-        return GammaGammaLikelihood(*(v[::step] for v in self._rows))
+        return GammaGammaLikelihood(*systematic_sample(self._rows, max_rows))
 
     def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         """``(sum_i w_i LL_i, gradient)`` in natural parameters ``(p, q, v)``."""
