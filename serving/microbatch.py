@@ -11,7 +11,11 @@ Small requests are combined into calls of at most ``fast_max_customers`` custome
 ``max_customers``, into pandas calls (:meth:`CustomerScorer.score`), where customer ids
 of different requests are kept apart by a per-request prefix removed from the output.
 
-The scorer runs in one worker thread, so the event loop keeps reading requests.
+Fast-path calls run on the event loop itself: they take a few milliseconds of CPU that
+holds the interpreter lock either way, and handing them to a thread cost more than the
+call (the loop waited for the lock, up to the 5 ms switch interval, to answer). Pandas
+calls (large requests) run in one worker thread, so the event loop keeps reading requests
+while one runs.
 """
 from __future__ import annotations
 
@@ -76,10 +80,15 @@ def score_together(jobs: list[_Job], limits: _Limits) -> list[str | BaseExceptio
         return [score_together([job], limits)[0] for job in jobs]
 
 
+def takes_fast_path(jobs: list[_Job], limits: _Limits) -> bool:
+    """True when the jobs (same model) are scored together by the numpy fast path."""
+    return jobs[0].model.fast_path_blocker is None and limits.is_small(
+        sum(j.n_customers for j in jobs), sum(j.n_transactions for j in jobs))
+
+
 def _score_combined(jobs: list[_Job], limits: _Limits) -> list[str]:
     model, config = jobs[0].model, jobs[0].config
-    small = limits.is_small(sum(j.n_customers for j in jobs), sum(j.n_transactions for j in jobs))
-    if small and model.fast_path_blocker is None:
+    if takes_fast_path(jobs, limits):
         columns, bounds = score_requests(model.scorer, [job.request for job in jobs], config, model.label)
         return columns_rows_json(columns, bounds)
     if len(jobs) == 1:
@@ -96,7 +105,7 @@ def _score_combined(jobs: list[_Job], limits: _Limits) -> list[str]:
 
 
 class MicroBatcher:
-    """Queue of scoring requests served by one worker thread, in combined calls.
+    """Queue of scoring requests, served in combined calls (fast path on the loop, pandas in a thread).
 
     ``max_customers`` caps the customers of one combined pandas call (1 = never
     combine); calls within ``fast_max_customers`` customers and ``fast_max_transactions``
@@ -177,8 +186,12 @@ class MicroBatcher:
             if not self._pending:
                 return
             jobs = self._take()
+            inline = takes_fast_path(jobs, self.limits)
             try:
-                results = await loop.run_in_executor(self._executor, score_together, jobs, self.limits)
+                if inline:  # a few milliseconds: on the loop (module doc)
+                    results = score_together(jobs, self.limits)
+                else:
+                    results = await loop.run_in_executor(self._executor, score_together, jobs, self.limits)
             except Exception as exc:  # noqa: BLE001 - a bug here must not leave requests waiting
                 results = [exc] * len(jobs)
             for job, result in zip(jobs, results):
@@ -189,3 +202,5 @@ class MicroBatcher:
                 else:
                     job.future.set_result(result)
             served = len(jobs)
+            if inline:
+                await asyncio.sleep(0)  # let the answered requests send their responses

@@ -226,8 +226,16 @@ def whole_number_codes(values: np.ndarray, max_value: int = 10_000_000) -> Optio
     return code_of[ints], np.flatnonzero(present).astype(float)
 
 
+#: Up to this many values, :func:`sorted_codes` sorts (``np.unique``): cheapest for a few rows.
+_SORT_CODES_UP_TO = 1_000
+
+
 def sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(codes, sorted distinct values)`` of a 1-D array: counting for whole numbers, else a hash."""
+    """``(codes, sorted distinct values)`` of a 1-D array: a sort for a few values, counting
+    for many whole numbers, else a hash."""
+    if values.size <= _SORT_CODES_UP_TO:
+        uniques, codes = np.unique(values, return_inverse=True)
+        return codes.reshape(-1), uniques.astype(float, copy=False)
     fast = whole_number_codes(values)
     if fast is not None:
         return fast

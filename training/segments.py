@@ -248,6 +248,21 @@ def _require(frame: pd.DataFrame, columns) -> None:
     check_columns(frame.columns, columns, "segments", unique=False)
 
 
+def first_match(conditions: list, choices: list, default: Any) -> np.ndarray:
+    """``np.select`` for scalar choices: per row, the choice of the first true condition, else ``default``.
+
+    Same values and dtype as ``np.select(conditions, choices, default)`` for 1-D
+    conditions of one length, at a third of its fixed cost (it matters for the few rows
+    of an HTTP request; for millions of rows both are memory-bound).
+
+    >>> first_match([np.array([True, False, False]), np.array([True, True, False])], ["a", "b"], "c").tolist()
+    ['a', 'b', 'c']
+    """
+    n = len(conditions[0])
+    index = np.vstack([*conditions, np.ones(n, dtype=bool)]).argmax(axis=0)
+    return np.array([*choices, default])[index]
+
+
 def activity_tier(purchases_month: np.ndarray, config: SegmentConfig) -> np.ndarray:
     """Tier A/B/C by purchases in one calendar month, ``none`` for 0 (no D: it needs two months).
 
@@ -255,7 +270,7 @@ def activity_tier(purchases_month: np.ndarray, config: SegmentConfig) -> np.ndar
     ['A', 'A', 'B', 'B', 'C', 'C', 'none']
     """
     n = np.asarray(purchases_month)
-    return np.select([n >= config.tier_a_min, n >= config.tier_b_min, n >= 1], ["A", "B", "C"], "none")
+    return first_match([n >= config.tier_a_min, n >= config.tier_b_min, n >= 1], ["A", "B", "C"], "none")
 
 
 def activity_tiers(last_month: np.ndarray, month_before: np.ndarray,
@@ -277,7 +292,7 @@ def activity_tiers(last_month: np.ndarray, month_before: np.ndarray,
 
 def _tier_rank(tiers: np.ndarray) -> np.ndarray:
     """Rank of each activity tier (:data:`_TIER_RANK`), vectorised."""
-    return np.select([tiers == name for name in _TIER_RANK], list(_TIER_RANK.values()), -1)
+    return first_match([tiers == name for name in _TIER_RANK], list(_TIER_RANK.values()), -1)
 
 
 def _numbers(columns: Mapping[str, Any], name: str) -> np.ndarray:
@@ -306,7 +321,7 @@ def lifecycle_stage(tenure_days: np.ndarray, trend: np.ndarray, days_since_last_
     trend = np.asarray(trend, dtype=float)
     idle = np.asarray(days_since_last_purchase, dtype=float)
     young = tenure < config.stability_days
-    return np.select(
+    return first_match(
         [tenure < config.exploration_days,
          (trend <= -config.trend_band) | (idle >= config.lapse_days),
          young & (trend >= config.trend_band),
@@ -359,7 +374,7 @@ def class_i_cause(frame: Mapping[str, Any], is_i: np.ndarray, stage: np.ndarray,
                        if DISCOUNT_SHARE in frame else never)
     applies = [poor_credit, price_sensitive, stage == "decline",
                _numbers(frame, "tenure_days") < config.stability_days]
-    return np.select([~is_i, *applies], ["", *CLASS_I_CAUSES], "unknown")
+    return first_match([~is_i, *applies], ["", *CLASS_I_CAUSES], "unknown")
 
 
 def assign_segments(frame: pd.DataFrame, config: SegmentConfig, thresholds: SegmentThresholds) -> pd.DataFrame:
@@ -388,7 +403,7 @@ def segment_arrays(columns: Mapping[str, Any], config: SegmentConfig,
 
     high_current = spend > thresholds.current_spend_high
     high_potential = clv > thresholds.clv_high
-    class_index = np.select([high_current & high_potential, high_current, high_potential], [3, 2, 1], 0)
+    class_index = first_match([high_current & high_potential, high_current, high_potential], [3, 2, 1], 0)
     classes = ["I", "II", "III", "IV"]  # indexed by class_index
     value_class = np.array(classes)[class_index]
     names, resources, retention_by_class = (np.array([VALUE_CLASSES[c][k] for c in classes], dtype=object)
@@ -417,7 +432,7 @@ def segment_arrays(columns: Mapping[str, Any], config: SegmentConfig,
     if not len(reason):
         reason = reason.astype(str)  # an empty text column, as for the other text columns
 
-    pyramid = np.select([clv > thresholds.clv_key, clv > thresholds.clv_potential], ["key", "potential"], "regular")
+    pyramid = first_match([clv > thresholds.clv_key, clv > thresholds.clv_potential], ["key", "potential"], "regular")
     return {
         "current_value": spend * config.margin_rate,
         "future_value": clv * config.margin_rate,
