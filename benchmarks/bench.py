@@ -9,10 +9,11 @@ steps cannot inflate each other's numbers. Inputs come from ``benchmarks/generat
 
 Steps (the issue's targets):
 
-1. RFM summary of ``--rfm-log`` at ``--as-of``: custscore's DuckDB engine (file ->
-   features) vs ``pd.read_parquet`` + ``lifetimes.utils.summary_data_from_transaction_data``
-   (``freq="D"``); the two summaries are compared. For reference, the bare summary as one
-   DuckDB query (no validation, no bit-identical day sums): a floor for any DuckDB engine.
+1. RFM summary of ``--rfm-log`` at ``--as-of``, file -> summary: custscore's arrow engine
+   (``open_engine(..., "arrow")`` + ``rfm_table``, what ``custscore rfm`` runs) vs
+   ``pd.read_parquet`` + ``lifetimes.utils.summary_data_from_transaction_data``
+   (``freq="D"``); the two summaries are compared. For reference, all of custscore's
+   customer features (RFM, activity, calendar months) with the arrow and DuckDB engines.
 2. BG/NBD + Gamma-Gamma fit on that summary (durations in days): custscore (unique rows
    + weights, analytic gradients) vs lifetimes on the raw rows; log-likelihoods compared.
 3. CLV over 12 months of 30 days for every customer, same fitted parameters:
@@ -57,37 +58,22 @@ def best_of(repeats: int, call):
 
 # ----------------------------------------------------------------------------- children
 def child_rfm_custscore(log: str, out: str) -> dict:
-    from custscore.features.duckdb_engine import DuckDBEngine
+    from custscore.features.engines import open_engine, rfm_table
 
     start = time.perf_counter()
-    engine = DuckDBEngine(log)
-    features = engine.customer_features(AS_OF, "D")
+    summary = rfm_table(open_engine(log, engine="arrow"), AS_OF, "D")
     seconds = time.perf_counter() - start
-    features[["frequency", "recency_days", "T_days", "monetary_value"]].to_parquet(out)
-    return {"seconds": seconds, "customers": len(features)}
+    summary.to_parquet(out)
+    return {"seconds": seconds, "customers": len(summary)}
 
 
-def child_rfm_sql_floor(log: str) -> dict:
-    """Reference only, not custscore's path: the bare BTYD summary as one DuckDB query.
+def child_features(log: str, engine: str) -> dict:
+    """All customer features (what training and scoring compute) with one engine, file -> frame."""
+    from custscore.features.engines import open_engine
 
-    No validation, no customer coding, per-day sums in DuckDB's own order: a lower bound
-    for any feature engine on this machine that reads the file with DuckDB.
-    """
-    import duckdb
-
-    con = duckdb.connect(":memory:")
     start = time.perf_counter()
-    rows = con.execute(f"""
-        WITH daily AS (
-          SELECT customer_id, CAST(date AS DATE) AS day, sum(amount) AS amount FROM read_parquet('{log}')
-          WHERE CAST(date AS DATE) <= DATE '{AS_OF}' GROUP BY ALL HAVING sum(amount) >= 0),
-        per AS (
-          SELECT customer_id, count(*) - 1 AS frequency, min(day) AS first, max(day) AS last,
-                 sum(amount) AS total, arg_min(amount, day) AS first_amount FROM daily GROUP BY customer_id)
-        SELECT customer_id, frequency, last - first AS recency, DATE '{AS_OF}' - first AS T,
-               CASE WHEN frequency > 0 THEN (total - first_amount) / frequency ELSE 0 END AS monetary_value
-        FROM per ORDER BY customer_id""").fetchnumpy()
-    return {"seconds": time.perf_counter() - start, "customers": len(rows["customer_id"])}
+    features = open_engine(log, engine=engine).customer_features(AS_OF, "D")
+    return {"seconds": time.perf_counter() - start, "customers": len(features), "columns": features.shape[1]}
 
 
 def child_rfm_lifetimes(log: str, out: str) -> dict:
@@ -196,7 +182,7 @@ def child_clv_lifetimes(summary: str, params: str, out: str) -> dict:
     return {"seconds": seconds, "customers": int(len(x))}
 
 
-CHILDREN = {f.__name__[len("child_"):]: f for f in (child_rfm_custscore, child_rfm_sql_floor, child_rfm_lifetimes,
+CHILDREN = {f.__name__[len("child_"):]: f for f in (child_rfm_custscore, child_features, child_rfm_lifetimes,
                                                      child_fit_custscore, child_fit_lifetimes, child_clv_custscore,
                                                      child_clv_lifetimes)}
 
@@ -286,6 +272,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="custscore vs lifetimes benchmark")
     parser.add_argument("--rfm-log", type=Path, help="log for steps 1-3 (e.g. 10M transactions, 1M customers)")
     parser.add_argument("--e2e-log", type=Path, help="log for step 4 (e.g. 50M transactions, 5M customers)")
+    parser.add_argument("--e2e-engine", default="auto", help="--engine of train and score in step 4 (default auto)")
     add_child_and_workdir(parser, "bench-run")
     args = parser.parse_args()
     work = run_child_or_workdir(args, CHILDREN)
@@ -296,12 +283,15 @@ def main() -> None:
     if args.rfm_log:
         print(f"1. RFM summary of {args.rfm_log} at {AS_OF}")
         ours = step("rfm_custscore", str(args.rfm_log), str(work / "rfm_ours.parquet"))
-        floor = step("rfm_sql_floor", str(args.rfm_log))
         theirs = step("rfm_lifetimes", str(args.rfm_log), str(work / "rfm_lifetimes.parquet"))
         print(compare_rfm(work / "rfm_ours.parquet", work / "rfm_lifetimes.parquet"))
         lines.append(ratio_line("RFM", ours, theirs))
-        lines.append(f"RFM reference: one bare DuckDB query {floor['seconds']:.2f} s / {floor['rss_gb']:.2f} GB -> "
-                     f"{theirs['seconds'] / floor['seconds']:.1f}x lifetimes (a lower bound, not custscore's path)")
+        for engine in ("arrow", "duckdb"):
+            full = measured_child(__file__, "features", str(args.rfm_log), engine)
+            print(f"  {'features_' + engine:<16} {full['seconds']:8.2f} s  peak RSS {full['rss_gb']:6.2f} GB  "
+                  f"(all {full['columns']} feature columns, reference)", flush=True)
+            lines.append(f"all features, {engine} engine: {full['seconds']:.2f} s / {full['rss_gb']:.2f} GB -> "
+                         f"{theirs['seconds'] / full['seconds']:.1f}x lifetimes' RFM time (reference)")
 
         summary = str(work / "rfm_lifetimes.parquet")
         print(f"2. BG/NBD + Gamma-Gamma fit on {ours['customers']:,} customers (days)")
@@ -323,13 +313,13 @@ def main() -> None:
         lines.append(ratio_line("CLV", clv_ours, clv_theirs))
 
     if args.e2e_log:
-        print(f"4. end to end on {args.e2e_log}: custscore train, then custscore score (--engine duckdb)")
+        print(f"4. end to end on {args.e2e_log}: custscore train, then custscore score (--engine {args.e2e_engine})")
         cli = [sys.executable, "-m", "custscore.cli"]
         tracking = f"sqlite:///{(work / 'mlflow.db').resolve()}"
         train = [*cli, "train", "--transactions", str(args.e2e_log), "--cutoff", CUTOFF, "--horizon-days", "90",
-                 "--engine", "duckdb", "--tracking-uri", tracking, "--register-as", "bench", "--experiment", "bench"]
+                 "--engine", args.e2e_engine, "--tracking-uri", tracking, "--register-as", "bench", "--experiment", "bench"]
         score = [*cli, "score", "--model", "models:/bench@champion", "--transactions", str(args.e2e_log),
-                 "--as-of", AS_OF, "--output", str(work / "scores.parquet"), "--engine", "duckdb",
+                 "--as-of", AS_OF, "--output", str(work / "scores.parquet"), "--engine", args.e2e_engine,
                  "--tracking-uri", tracking]
         total, peak = 0.0, 0.0
         for name, argv in (("train", train), ("score", score)):

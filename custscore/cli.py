@@ -44,9 +44,10 @@ def _columns(args: argparse.Namespace) -> ColumnMap:
 
 def _add_engine(parser: argparse.ArgumentParser, cls) -> None:
     parser.add_argument("--engine", choices=list(ENGINES), default=_default(cls, "engine"),
-                        help="feature engine: pandas (in memory), duckdb (out of core, large logs), spark "
-                             "(needs the [spark] extra; score writes Parquet) or auto (duckdb for large files) "
-                             "(default %(default)s)")
+                        help="feature engine: pandas (in memory), arrow (Parquet in memory with pyarrow + "
+                             "numpy, fastest; other logs go to duckdb), duckdb (out of core, large logs), spark "
+                             "(needs the [spark] extra; score writes Parquet) or auto (arrow for large Parquet "
+                             "logs that fit in memory, duckdb for other large files) (default %(default)s)")
 
 
 def _add_tracking(parser: argparse.ArgumentParser) -> None:
@@ -138,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=_default(ServeConfig, "port"), help="TCP port (default %(default)s)")
     _add_tracking(serve)
 
+    rfm = sub.add_parser("rfm", help="BTYD summary (frequency, recency, T, monetary value) of every customer")
+    rfm.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
+    rfm.add_argument("--as-of", required=True, help="cutoff, inclusive; later transactions are ignored (YYYY-MM-DD)")
+    rfm.add_argument("--output", required=True, help="summary file (.csv or .parquet), written atomically")
+    rfm.add_argument("--time-unit", choices=["D", "W"], default="D",
+                     help="unit of recency and T: days or weeks (default %(default)s)")
+    _add_columns(rfm)
+    _add_engine(rfm, ScoreConfig)
+
     report = sub.add_parser("report", help="HTML report (value matrix, pyramid, alerts) and actions.csv from scores")
     report.add_argument("--scores", required=True,
                         help="scores file from `custscore score` (its .segments.json sidecar beside it)")
@@ -195,6 +205,17 @@ def run(args: argparse.Namespace) -> None:
 
         use_tracking(args.tracking_uri)
         run_server(args.model, config)
+    elif args.command == "rfm":
+        import time
+
+        from custscore.features.engines import open_engine, rfm_table
+        from custscore.serving.output import check_output_path, write_table_atomic
+
+        check_output_path(args.output)
+        start = time.perf_counter()
+        summary = rfm_table(open_engine(args.transactions, _columns(args), args.engine), args.as_of, args.time_unit)
+        write_table_atomic(summary.reset_index(), args.output)
+        print(f"{len(summary)} customers as of {args.as_of} -> {args.output} ({time.perf_counter() - start:.1f} s)")
     elif args.command == "report":
         from custscore.serving.report import write_report
 

@@ -72,6 +72,10 @@ class PandasEngine:
     def window_purchases(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         return window_purchases(self.purchases, start, end)
 
+    def rfm_summary(self, cutoff: pd.Timestamp, time_unit: str = "D") -> pd.DataFrame:
+        """The BTYD summary alone (:func:`custscore.features.rfm.rfm_summary`)."""
+        return rfm_summary(self.purchases, cutoff, time_unit)
+
     def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
         tx = self.transactions
         ids = tx["customer_id"].drop_duplicates().head(n_customers)

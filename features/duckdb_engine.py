@@ -6,9 +6,8 @@ merging purchases per customer and day, and sorting. Customers get an integer co
 ``customer_id`` order, so the per-day purchases are a compact ``(code, date, amount)``
 table. Feature questions are then answered chunk by chunk (contiguous customer-code
 ranges of at most ``rows_per_chunk`` purchase rows) by the *same* pure functions the
-pandas engine uses (:func:`custscore.features.customers.customer_features`,
-:func:`custscore.features.rfm.window_purchases`), so both engines agree to the last
-digit by construction and each feature is defined once.
+pandas engine uses (:class:`custscore.features.coded_engine.CodedPurchasesEngine`), so
+both engines agree to the last digit by construction and each feature is defined once.
 
 Validation: every row is checked in SQL; if any is wrong, the offending rows (with
 their row numbers) go through :mod:`custscore.features.io`'s own validator, so the
@@ -23,7 +22,7 @@ import tempfile
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Optional
 
 import duckdb
 import numpy as np
@@ -31,11 +30,10 @@ import pandas as pd
 
 from custscore.config import ColumnMap, parse_date
 from custscore.errors import CustscoreError
-from custscore.features.customers import customer_features
+from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.io import (_TS_MAX, _TS_MIN, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
                                    check_columns, optional_column_names, optional_columns)
 from custscore.features.periods import ARREARS, DISCOUNTED, merge_periods
-from custscore.features.rfm import window_purchases
 
 # pandas' default missing-value markers (read_csv na_values), so both engines agree on
 # which CSV fields are missing.
@@ -86,7 +84,7 @@ def _day(ts: pd.Timestamp) -> str:
     return f"DATE {_quote(ts.date().isoformat())}"
 
 
-class DuckDBEngine:
+class DuckDBEngine(CodedPurchasesEngine):
     """Feature engine over a CSV or Parquet log, executed by DuckDB (see the module doc).
 
     Implements :class:`custscore.features.customers.FeatureEngine`; the file is read,
@@ -98,6 +96,7 @@ class DuckDBEngine:
         self.path = Path(path)
         self.columns = columns
         self.settings = settings
+        self.rows_per_chunk = settings.rows_per_chunk
         self._optional = _Optional(columns)
         if not self.path.exists():
             raise CustscoreError(f"{self.path}: file not found")
@@ -189,7 +188,7 @@ class DuckDBEngine:
         self._rows_before = self._cumulative_rows("multi")
         for lo, hi in self._code_ranges():
             got = con.execute(f"SELECT code, CAST(ts AS TIMESTAMP_NS) AS ts, amount FROM multi "
-                              f"WHERE code >= {lo} AND code < {hi} ORDER BY code, ts, seq").fetchnumpy()
+                              f"WHERE code >= {lo} AND code < {hi} ORDER BY code, ts, amount, seq").fetchnumpy()
             if len(got["code"]) == 0:
                 continue
             merged = merge_periods(pd.DataFrame({"customer_id": got["code"], "ts": got["ts"],
@@ -222,18 +221,6 @@ class DuckDBEngine:
             self._cleanup()
 
     # ------------------------------------------------------------------ chunks
-    def _code_ranges(self) -> list[tuple[int, int]]:
-        """Contiguous customer-code ranges of at most ``rows_per_chunk`` purchase rows (>= 1 customer)."""
-        n = len(self._ids)
-        bounds, start = [], 0
-        while start < n or not bounds:
-            limit = self._rows_before[start] + self.settings.rows_per_chunk
-            stop = max(int(np.searchsorted(self._rows_before, limit, side="right")) - 1, start + 1)
-            stop = min(stop, n)
-            bounds.append((start, stop))
-            start = stop
-        return bounds
-
     def _purchases(self, lo: int, hi: int, after: Optional[pd.Timestamp], until: pd.Timestamp) -> pd.DataFrame:
         """Per-day purchases of codes in [lo, hi) with after < date <= until; customer_id = code."""
         where = f"code >= {lo} AND code < {hi} AND date <= {_day(until)}"
@@ -246,33 +233,10 @@ class DuckDBEngine:
                              "amount": got["amount"].astype(np.float64),
                              **self._optional.day_frame_columns(got)})
 
-    def _labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Replace the integer customer codes of the index by the customer ids."""
-        out = frame.copy(deep=False)
-        out.index = self._ids.take(frame.index.to_numpy(dtype=np.int64))
-        return out
-
-    def iter_customer_features(self, as_of: Any, time_unit: str) -> Iterator[pd.DataFrame]:
-        """:meth:`customer_features` in chunks of consecutive customers (sorted by id)."""
-        as_of = parse_date(as_of, "as_of")
-        for lo, hi in self._code_ranges():
-            yield self._labelled(customer_features(self._purchases(lo, hi, None, as_of), as_of, time_unit))
-
     # ------------------------------------------------------------------ FeatureEngine
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         first, last = self._con.execute("SELECT min(date), max(date) FROM purchases").fetchone()
         return pd.Timestamp(first).as_unit("ns"), pd.Timestamp(last).as_unit("ns")
-
-    def customer_features(self, as_of: Any, time_unit: str) -> pd.DataFrame:
-        """RFM (durations in ``time_unit``) + activity features (days); see features.customers."""
-        return pd.concat(list(self.iter_customer_features(as_of, time_unit)))
-
-    def window_purchases(self, start: Any, end: Any) -> pd.DataFrame:
-        """Purchase days and spend per customer with start < date <= end (see features.rfm)."""
-        start, end = parse_date(start, "start"), parse_date(end, "end")
-        parts = [self._labelled(window_purchases(self._purchases(lo, hi, start, end), start, end))
-                 for lo, hi in self._code_ranges()]
-        return pd.concat(parts)
 
     def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
         """Raw rows (customer_id, ISO date, amount) of the first customers by id (at most 10)."""

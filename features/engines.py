@@ -1,29 +1,52 @@
 """Choosing a feature engine for a file, and reading customer features chunk by chunk.
 
 ``pandas`` reads the whole log into memory (:class:`~custscore.features.customers.PandasEngine`);
-``duckdb`` works out of core (:class:`~custscore.features.duckdb_engine.DuckDBEngine`);
-``auto`` picks duckdb for files of at least :data:`AUTO_DUCKDB_BYTES` bytes. Both give
-identical features (tested), so the choice only affects speed and memory.
+``arrow`` reads a Parquet log into memory with pyarrow and merges it per day in numpy
+(:class:`~custscore.features.arrow_engine.ArrowEngine`, the fastest; a log it does not
+read, e.g. CSV or one with bad values, goes to duckdb); ``duckdb`` works out of core
+(:class:`~custscore.features.duckdb_engine.DuckDBEngine`). ``auto`` picks pandas for files
+under :data:`AUTO_DUCKDB_BYTES` bytes, else arrow for Parquet logs whose estimated
+in-memory size (:data:`ARROW_BYTES_PER_ROW` per transaction) is at most
+:data:`ARROW_MEMORY_SHARE` of the memory available, else duckdb. All give identical
+features (tested), so the choice only affects speed and memory.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pandas as pd
 
 from custscore.config import ENGINES, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine, PandasEngine
-from custscore.features.io import read_transactions
+from custscore.features.io import _PARQUET_SUFFIXES, read_transactions
+from custscore.features.rfm import rfm_columns
 
-#: File size from which ``engine="auto"`` uses DuckDB (64 MiB: about 2 million CSV rows).
+#: File size from which ``engine="auto"`` leaves pandas (64 MiB: about 2 million CSV rows).
 AUTO_DUCKDB_BYTES = 64 * 2**20
+#: Peak memory of the arrow engine per transaction, with margin (about 85 bytes measured on
+#: 10.6M transactions, benchmarks/RESULTS.md); ``auto`` uses it to decide.
+ARROW_BYTES_PER_ROW = 120
+#: Share of the available memory ``auto`` lets the arrow engine take.
+ARROW_MEMORY_SHARE = 0.5
+
+
+def available_memory_bytes() -> Optional[int]:
+    """Memory available to new processes (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def choose_engine(path: str | os.PathLike, engine: str = "auto") -> str:
-    """``"pandas"`` or ``"duckdb"`` for the file at ``path`` (``auto`` decides by size).
+    """The engine for the file at ``path``: ``engine`` itself, or for ``auto`` by size (module doc).
 
     >>> choose_engine("missing.csv", "pandas")
     'pandas'
@@ -33,12 +56,36 @@ def choose_engine(path: str | os.PathLike, engine: str = "auto") -> str:
     if engine != "auto":
         return engine
     path = Path(path)
-    return "duckdb" if path.is_file() and path.stat().st_size >= AUTO_DUCKDB_BYTES else "pandas"
+    if not path.is_file() or path.stat().st_size < AUTO_DUCKDB_BYTES:
+        return "pandas"
+    if path.name.lower().endswith(_PARQUET_SUFFIXES):
+        rows = _parquet_rows(path)
+        memory = available_memory_bytes()
+        if rows is not None and memory is not None and rows * ARROW_BYTES_PER_ROW <= ARROW_MEMORY_SHARE * memory:
+            return "arrow"
+    return "duckdb"
+
+
+def _parquet_rows(path: Path) -> Optional[int]:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # not readable here: the engine that opens it says why
+        return None
 
 
 def open_engine(path: str | os.PathLike, columns: ColumnMap = ColumnMap(), engine: str = "auto") -> FeatureEngine:
     """Read and validate the log at ``path`` with the chosen engine (see :func:`choose_engine`)."""
-    if choose_engine(path, engine) == "duckdb":
+    chosen = choose_engine(path, engine)
+    if chosen == "arrow":
+        from custscore.features.arrow_engine import open_arrow_engine
+
+        arrow = open_arrow_engine(path, columns)
+        if arrow is not None:
+            return arrow
+        chosen = "duckdb"  # a log the arrow engine does not read (module doc)
+    if chosen == "duckdb":
         from custscore.features.duckdb_engine import DuckDBEngine  # duckdb is only imported when used
 
         return DuckDBEngine(path, columns)
@@ -61,3 +108,17 @@ def iter_customer_features(engine: FeatureEngine, as_of: pd.Timestamp, time_unit
         yield from chunks(as_of, time_unit)
     else:
         yield engine.customer_features(as_of, time_unit)
+
+
+def rfm_table(engine: FeatureEngine, as_of: pd.Timestamp, time_unit: str = "D") -> pd.DataFrame:
+    """The BTYD summary of every customer at ``as_of``: :func:`custscore.features.rfm.rfm_summary`'s frame.
+
+    Engines that compute it directly (pandas, arrow) do; the others select it from their
+    customer features.
+    """
+    as_of = parse_date(as_of, "as_of")
+    direct = getattr(engine, "rfm_summary", None)
+    if direct is not None:
+        return direct(as_of, time_unit)
+    features = pd.concat(list(iter_customer_features(engine, as_of, time_unit)))
+    return features[list(rfm_columns(time_unit))]

@@ -36,6 +36,16 @@ def duration_columns(time_unit: str) -> tuple[str, str]:
     return f"recency_{unit}", f"T_{unit}"
 
 
+def rfm_columns(time_unit: str) -> tuple[str, ...]:
+    """The columns of :func:`rfm_summary`, in order.
+
+    >>> rfm_columns("W")
+    ('frequency', 'recency_weeks', 'T_weeks', 'monetary_value', 'first_purchase', 'last_purchase')
+    """
+    recency_col, t_col = duration_columns(time_unit)
+    return ("frequency", recency_col, t_col, "monetary_value", "first_purchase", "last_purchase")
+
+
 def _checked_purchases(purchases: pd.DataFrame, what: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     """Columns present, one row per (customer, date); returned sorted (a new frame).
 
@@ -118,26 +128,47 @@ def rfm_summary(purchases: pd.DataFrame, cutoff: Any, time_unit: str = "D") -> p
     frame = frame[frame["date"] <= cutoff]  # still sorted by customer, then date
     index, starts, codes = _customer_runs(frame)
     dates = frame["date"].to_numpy().astype("datetime64[ns]")
-    amount = frame["amount"].to_numpy(dtype="float64")
-    count = np.bincount(codes, minlength=len(index)).astype("int64")
-    ends = starts + count - 1
-    first, last = dates[starts], dates[ends]
-    frequency = count - 1
-    repeat_spend = np.bincount(codes, weights=amount, minlength=len(index)) - amount[starts]
-    monetary = np.where(frequency > 0, repeat_spend / np.maximum(frequency, 1), 0.0)
     day = np.timedelta64(1, "D")
-    days_per_unit = DAYS_PER_UNIT[time_unit]
+    days = ((dates - np.datetime64(0, "ns")) / day).astype("float64")
+    out = btyd_from_runs(codes, starts, days, frame["amount"].to_numpy(dtype="float64"),
+                         float((np.datetime64(cutoff, "ns") - np.datetime64(0, "ns")) / day), DAYS_PER_UNIT[time_unit])
     return pd.DataFrame(
         {
-            "frequency": frequency,
-            recency_col: ((last - first) / day).astype("float64") / days_per_unit,
-            t_col: ((np.datetime64(cutoff, "ns") - first) / day).astype("float64") / days_per_unit,
-            "monetary_value": monetary.astype("float64"),
-            "first_purchase": first,
-            "last_purchase": last,
+            "frequency": out["frequency"],
+            recency_col: out["recency"],
+            t_col: out["T"],
+            "monetary_value": out["monetary_value"],
+            "first_purchase": dates[starts],
+            "last_purchase": dates[out["last_row"]],
         },
         index=index,
     )
+
+
+def btyd_from_runs(runs: np.ndarray, starts: np.ndarray, days: np.ndarray, amount: np.ndarray,
+                   cutoff_day: float, days_per_unit: float) -> dict[str, np.ndarray]:
+    """The BTYD summary arrays of purchases sorted by customer, then day (one row per day).
+
+    ``runs`` is each row's customer number (0, 1, ... in row order), ``starts`` each
+    customer's first row, ``days`` the purchase days and ``cutoff_day`` the cutoff on the
+    same day scale (whole days, ints or floats), ``amount`` the day's spend. Returns
+    ``frequency`` (int64), ``recency`` and ``T`` (days / ``days_per_unit``),
+    ``monetary_value`` (mean repeat spend, 0 without repeats) and ``last_row`` (each
+    customer's last row). Spend adds up in row order, so every engine gets the same bits.
+    """
+    n = len(starts)
+    count = np.diff(starts, append=len(runs)).astype("int64")
+    last_row = starts + count - 1
+    first, last = days[starts], days[last_row]
+    frequency = count - 1
+    repeat_spend = np.bincount(runs, weights=amount, minlength=n) - amount[starts]
+    return {
+        "frequency": frequency,
+        "recency": (last - first) / days_per_unit,
+        "T": (cutoff_day - first) / days_per_unit,
+        "monetary_value": np.where(frequency > 0, repeat_spend / np.maximum(frequency, 1), 0.0).astype("float64"),
+        "last_row": last_row,
+    }
 
 
 def window_purchases(purchases: pd.DataFrame, start: Any, end: Any) -> pd.DataFrame:

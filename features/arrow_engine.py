@@ -1,0 +1,326 @@
+"""The Arrow engine: a Parquet log read with pyarrow and merged per day in numpy, in memory.
+
+For Parquet logs that fit in memory this is the fastest engine: one columnar read, the
+customers coded in id order (from run boundaries when the file is sorted by customer,
+else through an Arrow dictionary), one sort by (customer, day) unless the rows are
+already in that order, and per-day sums as :func:`~custscore.features.periods.merge_periods`
+makes them (days with several rows go through ``merge_periods`` itself, in the pandas
+engine's row order ``(customer_id, ts, amount)``), so the purchases, and every feature
+computed from them, are bit-identical to the pandas engine's. The BTYD summary comes
+straight from the coded arrays (:meth:`ArrowEngine.rfm_summary`); the other features
+through the shared chunked functions (:class:`~custscore.features.coded_engine.CodedPurchasesEngine`).
+
+What it reads: a Parquet file whose customer column is text or integers, date column a
+timestamp (naive, or aware: the UTC day) or a date, amount column numbers, with no
+missing or out-of-range value, no blank or blank-padded id, and no optional (discount,
+arrears) columns. Anything else, including every kind of bad input, is left to the
+DuckDB engine (:func:`open_arrow_engine` returns None), whose messages name the row and
+value exactly as the pandas engine does.
+
+Memory: the three columns in Arrow plus about six 8-byte numbers per transaction at the
+peak of the load, then about 16 bytes per purchase day (measured in benchmarks/RESULTS.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
+from custscore.errors import CustscoreError
+from custscore.features.coded_engine import CodedPurchasesEngine
+from custscore.features.io import _TS_MAX, _TS_MIN, _suffix_kind, check_columns, optional_columns
+from custscore.features.periods import merge_periods
+from custscore.features.rfm import btyd_from_runs, duration_columns
+
+_NS_PER_DAY = 86_400 * 10**9
+_UNITS_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": _NS_PER_DAY}
+_NS_PER_UNIT = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+@dataclass(frozen=True)
+class ArrowSettings:
+    """``rows_per_chunk`` bounds the purchase rows (customer-days) handed to the pandas
+    feature functions at once (:class:`~custscore.features.coded_engine.CodedPurchasesEngine`)."""
+
+    rows_per_chunk: int = 4_000_000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rows_per_chunk, bool) or not isinstance(self.rows_per_chunk, int) or self.rows_per_chunk <= 0:
+            raise CustscoreError(f"rows_per_chunk: must be a whole number > 0, got {self.rows_per_chunk!r}")
+
+
+@dataclass(frozen=True)
+class _Log:
+    """The validated raw columns: customer codes (id order, int32), UTC days since 1970 (int32),
+    amounts (float64), the timestamps as read (for rows that share a day) and the distinct ids."""
+
+    ids: pa.Array
+    code: np.ndarray
+    day: np.ndarray
+    amount: np.ndarray
+    ts: pa.ChunkedArray
+    sorted_by_customer: bool
+
+
+def open_arrow_engine(path: str | Path, columns: ColumnMap = ColumnMap(),
+                      settings: ArrowSettings = ArrowSettings()) -> Optional["ArrowEngine"]:
+    """An :class:`ArrowEngine` over the Parquet log at ``path``, or None when it must take another engine.
+
+    None for CSV files, unsupported column types, optional columns, and any value the
+    engine does not read (module doc): the caller then opens the DuckDB engine, which
+    reads those or names the bad row.
+    """
+    path = Path(path)
+    if not path.is_file() or _suffix_kind(path) != "parquet" or optional_columns(columns):
+        return None
+    log = _read_log(path, columns)
+    return None if log is None else ArrowEngine(log, settings)
+
+
+def _read_log(path: Path, columns: ColumnMap) -> Optional[_Log]:
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException):
+        return None  # not readable as Parquet here: the other engine says why
+    check_columns(list(schema.names), (columns.customer, columns.date, columns.amount), str(path))
+    id_type, ts_type, amount_type = (schema.field(c).type for c in (columns.customer, columns.date, columns.amount))
+    if not ((pa.types.is_string(id_type) or pa.types.is_large_string(id_type) or pa.types.is_integer(id_type))
+            and (pa.types.is_timestamp(ts_type) or pa.types.is_date32(ts_type))
+            and (pa.types.is_floating(amount_type) or pa.types.is_integer(amount_type))):
+        return None
+    table = pq.read_table(path, columns=[columns.customer, columns.date, columns.amount], memory_map=True)
+    if table.num_rows == 0 or any(table.column(i).null_count for i in range(3)):
+        return None
+    ids, ts, amounts = table.columns
+    del table
+    day = _utc_days(ts)
+    amount = amounts.to_numpy().astype(np.float64, copy=False)
+    del amounts
+    if day is None or not np.isfinite(amount).all():
+        return None
+    coded = _customer_codes(ids)
+    del ids
+    if coded is None:
+        return None
+    unique_ids, code, sorted_by_customer = coded
+    return _Log(unique_ids, code, day, amount, ts, sorted_by_customer)
+
+
+def _utc_days(ts: pa.ChunkedArray) -> Optional[np.ndarray]:
+    """Days since 1970-01-01 (the UTC day for aware timestamps) as int32, or None outside datetime64[ns]."""
+    low, high = (v.as_py() for v in pc.min_max(ts).values())
+    if pa.types.is_timestamp(ts.type) and ts.type.tz is not None:
+        low, high = low.replace(tzinfo=None), high.replace(tzinfo=None)  # min/max are UTC: compare naive
+    if pd.Timestamp(low) < _TS_MIN or pd.Timestamp(high) > _TS_MAX:
+        return None
+    return pc.cast(ts, pa.date32()).cast(pa.int32()).to_numpy()
+
+
+def _ts_ns(ts: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
+    """The timestamps of ``rows`` as nanoseconds since 1970 (UTC), int64."""
+    picked = ts.take(pa.array(rows))
+    if pa.types.is_date32(ts.type):
+        return picked.cast(pa.int32()).to_numpy().astype(np.int64) * _NS_PER_DAY
+    return picked.cast(pa.int64()).to_numpy() * _NS_PER_UNIT[ts.type.unit]
+
+
+def _customer_codes(ids: pa.ChunkedArray) -> Optional[tuple[pa.Array, np.ndarray, bool]]:
+    """(distinct ids as text in sorted order, each row's int32 code into them, whether the rows are
+    sorted by id), or None for ids to refuse.
+
+    Ids are text as features.io makes them: integers in decimal, text as given. Text ids of
+    a file sorted by id are coded from their run boundaries (no hashing); otherwise the ids
+    go through an Arrow dictionary whose (distinct) entries are sorted as text.
+    """
+    if not pa.types.is_integer(ids.type):
+        if pa.types.is_large_string(ids.type):
+            ids = ids.cast(pa.string())
+        change = np.empty(len(ids), dtype=bool)
+        change[0] = True
+        change[1:] = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_numpy()
+        heads = ids.filter(pa.array(change)).combine_chunks()  # the first id of each run of equal ids
+        # Sorted by id exactly when each run's id is below the next run's: then runs are customers.
+        if len(heads) == 1 or pc.all(pc.less(heads.slice(0, len(heads) - 1), heads.slice(1))).as_py():
+            return (heads, _run_numbers(np.flatnonzero(change), len(ids)), True) if _plain_ids(heads) else None
+        del change, heads
+    encoded = pc.dictionary_encode(ids)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.unify_dictionaries() if hasattr(encoded, "unify_dictionaries") else encoded
+        dictionary = encoded.chunk(0).dictionary
+        indices = np.concatenate([chunk.indices.to_numpy() for chunk in encoded.chunks])
+    else:
+        dictionary, indices = encoded.dictionary, encoded.indices.to_numpy()
+    text = dictionary.cast(pa.string())
+    order = pc.array_sort_indices(text).to_numpy()
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    uniques = text.take(pa.array(order))
+    return (uniques, rank[indices], False) if _plain_ids(uniques) else None
+
+
+def _run_numbers(starts: np.ndarray, n: int) -> np.ndarray:
+    """Row -> number of its run (int32) for runs starting at ``starts`` (sorted, ``starts[0] == 0``) of ``n`` rows."""
+    return np.repeat(np.arange(len(starts), dtype=np.int32), np.diff(starts, append=n))
+
+
+def _plain_ids(uniques: pa.Array) -> bool:
+    """True when no id is empty or starts or ends with blanks (features.io would strip those)."""
+    if pc.any(pc.equal(pc.utf8_length(uniques), 0)).as_py():
+        return False
+    ends = pc.unique(pa.concat_arrays([pc.utf8_slice_codeunits(uniques, 0, 1),
+                                       pc.utf8_slice_codeunits(uniques, -1, 2**31 - 1)]))
+    return not any(ch.isspace() for ch in ends.to_pylist())
+
+
+def _per_day(log: _Log) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(code, day, amount) of each purchase day, sorted by code then day; return-only days dropped.
+
+    A day with one row keeps its amount; a day with two rows ``a``, ``b`` sums to
+    ``(0 + a) + b``, the bits merge_periods' sum gives in either order; days with more rows
+    go through :func:`merge_periods` itself, in the pandas engine's ``(ts, amount)`` row
+    order. Written to allocate few arrays of the log's length.
+    """
+    code, day, amount, order = log.code, log.day, log.amount, None
+    same_customer = code[1:] == code[:-1]
+    if not (log.sorted_by_customer and bool((day[1:] >= day[:-1])[same_customer].all())):
+        first_day = int(day.min())
+        key = code.astype(np.int64)
+        key *= int(day.max()) - first_day + 1
+        key += day - first_day
+        order = np.argsort(key, kind="stable")
+        del key
+        code, day, amount = code[order], day[order], amount[order]
+        same_customer = code[1:] == code[:-1]
+    later_rows = np.flatnonzero(same_customer & (day[1:] == day[:-1])) + 1  # rows continuing a day
+    del same_customer
+    if not len(later_rows):
+        return code, day, amount
+    new_day = np.ones(len(code), dtype=bool)
+    new_day[later_rows] = False
+    day_code, day_day, day_amount = code[new_day], day[new_day], amount[new_day]
+    del new_day
+    # A run of later rows continues the day starting on the row before the run.
+    run_first = np.concatenate(([True], np.diff(later_rows) > 1))
+    starts = later_rows[run_first] - 1
+    sizes = np.diff(np.append(np.flatnonzero(run_first), len(later_rows))) + 1
+    positions = starts - np.searchsorted(later_rows, starts)  # the days' places in the per-day arrays
+    two = sizes == 2
+    day_amount[positions[two]] = (0.0 + amount[starts[two]]) + amount[starts[two] + 1]
+    if not two.all():
+        big_starts, big_sizes = starts[~two], sizes[~two]
+        rows = np.repeat(big_starts, big_sizes) + _offsets_within(big_sizes)
+        source_rows = rows if order is None else order[rows]
+        day_amount[positions[~two]] = _merged_day_sums(code[rows], _ts_ns(log.ts, source_rows), amount[rows],
+                                                       np.repeat(np.arange(len(big_sizes)), big_sizes))
+    keep = day_amount >= 0
+    if keep.all():
+        return day_code, day_day, day_amount
+    return day_code[keep], day_day[keep], day_amount[keep]
+
+
+def _offsets_within(sizes: np.ndarray) -> np.ndarray:
+    """0, 1, ..., size - 1 for each size, concatenated."""
+    ends = np.cumsum(sizes)
+    return np.arange(ends[-1]) - np.repeat(ends - sizes, sizes)
+
+
+def _merged_day_sums(code: np.ndarray, ts_ns: np.ndarray, amount: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """The merge_periods amount of each day (``group`` numbers rows by day, in order); -inf for a day it drops.
+
+    The rows go through :func:`merge_periods` in the pandas engine's row order ``(ts,
+    amount)``; a net-return day (dropped there) gets -inf so the caller's keep rule drops it.
+    """
+    order = np.lexsort((amount, ts_ns, group))
+    merged = merge_periods(pd.DataFrame({"customer_id": group[order], "ts": ts_ns[order].view("datetime64[ns]"),
+                                         "amount": amount[order]}))
+    sums = np.full(int(group[-1]) + 1, -np.inf)
+    sums[merged["customer_id"].to_numpy()] = merged["amount"].to_numpy()
+    return sums
+
+
+class ArrowEngine(CodedPurchasesEngine):
+    """Feature engine over a Parquet log in memory (module doc); open it with :func:`open_arrow_engine`."""
+
+    def __init__(self, log: _Log, settings: ArrowSettings = ArrowSettings()) -> None:
+        self.settings = settings
+        self.rows_per_chunk = settings.rows_per_chunk
+        self._ids = pd.Index(log.ids.to_pandas(), name="customer_id")
+        self._examples = _examples(log)
+        self._code, self._day, self._amount = _per_day(log)
+        counts = np.bincount(self._code, minlength=len(self._ids))
+        self._rows_before = np.concatenate(([0], np.cumsum(counts)))
+
+    def _purchases(self, lo: int, hi: int, after: Optional[pd.Timestamp], until: pd.Timestamp) -> pd.DataFrame:
+        rows = slice(int(self._rows_before[lo]), int(self._rows_before[hi]))
+        day = self._day[rows]
+        keep = day <= _epoch_day(until)
+        if after is not None:
+            keep &= day > _epoch_day(after)
+        return pd.DataFrame({"customer_id": self._code[rows][keep].astype(np.int64), "date": _dates(day[keep]),
+                             "amount": self._amount[rows][keep]})
+
+    def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """First and last purchase day."""
+        return pd.Timestamp(_dates(self._day.min())), pd.Timestamp(_dates(self._day.max()))
+
+    def rfm_summary(self, cutoff: Any, time_unit: str = "D") -> pd.DataFrame:
+        """:func:`custscore.features.rfm.rfm_summary` of the whole log, from the coded arrays (no chunks).
+
+        Same frame, bit for bit: index ``customer_id`` (sorted), ``frequency``,
+        ``recency_<unit>``, ``T_<unit>``, ``monetary_value``, ``first_purchase``,
+        ``last_purchase``; durations in ``time_unit`` (days, or days / 7 for weeks).
+        """
+        cutoff = parse_date(cutoff, "cutoff")
+        code, day, amount = self._code, self._day, self._amount
+        keep = day <= _epoch_day(cutoff)
+        if not keep.all():
+            code, day, amount = code[keep], day[keep], amount[keep]
+        change = np.empty(len(code), dtype=bool)
+        change[:1] = True
+        np.not_equal(code[1:], code[:-1], out=change[1:])
+        starts = np.flatnonzero(change)
+        # The codes are the runs when every customer is present (first purchase before the cutoff).
+        runs = code if len(starts) == len(self._ids) else _run_numbers(starts, len(code))
+        out = btyd_from_runs(runs, starts, day, amount, float(_epoch_day(cutoff)), DAYS_PER_UNIT[time_unit])
+        recency_col, t_col = duration_columns(time_unit)
+        return pd.DataFrame({"frequency": out["frequency"], recency_col: out["recency"], t_col: out["T"],
+                             "monetary_value": out["monetary_value"],
+                             "first_purchase": _dates(day[starts]), "last_purchase": _dates(day[out["last_row"]])},
+                            index=self._ids.take(code[starts]))
+
+    def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
+        """Raw rows (customer_id, ISO date, amount) of the first customers by id (at most 10)."""
+        rows = self._examples
+        return rows[rows["customer_id"].isin(self._ids[:n_customers])].reset_index(drop=True)
+
+
+_EXAMPLE_CUSTOMERS = 10
+
+
+def _examples(log: _Log) -> pd.DataFrame:
+    """Raw rows of the first :data:`_EXAMPLE_CUSTOMERS` customers by id, in (id, ts, amount) order."""
+    rows = np.flatnonzero(log.code < _EXAMPLE_CUSTOMERS)
+    ts_ns = _ts_ns(log.ts, rows)
+    order = np.lexsort((log.amount[rows], ts_ns, log.code[rows]))
+    rows, ts_ns = rows[order], ts_ns[order]
+    ids = np.asarray(log.ids.slice(0, _EXAMPLE_CUSTOMERS).to_pylist(), dtype=object)
+    return pd.DataFrame({"customer_id": ids[log.code[rows]].astype(str),
+                         "date": pd.to_datetime(ts_ns).strftime("%Y-%m-%d").to_numpy().astype(str),
+                         "amount": log.amount[rows].astype(float)})
+
+
+def _dates(days: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 -> datetime64[ns]."""
+    return (days.astype(np.int64) * _NS_PER_DAY).view("datetime64[ns]")
+
+
+def _epoch_day(ts: pd.Timestamp) -> int:
+    """Whole days since 1970-01-01 of a day Timestamp."""
+    return int(ts.value // _NS_PER_DAY)
