@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.special import digamma, gammaln, hyp2f1, polygamma
 
 from custscore.errors import CustscoreError, FitError
+from custscore.training.threads import map_in_threads
 from custscore.training.fitting import (
     ESTIMATOR_CONSTRAINTS,
     FitSettings,
@@ -362,23 +363,27 @@ class BetaGeoModel:
         factors = np.atleast_1d(np.asarray(discount_factors, dtype=float))
         if ends.shape != factors.shape or np.any(np.diff(ends) <= 0) or np.any(ends < 0):
             raise CustscoreError("step_ends: must increase, be >= 0 and match discount_factors")
-        x_coded, T_coded, t_coded = sorted_codes(x), sorted_codes(t_cal), sorted_codes(t_x)
+        x_coded, T_coded = sorted_codes(x), sorted_codes(t_cal)
         (ux, uT), inverse = unique_inverse_of_codes([x_coded, T_coded])
+        brackets = map_in_threads(lambda end: self._conditional_bracket(np.asarray(end), ux, uT), ends,
+                                  work=len(ux) * len(ends))
         total, previous = np.zeros(len(ux)), np.zeros(len(ux))
-        for end, factor in zip(ends, factors):
-            cumulative = self._conditional_bracket(np.asarray(end), ux, uT)
+        for cumulative, factor in zip(brackets, factors):
             total += (cumulative - previous) * factor
             previous = cumulative
-        # P(alive) with ln(alpha + T) and ln(alpha + t_x) taken once per distinct value, per
-        # block of customers (small temporaries stay in the CPU cache).
+        # P(alive) per block of customers (small temporaries stay in the CPU cache; blocks on
+        # all cores); ln(alpha + T) once per distinct T, ln(alpha + t_x) per row.
         alpha = self._params()[1]
-        log_T, log_t = np.log(alpha + T_coded[1]), np.log(alpha + t_coded[1])
+        log_T = np.log(alpha + T_coded[1])
         out = np.empty(len(x))
-        for start in range(0, len(x), _BLOCK_ROWS):
+
+        def block(start: int) -> None:
             rows = slice(start, start + _BLOCK_ROWS)
-            log_ratio = log_T[T_coded[0][rows]] - log_t[t_coded[0][rows]]
+            log_ratio = log_T[T_coded[0][rows]] - np.log(alpha + t_x[rows])
             out[rows] = total[inverse[rows]] * self._p_alive_from_logs(
                 x[rows], (x_coded[0][rows], x_coded[1]), log_ratio)
+
+        map_in_threads(block, range(0, len(x), _BLOCK_ROWS), work=len(x))
         return out
 
     def _conditional_bracket(self, t: np.ndarray, x: np.ndarray, t_cal: np.ndarray) -> np.ndarray:

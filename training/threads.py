@@ -1,0 +1,45 @@
+"""Run independent numpy/scipy pieces of one computation on all cores.
+
+numpy ufunc loops (``np.log``, ``np.exp``, ``scipy.special.hyp2f1`` on arrays, ...) release
+the interpreter lock, so threads run them in parallel; small inputs stay on the calling
+thread, where a hand-over would cost more than it saves.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Optional, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Below this many elements of work in total, :func:`map_in_threads` runs on the calling thread.
+MIN_PARALLEL_WORK = 200_000
+
+_pool: Optional[ThreadPoolExecutor] = None
+_lock = threading.Lock()
+
+
+def _workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="custscore-math")
+        return _pool
+
+
+def map_in_threads(fn: Callable[[T], R], items: Iterable[T], work: int) -> list[R]:
+    """``[fn(item) for item in items]``, spread over the cores when ``work`` (elements) is large.
+
+    ``fn`` must be safe to run concurrently (pure numpy on separate outputs).
+    """
+    items = list(items)
+    if work < MIN_PARALLEL_WORK or len(items) < 2 or _workers() < 2 \
+            or threading.current_thread().name.startswith("custscore-math"):
+        return [fn(item) for item in items]
+    return list(_shared_pool().map(fn, items))
