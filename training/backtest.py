@@ -19,6 +19,7 @@ from scipy.stats import spearmanr
 from custscore.config import BacktestConfig
 from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
+from custscore.features.lookup import reindex_fill
 from custscore.training.churn import churn_labels
 from custscore.training.evaluate import MODEL, churn_candidates, purchase_metrics
 from custscore.training.metrics import bootstrap_table
@@ -128,16 +129,16 @@ def outcome_rows(train: TrainResult, engine: FeatureEngine, origin: pd.Timestamp
     customers = ClippedEngine(engine, origin).customer_features(origin, scorer.time_unit)
     scores = scorer.score_customers(customers, origin, horizon_days)
     ids = pd.Index(scores["customer_id"])
-    future = engine.window_purchases(origin, origin + pd.Timedelta(days=horizon_days)).reindex(ids, fill_value=0)
+    future = engine.window_purchases(origin, origin + pd.Timedelta(days=horizon_days))
     out = pd.DataFrame({"origin": origin.date().isoformat(), "customer_id": ids.to_numpy(),
                         "churned": churn_labels(engine, ids, origin, horizon_days).to_numpy()})
     for name, score in churn_candidates(scores).items():
         out[name] = score
     out["frequency"] = scores["frequency"].to_numpy()
     out["predicted_purchases"] = scores["expected_purchases"].to_numpy()
-    out["actual_purchases"] = future["n_purchases"].to_numpy(dtype=float)
+    out["actual_purchases"] = reindex_fill(future["n_purchases"], ids).astype(float)
     out["predicted_revenue"] = (scores["expected_purchases"] * scores["expected_avg_spend"]).to_numpy()
-    out["actual_revenue"] = future["spend"].to_numpy(dtype=float)
+    out["actual_revenue"] = reindex_fill(future["spend"], ids, 0.0).astype(float)
     out["clv"] = scores["clv"].to_numpy()
     return out
 

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from custscore.config import DAYS_PER_UNIT
 from custscore.features.customers import FeatureEngine
+from custscore.features.lookup import reindex_fill
 from custscore.training.churn import churn_labels
 from custscore.training.metrics import brier, roc_auc
 from custscore.training.plots import calibration_purchases_plot, purchases_by_frequency, roc_plot
@@ -72,7 +73,7 @@ def evaluate_holdout(scorer: CustomerScorer, engine: FeatureEngine, cutoff: pd.T
     x, t_x, T = (scores[c].to_numpy() for c in ("frequency", "recency", "T"))
     days = DAYS_PER_UNIT[scorer.time_unit]
 
-    actual = engine.window_purchases(cutoff, holdout_end)["n_purchases"].reindex(ids, fill_value=0).to_numpy()
+    actual = reindex_fill(engine.window_purchases(cutoff, holdout_end)["n_purchases"], ids)
     predicted = scorer.bgnbd.expected_purchases(holdout_days / days, x, t_x, T)
     m = report.metrics
     m["holdout_days"] = holdout_days
@@ -90,8 +91,8 @@ def evaluate_holdout(scorer: CustomerScorer, engine: FeatureEngine, cutoff: pd.T
         m["churn_rate_predicted"] = float(scores["churn_probability"].mean())
         if 0 < churned.sum() < churned.size:
             candidates = churn_candidates(scores)
-            for name, score in candidates.items():
-                m[f"auc_{name}"] = roc_auc(churned, score)
+            aucs = {name: roc_auc(churned, score) for name, score in candidates.items()}
+            m.update({f"auc_{name}": auc for name, auc in aucs.items()})
             m["brier_churn_classifier"] = brier(churned, candidates[MODEL])
-            report.figures["roc_churn.png"] = roc_plot(churned, candidates, horizon)
+            report.figures["roc_churn.png"] = roc_plot(churned, candidates, horizon, aucs)
     return report

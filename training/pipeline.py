@@ -90,8 +90,9 @@ def fit_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestam
                 f"({(earlier - pd.Timedelta(days=config.horizon_days)).date()}) is not after the first transaction "
                 f"({first_day.date()}); use churn_calibration sigmoid-latest or none")
         windows = churn_examples(engine, config, earlier)
-    X = pd.concat([w[0] for w in windows])
-    y = pd.concat([w[1] for w in windows])
+    # One window: its frames as they are (a concat would copy millions of rows).
+    X = pd.concat([w[0] for w in windows]) if len(windows) > 1 else windows[0][0]
+    y = pd.concat([w[1] for w in windows]) if len(windows) > 1 else windows[0][1]
     if method == "none":
         return ChurnClassifier().fit(X, y)
     return ChurnClassifier(calibration=method).fit(X, y, latest_X, latest_y)
