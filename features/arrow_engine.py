@@ -150,13 +150,10 @@ def _customer_codes(ids: pa.ChunkedArray) -> Optional[tuple[pa.Array, np.ndarray
         if len(heads) == 1 or pc.all(pc.less(heads.slice(0, len(heads) - 1), heads.slice(1))).as_py():
             return (heads, _run_numbers(np.flatnonzero(change), len(ids)), True) if _plain_ids(heads) else None
         del change, heads
+    if isinstance(ids, pa.ChunkedArray):  # one array, so one dictionary
+        ids = ids.combine_chunks()
     encoded = pc.dictionary_encode(ids)
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.unify_dictionaries() if hasattr(encoded, "unify_dictionaries") else encoded
-        dictionary = encoded.chunk(0).dictionary
-        indices = np.concatenate([chunk.indices.to_numpy() for chunk in encoded.chunks])
-    else:
-        dictionary, indices = encoded.dictionary, encoded.indices.to_numpy()
+    dictionary, indices = encoded.dictionary, encoded.indices.to_numpy()
     text = dictionary.cast(pa.string())
     order = pc.array_sort_indices(text).to_numpy()
     rank = np.empty(len(order), dtype=np.int32)
