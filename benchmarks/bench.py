@@ -20,7 +20,7 @@ Steps (the issue's targets):
    ``custscore.training.value.expected_clv`` vs lifetimes' ``customer_lifetime_value``
    (each after an untimed warm-up call on the first ``WARM_UP_CUSTOMERS`` customers; the
    fastest of ``CLV_REPEATS`` calls).
-4. End to end on ``--e2e-log``: ``custscore train`` then ``custscore score`` (DuckDB engine).
+4. End to end on ``--e2e-log``: ``custscore train`` then ``custscore score`` (``--e2e-engine``, default auto).
 """
 from __future__ import annotations
 

@@ -26,8 +26,8 @@ from custscore.features.rfm import rfm_columns
 
 #: File size from which ``engine="auto"`` leaves pandas (64 MiB: about 2 million CSV rows).
 AUTO_DUCKDB_BYTES = 64 * 2**20
-#: Peak memory of the arrow engine per transaction, with margin (about 85 bytes measured on
-#: 10.6M transactions, benchmarks/RESULTS.md); ``auto`` uses it to decide.
+#: Peak memory of the arrow engine per transaction, with margin (0.80 GB peak for the RFM
+#: summary of 10.6M transactions, benchmarks/RESULTS.md run 5); ``auto`` uses it to decide.
 ARROW_BYTES_PER_ROW = 120
 #: Share of the available memory ``auto`` lets the arrow engine take.
 ARROW_MEMORY_SHARE = 0.5
