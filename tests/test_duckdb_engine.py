@@ -17,15 +17,9 @@ from custscore.features.io import read_transactions
 TINY_CHUNKS = DuckDBSettings(rows_per_chunk=300, threads=2, memory_limit="1GB")
 
 
-# Sums of several transactions on one day: pandas' groupby sum (inside merge_periods, which
-# both engines use) adds a group's values in an order that depends on the key dtype and on
-# the other rows of the frame, e.g. 11.77 + 15.36 + 9.97 gives 37.1 or 37.099999999999994.
-# Columns built from such sums are compared to 1e-14 relative; everything else exactly.
-AMOUNT_COLUMNS = ("monetary_value", "spend_30d", "spend_90d", "spend_365d", "spend")
-
-
-def assert_frames_equal(got: pd.DataFrame, expected: pd.DataFrame, approx=AMOUNT_COLUMNS, rtol=1e-14) -> None:
-    """Columns in ``approx`` to ``rtol`` relative, the others exactly."""
+def assert_frames_equal(got: pd.DataFrame, expected: pd.DataFrame, approx=(), rtol=0.0) -> None:
+    """Columns in ``approx`` to ``rtol`` relative, the others exactly (same-day sums included:
+    both engines add a day's rows in the order (ts, amount))."""
     assert list(got.columns) == list(expected.columns)
     exact = [c for c in expected.columns if c not in approx]
     pd.testing.assert_frame_equal(got[exact], expected[exact], check_exact=True)
