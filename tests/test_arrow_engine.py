@@ -114,13 +114,16 @@ def test_hand_values_and_the_returns_policy(tmp_path):
 
 
 def test_integer_ids_are_ordered_as_text_and_aware_times_by_utc_day(tmp_path):
+    # Stored in a zone where 23:30 UTC is already the next day: the day must be the UTC one.
     ts = pd.to_datetime(["2020-01-01 23:30+00:00", "2020-01-02 00:30+02:00", "2020-01-03 12:00+00:00",
-                         "2020-01-05 01:00-03:00"], utc=True)
+                         "2020-01-05 01:00-03:00"], utc=True, format="ISO8601").tz_convert("Europe/Berlin")
     log = pd.DataFrame({"customer_id": [10, 9, 10, 100], "date": ts, "amount": [1.0, 2.0, 3.0, 4.0]})
     path = tmp_path / "ints.parquet"
     log.to_parquet(path, index=False)
     arrow = assert_same_as_pandas(path, ["2020-01-10"])
-    assert list(arrow.rfm_summary("2020-01-10").index) == ["10", "100", "9"]
+    summary = arrow.rfm_summary("2020-01-10")
+    assert list(summary.index) == ["10", "100", "9"]
+    assert summary.loc["10", "first_purchase"] == pd.Timestamp("2020-01-01")  # 2020-01-02 00:30 in Berlin
 
 
 def test_date_column_and_large_strings(tmp_path):
