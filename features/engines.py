@@ -5,7 +5,7 @@
 (:class:`~custscore.features.arrow_engine.ArrowEngine`, the fastest; a log it does not
 read, e.g. CSV or one with bad values, goes to duckdb); ``duckdb`` works out of core
 (:class:`~custscore.features.duckdb_engine.DuckDBEngine`). ``auto`` picks pandas for files
-under :data:`AUTO_DUCKDB_BYTES` bytes, else arrow for Parquet logs whose estimated
+under :data:`AUTO_LARGE_BYTES` bytes, else arrow for Parquet logs whose estimated
 in-memory size (:data:`ARROW_BYTES_PER_ROW` per transaction) is at most
 :data:`ARROW_MEMORY_SHARE` of the memory available, else duckdb. All give identical
 features (tested), so the choice only affects speed and memory.
@@ -24,8 +24,9 @@ from custscore.features.customers import FeatureEngine, PandasEngine
 from custscore.features.io import _PARQUET_SUFFIXES, read_transactions
 from custscore.features.rfm import rfm_columns
 
-#: File size from which ``engine="auto"`` leaves pandas (64 MiB: about 2 million CSV rows).
-AUTO_DUCKDB_BYTES = 64 * 2**20
+#: File size from which ``engine="auto"`` leaves pandas for arrow or duckdb (64 MiB: about 2
+#: million CSV rows).
+AUTO_LARGE_BYTES = 64 * 2**20
 #: Peak memory of the arrow engine per transaction, with margin (0.80 GB peak for the RFM
 #: summary of 10.6M transactions, benchmarks/RESULTS.md run 5); ``auto`` uses it to decide.
 ARROW_BYTES_PER_ROW = 120
@@ -56,7 +57,7 @@ def choose_engine(path: str | os.PathLike, engine: str = "auto") -> str:
     if engine != "auto":
         return engine
     path = Path(path)
-    if not path.is_file() or path.stat().st_size < AUTO_DUCKDB_BYTES:
+    if not path.is_file() or path.stat().st_size < AUTO_LARGE_BYTES:
         return "pandas"
     if path.name.lower().endswith(_PARQUET_SUFFIXES):
         rows = _parquet_rows(path)

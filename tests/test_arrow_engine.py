@@ -16,7 +16,7 @@ from custscore.features.duckdb_engine import DuckDBEngine
 from custscore.features.engines import choose_engine, open_engine, rfm_table
 from custscore.features.io import read_transactions
 from custscore.features.rfm import rfm_summary
-from tests.conftest import run_cli
+from conftest import run_cli
 
 SMALL_CHUNKS = ArrowSettings(rows_per_chunk=500)
 
@@ -188,7 +188,7 @@ def test_csv_and_optional_columns_take_another_engine(tmp_path, cdnow_sample_csv
 def test_auto_picks_arrow_for_large_parquet_that_fits(tmp_path, cdnow_sample_csv, monkeypatch):
     path = cdnow_parquet(tmp_path, cdnow_sample_csv)
     assert choose_engine(path) == "pandas"  # small file
-    monkeypatch.setattr(engines, "AUTO_DUCKDB_BYTES", 0)
+    monkeypatch.setattr(engines, "AUTO_LARGE_BYTES", 0)
     assert choose_engine(path) == "arrow"
     assert choose_engine(cdnow_sample_csv) == "duckdb"
     monkeypatch.setattr(engines, "available_memory_bytes", lambda: 1_000)

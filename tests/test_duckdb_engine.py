@@ -142,7 +142,7 @@ def test_open_engine_picks_duckdb_above_the_size_threshold(cdnow_sample_csv, mon
 
     assert isinstance(open_engine(cdnow_sample_csv), PandasEngine)
     assert isinstance(open_engine(cdnow_sample_csv, engine="duckdb"), DuckDBEngine)
-    monkeypatch.setattr(engines, "AUTO_DUCKDB_BYTES", 1)
+    monkeypatch.setattr(engines, "AUTO_LARGE_BYTES", 1)
     assert isinstance(open_engine(cdnow_sample_csv), DuckDBEngine)
     with pytest.raises(CustscoreError, match="engine: must be one of"):
         open_engine(cdnow_sample_csv, engine="polars")
