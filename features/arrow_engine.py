@@ -116,18 +116,17 @@ def _read_log(path: Path, columns: ColumnMap) -> Optional[_Log]:
 
 def _utc_days(ts: pa.ChunkedArray) -> Optional[np.ndarray]:
     """Days since 1970-01-01 (the UTC day for aware timestamps) as int32, or None outside datetime64[ns]."""
+    low, high = (v.value for v in pc.min_max(ts).values())  # the stored integers (UTC for aware columns)
     if pa.types.is_date32(ts.type):
-        days = ts.cast(pa.int32())
-        low, high = (v.as_py() for v in pc.min_max(days).values())
         if low * _NS_PER_DAY < _TS_MIN.value or high * _NS_PER_DAY > _TS_MAX.value:
             return None
-        return days.to_numpy()
+        return ts.cast(pa.int32()).to_numpy()
     per_ns = _NS_PER_UNIT[ts.type.unit]
-    low, high = (v.as_py() for v in pc.min_max(ts.cast(pa.int64())).values())  # stored values: UTC
     if low < _TS_MIN.value // per_ns or high > _TS_MAX.value // per_ns:
         return None
-    # Drop the zone first (the stored UTC values stay): the day is the UTC day, as in features.io.
-    return ts.cast(pa.timestamp(ts.type.unit)).cast(pa.date32()).cast(pa.int32()).to_numpy()
+    if ts.type.tz is not None:  # drop the zone, keeping the stored UTC values: the day is the UTC day
+        ts = ts.cast(pa.timestamp(ts.type.unit))
+    return ts.cast(pa.date32()).cast(pa.int32()).to_numpy()
 
 
 def _ts_ns(ts: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
