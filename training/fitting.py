@@ -70,8 +70,8 @@ def check_hyperparameters(values: Mapping[str, Any], constraints: Mapping[str, t
 # --------------------------------------------------------------------------- input checks
 
 
-def as_numeric_vector(values: Any, name: str) -> np.ndarray:
-    """Return ``values`` as a 1-D float array, checking type and finiteness before casting.
+def as_numeric_vector(values: Any, name: str, check_finite: bool = True) -> np.ndarray:
+    """Return ``values`` as a 1-D float array, checking type and (unless told not to) finiteness.
 
     Booleans, strings and objects that are not numbers are rejected rather than coerced.
     A scalar becomes an array of length 1.
@@ -87,11 +87,31 @@ def as_numeric_vector(values: Any, name: str) -> np.ndarray:
         else:
             raise CustscoreError(f"{name}: must be numeric, got dtype {arr.dtype}")
     arr = arr.astype(float, copy=False)
+    if not check_finite:
+        return arr
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise CustscoreError(f"{name}: must be finite; position {i} has {float(arr[i])!r}")
     return arr
+
+
+def whole_at_least(x: np.ndarray, minimum: float) -> np.ndarray:
+    """Per value: finite, whole and >= ``minimum`` (NaN and inf give False)."""
+    with np.errstate(invalid="ignore"):
+        return (x >= minimum) & (x < np.inf) & (x == np.floor(x))
+
+
+def rules_hold(rule: Callable[[slice], np.ndarray], n: int) -> bool:
+    """True when the mask ``rule(rows)`` is all True on every block of ``n`` rows.
+
+    The fast path of the input checks: valid inputs (the usual case) cost cache-resident
+    passes over row blocks on all cores; invalid ones are then checked rule by rule so the
+    error names the first bad value.
+    """
+    from custscore.training.threads import for_each_block
+
+    return all(for_each_block(lambda rows: bool(rule(rows).all()), n))
 
 
 def _first_bad(mask: np.ndarray) -> Optional[int]:
@@ -107,7 +127,10 @@ def check_frequency(frequency: Any, name: str = "frequency", minimum: int = 0) -
     ...
     custscore.errors.CustscoreError: frequency: must be a whole number >= 0; position 1 has 2.7
     """
-    x = as_numeric_vector(frequency, name)
+    x = as_numeric_vector(frequency, name, check_finite=False)
+    if rules_hold(lambda rows: whole_at_least(x[rows], minimum), len(x)):
+        return x
+    x = as_numeric_vector(frequency, name)  # names the first non-finite value
     i = _first_bad((x != np.floor(x)) | (x < minimum))
     if i is not None:
         raise CustscoreError(f"{name}: must be a whole number >= {minimum}; position {i} has {float(x[i])!r}")
@@ -130,10 +153,22 @@ def check_rfm(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndar
     whose likelihood term is 1); 0 <= recency <= T; recency == 0 when frequency == 0;
     all finite; equal lengths. Each error names the argument, the position and the value.
     """
+    x = as_numeric_vector(frequency, "frequency", check_finite=False)
+    t_x = as_numeric_vector(recency, "recency", check_finite=False)
+    t_cal = as_numeric_vector(T, "T", check_finite=False)
+    check_same_length(frequency=x, recency=t_x, T=t_cal)
+
+    def holds(rows: slice) -> np.ndarray:
+        xb, tb, Tb = x[rows], t_x[rows], t_cal[rows]
+        with np.errstate(invalid="ignore"):  # NaN compares False: the rule fails, the checks below name it
+            return whole_at_least(xb, 0) & (tb >= 0) & (tb <= Tb) & (Tb < np.inf) & ((xb > 0) | (tb == 0))
+
+    if rules_hold(holds, len(x)):
+        return x, t_x, t_cal
+    # Some rule fails: check one rule after the other, so the error names the first one.
     x = check_frequency(frequency, "frequency")
     t_x = as_numeric_vector(recency, "recency")
     t_cal = as_numeric_vector(T, "T")
-    check_same_length(frequency=x, recency=t_x, T=t_cal)
     i = _first_bad(t_cal < 0)
     if i is not None:
         raise CustscoreError(f"T: must be >= 0; position {i} has {float(t_cal[i])!r}")

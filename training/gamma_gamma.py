@@ -12,13 +12,14 @@ the caller should check that (correlation of ``m`` and ``x``) before using it.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln, polygamma
 
 from custscore.errors import CustscoreError, FitError
+from custscore.training.threads import for_each_block
 from custscore.training.fitting import (
     ESTIMATOR_CONSTRAINTS,
     as_numeric_vector,
@@ -234,12 +235,22 @@ class GammaGammaModel:
         if m_raw.ndim != 1 or m_raw.dtype.kind not in "iuf":
             raise CustscoreError(f"monetary_value: must be a one-dimensional numeric array, got dtype {m_raw.dtype}")
         check_same_length(frequency=x, monetary_value=m_raw)
-        repeat = x > 0
-        m = m_raw.astype(float)
-        with np.errstate(invalid="ignore"):
-            bad = np.flatnonzero(repeat & ~(np.isfinite(m) & (m > 0)))
-        if bad.size:
-            i = int(bad[0])
+        m = m_raw.astype(float, copy=False)
+        out = np.empty(len(x))
+
+        def block(rows: slice) -> Optional[int]:
+            """The block's spends into ``out``, or the position of its first bad ``m``."""
+            xb, mb = x[rows], m[rows]
+            repeat = xb > 0
+            with np.errstate(invalid="ignore"):
+                ok = ((mb > 0) & (mb < np.inf)) | ~repeat  # NaN compares False
+            if not ok.all():
+                return rows.start + int(np.argmin(ok))
+            out[rows] = p * (v + np.where(repeat, xb * mb, 0.0)) / (p * xb + q - 1.0)
+            return None
+
+        bad = [i for i in for_each_block(block, len(x)) if i is not None]
+        if bad:
+            i = min(bad)
             raise CustscoreError(f"monetary_value: must be finite and > 0 when frequency >= 1; position {i} has {float(m[i])!r}")
-        m = np.where(repeat, m, 0.0)
-        return p * (v + x * m) / (p * x + q - 1.0)
+        return out
