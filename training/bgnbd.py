@@ -23,6 +23,7 @@ from custscore.training.threads import map_in_threads
 from custscore.training.fitting import (
     ESTIMATOR_CONSTRAINTS,
     FitSettings,
+    PairIndex,
     check_hyperparameters,
     check_rfm,
     check_weights,
@@ -34,6 +35,7 @@ from custscore.training.fitting import (
     unique_inverse,
     unique_inverse_of_codes,
     unique_rows,
+    value_index,
 )
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
@@ -363,8 +365,9 @@ class BetaGeoModel:
         factors = np.atleast_1d(np.asarray(discount_factors, dtype=float))
         if ends.shape != factors.shape or np.any(np.diff(ends) <= 0) or np.any(ends < 0):
             raise CustscoreError("step_ends: must increase, be >= 0 and match discount_factors")
-        x_coded, T_coded = sorted_codes(x), sorted_codes(t_cal)
-        (ux, uT), inverse = unique_inverse_of_codes([x_coded, T_coded])
+        x_coded, T_coded = value_index(x), value_index(t_cal)
+        pairs = PairIndex(x_coded, T_coded)
+        ux, uT = pairs.a, pairs.b
         brackets = map_in_threads(lambda end: self._conditional_bracket(np.asarray(end), ux, uT), ends,
                                   work=len(ux) * len(ends))
         total, previous = np.zeros(len(ux)), np.zeros(len(ux))
@@ -380,7 +383,7 @@ class BetaGeoModel:
         def block(start: int) -> None:
             rows = slice(start, start + _BLOCK_ROWS)
             log_ratio = log_T[T_coded[0][rows]] - np.log(alpha + t_x[rows])
-            out[rows] = total[inverse[rows]] * self._p_alive_from_logs(
+            out[rows] = total[pairs.of(rows)] * self._p_alive_from_logs(
                 x[rows], (x_coded[0][rows], x_coded[1]), log_ratio)
 
         map_in_threads(block, range(0, len(x), _BLOCK_ROWS), work=len(x))

@@ -278,6 +278,70 @@ def sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.asarray(uniques, dtype=float)
 
 
+def value_index(values: np.ndarray, max_value: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, candidate values)`` with ``values == candidates[codes]``, candidates sorted.
+
+    Many whole numbers in ``[0, max_value]`` (frequencies, ages in days) index themselves:
+    candidates ``0, 1, ..., max`` (not all present), one cast in row blocks on all cores
+    instead of :func:`sorted_codes`' count and renumbering. Anything else takes
+    :func:`sorted_codes`.
+
+    >>> codes, candidates = value_index(np.array([3.0, 0.0, 3.0] * 400))
+    >>> codes[:3].tolist(), candidates.tolist()
+    ([3, 0, 3], [0.0, 1.0, 2.0, 3.0])
+    """
+    from custscore.training.threads import for_each_block
+
+    if values.size > _SORT_CODES_UP_TO and rules_hold(lambda rows: whole_at_least(values[rows], 0), len(values)):
+        high = float(values.max())
+        if high <= max_value:
+            ints = np.empty(len(values), dtype=np.int64)
+
+            def cast(rows: slice) -> None:
+                ints[rows] = values[rows]
+
+            for_each_block(cast, len(values))
+            return ints, np.arange(int(high) + 1, dtype=float)
+    return sorted_codes(values)
+
+
+class PairIndex:
+    """Distinct ``(a, b)`` pairs of two indexed columns (:func:`value_index`), found in row blocks.
+
+    ``a``, ``b``: the distinct pairs in sorted order; :meth:`of` gives rows' positions
+    among them. With few possible pairs (at most twice the rows, or 65,536) the pairs are
+    marked in a presence table block by block on all cores, and each block looks its rows
+    up again when it needs them; otherwise :func:`unique_inverse_of_codes` numbers all rows
+    once.
+    """
+
+    def __init__(self, a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> None:
+        from custscore.training.threads import for_each_block
+
+        self._a, self._b, self._n_b = a[0], b[0], max(len(b[1]), 1)
+        n, radix = len(self._a), max(len(a[1]), 1) * max(len(b[1]), 1)
+        self._inverse: Optional[np.ndarray] = None
+        if radix > max(2 * n, 1 << 16):
+            (self.a, self.b), self._inverse = unique_inverse_of_codes([a, b])
+            return
+        present = np.zeros(radix, dtype=bool)
+
+        def mark(rows: slice) -> None:  # threads only ever set True: no update can be lost
+            present[self._key(rows)] = True
+
+        for_each_block(mark, n)
+        keys = np.flatnonzero(present)
+        self._rank = np.cumsum(present) - 1
+        self.a, self.b = a[1][keys // self._n_b], b[1][keys % self._n_b]
+
+    def _key(self, rows: slice) -> np.ndarray:
+        return self._a[rows] * self._n_b + self._b[rows]
+
+    def of(self, rows: slice) -> np.ndarray:
+        """Positions among the distinct pairs of the rows ``rows``."""
+        return self._inverse[rows] if self._inverse is not None else self._rank[self._key(rows)]
+
+
 def unique_rows(columns: Sequence[np.ndarray], weights: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Collapse identical rows of ``columns``, summing ``weights``: the counts used for fitting.
 
