@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
+from custscore.threads import for_each_block
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.io import _TS_MAX, _TS_MIN, _suffix_kind, check_columns, optional_columns
@@ -130,11 +131,25 @@ def _utc_days(ts: pa.ChunkedArray) -> Optional[np.ndarray]:
 
 
 def _ts_ns(ts: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
-    """The timestamps of ``rows`` as nanoseconds since 1970 (UTC), int64."""
-    picked = ts.take(pa.array(rows))
+    """The timestamps of ``rows`` (any order) as nanoseconds since 1970 (UTC), int64.
+
+    Taken chunk by chunk: ``ChunkedArray.take`` costs tens of milliseconds per call
+    whatever the number of rows.
+    """
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    bounds = np.cumsum([0] + [len(chunk) for chunk in ts.chunks])
+    cuts = np.searchsorted(ordered, bounds)
+    parts = [ts.chunk(i).take(pa.array(ordered[cuts[i]:cuts[i + 1]] - bounds[i]))
+             for i in range(ts.num_chunks) if cuts[i + 1] > cuts[i]]
+    picked = pa.chunked_array(parts, type=ts.type)
     if pa.types.is_date32(ts.type):
-        return picked.cast(pa.int32()).to_numpy().astype(np.int64) * _NS_PER_DAY
-    return picked.cast(pa.int64()).to_numpy() * _NS_PER_UNIT[ts.type.unit]
+        values = picked.cast(pa.int32()).to_numpy().astype(np.int64) * _NS_PER_DAY
+    else:
+        values = picked.cast(pa.int64()).to_numpy() * _NS_PER_UNIT[ts.type.unit]
+    out = np.empty(len(rows), dtype=np.int64)
+    out[order] = values
+    return out
 
 
 def _customer_codes(ids: pa.ChunkedArray) -> Optional[tuple[pa.Array, np.ndarray, bool]]:
@@ -188,11 +203,11 @@ def _per_day(log: _Log) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     A day with one row keeps its amount; a day with two rows ``a``, ``b`` sums to
     ``(0 + a) + b``, the bits merge_periods' sum gives in either order; days with more rows
     go through :func:`merge_periods` itself, in the pandas engine's ``(ts, amount)`` row
-    order. Written to allocate few arrays of the log's length.
+    order. The passes over all rows run in cache-sized blocks on all cores.
     """
     code, day, amount, order = log.code, log.day, log.amount, None
-    same_customer = code[1:] == code[:-1]
-    if not (log.sorted_by_customer and bool((day[1:] >= day[:-1])[same_customer].all())):
+    in_order, later_rows = _continued_days(code, day)
+    if not in_order:
         first_day = int(day.min())
         key = code.astype(np.int64)
         key *= int(day.max()) - first_day + 1
@@ -200,15 +215,10 @@ def _per_day(log: _Log) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         order = np.argsort(key, kind="stable")
         del key
         code, day, amount = code[order], day[order], amount[order]
-        same_customer = code[1:] == code[:-1]
-    later_rows = np.flatnonzero(same_customer & (day[1:] == day[:-1])) + 1  # rows continuing a day
-    del same_customer
+        _, later_rows = _continued_days(code, day)
     if not len(later_rows):
         return code, day, amount
-    new_day = np.ones(len(code), dtype=bool)
-    new_day[later_rows] = False
-    day_code, day_day, day_amount = code[new_day], day[new_day], amount[new_day]
-    del new_day
+    day_code, day_day, day_amount = _without_rows((code, day, amount), later_rows)
     # A run of later rows continues the day starting on the row before the run.
     run_first = np.concatenate(([True], np.diff(later_rows) > 1))
     starts = later_rows[run_first] - 1
@@ -222,10 +232,45 @@ def _per_day(log: _Log) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         source_rows = rows if order is None else order[rows]
         day_amount[positions[~two]] = _merged_day_sums(code[rows], _ts_ns(log.ts, source_rows), amount[rows],
                                                        np.repeat(np.arange(len(big_sizes)), big_sizes))
-    keep = day_amount >= 0
-    if keep.all():
-        return day_code, day_day, day_amount
-    return day_code[keep], day_day[keep], day_amount[keep]
+    if not bool(np.all(for_each_block(lambda rows: bool((day_amount[rows] >= 0).all()), len(day_amount)))):
+        keep = day_amount >= 0
+        return day_code[keep], day_day[keep], day_amount[keep]
+    return day_code, day_day, day_amount
+
+
+def _continued_days(code: np.ndarray, day: np.ndarray) -> tuple[bool, np.ndarray]:
+    """(rows sorted by (code, day)?, the rows that continue the day of the row before them, sorted)."""
+    n = len(code)
+
+    def block(rows: slice) -> tuple[bool, np.ndarray]:
+        lo, hi = max(rows.start, 1), min(rows.stop, n)
+        if lo >= hi:
+            return True, np.zeros(0, dtype=np.int64)
+        c1, c0, d1, d0 = code[lo:hi], code[lo - 1:hi - 1], day[lo:hi], day[lo - 1:hi - 1]
+        same = c1 == c0
+        ordered = bool(((c1 > c0) | (same & (d1 >= d0))).all())
+        return ordered, np.flatnonzero(same & (d1 == d0)) + lo
+
+    parts = for_each_block(block, n)
+    return all(p[0] for p in parts), np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+
+
+def _without_rows(arrays: tuple[np.ndarray, ...], dropped: np.ndarray) -> list[np.ndarray]:
+    """Copies of ``arrays`` without the rows ``dropped`` (sorted, unique), built block by block."""
+    n = len(arrays[0])
+    out = [np.empty(n - len(dropped), dtype=a.dtype) for a in arrays]
+
+    def block(rows: slice) -> None:
+        lo, hi = rows.start, min(rows.stop, n)
+        first, last = np.searchsorted(dropped, (lo, hi))
+        keep = np.ones(hi - lo, dtype=bool)
+        keep[dropped[first:last] - lo] = False
+        at = lo - first  # rows kept before this block
+        for source, target in zip(arrays, out):
+            target[at:at + (hi - lo) - (last - first)] = source[lo:hi][keep]
+
+    for_each_block(block, n)
+    return out
 
 
 def _offsets_within(sizes: np.ndarray) -> np.ndarray:
@@ -257,8 +302,8 @@ class ArrowEngine(CodedPurchasesEngine):
         self._ids = pd.Index(log.ids.to_pandas(), name="customer_id")
         self._examples = _examples(log)
         self._code, self._day, self._amount = _per_day(log)
-        counts = np.bincount(self._code, minlength=len(self._ids))
-        self._rows_before = np.concatenate(([0], np.cumsum(counts)))
+        # The codes are sorted: the rows before code k start where k would be inserted.
+        self._rows_before = np.searchsorted(self._code, np.arange(len(self._ids) + 1, dtype=self._code.dtype))
 
     def _purchases(self, lo: int, hi: int, after: Optional[pd.Timestamp], until: pd.Timestamp) -> pd.DataFrame:
         rows = slice(int(self._rows_before[lo]), int(self._rows_before[hi]))

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.special import digamma, gammaln, hyp2f1, polygamma
 
 from custscore.errors import CustscoreError, FitError
-from custscore.training.threads import map_in_threads
+from custscore.threads import map_in_threads
 from custscore.training.fitting import (
     ESTIMATOR_CONSTRAINTS,
     FitSettings,

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.optimize import OptimizeResult, minimize
 
 from custscore.errors import CustscoreError, FitError
+from custscore.threads import for_each_block
 
 #: A fit is accepted only if the largest absolute gradient component of the objective
 #: (in log-parameter space) is below this. The models minimise the *mean* negative
@@ -109,8 +110,6 @@ def rules_hold(rule: Callable[[slice], np.ndarray], n: int) -> bool:
     passes over row blocks on all cores; invalid ones are then checked rule by rule so the
     error names the first bad value.
     """
-    from custscore.training.threads import for_each_block
-
     return all(for_each_block(lambda rows: bool(rule(rows).all()), n))
 
 
@@ -290,8 +289,6 @@ def value_index(values: np.ndarray, max_value: int = 1 << 16) -> tuple[np.ndarra
     >>> codes[:3].tolist(), candidates.tolist()
     ([3, 0, 3], [0.0, 1.0, 2.0, 3.0])
     """
-    from custscore.training.threads import for_each_block
-
     if values.size > _SORT_CODES_UP_TO and rules_hold(lambda rows: whole_at_least(values[rows], 0), len(values)):
         high = float(values.max())
         if high <= max_value:
@@ -316,8 +313,6 @@ class PairIndex:
     """
 
     def __init__(self, a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> None:
-        from custscore.training.threads import for_each_block
-
         self._a, self._b, self._n_b = a[0], b[0], max(len(b[1]), 1)
         n, radix = len(self._a), max(len(a[1]), 1) * max(len(b[1]), 1)
         self._inverse: Optional[np.ndarray] = None

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.special import digamma, gammaln, polygamma
 
 from custscore.errors import CustscoreError, FitError
-from custscore.training.threads import for_each_block
+from custscore.threads import for_each_block
 from custscore.training.fitting import (
     ESTIMATOR_CONSTRAINTS,
     as_numeric_vector,
