@@ -38,12 +38,13 @@ CHURN_STACK_MIN_HORIZON_DAYS = 180
 DEFAULT_EXPERIMENT = "custscore"
 
 
-_NS_PER_DAY = 86_400 * 10**9
+#: Nanoseconds per day (pandas Timestamps count nanoseconds since 1970).
+NS_PER_DAY = 86_400 * 10**9
 
 
 def parse_date(value: Any, name: str) -> pd.Timestamp:
     """Parse a user-given date (``YYYY-MM-DD`` or a Timestamp) to a naive day Timestamp."""
-    if isinstance(value, pd.Timestamp) and value.tzinfo is None and value.value % _NS_PER_DAY == 0:
+    if isinstance(value, pd.Timestamp) and value.tzinfo is None and value.value % NS_PER_DAY == 0:
         return value  # already a naive day (the common case inside the library)
     try:
         ts = pd.Timestamp(value)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Optional, TypeVar
+from typing import Any, Callable, Iterable, Optional, TypeVar
+
+import numpy as np
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -53,3 +55,12 @@ BLOCK_ROWS = 1 << 15
 def for_each_block(fn: Callable[[slice], R], n: int, block_rows: int = BLOCK_ROWS) -> list[R]:
     """``fn(rows)`` for consecutive row slices covering ``range(n)``, on all cores for large ``n``."""
     return map_in_threads(fn, [slice(start, start + block_rows) for start in range(0, n, block_rows)], work=n)
+
+
+def all_blocks(rule: Callable[[slice], Any], n: int) -> bool:
+    """True when the mask ``rule(rows)`` is all True on every block of ``n`` rows.
+
+    A check over millions of rows as cache-resident passes on all cores, e.g. the fast
+    path of input checks (the slow, rule-by-rule path runs only when this fails).
+    """
+    return all(for_each_block(lambda rows: bool(np.all(rule(rows))), n))

@@ -33,16 +33,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
-from custscore.threads import for_each_block
+from custscore.config import DAYS_PER_UNIT, NS_PER_DAY, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.io import _TS_MAX, _TS_MIN, _suffix_kind, check_columns, optional_columns
 from custscore.features.periods import merge_periods
 from custscore.features.rfm import btyd_from_runs, duration_columns
+from custscore.threads import all_blocks, for_each_block
 
-_NS_PER_DAY = 86_400 * 10**9
-_UNITS_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": _NS_PER_DAY}
 _NS_PER_UNIT = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 
@@ -68,7 +66,6 @@ class _Log:
     day: np.ndarray
     amount: np.ndarray
     ts: pa.ChunkedArray
-    sorted_by_customer: bool
 
 
 def open_arrow_engine(path: str | Path, columns: ColumnMap = ColumnMap(),
@@ -111,15 +108,15 @@ def _read_log(path: Path, columns: ColumnMap) -> Optional[_Log]:
     del ids
     if coded is None:
         return None
-    unique_ids, code, sorted_by_customer = coded
-    return _Log(unique_ids, code, day, amount, ts, sorted_by_customer)
+    unique_ids, code = coded
+    return _Log(unique_ids, code, day, amount, ts)
 
 
 def _utc_days(ts: pa.ChunkedArray) -> Optional[np.ndarray]:
     """Days since 1970-01-01 (the UTC day for aware timestamps) as int32, or None outside datetime64[ns]."""
     low, high = (v.value for v in pc.min_max(ts).values())  # the stored integers (UTC for aware columns)
     if pa.types.is_date32(ts.type):
-        if low * _NS_PER_DAY < _TS_MIN.value or high * _NS_PER_DAY > _TS_MAX.value:
+        if low * NS_PER_DAY < _TS_MIN.value or high * NS_PER_DAY > _TS_MAX.value:
             return None
         return ts.cast(pa.int32()).to_numpy()
     per_ns = _NS_PER_UNIT[ts.type.unit]
@@ -144,7 +141,7 @@ def _ts_ns(ts: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
              for i in range(ts.num_chunks) if cuts[i + 1] > cuts[i]]
     picked = pa.chunked_array(parts, type=ts.type)
     if pa.types.is_date32(ts.type):
-        values = picked.cast(pa.int32()).to_numpy().astype(np.int64) * _NS_PER_DAY
+        values = picked.cast(pa.int32()).to_numpy().astype(np.int64) * NS_PER_DAY
     else:
         values = picked.cast(pa.int64()).to_numpy() * _NS_PER_UNIT[ts.type.unit]
     out = np.empty(len(rows), dtype=np.int64)
@@ -152,9 +149,8 @@ def _ts_ns(ts: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _customer_codes(ids: pa.ChunkedArray) -> Optional[tuple[pa.Array, np.ndarray, bool]]:
-    """(distinct ids as text in sorted order, each row's int32 code into them, whether the rows are
-    sorted by id), or None for ids to refuse.
+def _customer_codes(ids: pa.ChunkedArray) -> Optional[tuple[pa.Array, np.ndarray]]:
+    """(distinct ids as text in sorted order, each row's int32 code into them), or None for ids to refuse.
 
     Ids are text as features.io makes them: integers in decimal, text as given. Text ids of
     a file sorted by id are coded from their run boundaries (no hashing); otherwise the ids
@@ -169,7 +165,7 @@ def _customer_codes(ids: pa.ChunkedArray) -> Optional[tuple[pa.Array, np.ndarray
         heads = ids.filter(pa.array(change)).combine_chunks()  # the first id of each run of equal ids
         # Sorted by id exactly when each run's id is below the next run's: then runs are customers.
         if len(heads) == 1 or pc.all(pc.less(heads.slice(0, len(heads) - 1), heads.slice(1))).as_py():
-            return (heads, _run_numbers(np.flatnonzero(change), len(ids)), True) if _plain_ids(heads) else None
+            return (heads, _run_numbers(np.flatnonzero(change), len(ids))) if _plain_ids(heads) else None
         del change, heads
     if isinstance(ids, pa.ChunkedArray):  # one array, so one dictionary
         ids = ids.combine_chunks()
@@ -180,7 +176,7 @@ def _customer_codes(ids: pa.ChunkedArray) -> Optional[tuple[pa.Array, np.ndarray
     rank = np.empty(len(order), dtype=np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
     uniques = text.take(pa.array(order))
-    return (uniques, rank[indices], False) if _plain_ids(uniques) else None
+    return (uniques, rank[indices]) if _plain_ids(uniques) else None
 
 
 def _run_numbers(starts: np.ndarray, n: int) -> np.ndarray:
@@ -232,7 +228,7 @@ def _per_day(log: _Log) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         source_rows = rows if order is None else order[rows]
         day_amount[positions[~two]] = _merged_day_sums(code[rows], _ts_ns(log.ts, source_rows), amount[rows],
                                                        np.repeat(np.arange(len(big_sizes)), big_sizes))
-    if not bool(np.all(for_each_block(lambda rows: bool((day_amount[rows] >= 0).all()), len(day_amount)))):
+    if not all_blocks(lambda rows: day_amount[rows] >= 0, len(day_amount)):
         keep = day_amount >= 0
         return day_code[keep], day_day[keep], day_amount[keep]
     return day_code, day_day, day_amount
@@ -366,9 +362,9 @@ def _examples(log: _Log) -> pd.DataFrame:
 
 def _dates(days: np.ndarray) -> np.ndarray:
     """Days since 1970-01-01 -> datetime64[ns]."""
-    return (days.astype(np.int64) * _NS_PER_DAY).view("datetime64[ns]")
+    return (days.astype(np.int64) * NS_PER_DAY).view("datetime64[ns]")
 
 
 def _epoch_day(ts: pd.Timestamp) -> int:
     """Whole days since 1970-01-01 of a day Timestamp."""
-    return int(ts.value // _NS_PER_DAY)
+    return int(ts.value // NS_PER_DAY)

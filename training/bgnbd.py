@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.special import digamma, gammaln, hyp2f1, polygamma
 
 from custscore.errors import CustscoreError, FitError
-from custscore.threads import map_in_threads
+from custscore.threads import for_each_block, map_in_threads
 from custscore.training.fitting import (
     ESTIMATOR_CONSTRAINTS,
     FitSettings,
@@ -380,13 +380,12 @@ class BetaGeoModel:
         log_T = np.log(alpha + T_coded[1])
         out = np.empty(len(x))
 
-        def block(start: int) -> None:
-            rows = slice(start, start + _BLOCK_ROWS)
+        def block(rows: slice) -> None:
             log_ratio = log_T[T_coded[0][rows]] - np.log(alpha + t_x[rows])
             out[rows] = total[pairs.of(rows)] * self._p_alive_from_logs(
                 x[rows], (x_coded[0][rows], x_coded[1]), log_ratio)
 
-        map_in_threads(block, range(0, len(x), _BLOCK_ROWS), work=len(x))
+        for_each_block(block, len(x), _BLOCK_ROWS)
         return out
 
     def _conditional_bracket(self, t: np.ndarray, x: np.ndarray, t_cal: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy.optimize import OptimizeResult, minimize
 
 from custscore.errors import CustscoreError, FitError
-from custscore.threads import for_each_block
+from custscore.threads import all_blocks, for_each_block
 
 #: A fit is accepted only if the largest absolute gradient component of the objective
 #: (in log-parameter space) is below this. The models minimise the *mean* negative
@@ -103,16 +103,6 @@ def whole_at_least(x: np.ndarray, minimum: float) -> np.ndarray:
         return (x >= minimum) & (x < np.inf) & (x == np.floor(x))
 
 
-def rules_hold(rule: Callable[[slice], np.ndarray], n: int) -> bool:
-    """True when the mask ``rule(rows)`` is all True on every block of ``n`` rows.
-
-    The fast path of the input checks: valid inputs (the usual case) cost cache-resident
-    passes over row blocks on all cores; invalid ones are then checked rule by rule so the
-    error names the first bad value.
-    """
-    return all(for_each_block(lambda rows: bool(rule(rows).all()), n))
-
-
 def _first_bad(mask: np.ndarray) -> Optional[int]:
     idx = np.flatnonzero(mask)
     return int(idx[0]) if idx.size else None
@@ -127,7 +117,7 @@ def check_frequency(frequency: Any, name: str = "frequency", minimum: int = 0) -
     custscore.errors.CustscoreError: frequency: must be a whole number >= 0; position 1 has 2.7
     """
     x = as_numeric_vector(frequency, name, check_finite=False)
-    if rules_hold(lambda rows: whole_at_least(x[rows], minimum), len(x)):
+    if all_blocks(lambda rows: whole_at_least(x[rows], minimum), len(x)):
         return x
     x = as_numeric_vector(frequency, name)  # names the first non-finite value
     i = _first_bad((x != np.floor(x)) | (x < minimum))
@@ -162,7 +152,7 @@ def check_rfm(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndar
         with np.errstate(invalid="ignore"):  # NaN compares False: the rule fails, the checks below name it
             return whole_at_least(xb, 0) & (tb >= 0) & (tb <= Tb) & (Tb < np.inf) & ((xb > 0) | (tb == 0))
 
-    if rules_hold(holds, len(x)):
+    if all_blocks(holds, len(x)):
         return x, t_x, t_cal
     # Some rule fails: check one rule after the other, so the error names the first one.
     x = check_frequency(frequency, "frequency")
@@ -289,7 +279,7 @@ def value_index(values: np.ndarray, max_value: int = 1 << 16) -> tuple[np.ndarra
     >>> codes[:3].tolist(), candidates.tolist()
     ([3, 0, 3], [0.0, 1.0, 2.0, 3.0])
     """
-    if values.size > _SORT_CODES_UP_TO and rules_hold(lambda rows: whole_at_least(values[rows], 0), len(values)):
+    if values.size > _SORT_CODES_UP_TO and all_blocks(lambda rows: whole_at_least(values[rows], 0), len(values)):
         high = float(values.max())
         if high <= max_value:
             ints = np.empty(len(values), dtype=np.int64)
