@@ -30,6 +30,9 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--date-format", default=_default(ColumnMap, "date_format"),
                    help="strftime format of the dates, e.g. %%d/%%m/%%Y (default: ISO 8601 only)")
     g.add_argument("--encoding", default=_default(ColumnMap, "encoding"), help="CSV text encoding (default %(default)s)")
+    g.add_argument("--amount-decimals", type=int, default=_default(ColumnMap, "amount_decimals"),
+                   help="decimals kept when a day's rows are netted: amounts count as whole units of "
+                        "10**-D, summed exactly (default %(default)s)")
     g.add_argument("--discount-col", default=_default(ColumnMap, "discount"),
                    help="optional: discount amount or 0/1 flag per row (> 0 = bought on discount)")
     g.add_argument("--arrears-col", default=_default(ColumnMap, "arrears"),
@@ -39,7 +42,7 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
 def _columns(args: argparse.Namespace) -> ColumnMap:
     return ColumnMap(customer=args.customer_col, date=args.date_col, amount=args.amount_col,
                      date_format=args.date_format, encoding=args.encoding,
-                     discount=args.discount_col, arrears=args.arrears_col)
+                     discount=args.discount_col, arrears=args.arrears_col, amount_decimals=args.amount_decimals)
 
 
 def _add_engine(parser: argparse.ArgumentParser, cls) -> None:

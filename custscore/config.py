@@ -77,6 +77,10 @@ def _check_rate(value: Any, name: str) -> None:
         raise CustscoreError(f"{name}: must be in [0, 1), got {value!r}")
 
 
+#: Largest ``ColumnMap.amount_decimals`` (10**15 is still exact in float64).
+MAX_AMOUNT_DECIMALS = 15
+
+
 @dataclass(frozen=True)
 class ColumnMap:
     """How to read the user's transaction log: column names, date format, text encoding.
@@ -86,7 +90,8 @@ class ColumnMap:
     Optional columns, not read when None: ``discount`` (per row, the discount amount or a
     0/1 flag; > 0 means bought on discount) and ``arrears`` (per row, the customer's
     arrears known on that day: amount overdue or days in arrears, >= 0); see
-    :mod:`custscore.features.discount_credit`.
+    :mod:`custscore.features.discount_credit`. ``amount_decimals`` is the precision of
+    exact day netting (:mod:`custscore.features.netting`).
     """
 
     customer: str = "customer_id"
@@ -96,8 +101,15 @@ class ColumnMap:
     encoding: str = "utf-8"
     discount: Optional[str] = None
     arrears: Optional[str] = None
+    #: exact day netting precision: each amount counts as ``rint(amount * 10**d)`` whole
+    #: units (custscore.features.netting); 4 covers every currency's minor unit (at most 3
+    #: decimals) plus unit prices such as 0.0125, with amounts up to 9.0e11
+    amount_decimals: int = 4
 
     def __post_init__(self) -> None:
+        d = self.amount_decimals
+        if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= MAX_AMOUNT_DECIMALS:
+            raise CustscoreError(f"amount_decimals: must be a whole number in [0, {MAX_AMOUNT_DECIMALS}], got {d!r}")
         names = [self.customer, self.date, self.amount]
         if any(not isinstance(n, str) or not n for n in names):
             raise CustscoreError(f"column names must be non-empty strings, got {names}")
@@ -171,7 +183,7 @@ class TrainConfig:
         out.pop("columns")
         out.update({f"{k}_col": v for k, v in asdict(self.columns).items()
                     if k in ("customer", "date", "amount") or (k in ("discount", "arrears") and v is not None)})
-        out.update({k: v for k, v in asdict(self.columns).items() if k in ("date_format", "encoding")})
+        out.update({k: v for k, v in asdict(self.columns).items() if k in ("date_format", "encoding", "amount_decimals")})
         out["cutoff"] = self.cutoff.date().isoformat()
         if self.holdout_end is not None:
             out["holdout_end"] = self.holdout_end.date().isoformat()

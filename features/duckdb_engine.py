@@ -33,7 +33,8 @@ from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.io import (_TS_MAX, _TS_MIN, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
                                    check_columns, optional_column_names, optional_columns)
-from custscore.features.periods import ARREARS, DISCOUNTED, merge_periods
+from custscore.features.netting import MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount_sql, units_sql
+from custscore.features.periods import ARREARS, DISCOUNTED
 
 # pandas' default missing-value markers (read_csv na_values), so both engines agree on
 # which CSV fields are missing.
@@ -162,7 +163,9 @@ class DuckDBEngine(CodedPurchasesEngine):
         con.execute("CREATE TEMP TABLE customers AS SELECT customer_id, "
                     "(row_number() OVER (ORDER BY customer_id) - 1)::INTEGER AS code "
                     "FROM (SELECT DISTINCT customer_id FROM tx)")
-        con.execute(f"CREATE TEMP TABLE coded AS SELECT c.code, t.ts, t.amount{self._optional.columns('t.')}, t.seq FROM "
+        units = units_sql("t.amount", cols.amount_decimals)
+        con.execute(f"CREATE TEMP TABLE coded AS SELECT c.code, t.ts, t.amount, {units} AS units"
+                    f"{self._optional.columns('t.')}, t.seq FROM "
                     "(SELECT rowid AS seq, * FROM tx) t JOIN customers c USING (customer_id)")
         con.execute("DROP TABLE tx")
         con.execute("CREATE TEMP TABLE examples AS SELECT k.code, k.seq, c.customer_id, k.ts, k.amount "
@@ -172,39 +175,23 @@ class DuckDBEngine(CodedPurchasesEngine):
         self._merge_days()
 
     def _merge_days(self) -> None:
-        """Build ``purchases`` (code, date, amount): one row per customer and day.
+        """Build ``purchases`` (code, date, amount): one row per customer and day, netted exactly.
 
-        A day with one transaction keeps its amount (and, being a return when negative, is
-        dropped as merge_periods drops return-only days); days with several are summed by
-        :func:`~custscore.features.periods.merge_periods` itself (in time order, chunk by
-        chunk), so the floating-point sums are bit-identical to the pandas engine's.
+        :mod:`custscore.features.netting` in SQL: each row's BIGINT units, summed per day
+        (exact, order-free), the day kept when its units are >= 0 (merge_periods' returns
+        policy), its amount the units divided back; so the amounts are bit-identical to the
+        pandas engine's.
         """
         con = self._con
-        con.execute("CREATE TEMP TABLE daily AS SELECT code, CAST(ts AS DATE) AS date, count(*) AS n, "
-                    f"sum(amount) AS amount{self._optional.per_day} FROM coded GROUP BY ALL")
-        con.execute("CREATE TEMP TABLE multi AS SELECT k.code, k.ts, k.amount, k.seq FROM coded k "
-                    "JOIN daily d ON k.code = d.code AND CAST(k.ts AS DATE) = d.date WHERE d.n > 1")
-        con.execute("CREATE TEMP TABLE summed (code INTEGER, date DATE, amount DOUBLE)")
-        self._rows_before = self._cumulative_rows("multi")
-        for lo, hi in self._code_ranges():
-            got = con.execute(f"SELECT code, CAST(ts AS TIMESTAMP_NS) AS ts, amount FROM multi "
-                              f"WHERE code >= {lo} AND code < {hi} ORDER BY code, ts, amount, seq").fetchnumpy()
-            if len(got["code"]) == 0:
-                continue
-            merged = merge_periods(pd.DataFrame({"customer_id": got["code"], "ts": got["ts"],
-                                                 "amount": got["amount"]}))
-            con.register("_merged", merged)
-            con.execute("INSERT INTO summed SELECT customer_id, CAST(date AS DATE), amount FROM _merged")
-            con.unregister("_merged")
-        # Single-transaction days follow merge_periods' returns policy: a negative day is no purchase.
-        # The optional per-day columns (max over the day) come from ``daily`` for both kinds of day.
+        decimals = self.columns.amount_decimals
+        total = con.execute("SELECT coalesce(sum(abs(units)), 0) FROM coded").fetchone()[0]
+        if total > MAX_TOTAL_UNITS:
+            raise total_error(str(self.path), decimals)
         extra = self._optional.day_columns
-        con.execute(f"CREATE TEMP TABLE purchases AS SELECT code, date, amount{extra} FROM "
-                    f"(SELECT code, date, amount{extra} FROM daily WHERE n = 1 AND amount >= 0 "
-                    f"UNION ALL SELECT s.code, s.date, s.amount{self._optional.day_columns_of('d.')} FROM summed s "
-                    "JOIN daily d ON s.code = d.code AND s.date = d.date) ORDER BY code, date")
-        for table in ("coded", "daily", "multi", "summed"):
-            con.execute(f"DROP TABLE {table}")
+        con.execute(f"CREATE TEMP TABLE purchases AS SELECT code, date, {units_amount_sql('units', decimals)} AS amount"
+                    f"{extra} FROM (SELECT code, CAST(ts AS DATE) AS date, CAST(sum(units) AS BIGINT) AS units"
+                    f"{self._optional.per_day} FROM coded GROUP BY ALL) WHERE units >= 0 ORDER BY code, date")
+        con.execute("DROP TABLE coded")
         self._rows_before = self._cumulative_rows("purchases")
 
     def _cumulative_rows(self, table: str) -> np.ndarray:
@@ -302,10 +289,12 @@ class _ColumnSql:
                               if types[getattr(cols, what)].startswith("VARCHAR")}
 
 
-def _bad(customer: str, ts: str, amount: str, optional: tuple[str, ...] = ()) -> str:
-    """SQL condition: a row features.io would refuse (given the parsed values; ``optional`` >= 0)."""
+def _bad(customer: str, ts: str, amount: str, decimals: int, optional: tuple[str, ...] = ()) -> str:
+    """SQL condition: a row features.io would refuse (given the parsed values; ``optional`` >= 0;
+    amounts too large for exact netting at ``decimals``)."""
     return (f"{customer} IS NULL OR {customer} = '' OR {ts} IS NULL OR {ts} < TIMESTAMP {_quote(_TS_MIN)} "
-            f"OR {ts} > TIMESTAMP {_quote(_TS_MAX)} OR {amount} IS NULL OR NOT isfinite({amount})"
+            f"OR {ts} > TIMESTAMP {_quote(_TS_MAX)} OR {amount} IS NULL OR NOT isfinite({amount}) "
+            f"OR {too_large_sql(amount, decimals)}"
             + "".join(f" OR {v} IS NULL OR NOT isfinite({v}) OR {v} < 0" for v in optional))
 
 
@@ -318,13 +307,13 @@ def _problem(con: duckdb.DuckDBPyConnection, numbered: str, sql: _ColumnSql, col
     validator, so the message is the pandas engine's, word for word.
     """
     n_bad, n_aware, n_naive = con.execute(
-        f"SELECT count(*) FILTER (WHERE {_bad('customer_id', 'ts', 'amount', tuple(sql.optional))}), "
+        f"SELECT count(*) FILTER (WHERE {_bad('customer_id', 'ts', 'amount', columns.amount_decimals, tuple(sql.optional))}), "
         "count(*) FILTER (WHERE aware), "
         "count(*) FILTER (WHERE NOT aware) FROM tx").fetchone()
     mixed = n_aware > 0 and n_naive > 0
     if not n_bad and not mixed:
         return None
-    bad = _bad(sql.customer, sql.ts, sql.amount, tuple(sql.optional.values()))
+    bad = _bad(sql.customer, sql.ts, sql.amount, columns.amount_decimals, tuple(sql.optional.values()))
     extra = ""
     if mixed:
         first_aware, first_naive = con.execute(f"SELECT min(__row) FILTER (WHERE {sql.aware}), "

@@ -19,6 +19,7 @@ import pandas as pd
 
 from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
+from custscore.features.netting import checked_units
 
 #: Columns of a normalised transaction frame, in order.
 TX_COLUMNS = ("customer_id", "ts", "amount")
@@ -146,9 +147,12 @@ def _timestamps(col: pd.Series, name: str, source: str, rows: np.ndarray,
     return parsed.astype("datetime64[ns]")
 
 
-def _amounts(col: pd.Series, name: str, source: str, rows: np.ndarray) -> pd.Series:
-    """Amounts as float64; missing, non-numeric and infinite values are errors."""
-    return _numbers(col, name, source, rows, "amount")
+def _amounts(col: pd.Series, name: str, source: str, rows: np.ndarray, decimals: int) -> pd.Series:
+    """Amounts as float64; missing, non-numeric and infinite values are errors, and so are
+    amounts too large for exact netting at ``decimals`` (:func:`custscore.features.netting.checked_units`)."""
+    numbers = _numbers(col, name, source, rows, "amount")
+    checked_units(numbers.to_numpy(), decimals, source, name, rows)
+    return numbers
 
 
 def _numbers(col: pd.Series, name: str, source: str, rows: np.ndarray, what: str,
@@ -225,7 +229,7 @@ def _normalise(frame: pd.DataFrame, columns: ColumnMap, source: str, rows: np.nd
         {
             "customer_id": _customer_ids(frame[columns.customer], columns.customer, source, rows).array,
             "ts": _timestamps(frame[columns.date], columns.date, source, rows, columns.date_format).array,
-            "amount": _amounts(frame[columns.amount], columns.amount, source, rows).array,
+            "amount": _amounts(frame[columns.amount], columns.amount, source, rows, columns.amount_decimals).array,
             **_optional_columns(frame, columns, source, rows),
         }
     )

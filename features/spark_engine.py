@@ -11,8 +11,9 @@ pandas and DuckDB engines never load it.
   is the pandas engine's, except that CSV row numbers do not count blank lines, the
   "(N rows affected)" count covers one batch, and a log mixing timezone-aware and naive
   dates is only refused when both occur in one batch.
-- **Per day**: purchases merged per customer and UTC day, return-only days dropped
-  (:mod:`custscore.features.periods`' policy, optional ``discounted``/``arrears`` per
+- **Per day**: purchases merged per customer and UTC day, netted exactly in long units
+  (:mod:`custscore.features.netting`, so day amounts equal the pandas engine's bit for
+  bit), return-only days dropped (:mod:`custscore.features.periods`' policy, optional ``discounted``/``arrears`` per
   day included), cached once.
 - **Features** (:meth:`SparkEngine.customer_features_df`): one ``groupBy`` over the
   purchases up to ``as_of`` (with one window for the gaps between purchase days)
@@ -46,6 +47,7 @@ from custscore.features.discount_credit import DISCOUNT_SHARE
 from custscore.features.io import (_TS_MAX, _TS_MIN, _normalise, _one_line, _suffix_kind, check_columns,
                                    optional_column_names, optional_columns)
 from custscore.features.months import MONTH_COLUMNS, last_complete_month
+from custscore.features.netting import MAX_ROW_UNITS, MAX_TOTAL_UNITS, total_error, unit_scale
 from custscore.features.periods import ARREARS, DISCOUNTED
 from custscore.features.rfm import duration_columns
 
@@ -78,6 +80,21 @@ logger.native.level = error
 """
 # The same pandas >= 3 warning, silenced in the Python workers.
 _WORKER_WARNINGS = "ignore:PySpark does not yet fully support pandas:FutureWarning"
+
+
+def spark_units(amount, decimals: int):
+    """features.netting's ``amount_units`` as a Spark Column (``bround`` rounds half to even, as ``rint``)."""
+    return F.bround(amount * unit_scale(decimals), 0).cast("long")
+
+
+def spark_too_large(amount, decimals: int):
+    """features.netting's ``too_large`` as a Spark Column."""
+    return F.abs(amount * unit_scale(decimals)) > float(MAX_ROW_UNITS)
+
+
+def spark_amount(units, decimals: int):
+    """features.netting's ``units_amount`` as a Spark Column."""
+    return units.cast("double") / unit_scale(decimals)
 
 
 def _tx_schema(columns: ColumnMap) -> str:
@@ -215,9 +232,16 @@ class SparkEngine:
         tx = self._validated(raw)
         self.transactions = tx
         day = F.to_date("ts")
+        decimals = columns.amount_decimals
+        units = spark_units(F.col("amount"), decimals)  # exact day netting (features.netting)
+        total = tx.agg(F.sum(F.abs(units).cast("double"))).first()[0] or 0.0
+        if total > MAX_TOTAL_UNITS:
+            raise total_error(self.source, decimals)
         self.purchases: DataFrame = (tx.groupBy("customer_id", day.alias("date"))
-                                     .agg(F.sum("amount").alias("amount"), *self._optional_per_day())
-                                     .where(F.col("amount") >= 0)  # return-only days are not purchases
+                                     .agg(F.sum(units).alias("units"), *self._optional_per_day())
+                                     .where(F.col("units") >= 0)  # return-only days are not purchases
+                                     .select("customer_id", "date", spark_amount(F.col("units"), decimals)
+                                             .alias("amount"), *[c for c in self._optional_day_names()])
                                      .persist())
         first, last = self.purchases.agg(F.min("date"), F.max("date")).first()
         if first is None:
@@ -282,6 +306,7 @@ class SparkEngine:
         bad = (F.col("customer_id").isNull() | (F.col("customer_id") == "") | F.col("ts").isNull()
                | (F.col("ts") < F.lit(_TS_MIN.to_pydatetime())) | (F.col("ts") > F.lit(_TS_MAX.to_pydatetime()))
                | F.col("amount").isNull() | F.isnan("amount") | (F.abs("amount") == float("inf")))
+        bad = bad | spark_too_large(F.col("amount"), self.columns.amount_decimals)
         for what in optional:  # features.io: a finite number >= 0
             bad = bad | F.col(what).isNull() | F.isnan(what) | (F.col(what) == float("inf")) | (F.col(what) < 0)
         n_rows, n_bad = tx.agg(F.count(F.lit(1)), F.count(F.when(bad, 1))).first()
@@ -298,6 +323,11 @@ class SparkEngine:
             _normaliser(self.columns, str(self.path), numbered=True), _tx_schema(self.columns))
         first = checked.where(F.col("__error").isNotNull()).orderBy("__first_row").select("__error").first()
         return CustscoreError(first[0] if first else f"{self.path}: cannot read file")
+
+    def _optional_day_names(self) -> list[str]:
+        """Names of the per-day optional columns :meth:`_optional_per_day` makes."""
+        present = optional_columns(self.columns)
+        return [name for what, name in (("discount", DISCOUNTED), ("arrears", ARREARS)) if what in present]
 
     def _optional_per_day(self) -> list:
         """Per-day aggregates of the optional columns, by features.periods' rule."""
