@@ -26,7 +26,9 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("transaction-log columns")
     g.add_argument("--customer-col", default=_default(ColumnMap, "customer"), help="customer id column (read as text)")
     g.add_argument("--date-col", default=_default(ColumnMap, "date"), help="purchase date or date-time column")
-    g.add_argument("--amount-col", default=_default(ColumnMap, "amount"), help="purchase amount column")
+    g.add_argument("--amount-col", default=_default(ColumnMap, "amount"),
+                   help="purchase amount column, or none for a log without amounts (every purchase counts, "
+                        "spend is 0)")
     g.add_argument("--date-format", default=_default(ColumnMap, "date_format"),
                    help="strftime format of the dates, e.g. %%d/%%m/%%Y (default: ISO 8601 only)")
     g.add_argument("--encoding", default=_default(ColumnMap, "encoding"), help="CSV text encoding (default %(default)s)")
@@ -40,7 +42,8 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
 
 
 def _columns(args: argparse.Namespace) -> ColumnMap:
-    return ColumnMap(customer=args.customer_col, date=args.date_col, amount=args.amount_col,
+    amount = None if args.amount_col.lower() == "none" else args.amount_col
+    return ColumnMap(customer=args.customer_col, date=args.date_col, amount=amount,
                      date_format=args.date_format, encoding=args.encoding,
                      discount=args.discount_col, arrears=args.arrears_col, amount_decimals=args.amount_decimals)
 

@@ -96,7 +96,9 @@ class ColumnMap:
 
     customer: str = "customer_id"
     date: str = "date"
-    amount: str = "amount"
+    #: None: the log has no amounts (CLI ``--amount-col none``); every purchase day then
+    #: has amount 0.0, so the features keep their columns (spend features are 0)
+    amount: Optional[str] = "amount"
     date_format: Optional[str] = None
     encoding: str = "utf-8"
     discount: Optional[str] = None
@@ -106,14 +108,19 @@ class ColumnMap:
     #: decimals) plus unit prices such as 0.0125, with amounts up to 9.0e11
     amount_decimals: int = 4
 
+    @property
+    def has_amounts(self) -> bool:
+        """True unless the log has no amount column (``amount`` is None)."""
+        return self.amount is not None
+
     def __post_init__(self) -> None:
         d = self.amount_decimals
         if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= MAX_AMOUNT_DECIMALS:
             raise CustscoreError(f"amount_decimals: must be a whole number in [0, {MAX_AMOUNT_DECIMALS}], got {d!r}")
-        names = [self.customer, self.date, self.amount]
+        names = [self.customer, self.date] + ([self.amount] if self.amount is not None else [])
         if any(not isinstance(n, str) or not n for n in names):
             raise CustscoreError(f"column names must be non-empty strings, got {names}")
-        if len(set(names)) != 3:
+        if len(set(names)) != len(names):
             raise CustscoreError(f"customer, date and amount columns must differ, got {names}")
         for option, name in (("discount", self.discount), ("arrears", self.arrears)):
             if name is not None and (not isinstance(name, str) or not name):

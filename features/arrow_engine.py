@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from custscore.config import DAYS_PER_UNIT, NS_PER_DAY, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
-from custscore.features.io import _TS_MAX, _TS_MIN, _suffix_kind, check_columns, optional_columns
+from custscore.features.io import _TS_MAX, _TS_MIN, _suffix_kind, check_columns, log_column_names, optional_columns
 from custscore.features.netting import MAX_TOTAL_UNITS, amount_units, day_units, too_large, units_amount
 from custscore.features.rfm import btyd_from_runs, duration_columns
 from custscore.threads import all_blocks, for_each_block
@@ -91,19 +91,22 @@ def _read_log(path: Path, columns: ColumnMap) -> Optional[_Log]:
         schema = pq.read_schema(path)
     except (OSError, pa.ArrowException):
         return None  # not readable as Parquet here: the other engine says why
-    check_columns(list(schema.names), (columns.customer, columns.date, columns.amount), str(path))
-    id_type, ts_type, amount_type = (schema.field(c).type for c in (columns.customer, columns.date, columns.amount))
+    names = list(log_column_names(columns))
+    check_columns(list(schema.names), names, str(path))
+    id_type, ts_type, *amount_type = (schema.field(c).type for c in names)
     if not ((pa.types.is_string(id_type) or pa.types.is_large_string(id_type) or pa.types.is_integer(id_type))
             and (pa.types.is_timestamp(ts_type) or pa.types.is_date32(ts_type))
-            and (pa.types.is_floating(amount_type) or pa.types.is_integer(amount_type))):
+            and all(pa.types.is_floating(t) or pa.types.is_integer(t) for t in amount_type)):
         return None
-    table = pq.read_table(path, columns=[columns.customer, columns.date, columns.amount], memory_map=True)
-    if table.num_rows == 0 or any(table.column(i).null_count for i in range(3)):
+    table = pq.read_table(path, columns=names, memory_map=True)
+    if table.num_rows == 0 or any(table.column(i).null_count for i in range(len(names))):
         return None
-    ids, ts, amounts = table.columns
+    ids, ts, *amounts = table.columns
+    n_rows = table.num_rows
     del table
     day = _utc_days(ts)
-    amount = amounts.to_numpy().astype(np.float64, copy=False)
+    # a log without amounts (ColumnMap.amount None): every row 0.0
+    amount = amounts[0].to_numpy().astype(np.float64, copy=False) if amounts else np.zeros(n_rows)
     del amounts
     decimals = columns.amount_decimals
     if day is None or not all_blocks(lambda rows: np.isfinite(amount[rows]) & ~too_large(amount[rows], decimals),

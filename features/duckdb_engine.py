@@ -32,7 +32,7 @@ from custscore.config import ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.io import (_TS_MAX, _TS_MIN, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
-                                   check_columns, optional_column_names, optional_columns)
+                                   check_columns, log_column_names, optional_columns)
 from custscore.features.netting import MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount_sql, units_sql
 from custscore.features.periods import ARREARS, DISCOUNTED
 
@@ -148,7 +148,7 @@ class DuckDBEngine(CodedPurchasesEngine):
         found = [row[0] for row in described]
         types = {row[0]: row[1] for row in described}
         cols = self.columns
-        check_columns(found, (cols.customer, cols.date, cols.amount, *optional_column_names(cols)), source)
+        check_columns(found, log_column_names(cols), source)
         if self._con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0] == 0:
             raise CustscoreError(f"{source}: no transactions")
 
@@ -245,8 +245,10 @@ class _ColumnSql:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, rel: str, cols: ColumnMap, types: dict[str, str]) -> None:
-        c, d, a = (_ident(cols.customer), _ident(cols.date), _ident(cols.amount))
-        ctype, dtype, atype = types[cols.customer], types[cols.date], types[cols.amount]
+        c, d = _ident(cols.customer), _ident(cols.date)
+        a = _ident(cols.amount) if cols.has_amounts else None
+        ctype, dtype = types[cols.customer], types[cols.date]
+        atype = types[cols.amount] if cols.has_amounts else None
 
         if ctype.startswith(_INTEGER_TYPES):
             self.customer = f"CAST({c} AS VARCHAR)"
@@ -273,13 +275,15 @@ class _ColumnSql:
             tail = f"upper(substr({text}, 11))"
             self.aware = f"(strpos({tail}, '+') > 0 OR strpos({tail}, '-') > 0 OR strpos({tail}, 'Z') > 0)"
 
-        if atype == "BOOLEAN":
+        if a is None:  # a log without amounts: every row 0.0
+            self.amount = "CAST(0.0 AS DOUBLE)"
+        elif atype == "BOOLEAN":
             self.amount = "CAST(NULL AS DOUBLE)"
         elif atype.startswith(("VARCHAR", "BLOB")):
             self.amount = f"try_cast(trim(CAST({a} AS VARCHAR), {_quote(_WHITESPACE)}) AS DOUBLE)"
         else:
             self.amount = f"try_cast({a} AS DOUBLE)"
-        self.raw = f"{c}, {d}, {a}"
+        self.raw = f"{c}, {d}" + (f", {a}" if a is not None else "")
         # The optional columns (discount, arrears) when named: numbers, discount also a flag.
         self.optional = {what: _number_sql(_ident(getattr(cols, what)), types[getattr(cols, what)], what == "discount")
                          for what in optional_columns(cols)}

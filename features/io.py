@@ -220,16 +220,23 @@ def check_columns(found: Sequence[Any], needed: Sequence[str], source: str, uniq
         raise CustscoreError(f"{source}: duplicate column(s) {duplicated}")
 
 
+def log_column_names(columns: ColumnMap) -> tuple[str, ...]:
+    """The user's names of the columns a log must have: customer, date, amount (unless
+    ``columns`` has none), then the optional columns it names."""
+    amount = (columns.amount,) if columns.has_amounts else ()
+    return (columns.customer, columns.date, *amount, *optional_column_names(columns))
+
+
 def _normalise(frame: pd.DataFrame, columns: ColumnMap, source: str, rows: np.ndarray) -> pd.DataFrame:
-    check_columns(frame.columns, (columns.customer, columns.date, columns.amount,
-                                  *optional_column_names(columns)), source)
+    check_columns(frame.columns, log_column_names(columns), source)
     if len(frame) == 0:
         raise CustscoreError(f"{source}: no transactions")
     out = pd.DataFrame(
         {
             "customer_id": _customer_ids(frame[columns.customer], columns.customer, source, rows).array,
             "ts": _timestamps(frame[columns.date], columns.date, source, rows, columns.date_format).array,
-            "amount": _amounts(frame[columns.amount], columns.amount, source, rows, columns.amount_decimals).array,
+            "amount": (_amounts(frame[columns.amount], columns.amount, source, rows, columns.amount_decimals).array
+                       if columns.has_amounts else np.zeros(len(frame))),
             **_optional_columns(frame, columns, source, rows),
         }
     )
@@ -246,7 +253,8 @@ def normalise_transactions(
 
     Output: columns ``customer_id`` (str, leading zeros kept, surrounding blanks
     stripped), ``ts`` (``datetime64[ns]``, naive; aware inputs converted to UTC),
-    ``amount`` (float64; negative values, i.e. returns, are allowed), sorted by
+    ``amount`` (float64; negative values, i.e. returns, are allowed; 0.0 on every row when
+    ``columns.amount`` is None, a log without amounts), sorted by
     ``(customer_id, ts, amount)`` with a fresh index, then ``discount`` and ``arrears``
     (float64 >= 0) when ``columns`` names them. The input frame is not modified.
     Numeric date columns are read as digits (``19970101`` -> 1997-01-01), not as epochs.

@@ -45,7 +45,7 @@ from custscore.errors import CustscoreError
 from custscore.features.activity import activity_features
 from custscore.features.discount_credit import DISCOUNT_SHARE
 from custscore.features.io import (_TS_MAX, _TS_MIN, _normalise, _one_line, _suffix_kind, check_columns,
-                                   optional_column_names, optional_columns)
+                                   log_column_names, optional_columns)
 from custscore.features.months import MONTH_COLUMNS, last_complete_month
 from custscore.features.netting import MAX_ROW_UNITS, MAX_TOTAL_UNITS, total_error, unit_scale
 from custscore.features.periods import ARREARS, DISCOUNTED
@@ -263,7 +263,7 @@ class SparkEngine:
         else:
             raw = self.spark.read.parquet(source)
             found = [f.name for f in raw.schema.fields]
-        names = (cols.customer, cols.date, cols.amount, *optional_column_names(cols))
+        names = log_column_names(cols)
         check_columns(found, names, source)  # features.io's checks, on the header
         return raw.select(*[_col(c) for c in names])
 
@@ -290,8 +290,9 @@ class SparkEngine:
         ids as text without surrounding blanks, timestamps as UTC, finite amounts. None
         for other column types (text dates, float ids, ...), which take the Python path.
         """
-        customer, date, amount = (raw.schema[c].dataType for c in (self.columns.customer, self.columns.date,
-                                                                    self.columns.amount))
+        has_amounts = self.columns.has_amounts
+        customer, date = (raw.schema[c].dataType for c in (self.columns.customer, self.columns.date))
+        amount = raw.schema[self.columns.amount].dataType if has_amounts else T.DoubleType()
         numeric = (T.DoubleType, T.FloatType, T.IntegerType, T.LongType, T.DecimalType)
         optional = {what: getattr(self.columns, what) for what in optional_columns(self.columns)}
         if not (isinstance(customer, (T.StringType, T.IntegerType, T.LongType, T.ShortType))
@@ -301,7 +302,7 @@ class SparkEngine:
             return None
         tx = raw.select(F.trim(_col(self.columns.customer).cast("string")).alias("customer_id"),
                         _col(self.columns.date).cast("timestamp").alias("ts"),
-                        _col(self.columns.amount).cast("double").alias("amount"),
+                        (_col(self.columns.amount).cast("double") if has_amounts else F.lit(0.0)).alias("amount"),
                         *[_col(name).cast("double").alias(what) for what, name in optional.items()]).persist()
         bad = (F.col("customer_id").isNull() | (F.col("customer_id") == "") | F.col("ts").isNull()
                | (F.col("ts") < F.lit(_TS_MIN.to_pydatetime())) | (F.col("ts") > F.lit(_TS_MAX.to_pydatetime()))

@@ -228,3 +228,20 @@ def test_day_amounts_equal_the_pandas_engine_bit_for_bit_ties_included(spark, tm
         expected = merge_periods(read_transactions(path, columns), amount_decimals=decimals)
         assert got["customer_id"].tolist() == expected["customer_id"].tolist()
         assert np.array_equal(got["amount"].to_numpy().view(np.int64), expected["amount"].to_numpy().view(np.int64))
+
+
+def test_log_without_amounts_gives_the_btyd_counts_of_the_log_with_amounts(spark, tmp_path, cdnow_sample_csv):
+    from custscore.config import ColumnMap
+
+    log = pd.read_csv(cdnow_sample_csv, dtype={"customer_id": str})
+    path = tmp_path / "no_amounts.csv"
+    log.drop(columns="amount").to_csv(path, index=False)
+    engine = SparkEngine(path, ColumnMap(amount=None), spark=spark)
+    try:
+        got = engine.customer_features("1997-09-30", "D")
+    finally:
+        engine.close()
+    expected = PandasEngine(read_transactions(cdnow_sample_csv)).customer_features("1997-09-30", "D")
+    columns = ["frequency", "recency_days", "T_days"]
+    pd.testing.assert_frame_equal(got[columns], expected[columns], check_exact=True)
+    assert (got["monetary_value"] == 0.0).all()
