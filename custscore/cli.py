@@ -32,6 +32,10 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--date-format", default=_default(ColumnMap, "date_format"),
                    help="strftime format of the dates, e.g. %%d/%%m/%%Y (default: ISO 8601 only)")
     g.add_argument("--encoding", default=_default(ColumnMap, "encoding"), help="CSV text encoding (default %(default)s)")
+    g.add_argument("--csv-sep", default=_default(ColumnMap, "csv_sep"),
+                   help="CSV field separator, e.g. ';' (default: comma, or ; or tab when the header holds one)")
+    g.add_argument("--decimal", default=_default(ColumnMap, "decimal"),
+                   help="decimal mark of CSV amounts: . or , (default %(default)s)")
     g.add_argument("--amount-decimals", type=int, default=_default(ColumnMap, "amount_decimals"),
                    help="decimals kept when a day's rows are netted: amounts count as whole units of "
                         "10**-D, summed exactly (default %(default)s)")
@@ -45,7 +49,13 @@ def _columns(args: argparse.Namespace) -> ColumnMap:
     amount = None if args.amount_col.lower() == "none" else args.amount_col
     return ColumnMap(customer=args.customer_col, date=args.date_col, amount=amount,
                      date_format=args.date_format, encoding=args.encoding,
-                     discount=args.discount_col, arrears=args.arrears_col, amount_decimals=args.amount_decimals)
+                     discount=args.discount_col, arrears=args.arrears_col, amount_decimals=args.amount_decimals,
+                     csv_sep=_separator(args.csv_sep), decimal=args.decimal)
+
+
+def _separator(text: Optional[str]) -> Optional[str]:
+    """``--csv-sep``: the character itself, or ``\\t`` / ``tab`` for a tab."""
+    return "\t" if text in ("\\t", "tab") else text
 
 
 def _add_engine(parser: argparse.ArgumentParser, cls) -> None:

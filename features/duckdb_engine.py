@@ -32,7 +32,7 @@ from custscore.config import ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.io import (_TS_MAX, _TS_MIN, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
-                                   check_columns, log_column_names, optional_columns)
+                                   check_columns, csv_separator, log_column_names, optional_columns)
 from custscore.features.netting import MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount_sql, units_sql
 from custscore.features.periods import ARREARS, DISCOUNTED
 
@@ -132,13 +132,7 @@ class DuckDBEngine(CodedPurchasesEngine):
             return rel, numbered
         if self.path.stat().st_size == 0:
             raise CustscoreError(f"{source}: empty file")
-        rel = self._csv_source(",")
-        names = self._con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
-        if len(names) == 1:
-            for sep in (";", "\t"):
-                if sep in names[0][0]:
-                    rel = self._csv_source(sep)
-                    break
+        rel = self._csv_source(csv_separator(self.path, self.columns))
         return rel, f"(SELECT *, row_number() OVER () AS __row FROM {rel})"
 
     def _load(self, kind: str) -> None:
@@ -280,7 +274,10 @@ class _ColumnSql:
         elif atype == "BOOLEAN":
             self.amount = "CAST(NULL AS DOUBLE)"
         elif atype.startswith(("VARCHAR", "BLOB")):
-            self.amount = f"try_cast(trim(CAST({a} AS VARCHAR), {_quote(_WHITESPACE)}) AS DOUBLE)"
+            text = f"trim(CAST({a} AS VARCHAR), {_quote(_WHITESPACE)})"
+            if cols.decimal == ",":  # features.io: 29,33 reads as 29.33
+                text = f"replace({text}, ',', '.')"
+            self.amount = f"try_cast({text} AS DOUBLE)"
         else:
             self.amount = f"try_cast({a} AS DOUBLE)"
         self.raw = f"{c}, {d}" + (f", {a}" if a is not None else "")

@@ -44,8 +44,8 @@ from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.activity import activity_features
 from custscore.features.discount_credit import DISCOUNT_SHARE
-from custscore.features.io import (_TS_MAX, _TS_MIN, _normalise, _one_line, _suffix_kind, check_columns,
-                                   log_column_names, optional_columns)
+from custscore.features.io import (BOM, _TS_MAX, _TS_MIN, _normalise, _one_line, _suffix_kind, check_columns,
+                                   header_fields, log_column_names, optional_columns)
 from custscore.features.months import MONTH_COLUMNS, last_complete_month
 from custscore.features.netting import MAX_ROW_UNITS, MAX_TOTAL_UNITS, total_error, unit_scale
 from custscore.features.periods import ARREARS, DISCOUNTED
@@ -177,17 +177,15 @@ def _csv_header(path: Path, columns: ColumnMap) -> tuple[list[str], str]:
                              "with the file's encoding (e.g. latin-1, cp1252)") from exc
     if not line.strip():
         raise CustscoreError(f"{path}: empty file")
-    return _header_fields(line)
+    return _header(line, columns)
 
 
-def _header_fields(line: str) -> tuple[list[str], str]:
-    """(column names, delimiter) of a CSV header line: comma, or ``;``/tab when the line holds one."""
-    names = next(csv.reader([line]))
-    if len(names) == 1:
-        for sep in (";", "\t"):
-            if sep in names[0]:
-                return next(csv.reader([line], delimiter=sep)), sep
-    return names, ","
+def _header(line: str, columns: ColumnMap) -> tuple[list[str], str]:
+    """(column names, delimiter) of a header line: ``columns.csv_sep``, else sniffed (features.io)."""
+    line = line.rstrip("\r\n")
+    if columns.csv_sep is None:
+        return header_fields(line)
+    return next(csv.reader([line.lstrip(BOM)], delimiter=columns.csv_sep)), columns.csv_sep
 
 
 def _normaliser(columns: ColumnMap, source: str, numbered: bool):
@@ -256,7 +254,7 @@ class SparkEngine:
             if not self.remote and self.path.stat().st_size == 0:
                 raise CustscoreError(f"{source}: empty file")
             found, sep = (_csv_header(self.path, cols) if not self.remote
-                          else _header_fields(self.spark.read.text(source).first()[0]))
+                          else _header(self.spark.read.text(source).first()[0], cols))
             reader = self.spark.read.options(header=True, sep=sep, encoding=cols.encoding, quote='"', escape='"',
                                              inferSchema=False, enforceSchema=False, mode="PERMISSIVE")
             raw = reader.csv(source)
