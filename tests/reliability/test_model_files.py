@@ -66,12 +66,19 @@ def test_the_crafted_pickle_really_runs_a_command(tmp_path):
     assert marker.exists()
 
 
-def test_pickle_in_place_of_the_scorer_json_is_refused_without_running_it(model_copy, cdnow_sample_csv, tmp_path):
+@pytest.mark.parametrize("name, dump", [(bundle.TREE_FILE, "pickle"), (bundle.ARRAYS_FILE, "joblib")])
+def test_pickle_in_place_of_a_model_file_is_refused_without_running_it(model_copy, cdnow_sample_csv, tmp_path,
+                                                                       name, dump):
+    import joblib
     marker = tmp_path / "pwned"
-    (model_copy / bundle.MODEL_SCORER_DIR / bundle.TREE_FILE).write_bytes(pickle.dumps(_RunsCommand(marker)))
+    path = model_copy / bundle.MODEL_SCORER_DIR / name
+    if dump == "pickle":
+        path.write_bytes(pickle.dumps(_RunsCommand(marker)))
+    else:
+        joblib.dump(_RunsCommand(marker), path)
     proc, out = _score_cli(str(model_copy), cdnow_sample_csv, tmp_path)
-    _assert_refused(proc, out, model_copy, "scorer.json has SHA-256", "the file was changed")
-    with pytest.raises(CustscoreError, match="scorer.json has SHA-256"):
+    _assert_refused(proc, out, model_copy, f"{name} has SHA-256", "the file was changed")
+    with pytest.raises(CustscoreError, match=f"{name} has SHA-256"):
         mlflow.pyfunc.load_model(str(model_copy))
     assert not marker.exists()
 
@@ -159,6 +166,28 @@ def test_rewritten_files_and_manifest_are_refused_against_the_run_param(trained,
     _rehash(folder)
     with pytest.raises(CustscoreError, match=r"model m: manifest.json has SHA-256 .* recorded when the model was logged"):
         bundle.load_model_dir(model_copy, "m", recorded)
+
+
+def test_runs_uri_checks_the_manifest_against_its_run(trained, model_copy):
+    """A run whose files were rewritten consistently, and one that recorded no hash: both refused by URI."""
+    from custscore.serving.batch import load_scorer_from_uri
+    mlflow.set_tracking_uri(trained["config"].tracking_uri)
+    client = mlflow.tracking.MlflowClient()
+    recorded = client.get_run(trained["logged"].run_id).data.params[bundle.MANIFEST_PARAM]
+    folder = model_copy / bundle.MODEL_SCORER_DIR
+    text = (folder / bundle.TREE_FILE).read_text()
+    (folder / bundle.TREE_FILE).write_text(text.replace('"horizon_days": 90', '"horizon_days": 30', 1))
+    _rehash(folder)
+    experiment = client.get_experiment_by_name(trained["config"].experiment).experiment_id
+    for params in ({bundle.MANIFEST_PARAM: recorded}, {}):
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_params(params)
+            mlflow.log_artifacts(str(model_copy), "model")
+        uri = f"runs:/{run.info.run_id}/model"
+        expected = ("manifest.json has SHA-256 .* recorded when the model was logged" if params
+                    else f"its MLflow run recorded no {bundle.MANIFEST_PARAM}")
+        with pytest.raises(CustscoreError, match=f"^model '{uri}': {expected}"):
+            load_scorer_from_uri(uri)
 
 
 def test_missing_file_is_refused(model_copy, cdnow_sample_csv, tmp_path):
