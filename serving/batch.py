@@ -4,61 +4,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, TextIO
 
-import mlflow
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from custscore.config import ScoreConfig
 from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
 from custscore.features.engines import iter_customer_features, open_engine
 from custscore.serving.chunked_output import ChunkedTableWriter
+from custscore.serving.model_source import load_scorer_from_uri
 from custscore.serving.output import check_output_path
 from custscore.serving.sidecar import write_sidecar
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import apply_overrides
-
-_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
-
-
-def load_scorer_from_uri(model_uri: str) -> tuple[CustomerScorer, str]:
-    """Load the custscore pyfunc at ``model_uri``; return the scorer and its version label.
-
-    The label is ``NAME/VERSION`` for a registry URI (``models:/NAME@alias`` or
-    ``models:/NAME/3``), else the training run id.
-    """
-    try:
-        model = mlflow.pyfunc.load_model(model_uri)
-    except CustscoreError:
-        raise
-    except Exception as exc:  # MlflowException, OSError, ...: all mean "no such model here"
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CustscoreError(f"cannot load model {model_uri!r}: {text}") from exc
-    python_model = model.unwrap_python_model()
-    scorer = getattr(python_model, "scorer", None)
-    if not isinstance(scorer, CustomerScorer):
-        raise CustscoreError(f"model {model_uri!r} is not a custscore scorer")
-    return scorer, _version_label(model_uri, scorer)
-
-
-def _version_label(model_uri: str, scorer: CustomerScorer) -> str:
-    match = _REGISTRY_URI.match(model_uri)
-    if not match:
-        return scorer.model_version
-    name = match["name"]
-    if match["version"]:
-        return f"{name}/{match['version']}"
-    try:
-        return f"{name}/{MlflowClient().get_model_version_by_alias(name, match['alias']).version}"
-    except Exception:  # the model loaded, so the label is cosmetic: fall back to the run id
-        return scorer.model_version
 
 
 @dataclass(frozen=True)

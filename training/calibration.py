@@ -66,14 +66,16 @@ class ProbabilityCalibrator:
         if self.method not in ("none", "sigmoid", "isotonic"):
             raise CustscoreError(f"calibration method: must be none, sigmoid or isotonic, got {self.method!r}")
         y = np.asarray(y)
+        # the fitted maps are kept as plain numbers and arrays (the model file is data only)
         if self.method == "sigmoid":
-            self.model_ = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(p)[:, None], y)
+            model = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(p)[:, None], y)
             #: Platt map ``expit(slope_ * logit(p) + intercept_)``, applied without scikit-learn
-            self.slope_, self.intercept_ = float(self.model_.coef_[0, 0]), float(self.model_.intercept_[0])
+            self.slope_, self.intercept_ = float(model.coef_[0, 0]), float(model.intercept_[0])
         elif self.method == "isotonic":
-            self.model_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(np.asarray(p), y)
-        else:
-            self.model_ = None
+            model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(np.asarray(p), y)
+            #: the fitted step function's knots (increasing ``x``), interpolated linearly and
+            #: clipped at both ends like scikit-learn's ``predict``
+            self.x_thresholds_, self.y_thresholds_ = model.X_thresholds_, model.y_thresholds_
         self.n_validation_ = int(y.size)
         return self
 
@@ -82,5 +84,5 @@ class ProbabilityCalibrator:
         if self.method == "sigmoid":
             return expit(self.slope_ * _logit(p) + self.intercept_)
         if self.method == "isotonic":
-            return self.model_.predict(np.asarray(p, dtype=float))
+            return np.interp(np.asarray(p, dtype=float), self.x_thresholds_, self.y_thresholds_)
         return np.asarray(p, dtype=float)

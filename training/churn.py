@@ -141,6 +141,9 @@ class ChurnClassifier:
     with :data:`CHURN_FEATURES` or an array with those columns in that order.
     """
 
+    #: Not saved in the model file: the fitted pipeline is folded into ``weights_`` and ``bias_``.
+    _transient_ = ("pipeline_",)
+
     def __init__(self, *, C: float = 0.01, calibration: str = "none", max_train_examples: int = 500_000,
                  seed: int = 0) -> None:
         self.C = C

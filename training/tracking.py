@@ -23,7 +23,7 @@ import custscore
 from custscore.config import DEFAULT_TRACKING_URI, TrainConfig
 from custscore.errors import CustscoreError
 from custscore.features.io import normalise_transactions
-from custscore.training.bundle import PYFUNC_COLUMNS, PYFUNC_ENTRY_FILE, SCORER_ARTIFACT, save_scorer
+from custscore.training.bundle import MANIFEST_PARAM, PYFUNC_COLUMNS, save_scorer
 from custscore.training.pipeline import TrainResult
 from custscore.training.segments import segment_settings
 
@@ -138,9 +138,12 @@ def log_training(result: TrainResult, config: TrainConfig, input_example: pd.Dat
             signature = infer_signature(input_example, output_example,
                                         params={"as_of": "", "horizon_days": int(config.horizon_days)})
         with tempfile.TemporaryDirectory() as tmp:
-            path = save_scorer(result.scorer, os.path.join(tmp, "scorer.joblib"))
+            # data-only model files; the manifest's SHA-256 is an (immutable) run param that
+            # loading checks, and MLflow loads them through custscore's installed loader_module
+            folder = os.path.join(tmp, "scorer")
+            mlflow.log_param(MANIFEST_PARAM, save_scorer(result.scorer, folder))
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=PYFUNC_ENTRY_FILE, artifacts={SCORER_ARTIFACT: path},
+                name="model", loader_module="custscore.training.bundle", data_path=folder,
                 signature=signature, input_example=input_example,
                 pip_requirements=_requirements(),
                 metadata={"custscore_version": custscore.__version__, "time_unit": config.time_unit,
@@ -156,15 +159,13 @@ def log_training(result: TrainResult, config: TrainConfig, input_example: pd.Dat
 
 
 def _requirements() -> list[str]:
-    import joblib
     import numpy
     import pyarrow
     import scipy
     import sklearn
     return [f"custscore=={custscore.__version__}", f"mlflow=={mlflow.__version__}",
             f"pandas=={pd.__version__}", f"numpy=={numpy.__version__}", f"scipy=={scipy.__version__}",
-            f"scikit-learn=={sklearn.__version__}", f"joblib=={joblib.__version__}",
-            f"pyarrow=={pyarrow.__version__}"]
+            f"scikit-learn=={sklearn.__version__}", f"pyarrow=={pyarrow.__version__}"]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""Faults: kills mid-write, unreachable tracking servers, old model formats, failed fits."""
+"""Faults: kills mid-write, unreachable tracking servers, model formats of other versions, failed fits."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,19 +93,30 @@ def test_silent_tracking_server_times_out(tmp_path, cdnow_sample_csv):
     assert not (tmp_path / "out.csv").exists()
 
 
+def _with_format(folder, format_version: int, written_by: str) -> None:
+    """Rewrite a saved scorer's format and version fields, manifest hashes included."""
+    import json
+
+    from custscore.training import bundle
+    for name in (bundle.TREE_FILE, bundle.MANIFEST_FILE):
+        doc = json.loads((folder / name).read_text())
+        doc.update(format_version=format_version, custscore_version=written_by)
+        if name == bundle.MANIFEST_FILE:
+            doc["sha256"][bundle.TREE_FILE] = bundle.sha256((folder / bundle.TREE_FILE).read_bytes())
+        (folder / name).write_text(json.dumps(doc))
+
+
 def test_model_of_another_format_is_refused_naming_versions(trained, tmp_path):
     from custscore.training import bundle
-    path = bundle.save_scorer(trained["result"].scorer, str(tmp_path / "scorer.joblib"))
-    payload = joblib.load(path)
-    payload.update(format_version=0, custscore_version="0.0.1")
-    joblib.dump(payload, path)
-    with pytest.raises(CustscoreError, match=r"model format 0 \(written by custscore 0\.0\.1\) cannot be read by "
-                                             r"custscore .* \(format 2\); retrain"):
-        bundle.load_scorer(path)
+    bundle.save_scorer(trained["result"].scorer, tmp_path / "scorer")
+    _with_format(tmp_path / "scorer", 0, "0.0.1")
+    with pytest.raises(CustscoreError, match=r"format 0 \(written by custscore 0\.0\.1\) cannot be read by "
+                                             r"custscore .* \(format 3\); retrain"):
+        bundle.load_scorer(tmp_path / "scorer")
 
 
 def test_model_of_another_format_is_refused_when_loaded_by_uri(trained, tmp_path):
-    """The whole MLflow model folder, with its scorer artifact from an older format."""
+    """The whole MLflow model folder, with its scorer files from another format."""
     import shutil
 
     import mlflow
@@ -117,11 +127,8 @@ def test_model_of_another_format_is_refused_when_loaded_by_uri(trained, tmp_path
     local = mlflow.artifacts.download_artifacts(f"runs:/{trained['logged'].run_id}/model", dst_path=str(tmp_path))
     folder = tmp_path / "old-model"
     shutil.copytree(local, folder)
-    artifact = next(folder.rglob("scorer.joblib"))
-    payload = joblib.load(artifact)
-    payload.update(format_version=0, custscore_version="0.0.1")
-    joblib.dump(payload, artifact)
-    with pytest.raises(CustscoreError, match="model format 0 .written by custscore 0.0.1. cannot be read"):
+    _with_format(folder / bundle.MODEL_SCORER_DIR, 0, "0.0.1")
+    with pytest.raises(CustscoreError, match=f"model '{folder}': format 0 .written by custscore 0.0.1. cannot be read"):
         load_scorer_from_uri(str(folder))
 
 
