@@ -6,6 +6,7 @@ option fails before any data is read.
 """
 from __future__ import annotations
 
+import codecs
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
@@ -42,6 +43,10 @@ DEFAULT_EXPERIMENT = "custscore"
 NS_PER_DAY = 86_400 * 10**9
 
 
+#: The days datetime64[ns] can hold (features.io refuses dates outside them too).
+DATE_MIN, DATE_MAX = pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11")
+
+
 def parse_date(value: Any, name: str) -> pd.Timestamp:
     """Parse a user-given date (``YYYY-MM-DD`` or a Timestamp) to a naive day Timestamp."""
     if isinstance(value, pd.Timestamp) and value.tzinfo is None and value.value % NS_PER_DAY == 0:
@@ -54,7 +59,11 @@ def parse_date(value: Any, name: str) -> pd.Timestamp:
         raise CustscoreError(f"{name}: cannot parse date {value!r} (expected YYYY-MM-DD)")
     if ts.tzinfo is not None:
         ts = ts.tz_convert(None)
-    return ts.normalize()
+    ts = ts.normalize()
+    if not DATE_MIN <= ts <= DATE_MAX:
+        raise CustscoreError(f"{name}: date {value!r} is outside the supported range "
+                             f"{DATE_MIN.date()} to {DATE_MAX.date()}")
+    return ts.as_unit("ns")
 
 
 def _check_time_unit(time_unit: str) -> None:
@@ -81,6 +90,29 @@ def _check_rate(value: Any, name: str) -> None:
 DECIMAL_MARKS = (".", ",")
 #: Largest ``ColumnMap.amount_decimals`` (10**15 is still exact in float64).
 MAX_AMOUNT_DECIMALS = 15
+
+
+#: strftime/strptime directives ``ColumnMap.date_format`` may use (Python's and pandas').
+STRFTIME_DIRECTIVES = set("aAwdbBmyYHIpMSfzZjUWcxXGuV%")
+
+
+def _check_date_format(fmt: Any) -> None:
+    """Refuse a date format that is not text or uses an unknown ``%`` directive (e.g. ``%Q``)."""
+    if not isinstance(fmt, str) or not fmt:
+        raise CustscoreError(f"date_format: must be non-empty strftime text such as %d/%m/%Y, got {fmt!r}")
+    i = 0
+    while i < len(fmt):
+        if fmt[i] == "%":
+            code = fmt[i + 1:i + 2]
+            if code == ":" and fmt[i + 2:i + 3] == "z":
+                i += 3
+                continue
+            if code not in STRFTIME_DIRECTIVES or not code:
+                raise CustscoreError(f"date_format: unknown strftime directive {('%' + code)!r} in {fmt!r} "
+                                     "(use codes such as %Y-%m-%d or %d/%m/%Y)")
+            i += 2
+        else:
+            i += 1
 
 
 @dataclass(frozen=True)
@@ -123,6 +155,13 @@ class ColumnMap:
         d = self.amount_decimals
         if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= MAX_AMOUNT_DECIMALS:
             raise CustscoreError(f"amount_decimals: must be a whole number in [0, {MAX_AMOUNT_DECIMALS}], got {d!r}")
+        try:
+            codecs.lookup(self.encoding)
+        except (LookupError, TypeError) as exc:
+            raise CustscoreError(f"encoding: unknown text encoding {self.encoding!r} (e.g. utf-8, latin-1, "
+                                 "cp1252)") from exc
+        if self.date_format is not None:
+            _check_date_format(self.date_format)
         if self.csv_sep is not None and (not isinstance(self.csv_sep, str) or len(self.csv_sep) != 1
                                          or self.csv_sep in '"\r\n'):
             raise CustscoreError(f"csv_sep: must be one character (e.g. ';' or a tab), got {self.csv_sep!r}")

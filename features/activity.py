@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from custscore.config import parse_date
+from custscore.config import NS_PER_DAY, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.rfm import _checked_purchases, _customer_runs
 
@@ -62,7 +62,9 @@ def activity_features(
     index, starts, codes = _customer_runs(frame)  # frame is sorted by customer, then date
     n_customers = len(index)
 
-    age = (as_of - frame["date"]).dt.days.to_numpy(dtype="int64")  # days before as_of, >= 0
+    # days before as_of, >= 0, from whole day numbers: no timedelta64[ns], so any span of
+    # datetime64[ns] dates (up to 584 years) works
+    age = as_of.value // NS_PER_DAY - frame["date"].to_numpy(dtype="datetime64[ns]").view("int64") // NS_PER_DAY
     amount = frame["amount"].to_numpy(dtype="float64")
     count = np.bincount(codes, minlength=n_customers)
 

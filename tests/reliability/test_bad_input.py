@@ -55,6 +55,15 @@ CASES = {
                          "row 1: column 'arrears': arrears is not a finite number >= 0: -5"),
     "decimal comma": ("customer_id;date;amount\n1;2020-01-01;29,33\n", [],
                       "amount is not a finite number: '29,33' (looks like a decimal comma: pass --decimal ','"),
+    "duplicated column name": ("customer_id,date,amount,amount\n1,2020-01-01,1,2\n", [],
+                               "duplicate column name(s) ['amount'] in the header"),
+    "row longer than the header": (HEADER + "1,2020-01-01,1,234.50\n1,2020-01-02,5\n", [],
+                                   "row 1 has more fields than the header (4 > 3)"),
+    "truncated `.csv.gz`": ("gz", [], "cannot read file (EOFError"),
+    "unknown encoding": (HEADER + GOOD_ROWS, ["--encoding", "no-such-enc"], "encoding: unknown text encoding 'no-such-enc'"),
+    "unknown date directive": (HEADER + GOOD_ROWS, ["--date-format", "%Q"], "date_format: unknown strftime directive '%Q'"),
+    "date outside 1677-2262": (HEADER + GOOD_ROWS, ["--cutoff", "2262-04-12"],
+                               "date '2262-04-12' is outside the supported range 1677-09-22 to 2262-04-11"),
     "amount too large to net exactly": (HEADER + "1,2020-01-01,1e12\n", [],
                                         "row 1: column 'amount': amount 1000000000000.0 is too large for "
                                         "--amount-decimals 4"),
@@ -68,6 +77,12 @@ def _write(tmp_path, name: str, content):
         return path
     if name == "missing file":
         return tmp_path / "nope.csv"
+    if content == "gz":
+        import gzip
+
+        path = tmp_path / "log.csv.gz"
+        path.write_bytes(gzip.compress((HEADER + GOOD_ROWS * 200).encode())[:40])
+        return path
     if content == "parquet":
         path = tmp_path / "log.parquet"
         pd.DataFrame({"customer_id": ["1", "2"], "date": [1.5, 2.5], "amount": [1.0, 2.0]}).to_parquet(path)
