@@ -32,8 +32,8 @@ def _holdout(tx: pd.DataFrame, config: TrainConfig) -> tuple[dict[str, float], f
     result = train_scorer(PandasEngine(tx), config)
     scorer, cutoff = result.scorer, config.cutoff
     scores = scorer.score_customers(result.calibration, cutoff, with_segments=False)
-    after = tx[(tx["ts"] > cutoff + pd.Timedelta(days=1) - pd.Timedelta(ns=1))
-               & (tx["ts"] < cutoff + pd.Timedelta(days=config.horizon_days + 1))]
+    day = tx["ts"].dt.normalize()  # a purchase on days cutoff + 1 .. cutoff + horizon
+    after = tx[(day > cutoff) & (day <= cutoff + pd.Timedelta(days=config.horizon_days))]
     y = (~scores["customer_id"].isin(set(after["customer_id"]))).to_numpy().astype(int)
     days = 7.0 if config.time_unit == "W" else 1.0
     candidates = {

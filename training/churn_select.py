@@ -37,6 +37,9 @@ BASELINES: dict[str, tuple[str, float]] = {
 #: The baseline that ships unless another one is ahead beyond the noise: BG/NBD's own
 #: probability of no purchase in the horizon, the quantity ``churn_probability`` estimates.
 DEFAULT_BASELINE = "baseline_bgnbd_p_no_purchase"
+#: Below this best validation AUC the window cannot rank churners: the default baseline
+#: ships as BG/NBD gives it (no calibration learned from a window that tells nothing).
+MIN_VALIDATION_AUC = 0.55
 #: Paired bootstrap resamples of the validation window.
 SELECT_BOOTSTRAP = 200
 
@@ -74,13 +77,21 @@ class BaselineChurnModel:
         col, sign = BASELINES[self.name]
         return sign * transform_features(_column(X, col)[:, None], [col])[:, 0]
 
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> "BaselineChurnModel":
-        """Calibrate on features ``X`` at a reference date and labels ``y`` of the window after it."""
+    def fit(self, X: pd.DataFrame, y: pd.Series, calibrate: bool = True) -> "BaselineChurnModel":
+        """Calibrate on features ``X`` at a reference date and labels ``y`` of the window after it.
+
+        ``calibrate=False``, or a window where the fitted slope is not positive (it would
+        reverse the baseline's ranking), keeps the identity map: for
+        :data:`DEFAULT_BASELINE` that is BG/NBD's own probability.
+        """
         if self.name not in BASELINES:
             raise ValueError(f"unknown churn baseline {self.name!r}")
         self.features_ = list(CHURN_FEATURES)
         self.calibrator_ = ProbabilityCalibrator(method="sigmoid", scale="log-odds").fit(self._z(X), np.asarray(y))
         self.calibration_ = f"sigmoid on {self.calibrator_.n_validation_} examples"
+        if not calibrate or self.calibrator_.slope_ <= 0.0:
+            self.calibrator_.slope_, self.calibrator_.intercept_ = 1.0, 0.0
+            self.calibration_ = "none (the validation window cannot rank churners)"
         return self
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -107,6 +118,8 @@ class ChurnSelection:
     diff_low: float = float("nan")
     diff_high: float = float("nan")
     validation_examples: int = 0
+    #: False when the best validation AUC is below MIN_VALIDATION_AUC (nothing learned from it)
+    informative: bool = True
 
     def metrics(self) -> dict[str, float]:
         """Flat MLflow metrics: ``churn_validation_auc_NAME`` and the difference with its interval."""
@@ -134,7 +147,8 @@ def choose_churn_model(y: np.ndarray, scores: Mapping[str, np.ndarray], *, seed:
     ``scores`` holds the baselines and, when it could be validated, :data:`CLASSIFIER`;
     ``classifier_missing`` says why it could not. A challenger is *ahead* of another when
     its AUC is higher by more than ``margin`` or when the lower end of the interval of the
-    paired difference is above 0. The baseline that ships is :data:`DEFAULT_BASELINE`
+    paired difference is above 0. A window whose best AUC is below :data:`MIN_VALIDATION_AUC`
+    ships :data:`DEFAULT_BASELINE` uncalibrated. Otherwise the baseline that ships is :data:`DEFAULT_BASELINE`
     unless the best baseline is ahead of it by more than ``margin`` *and* beyond the noise
     (a window that cannot rank churners keeps the BG/NBD answer to the question churn
     asks); the classifier ships unless the best baseline is ahead of it.
@@ -143,6 +157,12 @@ def choose_churn_model(y: np.ndarray, scores: Mapping[str, np.ndarray], *, seed:
     baselines = {k: v for k, v in scores.items() if k != CLASSIFIER}
     aucs = {name: roc_auc(y, s) for name, s in scores.items()}
     best = max(baselines, key=lambda k: aucs[k])
+    n = int(y.size)
+    if max(aucs.values()) < MIN_VALIDATION_AUC:
+        return ChurnSelection(model=DEFAULT_BASELINE, best_baseline=best, validation_auc=aucs, validation_examples=n,
+                              informative=False,
+                              reason=f"the validation window cannot rank churners (best AUC {max(aucs.values()):.3f} "
+                                     f"on {n} customers); shipping {DEFAULT_BASELINE} uncalibrated")
     baseline, why_baseline = DEFAULT_BASELINE, f"{DEFAULT_BASELINE} (the default baseline)"
     if best != DEFAULT_BASELINE:
         d, low, high = _paired_auc(y, baselines, DEFAULT_BASELINE, seed, n_boot)[best]
@@ -150,7 +170,6 @@ def choose_churn_model(y: np.ndarray, scores: Mapping[str, np.ndarray], *, seed:
             baseline, why_baseline = best, f"{best} (ahead of {DEFAULT_BASELINE} by {d:+.3f} [{low:+.3f}, {high:+.3f}])"
         else:
             why_baseline += f", {best} not ahead beyond the noise ({d:+.3f} [{low:+.3f}, {high:+.3f}])"
-    n = int(y.size)
     if CLASSIFIER not in scores:
         return ChurnSelection(model=baseline, best_baseline=best, validation_auc=aucs, validation_examples=n,
                               reason=f"classifier not validated ({classifier_missing}); shipping {why_baseline}")

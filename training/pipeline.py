@@ -150,17 +150,16 @@ def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Times
     if validated is None:
         warnings.append(f"churn classifier not validated at cutoff {config.cutoff.date()} ({missing}); "
                         f"churn_probability is the calibrated {selection.model}")
-    if selection.validation_auc[selection.best_baseline] < 0.55:
-        warnings.append(f"the churn validation window ending at {config.cutoff.date()} cannot rank churners (best "
-                        f"baseline AUC {selection.validation_auc[selection.best_baseline]:.3f}, "
-                        f"{selection.validation_examples} customers): churn_probability is not validated")
+    if not selection.informative:
+        warnings.append(f"churn validation window ending at {config.cutoff.date()}: {selection.reason}; "
+                        "churn_probability is neither validated nor calibrated")
     if classifier is None:
         warnings.append(f"churn classifier not fitted at cutoff {config.cutoff.date()}: {why}")
         if selection.model == CLASSIFIER:  # validated earlier but not fittable now
             selection = choose_churn_model(y_val.to_numpy(), baseline_scores(X_val), seed=config.seed,
                                            classifier_missing=why)
     shipped = classifier if selection.model == CLASSIFIER else BaselineChurnModel(name=selection.model).fit(
-        X_val, y_val)
+        X_val, y_val, calibrate=selection.informative)
     return ChurnFit(shipped=shipped, classifier=classifier, selection=selection, warnings=warnings)
 
 
