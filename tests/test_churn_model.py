@@ -129,6 +129,13 @@ def test_train_cli_records_churn_options(cdnow_sample_csv, tmp_path):
     client = mlflow.tracking.MlflowClient(uri)
     run, = client.search_runs([client.get_experiment_by_name("churn-options").experiment_id])
     assert run.data.params["churn_calibration"] == "none" and run.data.params["churn_windows"] == "stacked"
+    # what shipped and why: param, tag, validation AUCs; printed by train
+    shipped = run.data.params["churn_model"]
+    assert shipped in ("classifier", "baseline_bgnbd_p_no_purchase", "baseline_bgnbd_expected_purchases",
+                       "baseline_bgnbd_p_alive", "baseline_days_since_last_purchase", "baseline_n_purchases_90d")
+    assert f"churn_probability: {shipped}" in proc.stdout and run.data.tags["churn_model_reason"]
+    assert "churn_validation_auc_baseline_bgnbd_p_no_purchase" in run.data.metrics
+    assert run.data.params["churn_dropped_features"] != "" and "fit_warnings" in run.data.tags
     bad = run_cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30", "--horizon-days",
                   "90", "--churn-windows", "many", "--tracking-uri", uri)
     assert bad.returncode == 2 and "--churn-windows" in bad.stderr
