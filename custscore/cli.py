@@ -178,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_warnings(texts) -> None:
+    for text in texts:
+        print(f"warning: {text}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> None:
     if args.command == "train":
         config = TrainConfig(cutoff=args.cutoff, horizon_days=args.horizon_days, time_unit=args.time_unit,
@@ -190,6 +195,7 @@ def run(args: argparse.Namespace) -> None:
         from custscore.training.summary import format_training_summary
 
         result, logged = train_file(args.transactions, config)
+        _print_warnings(result.warnings)
         print(format_training_summary(result, logged))
     elif args.command == "score":
         config = ScoreConfig(as_of=args.as_of, horizon_days=args.horizon_days, columns=_columns(args),
@@ -212,6 +218,7 @@ def run(args: argparse.Namespace) -> None:
         from custscore.training.backtest_report import backtest_file
 
         result, run_id = backtest_file(args.transactions, config)
+        _print_warnings([f"origin {r.origin.date()}: {text}" for r in result.origins for text in r.train.warnings])
         print(format_comparison(result))
         print(f"tables and plots: {config.output_dir}/  MLflow parent run: {run_id}")
     elif args.command == "serve":

@@ -36,6 +36,9 @@ CHURN_CALIBRATION_METHODS = ("none", "sigmoid", "isotonic", "sigmoid-latest")
 CHURN_WINDOWS = ("auto", "single", "stacked")
 #: ``auto`` stacks windows from this horizon on (chosen on the CDNOW backtests, README "Churn model").
 CHURN_STACK_MIN_HORIZON_DAYS = 180
+#: The churn classifier ships unless the best baseline's AUC on the validation window ending
+#: at the cutoff is ahead by more than this (or beyond the bootstrap noise); training.churn_select.
+CHURN_SELECT_MARGIN = 0.005
 DEFAULT_EXPERIMENT = "custscore"
 
 

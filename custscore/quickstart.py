@@ -5,6 +5,7 @@ MLflow writes to a SQLite file in the work folder.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -30,6 +31,8 @@ def run_quickstart(workdir: str = "custscore-quickstart", tracking_uri: Optional
     print(f"training on {log_path} (CDNOW sample), calibration to {config.cutoff.date()}, "
           f"holdout to {config.holdout_end.date()}, weeks")
     result, logged = train_file(log_path, config)
+    for text in result.warnings:
+        print(f"warning: {text}", file=sys.stderr)
     print(format_training_summary(result, logged, published=CDNOW_PUBLISHED))
     scores_path = folder / "scores.csv"
     scores = score_file(logged.serving_uri, log_path, scores_path, ScoreConfig(as_of=config.cutoff))

@@ -112,7 +112,8 @@ def read_segment_overrides(config: ScoreConfig) -> dict:
 
 
 #: Sidecar entries that describe a run rather than set a segment rule.
-_SIDECAR_ONLY = ("n_customers", "as_of", "horizon_days", "discount_rate", "model_version", "optional_columns")
+_SIDECAR_ONLY = ("n_customers", "as_of", "horizon_days", "discount_rate", "model_version", "churn_model",
+                 "optional_columns")
 
 
 def with_segment_overrides(scorer: CustomerScorer, overrides: dict) -> CustomerScorer:

@@ -51,6 +51,7 @@ def sidecar_record(scorer: CustomerScorer, scores: pd.DataFrame, n_customers: Op
         "horizon_days": int(first.get("horizon_days", scorer.horizon_days)),
         "discount_rate": float(scorer.discount_rate),
         "model_version": str(first.get("model_version", scorer.model_version)),
+        "churn_model": str(getattr(scorer, "churn_model", "classifier")),
         "optional_columns": {what: getattr(columns or ColumnMap(), what) for what in OPTIONAL_TX_COLUMNS},
     }
     record.update(segment_settings(scorer.segment_config, scorer.segment_thresholds))

@@ -266,6 +266,7 @@ def test_cli_report_and_actions_show_the_planted_causes(trained, planted, tmp_pa
 
     sidecar = json.loads((tmp_path / "scores.segments.json").read_text())
     assert sidecar["optional_columns"] == {"discount": "disc", "arrears": "overdue"}
+    assert sidecar["churn_model"] == "classifier" or sidecar["churn_model"].startswith("baseline_")
     assert sidecar["config"]["price_sensitive_share"] == 0.75 and sidecar["config"]["poor_credit_arrears"] == 0.0
     assert json.loads((tmp_path / "plain.segments.json").read_text())["optional_columns"] == \
         {"discount": None, "arrears": None}

@@ -91,6 +91,20 @@ def test_scores_equal_customer_scorer_on_cdnow(scorer, cdnow, as_of, horizon_day
     _assert_frames_equal(_fast_scores(scorer, cdnow, as_of, horizon_days), want)
 
 
+@pytest.mark.parametrize("baseline", ["baseline_bgnbd_p_no_purchase", "baseline_days_since_last_purchase"])
+def test_shipped_baseline_scores_equal_customer_scorer(scorer, cdnow, baseline):
+    """A scorer whose churn_probability is a calibrated baseline scores alike on both paths."""
+    from custscore.training.churn import churn_features
+    from custscore.training.churn_select import BaselineChurnModel
+    customers = customer_features(merge_periods(cdnow[cdnow["ts"] < pd.Timestamp("1997-07-01")]), "1997-06-30", "W")
+    X = churn_features(customers, scorer.bgnbd, 90, "W")
+    y = (X["days_since_last_purchase"] > 60).astype(int)  # any labels: only the equality of the paths matters
+    shipped = dataclasses.replace(scorer, churn=BaselineChurnModel(name=baseline).fit(X, y), churn_model=baseline)
+    want = shipped.score(cdnow, as_of="1997-09-30")
+    assert want["churn_probability"].nunique() > 10
+    _assert_frames_equal(_fast_scores(shipped, cdnow, "1997-09-30"), want)
+
+
 def _log(rows) -> pd.DataFrame:
     return normalise_transactions(pd.DataFrame(rows, columns=["customer_id", "date", "amount"]))
 

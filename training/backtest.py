@@ -21,7 +21,7 @@ from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
 from custscore.features.lookup import reindex_fill
 from custscore.training.churn import churn_labels
-from custscore.training.evaluate import MODEL, churn_candidates, purchase_metrics
+from custscore.training.evaluate import CLASSIFIER_SCORE, MODEL, churn_candidates, purchase_metrics
 from custscore.training.metrics import bootstrap_table
 from custscore.training.pipeline import TrainResult, train_scorer
 from custscore.training.plots import (calibration_purchases_plot, gains_plot, purchases_by_frequency,
@@ -132,7 +132,7 @@ def outcome_rows(train: TrainResult, engine: FeatureEngine, origin: pd.Timestamp
     future = engine.window_purchases(origin, origin + pd.Timedelta(days=horizon_days))
     out = pd.DataFrame({"origin": origin.date().isoformat(), "customer_id": ids.to_numpy(),
                         "churned": churn_labels(engine, ids, origin, horizon_days).to_numpy()})
-    for name, score in churn_candidates(scores).items():
+    for name, score in churn_candidates(scorer, customers, scores, train.churn.classifier, horizon_days).items():
         out[name] = score
     out["frequency"] = scores["frequency"].to_numpy()
     out["predicted_purchases"] = scores["expected_purchases"].to_numpy()
@@ -148,7 +148,8 @@ def score_rows(rows: pd.DataFrame, config: BacktestConfig, seed: int,
     """Flat metrics and the bootstrap table of outcome rows (one origin or pooled)."""
     y = rows["churned"].to_numpy()
     candidates = {name: rows[name].to_numpy() for name in _candidate_columns(rows)}
-    table = bootstrap_table(y, candidates, probabilities=(MODEL,), reference=MODEL, n_boot=config.n_bootstrap,
+    table = bootstrap_table(y, candidates, probabilities=tuple(n for n in (MODEL, CLASSIFIER_SCORE) if n in candidates),
+                            reference=MODEL, n_boot=config.n_bootstrap,
                             seed=seed, level=config.confidence,
                             groups=rows["customer_id"].to_numpy() if pooled else None)
     metrics = {f"{r.metric}_{r.score}": r.estimate for r in table.itertuples()}
@@ -198,7 +199,9 @@ def run_backtest(engine: FeatureEngine, config: BacktestConfig) -> BacktestResul
         "churn_rate": [r.metrics["churn_rate_actual"] for r in results],
         "predicted": [r.metrics["purchases_predicted"] for r in results],
         "actual": [r.metrics["purchases_actual"] for r in results],
-        **{f"auc_{name}": [r.metrics[f"auc_{name}"] for r in results] for name in _candidate_columns(pooled_rows)},
+        "churn_model": [r.train.scorer.churn_model for r in results],
+        **{f"auc_{name}": [r.metrics.get(f"auc_{name}", float("nan")) for r in results]
+           for name in dict.fromkeys(c for r in results for c in _candidate_columns(r.rows))},
         "brier_" + MODEL: [r.metrics[f"brier_{MODEL}"] for r in results],
         "ece_" + MODEL: [r.metrics[f"ece_{MODEL}"] for r in results],
     })
@@ -209,7 +212,9 @@ def run_backtest(engine: FeatureEngine, config: BacktestConfig) -> BacktestResul
 
 
 def _candidate_columns(rows: pd.DataFrame) -> list[str]:
-    return [c for c in rows.columns if c == MODEL or c.startswith("baseline_")]
+    """Score columns; the classifier's only when every origin could fit it (pooled rows)."""
+    return [c for c in rows.columns if (c in (MODEL, CLASSIFIER_SCORE) or c.startswith("baseline_"))
+            and rows[c].notna().all()]
 
 
 def _comparison(table: pd.DataFrame) -> pd.DataFrame:
@@ -246,6 +251,8 @@ def format_comparison(result: BacktestResult) -> str:
         ece = f"{r.ece:>7.4f}" if isinstance(getattr(r, "ece", None), float) and np.isfinite(r.ece) else ""
         diff = f"{r.auc_minus_model:>+11.3f}  {r.auc_minus_model_ci:<17}" if r.score != MODEL else " " * 30
         lines.append(f"{r.score:<36}{r.auc:>7.3f}  {r.auc_ci:<16}{diff}{brier}{ece}")
+    lines.append("shipped as churn_probability: " + ", ".join(
+        f"{r.origin.date()} {r.train.scorer.churn_model} (AUC {r.metrics[f'auc_{MODEL}']:.3f})" for r in result.origins))
     lines.append(f"purchases in the horizon (summed over origins): predicted {m['purchases_predicted']:.0f}, "
                  f"actual {m['purchases_actual']:.0f} ({m['purchases_error_pct']:+.1f} %), per-customer MAE "
                  f"{m['purchases_mae']:.3f}")

@@ -40,10 +40,12 @@ def backtest_file(transactions_path: str | os.PathLike, config: BacktestConfig) 
 
 def metrics_table(result: BacktestResult) -> pd.DataFrame:
     """Long table of every origin's and the pooled bootstrap table, with a ``scope`` column."""
-    parts = [r.table.assign(scope=r.origin.date().isoformat()) for r in result.origins]
-    parts.append(result.table.assign(scope="pooled"))
+    parts = [r.table.assign(scope=r.origin.date().isoformat(), churn_model=r.train.scorer.churn_model)
+             for r in result.origins]
+    shipped = ",".join(dict.fromkeys(r.train.scorer.churn_model for r in result.origins))
+    parts.append(result.table.assign(scope="pooled", churn_model=shipped))
     table = pd.concat(parts, ignore_index=True)
-    return table[["scope"] + [c for c in table.columns if c != "scope"]]
+    return table[["scope", "churn_model"] + [c for c in table.columns if c not in ("scope", "churn_model")]]
 
 
 def write_outputs(result: BacktestResult, folder: Path) -> list[Path]:
@@ -70,7 +72,8 @@ def log_backtest(result: BacktestResult, experiment_id: str | None) -> str:
                            "n_bootstrap": cfg.n_bootstrap, "confidence": cfg.confidence, "seed": cfg.seed,
                            "penalizer": cfg.penalizer, "discount_rate": cfg.discount_rate,
                            "churn_calibration": _calibration_methods(result),
-                           "churn_windows": cfg.churn_windows})
+                           "churn_windows": cfg.churn_windows,
+                           "churn_model": ",".join(r.train.scorer.churn_model for r in result.origins)})
         mlflow.log_metrics(_finite(result.metrics))
         _log_tables_and_plots(metrics_table(result), result.figures)
         mlflow.log_table(result.by_origin, "tables/by_origin.json")

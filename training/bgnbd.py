@@ -204,6 +204,26 @@ class BetaGeoLikelihood:
         return np.triu(h) + np.triu(h, 1).T
 
 
+#: Terms of :func:`_hyp2f1_series` before it gives up (NaN).
+_SERIES_TERMS = 200
+
+
+def _hyp2f1_series(A: np.ndarray, B: np.ndarray, C: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Gauss' series ``sum_n (A)_n (B)_n / ((C)_n n!) z**n`` term by term, shape of ``z``.
+
+    For the rows where scipy's ``hyp2f1`` fails; NaN where the series has not converged
+    (relative term below 1e-16) after :data:`_SERIES_TERMS` terms.
+    """
+    total = np.ones_like(z, dtype=float)
+    term = np.ones_like(z, dtype=float)
+    for n in range(_SERIES_TERMS):
+        term = term * (A + n) * (B + n) / ((C + n) * (n + 1.0)) * z
+        total = total + term
+        if np.all(np.abs(term) <= 1e-16 * np.abs(total)):
+            return total
+    return np.where(np.abs(term) <= 1e-16 * np.abs(total), total, np.nan)
+
+
 class BetaGeoModel:
     """BG/NBD model (FHL 2005) with a scikit-learn style estimator contract.
 
@@ -394,6 +414,15 @@ class BetaGeoModel:
         z = t / (alpha + t_cal + t)
         c = a + b + x - 1.0
         hyp_term = np.exp((a - 1.0) * np.log1p(-z)) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
+        failed = ~np.isfinite(hyp_term)
+        if np.any(failed):
+            # scipy's hyp2f1 returns NaN for first parameters of millions (the Poisson limit
+            # r, alpha -> inf of a fit on days of history); the direct form's series
+            # converges there in a few terms because r b z / c is small.
+            z_f, x_f = np.broadcast_to(z, failed.shape)[failed], np.broadcast_to(x, failed.shape)[failed]
+            series = _hyp2f1_series(r + x_f, b + x_f, np.broadcast_to(c, failed.shape)[failed], z_f)
+            hyp_term = np.array(hyp_term, dtype=float, copy=True)
+            hyp_term[failed] = np.exp((r + x_f) * np.log1p(-z_f)) * series
         return c / (a - 1.0) * (1.0 - hyp_term)
 
     def expected_purchases_new(self, t: Any) -> np.ndarray:

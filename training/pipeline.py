@@ -4,8 +4,8 @@ Pure of MLflow: :mod:`custscore.training.tracking` logs what this returns.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass, field, replace
+from typing import Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,8 @@ from custscore.features.rfm import duration_columns
 from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.calibration import calibration_window
 from custscore.training.churn import ChurnClassifier, churn_features, churn_labels
+from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, ChurnSelection, baseline_scores,
+                                             choose_churn_model)
 from custscore.training.evaluate import HoldoutReport, evaluate_holdout
 from custscore.training.gamma_gamma import GammaGammaModel
 from custscore.training.scorer import CustomerScorer
@@ -32,6 +34,10 @@ class TrainResult:
     n_customers: int
     holdout: Optional[HoldoutReport] = None
     calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: what the data cannot tell, one text per warning (printed as ``warning: TEXT``)
+    warnings: list[str] = field(default_factory=list)
+    #: the churn choice: shipped model, the classifier at the cutoff, validation table
+    churn: Optional["ChurnFit"] = None
 
 
 def fit_bgnbd(rfm: pd.DataFrame, time_unit: str, config: TrainConfig, when: str) -> BetaGeoModel:
@@ -76,9 +82,13 @@ def churn_examples(engine: FeatureEngine, config: TrainConfig,
     return out
 
 
-def fit_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestamp) -> ChurnClassifier:
-    """The churn classifier at ``config.cutoff``, calibrated as ``config.churn_calibration`` says."""
-    windows = churn_examples(engine, config, config.cutoff)
+def fit_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestamp,
+              windows: Optional[list[tuple[pd.DataFrame, pd.Series]]] = None) -> ChurnClassifier:
+    """The churn classifier at ``config.cutoff``, calibrated as ``config.churn_calibration`` says.
+
+    ``windows`` are :func:`churn_examples` at the cutoff when the caller already has them.
+    """
+    windows = churn_examples(engine, config, config.cutoff) if windows is None else windows
     latest_X, latest_y = windows[0]  # the latest full-horizon window
     method = config.churn_calibration
     if calibration_window(method) == "earlier":
@@ -96,6 +106,61 @@ def fit_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestam
     if method == "none":
         return ChurnClassifier().fit(X, y)
     return ChurnClassifier(calibration=method).fit(X, y, latest_X, latest_y)
+
+
+@dataclass
+class ChurnFit:
+    """The shipped churn model, the classifier refitted at the cutoff (None if it cannot be) and the choice."""
+
+    shipped: Union[ChurnClassifier, BaselineChurnModel]
+    classifier: Optional[ChurnClassifier]
+    selection: ChurnSelection
+    warnings: list[str] = field(default_factory=list)
+
+
+def _try_classifier(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestamp,
+                    windows=None) -> tuple[Optional[ChurnClassifier], str]:
+    """(classifier at ``config.cutoff``, "") or (None, why it cannot be fitted there)."""
+    if windows is None and config.reference_date <= first_day:
+        return None, (f"its examples would be built at {config.reference_date.date()}, not after the first "
+                      f"transaction {first_day.date()}: validating it needs two horizons of history")
+    try:
+        return fit_churn(engine, config, first_day, windows), ""
+    except (CustscoreError, FitError) as exc:
+        return None, str(exc)
+
+
+def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestamp) -> ChurnFit:
+    """Choose and fit what ships as ``churn_probability`` (:mod:`custscore.training.churn_select`).
+
+    Validation: features at ``R = cutoff - horizon`` (BG/NBD refitted there), labels in
+    ``(R, cutoff]``; the classifier is fitted as of ``R`` (its own windows end at ``R``).
+    The chosen model is then refitted on the latest window, as of the cutoff: the
+    classifier on :func:`churn_examples` at the cutoff, a baseline calibrated on ``(R, cutoff]``.
+    """
+    windows = churn_examples(engine, config, config.cutoff)
+    X_val, y_val = windows[0]
+    scores = baseline_scores(X_val)
+    validated, missing = _try_classifier(engine, replace(config, cutoff=config.reference_date), first_day)
+    if validated is not None:
+        scores[CLASSIFIER] = validated.predict_proba(X_val)
+    selection = choose_churn_model(y_val.to_numpy(), scores, seed=config.seed, classifier_missing=missing)
+    classifier, why = _try_classifier(engine, config, first_day, windows)
+    warnings = []
+    if validated is None:
+        warnings.append(f"churn classifier not validated at cutoff {config.cutoff.date()} ({missing}); "
+                        f"churn_probability is the calibrated {selection.model}")
+    if not selection.informative:
+        warnings.append(f"churn validation window ending at {config.cutoff.date()}: {selection.reason}; "
+                        "churn_probability is neither validated nor calibrated")
+    if classifier is None:
+        warnings.append(f"churn classifier not fitted at cutoff {config.cutoff.date()}: {why}")
+        if selection.model == CLASSIFIER:  # validated earlier but not fittable now
+            selection = choose_churn_model(y_val.to_numpy(), baseline_scores(X_val), seed=config.seed,
+                                           classifier_missing=why)
+    shipped = classifier if selection.model == CLASSIFIER else BaselineChurnModel(name=selection.model).fit(
+        X_val, y_val, calibrate=selection.informative)
+    return ChurnFit(shipped=shipped, classifier=classifier, selection=selection, warnings=warnings)
 
 
 def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
@@ -132,10 +197,11 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
                        f"repeat spend): {exc}") from exc
 
     # Churn examples: features <= each reference date, labels in (reference, cutoff].
-    churn = fit_churn(engine, config, first_day)
+    churn = select_churn(engine, config, first_day)
 
-    scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn, time_unit=config.time_unit,
-                            horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff)
+    scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn.shipped, time_unit=config.time_unit,
+                            horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff,
+                            churn_model=churn.selection.model)
     # Segment cut points: fixed numbers learned once from the calibration customers (segments.py).
     calibration_scores = scorer.score_customers(calibration, cutoff, with_segments=False)
     scorer.segment_thresholds = fit_thresholds(calibration_scores, scorer.segment_config)
@@ -145,17 +211,19 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
         "gamma_gamma_customers": float(len(repeat)),
         "frequency_monetary_corr": _safe_corr(repeat["frequency"], repeat["monetary_value"]),
         "repeat_customer_share": float((calibration["frequency"] > 0).mean()),
-        "churn_train_examples": float(churn.n_train_),
-        "churn_train_rate": churn.churn_rate_train_,
-        "churn_validation_examples": float(getattr(churn.calibrator_, "n_validation_", 0)),
+        **churn.selection.metrics(),
     }
+    if churn.classifier is not None:
+        metrics.update({"churn_train_examples": float(churn.classifier.n_train_),
+                        "churn_train_rate": churn.classifier.churn_rate_train_})
     holdout_end = min(config.holdout_end, last_day) if config.holdout_end is not None else last_day
     holdout = None
     if holdout_end > cutoff:
-        holdout = evaluate_holdout(scorer, engine, cutoff, holdout_end, calibration_scores)
+        holdout = evaluate_holdout(scorer, engine, cutoff, holdout_end, calibration_scores, churn.classifier,
+                                   calibration)
         metrics.update(holdout.metrics)
     return TrainResult(scorer=scorer, metrics=metrics, n_customers=len(calibration), holdout=holdout,
-                       calibration=calibration)
+                       calibration=calibration, warnings=churn.warnings, churn=churn)
 
 
 def _safe_corr(a: pd.Series, b: pd.Series) -> float:

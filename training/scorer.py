@@ -7,7 +7,7 @@ customer, so batch scoring, the MLflow pyfunc and the HTTP server all call the s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from custscore.features.periods import merge_periods
 from custscore.features.rfm import duration_columns
 from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.churn import ChurnClassifier, churn_features
+from custscore.training.churn_select import BaselineChurnModel
 from custscore.training.gamma_gamma import GammaGammaModel
 from custscore.training.segments import SegmentConfig, SegmentThresholds, assign_segments, required_columns
 from custscore.training.value import expected_clv
@@ -53,7 +54,7 @@ SCORE_COLUMNS: tuple[str, ...] = (
 
 @dataclass
 class CustomerScorer:
-    """Fitted BG/NBD + Gamma-Gamma + churn classifier with their scoring conventions.
+    """Fitted BG/NBD + Gamma-Gamma + churn model with their scoring conventions.
 
     ``time_unit`` is the unit of the BG/NBD parameters (``D`` or ``W``),
     ``horizon_days`` the default churn/CLV horizon, ``discount_rate`` yearly,
@@ -65,7 +66,7 @@ class CustomerScorer:
 
     bgnbd: BetaGeoModel
     gamma_gamma: GammaGammaModel
-    churn: ChurnClassifier
+    churn: Union[ChurnClassifier, BaselineChurnModel]
     time_unit: str
     horizon_days: int
     discount_rate: float
@@ -73,6 +74,9 @@ class CustomerScorer:
     model_version: str = ""
     segment_config: SegmentConfig = field(default_factory=SegmentConfig)
     segment_thresholds: Optional[SegmentThresholds] = None
+    #: what ships as ``churn_probability``: ``classifier`` or a baseline name such as
+    #: ``baseline_bgnbd_p_no_purchase`` (training.churn_select); ``churn`` is that model
+    churn_model: str = "classifier"
 
     def score(self, transactions: pd.DataFrame, as_of=None, horizon_days: Optional[int] = None) -> pd.DataFrame:
         """Score normalised transactions (``customer_id``, ``ts``, ``amount``) at ``as_of``.

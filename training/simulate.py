@@ -106,6 +106,7 @@ def simulate_transactions(
     seed: int,
     *,
     cohort_days: int = 90,
+    drift_per_year: float = 0.0,
 ) -> pd.DataFrame:
     """Simulate a transaction log: columns ``customer_id`` (str), ``date``, ``amount``.
 
@@ -140,6 +141,11 @@ def simulate_transactions(
 
     first_day = rng.integers(0, min(int(cohort_days), span_days), size=n)
     window = (span_days - first_day).astype(float)  # first day .. end of day `end`
+    k = float(drift_per_year) / 365.0
+    if not np.isfinite(k):
+        raise CustscoreError(f"drift_per_year: must be a finite number, got {drift_per_year!r}")
+    if k != 0.0:  # the window in operational time, where the rates are constant
+        window = np.expm1(k * span_days) / k - np.expm1(k * first_day) / k
     _, x, n_arrivals = _draw_bgnbd(rng, n, r, alpha, a, b, window)
 
     total = int(x.sum())
@@ -152,7 +158,11 @@ def simulate_transactions(
     own_sum = padded[offsets + x] - before
     rest = rng.gamma(shape=(n_arrivals - x + 1).astype(float))  # the N - x + 1 unused spacings
     uniform_order = within / np.repeat(own_sum + rest, x)
-    repeat_day = np.repeat(first_day, x) + np.floor(uniform_order * np.repeat(window, x)).astype(np.int64)
+    if k == 0.0:
+        repeat_day = np.repeat(first_day, x) + np.floor(uniform_order * np.repeat(window, x)).astype(np.int64)
+    else:
+        operational = np.expm1(k * np.repeat(first_day, x)) / k + uniform_order * np.repeat(window, x)
+        repeat_day = np.floor(np.log1p(k * operational) / k).astype(np.int64)
     repeat_day = np.minimum(repeat_day, span_days - 1)  # guards the measure-zero U = 1 edge
 
     cust = np.concatenate([np.arange(n), owner])

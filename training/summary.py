@@ -39,16 +39,28 @@ def format_metrics(result: TrainResult) -> str:
                      f"(actual churn rate {m['churn_rate_actual']:.3f}):")
         for name, value in aucs.items():
             lines.append(f"  {name:<40}{value:.3f}")
-        lines.append(f"  Brier score of the classifier: {m['brier_churn_classifier']:.4f}")
+        lines.append(f"  Brier score of churn_probability: {m['brier_churn_probability']:.4f}")
     if not lines:
         lines.append("no holdout after the cutoff: nothing to evaluate")
     lines.append(f"frequency/monetary correlation (Gamma-Gamma assumes ~0): {m['frequency_monetary_corr']:.3f}")
     return "\n".join(lines)
 
 
+def format_churn_choice(result: TrainResult) -> str:
+    """What ships as ``churn_probability`` and why (training.churn_select)."""
+    lines = [f"churn_probability: {result.scorer.churn_model}"]
+    if result.churn is not None:
+        lines.append(f"  why: {result.churn.selection.reason}")
+        classifier = result.churn.classifier
+        if classifier is not None and classifier.dropped_features_:
+            lines.append(f"  classifier features dropped (constant or float noise at fit time): "
+                         f"{', '.join(classifier.dropped_features_)}")
+    return "\n".join(lines)
+
+
 def format_training_summary(result: TrainResult, logged: LoggedModel,
                             published: Optional[dict[str, float]] = None) -> str:
-    parts = [format_parameters(result, published), "", format_metrics(result), "",
+    parts = [format_parameters(result, published), "", format_churn_choice(result), "", format_metrics(result), "",
              f"customers: {result.n_customers}", f"run id:    {logged.run_id}", f"model URI: {logged.model_uri}"]
     if logged.registered_name:
         parts.append(f"registered: {logged.registered_name} version {logged.registered_version} "

@@ -89,6 +89,9 @@ def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
     params.update({k: v for k, v in config.as_params().items()
                    if k not in ("experiment", "tracking_uri", "register_as") and v is not None})
     params["n_customers"] = result.n_customers
+    params["churn_model"] = result.scorer.churn_model
+    classifier = result.churn.classifier if result.churn is not None else None
+    params["churn_dropped_features"] = (",".join(classifier.dropped_features_) or "none") if classifier else "none"
     if result.scorer.segment_thresholds is not None:  # segment rules and fitted cut points
         settings = segment_settings(result.scorer.segment_config, result.scorer.segment_thresholds)
         params.update({f"segments_{k}": v for part in settings.values() for k, v in part.items()})
@@ -125,6 +128,8 @@ def log_training(result: TrainResult, config: TrainConfig, input_example: pd.Dat
         run_id = run.info.run_id
         result.scorer.model_version = run_id
         mlflow.log_params(model_params(result, config))
+        mlflow.set_tags({"fit_warnings": " | ".join(result.warnings) or "none",
+                         "churn_model_reason": result.churn.selection.reason if result.churn else ""})
         mlflow.log_metrics(_finite(result.metrics))
         if result.holdout is not None:
             for name, fig in result.holdout.figures.items():
