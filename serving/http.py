@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import hmac
 import json
 import logging
 import signal
@@ -37,7 +38,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from custscore.config import ScoreConfig, ServeConfig
+from custscore.config import ScoreConfig, ServeConfig, is_loopback
 from custscore.errors import CustscoreError
 from custscore.serving.http_schemas import score_request_model
 from custscore.serving.microbatch import MicroBatcher
@@ -131,8 +132,7 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
     async def lifespan(app: FastAPI):
         if holder.current is None:
             reload_in_background()
-        sighup = config.admin_endpoints and hasattr(signal, "SIGHUP") and \
-            threading.current_thread() is threading.main_thread()
+        sighup = hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread()
         if sighup:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload_in_background)
         try:
@@ -204,10 +204,18 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
         rows = await batcher.score(current, body, score_config(body.as_of, body.horizon_days))
         return Response(score_answer(rows, len(body.customers), current.label), media_type="application/json")
 
-    if config.admin_endpoints:
+    if config.admin_token is not None:
+        expected = f"Bearer {config.admin_token}".encode()
+
         @app.post("/admin/reload")
-        async def reload() -> Response:
-            """Load the model URI again (e.g. the alias moved); the old model serves meanwhile."""
+        async def reload(request: Request) -> Response:
+            """Load the model URI again (e.g. the alias moved); the old model serves meanwhile.
+
+            Needs ``Authorization: Bearer TOKEN`` (the server's admin token): 401 without it.
+            """
+            given = request.headers.get("authorization", "").encode("latin-1", "replace")
+            if not hmac.compare_digest(given, expected):
+                return _error(401, "admin token required: send 'Authorization: Bearer TOKEN'")
             previous = holder.current.label if holder.current else None
             try:
                 loaded = await _reload_logged()
@@ -256,6 +264,17 @@ def configure_logging() -> None:
         logger.propagate = False
 
 
+def exposure_summary(app: FastAPI, config: ServeConfig) -> str:
+    """One line saying what the server exposes: address, reach, routes and whether reload is on."""
+    reach = "this machine only" if is_loopback(config.host) else "REACHABLE FROM OTHER MACHINES (--allow-remote)"
+    routes = sorted(f"{method} {route.path}" for route in app.routes
+                    for method in (getattr(route, "methods", None) or ()) if method != "HEAD")
+    reload = ("POST /admin/reload enabled (bearer token)" if config.admin_token is not None
+              else "POST /admin/reload disabled (no admin token; SIGHUP reloads)")
+    return (f"custscore serve: http://{config.host}:{config.port} ({reach}); routes: {', '.join(routes)}; "
+            f"{reload}")
+
+
 def freeze_startup_objects() -> None:
     """Move every object alive after start-up out of the garbage collector's reach.
 
@@ -277,6 +296,7 @@ def run_server(model_uri: str, config: ServeConfig = ServeConfig()) -> None:
     app = create_app(model_uri, config, model=model)
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, access_log=False,
                                            lifespan="on", log_level="info"))
+    print(exposure_summary(app, config), file=sys.stderr, flush=True)
     freeze_startup_objects()
     server.run()
     if not server.started:

@@ -36,6 +36,9 @@ from custscore.training.tracking import use_tracking
 
 AS_OF = "1997-09-30"
 URI = "models:/custscore-test@champion"
+TOKEN = "test-admin-token-0123456789"
+ADMIN = ServeConfig(admin_token=TOKEN)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -296,14 +299,14 @@ def test_not_ready_until_loaded_and_reload_keeps_old_model_serving(model):
         gates[0 if label == "first/1" else 1].wait(timeout=30)
         return LoadedModel(scorer=model.scorer, label=label, model_uri=uri, loaded_at="now")
 
-    with TestClient(create_app(URI, ServeConfig(), loader=slow_loader)) as c:
+    with TestClient(create_app(URI, ADMIN, loader=slow_loader)) as c:
         assert c.get("/health").status_code == 503
         assert c.post("/score", json=_body()).json() == {"error": "model is loading"}
         gates[0].set()
         _wait_for(lambda: c.get("/health").status_code == 200)
         assert c.post("/score", json=_body()).json()["model_version"] == "first/1"
         reload_answer = {}
-        thread = threading.Thread(target=lambda: reload_answer.update(c.post("/admin/reload").json()))
+        thread = threading.Thread(target=lambda: reload_answer.update(c.post("/admin/reload", headers=AUTH).json()))
         thread.start()
         for _ in range(5):  # the reload is blocked: the old model keeps answering
             response = c.post("/score", json=_body())
@@ -319,8 +322,8 @@ def test_failed_reload_keeps_serving(model):
     def failing(uri: str) -> LoadedModel:
         raise CustscoreError(f"cannot load model {uri!r}: gone")
 
-    with TestClient(create_app(URI, ServeConfig(), model=model, loader=failing)) as c:
-        response = c.post("/admin/reload")
+    with TestClient(create_app(URI, ADMIN, model=model, loader=failing)) as c:
+        response = c.post("/admin/reload", headers=AUTH)
         assert response.status_code == 503
         assert f"still serving {model.label}" in response.json()["error"]
         assert c.post("/score", json=_body()).status_code == 200
@@ -337,10 +340,80 @@ def test_failed_first_load_is_not_ready():
         assert response.json() == {"error": f"model failed to load: cannot load model {URI!r}: gone"}
 
 
-def test_reload_from_the_registry(client, model):
-    response = client.post("/admin/reload")
+def test_reload_from_the_registry(model):
+    with TestClient(create_app(URI, ADMIN, model=model)) as c:
+        response = c.post("/admin/reload", headers=AUTH)
     assert response.status_code == 200, response.text
     assert response.json()["current"] == model.label
+
+
+def test_reload_route_is_absent_without_a_token(client):
+    assert client.post("/admin/reload").status_code == 404
+    assert client.post("/admin/reload", headers=AUTH).status_code == 404
+
+
+def test_reload_needs_the_bearer_token(model):
+    """A web page (any Origin, text/plain, no credentials) or a wrong token cannot reload."""
+    loads = []
+
+    def loader(uri: str) -> LoadedModel:
+        loads.append(uri)
+        return model
+
+    with TestClient(create_app(URI, ADMIN, model=model, loader=loader)) as c:
+        for headers in ({}, {"Origin": "https://evil.example", "Content-Type": "text/plain"},
+                        {"Authorization": TOKEN}, {"Authorization": f"Bearer {TOKEN}x"},
+                        {"Authorization": f"Bearer {TOKEN[:-1]}"}, {"Authorization": "Basic " + TOKEN}):
+            response = c.post("/admin/reload", headers=headers, content=b"x")
+            assert response.status_code == 401, (headers, response.text)
+            assert "Bearer" in response.json()["error"]
+        assert loads == []
+        assert c.post("/admin/reload", headers=AUTH).status_code == 200
+    assert loads == [URI]
+
+
+def test_admin_token_from_the_environment(monkeypatch):
+    from custscore.cli import build_parser
+    monkeypatch.setenv("CUSTSCORE_ADMIN_TOKEN", TOKEN)
+    assert build_parser().parse_args(["serve", "--model", URI]).admin_token == TOKEN
+    monkeypatch.delenv("CUSTSCORE_ADMIN_TOKEN")
+    assert build_parser().parse_args(["serve", "--model", URI]).admin_token is None
+
+
+@pytest.mark.parametrize("token", ["short", "has a space in the token", "tab\tinside-the-token-1234"])
+def test_weak_admin_tokens_are_refused(token):
+    with pytest.raises(CustscoreError, match="admin token"):
+        ServeConfig(admin_token=token)
+    assert TOKEN not in repr(ADMIN)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "example.org"])
+def test_remote_host_needs_allow_remote(host):
+    with pytest.raises(CustscoreError, match="--allow-remote"):
+        ServeConfig(host=host)
+    assert ServeConfig(host=host, allow_remote=True).host == host
+    for local in ("127.0.0.1", "127.1.2.3", "::1", "localhost"):
+        assert ServeConfig(host=local).host == local
+
+
+def test_serve_on_a_remote_host_without_the_flag_is_one_line_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "custscore.cli", "serve", "--model", URI, "--host", "0.0.0.0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("custscore serve: error: host '0.0.0.0' is reachable from other machines")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_startup_line_says_what_is_exposed(model):
+    from custscore.serving.http import exposure_summary
+    closed = exposure_summary(create_app(URI, ServeConfig(), model=model), ServeConfig())
+    assert closed.startswith("custscore serve: http://127.0.0.1:8000 (this machine only); routes: ")
+    assert "POST /score" in closed and "GET /health" in closed and "POST /admin/reload" not in closed.split(";")[1]
+    assert closed.endswith("POST /admin/reload disabled (no admin token; SIGHUP reloads)")
+    remote = ServeConfig(host="0.0.0.0", allow_remote=True, admin_token=TOKEN)
+    opened = exposure_summary(create_app(URI, remote, model=model), remote)
+    assert "REACHABLE FROM OTHER MACHINES" in opened and "POST /admin/reload enabled" in opened
+    assert TOKEN not in opened
 
 
 def _wait_for(condition, timeout_s: float = 30.0) -> None:
