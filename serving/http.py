@@ -40,6 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from custscore.config import ScoreConfig, ServeConfig, is_loopback
 from custscore.errors import CustscoreError
+from custscore.serving.http_protocol import guarded_protocol
 from custscore.serving.http_schemas import score_request_model
 from custscore.serving.microbatch import MicroBatcher
 from custscore.serving.middleware import ACCESS_LOGGER, AccessLogMiddleware, BodyLimitMiddleware
@@ -224,7 +225,7 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
             return _json_response({"status": "reloaded", "previous": previous, "current": loaded.label,
                                    "loaded_at": loaded.loaded_at})
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s)
     app.add_middleware(AccessLogMiddleware)
     return app
 
@@ -287,15 +288,26 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def run_server(model_uri: str, config: ServeConfig = ServeConfig()) -> None:
-    """Load the model (a bad URI raises CustscoreError before binding), then serve until stopped."""
+def uvicorn_config(app: FastAPI, config: ServeConfig) -> "uvicorn.Config":
+    """uvicorn settings of ``custscore serve``: the guarded httptools protocol, timeouts, headers.
+
+    No ``server: uvicorn`` header; every response, uvicorn's own 400/431 included, carries
+    ``X-Content-Type-Options: nosniff``.
+    """
     import uvicorn
 
+    return uvicorn.Config(app, host=config.host, port=config.port, access_log=False, lifespan="on",
+                          log_level="info", http=guarded_protocol(config),  # type: ignore[arg-type]
+                          timeout_keep_alive=config.keep_alive_timeout_s, server_header=False,
+                          headers=[("X-Content-Type-Options", "nosniff")])
+
+
+def run_server(model_uri: str, config: ServeConfig = ServeConfig()) -> None:
+    """Load the model (a bad URI raises CustscoreError before binding), then serve until stopped."""
     model = load_model(model_uri)
     configure_logging()
     app = create_app(model_uri, config, model=model)
-    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, access_log=False,
-                                           lifespan="on", log_level="info"))
+    server = uvicorn.Server(uvicorn_config(app, config))
     print(exposure_summary(app, config), file=sys.stderr, flush=True)
     freeze_startup_objects()
     server.run()

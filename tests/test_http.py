@@ -469,7 +469,11 @@ def test_real_uvicorn_process_equals_batch_and_reloads_on_sighup(trained, log, b
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert "Traceback" not in server_log.read_text()
+    text = server_log.read_text()
+    assert "Traceback" not in text
+    exposed = [line for line in text.splitlines() if line.startswith("custscore serve: http://")]
+    assert exposed == [f"custscore serve: http://127.0.0.1:{port} (this machine only); routes: " + exposed[0].split(
+        "routes: ")[1]] and exposed[0].endswith("POST /admin/reload disabled (no admin token; SIGHUP reloads)")
 
 
 def test_serve_with_a_bad_model_uri_is_one_line_error(tmp_path):
