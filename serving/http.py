@@ -32,6 +32,7 @@ import threading
 import traceback
 from typing import Any, Callable, Optional
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -288,14 +289,12 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def uvicorn_config(app: FastAPI, config: ServeConfig) -> "uvicorn.Config":
+def uvicorn_config(app: FastAPI, config: ServeConfig) -> uvicorn.Config:
     """uvicorn settings of ``custscore serve``: the guarded httptools protocol, timeouts, headers.
 
     No ``server: uvicorn`` header; every response, uvicorn's own 400/431 included, carries
     ``X-Content-Type-Options: nosniff``.
     """
-    import uvicorn
-
     return uvicorn.Config(app, host=config.host, port=config.port, access_log=False, lifespan="on",
                           log_level="info", http=guarded_protocol(config),  # type: ignore[arg-type]
                           timeout_keep_alive=config.keep_alive_timeout_s, server_header=False,
