@@ -245,8 +245,9 @@ class ServeConfig:
     first request) and be at most ``max_header_bytes`` (else 431); the body may pause at
     most ``body_timeout_s`` between two chunks (else 408); an idle keep-alive connection
     is closed after ``keep_alive_timeout_s``; connections beyond ``max_connections`` are
-    closed at once. Bodies of at least ``thread_parse_min_bytes`` are parsed in a worker
-    thread so the event loop keeps answering small requests.
+    closed at once. Bodies of at least ``large_body_min_bytes`` are validated in a
+    separate process first (:mod:`custscore.serving.body_check`), so invalid megabytes
+    never hold the server's interpreter lock while it answers small requests.
     """
 
     host: str = "127.0.0.1"
@@ -267,7 +268,7 @@ class ServeConfig:
     keep_alive_timeout_s: float = 5.0
     max_connections: int = 1000
     max_header_bytes: int = 16 * 1024
-    thread_parse_min_bytes: int = 64 * 1024
+    large_body_min_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -283,7 +284,7 @@ class ServeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise CustscoreError(f"{name}: must be a whole number >= 0, got {value!r}")
-        for name in ("max_connections", "max_header_bytes", "thread_parse_min_bytes"):
+        for name in ("max_connections", "max_header_bytes", "large_body_min_bytes"):
             _check_count(getattr(self, name), name)
         for name in ("header_timeout_s", "body_timeout_s", "keep_alive_timeout_s"):
             value = getattr(self, name)

@@ -30,6 +30,8 @@ import signal
 import sys
 import threading
 import traceback
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Optional
 
 import uvicorn
@@ -41,8 +43,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from custscore.config import ScoreConfig, ServeConfig, is_loopback
 from custscore.errors import CustscoreError
+from custscore.serving.body_check import BodyChecker
 from custscore.serving.http_protocol import guarded_protocol
-from custscore.serving.http_schemas import score_request_model
+from custscore.serving.http_schemas import ScoreRequest, score_request_model
 from custscore.serving.microbatch import MicroBatcher
 from custscore.serving.middleware import ACCESS_LOGGER, AccessLogMiddleware, BodyLimitMiddleware
 from custscore.serving.model_holder import LoadedModel, ModelHolder, load_model
@@ -80,8 +83,12 @@ def _location(loc: tuple) -> str:
     return text
 
 
-def _validation_response(errors: list) -> Response:
-    """400 for malformed JSON, else 422 naming the first invalid field (pydantic error dicts)."""
+def _validation_response(errors: list, count: Optional[int] = None) -> Response:
+    """400 for malformed JSON, else 422 naming the first invalid field (pydantic error dicts).
+
+    ``count``: how many problems there are in all (default: ``len(errors)``).
+    """
+    count = len(errors) if count is None else count
     if any(e.get("type") == "json_invalid" for e in errors):
         where = next(e for e in errors if e.get("type") == "json_invalid")
         return _error(400, f"malformed JSON: {where.get('ctx', {}).get('error', where.get('msg'))}")
@@ -89,7 +96,7 @@ def _validation_response(errors: list) -> Response:
               for e in errors[:_MAX_DETAILS]]
     first = detail[0]
     where = f"{first['loc']}: " if first["loc"] else ""
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    more = f" (and {count - 1} more)" if count > 1 else ""
     return _error(422, f"invalid request: {where}{first['msg']}{more}", detail)
 
 
@@ -106,7 +113,17 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
     batcher = MicroBatcher(config.microbatch_max_customers, config.fast_path_max_customers,
                            config.fast_path_max_transactions, config.microbatch_wait_ms)
     request_model = score_request_model(config)
+    parser_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="custscore-parse")
     tasks: set[asyncio.Task] = set()
+
+    checker = BodyChecker(config)
+
+    def parse_body(raw: bytes) -> ScoreRequest | Response:
+        """The validated request, or the 400/422 answer to it."""
+        try:
+            return request_model.model_validate_json(raw)
+        except ValidationError as exc:
+            return _validation_response(exc.errors(include_url=False, include_input=False), exc.error_count())
 
     def reload_in_background() -> None:
         task = asyncio.ensure_future(_reload_logged())
@@ -145,6 +162,8 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
             for task in list(tasks):
                 task.cancel()
             batcher.close()
+            parser_thread.shutdown(wait=False, cancel_futures=True)
+            checker.close()
 
     # FastAPI's built-in OpenTelemetry hooks are off: the server writes its own JSON access
     # log, and asking the (unconfigured) providers on every request cost ~5 % of its CPU.
@@ -152,6 +171,7 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
                   summary="Churn and lifetime-value scores of customers from their transactions.",
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.holder = holder
+    app.state.body_checker = checker
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -199,10 +219,17 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
         # FastAPI's body dependency (json.loads, then validation of the Python objects):
         # same checks and messages, less server CPU per small request.
         current = ready_model()
-        try:
-            body = request_model.model_validate_json(await request.body())
-        except ValidationError as exc:
-            return _validation_response(exc.errors())
+        raw = await request.body()
+        if len(raw) < config.large_body_min_bytes:
+            body = parse_body(raw)
+        else:  # megabytes of JSON hold the interpreter lock for a long time: checked in another process
+            with contextlib.suppress(BrokenProcessPool):  # else (the checker died) checked here
+                errors = await checker.errors(raw)
+                if errors is not None:
+                    return _validation_response(*errors)
+            body = await asyncio.get_running_loop().run_in_executor(parser_thread, parse_body, raw)
+        if isinstance(body, Response):
+            return body
         rows = await batcher.score(current, body, score_config(body.as_of, body.horizon_days))
         return Response(score_answer(rows, len(body.customers), current.label), media_type="application/json")
 
@@ -307,6 +334,7 @@ def run_server(model_uri: str, config: ServeConfig = ServeConfig()) -> None:
     configure_logging()
     app = create_app(model_uri, config, model=model)
     server = uvicorn.Server(uvicorn_config(app, config))
+    app.state.body_checker.warm()
     print(exposure_summary(app, config), file=sys.stderr, flush=True)
     freeze_startup_objects()
     server.run()

@@ -118,12 +118,12 @@ def score_request_model(config: ServeConfig) -> type[ScoreRequest]:
 
         customer_id: CustomerId
         transactions: Annotated[list[Transaction],
-                                Field(min_length=1, max_length=config.max_transactions_per_customer)]
+                                Field(min_length=1, max_length=config.max_transactions_per_customer, fail_fast=True)]
 
     class ScoreRequestBody(ScoreRequest):
         """Customers with their transactions, scored at ``as_of`` over ``horizon_days``."""
 
-        customers: Annotated[list[Customer], Field(min_length=1, max_length=config.max_customers)]
+        customers: Annotated[list[Customer], Field(min_length=1, max_length=config.max_customers, fail_fast=True)]
         as_of: Day
         horizon_days: Optional[Annotated[int, Field(strict=True, gt=0, le=config.max_horizon_days)]] = None
         max_transactions_total: ClassVar[int] = config.max_transactions

@@ -484,3 +484,30 @@ def test_serve_with_a_bad_model_uri_is_one_line_error(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().startswith("custscore serve: error: cannot load model 'models:/nope@champion'")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_large_bodies_are_checked_in_another_process_with_the_same_answers(model, log, batch_scores):
+    """Over ``large_body_min_bytes`` the worker process validates: same 400/422 messages, valid ones score."""
+    small_config = ServeConfig()
+    large_config = ServeConfig(large_body_min_bytes=100)
+    negative = _tx(amount=-5.0)
+    negative["customers"] += [{"customer_id": f"c{i}", "transactions": [{"date": "1997-01-02", "amount": -1.0}]}
+                              for i in range(2, 40)]
+    bad_bodies = [json.dumps(negative).encode(), json.dumps(_body())[:-3].encode(),
+                  json.dumps(_body(horizon_days=0)).encode()]
+    answers = {}
+    for name, config in (("small", small_config), ("large", large_config)):
+        with TestClient(create_app(URI, config, model=model)) as c:
+            answers[name] = [(r.status_code, r.json()) for r in
+                             (c.post("/score", content=raw, headers={"content-type": "application/json"})
+                              for raw in bad_bodies)]
+            if name == "large":
+                assert c.app.state.body_checker._pool is not None  # the worker process answered
+                ids = _pick_customers(log)
+                good = c.post("/score", json={"as_of": AS_OF, "customers": [_customer(log, i) for i in ids]})
+                assert good.status_code == 200
+                _assert_rows_equal(good.json()["scores"], batch_scores.loc[ids])
+    assert answers["small"] == answers["large"]
+    assert [status for status, _ in answers["large"]] == [422, 400, 422]
+    assert answers["large"][0][1]["error"].startswith(
+        "invalid request: customers[0].transactions[0].amount: Input should be greater than or equal to 0")
