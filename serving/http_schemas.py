@@ -2,23 +2,29 @@
 
 Field constraints do the validation (dates as ISO text, amounts finite numbers >= 0,
 non-empty customer ids); the cross-field rules (no transaction after ``as_of``, no
-duplicate customer, total transactions) run once per request in
+duplicate customer, total transactions, a customer's amounts summing to a finite number,
+at most :data:`MAX_SPAN_DAYS` from first purchase to ``as_of``) run once per request in
 :meth:`ScoreRequest.check_request`. The validated request becomes the normalised
 transaction frame of :mod:`custscore.features.io` directly, without re-parsing text.
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
+import sys
 from typing import Annotated, ClassVar, Optional
 
 import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from custscore.config import ServeConfig
+from custscore.config import NS_PER_DAY, ServeConfig
 
 # Dates must fit datetime64[ns] (1677-09-22 .. 2262-04-11); whole years inside that span.
 _FIRST_YEAR, _LAST_YEAR = 1678, 2261
+#: Days from a customer's first purchase to ``as_of`` at most: the longest nanosecond
+#: time difference (int64) in whole days, 106,751.
+MAX_SPAN_DAYS = (2**63 - 1) // NS_PER_DAY
 
 
 def _text_only(value: object) -> object:
@@ -79,10 +85,20 @@ class ScoreRequest(BaseModel):
                                  "send each customer once with all its transactions")
             seen.add(customer.customer_id)
             total += len(customer.transactions)
+            first = as_of
             for j, tx in enumerate(customer.transactions):
-                if tx.date.date() > as_of:
+                day = tx.date.date()
+                if day > as_of:
                     raise ValueError(f"customers[{i}].transactions[{j}]: date {tx.date.isoformat()} is after "
                                      f"as_of {as_of.isoformat()}")
+                first = min(first, day)
+            if (as_of - first).days > MAX_SPAN_DAYS:
+                raise ValueError(f"customers[{i}]: first purchase {first.isoformat()} is {(as_of - first).days:,} "
+                                 f"days before as_of {as_of.isoformat()}; at most {MAX_SPAN_DAYS:,} days (about "
+                                 "292 years) fit the scores' nanosecond time arithmetic")
+            if not math.isfinite(sum(tx.amount for tx in customer.transactions)):
+                raise ValueError(f"customers[{i}]: amounts sum to more than {sys.float_info.max:.4g}; "
+                                 "send them in a larger unit (e.g. thousands)")
         if total > self.max_transactions_total:
             raise ValueError(f"too many transactions in one request: {total} > {self.max_transactions_total}; "
                              "split the customers over several requests")

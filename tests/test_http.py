@@ -511,3 +511,46 @@ def test_large_bodies_are_checked_in_another_process_with_the_same_answers(model
     assert [status for status, _ in answers["large"]] == [422, 400, 422]
     assert answers["large"][0][1]["error"].startswith(
         "invalid request: customers[0].transactions[0].amount: Input should be greater than or equal to 0")
+
+
+def _both_paths(model, body: dict) -> list[tuple[int, dict]]:
+    """Answers of the fast path (small request) and the pandas path (fast path off) to ``body``."""
+    answers = []
+    for fast_max_customers in (256, 0):
+        with TestClient(create_app(URI, ServeConfig(fast_path_max_customers=fast_max_customers), model=model),
+                        raise_server_exceptions=False) as c:
+            response = c.post("/score", json=body)
+            answers.append((response.status_code, response.json()))
+    return answers
+
+
+@pytest.mark.parametrize("transactions, needle", [
+    ([{"date": "1997-01-02", "amount": 1e308}, {"date": "1997-01-02", "amount": 1e308}],
+     "customers[0]: amounts sum to more than 1.798e+308; send them in a larger unit"),
+    ([{"date": "1997-01-02", "amount": 1e308}, {"date": "1997-03-02", "amount": 1e308}],
+     "customers[0]: amounts sum to more than 1.798e+308"),
+], ids=["same-day", "two-days"])
+def test_amounts_summing_to_infinity_are_the_same_422_on_both_paths(model, transactions, needle):
+    body = _body(customers=[{"customer_id": "c1", "transactions": transactions}])
+    fast, pandas_path = _both_paths(model, body)
+    assert fast == pandas_path
+    status, answer = fast
+    assert status == 422 and needle in answer["error"] and "\n" not in answer["error"]
+
+
+def test_a_span_longer_than_nanoseconds_hold_is_the_same_422_on_both_paths(model):
+    """106,751 days (2**63 ns) from first purchase to as_of score on both paths; one day more is 422."""
+    as_of = pd.Timestamp("2261-12-31")
+    answers = {}
+    for span in (106_751, 106_752, (as_of - pd.Timestamp("1678-01-01")).days):
+        first = (as_of - pd.Timedelta(days=span)).strftime("%Y-%m-%d")
+        body = {"as_of": "2261-12-31", "customers": [{"customer_id": "c1", "transactions": [
+            {"date": first, "amount": 1.0}, {"date": "2261-12-31T23:59:59", "amount": 2.0}]}]}
+        answers[span] = _both_paths(model, body)
+    assert [status for status, _ in answers[106_751]] == [200, 200]
+    assert answers[106_751][0][1]["scores"][0]["tenure_days"] == 106_751
+    for span in (106_752, 213_300):  # 213,300 days: 1678-01-01 to 2261-12-31
+        fast, pandas_path = answers[span]
+        assert fast == pandas_path and fast[0] == 422
+        assert fast[1]["error"].startswith(f"invalid request: customers[0]: first purchase ")
+        assert f"is {span:,} days before as_of 2261-12-31; at most 106,751 days" in fast[1]["error"]
