@@ -26,6 +26,7 @@ import gc
 import hmac
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -47,7 +48,8 @@ from custscore.serving.body_check import BodyChecker
 from custscore.serving.http_protocol import guarded_protocol
 from custscore.serving.http_schemas import ScoreRequest, score_request_model
 from custscore.serving.microbatch import MicroBatcher
-from custscore.serving.middleware import ACCESS_LOGGER, AccessLogMiddleware, BodyLimitMiddleware
+from custscore.serving.middleware import (ACCESS_LOGGER, AccessLogMiddleware, BodyLimitMiddleware,
+                                         InternalErrorMiddleware)
 from custscore.serving.model_holder import LoadedModel, ModelHolder, load_model
 from custscore.serving.score_json import score_answer
 
@@ -63,13 +65,34 @@ def _log_event(level: int, event: str, **fields: Any) -> None:
     log.log(level, json.dumps({"event": event, **fields}, default=str))
 
 
+def _log_internal_error(scope: dict, exc: BaseException) -> None:
+    """One JSON line (the traceback inside it) per internal error."""
+    _log_event(logging.ERROR, "internal_error", path=scope.get("path"), error=f"{type(exc).__name__}: {exc}",
+               traceback="".join(traceback.format_exception(exc)))
+
+
 def _json_response(payload: Any, status: int = 200) -> Response:
     return Response(json.dumps(payload, default=str, allow_nan=False), status_code=status,
                     media_type="application/json")
 
 
+#: An absolute file path (POSIX, ``file:``/``sqlite:`` URI or Windows drive), not a
+#: ``models:/NAME`` or ``runs:/ID/model`` URI.
+_ABSOLUTE_PATH = re.compile(r"(?:(?<![\w:])(?:(?:file|sqlite):)?/+(?:[^/\s'\"]+/)+|\b[A-Za-z]:[\\/])"
+                            r"[^\s'\"]*?(?=[:;,.)]?(?:[\s'\"]|$))")
+
+
+def public_text(message: str) -> str:
+    """``message`` without absolute file paths (the server log keeps them), as one line.
+
+    >>> public_text("cannot load model 'runs:/abc/model': [Errno 2] No such file: '/srv/mlruns/1/abc/model.json'")
+    "cannot load model 'runs:/abc/model': [Errno 2] No such file: '<path>'"
+    """
+    return _ABSOLUTE_PATH.sub("<path>", " ".join(message.split()))
+
+
 def _error(status: int, message: str, detail: Optional[list] = None) -> Response:
-    payload: dict[str, Any] = {"error": message}
+    payload: dict[str, Any] = {"error": public_text(message)}
     if detail:
         payload["detail"] = detail
     return _json_response(payload, status)
@@ -185,12 +208,6 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return _error(exc.status_code, str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def on_bug(request: Request, exc: Exception) -> Response:
-        _log_event(logging.ERROR, "internal_error", path=request.url.path, error=f"{type(exc).__name__}: {exc}",
-                   traceback="".join(traceback.format_exception(exc)))
-        return _error(500, "internal server error (logged on the server)")
-
     def ready_model() -> LoadedModel:
         if holder.current is None:
             reason = f"model failed to load: {holder.last_error}" if holder.last_error else "model is loading"
@@ -199,8 +216,15 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
 
     @app.get("/health")
     async def health() -> Response:
-        """200 ``{"status": "ready"}`` once the model is loaded, 503 before."""
+        """200 ``{"status": "ready"}`` once the model is loaded, 503 before.
+
+        After a failed reload the old model still serves: 200 ``{"status": "degraded",
+        "reason": ...}`` until a reload succeeds.
+        """
         current = ready_model()
+        if holder.last_error is not None:
+            return _json_response({"status": "degraded", "model_version": current.label,
+                                   "reason": public_text(f"reload failed: {holder.last_error}")})
         return _json_response({"status": "ready", "model_version": current.label})
 
     @app.get("/version")
@@ -253,6 +277,7 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
             return _json_response({"status": "reloaded", "previous": previous, "current": loaded.label,
                                    "loaded_at": loaded.loaded_at})
 
+    app.add_middleware(InternalErrorMiddleware, on_error=_log_internal_error)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s)
     app.add_middleware(AccessLogMiddleware)
     return app

@@ -1,6 +1,6 @@
-"""ASGI middleware of the HTTP API: a request-body size limit and JSON access logs.
+"""ASGI middleware of the HTTP API: request-body limits, internal errors, JSON access logs.
 
-Both are plain ASGI middleware (no per-request task), so they add microseconds.
+All are plain ASGI middleware (no per-request task), so they add microseconds.
 """
 from __future__ import annotations
 
@@ -90,6 +90,38 @@ class BodyLimitMiddleware:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+class InternalErrorMiddleware:
+    """Answer 500 ``{"error": ...}`` to an exception the app did not handle, and report it once.
+
+    ``on_error(scope, exc)`` logs it. The exception goes no further: Starlette's own
+    handler of last resort re-raises to the server, and uvicorn then prints a multi-line
+    traceback besides the application's log line.
+    """
+
+    def __init__(self, app: ASGIApp, on_error: Callable[[Scope, BaseException], None]) -> None:
+        self.app = app
+        self.on_error = on_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - the handler of last resort
+            self.on_error(scope, exc)
+            if not started:
+                await _send_json(send, 500, {"error": "internal server error (logged on the server)"})
 
 
 class AccessLogMiddleware:

@@ -277,7 +277,12 @@ def test_internal_error_is_500_without_trace(model, caplog, fast_max_customers):
     assert response.status_code == 500
     assert "secret" not in response.text and "Traceback" not in response.text
     assert response.json() == {"error": "internal server error (logged on the server)"}
-    assert any("secret internal detail" in r.getMessage() for r in caplog.records)
+    logged = [r.getMessage() for r in caplog.records if r.name == "custscore.http"]
+    assert len(logged) == 1 and "\n" not in logged[0] and "secret internal detail" in logged[0]
+    assert json.loads(logged[0])["event"] == "internal_error"
+    # the app handles it: nothing reaches the server (uvicorn would print a second, multi-line traceback)
+    with TestClient(create_app(URI, config, model=broken), raise_server_exceptions=True) as c:
+        assert c.post("/score", json=_body()).status_code == 500
 
 
 def test_access_log_is_json_with_latency(client, caplog):
@@ -318,15 +323,47 @@ def test_not_ready_until_loaded_and_reload_keeps_old_model_serving(model):
         assert c.post("/score", json=_body()).json()["scores"][0]["model_version"] == "second/2"
 
 
-def test_failed_reload_keeps_serving(model):
-    def failing(uri: str) -> LoadedModel:
-        raise CustscoreError(f"cannot load model {uri!r}: gone")
+SECRET_PATH = "/srv/private/mlruns/1/0123abcd/artifacts/model/scorer.json"
 
-    with TestClient(create_app(URI, ADMIN, model=model, loader=failing)) as c:
-        response = c.post("/admin/reload", headers=AUTH)
+
+def test_failed_reload_keeps_serving_and_health_says_degraded(model, caplog):
+    outcomes = iter([CustscoreError(f"cannot load model {URI!r}: [Errno 2] No such file: '{SECRET_PATH}'"), model])
+
+    def flaky(uri: str) -> LoadedModel:
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    with TestClient(create_app(URI, ADMIN, model=model, loader=flaky)) as c:
+        assert c.get("/health").json() == {"status": "ready", "model_version": model.label}
+        with caplog.at_level(logging.ERROR, logger="custscore.http"):
+            response = c.post("/admin/reload", headers=AUTH)
         assert response.status_code == 503
-        assert f"still serving {model.label}" in response.json()["error"]
+        assert response.json()["error"] == (f"reload failed: cannot load model {URI!r}: [Errno 2] No such file: "
+                                            f"'<path>'; still serving {model.label}")
+        assert any(SECRET_PATH in r.getMessage() for r in caplog.records)  # the log keeps the path
         assert c.post("/score", json=_body()).status_code == 200
+        health = c.get("/health")
+        assert health.status_code == 200 and SECRET_PATH not in health.text
+        assert health.json() == {"status": "degraded", "model_version": model.label,
+                                 "reason": f"reload failed: cannot load model {URI!r}: [Errno 2] No such file: "
+                                           "'<path>'"}
+        assert c.post("/admin/reload", headers=AUTH).status_code == 200
+        assert c.get("/health").json() == {"status": "ready", "model_version": model.label}
+
+
+def test_503_bodies_show_no_absolute_paths():
+    def failing(uri: str) -> LoadedModel:
+        raise CustscoreError(f"cannot load model {uri!r}: store sqlite:////srv/private/mlflow.db: {SECRET_PATH}")
+
+    with TestClient(create_app(URI, ServeConfig(), loader=failing)) as c:
+        _wait_for(lambda: "failed" in c.get("/health").text)
+        for response in (c.get("/health"), c.get("/version"), c.post("/score", json=_body())):
+            assert response.status_code == 503
+            assert "/srv/private" not in response.text, response.text
+            assert response.json() == {"error": f"model failed to load: cannot load model {URI!r}: store <path>: "
+                                                "<path>"}
 
 
 def test_failed_first_load_is_not_ready():

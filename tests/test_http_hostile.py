@@ -190,3 +190,37 @@ def test_responses_carry_nosniff_and_no_server_header(model):
             answer = _read_response(sock).lower()
         assert answer.startswith(b"http/1.1 400 ") and b"x-content-type-options: nosniff" in answer
         assert b"server: uvicorn" not in answer
+
+
+class _Broken:
+    def __getattr__(self, name):
+        raise RuntimeError("secret internal detail")
+
+
+def test_a_500_writes_one_json_log_line_and_no_server_traceback(model):
+    import dataclasses
+    import logging
+
+    broken = LoadedModel(scorer=dataclasses.replace(model.scorer, bgnbd=_Broken()), label="broken/1",
+                         model_uri=URI, loaded_at="now")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    body = json.dumps({"as_of": "1997-09-30", "customers": [{"customer_id": "c1", "transactions": [
+        {"date": "1997-01-02", "amount": 10.0}]}]}).encode()
+    with serving(broken) as address:
+        loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "custscore.http")]
+        for logger in loggers:
+            logger.addHandler(handler)
+        try:
+            with _connect(address) as sock:
+                sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                answer = _read_response(sock)
+        finally:
+            for logger in loggers:
+                logger.removeHandler(handler)
+    assert answer.startswith(b"HTTP/1.1 500 ") and b"secret" not in answer
+    errors = [r for r in records if r.levelno >= logging.ERROR]
+    assert [r.name for r in errors] == ["custscore.http"], [r.getMessage()[:80] for r in errors]
+    assert errors[0].exc_info is None and "\n" not in errors[0].getMessage()
