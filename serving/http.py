@@ -45,6 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from custscore.config import ScoreConfig, ServeConfig, is_loopback
 from custscore.errors import CustscoreError
 from custscore.serving.body_check import BodyChecker
+from custscore.serving.docs_ui import add_offline_docs
 from custscore.serving.http_protocol import guarded_protocol
 from custscore.serving.http_schemas import ScoreRequest, score_request_model
 from custscore.serving.microbatch import MicroBatcher
@@ -192,7 +193,8 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
     # log, and asking the (unconfigured) providers on every request cost ~5 % of its CPU.
     app = FastAPI(title="custscore", version=_package_version(), lifespan=lifespan,
                   summary="Churn and lifetime-value scores of customers from their transactions.",
-                  telemetry={"tracing": False, "metrics": False, "logs": False})
+                  telemetry={"tracing": False, "metrics": False, "logs": False}, docs_url=None, redoc_url=None)
+    add_offline_docs(app)
     app.state.holder = holder
     app.state.body_checker = checker
 

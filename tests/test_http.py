@@ -591,3 +591,20 @@ def test_a_span_longer_than_nanoseconds_hold_is_the_same_422_on_both_paths(model
         assert fast == pandas_path and fast[0] == 422
         assert fast[1]["error"].startswith(f"invalid request: customers[0]: first purchase ")
         assert f"is {span:,} days before as_of 2261-12-31; at most 106,751 days" in fast[1]["error"]
+
+
+def test_docs_page_loads_only_local_assets(client):
+    import re as regex
+    page = client.get("/docs")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    urls = regex.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", page.text)
+    assert urls and not [u for u in urls if "://" in u or u.startswith("//")], urls
+    for url in urls:
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+    script = client.get("/docs/assets/swagger-ui-bundle.js")
+    assert "javascript" in script.headers["content-type"] and len(script.content) > 100_000
+    from swagger_ui_bundle import swagger_ui_path
+    assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
+    assert "swagger-ui-5." in str(swagger_ui_path)  # Swagger UI 4 cannot read OpenAPI 3.1
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN
