@@ -46,6 +46,7 @@ from custscore.config import ScoreConfig, ServeConfig, is_loopback
 from custscore.errors import CustscoreError
 from custscore.serving.body_check import BodyChecker
 from custscore.serving.docs_ui import add_offline_docs
+from custscore.serving.http_answers import HEALTH_RESPONSES, RELOAD_RESPONSES, SCORE_RESPONSES, VERSION_RESPONSES
 from custscore.serving.http_protocol import guarded_protocol
 from custscore.serving.http_schemas import ScoreRequest, score_request_model
 from custscore.serving.microbatch import MicroBatcher
@@ -216,7 +217,7 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
             raise StarletteHTTPException(503, reason)
         return holder.current
 
-    @app.get("/health")
+    @app.get("/health", responses=HEALTH_RESPONSES)
     async def health() -> Response:
         """200 ``{"status": "ready"}`` once the model is loaded, 503 before.
 
@@ -229,7 +230,7 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
                                    "reason": public_text(f"reload failed: {holder.last_error}")})
         return _json_response({"status": "ready", "model_version": current.label})
 
-    @app.get("/version")
+    @app.get("/version", responses=VERSION_RESPONSES)
     async def version() -> Response:
         """Model name, version, run id, fitted parameters and training cutoff."""
         return _json_response(ready_model().describe())
@@ -238,7 +239,7 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
     def score_config(as_of, horizon_days: Optional[int]) -> ScoreConfig:
         return ScoreConfig(as_of=as_of, horizon_days=horizon_days)
 
-    @app.post("/score", openapi_extra=_request_body_openapi(app, request_model))
+    @app.post("/score", openapi_extra=_request_body_openapi(app, request_model), responses=SCORE_RESPONSES)
     async def score(request: Request) -> Response:
         """Score each customer at ``as_of`` (inclusive) over ``horizon_days``."""
         # The body is parsed and validated in one step by pydantic's JSON parser instead of
@@ -262,7 +263,7 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
     if config.admin_token is not None:
         expected = f"Bearer {config.admin_token}".encode()
 
-        @app.post("/admin/reload")
+        @app.post("/admin/reload", responses=RELOAD_RESPONSES)
         async def reload(request: Request) -> Response:
             """Load the model URI again (e.g. the alias moved); the old model serves meanwhile.
 
