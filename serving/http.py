@@ -48,7 +48,7 @@ from custscore.serving.body_check import BodyChecker
 from custscore.serving.docs_ui import add_offline_docs
 from custscore.serving.http_answers import HEALTH_RESPONSES, RELOAD_RESPONSES, SCORE_RESPONSES, VERSION_RESPONSES
 from custscore.serving.http_protocol import guarded_protocol
-from custscore.serving.http_schemas import ScoreRequest, score_request_model
+from custscore.serving.http_schemas import WITH_AMOUNTS, WITHOUT_AMOUNTS, ScoreRequest, score_request_model
 from custscore.serving.microbatch import MicroBatcher
 from custscore.serving.middleware import (ACCESS_LOGGER, AccessLogMiddleware, BodyLimitMiddleware,
                                          InternalErrorMiddleware)
@@ -143,10 +143,10 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
 
     checker = BodyChecker(config)
 
-    def parse_body(raw: bytes) -> ScoreRequest | Response:
+    def parse_body(raw: bytes, context: dict) -> ScoreRequest | Response:
         """The validated request, or the 400/422 answer to it."""
         try:
-            return request_model.model_validate_json(raw)
+            return request_model.model_validate_json(raw, context=context)
         except ValidationError as exc:
             return _validation_response(exc.errors(include_url=False, include_input=False), exc.error_count())
 
@@ -247,14 +247,15 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
         # same checks and messages, less server CPU per small request.
         current = ready_model()
         raw = await request.body()
+        context = WITH_AMOUNTS if getattr(current.scorer, "has_amounts", True) else WITHOUT_AMOUNTS
         if len(raw) < config.large_body_min_bytes:
-            body = parse_body(raw)
+            body = parse_body(raw, context)
         else:  # megabytes of JSON hold the interpreter lock for a long time: checked in another process
             with contextlib.suppress(BrokenProcessPool):  # else (the checker died) checked here
-                errors = await checker.errors(raw)
+                errors = await checker.errors(raw, context)
                 if errors is not None:
                     return _validation_response(*errors)
-            body = await asyncio.get_running_loop().run_in_executor(parser_thread, parse_body, raw)
+            body = await asyncio.get_running_loop().run_in_executor(parser_thread, parse_body, raw, context)
         if isinstance(body, Response):
             return body
         rows = await batcher.score(current, body, score_config(body.as_of, body.horizon_days))

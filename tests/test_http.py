@@ -608,3 +608,28 @@ def test_docs_page_loads_only_local_assets(client):
     assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
     assert "swagger-ui-5." in str(swagger_ui_path)  # Swagger UI 4 cannot read OpenAPI 3.1
     assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN
+
+
+def test_amounts_may_be_left_out_only_for_a_model_without_amounts(model, log, batch_scores):
+    """A model trained with amounts: 422 naming the transaction; flagged ``has_amounts = False``: accepted."""
+    one_purchase = [{"date": "1997-01-02"}]
+    body = _body(customers=[{"customer_id": "c1", "transactions": one_purchase}])
+    for fast_max_customers, large_body_min_bytes in ((256, 2**16), (0, 2**16), (256, 10)):
+        config = ServeConfig(fast_path_max_customers=fast_max_customers, large_body_min_bytes=large_body_min_bytes)
+        with TestClient(create_app(URI, config, model=model)) as c:
+            response = c.post("/score", json=body)
+        assert response.status_code == 422
+        assert response.json()["error"] == ("invalid request: customers[0].transactions[0].amount: required (this "
+                                            "model was trained with amounts)")
+    without = dataclasses.replace(model.scorer)
+    without.has_amounts = False  # the attribute of CustomerScorer for models trained without amounts
+    no_amounts = LoadedModel(scorer=without, label=model.label, model_uri=URI, loaded_at="now")
+    for fast_max_customers in (256, 0):
+        with TestClient(create_app(URI, ServeConfig(fast_path_max_customers=fast_max_customers),
+                                   model=no_amounts)) as c:
+            response = c.post("/score", json=body)
+        assert response.status_code == 200, response.text
+        row = response.json()["scores"][0]
+        assert row["frequency"] == 0 and row["tenure_days"] == (pd.Timestamp(AS_OF) - pd.Timestamp("1997-01-02")).days
+    with TestClient(create_app(URI, ServeConfig(), model=model)) as c:  # explicit null stays an error
+        assert "valid number" in c.post("/score", json=_tx(amount=None)).json()["error"]
