@@ -9,8 +9,9 @@ process with the same request model; only a valid one is then parsed by the serv
 itself (in a worker thread; a large scoring call follows anyway), so a client sending
 megabytes of invalid JSON costs the server's own process nothing but reading the bytes.
 
-The worker runs at a lower CPU priority (``nice`` +10) and is started with ``spawn`` (no fork of a process running threads) on first use
-or by :meth:`BodyChecker.warm`; if it dies, the next large body starts a new one.
+The worker runs at a lower CPU priority (``nice`` +10) and is started with ``spawn`` (no
+fork of a process running threads) on first use or by :meth:`BodyChecker.warm`; if it
+dies, the body is checked in the server itself and the next large body starts a new one.
 """
 from __future__ import annotations
 

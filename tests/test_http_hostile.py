@@ -72,7 +72,8 @@ def _read_response(sock: socket.socket) -> bytes:
 def _get(address: tuple[str, int], path: str, extra_headers: bytes = b"") -> tuple[int, dict, bytes]:
     """Status, headers and body of ``GET path`` on a new connection (closed after it)."""
     with _connect(address) as sock:
-        sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + extra_headers + b"\r\n")
+        sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     + extra_headers + b"\r\n")
         raw = _read_response(sock)
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
