@@ -11,8 +11,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from custscore.config import (CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, ENGINES, BacktestConfig, ColumnMap,
-                              ScoreConfig, ServeConfig, TrainConfig)
+from custscore.config import (ADMIN_TOKEN_ENV, CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, ENGINES, BacktestConfig,
+                              ColumnMap, ScoreConfig, ServeConfig, TrainConfig)
 from custscore.errors import CustscoreError
 
 
@@ -153,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=_default(ServeConfig, "host"),
                        help="address to bind (default %(default)s: this machine only)")
     serve.add_argument("--port", type=int, default=_default(ServeConfig, "port"), help="TCP port (default %(default)s)")
+    serve.add_argument("--allow-remote", action="store_true",
+                       help="allow a --host other machines reach (e.g. 0.0.0.0); put TLS and authentication in front")
+    serve.add_argument("--admin-token", default=os.environ.get(ADMIN_TOKEN_ENV, _default(ServeConfig, "admin_token")),
+                       help=f"enable POST /admin/reload for clients sending 'Authorization: Bearer TOKEN' "
+                            f"(default: ${ADMIN_TOKEN_ENV}, which keeps the token out of the process list; "
+                            f"without a token the route is absent and only SIGHUP reloads)")
     _add_tracking(serve)
 
     rfm = sub.add_parser("rfm", help="BTYD summary (frequency, recency, T, monetary value) of every customer")
@@ -222,7 +228,8 @@ def run(args: argparse.Namespace) -> None:
         print(format_comparison(result))
         print(f"tables and plots: {config.output_dir}/  MLflow parent run: {run_id}")
     elif args.command == "serve":
-        config = ServeConfig(host=args.host, port=args.port)
+        config = ServeConfig(host=args.host, port=args.port, allow_remote=args.allow_remote,
+                             admin_token=args.admin_token or None)
         from custscore.serving.http import run_server
         from custscore.training.tracking import use_tracking
 

@@ -7,6 +7,7 @@ option fails before any data is read.
 from __future__ import annotations
 
 import codecs
+import ipaddress
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
@@ -40,6 +41,8 @@ CHURN_STACK_MIN_HORIZON_DAYS = 180
 #: at the cutoff is ahead by more than this (or beyond the bootstrap noise); training.churn_select.
 CHURN_SELECT_MARGIN = 0.005
 DEFAULT_EXPERIMENT = "custscore"
+#: Environment variable holding the admin token of ``custscore serve`` (``--admin-token``).
+ADMIN_TOKEN_ENV = "CUSTSCORE_ADMIN_TOKEN"
 
 
 #: Nanoseconds per day (pandas Timestamps count nanoseconds since 1970).
@@ -278,6 +281,20 @@ class ScoreConfig:
             raise CustscoreError(f"margin_rate: must be in (0, 1], got {self.margin_rate!r}")
 
 
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches: 127.0.0.0/8, ``::1`` or ``localhost``.
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "10.1.2.3", "example.org")]
+    [True, True, True, False, False, False]
+    """
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """Settings of ``custscore serve`` (the HTTP API): address and per-request limits.
@@ -292,6 +309,19 @@ class ServeConfig:
     server waits up to ``microbatch_wait_ms`` milliseconds for as many requests as the
     call served before starting the next call (bigger combined calls under load; the
     first request after an idle spell never waits); 0 never waits.
+
+    Exposure: a ``host`` that is not a loopback address (127.0.0.0/8, ::1, ``localhost``)
+    is refused unless ``allow_remote``. ``POST /admin/reload`` exists only with an
+    ``admin_token`` (clients send ``Authorization: Bearer TOKEN``); SIGHUP reloads either way.
+
+    Hostile clients (seconds, bytes): a request's head (request line and headers) must
+    arrive within ``header_timeout_s`` of its first byte (of the connection, for the
+    first request) and be at most ``max_header_bytes`` (else 431); the body may pause at
+    most ``body_timeout_s`` between two chunks (else 408); an idle keep-alive connection
+    is closed after ``keep_alive_timeout_s``; connections beyond ``max_connections`` are
+    closed at once. Bodies of at least ``large_body_min_bytes`` are validated in a
+    separate process first (:mod:`custscore.serving.body_check`), so invalid megabytes
+    never hold the server's interpreter lock while it answers small requests.
     """
 
     host: str = "127.0.0.1"
@@ -305,7 +335,14 @@ class ServeConfig:
     microbatch_wait_ms: float = 2.0
     fast_path_max_customers: int = 256
     fast_path_max_transactions: int = 5_000
-    admin_endpoints: bool = True
+    admin_token: Optional[str] = field(default=None, repr=False)
+    allow_remote: bool = False
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+    keep_alive_timeout_s: float = 5.0
+    max_connections: int = 1000
+    max_header_bytes: int = 16 * 1024
+    large_body_min_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -321,6 +358,19 @@ class ServeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise CustscoreError(f"{name}: must be a whole number >= 0, got {value!r}")
+        for name in ("max_connections", "max_header_bytes", "large_body_min_bytes"):
+            _check_count(getattr(self, name), name)
+        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+                raise CustscoreError(f"{name}: must be a number of seconds in (0, 3600], got {value!r}")
+        if self.admin_token is not None and (not isinstance(self.admin_token, str) or len(self.admin_token) < 16
+                                             or not self.admin_token.isprintable() or " " in self.admin_token):
+            raise CustscoreError("admin token: must be at least 16 printable characters without spaces "
+                                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+        if not self.allow_remote and not is_loopback(self.host):
+            raise CustscoreError(f"host {self.host!r} is reachable from other machines: pass --allow-remote to "
+                                 "serve on it (put a TLS proxy with authentication in front), or use 127.0.0.1")
         wait = self.microbatch_wait_ms
         if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 1000:
             raise CustscoreError(f"microbatch_wait_ms: must be a number of milliseconds in [0, 1000], got {wait!r}")
