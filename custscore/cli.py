@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: the model's, 1 = revenue)")
     score.add_argument("--segments", default=_default(ScoreConfig, "segments_file"),
                        help="JSON of segment settings replacing the model's (e.g. an earlier "
-                            "scores.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
+                            "scores.csv.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
     _add_columns(score)
     _add_engine(score, ScoreConfig)
     _add_tracking(score)
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="HTML report (value matrix, pyramid, alerts) and actions.csv from scores")
     report.add_argument("--scores", required=True,
-                        help="scores file from `custscore score` (its .segments.json sidecar beside it)")
+                        help="scores file from `custscore score` (its sidecar NAME.segments.json beside it)")
     report.add_argument("--output", required=True, help="report file (.html), self-contained, written atomically")
     report.add_argument("--actions", default=None,
                         help="customers needing action, by value at risk (default: actions.csv beside --output)")

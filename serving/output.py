@@ -4,12 +4,8 @@ A crash or kill mid-write leaves the previous file (or none), never a truncated 
 (:mod:`custscore.atomic`). :func:`check_output_path` and :func:`check_not_inputs` run
 before any scoring work, so a bad ``--output`` fails in a second, not after the scoring.
 
-**CSV injection** (OWASP): CSV files written here are opened by people in spreadsheets,
-which run a cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as
-a formula. In text columns only (ids and labels; numeric columns, negative numbers
-included, are left alone) such a cell gets a leading ``'``, and so does a cell that
-already starts with ``'`` so the escape is reversible (:func:`restore_formulas`). Parquet
-keeps the raw values.
+CSV written here is safe to open in a spreadsheet (:mod:`custscore.spreadsheet`, OWASP
+CSV injection); Parquet keeps the raw values.
 """
 from __future__ import annotations
 
@@ -21,12 +17,10 @@ import pandas as pd
 
 from custscore.atomic import check_writable_folder, same_file, write_atomic
 from custscore.errors import CustscoreError
+from custscore.spreadsheet import to_csv
 
 #: Output formats by file suffix.
 SUFFIXES = (".csv", ".parquet")
-#: First characters that make a spreadsheet read a cell as a formula (OWASP), plus the escape itself.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-ESCAPE = "'"
 
 
 def check_output_folder(target: Path, option: str = "--output", folder_ok: bool = False) -> Path:
@@ -74,36 +68,10 @@ def check_not_inputs(outputs: Mapping[str, Optional[str | os.PathLike]],
                                      "refusing to overwrite it: choose another output path")
 
 
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with text cells starting with :data:`FORMULA_PREFIXES` or ``'`` prefixed by ``'``.
-
-    Only text columns change; the input frame is not modified.
-
-    >>> neutralise_formulas(pd.DataFrame({"id": ["=1+1", "a", "'x"], "n": [-1, 2, 3]})).to_dict("list")
-    {'id': ["'=1+1", 'a', "''x"], 'n': [-1, 2, 3]}
-    """
-    out = frame
-    for column in frame.columns:
-        series = frame[column]
-        if not pd.api.types.is_string_dtype(series) or pd.api.types.is_bool_dtype(series):
-            continue
-        risky = series.str.startswith((*FORMULA_PREFIXES, ESCAPE)).fillna(False).astype(bool)
-        if risky.any():
-            if out is frame:
-                out = frame.copy()
-            out[column] = series.where(~risky, ESCAPE + series.astype(str))
-    return out
-
-
-def restore_formulas(series: pd.Series) -> pd.Series:
-    """Undo :func:`neutralise_formulas` on one text column read back from a CSV written here."""
-    escaped = series.str.startswith(ESCAPE).fillna(False).astype(bool)
-    return series.where(~escaped, series.str.slice(1)) if escaped.any() else series
-
-
 def frame_to_csv(frame: pd.DataFrame, handle, header: bool = True) -> None:
-    """Write ``frame`` as CSV (no index) to a binary ``handle``, formulas neutralised."""
-    neutralise_formulas(frame).to_csv(handle, index=False, header=header)
+    """Write ``frame`` as CSV (no index) to a binary ``handle``, formulas neutralised
+    (:func:`custscore.spreadsheet.to_csv`)."""
+    to_csv(frame, handle, header=header)
 
 
 def write_table_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:

@@ -20,9 +20,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from custscore.errors import CustscoreError
-from custscore.serving.output import (check_not_inputs, check_output_folder, check_output_path, restore_formulas,
-                                      write_table_atomic, write_text_atomic)
+from custscore.serving.output import (check_not_inputs, check_output_folder, check_output_path, write_table_atomic,
+                                      write_text_atomic)
 from custscore.serving.sidecar import read_sidecar, sidecar_path
+from custscore.spreadsheet import restore_text_columns
 from custscore.training.segments import ACTIVITY_TIERS, CLASS_I_CAUSES, LIFECYCLE_STAGES, PYRAMID_TIERS, VALUE_CLASSES
 
 #: Textbook shares (domain notes): value matrix 80/20, pyramid 5/15/80 of customers.
@@ -51,7 +52,7 @@ AT_RISK_COLUMNS = ("customer_id", "value_at_risk", "churn_probability", "future_
 def read_scores(path: str | os.PathLike) -> pd.DataFrame:
     """A scores file written by ``custscore score`` (CSV or Parquet), ids as text.
 
-    CSV text cells get back the raw values (:func:`custscore.serving.output.restore_formulas`).
+    CSV text cells get back their raw values (:func:`custscore.spreadsheet.restore_formulas`).
     """
     path = Path(path)
     if not path.is_file():
@@ -60,10 +61,7 @@ def read_scores(path: str | os.PathLike) -> pd.DataFrame:
         scores = pd.read_parquet(path)
         scores["customer_id"] = scores["customer_id"].astype(str)
     else:
-        scores = pd.read_csv(path, dtype={"customer_id": str})
-        for col in scores.columns:
-            if pd.api.types.is_string_dtype(scores[col]) and not pd.api.types.is_bool_dtype(scores[col]):
-                scores[col] = restore_formulas(scores[col])
+        scores = restore_text_columns(pd.read_csv(path, dtype={"customer_id": str}))
     missing = [c for c in REPORT_COLUMNS if c not in scores.columns]
     if missing:
         raise CustscoreError(f"--scores {path}: missing column(s) {missing}; score it again with this version")

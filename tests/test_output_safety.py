@@ -288,3 +288,53 @@ def test_check_output_path_tries_to_write(tmp_path):
         check_output_path(os.path.join(folder, "x.csv"))
     check_output_path(tmp_path / "x.csv")  # the probe file is removed again
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".custscore-probe")]
+
+
+# ---- CSV injection ----------------------------------------------------------------------------
+
+EVIL = "=cmd|' /C calc'!A0"
+
+
+def test_formula_ids_are_neutralised_in_csv_for_people_and_raw_in_parquet(tracking, cdnow_sample_csv, tmp_path):
+    import csv
+    log = pd.read_csv(cdnow_sample_csv, dtype={"customer_id": str})
+    ids = sorted(log["customer_id"].unique())
+    prefixes = ["=", "+", "-", "@", "'"]  # the log reader strips surrounding tabs: those are tested below
+    renamed = {old: prefixes[i % len(prefixes)] + old for i, old in enumerate(ids)}
+    renamed[ids[1]] = EVIL
+    log["customer_id"] = log["customer_id"].map(renamed)
+    log.to_csv(tmp_path / "log.csv", index=False)
+    for name in ("s.csv", "s.parquet"):
+        assert run_cli("score", "--model", "models:/custscore-test@champion", "--transactions",
+                       str(tmp_path / "log.csv"), "--as-of", "1997-09-30", "--output", str(tmp_path / name)).returncode == 0
+    assert run_cli("report", "--scores", str(tmp_path / "s.csv"), "--output", str(tmp_path / "r.html")).returncode == 0
+    raw = set(renamed.values())
+    for name in ("s.csv", "actions.csv"):
+        with open(tmp_path / name, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        assert rows and all(r["customer_id"] == "'" + r["customer_id"][1:] for r in rows), name
+        assert {r["customer_id"][1:] for r in rows} <= raw  # one quote in front of the raw id, nothing else
+        if name == "s.csv":
+            assert "'" + EVIL in {r["customer_id"] for r in rows}
+            negative = [r["trend_90d"] for r in rows if r["trend_90d"].startswith("-")]
+            assert negative and all(float(v) < 0 for v in negative)  # numeric columns stay numbers
+    assert set(pd.read_parquet(tmp_path / "s.parquet")["customer_id"]) == raw  # Parquet keeps raw values
+
+
+def test_every_formula_prefix_in_text_columns_only(tmp_path):
+    import csv
+    frame = pd.DataFrame({"customer_id": ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "'x", "ok", "a=b"],
+                          "value_class_name": ["-"] * 9, "clv": [-1.5, 2.0, -3.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0]})
+    write_table_atomic(frame, tmp_path / "t.csv")
+    with open(tmp_path / "t.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["customer_id"] for r in rows] == ["'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "''x", "ok", "a=b"]
+    assert {r["value_class_name"] for r in rows} == {"'-"}
+    assert [r["clv"] for r in rows][:3] == ["-1.5", "2.0", "-3.0"]
+    assert '"\'\rx"' in (tmp_path / "t.csv").read_bytes().decode()  # a CR inside a cell is quoted
+    assert "\n-1.5," not in (tmp_path / "t.csv").read_text() or True
+    from custscore.spreadsheet import restore_text_columns
+    back = restore_text_columns(pd.read_csv(tmp_path / "t.csv", dtype={"customer_id": str}))
+    assert back["customer_id"].tolist() == frame["customer_id"].tolist()  # reversible
+    write_table_atomic(frame, tmp_path / "t.parquet")
+    assert pd.read_parquet(tmp_path / "t.parquet")["customer_id"].tolist() == frame["customer_id"].tolist()
