@@ -1,14 +1,17 @@
 """The ``custscore`` command: parses arguments and calls the library; holds no logic.
 
 User errors (:class:`~custscore.errors.CustscoreError`) become one line on stderr and
-exit status 2.
+exit status 2. SIGTERM is turned into an exception (:class:`Terminated`) so the clean-ups
+of half-written outputs run; the command then exits 143 (128 + 15), Ctrl-C 130.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import os
+import signal
 import sys
+import threading
 from typing import Optional, Sequence
 
 from custscore.config import (ADMIN_TOKEN_ENV, CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, ENGINES, BacktestConfig,
@@ -119,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: the model's, 1 = revenue)")
     score.add_argument("--segments", default=_default(ScoreConfig, "segments_file"),
                        help="JSON of segment settings replacing the model's (e.g. an earlier "
-                            "scores.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
+                            "scores.csv.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
     _add_columns(score)
     _add_engine(score, ScoreConfig)
     _add_tracking(score)
@@ -172,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="HTML report (value matrix, pyramid, alerts) and actions.csv from scores")
     report.add_argument("--scores", required=True,
-                        help="scores file from `custscore score` (its .segments.json sidecar beside it)")
+                        help="scores file from `custscore score` (its sidecar NAME.segments.json beside it)")
     report.add_argument("--output", required=True, help="report file (.html), self-contained, written atomically")
     report.add_argument("--actions", default=None,
                         help="customers needing action, by value at risk (default: actions.csv beside --output)")
@@ -241,7 +244,7 @@ def run(args: argparse.Namespace) -> None:
         from custscore.features.engines import open_engine, rfm_table
         from custscore.serving.output import check_output_path, write_table_atomic
 
-        check_output_path(args.output)
+        check_output_path(args.output, inputs={"--transactions": args.transactions})
         start = time.perf_counter()
         summary = rfm_table(open_engine(args.transactions, _columns(args), args.engine), args.as_of, args.time_unit)
         write_table_atomic(summary.reset_index(), args.output)
@@ -257,21 +260,37 @@ def run(args: argparse.Namespace) -> None:
         run_quickstart(args.workdir, tracking_uri=args.tracking_uri)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so temporary files are removed."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     # The CLI prints its own summary; MLflow's INFO chatter would bury it (warnings still
     # show; set MLFLOW_LOGGING_LEVEL=INFO to see it). Read by MLflow when it is imported.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         run(args)
     except CustscoreError as exc:
         message = " ".join(str(exc).split())
         print(f"custscore {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("custscore: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("custscore: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -47,29 +47,51 @@ ADMIN_TOKEN_ENV = "CUSTSCORE_ADMIN_TOKEN"
 
 #: Nanoseconds per day (pandas Timestamps count nanoseconds since 1970).
 NS_PER_DAY = 86_400 * 10**9
-
-
-#: The days datetime64[ns] can hold (features.io refuses dates outside them too).
-DATE_MIN, DATE_MAX = pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11")
+#: Longest churn / CLV horizon in days (10 years; train, score, backtest and the HTTP API):
+#: one customer's CLV sum runs over the horizon, so an unbounded one is unbounded work.
+MAX_HORIZON_DAYS = 3660
+#: Dates a user may give: the whole days pandas represents in nanoseconds, the last one
+#: with a representable next day (a date is inclusive: its day ends at the next midnight).
+FIRST_DATE = pd.Timestamp.min.ceil("D")
+LAST_DATE = pd.Timestamp.max.floor("D") - pd.Timedelta(days=1)
 
 
 def parse_date(value: Any, name: str) -> pd.Timestamp:
-    """Parse a user-given date (``YYYY-MM-DD`` or a Timestamp) to a naive day Timestamp."""
+    """Parse a user-given date (``YYYY-MM-DD`` or a Timestamp) to a naive day Timestamp.
+
+    Dates outside :data:`FIRST_DATE` .. :data:`LAST_DATE` are a user error.
+    """
     if isinstance(value, pd.Timestamp) and value.tzinfo is None and value.value % NS_PER_DAY == 0:
-        return value  # already a naive day (the common case inside the library)
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise CustscoreError(f"{name}: cannot parse date {value!r} (expected YYYY-MM-DD)") from exc
-    if ts is pd.NaT:
-        raise CustscoreError(f"{name}: cannot parse date {value!r} (expected YYYY-MM-DD)")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert(None)
-    ts = ts.normalize()
-    if not DATE_MIN <= ts <= DATE_MAX:
-        raise CustscoreError(f"{name}: date {value!r} is outside the supported range "
-                             f"{DATE_MIN.date()} to {DATE_MAX.date()}")
-    return ts.as_unit("ns")
+        day = value  # already a naive day (the common case inside the library)
+    else:
+        try:
+            ts = pd.Timestamp(value)
+            if ts is not pd.NaT:
+                ts = ts.as_unit("ns")
+        except pd.errors.OutOfBoundsDatetime as exc:
+            raise _out_of_range(value, name) from exc
+        except (ValueError, TypeError) as exc:
+            raise CustscoreError(f"{name}: cannot parse date {value!r} (expected YYYY-MM-DD)") from exc
+        if ts is pd.NaT:
+            raise CustscoreError(f"{name}: cannot parse date {value!r} (expected YYYY-MM-DD)")
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert(None)
+        day = ts.normalize()
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise _out_of_range(value, name)
+    return day
+
+
+def _out_of_range(value: Any, name: str) -> CustscoreError:
+    return CustscoreError(f"{name}: date {value!r} is outside the supported range "
+                          f"{FIRST_DATE.date()} to {LAST_DATE.date()}")
+
+
+def _check_horizon(value: Any, name: str = "horizon_days") -> None:
+    """A whole number of days in [1, :data:`MAX_HORIZON_DAYS`]."""
+    _check_positive_int(value, name)
+    if value > MAX_HORIZON_DAYS:
+        raise CustscoreError(f"{name}: must be at most {MAX_HORIZON_DAYS} days (10 years), got {value!r}")
 
 
 def _check_time_unit(time_unit: str) -> None:
@@ -226,7 +248,7 @@ class TrainConfig:
             if end <= self.cutoff:
                 raise CustscoreError(f"holdout_end: {end.date()} must be after cutoff {self.cutoff.date()}")
             object.__setattr__(self, "holdout_end", end)
-        _check_positive_int(self.horizon_days, "horizon_days")
+        _check_horizon(self.horizon_days)
         _check_time_unit(self.time_unit)
         _check_rate(self.discount_rate, "discount_rate")
         if self.churn_calibration not in CHURN_CALIBRATION_METHODS:
@@ -276,7 +298,7 @@ class ScoreConfig:
         object.__setattr__(self, "as_of", parse_date(self.as_of, "as_of"))
         _check_engine(self.engine)
         if self.horizon_days is not None:
-            _check_positive_int(self.horizon_days, "horizon_days")
+            _check_horizon(self.horizon_days)
         if self.margin_rate is not None and (isinstance(self.margin_rate, bool) or not 0 < self.margin_rate <= 1):
             raise CustscoreError(f"margin_rate: must be in (0, 1], got {self.margin_rate!r}")
 
@@ -330,7 +352,7 @@ class ServeConfig:
     max_transactions: int = 200_000
     max_transactions_per_customer: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
-    max_horizon_days: int = 3660
+    max_horizon_days: int = MAX_HORIZON_DAYS
     microbatch_max_customers: int = 2_000
     microbatch_wait_ms: float = 2.0
     fast_path_max_customers: int = 256
@@ -423,7 +445,7 @@ class BacktestConfig:
         if rolling:
             _check_count(self.n_origins, "origins")
             _check_positive_int(self.step_days, "step_days")
-        _check_positive_int(self.horizon_days, "horizon_days")
+        _check_horizon(self.horizon_days)
         _check_count(self.n_bootstrap, "n_bootstrap")
         if not isinstance(self.confidence, float) or not 0.5 <= self.confidence < 1.0:
             raise CustscoreError(f"confidence: must be in [0.5, 1), got {self.confidence!r}")

@@ -20,8 +20,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from custscore.errors import CustscoreError
-from custscore.serving.output import write_table_atomic, write_text_atomic
-from custscore.serving.sidecar import read_sidecar
+from custscore.serving.output import (check_not_inputs, check_output_folder, check_output_path, write_table_atomic,
+                                      write_text_atomic)
+from custscore.serving.sidecar import read_sidecar, sidecar_path
+from custscore.spreadsheet import restore_text_columns
 from custscore.training.segments import ACTIVITY_TIERS, CLASS_I_CAUSES, LIFECYCLE_STAGES, PYRAMID_TIERS, VALUE_CLASSES
 
 #: Textbook shares (domain notes): value matrix 80/20, pyramid 5/15/80 of customers.
@@ -48,7 +50,10 @@ AT_RISK_COLUMNS = ("customer_id", "value_at_risk", "churn_probability", "future_
 
 
 def read_scores(path: str | os.PathLike) -> pd.DataFrame:
-    """A scores file written by ``custscore score`` (CSV or Parquet), ids as text."""
+    """A scores file written by ``custscore score`` (CSV or Parquet), ids as text.
+
+    CSV text cells get back their raw values (:func:`custscore.spreadsheet.restore_formulas`).
+    """
     path = Path(path)
     if not path.is_file():
         raise CustscoreError(f"--scores {path}: file not found")
@@ -56,7 +61,7 @@ def read_scores(path: str | os.PathLike) -> pd.DataFrame:
         scores = pd.read_parquet(path)
         scores["customer_id"] = scores["customer_id"].astype(str)
     else:
-        scores = pd.read_csv(path, dtype={"customer_id": str})
+        scores = restore_text_columns(pd.read_csv(path, dtype={"customer_id": str}))
     missing = [c for c in REPORT_COLUMNS if c not in scores.columns]
     if missing:
         raise CustscoreError(f"--scores {path}: missing column(s) {missing}; score it again with this version")
@@ -319,12 +324,17 @@ def write_report(scores_path: str | os.PathLike, output_path: str | os.PathLike,
                  actions_path: Optional[str | os.PathLike] = None) -> tuple[Path, Path, int]:
     """Write the HTML report and actions.csv (default: ``actions.csv`` beside the report).
 
-    Returns (report path, actions path, number of actions). Both are written atomically.
+    Returns (report path, actions path, number of actions). Both are written atomically;
+    before any work, both are checked to be writable and not the scores or their sidecar.
     """
     output = Path(output_path)
     if output.suffix.lower() not in (".html", ".htm"):
         raise CustscoreError(f"--output {output}: the report is HTML; use a .html file name")
     actions_file = output.with_name("actions.csv") if actions_path is None else Path(actions_path)
+    check_output_folder(output)
+    check_output_path(actions_file, "--actions")
+    check_not_inputs({"--output": output, "--actions": actions_file},
+                     {"--scores": scores_path, "--scores sidecar": sidecar_path(scores_path)})
     scores = read_scores(scores_path)
     page = render_report(scores, read_sidecar(scores_path))
     actions = actions_table(scores)

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from custscore.atomic import write_atomic
 from custscore.config import BacktestConfig
 from custscore.errors import CustscoreError
+from custscore.spreadsheet import csv_bytes
 from custscore.features.customers import PandasEngine
 from custscore.features.io import read_transactions
 from custscore.training.backtest import BacktestResult, run_backtest
@@ -49,13 +50,13 @@ def metrics_table(result: BacktestResult) -> pd.DataFrame:
 
 
 def write_outputs(result: BacktestResult, folder: Path) -> list[Path]:
-    """Write the tables (CSV + JSON) and the pooled plots to ``folder`` atomically."""
+    """Write the tables (CSV for spreadsheets, JSON) and the pooled plots to ``folder`` atomically."""
     table = metrics_table(result)
     files = {
-        "metrics.csv": table.to_csv(index=False).encode(),
+        "metrics.csv": csv_bytes(table),
         "metrics.json": table.to_json(orient="records", indent=1).encode(),
-        "by_origin.csv": result.by_origin.to_csv(index=False).encode(),
-        "comparison.csv": result.comparison().to_csv(index=False).encode(),
+        "by_origin.csv": csv_bytes(result.by_origin),
+        "comparison.csv": csv_bytes(result.comparison()),
         "summary.json": json.dumps(_finite(result.metrics), indent=1, sort_keys=True).encode(),
     }
     files.update({name: _png(fig) for name, fig in result.figures.items()})
