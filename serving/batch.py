@@ -71,6 +71,8 @@ class ScoreRun:
     output: Path
     n_customers: int
     seconds: float
+    #: the model's training fit warnings (texts without the ``warning: `` prefix)
+    warnings: tuple[str, ...] = ()
 
     @property
     def rows_per_second(self) -> float:
@@ -121,7 +123,7 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
     engine = open_engine(transactions_path, config.columns, config.engine)
     n_customers, first = score_engine(scorer, engine, output_path, config, label, _Progress())
     write_sidecar(scorer, first, output_path, n_customers=n_customers, columns=config.columns)
-    return ScoreRun(Path(output_path), n_customers, time.perf_counter() - start)
+    return ScoreRun(Path(output_path), n_customers, time.perf_counter() - start, tuple(scorer.fit_warnings))
 
 
 def read_segment_overrides(config: ScoreConfig) -> dict:
@@ -149,7 +151,8 @@ def read_segment_overrides(config: ScoreConfig) -> dict:
 
 
 #: Sidecar entries that describe a run rather than set a segment rule.
-_SIDECAR_ONLY = ("n_customers", "as_of", "horizon_days", "discount_rate", "model_version", "optional_columns")
+_SIDECAR_ONLY = ("n_customers", "as_of", "horizon_days", "discount_rate", "model_version", "optional_columns",
+                 "has_amounts")
 
 
 def with_segment_overrides(scorer: CustomerScorer, overrides: dict) -> CustomerScorer:

@@ -47,6 +47,8 @@ CHURN_FEATURES: tuple[str, ...] = (
     "days_since_last_over_ipt",
     "horizon_over_ipt",
 )
+#: Features made of amounts: constant 0 for a log without amounts, so never fitted then.
+SPEND_FEATURES: tuple[str, ...] = ("monetary_value", "spend_90d", "spend_365d")
 #: The inputs of classifiers fitted before ``horizon_days`` and the ratios were added.
 _FIRST_FEATURES = CHURN_FEATURES[:16]
 
@@ -142,8 +144,9 @@ class ChurnClassifier:
     """
 
     def __init__(self, *, C: float = 0.01, calibration: str = "none", max_train_examples: int = 500_000,
-                 seed: int = 0) -> None:
+                 seed: int = 0, exclude: tuple[str, ...] = ()) -> None:
         self.C = C
+        self.exclude = exclude
         self.calibration = calibration
         self.max_train_examples = max_train_examples
         self.seed = seed
@@ -165,7 +168,7 @@ class ChurnClassifier:
             StandardScaler(),
             LogisticRegression(C=self.C, max_iter=2000),
         )
-        self.features_ = list(CHURN_FEATURES)
+        self.features_ = [c for c in CHURN_FEATURES if c not in self.exclude]
         if y.size > self.max_train_examples:  # draw the examples before building their matrix
             keep = np.sort(np.random.default_rng(self.seed).choice(y.size, self.max_train_examples, replace=False))
             A, y = X[self.features_].iloc[keep].to_numpy(dtype=float), y[keep]
