@@ -26,10 +26,19 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("transaction-log columns")
     g.add_argument("--customer-col", default=_default(ColumnMap, "customer"), help="customer id column (read as text)")
     g.add_argument("--date-col", default=_default(ColumnMap, "date"), help="purchase date or date-time column")
-    g.add_argument("--amount-col", default=_default(ColumnMap, "amount"), help="purchase amount column")
+    g.add_argument("--amount-col", default=_default(ColumnMap, "amount"),
+                   help="purchase amount column, or none for a log without amounts (every purchase counts, "
+                        "spend is 0)")
     g.add_argument("--date-format", default=_default(ColumnMap, "date_format"),
                    help="strftime format of the dates, e.g. %%d/%%m/%%Y (default: ISO 8601 only)")
     g.add_argument("--encoding", default=_default(ColumnMap, "encoding"), help="CSV text encoding (default %(default)s)")
+    g.add_argument("--csv-sep", default=_default(ColumnMap, "csv_sep"),
+                   help="CSV field separator, e.g. ';' (default: comma, or ; or tab when the header holds one)")
+    g.add_argument("--decimal", default=_default(ColumnMap, "decimal"),
+                   help="decimal mark of CSV amounts: . or , (default %(default)s)")
+    g.add_argument("--amount-decimals", type=int, default=_default(ColumnMap, "amount_decimals"),
+                   help="decimals kept when a day's rows are netted: amounts count as whole units of "
+                        "10**-D, summed exactly (default %(default)s)")
     g.add_argument("--discount-col", default=_default(ColumnMap, "discount"),
                    help="optional: discount amount or 0/1 flag per row (> 0 = bought on discount)")
     g.add_argument("--arrears-col", default=_default(ColumnMap, "arrears"),
@@ -37,9 +46,16 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
 
 
 def _columns(args: argparse.Namespace) -> ColumnMap:
-    return ColumnMap(customer=args.customer_col, date=args.date_col, amount=args.amount_col,
+    amount = None if args.amount_col.lower() == "none" else args.amount_col
+    return ColumnMap(customer=args.customer_col, date=args.date_col, amount=amount,
                      date_format=args.date_format, encoding=args.encoding,
-                     discount=args.discount_col, arrears=args.arrears_col)
+                     discount=args.discount_col, arrears=args.arrears_col, amount_decimals=args.amount_decimals,
+                     csv_sep=_separator(args.csv_sep), decimal=args.decimal)
+
+
+def _separator(text: Optional[str]) -> Optional[str]:
+    """``--csv-sep``: the character itself, or ``\\t`` / ``tab`` for a tab."""
+    return "\t" if text in ("\\t", "tab") else text
 
 
 def _add_engine(parser: argparse.ArgumentParser, cls) -> None:

@@ -77,6 +77,12 @@ def _check_rate(value: Any, name: str) -> None:
         raise CustscoreError(f"{name}: must be in [0, 1), got {value!r}")
 
 
+#: Decimal marks ``ColumnMap.decimal`` takes.
+DECIMAL_MARKS = (".", ",")
+#: Largest ``ColumnMap.amount_decimals`` (10**15 is still exact in float64).
+MAX_AMOUNT_DECIMALS = 15
+
+
 @dataclass(frozen=True)
 class ColumnMap:
     """How to read the user's transaction log: column names, date format, text encoding.
@@ -86,22 +92,48 @@ class ColumnMap:
     Optional columns, not read when None: ``discount`` (per row, the discount amount or a
     0/1 flag; > 0 means bought on discount) and ``arrears`` (per row, the customer's
     arrears known on that day: amount overdue or days in arrears, >= 0); see
-    :mod:`custscore.features.discount_credit`.
+    :mod:`custscore.features.discount_credit`. ``amount_decimals`` is the precision of
+    exact day netting (:mod:`custscore.features.netting`).
     """
 
     customer: str = "customer_id"
     date: str = "date"
-    amount: str = "amount"
+    #: None: the log has no amounts (CLI ``--amount-col none``); every purchase day then
+    #: has amount 0.0, so the features keep their columns (spend features are 0)
+    amount: Optional[str] = "amount"
     date_format: Optional[str] = None
     encoding: str = "utf-8"
     discount: Optional[str] = None
     arrears: Optional[str] = None
+    #: exact day netting precision: each amount counts as ``rint(amount * 10**d)`` whole
+    #: units (custscore.features.netting); 4 covers every currency's minor unit (at most 3
+    #: decimals) plus unit prices such as 0.0125, with amounts up to 9.0e11
+    amount_decimals: int = 4
+    #: CSV field separator; None = comma, or ``;``/tab when the header holds one
+    csv_sep: Optional[str] = None
+    #: decimal mark of CSV amounts: ``.`` or ``,`` (spreadsheet exports, with ``csv_sep=";"``)
+    decimal: str = "."
+
+    @property
+    def has_amounts(self) -> bool:
+        """True unless the log has no amount column (``amount`` is None)."""
+        return self.amount is not None
 
     def __post_init__(self) -> None:
-        names = [self.customer, self.date, self.amount]
+        d = self.amount_decimals
+        if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= MAX_AMOUNT_DECIMALS:
+            raise CustscoreError(f"amount_decimals: must be a whole number in [0, {MAX_AMOUNT_DECIMALS}], got {d!r}")
+        if self.csv_sep is not None and (not isinstance(self.csv_sep, str) or len(self.csv_sep) != 1
+                                         or self.csv_sep in '"\r\n'):
+            raise CustscoreError(f"csv_sep: must be one character (e.g. ';' or a tab), got {self.csv_sep!r}")
+        if self.decimal not in DECIMAL_MARKS:
+            raise CustscoreError(f"decimal: must be one of {list(DECIMAL_MARKS)}, got {self.decimal!r}")
+        if self.csv_sep is not None and self.csv_sep == self.decimal:
+            raise CustscoreError(f"csv_sep and decimal must differ, got {self.csv_sep!r} for both")
+        names = [self.customer, self.date] + ([self.amount] if self.amount is not None else [])
         if any(not isinstance(n, str) or not n for n in names):
             raise CustscoreError(f"column names must be non-empty strings, got {names}")
-        if len(set(names)) != 3:
+        if len(set(names)) != len(names):
             raise CustscoreError(f"customer, date and amount columns must differ, got {names}")
         for option, name in (("discount", self.discount), ("arrears", self.arrears)):
             if name is not None and (not isinstance(name, str) or not name):
@@ -188,7 +220,7 @@ class TrainConfig:
         out.pop("columns")
         out.update({f"{k}_col": v for k, v in asdict(self.columns).items()
                     if k in ("customer", "date", "amount") or (k in ("discount", "arrears") and v is not None)})
-        out.update({k: v for k, v in asdict(self.columns).items() if k in ("date_format", "encoding")})
+        out.update({k: v for k, v in asdict(self.columns).items() if k in ("date_format", "encoding", "amount_decimals", "csv_sep", "decimal")})
         out["cutoff"] = self.cutoff.date().isoformat()
         if self.holdout_end is not None:
             out["holdout_end"] = self.holdout_end.date().isoformat()

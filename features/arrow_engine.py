@@ -3,10 +3,10 @@
 For Parquet logs that fit in memory this is the fastest engine: one columnar read, the
 customers coded in id order (from run boundaries when the file is sorted by customer,
 else through an Arrow dictionary), one sort by (customer, day) unless the rows are
-already in that order, and per-day sums as :func:`~custscore.features.periods.merge_periods`
-makes them (days with several rows go through ``merge_periods`` itself, in the pandas
-engine's row order ``(customer_id, ts, amount)``), so the purchases, and every feature
-computed from them, are bit-identical to the pandas engine's. The BTYD summary comes
+already in that order, and per-day sums netted exactly in int64 units as
+:func:`~custscore.features.periods.merge_periods` nets them (the shared
+:mod:`custscore.features.netting`), so the purchases, and every feature computed from
+them, are bit-identical to the pandas engine's. The BTYD summary comes
 straight from the coded arrays (:meth:`ArrowEngine.rfm_summary`); the other features
 through the shared chunked functions (:class:`~custscore.features.coded_engine.CodedPurchasesEngine`).
 
@@ -36,8 +36,8 @@ import pyarrow.parquet as pq
 from custscore.config import DAYS_PER_UNIT, NS_PER_DAY, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
-from custscore.features.io import _TS_MAX, _TS_MIN, _suffix_kind, check_columns, optional_columns
-from custscore.features.periods import merge_periods
+from custscore.features.io import _TS_MAX, _TS_MIN, _suffix_kind, check_columns, log_column_names, optional_columns
+from custscore.features.netting import MAX_TOTAL_UNITS, amount_units, day_units, too_large, units_amount
 from custscore.features.rfm import btyd_from_runs, duration_columns
 from custscore.threads import all_blocks, for_each_block
 
@@ -59,13 +59,16 @@ class ArrowSettings:
 @dataclass(frozen=True)
 class _Log:
     """The validated raw columns: customer codes (id order, int32), UTC days since 1970 (int32),
-    amounts (float64), the timestamps as read (for rows that share a day) and the distinct ids."""
+    amounts (float64) and their netting units (int64, at ``decimals``), the timestamps as
+    read (for the example rows) and the distinct ids."""
 
     ids: pa.Array
     code: np.ndarray
     day: np.ndarray
     amount: np.ndarray
+    units: np.ndarray
     ts: pa.ChunkedArray
+    decimals: int
 
 
 def open_arrow_engine(path: str | Path, columns: ColumnMap = ColumnMap(),
@@ -88,28 +91,36 @@ def _read_log(path: Path, columns: ColumnMap) -> Optional[_Log]:
         schema = pq.read_schema(path)
     except (OSError, pa.ArrowException):
         return None  # not readable as Parquet here: the other engine says why
-    check_columns(list(schema.names), (columns.customer, columns.date, columns.amount), str(path))
-    id_type, ts_type, amount_type = (schema.field(c).type for c in (columns.customer, columns.date, columns.amount))
+    names = list(log_column_names(columns))
+    check_columns(list(schema.names), names, str(path))
+    id_type, ts_type, *amount_type = (schema.field(c).type for c in names)
     if not ((pa.types.is_string(id_type) or pa.types.is_large_string(id_type) or pa.types.is_integer(id_type))
             and (pa.types.is_timestamp(ts_type) or pa.types.is_date32(ts_type))
-            and (pa.types.is_floating(amount_type) or pa.types.is_integer(amount_type))):
+            and all(pa.types.is_floating(t) or pa.types.is_integer(t) for t in amount_type)):
         return None
-    table = pq.read_table(path, columns=[columns.customer, columns.date, columns.amount], memory_map=True)
-    if table.num_rows == 0 or any(table.column(i).null_count for i in range(3)):
+    table = pq.read_table(path, columns=names, memory_map=True)
+    if table.num_rows == 0 or any(table.column(i).null_count for i in range(len(names))):
         return None
-    ids, ts, amounts = table.columns
+    ids, ts, *amounts = table.columns
+    n_rows = table.num_rows
     del table
     day = _utc_days(ts)
-    amount = amounts.to_numpy().astype(np.float64, copy=False)
+    # a log without amounts (ColumnMap.amount None): every row 0.0
+    amount = amounts[0].to_numpy().astype(np.float64, copy=False) if amounts else np.zeros(n_rows)
     del amounts
-    if day is None or not np.isfinite(amount).all():
+    decimals = columns.amount_decimals
+    if day is None or not all_blocks(lambda rows: np.isfinite(amount[rows]) & ~too_large(amount[rows], decimals),
+                                     len(amount)):
         return None
+    units = amount_units(amount, decimals)
+    if np.abs(units).sum(dtype=np.float64) > MAX_TOTAL_UNITS:
+        return None  # DuckDB refuses it with features.netting's message
     coded = _customer_codes(ids)
     del ids
     if coded is None:
         return None
     unique_ids, code = coded
-    return _Log(unique_ids, code, day, amount, ts)
+    return _Log(unique_ids, code, day, amount, units, ts, decimals)
 
 
 def _utc_days(ts: pa.ChunkedArray) -> Optional[np.ndarray]:
@@ -193,15 +204,14 @@ def _plain_ids(uniques: pa.Array) -> bool:
     return not any(ch.isspace() for ch in ends.to_pylist())
 
 
-def _per_day(log: _Log) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _per_day(log: _Log, decimals: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(code, day, amount) of each purchase day, sorted by code then day; return-only days dropped.
 
-    A day with one row keeps its amount; a day with two rows ``a``, ``b`` sums to
-    ``(0 + a) + b``, the bits merge_periods' sum gives in either order; days with more rows
-    go through :func:`merge_periods` itself, in the pandas engine's ``(ts, amount)`` row
-    order. The passes over all rows run in cache-sized blocks on all cores.
+    Days are netted exactly (:mod:`custscore.features.netting`): each row's int64 units,
+    summed per day, the day kept when its units are >= 0, its amount the units divided
+    back. The passes over all rows run in cache-sized blocks on all cores.
     """
-    code, day, amount, order = log.code, log.day, log.amount, None
+    code, day, units = log.code, log.day, log.units
     in_order, later_rows = _continued_days(code, day)
     if not in_order:
         first_day = int(day.min())
@@ -210,28 +220,19 @@ def _per_day(log: _Log) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         key += day - first_day
         order = np.argsort(key, kind="stable")
         del key
-        code, day, amount = code[order], day[order], amount[order]
+        code, day, units = code[order], day[order], units[order]
         _, later_rows = _continued_days(code, day)
-    if not len(later_rows):
-        return code, day, amount
-    day_code, day_day, day_amount = _without_rows((code, day, amount), later_rows)
-    # A run of later rows continues the day starting on the row before the run.
-    run_first = np.concatenate(([True], np.diff(later_rows) > 1))
-    starts = later_rows[run_first] - 1
-    sizes = np.diff(np.append(np.flatnonzero(run_first), len(later_rows))) + 1
-    positions = starts - np.searchsorted(later_rows, starts)  # the days' places in the per-day arrays
-    two = sizes == 2
-    day_amount[positions[two]] = (0.0 + amount[starts[two]]) + amount[starts[two] + 1]
-    if not two.all():
-        big_starts, big_sizes = starts[~two], sizes[~two]
-        rows = np.repeat(big_starts, big_sizes) + _offsets_within(big_sizes)
-        source_rows = rows if order is None else order[rows]
-        day_amount[positions[~two]] = _merged_day_sums(code[rows], _ts_ns(log.ts, source_rows), amount[rows],
-                                                       np.repeat(np.arange(len(big_sizes)), big_sizes))
-    if not all_blocks(lambda rows: day_amount[rows] >= 0, len(day_amount)):
-        keep = day_amount >= 0
-        return day_code[keep], day_day[keep], day_amount[keep]
-    return day_code, day_day, day_amount
+    if len(later_rows):
+        day_code, day_day = _without_rows((code, day), later_rows)
+        first_rows = np.ones(len(code), dtype=bool)
+        first_rows[later_rows] = False
+        units = day_units(units, np.flatnonzero(first_rows))
+    else:
+        day_code, day_day = code, day
+    if not all_blocks(lambda rows: units[rows] >= 0, len(units)):
+        keep = units >= 0
+        day_code, day_day, units = day_code[keep], day_day[keep], units[keep]
+    return day_code, day_day, units_amount(units, decimals)
 
 
 def _continued_days(code: np.ndarray, day: np.ndarray) -> tuple[bool, np.ndarray]:
@@ -269,26 +270,6 @@ def _without_rows(arrays: tuple[np.ndarray, ...], dropped: np.ndarray) -> list[n
     return out
 
 
-def _offsets_within(sizes: np.ndarray) -> np.ndarray:
-    """0, 1, ..., size - 1 for each size, concatenated."""
-    ends = np.cumsum(sizes)
-    return np.arange(ends[-1]) - np.repeat(ends - sizes, sizes)
-
-
-def _merged_day_sums(code: np.ndarray, ts_ns: np.ndarray, amount: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """The merge_periods amount of each day (``group`` numbers rows by day, in order); -inf for a day it drops.
-
-    The rows go through :func:`merge_periods` in the pandas engine's row order ``(ts,
-    amount)``; a net-return day (dropped there) gets -inf so the caller's keep rule drops it.
-    """
-    order = np.lexsort((amount, ts_ns, group))
-    merged = merge_periods(pd.DataFrame({"customer_id": group[order], "ts": ts_ns[order].view("datetime64[ns]"),
-                                         "amount": amount[order]}))
-    sums = np.full(int(group[-1]) + 1, -np.inf)
-    sums[merged["customer_id"].to_numpy()] = merged["amount"].to_numpy()
-    return sums
-
-
 class ArrowEngine(CodedPurchasesEngine):
     """Feature engine over a Parquet log in memory (module doc); open it with :func:`open_arrow_engine`."""
 
@@ -297,7 +278,7 @@ class ArrowEngine(CodedPurchasesEngine):
         self.rows_per_chunk = settings.rows_per_chunk
         self._ids = pd.Index(log.ids.to_pandas(), name="customer_id")
         self._examples = _examples(log)
-        self._code, self._day, self._amount = _per_day(log)
+        self._code, self._day, self._amount = _per_day(log, log.decimals)
         # The codes are sorted: the rows before code k start where k would be inserted.
         self._rows_before = np.searchsorted(self._code, np.arange(len(self._ids) + 1, dtype=self._code.dtype))
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from custscore.config import ColumnMap
 from custscore.features.activity import activity_features
 from custscore.features.discount_credit import discount_credit_features
 from custscore.features.months import calendar_month_counts
@@ -56,11 +57,12 @@ class FeatureEngine(Protocol):
 
 
 class PandasEngine:
-    """The in-memory engine: a normalised transaction frame merged per day once."""
+    """The in-memory engine: a normalised transaction frame merged per day once (netted at
+    ``amount_decimals``, :func:`~custscore.features.periods.merge_periods`)."""
 
-    def __init__(self, transactions: pd.DataFrame) -> None:
+    def __init__(self, transactions: pd.DataFrame, amount_decimals: int = ColumnMap.amount_decimals) -> None:
         self.transactions = transactions
-        self.purchases = merge_periods(transactions)
+        self.purchases = merge_periods(transactions, amount_decimals=amount_decimals)
 
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         dates = self.purchases["date"]

@@ -32,8 +32,9 @@ from custscore.config import ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.io import (_TS_MAX, _TS_MIN, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
-                                   check_columns, optional_column_names, optional_columns)
-from custscore.features.periods import ARREARS, DISCOUNTED, merge_periods
+                                   check_columns, csv_separator, log_column_names, optional_columns)
+from custscore.features.netting import MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount_sql, units_sql
+from custscore.features.periods import ARREARS, DISCOUNTED
 
 # pandas' default missing-value markers (read_csv na_values), so both engines agree on
 # which CSV fields are missing.
@@ -131,13 +132,7 @@ class DuckDBEngine(CodedPurchasesEngine):
             return rel, numbered
         if self.path.stat().st_size == 0:
             raise CustscoreError(f"{source}: empty file")
-        rel = self._csv_source(",")
-        names = self._con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
-        if len(names) == 1:
-            for sep in (";", "\t"):
-                if sep in names[0][0]:
-                    rel = self._csv_source(sep)
-                    break
+        rel = self._csv_source(csv_separator(self.path, self.columns))
         return rel, f"(SELECT *, row_number() OVER () AS __row FROM {rel})"
 
     def _load(self, kind: str) -> None:
@@ -147,7 +142,7 @@ class DuckDBEngine(CodedPurchasesEngine):
         found = [row[0] for row in described]
         types = {row[0]: row[1] for row in described}
         cols = self.columns
-        check_columns(found, (cols.customer, cols.date, cols.amount, *optional_column_names(cols)), source)
+        check_columns(found, log_column_names(cols), source)
         if self._con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0] == 0:
             raise CustscoreError(f"{source}: no transactions")
 
@@ -162,7 +157,9 @@ class DuckDBEngine(CodedPurchasesEngine):
         con.execute("CREATE TEMP TABLE customers AS SELECT customer_id, "
                     "(row_number() OVER (ORDER BY customer_id) - 1)::INTEGER AS code "
                     "FROM (SELECT DISTINCT customer_id FROM tx)")
-        con.execute(f"CREATE TEMP TABLE coded AS SELECT c.code, t.ts, t.amount{self._optional.columns('t.')}, t.seq FROM "
+        units = units_sql("t.amount", cols.amount_decimals)
+        con.execute(f"CREATE TEMP TABLE coded AS SELECT c.code, t.ts, t.amount, {units} AS units"
+                    f"{self._optional.columns('t.')}, t.seq FROM "
                     "(SELECT rowid AS seq, * FROM tx) t JOIN customers c USING (customer_id)")
         con.execute("DROP TABLE tx")
         con.execute("CREATE TEMP TABLE examples AS SELECT k.code, k.seq, c.customer_id, k.ts, k.amount "
@@ -172,39 +169,23 @@ class DuckDBEngine(CodedPurchasesEngine):
         self._merge_days()
 
     def _merge_days(self) -> None:
-        """Build ``purchases`` (code, date, amount): one row per customer and day.
+        """Build ``purchases`` (code, date, amount): one row per customer and day, netted exactly.
 
-        A day with one transaction keeps its amount (and, being a return when negative, is
-        dropped as merge_periods drops return-only days); days with several are summed by
-        :func:`~custscore.features.periods.merge_periods` itself (in time order, chunk by
-        chunk), so the floating-point sums are bit-identical to the pandas engine's.
+        :mod:`custscore.features.netting` in SQL: each row's BIGINT units, summed per day
+        (exact, order-free), the day kept when its units are >= 0 (merge_periods' returns
+        policy), its amount the units divided back; so the amounts are bit-identical to the
+        pandas engine's.
         """
         con = self._con
-        con.execute("CREATE TEMP TABLE daily AS SELECT code, CAST(ts AS DATE) AS date, count(*) AS n, "
-                    f"sum(amount) AS amount{self._optional.per_day} FROM coded GROUP BY ALL")
-        con.execute("CREATE TEMP TABLE multi AS SELECT k.code, k.ts, k.amount, k.seq FROM coded k "
-                    "JOIN daily d ON k.code = d.code AND CAST(k.ts AS DATE) = d.date WHERE d.n > 1")
-        con.execute("CREATE TEMP TABLE summed (code INTEGER, date DATE, amount DOUBLE)")
-        self._rows_before = self._cumulative_rows("multi")
-        for lo, hi in self._code_ranges():
-            got = con.execute(f"SELECT code, CAST(ts AS TIMESTAMP_NS) AS ts, amount FROM multi "
-                              f"WHERE code >= {lo} AND code < {hi} ORDER BY code, ts, amount, seq").fetchnumpy()
-            if len(got["code"]) == 0:
-                continue
-            merged = merge_periods(pd.DataFrame({"customer_id": got["code"], "ts": got["ts"],
-                                                 "amount": got["amount"]}))
-            con.register("_merged", merged)
-            con.execute("INSERT INTO summed SELECT customer_id, CAST(date AS DATE), amount FROM _merged")
-            con.unregister("_merged")
-        # Single-transaction days follow merge_periods' returns policy: a negative day is no purchase.
-        # The optional per-day columns (max over the day) come from ``daily`` for both kinds of day.
+        decimals = self.columns.amount_decimals
+        total = con.execute("SELECT coalesce(sum(abs(units)), 0) FROM coded").fetchone()[0]
+        if total > MAX_TOTAL_UNITS:
+            raise total_error(str(self.path), decimals)
         extra = self._optional.day_columns
-        con.execute(f"CREATE TEMP TABLE purchases AS SELECT code, date, amount{extra} FROM "
-                    f"(SELECT code, date, amount{extra} FROM daily WHERE n = 1 AND amount >= 0 "
-                    f"UNION ALL SELECT s.code, s.date, s.amount{self._optional.day_columns_of('d.')} FROM summed s "
-                    "JOIN daily d ON s.code = d.code AND s.date = d.date) ORDER BY code, date")
-        for table in ("coded", "daily", "multi", "summed"):
-            con.execute(f"DROP TABLE {table}")
+        con.execute(f"CREATE TEMP TABLE purchases AS SELECT code, date, {units_amount_sql('units', decimals)} AS amount"
+                    f"{extra} FROM (SELECT code, CAST(ts AS DATE) AS date, CAST(sum(units) AS BIGINT) AS units"
+                    f"{self._optional.per_day} FROM coded GROUP BY ALL) WHERE units >= 0 ORDER BY code, date")
+        con.execute("DROP TABLE coded")
         self._rows_before = self._cumulative_rows("purchases")
 
     def _cumulative_rows(self, table: str) -> np.ndarray:
@@ -258,8 +239,10 @@ class _ColumnSql:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, rel: str, cols: ColumnMap, types: dict[str, str]) -> None:
-        c, d, a = (_ident(cols.customer), _ident(cols.date), _ident(cols.amount))
-        ctype, dtype, atype = types[cols.customer], types[cols.date], types[cols.amount]
+        c, d = _ident(cols.customer), _ident(cols.date)
+        a = _ident(cols.amount) if cols.has_amounts else None
+        ctype, dtype = types[cols.customer], types[cols.date]
+        atype = types[cols.amount] if cols.has_amounts else None
 
         if ctype.startswith(_INTEGER_TYPES):
             self.customer = f"CAST({c} AS VARCHAR)"
@@ -286,13 +269,18 @@ class _ColumnSql:
             tail = f"upper(substr({text}, 11))"
             self.aware = f"(strpos({tail}, '+') > 0 OR strpos({tail}, '-') > 0 OR strpos({tail}, 'Z') > 0)"
 
-        if atype == "BOOLEAN":
+        if a is None:  # a log without amounts: every row 0.0
+            self.amount = "CAST(0.0 AS DOUBLE)"
+        elif atype == "BOOLEAN":
             self.amount = "CAST(NULL AS DOUBLE)"
         elif atype.startswith(("VARCHAR", "BLOB")):
-            self.amount = f"try_cast(trim(CAST({a} AS VARCHAR), {_quote(_WHITESPACE)}) AS DOUBLE)"
+            text = f"trim(CAST({a} AS VARCHAR), {_quote(_WHITESPACE)})"
+            if cols.decimal == ",":  # features.io: 29,33 reads as 29.33
+                text = f"replace({text}, ',', '.')"
+            self.amount = f"try_cast({text} AS DOUBLE)"
         else:
             self.amount = f"try_cast({a} AS DOUBLE)"
-        self.raw = f"{c}, {d}, {a}"
+        self.raw = f"{c}, {d}" + (f", {a}" if a is not None else "")
         # The optional columns (discount, arrears) when named: numbers, discount also a flag.
         self.optional = {what: _number_sql(_ident(getattr(cols, what)), types[getattr(cols, what)], what == "discount")
                          for what in optional_columns(cols)}
@@ -302,10 +290,12 @@ class _ColumnSql:
                               if types[getattr(cols, what)].startswith("VARCHAR")}
 
 
-def _bad(customer: str, ts: str, amount: str, optional: tuple[str, ...] = ()) -> str:
-    """SQL condition: a row features.io would refuse (given the parsed values; ``optional`` >= 0)."""
+def _bad(customer: str, ts: str, amount: str, decimals: int, optional: tuple[str, ...] = ()) -> str:
+    """SQL condition: a row features.io would refuse (given the parsed values; ``optional`` >= 0;
+    amounts too large for exact netting at ``decimals``)."""
     return (f"{customer} IS NULL OR {customer} = '' OR {ts} IS NULL OR {ts} < TIMESTAMP {_quote(_TS_MIN)} "
-            f"OR {ts} > TIMESTAMP {_quote(_TS_MAX)} OR {amount} IS NULL OR NOT isfinite({amount})"
+            f"OR {ts} > TIMESTAMP {_quote(_TS_MAX)} OR {amount} IS NULL OR NOT isfinite({amount}) "
+            f"OR {too_large_sql(amount, decimals)}"
             + "".join(f" OR {v} IS NULL OR NOT isfinite({v}) OR {v} < 0" for v in optional))
 
 
@@ -318,13 +308,13 @@ def _problem(con: duckdb.DuckDBPyConnection, numbered: str, sql: _ColumnSql, col
     validator, so the message is the pandas engine's, word for word.
     """
     n_bad, n_aware, n_naive = con.execute(
-        f"SELECT count(*) FILTER (WHERE {_bad('customer_id', 'ts', 'amount', tuple(sql.optional))}), "
+        f"SELECT count(*) FILTER (WHERE {_bad('customer_id', 'ts', 'amount', columns.amount_decimals, tuple(sql.optional))}), "
         "count(*) FILTER (WHERE aware), "
         "count(*) FILTER (WHERE NOT aware) FROM tx").fetchone()
     mixed = n_aware > 0 and n_naive > 0
     if not n_bad and not mixed:
         return None
-    bad = _bad(sql.customer, sql.ts, sql.amount, tuple(sql.optional.values()))
+    bad = _bad(sql.customer, sql.ts, sql.amount, columns.amount_decimals, tuple(sql.optional.values()))
     extra = ""
     if mixed:
         first_aware, first_naive = con.execute(f"SELECT min(__row) FILTER (WHERE {sql.aware}), "

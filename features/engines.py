@@ -94,7 +94,7 @@ def open_engine(path: str | os.PathLike, columns: ColumnMap = ColumnMap(), engin
         from custscore.features.spark_engine import SparkEngine  # pyspark is an optional extra
 
         return SparkEngine(path, columns)
-    return PandasEngine(read_transactions(path, columns))
+    return PandasEngine(read_transactions(path, columns), columns.amount_decimals)
 
 
 def iter_customer_features(engine: FeatureEngine, as_of: pd.Timestamp, time_unit: str) -> Iterator[pd.DataFrame]:

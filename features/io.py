@@ -10,6 +10,9 @@ and the offending value.
 """
 from __future__ import annotations
 
+import codecs
+import csv
+import gzip
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,12 +22,15 @@ import pandas as pd
 
 from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
+from custscore.features.netting import checked_units
 
 #: Columns of a normalised transaction frame, in order.
 TX_COLUMNS = ("customer_id", "ts", "amount")
 #: Optional columns of a normalised frame (after TX_COLUMNS, in this order), present only
 #: when the ColumnMap field of the same name is set.
 OPTIONAL_TX_COLUMNS = ("discount", "arrears")
+#: The byte order mark some spreadsheet programs write at the start of UTF-8 files.
+BOM = "\ufeff"
 #: Text read as a discount flag (any case, surrounding blanks ignored).
 FLAG_TEXT = {"true": 1.0, "false": 0.0}
 
@@ -146,9 +152,31 @@ def _timestamps(col: pd.Series, name: str, source: str, rows: np.ndarray,
     return parsed.astype("datetime64[ns]")
 
 
-def _amounts(col: pd.Series, name: str, source: str, rows: np.ndarray) -> pd.Series:
-    """Amounts as float64; missing, non-numeric and infinite values are errors."""
-    return _numbers(col, name, source, rows, "amount")
+#: An amount written with a decimal comma (``29,33``, ``-1234,5``).
+_DECIMAL_COMMA = r"^\s*[-+]?\d+,\d+\s*$"
+#: What to pass for such amounts (named in the error).
+DECIMAL_COMMA_HINT = "looks like a decimal comma: pass --decimal ',' (and --csv-sep ';' if fields are separated by ';')"
+
+
+def _amounts(col: pd.Series, name: str, source: str, rows: np.ndarray, columns: ColumnMap) -> pd.Series:
+    """Amounts as float64; missing, non-numeric and infinite values are errors, and so are
+    amounts too large for exact netting (:func:`custscore.features.netting.checked_units`).
+
+    Text with ``columns.decimal`` ``,`` reads ``29,33`` as 29.33; with ``.`` such text is
+    refused with a hint naming ``--decimal``.
+    """
+    text = not pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
+    values = col.astype(object).where(col.isna(), col.astype(str).str.replace(",", ".", regex=False)) \
+        if text and columns.decimal == "," else col
+    try:
+        numbers = _numbers(values, name, source, rows, "amount")
+    except CustscoreError as exc:
+        comma = text and columns.decimal == "." and col.astype(str).str.match(_DECIMAL_COMMA).fillna(False).any()
+        if comma:
+            raise CustscoreError(f"{exc} ({DECIMAL_COMMA_HINT})") from exc
+        raise
+    checked_units(numbers.to_numpy(), columns.amount_decimals, source, name, rows)
+    return numbers
 
 
 def _numbers(col: pd.Series, name: str, source: str, rows: np.ndarray, what: str,
@@ -216,16 +244,23 @@ def check_columns(found: Sequence[Any], needed: Sequence[str], source: str, uniq
         raise CustscoreError(f"{source}: duplicate column(s) {duplicated}")
 
 
+def log_column_names(columns: ColumnMap) -> tuple[str, ...]:
+    """The user's names of the columns a log must have: customer, date, amount (unless
+    ``columns`` has none), then the optional columns it names."""
+    amount = (columns.amount,) if columns.has_amounts else ()
+    return (columns.customer, columns.date, *amount, *optional_column_names(columns))
+
+
 def _normalise(frame: pd.DataFrame, columns: ColumnMap, source: str, rows: np.ndarray) -> pd.DataFrame:
-    check_columns(frame.columns, (columns.customer, columns.date, columns.amount,
-                                  *optional_column_names(columns)), source)
+    check_columns(frame.columns, log_column_names(columns), source)
     if len(frame) == 0:
         raise CustscoreError(f"{source}: no transactions")
     out = pd.DataFrame(
         {
             "customer_id": _customer_ids(frame[columns.customer], columns.customer, source, rows).array,
             "ts": _timestamps(frame[columns.date], columns.date, source, rows, columns.date_format).array,
-            "amount": _amounts(frame[columns.amount], columns.amount, source, rows).array,
+            "amount": (_amounts(frame[columns.amount], columns.amount, source, rows, columns).array
+                       if columns.has_amounts else np.zeros(len(frame))),
             **_optional_columns(frame, columns, source, rows),
         }
     )
@@ -242,7 +277,8 @@ def normalise_transactions(
 
     Output: columns ``customer_id`` (str, leading zeros kept, surrounding blanks
     stripped), ``ts`` (``datetime64[ns]``, naive; aware inputs converted to UTC),
-    ``amount`` (float64; negative values, i.e. returns, are allowed), sorted by
+    ``amount`` (float64; negative values, i.e. returns, are allowed; 0.0 on every row when
+    ``columns.amount`` is None, a log without amounts), sorted by
     ``(customer_id, ts, amount)`` with a fresh index, then ``discount`` and ``arrears``
     (float64 >= 0) when ``columns`` names them. The input frame is not modified.
     Numeric date columns are read as digits (``19970101`` -> 1997-01-01), not as epochs.
@@ -275,22 +311,53 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _read_csv(path: Path, columns: ColumnMap, sep: str) -> pd.DataFrame:
-    # Ids and dates as text: keeps leading zeros and lets the date parser see the digits.
-    # Blank lines are kept (as all-NaN rows) so row numbers match the file.
-    return pd.read_csv(
+    # Ids and dates as text: keeps leading zeros and lets the date parser see the digits;
+    # amounts too when they carry a decimal comma (features.io parses them). Blank lines
+    # are kept (as all-NaN rows) so row numbers match the file. A UTF-8 BOM is skipped.
+    text = [columns.customer, columns.date] + ([columns.amount] if columns.has_amounts and columns.decimal == ","
+                                               else [])
+    frame = pd.read_csv(
         path,
         sep=sep,
-        dtype={columns.customer: str, columns.date: str},
+        dtype={name: str for name in text},
         skip_blank_lines=False,
-        encoding=columns.encoding,
+        encoding="utf-8-sig" if codecs.lookup(columns.encoding).name == "utf-8" else columns.encoding,
     )
+    return frame.rename(columns=lambda name: name.lstrip(BOM) if isinstance(name, str) else name)
+
+
+def header_fields(line: str) -> tuple[list[str], str]:
+    """(column names, delimiter) of a CSV header line: comma, or ``;``/tab when the line holds one."""
+    line = line.lstrip(BOM)
+    names = next(csv.reader([line]), [""])
+    if len(names) == 1:
+        for sep in (";", "\t"):
+            if sep in names[0]:
+                return next(csv.reader([line], delimiter=sep)), sep
+    return names, ","
+
+
+def csv_separator(path: Path, columns: ColumnMap) -> str:
+    """The field separator of the CSV at ``path``: ``columns.csv_sep``, else sniffed from its
+    header line (:func:`header_fields`); comma when the first line cannot be read (the
+    reader then says why). Shared by every engine."""
+    if columns.csv_sep is not None:
+        return columns.csv_sep
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding=columns.encoding, newline="") as handle:
+            line = handle.readline()
+    except Exception:  # decoding, truncated gzip, ...: the reader reports it
+        return ","
+    return header_fields(line.rstrip("\r\n"))[1]
 
 
 def read_transactions(path: str | os.PathLike, columns: ColumnMap = ColumnMap()) -> pd.DataFrame:
     """Read a CSV (``.csv``, ``.csv.gz``, ``.txt``) or Parquet (``.parquet``, ``.pq``) log.
 
-    CSV files are comma-separated; if that yields a single column whose header holds a
-    ``;`` or a tab, the file is re-read with that delimiter. Blank lines are skipped but
+    CSV files are separated by ``columns.csv_sep``, or by default comma-separated; if that
+    yields a single column whose header holds a ``;`` or a tab, the file is re-read with
+    that delimiter. A UTF-8 byte order mark is skipped; CRLF line ends are fine. Blank lines are skipped but
     counted, so error row numbers are data rows as in the file. Returns
     :func:`normalise_transactions` of the content.
     """
@@ -300,13 +367,7 @@ def read_transactions(path: str | os.PathLike, columns: ColumnMap = ColumnMap())
     kind = _suffix_kind(path)
     try:
         if kind == "csv":
-            frame = _read_csv(path, columns, ",")
-            if frame.shape[1] == 1:
-                header = str(frame.columns[0])
-                for sep in (";", "\t"):
-                    if sep in header:
-                        frame = _read_csv(path, columns, sep)
-                        break
+            frame = _read_csv(path, columns, csv_separator(path, columns))
         else:
             frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError as exc:

@@ -14,11 +14,10 @@ then amount (the order of :func:`custscore.features.io.normalise_transactions`):
   dropped, :func:`day_numbers`);
 - ``amounts`` (float64): amounts, negative for returns.
 
-Days merge as in ``merge_periods``: one purchase per customer and day with the summed
-amount; a day netting below 0 is a return-only day and is dropped. A day of three or
-more rows may sum to a different last bit than pandas' compensated groupby sum (about
-1e-16 relative); only a day with returns netting to within that of 0 could then be kept
-by one path and dropped by the other (HTTP requests carry no returns).
+Days merge as in ``merge_periods``, through the same exact netting
+(:mod:`custscore.features.netting`): one purchase per customer and day whose amount is
+the day's int64 sum of units; a day netting below 0 is a return-only day and is dropped.
+The day amounts are therefore bit-identical to the pandas engine's.
 """
 from __future__ import annotations
 
@@ -30,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from custscore.config import DAYS_PER_UNIT, parse_date
+from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.features.activity import activity_features
 from custscore.features.months import MONTH_COLUMNS, last_complete_month
+from custscore.features.netting import checked_units, day_units, units_amount
 from custscore.features.rfm import duration_columns
 
 #: ``date.toordinal()`` of 1970-01-01: ordinal minus this is the day number.
@@ -73,10 +73,12 @@ class DailyPurchases:
     amounts: np.ndarray
 
 
-def merge_days(codes: np.ndarray, days: np.ndarray, amounts: np.ndarray) -> DailyPurchases:
-    """One purchase per (code, day) with the summed amount; return-only days (sum < 0) dropped.
+def merge_days(codes: np.ndarray, days: np.ndarray, amounts: np.ndarray,
+               amount_decimals: int = ColumnMap.amount_decimals) -> DailyPurchases:
+    """One purchase per (code, day) with the exactly netted amount; return-only days (net < 0) dropped.
 
-    Inputs are sorted by code, then time (so by day), then amount; they are not modified.
+    Inputs are grouped by code, then day (any order within a day); they are not modified.
+    Amounts net in units of ``10**-amount_decimals`` (:mod:`custscore.features.netting`).
 
     >>> m = merge_days(np.array([0, 0, 0, 1]), np.array([5, 5, 9, 5]), np.array([2.0, 3.0, -1.0, 4.0]))
     >>> m.codes.tolist(), m.days.tolist(), m.amounts.tolist()
@@ -84,13 +86,13 @@ def merge_days(codes: np.ndarray, days: np.ndarray, amounts: np.ndarray) -> Dail
     """
     codes = np.asarray(codes, dtype="int64")
     days = np.asarray(days, dtype="int64")
-    amounts = np.asarray(amounts, dtype="float64")
+    units = checked_units(amounts, amount_decimals)
     new_day = np.ones(len(codes), dtype=bool)
     new_day[1:] = (codes[1:] != codes[:-1]) | (days[1:] != days[:-1])
     starts = np.flatnonzero(new_day)
-    sums = np.add.reduceat(amounts, starts) if len(starts) else np.zeros(0)
+    sums = day_units(units, starts)
     kept = sums >= 0
-    return DailyPurchases(codes[starts][kept], days[starts][kept], sums[kept])
+    return DailyPurchases(codes[starts][kept], days[starts][kept], units_amount(sums[kept], amount_decimals))
 
 
 @dataclass(frozen=True)

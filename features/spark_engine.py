@@ -11,8 +11,9 @@ pandas and DuckDB engines never load it.
   is the pandas engine's, except that CSV row numbers do not count blank lines, the
   "(N rows affected)" count covers one batch, and a log mixing timezone-aware and naive
   dates is only refused when both occur in one batch.
-- **Per day**: purchases merged per customer and UTC day, return-only days dropped
-  (:mod:`custscore.features.periods`' policy, optional ``discounted``/``arrears`` per
+- **Per day**: purchases merged per customer and UTC day, netted exactly in long units
+  (:mod:`custscore.features.netting`, so day amounts equal the pandas engine's bit for
+  bit), return-only days dropped (:mod:`custscore.features.periods`' policy, optional ``discounted``/``arrears`` per
   day included), cached once.
 - **Features** (:meth:`SparkEngine.customer_features_df`): one ``groupBy`` over the
   purchases up to ``as_of`` (with one window for the gaps between purchase days)
@@ -43,9 +44,10 @@ from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.activity import activity_features
 from custscore.features.discount_credit import DISCOUNT_SHARE
-from custscore.features.io import (_TS_MAX, _TS_MIN, _normalise, _one_line, _suffix_kind, check_columns,
-                                   optional_column_names, optional_columns)
+from custscore.features.io import (BOM, _TS_MAX, _TS_MIN, _normalise, _one_line, _suffix_kind, check_columns,
+                                   header_fields, log_column_names, optional_columns)
 from custscore.features.months import MONTH_COLUMNS, last_complete_month
+from custscore.features.netting import MAX_ROW_UNITS, MAX_TOTAL_UNITS, total_error, unit_scale
 from custscore.features.periods import ARREARS, DISCOUNTED
 from custscore.features.rfm import duration_columns
 
@@ -78,6 +80,21 @@ logger.native.level = error
 """
 # The same pandas >= 3 warning, silenced in the Python workers.
 _WORKER_WARNINGS = "ignore:PySpark does not yet fully support pandas:FutureWarning"
+
+
+def spark_units(amount, decimals: int):
+    """features.netting's ``amount_units`` as a Spark Column (``bround`` rounds half to even, as ``rint``)."""
+    return F.bround(amount * unit_scale(decimals), 0).cast("long")
+
+
+def spark_too_large(amount, decimals: int):
+    """features.netting's ``too_large`` as a Spark Column."""
+    return F.abs(amount * unit_scale(decimals)) > float(MAX_ROW_UNITS)
+
+
+def spark_amount(units, decimals: int):
+    """features.netting's ``units_amount`` as a Spark Column."""
+    return units.cast("double") / unit_scale(decimals)
 
 
 def _tx_schema(columns: ColumnMap) -> str:
@@ -160,17 +177,15 @@ def _csv_header(path: Path, columns: ColumnMap) -> tuple[list[str], str]:
                              "with the file's encoding (e.g. latin-1, cp1252)") from exc
     if not line.strip():
         raise CustscoreError(f"{path}: empty file")
-    return _header_fields(line)
+    return _header(line, columns)
 
 
-def _header_fields(line: str) -> tuple[list[str], str]:
-    """(column names, delimiter) of a CSV header line: comma, or ``;``/tab when the line holds one."""
-    names = next(csv.reader([line]))
-    if len(names) == 1:
-        for sep in (";", "\t"):
-            if sep in names[0]:
-                return next(csv.reader([line], delimiter=sep)), sep
-    return names, ","
+def _header(line: str, columns: ColumnMap) -> tuple[list[str], str]:
+    """(column names, delimiter) of a header line: ``columns.csv_sep``, else sniffed (features.io)."""
+    line = line.rstrip("\r\n")
+    if columns.csv_sep is None:
+        return header_fields(line)
+    return next(csv.reader([line.lstrip(BOM)], delimiter=columns.csv_sep)), columns.csv_sep
 
 
 def _normaliser(columns: ColumnMap, source: str, numbered: bool):
@@ -215,9 +230,16 @@ class SparkEngine:
         tx = self._validated(raw)
         self.transactions = tx
         day = F.to_date("ts")
+        decimals = columns.amount_decimals
+        units = spark_units(F.col("amount"), decimals)  # exact day netting (features.netting)
+        total = tx.agg(F.sum(F.abs(units).cast("double"))).first()[0] or 0.0
+        if total > MAX_TOTAL_UNITS:
+            raise total_error(self.source, decimals)
         self.purchases: DataFrame = (tx.groupBy("customer_id", day.alias("date"))
-                                     .agg(F.sum("amount").alias("amount"), *self._optional_per_day())
-                                     .where(F.col("amount") >= 0)  # return-only days are not purchases
+                                     .agg(F.sum(units).alias("units"), *self._optional_per_day())
+                                     .where(F.col("units") >= 0)  # return-only days are not purchases
+                                     .select("customer_id", "date", spark_amount(F.col("units"), decimals)
+                                             .alias("amount"), *[c for c in self._optional_day_names()])
                                      .persist())
         first, last = self.purchases.agg(F.min("date"), F.max("date")).first()
         if first is None:
@@ -232,14 +254,14 @@ class SparkEngine:
             if not self.remote and self.path.stat().st_size == 0:
                 raise CustscoreError(f"{source}: empty file")
             found, sep = (_csv_header(self.path, cols) if not self.remote
-                          else _header_fields(self.spark.read.text(source).first()[0]))
+                          else _header(self.spark.read.text(source).first()[0], cols))
             reader = self.spark.read.options(header=True, sep=sep, encoding=cols.encoding, quote='"', escape='"',
                                              inferSchema=False, enforceSchema=False, mode="PERMISSIVE")
             raw = reader.csv(source)
         else:
             raw = self.spark.read.parquet(source)
             found = [f.name for f in raw.schema.fields]
-        names = (cols.customer, cols.date, cols.amount, *optional_column_names(cols))
+        names = log_column_names(cols)
         check_columns(found, names, source)  # features.io's checks, on the header
         return raw.select(*[_col(c) for c in names])
 
@@ -266,8 +288,9 @@ class SparkEngine:
         ids as text without surrounding blanks, timestamps as UTC, finite amounts. None
         for other column types (text dates, float ids, ...), which take the Python path.
         """
-        customer, date, amount = (raw.schema[c].dataType for c in (self.columns.customer, self.columns.date,
-                                                                    self.columns.amount))
+        has_amounts = self.columns.has_amounts
+        customer, date = (raw.schema[c].dataType for c in (self.columns.customer, self.columns.date))
+        amount = raw.schema[self.columns.amount].dataType if has_amounts else T.DoubleType()
         numeric = (T.DoubleType, T.FloatType, T.IntegerType, T.LongType, T.DecimalType)
         optional = {what: getattr(self.columns, what) for what in optional_columns(self.columns)}
         if not (isinstance(customer, (T.StringType, T.IntegerType, T.LongType, T.ShortType))
@@ -277,11 +300,12 @@ class SparkEngine:
             return None
         tx = raw.select(F.trim(_col(self.columns.customer).cast("string")).alias("customer_id"),
                         _col(self.columns.date).cast("timestamp").alias("ts"),
-                        _col(self.columns.amount).cast("double").alias("amount"),
+                        (_col(self.columns.amount).cast("double") if has_amounts else F.lit(0.0)).alias("amount"),
                         *[_col(name).cast("double").alias(what) for what, name in optional.items()]).persist()
         bad = (F.col("customer_id").isNull() | (F.col("customer_id") == "") | F.col("ts").isNull()
                | (F.col("ts") < F.lit(_TS_MIN.to_pydatetime())) | (F.col("ts") > F.lit(_TS_MAX.to_pydatetime()))
                | F.col("amount").isNull() | F.isnan("amount") | (F.abs("amount") == float("inf")))
+        bad = bad | spark_too_large(F.col("amount"), self.columns.amount_decimals)
         for what in optional:  # features.io: a finite number >= 0
             bad = bad | F.col(what).isNull() | F.isnan(what) | (F.col(what) == float("inf")) | (F.col(what) < 0)
         n_rows, n_bad = tx.agg(F.count(F.lit(1)), F.count(F.when(bad, 1))).first()
@@ -298,6 +322,11 @@ class SparkEngine:
             _normaliser(self.columns, str(self.path), numbered=True), _tx_schema(self.columns))
         first = checked.where(F.col("__error").isNotNull()).orderBy("__first_row").select("__error").first()
         return CustscoreError(first[0] if first else f"{self.path}: cannot read file")
+
+    def _optional_day_names(self) -> list[str]:
+        """Names of the per-day optional columns :meth:`_optional_per_day` makes."""
+        present = optional_columns(self.columns)
+        return [name for what, name in (("discount", DISCOUNTED), ("arrears", ARREARS)) if what in present]
 
     def _optional_per_day(self) -> list:
         """Per-day aggregates of the optional columns, by features.periods' rule."""

@@ -234,3 +234,36 @@ def test_features_import_boundaries():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+SPREADSHEET = "\ufeffcustomer_id;date;amount\r\n00001;2020-01-01;29,33\r\n00001;2020-01-05;10\r\n00002;2020-01-02;-1,5\r\n" \
+              "00002;2020-01-02;3,25\r\n"
+PLAIN = "customer_id,date,amount\n00001,2020-01-01,29.33\n00001,2020-01-05,10\n00002,2020-01-02,-1.5\n" \
+        "00002,2020-01-02,3.25\n"
+
+
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
+def test_spreadsheet_csv_with_bom_crlf_semicolons_and_decimal_commas_reads_like_the_plain_csv(tmp_path, engine):
+    from custscore.features.engines import open_engine
+
+    sheet, plain = tmp_path / "sheet.csv", tmp_path / "plain.csv"
+    sheet.write_bytes(SPREADSHEET.encode("utf-8"))
+    plain.write_text(PLAIN)
+    expected = open_engine(plain, ColumnMap(), "pandas").customer_features(pd.Timestamp("2020-01-10"), "D")
+    got = open_engine(sheet, ColumnMap(csv_sep=";", decimal=","), engine).customer_features(
+        pd.Timestamp("2020-01-10"), "D")
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert got.loc["00002", "frequency"] == 0 and got.loc["00001", "monetary_value"] == 10.0
+    # without the options: the error points to them
+    message = _error(open_engine, sheet, ColumnMap(), engine)
+    assert "amount is not a finite number: '29,33'" in message
+    assert "looks like a decimal comma: pass --decimal ','" in message and "--csv-sep ';'" in message
+
+
+def test_bom_is_skipped_in_header_names_and_csv_options_are_checked(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffcustomer_id,date,amount\r\n1,2020-01-01,3\r\n".encode("utf-8"))
+    assert read_transactions(path)["amount"].tolist() == [3.0]
+    assert "csv_sep: must be one character" in _error(ColumnMap, csv_sep=";;")
+    assert "decimal: must be one of ['.', ',']" in _error(ColumnMap, decimal=";")
+    assert "csv_sep and decimal must differ" in _error(ColumnMap, csv_sep=",", decimal=",")

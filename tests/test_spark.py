@@ -183,3 +183,65 @@ def test_optional_discount_and_arrears_columns_equal_pandas_engine(spark, tmp_pa
         SparkEngine(bad, ColumnMap(discount="disc", arrears="overdue"), spark=spark)
     assert str(got_error.value) == str(expected.value)
     assert "column 'overdue': arrears is not a finite number >= 0: -20.0" in str(expected.value)
+
+
+@pytest.mark.parametrize("first_day", [[0.3, -0.1, -0.2], [0.1, 0.2, -0.3]])
+def test_toy_day_nets_exactly_in_either_order(spark, tmp_path, first_day):
+    # features.netting: 0.3 - 0.1 - 0.2 is -5.6e-17 in float64, yet the day nets to 0 and counts
+    ts = [pd.Timestamp("2020-01-01 09:00") + pd.Timedelta(hours=i) for i in range(3)]
+    log = pd.DataFrame({"customer_id": "c1", "date": ts + [pd.Timestamp("2020-02-01 12:00")],
+                        "amount": first_day + [5.0]})
+    for suffix in ("csv", "parquet"):
+        path = tmp_path / f"log.{suffix}"
+        if suffix == "csv":
+            log.assign(date=log["date"].astype(str)).to_csv(path, index=False)
+        else:
+            log.to_parquet(path, index=False)
+        engine = SparkEngine(path, spark=spark)
+        try:
+            row = engine.customer_features("2020-03-01", "D").loc["c1"]
+        finally:
+            engine.close()
+        assert (row["frequency"], row["recency_days"], row["T_days"], row["monetary_value"]) == (1, 31.0, 60.0, 5.0)
+
+
+def test_day_amounts_equal_the_pandas_engine_bit_for_bit_ties_included(spark, tmp_path):
+    from custscore.features.periods import merge_periods
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    amounts = np.concatenate([rng.integers(-10**6, 10**6, n // 2) / 100, (rng.integers(-10**4, 10**4, n // 2) + 0.5)])
+    log = pd.DataFrame({"customer_id": [f"c{i}" for i in rng.integers(0, 200, n)],
+                        "date": pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 30 * 1440, n), unit="min"),
+                        "amount": amounts})
+    path = tmp_path / "log.parquet"
+    log.to_parquet(path, index=False)
+    from custscore.config import ColumnMap
+
+    for decimals in (0, 4):
+        columns = ColumnMap(amount_decimals=decimals)
+        engine = SparkEngine(path, columns, spark=spark)
+        try:
+            got = engine.purchases.orderBy("customer_id", "date").toPandas()
+        finally:
+            engine.close()
+        expected = merge_periods(read_transactions(path, columns), amount_decimals=decimals)
+        assert got["customer_id"].tolist() == expected["customer_id"].tolist()
+        assert np.array_equal(got["amount"].to_numpy().view(np.int64), expected["amount"].to_numpy().view(np.int64))
+
+
+def test_log_without_amounts_gives_the_btyd_counts_of_the_log_with_amounts(spark, tmp_path, cdnow_sample_csv):
+    from custscore.config import ColumnMap
+
+    log = pd.read_csv(cdnow_sample_csv, dtype={"customer_id": str})
+    path = tmp_path / "no_amounts.csv"
+    log.drop(columns="amount").to_csv(path, index=False)
+    engine = SparkEngine(path, ColumnMap(amount=None), spark=spark)
+    try:
+        got = engine.customer_features("1997-09-30", "D")
+    finally:
+        engine.close()
+    expected = PandasEngine(read_transactions(cdnow_sample_csv)).customer_features("1997-09-30", "D")
+    columns = ["frequency", "recency_days", "T_days"]
+    pd.testing.assert_frame_equal(got[columns], expected[columns], check_exact=True)
+    assert (got["monetary_value"] == 0.0).all()

@@ -27,7 +27,7 @@ from custscore.training.tracking import _finite, log_fit_warnings, model_params,
 
 def backtest_file(transactions_path: str | os.PathLike, config: BacktestConfig) -> tuple[BacktestResult, str]:
     """Backtest the log at ``transactions_path``; return the result and the parent run id."""
-    engine = PandasEngine(read_transactions(transactions_path, config.columns))
+    engine = PandasEngine(read_transactions(transactions_path, config.columns), config.columns.amount_decimals)
     folder = Path(config.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     if not folder.is_dir():

@@ -53,6 +53,11 @@ CASES = {
                              "row 1: column 'discount': discount is not a finite number >= 0: '10%'"),
     "negative arrears": ("customer_id,date,amount,arrears\n1,2020-01-01,3,-5\n", ["--arrears-col", "arrears"],
                          "row 1: column 'arrears': arrears is not a finite number >= 0: -5"),
+    "decimal comma": ("customer_id;date;amount\n1;2020-01-01;29,33\n", [],
+                      "amount is not a finite number: '29,33' (looks like a decimal comma: pass --decimal ','"),
+    "amount too large to net exactly": (HEADER + "1,2020-01-01,1e12\n", [],
+                                        "row 1: column 'amount': amount 1000000000000.0 is too large for "
+                                        "--amount-decimals 4"),
 }
 
 
