@@ -182,14 +182,9 @@ def test_homogeneous_spend_log_trains_with_a_warning_and_the_true_mean() -> None
 
 
 def _without_amounts(log: pd.DataFrame, **config):
-    """Train as ``--amount-col none`` will: amount 0.0 per row and ``columns.amount`` None.
-
-    Built by hand until the features branch (ColumnMap.amount = None) lands.
-    """
+    """Train as ``--amount-col none`` does: the engines give amount 0.0 per purchase day."""
     from custscore.config import ColumnMap
-    columns = ColumnMap()
-    object.__setattr__(columns, "amount", None)
-    return _train(log.assign(amount=0.0), columns=columns, **config)
+    return _train(log.assign(amount=0.0), columns=ColumnMap(amount=None), **config)
 
 
 def test_equal_amounts_give_the_same_bgnbd_as_no_amounts() -> None:
@@ -217,3 +212,26 @@ def test_equal_amounts_give_the_same_bgnbd_as_no_amounts() -> None:
     assert "Value not available: the transaction log has no amounts" in page
     described = LoadedModel(scorer=without.scorer, label="x", model_uri="runs:/x/model", loaded_at="").describe()
     assert described["has_amounts"] is False and described["fitted_params"]["gamma_gamma"] == {}
+
+
+def test_log_without_amounts_trains_scores_and_reports_through_the_cli(tmp_path: Path) -> None:
+    log = simulate_transactions(1500, 0.5, 20.0, 0.8, 2.5, 4.0, 3.7, 15.0, "2020-01-01", "2021-06-30", seed=10)
+    path = tmp_path / "visits.csv"
+    log.drop(columns="amount").to_csv(path, index=False)  # a visits log: no amount column at all
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trained = run_cli("train", "--transactions", str(path), "--cutoff", "2021-03-31", "--horizon-days", "90",
+                      "--amount-col", "none", "--tracking-uri", uri, "--experiment", "visits")
+    assert trained.returncode == 0, trained.stderr
+    assert "Gamma-Gamma not fitted" in trained.stdout and "Traceback" not in trained.stderr
+    run_id = next(line.split()[-1] for line in trained.stdout.splitlines() if line.startswith("run id:"))
+    scores_path = tmp_path / "scores.csv"
+    scored = run_cli("score", "--model", f"runs:/{run_id}/model", "--transactions", str(path), "--as-of",
+                     "2021-03-31", "--output", str(scores_path), "--amount-col", "none", "--tracking-uri", uri)
+    assert scored.returncode == 0, scored.stderr
+    scores = pd.read_csv(scores_path)
+    for column in ("monetary_value", "expected_avg_spend", "clv"):
+        assert scores[column].isna().all(), column
+    assert scores["churn_probability"].between(0, 1).all() and scores["value_class"].notna().all()
+    reported = run_cli("report", "--scores", str(scores_path), "--output", str(tmp_path / "report.html"))
+    assert reported.returncode == 0, reported.stderr
+    assert "Value not available" in (tmp_path / "report.html").read_text(encoding="utf-8")

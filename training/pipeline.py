@@ -53,7 +53,7 @@ def fit_bgnbd(rfm: pd.DataFrame, time_unit: str, config: TrainConfig, when: str)
 
 def has_amounts(config: TrainConfig) -> bool:
     """True unless the log has no amount column (``--amount-col none``)."""
-    return config.columns.amount is not None
+    return config.columns.has_amounts
 
 
 def repeat_spenders(customers: pd.DataFrame) -> pd.DataFrame:
