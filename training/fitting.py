@@ -432,10 +432,12 @@ def minimize_negative_log_likelihood(
             best_grad = grad_max
     if best is None:
         assert closest is not None
-        raise FitError(
+        error = FitError(
             f"{model_name} did not converge from {len(starts)} starts "
             f"(best |grad| = {closest.grad_max_abs:.2g}, tolerance {GRADIENT_TOLERANCE:g}); {advice}"
         )
+        error.closest_log_params = np.asarray(closest.x, dtype=float)  # where the search ended
+        raise error
     best.grad_max_abs = best_grad
     return np.asarray(best.x, dtype=float), best
 

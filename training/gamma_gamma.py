@@ -248,7 +248,15 @@ class GammaGammaModel:
         scales = np.array([1.0, 1.0, float(np.average(m, weights=w))])
         settings = FitSettings(penalizer=float(self.penalizer), n_starts=self.n_starts, seed=self.seed,
                                advice=FIT_ADVICE)
-        params = fit_log_params(likelihood, PARAM_NAMES, scales, settings, "Gamma-Gamma")
+        try:
+            params = fit_log_params(likelihood, PARAM_NAMES, scales, settings, "Gamma-Gamma")
+        except FitError as exc:
+            # A search that ends with q on the box ran along the q -> inf ridge towards one
+            # common spend distribution: the boundary solution, tested below, not a failure.
+            z = getattr(exc, "closest_log_params", None)
+            if z is None or z[1] < LOG_PARAM_BOUND * (1 - 1e-9):
+                raise
+            params = scales * np.exp(z)
         self.params_ = {name: float(val) for name, val in zip(PARAM_NAMES, params)}
         self.log_likelihood_ = likelihood.value_and_gradient(params)[0]
         hessian = likelihood.hessian(params)
