@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 from custscore.config import (ADMIN_TOKEN_ENV, CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, ENGINES, BacktestConfig,
                               ColumnMap, ScoreConfig, ServeConfig, TrainConfig)
-from custscore.errors import CustscoreError
+from custscore.errors import CustscoreError, warn_all
 
 
 def _default(cls, name: str):
@@ -86,6 +86,15 @@ def _add_churn(parser: argparse.ArgumentParser, cls) -> None:
                              "(default %(default)s)")
 
 
+def _add_penalizers(parser: argparse.ArgumentParser, cls) -> None:
+    parser.add_argument("--bgnbd-penalizer", type=float, default=_default(cls, "bgnbd_penalizer"),
+                        help="L2 penalty on the BG/NBD parameters (default %(default)s)")
+    parser.add_argument("--gg-penalizer", type=float, default=_default(cls, "gg_penalizer"),
+                        help="L2 penalty on the Gamma-Gamma parameters (default %(default)s)")
+    parser.add_argument("--penalizer", type=float, default=_default(cls, "penalizer"),
+                        help="shortcut: the same L2 penalty on both models (a model's own option wins)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="custscore", description="Customer churn and lifetime-value scoring.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,8 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="yearly discount rate for CLV (default %(default)s)")
     train.add_argument("--holdout-end", default=None,
                        help="last day of the evaluation holdout (default: last day in the log)")
-    train.add_argument("--penalizer", type=float, default=_default(TrainConfig, "penalizer"),
-                       help="L2 penalty on BG/NBD and Gamma-Gamma parameters (default %(default)s)")
+    _add_penalizers(train, TrainConfig)
     train.add_argument("--seed", type=int, default=_default(TrainConfig, "seed"))
     train.add_argument("--experiment", default=_default(TrainConfig, "experiment"), help="MLflow experiment name")
     train.add_argument("--register-as", default=None, help="register the model under this name, alias 'champion'")
@@ -139,8 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="unit of the BG/NBD parameters: days or weeks (default %(default)s)")
     back.add_argument("--discount-rate", type=float, default=_default(BacktestConfig, "discount_rate"),
                       help="yearly discount rate for CLV (default %(default)s)")
-    back.add_argument("--penalizer", type=float, default=_default(BacktestConfig, "penalizer"),
-                      help="L2 penalty on BG/NBD and Gamma-Gamma parameters (default %(default)s)")
+    _add_penalizers(back, BacktestConfig)
     back.add_argument("--seed", type=int, default=_default(BacktestConfig, "seed"))
     _add_churn(back, BacktestConfig)
     back.add_argument("--n-bootstrap", type=int, default=_default(BacktestConfig, "n_bootstrap"),
@@ -187,15 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_warnings(texts) -> None:
-    for text in texts:
-        print(f"warning: {text}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> None:
     if args.command == "train":
         config = TrainConfig(cutoff=args.cutoff, horizon_days=args.horizon_days, time_unit=args.time_unit,
                              discount_rate=args.discount_rate, holdout_end=args.holdout_end,
+                             bgnbd_penalizer=args.bgnbd_penalizer, gg_penalizer=args.gg_penalizer,
                              penalizer=args.penalizer, seed=args.seed, churn_calibration=args.churn_calibration,
                              churn_windows=args.churn_windows, experiment=args.experiment,
                              tracking_uri=args.tracking_uri, register_as=args.register_as,
@@ -204,8 +207,8 @@ def run(args: argparse.Namespace) -> None:
         from custscore.training.summary import format_training_summary
 
         result, logged = train_file(args.transactions, config)
-        _print_warnings(result.warnings)
         print(format_training_summary(result, logged))
+        warn_all(result.warnings)
     elif args.command == "score":
         config = ScoreConfig(as_of=args.as_of, horizon_days=args.horizon_days, columns=_columns(args),
                              engine=args.engine, margin_rate=args.margin, segments_file=args.segments)
@@ -216,19 +219,21 @@ def run(args: argparse.Namespace) -> None:
         scores = score_file(args.model, args.transactions, args.output, config)
         print(f"scored {len(scores)} customers as of {config.as_of.date()} -> {args.output} "
               f"({scores.rows_per_second:,.0f} rows/s, {scores.seconds:.1f} s)")
+        warn_all(scores.warnings)
     elif args.command == "backtest":
         config = BacktestConfig(cutoffs=args.cutoffs or (), n_origins=args.origins, step_days=args.step_days,
                                 horizon_days=args.horizon_days, time_unit=args.time_unit,
-                                discount_rate=args.discount_rate, penalizer=args.penalizer, seed=args.seed,
+                                discount_rate=args.discount_rate, bgnbd_penalizer=args.bgnbd_penalizer,
+                                gg_penalizer=args.gg_penalizer, penalizer=args.penalizer, seed=args.seed,
                                 churn_calibration=args.churn_calibration, churn_windows=args.churn_windows,
                                 n_bootstrap=args.n_bootstrap, output_dir=args.output_dir,
                                 experiment=args.experiment, tracking_uri=args.tracking_uri, columns=_columns(args))
-        from custscore.training.backtest import format_comparison
+        from custscore.training.backtest import backtest_warnings, format_comparison
         from custscore.training.backtest_report import backtest_file
 
         result, run_id = backtest_file(args.transactions, config)
-        _print_warnings([f"origin {r.origin.date()}: {text}" for r in result.origins for text in r.train.warnings])
         print(format_comparison(result))
+        warn_all(backtest_warnings(result))
         print(f"tables and plots: {config.output_dir}/  MLflow parent run: {run_id}")
     elif args.command == "serve":
         config = ServeConfig(host=args.host, port=args.port, allow_remote=args.allow_remote,

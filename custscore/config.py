@@ -211,6 +211,20 @@ class ColumnMap:
                                  f"{names}, got {optional}")
 
 
+def _check_penalizers(config: Any) -> None:
+    """Check the penalties; a given ``penalizer`` sets both that were left at 0."""
+    for name in ("penalizer", "bgnbd_penalizer", "gg_penalizer"):
+        value = getattr(config, name)
+        if value is None and name == "penalizer":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise CustscoreError(f"{name}: must be a finite number >= 0, got {value!r}")
+    if config.penalizer is not None:
+        for name in ("bgnbd_penalizer", "gg_penalizer"):
+            if getattr(config, name) == 0:
+                object.__setattr__(config, name, float(config.penalizer))
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything ``custscore train`` needs besides the data.
@@ -227,7 +241,11 @@ class TrainConfig:
     time_unit: str = "D"
     discount_rate: float = 0.10
     holdout_end: Optional[pd.Timestamp] = None
-    penalizer: float = 0.0
+    #: L2 penalties of BG/NBD and of Gamma-Gamma (0 = plain maximum likelihood)
+    bgnbd_penalizer: float = 0.0
+    gg_penalizer: float = 0.0
+    #: shortcut setting both penalties (``--penalizer``); None = not given
+    penalizer: Optional[float] = None
     seed: int = 0
     #: churn probability calibration (:data:`CHURN_CALIBRATION_METHODS`); ``sigmoid-latest``
     #: measured best on CDNOW (README, "Churn model")
@@ -256,8 +274,7 @@ class TrainConfig:
                                  f"got {self.churn_calibration!r}")
         if self.churn_windows not in CHURN_WINDOWS:
             raise CustscoreError(f"churn_windows: must be one of {list(CHURN_WINDOWS)}, got {self.churn_windows!r}")
-        if not isinstance(self.penalizer, (int, float)) or self.penalizer < 0:
-            raise CustscoreError(f"penalizer: must be >= 0, got {self.penalizer!r}")
+        _check_penalizers(self)
 
     @property
     def reference_date(self) -> pd.Timestamp:
@@ -421,7 +438,9 @@ class BacktestConfig:
     step_days: Optional[int] = None
     time_unit: str = TrainConfig.time_unit
     discount_rate: float = TrainConfig.discount_rate
-    penalizer: float = TrainConfig.penalizer
+    bgnbd_penalizer: float = TrainConfig.bgnbd_penalizer
+    gg_penalizer: float = TrainConfig.gg_penalizer
+    penalizer: Optional[float] = TrainConfig.penalizer
     seed: int = TrainConfig.seed
     churn_calibration: str = TrainConfig.churn_calibration
     churn_windows: str = TrainConfig.churn_windows
@@ -455,5 +474,6 @@ class BacktestConfig:
     def train_config(self, origin: pd.Timestamp) -> TrainConfig:
         """The :class:`TrainConfig` of ``custscore train`` at one origin (no holdout)."""
         return TrainConfig(cutoff=origin, horizon_days=self.horizon_days, time_unit=self.time_unit,
-                           discount_rate=self.discount_rate, penalizer=self.penalizer, seed=self.seed,
+                           discount_rate=self.discount_rate, bgnbd_penalizer=self.bgnbd_penalizer,
+                           gg_penalizer=self.gg_penalizer, penalizer=self.penalizer, seed=self.seed,
                            churn_calibration=self.churn_calibration, churn_windows=self.churn_windows, experiment=self.experiment, tracking_uri=self.tracking_uri, columns=self.columns)

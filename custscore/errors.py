@@ -17,4 +17,10 @@ class FitError(CustscoreError):
 
 def warn(text: str) -> None:
     """Print ``warning: TEXT`` as one line on stderr."""
-    print("warning: " + " ".join(text.split()), file=sys.stderr)
+    print("warning: " + " ".join(str(text).split()), file=sys.stderr)
+
+
+def warn_all(texts) -> None:
+    """:func:`warn` each text of ``texts`` (e.g. a training result's warnings)."""
+    for text in texts:
+        warn(text)

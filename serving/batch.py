@@ -34,6 +34,8 @@ class ScoreRun:
     output: Path
     n_customers: int
     seconds: float
+    #: the model's training fit warnings (texts without the ``warning: `` prefix)
+    warnings: tuple[str, ...] = ()
 
     @property
     def rows_per_second(self) -> float:
@@ -83,7 +85,7 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
     scorer = with_segment_overrides(scorer, overrides)
     engine = open_engine(transactions_path, config.columns, config.engine)
     n_customers, _ = score_engine(scorer, engine, output_path, config, label, _Progress(), with_sidecar=True)
-    return ScoreRun(Path(output_path), n_customers, time.perf_counter() - start)
+    return ScoreRun(Path(output_path), n_customers, time.perf_counter() - start, tuple(scorer.fit_warnings))
 
 
 def check_score_paths(output_path: str | os.PathLike, transactions_path: str | os.PathLike,
@@ -125,7 +127,7 @@ def read_segment_overrides(config: ScoreConfig) -> dict:
 
 #: Sidecar entries that describe a run rather than set a segment rule.
 _SIDECAR_ONLY = ("n_customers", "as_of", "horizon_days", "discount_rate", "model_version", "churn_model",
-                 "optional_columns", "data_sha256")
+                 "optional_columns", "data_sha256", "has_amounts")
 
 
 def with_segment_overrides(scorer: CustomerScorer, overrides: dict) -> CustomerScorer:

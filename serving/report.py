@@ -277,14 +277,23 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any]) -> str:
         + [("threshold", k, v) for k, v in thresholds.items()] + [("rule", k, v) for k, v in config.items()],
         columns=["kind", "setting", "value"])
     title = f"Customer value report, as of {html.escape(str(settings.get('as_of', '')))}"
+    has_amounts = bool(settings.get("has_amounts", True))
+    units = (" (actions.csv). Value is in the log's amount units"
+             + (f" times a margin rate of {config['margin_rate']:g}" if config.get("margin_rate", 1) != 1 else "")
+             + ".</p>") if has_amounts else (
+        " (actions.csv). <b>Value not available: the transaction log has no amounts.</b> The value matrix, "
+        "the pyramid and value at risk rank by purchases instead: current value = purchases over the value "
+        "window, future value = expected purchases in the horizon (the clv column is empty); cut points "
+        "labelled clv are in expected purchases.</p>")
+    equity_part = ([_table(equity, "equity"), img["equity"]] if has_amounts else
+                   ["<p class='note'>Value not available: the log has no amounts, so there is no customer "
+                    "equity.</p>"])
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>",
         f"<style>{_CSS}</style></head><body><h1>{title}</h1>",
         f"<p class='note'>{len(scores):,} customers; model {html.escape(str(settings.get('model_version', '')))};"
         f" horizon {html.escape(str(settings.get('horizon_days', '')))} days; {len(actions):,} need action"
-        " (actions.csv). Value is in the log's amount units"
-        + (f" times a margin rate of {config['margin_rate']:g}" if config.get("margin_rate", 1) != 1 else "")
-        + ".</p>",
+        + units,
         "<h2>Value matrix</h2><p class='note'>Current value = spend over the last "
         f"{config.get('value_window_days', '?')} days; high above {thresholds.get('current_spend_high', 0):,.2f}. "
         f"Growth potential = clv; high above {thresholds.get('clv_high', 0):,.2f}. The 80/20 rule expects "
@@ -302,7 +311,7 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any]) -> str:
         "Suggested resource share = the tier's share of future value.</p>",
         _table(pyramid, "pyramid"), img["pyramid"],
         "<h2>Customer equity by segment</h2><p class='note'>Sum of clv by value class and lifecycle stage.</p>",
-        _table(equity, "equity"), img["equity"],
+        *equity_part,
         f"<h2>Top {TOP_AT_RISK} at-risk high-value customers</h2><p class='note'>Customers needing action in "
         "classes II/IV or the key/potential tiers, by value at risk = churn probability x future value.</p>",
         _table(at_risk[list(AT_RISK_COLUMNS)].head(TOP_AT_RISK), "at-risk"),

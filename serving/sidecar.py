@@ -65,6 +65,8 @@ def sidecar_record(scorer: CustomerScorer, scores: pd.DataFrame, n_customers: Op
         "model_version": str(first.get("model_version", scorer.model_version)),
         "churn_model": str(getattr(scorer, "churn_model", "classifier")),
         "optional_columns": {what: getattr(columns or ColumnMap(), what) for what in OPTIONAL_TX_COLUMNS},
+        # False: the model was trained without amounts; segments rank by purchases, value is NaN
+        "has_amounts": bool(scorer.has_amounts),
     }
     record.update(segment_settings(scorer.segment_config, scorer.segment_thresholds))
     if data_sha256 is not None:

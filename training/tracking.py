@@ -125,7 +125,7 @@ def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
     """The run's params: fitted parameters by their paper names plus the training config."""
     params: dict[str, object] = {}
     params.update(result.scorer.bgnbd.params_)
-    params.update(result.scorer.gamma_gamma.params_)
+    params.update(result.scorer.spend_params())
     params.update({k: v for k, v in config.as_params().items()
                    if k not in ("experiment", "tracking_uri", "register_as") and v is not None})
     params["n_customers"] = result.n_customers
@@ -137,6 +137,24 @@ def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
         params.update({f"segments_{k}": v for part in settings.values() for k, v in part.items()})
     params["custscore_version"] = custscore.__version__
     return params
+
+
+#: Separator of the texts in the ``fit_warnings`` tag.
+FIT_WARNINGS_SEPARATOR = " | "
+
+
+def fit_warnings_tag(warnings: list[str]) -> str:
+    """The ``fit_warnings`` tag value: the texts joined by " | ", or "none".
+
+    >>> fit_warnings_tag([]), fit_warnings_tag(["a", "b"])
+    ('none', 'a | b')
+    """
+    return FIT_WARNINGS_SEPARATOR.join(warnings) if warnings else "none"
+
+
+def log_fit_warnings(warnings: list[str]) -> None:
+    """Tag the active run with ``fit_warnings`` (MLflow tags hold up to 8,000 characters)."""
+    mlflow.set_tag("fit_warnings", fit_warnings_tag(warnings)[:8000])
 
 
 def prepare_experiment(config: TrainConfig) -> Optional[str]:
@@ -176,9 +194,9 @@ def _log_training(result: TrainResult, config: TrainConfig, input_example: pd.Da
     with mlflow.start_run(experiment_id=experiment_id) as run:
         run_id = run.info.run_id
         result.scorer.model_version = run_id
+        log_fit_warnings(result.warnings)
         mlflow.log_params(model_params(result, config))
-        mlflow.set_tags({"fit_warnings": " | ".join(result.warnings) or "none",
-                         "churn_model_reason": result.churn.selection.reason if result.churn else ""})
+        mlflow.set_tag("churn_model_reason", result.churn.selection.reason if result.churn else "")
         mlflow.log_metrics(_finite(result.metrics))
         if result.holdout is not None:
             for name, fig in result.holdout.figures.items():
