@@ -135,7 +135,8 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     churn = fit_churn(engine, config, first_day)
 
     scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn, time_unit=config.time_unit,
-                            horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff)
+                            horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff,
+                            amount_decimals=config.columns.amount_decimals)
     # Segment cut points: fixed numbers learned once from the calibration customers (segments.py).
     calibration_scores = scorer.score_customers(calibration, cutoff, with_segments=False)
     scorer.segment_thresholds = fit_thresholds(calibration_scores, scorer.segment_config)
