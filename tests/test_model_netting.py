@@ -30,6 +30,7 @@ from custscore.training.codec import decode, encode
 from custscore.training.tracking import use_tracking
 from custscore.training.train import train_file
 from conftest import run_cli
+from test_http import _assert_rows_equal  # HTTP rows vs a score frame, 1e-9
 
 AS_OF = "1997-09-30"
 NAME = "custscore-decimals6"
@@ -89,19 +90,6 @@ def _request(log_rows) -> dict:
     customers = [{"customer_id": c, "transactions": [{"date": d, "amount": a} for cc, d, a in log_rows if cc == c]}
                  for c in HTTP_CUSTOMERS]
     return {"as_of": AS_OF, "customers": customers}
-
-
-def _assert_rows_equal(rows: list[dict], want: pd.DataFrame) -> None:
-    assert [r["customer_id"] for r in rows] == list(want.index)
-    for row in rows:
-        for column, value in want.loc[row["customer_id"]].items():
-            got = row[column]
-            if isinstance(value, (float, np.floating)) and np.isnan(value):
-                assert got is None, column
-            elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
-                assert abs(got - float(value)) <= 1e-9 * max(1.0, abs(float(value))), (column, got, value)
-            else:
-                assert got == (value.item() if hasattr(value, "item") else value), column
 
 
 @pytest.mark.parametrize("fast_path", [True, False])

@@ -122,15 +122,20 @@ def test_score_spark_refuses_csv_output_in_one_line(trained, cdnow_sample_csv, t
                                  "writes Parquet; use a name ending in .parquet"]
 
 
-def test_bad_row_gives_the_pandas_engine_message(spark, tmp_path):
-    path = tmp_path / "bad.csv"
-    path.write_text("customer_id,date,amount\n1,2020-01-01,5\n2,2020-01-02,12 EUR\n3,2020-01-03,x\n")
+def _same_error_as_pandas(spark, path: Path) -> str:
+    """The Spark engine's error on ``path``, asserted equal to the pandas engine's."""
     with pytest.raises(CustscoreError) as expected:
         read_transactions(path)
     with pytest.raises(CustscoreError) as got:
         SparkEngine(path, spark=spark)
     assert str(got.value) == str(expected.value)
-    assert "row 2: column 'amount': amount is not a finite number: '12 EUR'" in str(got.value)
+    return str(got.value)
+
+
+def test_bad_row_gives_the_pandas_engine_message(spark, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("customer_id,date,amount\n1,2020-01-01,5\n2,2020-01-02,12 EUR\n3,2020-01-03,x\n")
+    assert "row 2: column 'amount': amount is not a finite number: '12 EUR'" in _same_error_as_pandas(spark, path)
 
 
 def test_only_the_spark_modules_import_pyspark():
@@ -289,9 +294,4 @@ def test_decimal_comma_csv_reads_with_the_options_and_names_them_without(spark, 
     finally:
         engine.close()
     assert got["amount"].tolist() == [30.0, 10.5, 3.0]  # hand sums: 29.33 + 0.67 on 2020-01-01
-    with pytest.raises(CustscoreError) as expected:
-        read_transactions(path)
-    with pytest.raises(CustscoreError) as without:
-        SparkEngine(path, spark=spark)
-    assert str(without.value) == str(expected.value)
-    assert "looks like a decimal comma: pass --decimal ','" in str(without.value)
+    assert "looks like a decimal comma: pass --decimal ','" in _same_error_as_pandas(spark, path)
