@@ -25,7 +25,8 @@ def _default(cls, name: str):
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
-def _add_columns(parser: argparse.ArgumentParser) -> None:
+def _add_columns(parser: argparse.ArgumentParser, scoring: bool = False) -> None:
+    """Options of the log's columns; ``scoring``: ``--amount-decimals`` defaults to the model's."""
     g = parser.add_argument_group("transaction-log columns")
     g.add_argument("--customer-col", default=_default(ColumnMap, "customer"), help="customer id column (read as text)")
     g.add_argument("--date-col", default=_default(ColumnMap, "date"), help="purchase date or date-time column")
@@ -39,9 +40,11 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
                    help="CSV field separator, e.g. ';' (default: comma, or ; or tab when the header holds one)")
     g.add_argument("--decimal", default=_default(ColumnMap, "decimal"),
                    help="decimal mark of CSV amounts: . or , (default %(default)s)")
-    g.add_argument("--amount-decimals", type=int, default=_default(ColumnMap, "amount_decimals"),
+    decimals_default = "the model's, as in training" if scoring else "%(default)s"
+    g.add_argument("--amount-decimals", type=int,
+                   default=_default(ScoreConfig if scoring else ColumnMap, "amount_decimals"),
                    help="decimals kept when a day's rows are netted: amounts count as whole units of "
-                        "10**-D, summed exactly (default %(default)s)")
+                        f"10**-D, summed exactly (default: {decimals_default})")
     g.add_argument("--discount-col", default=_default(ColumnMap, "discount"),
                    help="optional: discount amount or 0/1 flag per row (> 0 = bought on discount)")
     g.add_argument("--arrears-col", default=_default(ColumnMap, "arrears"),
@@ -50,9 +53,10 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
 
 def _columns(args: argparse.Namespace) -> ColumnMap:
     amount = None if args.amount_col.lower() == "none" else args.amount_col
+    decimals = {} if args.amount_decimals is None else {"amount_decimals": args.amount_decimals}
     return ColumnMap(customer=args.customer_col, date=args.date_col, amount=amount,
                      date_format=args.date_format, encoding=args.encoding,
-                     discount=args.discount_col, arrears=args.arrears_col, amount_decimals=args.amount_decimals,
+                     discount=args.discount_col, arrears=args.arrears_col, **decimals,
                      csv_sep=_separator(args.csv_sep), decimal=args.decimal)
 
 
@@ -131,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--segments", default=_default(ScoreConfig, "segments_file"),
                        help="JSON of segment settings replacing the model's (e.g. an earlier "
                             "scores.csv.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
-    _add_columns(score)
+    _add_columns(score, scoring=True)
     _add_engine(score, ScoreConfig)
     _add_tracking(score)
 
@@ -211,12 +215,15 @@ def run(args: argparse.Namespace) -> None:
         warn_all(result.warnings)
     elif args.command == "score":
         config = ScoreConfig(as_of=args.as_of, horizon_days=args.horizon_days, columns=_columns(args),
-                             engine=args.engine, margin_rate=args.margin, segments_file=args.segments)
+                             engine=args.engine, margin_rate=args.margin, segments_file=args.segments,
+                             amount_decimals=args.amount_decimals)
         from custscore.serving.batch import score_file
         from custscore.training.tracking import use_tracking
 
         use_tracking(args.tracking_uri)
         scores = score_file(args.model, args.transactions, args.output, config)
+        for text in scores.warnings:
+            print(f"warning: {text}", file=sys.stderr)
         print(f"scored {len(scores)} customers as of {config.as_of.date()} -> {args.output} "
               f"({scores.rows_per_second:,.0f} rows/s, {scores.seconds:.1f} s)")
         warn_all(scores.warnings)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import codecs
 import ipaddress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
 import pandas as pd
@@ -302,6 +302,8 @@ class ScoreConfig:
     ``engine`` is the feature engine (one of :data:`ENGINES`). ``margin_rate`` (share of
     revenue that is contribution) and ``segments_file`` (JSON of segment settings, e.g. an
     earlier run's sidecar) replace the model's segment settings; ``None`` keeps them.
+    ``amount_decimals`` of ``None`` nets days at the model's training precision
+    (``CustomerScorer.amount_decimals``); a number replaces ``columns.amount_decimals``.
     """
 
     as_of: pd.Timestamp
@@ -310,9 +312,12 @@ class ScoreConfig:
     engine: str = "auto"
     margin_rate: Optional[float] = None
     segments_file: Optional[str] = None
+    amount_decimals: Optional[int] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "as_of", parse_date(self.as_of, "as_of"))
+        if self.amount_decimals is not None:  # checked by ColumnMap
+            object.__setattr__(self, "columns", replace(self.columns, amount_decimals=self.amount_decimals))
         _check_engine(self.engine)
         if self.horizon_days is not None:
             _check_horizon(self.horizon_days)

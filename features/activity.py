@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from custscore.config import NS_PER_DAY, parse_date
+from custscore.config import parse_date
 from custscore.errors import CustscoreError
+from custscore.features.days import day_number_of, day_numbers
 from custscore.features.rfm import _checked_purchases, _customer_runs
 
 
@@ -64,7 +65,7 @@ def activity_features(
 
     # days before as_of, >= 0, from whole day numbers: no timedelta64[ns], so any span of
     # datetime64[ns] dates (up to 584 years) works
-    age = as_of.value // NS_PER_DAY - frame["date"].to_numpy(dtype="datetime64[ns]").view("int64") // NS_PER_DAY
+    age = day_number_of(as_of) - day_numbers(frame["date"].to_numpy(dtype="datetime64[ns]"))
     amount = frame["amount"].to_numpy(dtype="float64")
     count = np.bincount(codes, minlength=n_customers)
 

@@ -12,7 +12,7 @@ from typing import Optional, TextIO
 
 import pandas as pd
 
-from custscore.config import ScoreConfig
+from custscore.config import ColumnMap, ScoreConfig
 from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
 from custscore.features.engines import iter_customer_features, open_engine
@@ -34,7 +34,8 @@ class ScoreRun:
     output: Path
     n_customers: int
     seconds: float
-    #: the model's training fit warnings (texts without the ``warning: `` prefix)
+    #: texts of the ``warning:`` lines the CLI prints (without the prefix): the model's fit
+    #: warnings, then those of this run
     warnings: tuple[str, ...] = ()
 
     @property
@@ -83,9 +84,11 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
     overrides = read_segment_overrides(config)
     scorer, label = load_scorer_from_uri(model_uri)
     scorer = with_segment_overrides(scorer, overrides)
-    engine = open_engine(transactions_path, config.columns, config.engine)
+    columns, warnings = netting_columns(scorer, config)
+    config = dataclasses.replace(config, columns=columns)
+    engine = open_engine(transactions_path, columns, config.engine)
     n_customers, _ = score_engine(scorer, engine, output_path, config, label, _Progress(), with_sidecar=True)
-    return ScoreRun(Path(output_path), n_customers, time.perf_counter() - start, tuple(scorer.fit_warnings))
+    return ScoreRun(Path(output_path), n_customers, time.perf_counter() - start, tuple(scorer.fit_warnings) + warnings)
 
 
 def check_score_paths(output_path: str | os.PathLike, transactions_path: str | os.PathLike,
@@ -99,6 +102,23 @@ def check_score_paths(output_path: str | os.PathLike, transactions_path: str | o
     check_not_inputs({"--output": target}, {"--transactions": transactions_path, "--segments": config.segments_file})
     check_not_inputs({"--output sidecar": sidecar}, {"--transactions": transactions_path})
     return target
+
+
+def netting_columns(scorer: CustomerScorer, config: ScoreConfig) -> tuple[ColumnMap, tuple[str, ...]]:
+    """The columns to read the log with, netting days at the model's precision unless told otherwise.
+
+    ``config.amount_decimals`` of None takes ``scorer.amount_decimals`` (the training
+    log's); an explicit different value is used and reported in the returned warnings.
+    """
+    trained = scorer.amount_decimals
+    if config.amount_decimals is None:
+        return dataclasses.replace(config.columns, amount_decimals=trained), ()
+    if config.amount_decimals == trained:
+        return config.columns, ()
+    return config.columns, (f"--amount-decimals {config.amount_decimals} differs from the model's {trained}: "
+                            f"days net in units of 10**-{config.amount_decimals}, not as in training, so day "
+                            "amounts (spend, zero-spend and return-only days) can differ from what the model "
+                            "learned; omit --amount-decimals to use the model's",)
 
 
 def read_segment_overrides(config: ScoreConfig) -> dict:

@@ -59,7 +59,8 @@ def score_requests(scorer: CustomerScorer, requests: Sequence[ScoreRequest], con
     version_label)`` of each request's transactions.
     """
     ids, codes, days, amounts = request_arrays(requests)
-    features = small_customer_features(merge_days(codes, days, amounts), config.as_of, scorer.time_unit)
+    purchases = merge_days(codes, days, amounts, scorer.amount_decimals)  # netted as in training
+    features = small_customer_features(purchases, config.as_of, scorer.time_unit)
     columns = score_small_columns(scorer, np.asarray(ids, dtype=object)[features.customers], features.columns,
                                   config.as_of, config.horizon_days, version_label)
     first_codes = np.cumsum([0] + [len(r.customers) for r in requests])

@@ -23,7 +23,8 @@ import pandas as pd
 from custscore.config import ScoreConfig
 from custscore.errors import CustscoreError
 from custscore.features.spark_engine import SparkEngine, _indexed
-from custscore.serving.batch import ScoreRun, load_scorer_from_uri, read_segment_overrides, with_segment_overrides
+from custscore.serving.batch import (ScoreRun, load_scorer_from_uri, netting_columns, read_segment_overrides,
+                                     with_segment_overrides)
 from custscore.serving.output import check_output_path
 from custscore.serving.sidecar import write_sidecar
 from custscore.training.scorer import CustomerScorer
@@ -89,12 +90,13 @@ def score_file_spark(model_uri: str, transactions_path: str | os.PathLike, outpu
     overrides = read_segment_overrides(config)  # --segments / --margin, as on the other engines
     scorer, label = load_scorer_from_uri(model_uri)
     scorer = with_segment_overrides(scorer, overrides)
-    engine = SparkEngine(transactions_path, config.columns)
+    columns, warnings = netting_columns(scorer, config)
+    engine = SparkEngine(transactions_path, columns)
     try:
         n_rows, _ = score_engine_spark(scorer, engine, output_path, config, label, with_sidecar=True)
     finally:
         engine.close()
-    return ScoreRun(Path(output_path), n_rows, time.perf_counter() - start)
+    return ScoreRun(Path(output_path), n_rows, time.perf_counter() - start, tuple(scorer.fit_warnings) + warnings)
 
 
 def _check_parquet(output_path: str | os.PathLike) -> Path:

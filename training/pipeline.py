@@ -226,7 +226,7 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn.shipped, time_unit=config.time_unit,
                             horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff,
                             churn_model=churn.selection.model, has_amounts=gamma_gamma is not None,
-                            fit_warnings=tuple(warnings))
+                            fit_warnings=tuple(warnings), amount_decimals=config.columns.amount_decimals)
     # Segment cut points: fixed numbers learned once from the calibration customers (segments.py).
     calibration_scores = scorer.score_customers(calibration, cutoff, with_segments=False)
     scorer.segment_thresholds = fit_thresholds(scorer.segment_inputs(calibration_scores, calibration),

@@ -12,7 +12,7 @@ from typing import Optional, Union
 import numpy as np
 import pandas as pd
 
-from custscore.config import DAYS_PER_UNIT, parse_date
+from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.customers import customer_features
 from custscore.features.periods import merge_periods
@@ -85,6 +85,9 @@ class CustomerScorer:
     churn_model: str = "classifier"
     has_amounts: bool = True
     fit_warnings: tuple[str, ...] = ()
+    #: the training log's day-netting precision (ColumnMap.amount_decimals): every scoring
+    #: path nets a day as training did
+    amount_decimals: int = ColumnMap.amount_decimals
 
     def score(self, transactions: pd.DataFrame, as_of=None, horizon_days: Optional[int] = None) -> pd.DataFrame:
         """Score normalised transactions (``customer_id``, ``ts``, ``amount``) at ``as_of``.
@@ -101,8 +104,8 @@ class CustomerScorer:
         if len(kept) == 0:
             first = transactions["ts"].min().date()
             raise CustscoreError(f"as_of {as_of.date()} is before the first transaction ({first}): nothing to score")
-        return self.score_customers(customer_features(merge_periods(kept), as_of, self.time_unit), as_of,
-                                    horizon_days)
+        purchases = merge_periods(kept, amount_decimals=self.amount_decimals)
+        return self.score_customers(customer_features(purchases, as_of, self.time_unit), as_of, horizon_days)
 
     def score_customers(self, customers: pd.DataFrame, as_of: pd.Timestamp,
                         horizon_days: Optional[int] = None, with_segments: bool = True) -> pd.DataFrame:

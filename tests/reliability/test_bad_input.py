@@ -69,6 +69,12 @@ CASES = {
     "amount too large to net exactly": (HEADER + "1,2020-01-01,1e12\n", [],
                                         "row 1: column 'amount': amount 1000000000000.0 is too large for "
                                         "--amount-decimals 4"),
+    "struct or list customer id": ("struct-parquet", [], "row 1: column 'customer_id': customer id must be text or "
+                                                         "a whole number, not a struct or list"),
+    "truncated Parquet": ("truncated-parquet", [], "cannot read file (ArrowInvalid"),
+    "amounts whose sum could overflow": (HEADER + "".join(f"{i % 20},2020-01-{1 + i % 28:02d},9e11\n"
+                                                          for i in range(600)), [],
+                                         "the amounts add up to more than 2**62 units of 10**-4"),
 }
 
 
@@ -84,6 +90,17 @@ def _write(tmp_path, name: str, content):
 
         path = tmp_path / "log.csv.gz"
         path.write_bytes(gzip.compress((HEADER + GOOD_ROWS * 200).encode())[:40])
+        return path
+    if content == "struct-parquet":  # ids as {"a": 1}: refused, not turned into text
+        path = tmp_path / "log.parquet"
+        pd.DataFrame({"customer_id": [{"a": 1}, {"a": 2}], "date": pd.to_datetime(["2020-01-01", "2020-01-02"]),
+                      "amount": [1.0, 2.0]}).to_parquet(path)
+        return path
+    if content == "truncated-parquet":  # the first half of a valid file
+        path = tmp_path / "log.parquet"
+        pd.DataFrame({"customer_id": [f"{i % 30:05d}" for i in range(3000)], "amount": 10.0,
+                      "date": pd.date_range("2020-01-01", periods=3000, freq="h")}).to_parquet(path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
         return path
     if content == "parquet":
         path = tmp_path / "log.parquet"
