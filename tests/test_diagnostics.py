@@ -228,10 +228,41 @@ def test_log_without_amounts_trains_scores_and_reports_through_the_cli(tmp_path:
     scored = run_cli("score", "--model", f"runs:/{run_id}/model", "--transactions", str(path), "--as-of",
                      "2021-03-31", "--output", str(scores_path), "--amount-col", "none", "--tracking-uri", uri)
     assert scored.returncode == 0, scored.stderr
-    scores = pd.read_csv(scores_path)
+    scores = pd.read_csv(scores_path, dtype={"customer_id": str})
     for column in ("monetary_value", "expected_avg_spend", "clv"):
         assert scores[column].isna().all(), column
     assert scores["churn_probability"].between(0, 1).all() and scores["value_class"].notna().all()
     reported = run_cli("report", "--scores", str(scores_path), "--output", str(tmp_path / "report.html"))
     assert reported.returncode == 0, reported.stderr
     assert "Value not available" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    # HTTP: the same model over the API takes transactions without amounts and gives the batch scores
+    import mlflow
+    from fastapi.testclient import TestClient
+
+    from custscore.config import ServeConfig
+    from custscore.serving.http import create_app
+    from custscore.serving.model_holder import load_model
+
+    mlflow.set_tracking_uri(uri)
+    model_uri = f"runs:/{run_id}/model"
+    loaded = load_model(model_uri)  # the checked loader, as `custscore serve` loads it
+    ids = sorted(log["customer_id"].astype(str).unique())[:5]
+    customers = [{"customer_id": cid, "transactions": [{"date": d} for d in sorted(
+        log.loc[(log["customer_id"].astype(str) == cid) & (log["date"] <= "2021-03-31"), "date"].astype(str))]}
+        for cid in ids]
+    customers = [c for c in customers if c["transactions"]]
+    expected = scores.assign(customer_id=scores["customer_id"].astype(str)).set_index("customer_id")
+    for fast_path_max_customers in (256, 0):  # the numpy fast path and the pandas path
+        with TestClient(create_app(model_uri, ServeConfig(fast_path_max_customers=fast_path_max_customers),
+                                   model=loaded)) as client:
+            answer = client.post("/score", json={"as_of": "2021-03-31", "customers": customers})
+            described = client.get("/version").json()
+        assert answer.status_code == 200, answer.text
+        assert described["has_amounts"] is False, described
+        assert answer.status_code == 200, answer.text
+        for row in answer.json()["scores"]:
+            want = expected.loc[row["customer_id"]]
+            assert row["clv"] is None and row["monetary_value"] is None
+            assert row["frequency"] == want["frequency"]
+            assert row["churn_probability"] == pytest.approx(want["churn_probability"], rel=1e-9)
+            assert row["expected_purchases"] == pytest.approx(want["expected_purchases"], rel=1e-9)
