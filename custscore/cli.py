@@ -222,8 +222,6 @@ def run(args: argparse.Namespace) -> None:
 
         use_tracking(args.tracking_uri)
         scores = score_file(args.model, args.transactions, args.output, config)
-        for text in scores.warnings:
-            print(f"warning: {text}", file=sys.stderr)
         print(f"scored {len(scores)} customers as of {config.as_of.date()} -> {args.output} "
               f"({scores.rows_per_second:,.0f} rows/s, {scores.seconds:.1f} s)")
         warn_all(scores.warnings)
