@@ -1,19 +1,22 @@
 """The ``custscore`` command: parses arguments and calls the library; holds no logic.
 
 User errors (:class:`~custscore.errors.CustscoreError`) become one line on stderr and
-exit status 2.
+exit status 2. SIGTERM is turned into an exception (:class:`Terminated`) so the clean-ups
+of half-written outputs run; the command then exits 143 (128 + 15), Ctrl-C 130.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import os
+import signal
 import sys
+import threading
 from typing import Optional, Sequence
 
-from custscore.config import (CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, ENGINES, BacktestConfig, ColumnMap,
-                              ScoreConfig, ServeConfig, TrainConfig)
-from custscore.errors import CustscoreError
+from custscore.config import (ADMIN_TOKEN_ENV, CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, ENGINES, BacktestConfig,
+                              ColumnMap, ScoreConfig, ServeConfig, TrainConfig)
+from custscore.errors import CustscoreError, warn_all
 
 
 def _default(cls, name: str):
@@ -83,6 +86,15 @@ def _add_churn(parser: argparse.ArgumentParser, cls) -> None:
                              "(default %(default)s)")
 
 
+def _add_penalizers(parser: argparse.ArgumentParser, cls) -> None:
+    parser.add_argument("--bgnbd-penalizer", type=float, default=_default(cls, "bgnbd_penalizer"),
+                        help="L2 penalty on the BG/NBD parameters (default %(default)s)")
+    parser.add_argument("--gg-penalizer", type=float, default=_default(cls, "gg_penalizer"),
+                        help="L2 penalty on the Gamma-Gamma parameters (default %(default)s)")
+    parser.add_argument("--penalizer", type=float, default=_default(cls, "penalizer"),
+                        help="shortcut: the same L2 penalty on both models (a model's own option wins)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="custscore", description="Customer churn and lifetime-value scoring.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,8 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="yearly discount rate for CLV (default %(default)s)")
     train.add_argument("--holdout-end", default=None,
                        help="last day of the evaluation holdout (default: last day in the log)")
-    train.add_argument("--penalizer", type=float, default=_default(TrainConfig, "penalizer"),
-                       help="L2 penalty on BG/NBD and Gamma-Gamma parameters (default %(default)s)")
+    _add_penalizers(train, TrainConfig)
     train.add_argument("--seed", type=int, default=_default(TrainConfig, "seed"))
     train.add_argument("--experiment", default=_default(TrainConfig, "experiment"), help="MLflow experiment name")
     train.add_argument("--register-as", default=None, help="register the model under this name, alias 'champion'")
@@ -119,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: the model's, 1 = revenue)")
     score.add_argument("--segments", default=_default(ScoreConfig, "segments_file"),
                        help="JSON of segment settings replacing the model's (e.g. an earlier "
-                            "scores.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
+                            "scores.csv.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
     _add_columns(score)
     _add_engine(score, ScoreConfig)
     _add_tracking(score)
@@ -136,8 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="unit of the BG/NBD parameters: days or weeks (default %(default)s)")
     back.add_argument("--discount-rate", type=float, default=_default(BacktestConfig, "discount_rate"),
                       help="yearly discount rate for CLV (default %(default)s)")
-    back.add_argument("--penalizer", type=float, default=_default(BacktestConfig, "penalizer"),
-                      help="L2 penalty on BG/NBD and Gamma-Gamma parameters (default %(default)s)")
+    _add_penalizers(back, BacktestConfig)
     back.add_argument("--seed", type=int, default=_default(BacktestConfig, "seed"))
     _add_churn(back, BacktestConfig)
     back.add_argument("--n-bootstrap", type=int, default=_default(BacktestConfig, "n_bootstrap"),
@@ -153,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=_default(ServeConfig, "host"),
                        help="address to bind (default %(default)s: this machine only)")
     serve.add_argument("--port", type=int, default=_default(ServeConfig, "port"), help="TCP port (default %(default)s)")
+    serve.add_argument("--allow-remote", action="store_true",
+                       help="allow a --host other machines reach (e.g. 0.0.0.0); put TLS and authentication in front")
+    serve.add_argument("--admin-token", default=os.environ.get(ADMIN_TOKEN_ENV, _default(ServeConfig, "admin_token")),
+                       help=f"enable POST /admin/reload for clients sending 'Authorization: Bearer TOKEN' "
+                            f"(default: ${ADMIN_TOKEN_ENV}, which keeps the token out of the process list; "
+                            f"without a token the route is absent and only SIGHUP reloads)")
     _add_tracking(serve)
 
     rfm = sub.add_parser("rfm", help="BTYD summary (frequency, recency, T, monetary value) of every customer")
@@ -166,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="HTML report (value matrix, pyramid, alerts) and actions.csv from scores")
     report.add_argument("--scores", required=True,
-                        help="scores file from `custscore score` (its .segments.json sidecar beside it)")
+                        help="scores file from `custscore score` (its sidecar NAME.segments.json beside it)")
     report.add_argument("--output", required=True, help="report file (.html), self-contained, written atomically")
     report.add_argument("--actions", default=None,
                         help="customers needing action, by value at risk (default: actions.csv beside --output)")
@@ -178,15 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_warnings(texts) -> None:
-    for text in texts:
-        print(f"warning: {text}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> None:
     if args.command == "train":
         config = TrainConfig(cutoff=args.cutoff, horizon_days=args.horizon_days, time_unit=args.time_unit,
                              discount_rate=args.discount_rate, holdout_end=args.holdout_end,
+                             bgnbd_penalizer=args.bgnbd_penalizer, gg_penalizer=args.gg_penalizer,
                              penalizer=args.penalizer, seed=args.seed, churn_calibration=args.churn_calibration,
                              churn_windows=args.churn_windows, experiment=args.experiment,
                              tracking_uri=args.tracking_uri, register_as=args.register_as,
@@ -195,8 +207,8 @@ def run(args: argparse.Namespace) -> None:
         from custscore.training.summary import format_training_summary
 
         result, logged = train_file(args.transactions, config)
-        _print_warnings(result.warnings)
         print(format_training_summary(result, logged))
+        warn_all(result.warnings)
     elif args.command == "score":
         config = ScoreConfig(as_of=args.as_of, horizon_days=args.horizon_days, columns=_columns(args),
                              engine=args.engine, margin_rate=args.margin, segments_file=args.segments)
@@ -207,22 +219,25 @@ def run(args: argparse.Namespace) -> None:
         scores = score_file(args.model, args.transactions, args.output, config)
         print(f"scored {len(scores)} customers as of {config.as_of.date()} -> {args.output} "
               f"({scores.rows_per_second:,.0f} rows/s, {scores.seconds:.1f} s)")
+        warn_all(scores.warnings)
     elif args.command == "backtest":
         config = BacktestConfig(cutoffs=args.cutoffs or (), n_origins=args.origins, step_days=args.step_days,
                                 horizon_days=args.horizon_days, time_unit=args.time_unit,
-                                discount_rate=args.discount_rate, penalizer=args.penalizer, seed=args.seed,
+                                discount_rate=args.discount_rate, bgnbd_penalizer=args.bgnbd_penalizer,
+                                gg_penalizer=args.gg_penalizer, penalizer=args.penalizer, seed=args.seed,
                                 churn_calibration=args.churn_calibration, churn_windows=args.churn_windows,
                                 n_bootstrap=args.n_bootstrap, output_dir=args.output_dir,
                                 experiment=args.experiment, tracking_uri=args.tracking_uri, columns=_columns(args))
-        from custscore.training.backtest import format_comparison
+        from custscore.training.backtest import backtest_warnings, format_comparison
         from custscore.training.backtest_report import backtest_file
 
         result, run_id = backtest_file(args.transactions, config)
-        _print_warnings([f"origin {r.origin.date()}: {text}" for r in result.origins for text in r.train.warnings])
         print(format_comparison(result))
+        warn_all(backtest_warnings(result))
         print(f"tables and plots: {config.output_dir}/  MLflow parent run: {run_id}")
     elif args.command == "serve":
-        config = ServeConfig(host=args.host, port=args.port)
+        config = ServeConfig(host=args.host, port=args.port, allow_remote=args.allow_remote,
+                             admin_token=args.admin_token or None)
         from custscore.serving.http import run_server
         from custscore.training.tracking import use_tracking
 
@@ -234,7 +249,7 @@ def run(args: argparse.Namespace) -> None:
         from custscore.features.engines import open_engine, rfm_table
         from custscore.serving.output import check_output_path, write_table_atomic
 
-        check_output_path(args.output)
+        check_output_path(args.output, inputs={"--transactions": args.transactions})
         start = time.perf_counter()
         summary = rfm_table(open_engine(args.transactions, _columns(args), args.engine), args.as_of, args.time_unit)
         write_table_atomic(summary.reset_index(), args.output)
@@ -250,21 +265,37 @@ def run(args: argparse.Namespace) -> None:
         run_quickstart(args.workdir, tracking_uri=args.tracking_uri)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so temporary files are removed."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     # The CLI prints its own summary; MLflow's INFO chatter would bury it (warnings still
     # show; set MLFLOW_LOGGING_LEVEL=INFO to see it). Read by MLflow when it is imported.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         run(args)
     except CustscoreError as exc:
         message = " ".join(str(exc).split())
         print(f"custscore {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("custscore: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("custscore: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -5,7 +5,6 @@ MLflow writes to a SQLite file in the work folder.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -13,6 +12,7 @@ from custscore.config import ScoreConfig, TrainConfig
 from custscore.features.cdnow import load_cdnow_sample
 from custscore.serving.batch import score_file
 from custscore.serving.output import write_table_atomic
+from custscore.errors import warn_all
 from custscore.training.summary import CDNOW_PUBLISHED, format_training_summary
 from custscore.training.train import train_file
 
@@ -31,9 +31,8 @@ def run_quickstart(workdir: str = "custscore-quickstart", tracking_uri: Optional
     print(f"training on {log_path} (CDNOW sample), calibration to {config.cutoff.date()}, "
           f"holdout to {config.holdout_end.date()}, weeks")
     result, logged = train_file(log_path, config)
-    for text in result.warnings:
-        print(f"warning: {text}", file=sys.stderr)
     print(format_training_summary(result, logged, published=CDNOW_PUBLISHED))
+    warn_all(result.warnings)
     scores_path = folder / "scores.csv"
     scores = score_file(logged.serving_uri, log_path, scores_path, ScoreConfig(as_of=config.cutoff))
     print(f"\nscored {len(scores)} customers with {logged.serving_uri} as of {config.cutoff.date()}")

@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from custscore.config import ColumnMap, parse_date
+from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.io import (_TS_MAX, _TS_MIN, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,

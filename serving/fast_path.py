@@ -41,7 +41,7 @@ def request_arrays(requests: Sequence[ScoreRequest]) -> tuple[list[str], np.ndar
         for customer in sorted(request.customers, key=lambda c: c.customer_id):
             code = len(ids)
             ids.append(customer.customer_id)
-            for when, amount in sorted((tx.date, tx.amount) for tx in customer.transactions):
+            for when, amount in sorted((tx.date, tx.spend) for tx in customer.transactions):
                 codes.append(code)
                 days.append(when.toordinal() - EPOCH_ORDINAL)
                 amounts.append(amount)

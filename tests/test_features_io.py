@@ -329,8 +329,8 @@ def test_bad_options_and_a_292_year_span_are_one_line_errors(tmp_path):
     from custscore.config import parse_date
     from custscore.features.engines import open_engine
 
-    assert "outside the supported range 1677-09-22 to 2262-04-11" in _error(parse_date, "2262-04-12", "as_of")
+    assert "outside the supported range 1677-09-22 to 2262-04-10" in _error(parse_date, "2262-04-12", "as_of")
     path = tmp_path / "span.csv"
-    path.write_text("customer_id,date,amount\n1,1677-09-22,1\n2,2262-04-10,1\n")
-    features = open_engine(path, ColumnMap(), "pandas").customer_features(pd.Timestamp("2262-04-11"), "D")
-    assert features.loc["1", "tenure_days"] == (pd.Timestamp("2262-04-11") - pd.Timestamp("1677-09-22")).days == 213_502
+    path.write_text("customer_id,date,amount\n1,1677-09-22,1\n2,2262-04-09,1\n")
+    features = open_engine(path, ColumnMap(), "pandas").customer_features(pd.Timestamp("2262-04-10"), "D")
+    assert features.loc["1", "tenure_days"] == (pd.Timestamp("2262-04-10") - pd.Timestamp("1677-09-22")).days == 213_501

@@ -211,6 +211,11 @@ def run_backtest(engine: FeatureEngine, config: BacktestConfig) -> BacktestResul
                           figures=pooled_figures)
 
 
+def backtest_warnings(result: BacktestResult) -> list[str]:
+    """Every origin's fit warnings, each prefixed with its origin date."""
+    return [f"origin {r.origin.date()}: {text}" for r in result.origins for text in r.train.warnings]
+
+
 def _candidate_columns(rows: pd.DataFrame) -> list[str]:
     """Score columns; the classifier's only when every origin could fit it (pooled rows)."""
     return [c for c in rows.columns if (c in (MODEL, CLASSIFIER_SCORE) or c.startswith("baseline_"))

@@ -20,6 +20,7 @@ from scipy.special import digamma, gammaln, hyp2f1, polygamma
 
 from custscore.errors import CustscoreError, FitError
 from custscore.threads import for_each_block, map_in_threads
+from custscore.training.diagnostics import NBD_LIMIT_MEAN_DROPOUT, fit_diagnostics, fmt, generic_warnings
 from custscore.training.fitting import (
     ESTIMATOR_CONSTRAINTS,
     FitSettings,
@@ -33,12 +34,17 @@ from custscore.training.fitting import (
     systematic_sample,
     total_weight,
     unique_inverse,
-    unique_inverse_of_codes,
     unique_rows,
     value_index,
 )
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
+#: The process each parameter describes, for fit warnings.
+PROCESSES = {"r": "purchase rate", "alpha": "purchase rate", "a": "dropout", "b": "dropout"}
+#: What a generic identification problem means for the scores.
+_CONSEQUENCE = "P(alive), expected purchases and CLV are uncertain; compare them with days since last purchase"
+#: Advice of a fit that does not converge: the option that penalises BG/NBD alone.
+FIT_ADVICE = "try --bgnbd-penalizer 0.001 or more data"
 #: Fewer customers than this cannot identify four parameters: refuse rather than guess.
 MIN_CUSTOMERS = 10
 #: From this many customers, conditional expectations are computed on distinct (x, T) pairs.
@@ -243,7 +249,10 @@ class BetaGeoModel:
     ``log_likelihood_`` (unpenalised, summed over customers, in the caller's unit),
     ``variance_matrix_`` (DataFrame, inverse Hessian of the unpenalised negative
     log-likelihood in natural parameters, or ``None`` if that Hessian is not positive
-    definite), ``n_customers_`` (sum of weights).
+    definite), ``n_customers_`` (sum of weights), ``diagnostics_`` (dict of plain data:
+    parameters on the optimiser's box, condition number of the information, standard
+    errors, mean dropout ``a/(a+b)``, lowest P(alive) of a repeat customer) and
+    ``warnings_`` (tuple of texts, one per problem: see :meth:`_warnings`).
 
     >>> import numpy as np
     >>> m = BetaGeoModel()
@@ -282,17 +291,42 @@ class BetaGeoModel:
         likelihood = BetaGeoLikelihood(x, t_x, t_cal, w)
         # Internal time unit: the largest T becomes 1 (start at all-ones, unit-free penalty).
         scales = np.array([1.0, float(t_cal.max()), 1.0, 1.0])
-        settings = FitSettings(penalizer=float(self.penalizer), n_starts=self.n_starts, seed=self.seed)
+        settings = FitSettings(penalizer=float(self.penalizer), n_starts=self.n_starts, seed=self.seed,
+                               advice=FIT_ADVICE)
         params = fit_log_params(likelihood, PARAM_NAMES, scales, settings, "BG/NBD")
 
         self.params_ = {name: float(v) for name, v in zip(PARAM_NAMES, params)}
         self.log_likelihood_ = likelihood.value_and_gradient(params)[0]
-        inv = inverse_or_none(-likelihood.hessian(params))
+        hessian = likelihood.hessian(params)
+        inv = inverse_or_none(-hessian)
         self.variance_matrix_ = (
             None if inv is None else pd.DataFrame(inv, index=list(PARAM_NAMES), columns=list(PARAM_NAMES))
         )
         self.n_customers_ = total_weight(w)
+        self.diagnostics_ = fit_diagnostics(PARAM_NAMES, params, scales, hessian, likelihood.total_weight, inv)
+        a, b = self.params_["a"], self.params_["b"]
+        self.diagnostics_["mean_dropout"] = a / (a + b)
+        repeat = x > 0
+        self.diagnostics_["min_p_alive_repeat"] = float(np.min(self.p_alive(x[repeat], t_x[repeat], t_cal[repeat])))
+        self.warnings_ = tuple(self._warnings())
         return self
+
+    def _warnings(self) -> list[str]:
+        """One text per identification problem of the fit (plain, no ``warning:`` prefix).
+
+        The negative-binomial limit (FHL 2005, section 3): ``a/(a+b) <`` NBD_LIMIT_MEAN_DROPOUT,
+        the dropout process is not identified and P(alive) is ~1 for everyone; it explains
+        ``a``/``b`` on the box and a singular information matrix, so it is the only text then.
+        Otherwise: parameters on the box, or a near-singular information matrix.
+        """
+        d, p = self.diagnostics_, self.params_
+        if d["mean_dropout"] < NBD_LIMIT_MEAN_DROPOUT:
+            nbd = [(f"BG/NBD: dropout not identified (a={fmt(p['a'])}, b={fmt(p['b'])}, the negative-binomial "
+                    f"limit, mean dropout per purchase {fmt(d['mean_dropout'])}): P(alive) is ~1 for everyone "
+                    f"(1 - P(alive) <= {fmt(1 - d['min_p_alive_repeat'])}) and does not rank churn; rely on churn_probability "
+                    "/ days since last purchase")]
+            return nbd + generic_warnings("BG/NBD", d, p, PROCESSES, _CONSEQUENCE, skip=("a", "b"))
+        return generic_warnings("BG/NBD", d, p, PROCESSES, _CONSEQUENCE)
 
     # ------------------------------------------------------------------ predictions
 

@@ -45,6 +45,8 @@ CHURN_FEATURES: tuple[str, ...] = (
     "days_since_last_over_ipt",
     "horizon_over_ipt",
 )
+#: Features made of amounts: constant 0 for a log without amounts, so never fitted then.
+SPEND_FEATURES: tuple[str, ...] = ("monetary_value", "spend_90d", "spend_365d")
 
 
 def churn_labels(engine: FeatureEngine, known: pd.Index, reference_date: pd.Timestamp,
@@ -168,8 +170,9 @@ class ChurnClassifier:
     _transient_ = ("pipeline_",)  # fitted state kept only in memory (never in a model file)
 
     def __init__(self, *, C: float = 0.01, calibration: str = "none", max_train_examples: int = 500_000,
-                 seed: int = 0) -> None:
+                 seed: int = 0, exclude: tuple[str, ...] = ()) -> None:
         self.C = C
+        self.exclude = exclude
         self.calibration = calibration
         self.max_train_examples = max_train_examples
         self.seed = seed
@@ -186,7 +189,7 @@ class ChurnClassifier:
                 "cannot train the churn classifier: every customer at the reference date has the same "
                 f"label ({'churned' if y.size and y[0] == 1 else 'active'}); choose another cutoff or horizon"
             )
-        self.features_ = list(CHURN_FEATURES)
+        self.features_ = [c for c in CHURN_FEATURES if c not in self.exclude]
         if y.size > self.max_train_examples:  # draw the examples before building their matrix
             keep = np.sort(np.random.default_rng(self.seed).choice(y.size, self.max_train_examples, replace=False))
             A, y = X[self.features_].iloc[keep].to_numpy(dtype=float), y[keep]

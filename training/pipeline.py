@@ -16,19 +16,24 @@ from custscore.features.customers import FeatureEngine
 from custscore.features.rfm import duration_columns
 from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.calibration import calibration_window
-from custscore.training.churn import ChurnClassifier, churn_features, churn_labels
+from custscore.training.churn import SPEND_FEATURES, ChurnClassifier, churn_features, churn_labels
 from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, ChurnSelection, baseline_scores,
                                              choose_churn_model, validation_history_days,
                                              validation_horizon)
 from custscore.training.evaluate import HoldoutReport, evaluate_holdout
-from custscore.training.gamma_gamma import GammaGammaModel
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import fit_thresholds
+from custscore.training.spend import SpendModel, fit_spend_model
 
 
 @dataclass
 class TrainResult:
-    """A fitted scorer with what is worth logging about its fit."""
+    """A fitted scorer with what is worth logging about its fit.
+
+    ``warnings``: what the data cannot tell (fit diagnostics of the shipped BG/NBD and
+    spend model, one text each without the ``warning: `` prefix); the CLI prints them,
+    MLflow gets them as the tag ``fit_warnings``, the scorer keeps them (``fit_warnings``).
+    """
 
     scorer: CustomerScorer
     metrics: dict[str, float]
@@ -44,12 +49,34 @@ class TrainResult:
 def fit_bgnbd(rfm: pd.DataFrame, time_unit: str, config: TrainConfig, when: str) -> BetaGeoModel:
     """Fit BG/NBD on an RFM summary; ``when`` names the date in error messages."""
     recency_col, t_col = duration_columns(time_unit)
-    model = BetaGeoModel(penalizer=config.penalizer, seed=config.seed)
+    model = BetaGeoModel(penalizer=config.bgnbd_penalizer, seed=config.seed)
     try:
         return model.fit(rfm["frequency"].to_numpy(), rfm[recency_col].to_numpy(), rfm[t_col].to_numpy())
     except FitError as exc:
         raise FitError(f"BG/NBD at {when} ({len(rfm)} customers, "
                        f"{int((rfm['frequency'] > 0).sum())} with repeat purchases): {exc}") from exc
+
+
+def has_amounts(config: TrainConfig) -> bool:
+    """True unless the log has no amount column (``--amount-col none``)."""
+    return config.columns.has_amounts
+
+
+def repeat_spenders(customers: pd.DataFrame) -> pd.DataFrame:
+    """Customers with a repeat purchase and a positive mean repeat spend: what Gamma-Gamma is fitted on."""
+    return customers[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
+
+
+def fit_spend(calibration: pd.DataFrame, config: TrainConfig, when: str) -> Optional[SpendModel]:
+    """The spend model on customers with a positive mean repeat spend (None for a log without amounts)."""
+    if not has_amounts(config):
+        return None
+    repeat = repeat_spenders(calibration)
+    try:
+        return fit_spend_model(repeat["frequency"].to_numpy(), repeat["monetary_value"].to_numpy(),
+                               penalizer=config.gg_penalizer, seed=config.seed)
+    except FitError as exc:
+        raise FitError(f"Gamma-Gamma at {when} ({len(repeat)} customers with positive repeat spend): {exc}") from exc
 
 
 def reference_windows(config: TrainConfig, cutoff: pd.Timestamp) -> list[tuple[pd.Timestamp, int]]:
@@ -114,9 +141,10 @@ def fit_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestam
     # One window: its frames as they are (a concat would copy millions of rows).
     X = pd.concat([w[0] for w in windows]) if len(windows) > 1 else windows[0][0]
     y = pd.concat([w[1] for w in windows]) if len(windows) > 1 else windows[0][1]
+    exclude = () if has_amounts(config) else SPEND_FEATURES  # spend features are constant 0 without amounts
     if method == "none":
-        return ChurnClassifier().fit(X, y)
-    return ChurnClassifier(calibration=method).fit(X, y, latest_X, latest_y)
+        return ChurnClassifier(exclude=exclude).fit(X, y)
+    return ChurnClassifier(calibration=method, exclude=exclude).fit(X, y, latest_X, latest_y)
 
 
 @dataclass
@@ -216,26 +244,25 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     calibration = engine.customer_features(cutoff, config.time_unit)
     bgnbd = fit_bgnbd(calibration, config.time_unit, config, f"cutoff {cutoff.date()}")
 
-    repeat = calibration[(calibration["frequency"] > 0) & (calibration["monetary_value"] > 0)]
-    gamma_gamma = GammaGammaModel(penalizer=config.penalizer, seed=config.seed)
-    try:
-        gamma_gamma.fit(repeat["frequency"].to_numpy(), repeat["monetary_value"].to_numpy())
-    except FitError as exc:
-        raise FitError(f"Gamma-Gamma at cutoff {cutoff.date()} ({len(repeat)} customers with positive "
-                       f"repeat spend): {exc}") from exc
+    gamma_gamma = fit_spend(calibration, config, f"cutoff {cutoff.date()}")
+    warnings = list(bgnbd.warnings_) + (list(gamma_gamma.warnings_) if gamma_gamma is not None else [])
 
     # Churn examples: features <= each reference date, labels in (reference, cutoff].
     churn = select_churn(engine, config, first_day)
 
+    warnings += churn.warnings
     scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn.shipped, time_unit=config.time_unit,
                             horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff,
-                            churn_model=churn.selection.model)
+                            churn_model=churn.selection.model, has_amounts=gamma_gamma is not None,
+                            fit_warnings=tuple(warnings))
     # Segment cut points: fixed numbers learned once from the calibration customers (segments.py).
     calibration_scores = scorer.score_customers(calibration, cutoff, with_segments=False)
-    scorer.segment_thresholds = fit_thresholds(calibration_scores, scorer.segment_config)
+    scorer.segment_thresholds = fit_thresholds(scorer.segment_inputs(calibration_scores, calibration),
+                                               scorer.segment_config)
+    repeat = repeat_spenders(calibration)
     metrics = {
         "bgnbd_log_likelihood": bgnbd.log_likelihood_,
-        "gamma_gamma_log_likelihood": gamma_gamma.log_likelihood_,
+        "gamma_gamma_log_likelihood": getattr(gamma_gamma, "log_likelihood_", float("nan")),
         "gamma_gamma_customers": float(len(repeat)),
         "frequency_monetary_corr": _safe_corr(repeat["frequency"], repeat["monetary_value"]),
         "repeat_customer_share": float((calibration["frequency"] > 0).mean()),
@@ -251,7 +278,7 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
                                    calibration)
         metrics.update(holdout.metrics)
     return TrainResult(scorer=scorer, metrics=metrics, n_customers=len(calibration), holdout=holdout,
-                       calibration=calibration, warnings=churn.warnings, churn=churn)
+                       calibration=calibration, warnings=warnings, churn=churn)
 
 
 def _safe_corr(a: pd.Series, b: pd.Series) -> float:

@@ -2,22 +2,31 @@
 
 Default store: ``sqlite:///mlflow.db`` with artifacts in ``./mlruns`` (no server).
 ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` points it elsewhere.
+
+Several ``custscore train`` at once on one SQLite store: creating the store's tables, the
+experiment and a registered version each hold an exclusive lock on ``<db>.lock`` beside
+the database (:func:`store_lock`), so two first runs on a fresh store both succeed
+instead of racing on ``CREATE TABLE``. Any MLflow error while logging is one line.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from sqlalchemy.exc import SQLAlchemyError
 
 import custscore
 from custscore.config import DEFAULT_TRACKING_URI, TrainConfig
@@ -64,6 +73,37 @@ def use_tracking(uri: Optional[str] = None) -> str:
     return resolved
 
 
+#: Errors of the tracking store (MLflow's own, and SQLAlchemy's that MLflow lets through).
+STORE_ERRORS = (MlflowException, SQLAlchemyError)
+
+
+def _sqlite_path(tracking_uri: str) -> Optional[Path]:
+    """The database file of a ``sqlite:///PATH`` URI (relative to the current folder), else None."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return Path(tracking_uri[len("sqlite:///"):]).resolve()
+
+
+@contextmanager
+def store_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``<db>.lock`` for a SQLite store; nothing for other stores."""
+    db = _sqlite_path(tracking_uri)
+    if db is None:
+        yield
+        return
+    try:
+        handle = open(db.with_name(db.name + ".lock"), "a")
+    except OSError as exc:
+        raise CustscoreError(f"MLflow tracking store {tracking_uri} is not usable: {exc.strerror} "
+                             f"({db.parent})") from exc
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _ensure_experiment(name: str, tracking_uri: str) -> str:
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
@@ -85,7 +125,7 @@ def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
     """The run's params: fitted parameters by their paper names plus the training config."""
     params: dict[str, object] = {}
     params.update(result.scorer.bgnbd.params_)
-    params.update(result.scorer.gamma_gamma.params_)
+    params.update(result.scorer.spend_params())
     params.update({k: v for k, v in config.as_params().items()
                    if k not in ("experiment", "tracking_uri", "register_as") and v is not None})
     params["n_customers"] = result.n_customers
@@ -99,6 +139,24 @@ def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
     return params
 
 
+#: Separator of the texts in the ``fit_warnings`` tag.
+FIT_WARNINGS_SEPARATOR = " | "
+
+
+def fit_warnings_tag(warnings: list[str]) -> str:
+    """The ``fit_warnings`` tag value: the texts joined by " | ", or "none".
+
+    >>> fit_warnings_tag([]), fit_warnings_tag(["a", "b"])
+    ('none', 'a | b')
+    """
+    return FIT_WARNINGS_SEPARATOR.join(warnings) if warnings else "none"
+
+
+def log_fit_warnings(warnings: list[str]) -> None:
+    """Tag the active run with ``fit_warnings`` (MLflow tags hold up to 8,000 characters)."""
+    mlflow.set_tag("fit_warnings", fit_warnings_tag(warnings)[:8000])
+
+
 def prepare_experiment(config: TrainConfig) -> Optional[str]:
     """Point MLflow at the store and return the experiment id (created if needed).
 
@@ -110,8 +168,9 @@ def prepare_experiment(config: TrainConfig) -> Optional[str]:
     if os.environ.get("MLFLOW_RUN_ID"):
         return None
     try:
-        return _ensure_experiment(config.experiment, tracking_uri)
-    except mlflow.exceptions.MlflowException as exc:
+        with store_lock(tracking_uri):  # the first client creates the tables: one at a time
+            return _ensure_experiment(config.experiment, tracking_uri)
+    except STORE_ERRORS as exc:
         raise CustscoreError(f"MLflow tracking store {tracking_uri} is not usable: {_first_line(exc)}") from exc
 
 
@@ -124,12 +183,20 @@ def log_training(result: TrainResult, config: TrainConfig, input_example: pd.Dat
     """
     if experiment_id is None:
         experiment_id = prepare_experiment(config)
+    try:
+        return _log_training(result, config, input_example, experiment_id)
+    except STORE_ERRORS as exc:
+        raise CustscoreError(f"MLflow tracking store {mlflow.get_tracking_uri()}: {_first_line(exc)}") from exc
+
+
+def _log_training(result: TrainResult, config: TrainConfig, input_example: pd.DataFrame,
+                  experiment_id: Optional[str]) -> LoggedModel:
     with mlflow.start_run(experiment_id=experiment_id) as run:
         run_id = run.info.run_id
         result.scorer.model_version = run_id
+        log_fit_warnings(result.warnings)
         mlflow.log_params(model_params(result, config))
-        mlflow.set_tags({"fit_warnings": " | ".join(result.warnings) or "none",
-                         "churn_model_reason": result.churn.selection.reason if result.churn else ""})
+        mlflow.set_tag("churn_model_reason", result.churn.selection.reason if result.churn else "")
         mlflow.log_metrics(_finite(result.metrics))
         if result.holdout is not None:
             for name, fig in result.holdout.figures.items():
@@ -157,8 +224,9 @@ def log_training(result: TrainResult, config: TrainConfig, input_example: pd.Dat
     model_uri = f"runs:/{run_id}/model"
     if not config.register_as:
         return LoggedModel(run_id=run_id, model_uri=model_uri)
-    version = mlflow.register_model(info.model_uri, config.register_as)
-    MlflowClient().set_registered_model_alias(config.register_as, CHAMPION_ALIAS, version.version)
+    with store_lock(mlflow.get_tracking_uri()):  # concurrent registrations of one name get distinct versions
+        version = mlflow.register_model(info.model_uri, config.register_as)
+        MlflowClient().set_registered_model_alias(config.register_as, CHAMPION_ALIAS, version.version)
     return LoggedModel(run_id=run_id, model_uri=model_uri, registered_name=config.register_as,
                        registered_version=str(version.version))
 
