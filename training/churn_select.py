@@ -29,11 +29,15 @@ horizon window ``(cutoff - H, cutoff]``.
 over-states the best baseline (winner's curse), so the comparison is biased against the
 classifier, never for it: the error it can make is to ship a baseline when the classifier
 is as good, which costs little (the baseline is calibrated and is itself the best on that
-window). A Bonferroni-style widening would only make "ahead beyond the noise" harder to
-reach for the baseline, i.e. correct the bias in the classifier's favour; it was not
-adopted (the rule stays conservative). The one step biased towards switching, a
-non-default baseline replacing :data:`DEFAULT_BASELINE`, requires both the margin and
-the bootstrap interval to clear, which bounds it.
+window). Measured in a null world (20,000 customers, classifier and five baselines equally
+good, 200 resamples, 40 worlds each): a baseline shipped in 17/40 worlds when the scores'
+noises were independent and in 5/40 when they shared 90 % of it (as BG/NBD baselines and
+the classifier do). A Bonferroni-style widening would make "ahead beyond the noise" harder
+to reach for the baseline, i.e. correct that bias in the classifier's favour; the rule was
+not changed, since on CDNOW the classifier clears it at every origin (README "Backtest")
+and a tie that ships a baseline loses nothing measurable. The one step biased towards
+switching, a non-default baseline replacing :data:`DEFAULT_BASELINE`, requires both the
+margin and the bootstrap interval to clear, which bounds it.
 """
 from __future__ import annotations
 
