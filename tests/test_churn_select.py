@@ -18,7 +18,8 @@ from custscore.features.customers import PandasEngine
 from custscore.features.io import normalise_transactions
 from custscore.training.backtest import run_backtest
 from custscore.training.churn import p_no_purchase
-from custscore.training.churn_select import BASELINES, CLASSIFIER, DEFAULT_BASELINE, choose_churn_model
+from custscore.training.churn_select import (BASELINES, CLASSIFIER, DEFAULT_BASELINE, choose_churn_model,
+                                             validation_horizon)
 from custscore.training.pipeline import train_scorer
 
 
@@ -49,9 +50,9 @@ def _holdout(tx: pd.DataFrame, config: TrainConfig) -> tuple[dict[str, float], f
     return aucs, _ece_equal_mass(y, candidates["churn_probability"]), scorer.churn_model
 
 
-def _simulated(**kw) -> pd.DataFrame:
+def _simulated(start: str = "2020-01-01", end: str = "2021-12-31", cohort_days: int = 180, **kw) -> pd.DataFrame:
     from custscore.training.simulate import simulate_transactions
-    raw = simulate_transactions(20_000, start="2020-01-01", end="2021-12-31", seed=11, cohort_days=180,
+    raw = simulate_transactions(20_000, start=start, end=end, seed=11, cohort_days=cohort_days,
                                 p=6.0, q=3.7, v=15.0, **kw)
     return normalise_transactions(raw)
 
@@ -73,6 +74,38 @@ def test_shipped_churn_score_never_worse_than_the_best_baseline(world):
     best = max(v for k, v in aucs.items() if k.startswith("baseline_"))
     assert aucs["churn_probability"] >= best - 0.005, (shipped, aucs)
     assert ece <= 0.02, (shipped, ece)
+
+
+@pytest.mark.slow
+def test_short_history_validates_the_classifier_on_a_shorter_window():
+    """History of 1.5 horizons before the cutoff (135 days, horizon 90): the full-horizon rule would need
+    180 days, so the classifier is validated on the longest window that fits, (135 - 30) // 2 = 52 days,
+    and what ships ranks the 90-day holdout at least as well as the best baseline (- 0.005)."""
+    horizon, history = 90, 135
+    start = pd.Timestamp("2021-01-01")
+    cutoff = start + pd.Timedelta(days=history)
+    tx = _simulated(start=str(start.date()), end=str((cutoff + pd.Timedelta(days=horizon)).date()), cohort_days=60,
+                    r=0.8, alpha=25.0, a=0.8, b=2.5)
+    assert tx["ts"].min().normalize() == start  # the log's first day is day 0 of the history
+    config = TrainConfig(cutoff=cutoff, horizon_days=horizon, holdout_end=cutoff + pd.Timedelta(days=horizon))
+    result = train_scorer(PandasEngine(tx), config)
+    selection = result.churn.selection
+    assert selection.validation_horizon_days == 52
+    assert CLASSIFIER in selection.validation_auc, selection.reason  # validated, not skipped
+    assert result.metrics["churn_validation_horizon_days"] == 52
+    assert any("validated on a 52-day window" in w for w in result.warnings), result.warnings
+    aucs, _, shipped = _holdout(tx, config)
+    best = max(v for k, v in aucs.items() if k.startswith("baseline_"))
+    assert aucs["churn_probability"] >= best - 0.005, (shipped, aucs)
+
+
+def test_validation_horizon_by_hand():
+    """Longest h <= H with 2h (3h for calibration one horizon earlier) + 30 days of history; 0 below H/2."""
+    assert validation_horizon(90, 365) == 90
+    assert validation_horizon(180, 245) == 107  # CDNOW master at 1997-09-03: (245 - 30) // 2
+    assert validation_horizon(180, 365) == 167
+    assert validation_horizon(90, 135, horizons_before=2) == 0  # (135 - 30) // 3 = 35 < 45
+    assert validation_horizon(90, 94) == 0  # CDNOW master at 1997-04-05
 
 
 def test_no_dropout_world_has_p_alive_at_float_noise():

@@ -18,7 +18,8 @@ from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.calibration import calibration_window
 from custscore.training.churn import SPEND_FEATURES, ChurnClassifier, churn_features, churn_labels
 from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, ChurnSelection, baseline_scores,
-                                             choose_churn_model)
+                                             choose_churn_model, validation_history_days,
+                                             validation_horizon)
 from custscore.training.evaluate import HoldoutReport, evaluate_holdout
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import fit_thresholds
@@ -86,10 +87,20 @@ def reference_windows(config: TrainConfig, cutoff: pd.Timestamp) -> list[tuple[p
     its customers are closer in age to the ones scored at the cutoff.
     """
     horizon = config.horizon_days
-    stacked = config.churn_windows == "stacked" or (config.churn_windows == "auto"
-                                                    and horizon >= CHURN_STACK_MIN_HORIZON_DAYS)
-    horizons = [horizon] + ([2 * horizon // 3] if stacked and 2 * horizon // 3 > 0 else [])
+    horizons = [horizon] + ([2 * horizon // 3] if _stacked(config) and 2 * horizon // 3 > 0 else [])
     return [(cutoff - pd.Timedelta(days=h), h) for h in horizons]
+
+
+def _stacked(config: TrainConfig) -> bool:
+    return config.churn_windows == "stacked" or (config.churn_windows == "auto"
+                                                 and config.horizon_days >= CHURN_STACK_MIN_HORIZON_DAYS)
+
+
+def validation_config(config: TrainConfig, horizon_days: int) -> TrainConfig:
+    """The classifier recipe of ``config`` (windows, calibration) with horizon ``horizon_days``,
+    fitted as of ``cutoff - horizon_days``: the classifier validated on the window ending at the cutoff."""
+    return replace(config, cutoff=config.cutoff - pd.Timedelta(days=horizon_days), horizon_days=horizon_days,
+                   churn_windows="stacked" if _stacked(config) else "single")
 
 
 def churn_examples(engine: FeatureEngine, config: TrainConfig,
@@ -161,15 +172,26 @@ def _try_classifier(engine: FeatureEngine, config: TrainConfig, first_day: pd.Ti
 def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestamp) -> ChurnFit:
     """Choose and fit what ships as ``churn_probability`` (:mod:`custscore.training.churn_select`).
 
-    Validation: features at ``R = cutoff - horizon`` (BG/NBD refitted there), labels in
-    ``(R, cutoff]``; the classifier is fitted as of ``R`` (its own windows end at ``R``).
+    Validation: features at ``R = cutoff - h`` (BG/NBD refitted there), labels in
+    ``(R, cutoff]``; the classifier is fitted as of ``R`` (its own windows end at ``R``)
+    with horizon ``h``: the model's horizon, or a shorter one when history is short
+    (:func:`~custscore.training.churn_select.validation_horizon`, :func:`validation_config`).
     The chosen model is then refitted on the latest window, as of the cutoff: the
-    classifier on :func:`churn_examples` at the cutoff, a baseline calibrated on ``(R, cutoff]``.
+    classifier on :func:`churn_examples` at the cutoff, a baseline calibrated on
+    ``(cutoff - horizon, cutoff]``.
     """
     windows = churn_examples(engine, config, config.cutoff)
+    history = (config.cutoff - first_day).days
+    before = 2 if calibration_window(config.churn_calibration) == "earlier" else 1
+    h = validation_horizon(config.horizon_days, history, before)
     X_val, y_val = windows[0]
+    if 0 < h < config.horizon_days:  # short history: the same rule on a shorter window ending at the cutoff
+        X_val, y_val = churn_examples(engine, replace(config, horizon_days=h, churn_windows="single"),
+                                      config.cutoff)[0]
     scores = baseline_scores(X_val)
-    validated, missing = _try_classifier(engine, replace(config, cutoff=config.reference_date), first_day)
+    validated, missing = (_try_classifier(engine, validation_config(config, h), first_day) if h else
+                          (None, f"{history} days of history before the cutoff; validating it needs "
+                                 f"{validation_history_days(config.horizon_days, before)} days"))
     if validated is not None:
         scores[CLASSIFIER] = validated.predict_proba(X_val)
     selection = choose_churn_model(y_val.to_numpy(), scores, seed=config.seed, classifier_missing=missing)
@@ -186,8 +208,14 @@ def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Times
         if selection.model == CLASSIFIER:  # validated earlier but not fittable now
             selection = choose_churn_model(y_val.to_numpy(), baseline_scores(X_val), seed=config.seed,
                                            classifier_missing=why)
+    if validated is not None and h < config.horizon_days:
+        warnings.append(f"churn classifier validated on a {h}-day window ending at cutoff {config.cutoff.date()}, "
+                        f"not at the {config.horizon_days}-day horizon ({history} days of history); the choice "
+                        f"of churn_probability ({selection.model}) assumes the {h}-day ranking holds at "
+                        f"{config.horizon_days} days")
+    selection = replace(selection, validation_horizon_days=h or config.horizon_days)
     shipped = classifier if selection.model == CLASSIFIER else BaselineChurnModel(name=selection.model).fit(
-        X_val, y_val, calibrate=selection.informative)
+        *windows[0], calibrate=selection.informative)  # calibrated at the full horizon
     return ChurnFit(shipped=shipped, classifier=classifier, selection=selection, warnings=warnings)
 
 
