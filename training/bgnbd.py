@@ -19,6 +19,7 @@ from scipy.special import digamma, gammaln, hyp2f1, polygamma
 
 from custscore.errors import CustscoreError
 from custscore.threads import for_each_block, map_in_threads
+from custscore.training.churn import p_no_purchase
 from custscore.training.diagnostics import NBD_LIMIT_MEAN_DROPOUT, fmt, generic_warnings
 from custscore.training.fitting import PairIndex, check_rfm, sorted_codes, systematic_sample, unique_inverse, value_index
 from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, check_horizon
@@ -387,8 +388,6 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
 
         See :func:`custscore.training.churn.p_no_purchase` (FHL 2005, section 3).
         """
-        from custscore.training.churn import p_no_purchase  # churn builds on the purchase models
-
         x, t_x, t_cal = check_rfm(frequency, recency, T)
         return p_no_purchase(self, float(check_horizon(t)), x, t_cal, self.p_alive(x, t_x, t_cal))
 

@@ -28,6 +28,8 @@ from custscore.training.fitting import (
     check_weights,
     fit_log_params,
     inverse_or_none,
+    numerical_hessian,
+    systematic_sample,
     total_weight,
     unique_rows,
 )
@@ -69,6 +71,30 @@ def check_horizon(t: Any) -> np.ndarray:
     if np.any(~np.isfinite(t)) or np.any(t < 0):
         raise CustscoreError(f"t: must be finite and >= 0, got {t!r}")
     return t
+
+
+class RowLikelihood:
+    """A weighted log-likelihood over fixed rows ``(x, t_x, T, weight)``, evaluated row by row.
+
+    A subclass implements ``value_and_gradient(params)`` (natural parameters); the
+    Hessian is central differences of that gradient
+    (:func:`custscore.training.fitting.numerical_hessian`).
+    """
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> None:
+        self.x, self.t_x, self.T, self.w = (np.asarray(v, dtype=float) for v in (x, t_x, T, weights))
+        self.n_rows = len(self.x)
+        self.total_weight = float(np.sum(self.w))
+
+    def subsample(self, max_rows: int) -> "RowLikelihood":
+        """Every k-th row in the given order, each keeping its weight."""
+        return type(self)(*systematic_sample([self.x, self.t_x, self.T, self.w], max_rows))
+
+    def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    def hessian(self, params: np.ndarray) -> np.ndarray:
+        return numerical_hessian(lambda p: self.value_and_gradient(p)[1], np.asarray(params, dtype=float))
 
 
 class MaximumLikelihoodPurchaseModel:
