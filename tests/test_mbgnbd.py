@@ -102,3 +102,17 @@ def test_degenerate_data_is_a_fit_error() -> None:
         ModifiedBetaGeoModel().fit([0] * 12, [0.0] * 12, [3.0] * 12)
     with pytest.raises(FitError, match="ModifiedBetaGeoModel is not fitted yet"):
         ModifiedBetaGeoModel().p_alive([1], [1.0], [2.0])
+
+
+def test_recovers_simulated_parameters() -> None:
+    from custscore.training.simulate import simulate_mbgnbd
+
+    truth = {"r": 0.5, "alpha": 6.0, "a": 0.9, "b": 1.6}
+    T = np.random.default_rng(11).uniform(27, 39, 20_000)
+    data = simulate_mbgnbd(20_000, **truth, T=T, seed=12)
+    assert (data["frequency"] == 0).mean() > 0.3  # dropout at time zero leaves many one-time buyers
+    model = ModifiedBetaGeoModel().fit(data["frequency"], data["recency"], data["T"])
+    se = model.diagnostics_["standard_errors"]
+    for name, value in truth.items():
+        assert se[name] / value < 0.25, f"{name}: standard error too large for a meaningful test"
+        assert abs(model.params_[name] - value) < 4 * se[name], f"{name}: {model.params_[name]} vs {value} (se {se[name]})"

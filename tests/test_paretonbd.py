@@ -97,3 +97,16 @@ def test_gradient_matches_finite_differences_of_the_value(cdnow_weeks) -> None:
     numeric = [(lik.value_and_gradient(theta + s * e)[0] - lik.value_and_gradient(theta - s * e)[0]) / (2 * s)
                for s, e in zip(steps, np.eye(4))]
     np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-3)
+
+
+def test_recovers_simulated_parameters() -> None:
+    from custscore.training.simulate import simulate_paretonbd
+
+    truth = {"r": 0.55, "alpha": 10.0, "s": 0.6, "beta": 12.0}
+    T = np.random.default_rng(11).uniform(27, 39, 10_000).round(1)  # 0.1-week grid: rows merge
+    data = simulate_paretonbd(10_000, **truth, T=T, seed=12)
+    model = ParetoNBDModel().fit(data["frequency"], data["recency"], data["T"])
+    se = model.diagnostics_["standard_errors"]
+    for name, value in truth.items():
+        assert se[name] / value < 0.6, f"{name}: standard error too large for a meaningful test"
+        assert abs(model.params_[name] - value) < 4 * se[name], f"{name}: {model.params_[name]} vs {value} (se {se[name]})"
