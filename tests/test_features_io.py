@@ -334,3 +334,28 @@ def test_bad_options_and_a_292_year_span_are_one_line_errors(tmp_path):
     path.write_text("customer_id,date,amount\n1,1677-09-22,1\n2,2262-04-09,1\n")
     features = open_engine(path, ColumnMap(), "pandas").customer_features(pd.Timestamp("2262-04-10"), "D")
     assert features.loc["1", "tenure_days"] == (pd.Timestamp("2262-04-10") - pd.Timestamp("1677-09-22")).days == 213_501
+
+
+def test_a_spreadsheet_export_of_cdnow_trains_with_csv_sep_and_decimal(tmp_path, trained):
+    """Issue #14: a ``;``-separated, decimal-comma CSV with a BOM and CRLF trains with
+    ``--csv-sep ';' --decimal ','`` to the very BG/NBD fit of the plain CSV (the session's model)."""
+    from mlflow.tracking import MlflowClient
+
+    from conftest import run_cli
+    from custscore.features.cdnow import load_cdnow_sample
+
+    log = load_cdnow_sample()
+    sheet = tmp_path / "cdnow_sheet.csv"
+    text = log.to_csv(sep=";", decimal=",", index=False, lineterminator="\r\n")
+    sheet.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert "29,33" in text
+    config = trained["config"]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_cli("train", "--transactions", str(sheet), "--cutoff", "1997-09-30", "--holdout-end", "1998-06-30",
+                   "--horizon-days", "90", "--time-unit", config.time_unit, "--csv-sep", ";", "--decimal", ",",
+                   "--tracking-uri", uri, "--experiment", "sheet")
+    assert proc.returncode == 0, proc.stderr
+    run_id = next(line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("run id:"))
+    params = MlflowClient(tracking_uri=uri).get_run(run_id).data.params
+    for name, value in trained["result"].scorer.bgnbd.params_.items():
+        assert float(params[name]) == pytest.approx(value, rel=1e-12), name
