@@ -73,8 +73,9 @@ def _add_engine(parser: argparse.ArgumentParser, cls) -> None:
                              "logs that fit in memory, duckdb for other large files) (default %(default)s)")
 
 
-def _add_tracking(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracking-uri", default=None,
+def _add_tracking(parser: argparse.ArgumentParser, cls=None) -> None:
+    """``--tracking-uri`` (its default from ``cls`` when the command has a config dataclass)."""
+    parser.add_argument("--tracking-uri", default=_default(cls, "tracking_uri") if cls else None,
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
 
 
@@ -104,23 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="fit BG/NBD, Gamma-Gamma and the churn classifier; log to MLflow")
-    train.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
-    train.add_argument("--cutoff", required=True, help="last day of the calibration period, inclusive (YYYY-MM-DD)")
-    train.add_argument("--horizon-days", type=int, required=True, help="churn and CLV horizon in days")
-    train.add_argument("--time-unit", choices=["D", "W"], default=_default(TrainConfig, "time_unit"),
-                       help="unit of the BG/NBD parameters: days or weeks (default %(default)s)")
-    train.add_argument("--discount-rate", type=float, default=_default(TrainConfig, "discount_rate"),
-                       help="yearly discount rate for CLV (default %(default)s)")
-    train.add_argument("--holdout-end", default=None,
-                       help="last day of the evaluation holdout (default: last day in the log)")
-    _add_penalizers(train, TrainConfig)
-    train.add_argument("--seed", type=int, default=_default(TrainConfig, "seed"))
-    train.add_argument("--experiment", default=_default(TrainConfig, "experiment"), help="MLflow experiment name")
-    train.add_argument("--register-as", default=None, help="register the model under this name, alias 'champion'")
-    _add_churn(train, TrainConfig)
+    data = train.add_argument_group("data", "the log and the calibration / holdout split")
+    data.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
+    data.add_argument("--cutoff", required=True, help="last day of the calibration period, inclusive (YYYY-MM-DD)")
+    data.add_argument("--horizon-days", type=int, required=True, help="churn and CLV horizon in days")
+    data.add_argument("--holdout-end", default=_default(TrainConfig, "holdout_end"),
+                      help="last day of the evaluation holdout (default: last day in the log)")
+    _add_engine(data, TrainConfig)
     _add_columns(train)
-    _add_engine(train, TrainConfig)
-    _add_tracking(train)
+    model = train.add_argument_group("model", "BG/NBD + Gamma-Gamma lifetime-value models")
+    model.add_argument("--time-unit", choices=["D", "W"], default=_default(TrainConfig, "time_unit"),
+                       help="unit of the BG/NBD parameters: days or weeks (default %(default)s)")
+    model.add_argument("--discount-rate", type=float, default=_default(TrainConfig, "discount_rate"),
+                       help="yearly discount rate for CLV (default %(default)s)")
+    _add_penalizers(model, TrainConfig)
+    model.add_argument("--seed", type=int, default=_default(TrainConfig, "seed"),
+                       help="random seed of the model fits and the churn-model bootstrap (default %(default)s)")
+    _add_churn(train.add_argument_group("churn", "the churn classifier"), TrainConfig)
+    tracking = train.add_argument_group("tracking", "MLflow run and model registry")
+    _add_tracking(tracking, TrainConfig)
+    tracking.add_argument("--experiment", default=_default(TrainConfig, "experiment"),
+                          help="MLflow experiment name (default %(default)s)")
+    tracking.add_argument("--register-as", default=_default(TrainConfig, "register_as"),
+                          help="register the model under this name, alias 'champion'")
 
     score = sub.add_parser("score", help="score a transaction log with a logged or registered model")
     score.add_argument("--model", required=True, help="MLflow model URI: runs:/ID/model, models:/NAME@champion, ...")

@@ -5,6 +5,7 @@ MLflow writes to a SQLite file in the work folder.
 """
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -19,6 +20,20 @@ from custscore.training.train import train_file
 #: The paper's set-up (Fader, Hardie & Lee 2005): 39-week calibration and holdout, weeks.
 QUICKSTART_CONFIG = dict(cutoff="1997-09-30", holdout_end="1998-06-30", horizon_days=90, time_unit="W",
                          register_as="custscore", experiment="custscore-quickstart")
+#: The last day of the CDNOW sample: the next steps score the customers as they stand then.
+LAST_DAY = "1998-06-30"
+
+
+def next_commands(folder: Path, tracking_uri: str, model_uri: str) -> list[str]:
+    """Commands that work from any folder after the quickstart (absolute paths, the store's
+    ``--tracking-uri``): score everyone as of the sample's last day, report, serve."""
+    q = shlex.quote
+    store = f"--model {q(model_uri)} --tracking-uri {q(tracking_uri)}"
+    scores = folder / f"scores-{LAST_DAY}.csv"
+    return [f"custscore score {store} --transactions {q(str(folder / 'cdnow_sample.csv'))} --as-of {LAST_DAY} "
+            f"--output {q(str(scores))}",
+            f"custscore report --scores {q(str(scores))} --output {q(str(folder / 'report.html'))}",
+            f"custscore serve {store}"]
 
 
 def run_quickstart(workdir: str = "custscore-quickstart", tracking_uri: Optional[str] = None) -> Path:
@@ -38,4 +53,7 @@ def run_quickstart(workdir: str = "custscore-quickstart", tracking_uri: Optional
     print(f"\nscored {len(scores)} customers with {logged.serving_uri} as of {config.cutoff.date()}")
     print(f"scores file:  {scores_path}")
     print(f"MLflow store: {uri}  (browse: mlflow ui --backend-store-uri {uri})")
+    print("\nnext (from any folder):")
+    for command in next_commands(folder, uri, logged.serving_uri):
+        print(f"  {command}")
     return scores_path

@@ -37,7 +37,8 @@ from custscore.config import DAYS_PER_UNIT, NS_PER_DAY, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.days import day_number_of
-from custscore.features.io import _TS_MAX, _TS_MIN, _suffix_kind, check_columns, log_column_names, optional_columns
+from custscore.features.io import (_TS_MAX, _TS_MIN, _suffix_kind, check_log_columns, log_column_names,
+                                   optional_columns)
 from custscore.features.netting import MAX_TOTAL_UNITS, amount_units, day_units, too_large, units_amount
 from custscore.features.rfm import btyd_from_runs, duration_columns
 from custscore.threads import all_blocks, for_each_block
@@ -93,7 +94,7 @@ def _read_log(path: Path, columns: ColumnMap) -> Optional[_Log]:
     except (OSError, pa.ArrowException):
         return None  # not readable as Parquet here: the other engine says why
     names = list(log_column_names(columns))
-    check_columns(list(schema.names), names, str(path))
+    check_log_columns(list(schema.names), columns, str(path), types=dict(zip(schema.names, schema.types)))
     id_type, ts_type, *amount_type = (schema.field(c).type for c in names)
     if not ((pa.types.is_string(id_type) or pa.types.is_large_string(id_type) or pa.types.is_integer(id_type))
             and (pa.types.is_timestamp(ts_type) or pa.types.is_date32(ts_type))

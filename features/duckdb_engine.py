@@ -32,7 +32,7 @@ from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.io import (_TS_MAX, _TS_MIN, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
-                                   check_columns, check_csv_shape, csv_separator, log_column_names,
+                                   check_csv_shape, check_log_columns, csv_separator,
                                    longer_row_error, optional_columns)
 from custscore.features.netting import MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount_sql, units_sql
 from custscore.features.periods import ARREARS, DISCOUNTED
@@ -149,7 +149,7 @@ class DuckDBEngine(CodedPurchasesEngine):
         types = {row[0]: row[1] for row in described}
         cols = self.columns
         try:
-            check_columns(found, log_column_names(cols), source)
+            check_log_columns(found, cols, source, types=types)
         except CustscoreError:  # a longer row can make DuckDB take the header for data
             longer = longer_row_error(self.path, cols, csv_separator(self.path, cols)) if kind == "csv" else None
             if longer is not None:

@@ -17,13 +17,14 @@ import os
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
+from custscore.features.column_hints import column_kind, suggest_options
 from custscore.features.netting import checked_units
 
 #: Columns of a normalised transaction frame, in order.
@@ -236,19 +237,37 @@ def optional_column_names(columns: ColumnMap) -> tuple[str, ...]:
     return tuple(getattr(columns, what) for what in optional_columns(columns))
 
 
-def check_columns(found: Sequence[Any], needed: Sequence[str], source: str, unique: bool = True) -> None:
+def check_columns(found: Sequence[Any], needed: Sequence[str], source: str, unique: bool = True,
+                  roles: Optional[Mapping[str, str]] = None, types: Optional[Mapping[str, Any]] = None) -> None:
     """Raise unless every ``needed`` name is among ``found`` (and, if ``unique``, only once).
 
-    Shared by every reader (pandas, DuckDB, Spark) and by the feature functions, so a
-    missing column reads the same whatever found it.
+    Shared by every reader (pandas, Arrow, DuckDB, Spark) and by the feature functions, so a
+    missing column reads the same whatever found it. ``roles`` (needed name -> ColumnMap
+    field) adds the option probably meant (``did you mean --amount-col total?``, see
+    :mod:`custscore.features.column_hints`), helped by ``types`` (found name -> type) if given.
     """
     found = list(found)
     missing = [c for c in needed if c not in found]
     if missing:
-        raise CustscoreError(f"{source}: missing column(s) {missing}; columns found: {[str(c) for c in found]}")
+        msg = f"{source}: missing column(s) {missing}; columns found: {[str(c) for c in found]}"
+        if roles:
+            kinds = {str(name): column_kind(t) for name, t in (types or {}).items()}
+            hints = suggest_options([(roles[c], c) for c in missing if c in roles], found, kinds,
+                                    taken=[c for c in needed if c not in missing])
+            msg += f"; did you mean {' '.join(hints)}?" if hints else ""
+        raise CustscoreError(msg)
     duplicated = [c for c in needed if found.count(c) > 1] if unique else []
     if duplicated:
         raise CustscoreError(f"{source}: duplicate column(s) {duplicated}")
+
+
+def check_log_columns(found: Sequence[Any], columns: ColumnMap, source: str,
+                      types: Optional[Mapping[str, Any]] = None) -> None:
+    """:func:`check_columns` for a transaction log read with ``columns``: every column of
+    :func:`log_column_names`, a missing one with the option probably meant."""
+    names = log_column_names(columns)
+    fields = ("customer", "date", *(("amount",) if columns.has_amounts else ()), *optional_columns(columns))
+    check_columns(found, names, source, roles=dict(zip(names, fields)), types=types)
 
 
 def log_column_names(columns: ColumnMap) -> tuple[str, ...]:
@@ -259,7 +278,7 @@ def log_column_names(columns: ColumnMap) -> tuple[str, ...]:
 
 
 def _normalise(frame: pd.DataFrame, columns: ColumnMap, source: str, rows: np.ndarray) -> pd.DataFrame:
-    check_columns(frame.columns, log_column_names(columns), source)
+    check_log_columns(frame.columns, columns, source, types=frame.dtypes.to_dict())
     if len(frame) == 0:
         raise CustscoreError(f"{source}: no transactions")
     out = pd.DataFrame(

@@ -44,8 +44,8 @@ from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.activity import activity_features
 from custscore.features.discount_credit import DISCOUNT_SHARE
-from custscore.features.io import (BOM, _TS_MAX, _TS_MIN, _normalise, _one_line, _suffix_kind, check_columns,
-                                   header_fields, log_column_names, optional_columns)
+from custscore.features.io import (BOM, _TS_MAX, _TS_MIN, _normalise, _one_line, _suffix_kind,
+                                   check_log_columns, header_fields, log_column_names, optional_columns)
 from custscore.features.months import MONTH_COLUMNS, last_complete_month
 from custscore.features.netting import MAX_ROW_UNITS, MAX_TOTAL_UNITS, total_error, unit_scale
 from custscore.features.periods import ARREARS, DISCOUNTED
@@ -258,12 +258,13 @@ class SparkEngine:
             reader = self.spark.read.options(header=True, sep=sep, encoding=cols.encoding, quote='"', escape='"',
                                              inferSchema=False, enforceSchema=False, mode="PERMISSIVE")
             raw = reader.csv(source)
+            types = None  # all text
         else:
             raw = self.spark.read.parquet(source)
             found = [f.name for f in raw.schema.fields]
-        names = log_column_names(cols)
-        check_columns(found, names, source)  # features.io's checks, on the header
-        return raw.select(*[_col(c) for c in names])
+            types = {f.name: f.dataType.simpleString() for f in raw.schema.fields}
+        check_log_columns(found, cols, source, types=types)  # features.io's checks, on the header
+        return raw.select(*[_col(c) for c in log_column_names(cols)])
 
     def _validated(self, raw: DataFrame) -> DataFrame:
         """Normalised (customer_id, ts, amount) rows; a bad row raises the pandas engine's message."""

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from custscore.errors import CustscoreError
 from custscore.training.bundle import MANIFEST_PARAM, load_model_dir
 from custscore.training.scorer import CustomerScorer
+from custscore.training.tracking import missing_store
 
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 _RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)/")
@@ -43,7 +44,7 @@ def resolve_model_uri(model_uri: str, client: Optional[MlflowClient] = None) -> 
     if not match:
         run = _RUN_URI.match(model_uri)
         return ModelSource(model_uri, None, run["run_id"] if run else None)
-    client = client or MlflowClient()
+    client = client or _store_client(model_uri)
     name = match["name"]
     try:
         version = (client.get_model_version_by_alias(name, match["alias"]) if match["alias"]
@@ -60,7 +61,7 @@ def load_scorer_from_uri(model_uri: str) -> tuple[CustomerScorer, str]:
     ``models:/NAME/3``), else the training run id. Raises :class:`CustscoreError` (one
     line naming ``model_uri``) when the model cannot be fetched or its files do not verify.
     """
-    client = MlflowClient()
+    client = _store_client(model_uri) if _looks_up(model_uri) else None
     source = resolve_model_uri(model_uri, client)
     recorded = _recorded_manifest_sha256(model_uri, source, client)
     with tempfile.TemporaryDirectory(prefix="custscore-model-") as tmp:
@@ -72,9 +73,22 @@ def load_scorer_from_uri(model_uri: str) -> tuple[CustomerScorer, str]:
     return scorer, source.label or scorer.model_version
 
 
-def _recorded_manifest_sha256(model_uri: str, source: ModelSource, client: MlflowClient) -> Optional[str]:
+def _looks_up(model_uri: str) -> bool:
+    """True for a URI MLflow looks up in the tracking store (``models:/``, ``runs:/``), not a folder."""
+    return bool(_REGISTRY_URI.match(model_uri) or _RUN_URI.match(model_uri))
+
+
+def _store_client(model_uri: str) -> MlflowClient:
+    """A client of the current tracking store, refused before MLflow creates a missing SQLite file."""
+    why = missing_store(mlflow.get_tracking_uri())
+    if why is not None:
+        raise _cannot_load(model_uri, why)
+    return MlflowClient()
+
+
+def _recorded_manifest_sha256(model_uri: str, source: ModelSource, client: Optional[MlflowClient]) -> Optional[str]:
     """The manifest hash the run recorded; "" when it recorded none, None without a run (a local folder)."""
-    if source.run_id is None:
+    if source.run_id is None or client is None:
         return None
     try:
         params = client.get_run(source.run_id).data.params
@@ -85,6 +99,9 @@ def _recorded_manifest_sha256(model_uri: str, source: ModelSource, client: Mlflo
     return params[MANIFEST_PARAM]
 
 
-def _cannot_load(model_uri: str, exc: BaseException) -> CustscoreError:
+def _cannot_load(model_uri: str, exc: BaseException | str) -> CustscoreError:
+    """One line naming the model, the tracking store it was looked up in (unless a local
+    folder) and the first line of the reason."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return CustscoreError(f"cannot load model {model_uri!r}: {text}")
+    store = f" from tracking store {mlflow.get_tracking_uri()}" if _looks_up(model_uri) else ""
+    return CustscoreError(f"cannot load model {model_uri!r}{store}: {text}")

@@ -54,3 +54,29 @@ def test_quickstart_runs_offline_and_prints_the_comparison(tmp_path):
     assert "models:/custscore@champion" in out
     assert (tmp_path / "qs" / "scores.csv").exists() and (tmp_path / "qs" / "mlflow.db").exists()
     assert "Traceback" not in proc.stderr
+    _printed_next_commands_work(out, tmp_path)
+
+
+def _printed_next_commands_work(out: str, tmp_path) -> None:
+    """The quickstart's last lines are commands that run as printed from another folder."""
+    import shlex
+
+    import pandas as pd
+
+    from custscore.cli import build_parser
+
+    lines = out[out.index("\nnext (from any folder):\n"):].strip().splitlines()[1:]
+    commands = [shlex.split(line) for line in lines]
+    assert [c[:2] for c in commands] == [["custscore", "score"], ["custscore", "report"], ["custscore", "serve"]]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for command in commands[:2]:  # serve runs until stopped: its arguments are parsed below
+        proc = run_cli(*command[1:], cwd=elsewhere, env={"MLFLOW_TRACKING_URI": ""})
+        assert proc.returncode == 0, (command, proc.stderr[-2000:])
+    assert list(elsewhere.iterdir()) == []  # everything lands in the quickstart's folder
+    scores = pd.read_csv(tmp_path / "qs" / "scores-1998-06-30.csv")
+    assert len(scores) == 2357  # every customer of the CDNOW sample
+    assert (tmp_path / "qs" / "report.html").exists()
+    serve = build_parser().parse_args(commands[2][1:])
+    assert serve.model == "models:/custscore@champion"
+    assert serve.tracking_uri == f"sqlite:///{tmp_path / 'qs' / 'mlflow.db'}"

@@ -143,6 +143,16 @@ def test_bad_row_gives_the_pandas_engine_message(spark, tmp_path):
     assert "row 2: column 'amount': amount is not a finite number: '12 EUR'" in _same_error_as_pandas(spark, path)
 
 
+def test_missing_column_names_the_option_as_the_pandas_engine(spark, tmp_path):
+    path = tmp_path / "total.csv"
+    path.write_text("customer_id,date,total\n1,2020-01-01,5\n")
+    assert _same_error_as_pandas(spark, path).endswith("; did you mean --amount-col total?")
+    path = tmp_path / "typed.parquet"  # no name matches: the only number column is the amount
+    pd.DataFrame({"customer_id": ["1"], "date": pd.to_datetime(["2020-01-01"]), "note": ["a"],
+                  "x": [1.5]}).to_parquet(path)
+    assert _same_error_as_pandas(spark, path).endswith("; did you mean --amount-col x?")
+
+
 def test_only_the_spark_modules_import_pyspark():
     # mlflow itself imports pyspark when it is installed, so check custscore's own code:
     # the feature engines load without it, and no other module names it in an import.

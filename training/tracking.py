@@ -77,17 +77,30 @@ def use_tracking(uri: Optional[str] = None) -> str:
 STORE_ERRORS = (MlflowException, SQLAlchemyError)
 
 
-def _sqlite_path(tracking_uri: str) -> Optional[Path]:
+def sqlite_path(tracking_uri: str) -> Optional[Path]:
     """The database file of a ``sqlite:///PATH`` URI (relative to the current folder), else None."""
     if not tracking_uri.startswith("sqlite:///"):
         return None
     return Path(tracking_uri[len("sqlite:///"):]).resolve()
 
 
+def missing_store(tracking_uri: str) -> Optional[str]:
+    """Why a model cannot be looked up in ``tracking_uri`` without creating it, or None.
+
+    A ``sqlite:///`` store whose database file does not exist: MLflow would create an empty
+    one (about 1 MB) on first use, so a lookup checks this first and touches nothing.
+    """
+    db = sqlite_path(tracking_uri)
+    if db is None or db.is_file():
+        return None
+    return (f"no such file {db}; pass --tracking-uri sqlite:///PATH/mlflow.db with the store the model was "
+            "trained into (the quickstart's is custscore-quickstart/mlflow.db)")
+
+
 @contextmanager
 def store_lock(tracking_uri: str) -> Iterator[None]:
     """Hold an exclusive ``fcntl.flock`` on ``<db>.lock`` for a SQLite store; nothing for other stores."""
-    db = _sqlite_path(tracking_uri)
+    db = sqlite_path(tracking_uri)
     if db is None:
         yield
         return

@@ -17,8 +17,12 @@ GOOD_ROWS = "00001,2020-01-01,10\n00001,2020-02-01,5\n00002,2020-01-05,7\n"
 
 # name -> (file content (str or bytes) or a writer, extra CLI args, message fragment)
 CASES = {
-    "missing column": (f"customer_id,date,total\n1,2020-01-01,3\n", [], "missing column(s) ['amount']"),
-    "misnamed column option": (HEADER + GOOD_ROWS, ["--amount-col", "value"], "missing column(s) ['value']"),
+    "missing column": (f"customer_id,date,total\n1,2020-01-01,3\n", [],
+                       "missing column(s) ['amount']; columns found: ['customer_id', 'date', 'total']; "
+                       "did you mean --amount-col total?"),
+    "misnamed column option": (HEADER + GOOD_ROWS, ["--amount-col", "value"],
+                               "missing column(s) ['value']; columns found: ['customer_id', 'date', 'amount']; "
+                               "did you mean --amount-col amount?"),
     "empty file": ("", [], "empty file"),
     "header only": (HEADER, [], "no transactions"),
     "unparseable date": (HEADER + "1,2020-13-45,3\n", [], "row 1: column 'date': cannot parse date"),
