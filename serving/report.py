@@ -24,6 +24,7 @@ from custscore.serving.output import (check_not_inputs, check_output_folder, che
                                       write_text_atomic)
 from custscore.serving.sidecar import read_sidecar, sidecar_path
 from custscore.spreadsheet import restore_text_columns
+from custscore.training.reasons import REASON_COLUMNS
 from custscore.training.segments import ACTIVITY_TIERS, CLASS_I_CAUSES, LIFECYCLE_STAGES, PYRAMID_TIERS, VALUE_CLASSES
 
 #: Textbook shares (domain notes): value matrix 80/20, pyramid 5/15/80 of customers.
@@ -33,7 +34,7 @@ TEXTBOOK_PYRAMID = {"key": (0.05, 0.80), "potential": (0.15, 0.15), "regular": (
 ACTION_COLUMNS: tuple[str, ...] = (
     "customer_id", "value_at_risk", "churn_probability", "future_value", "current_value", "value_class",
     "value_class_name", "pyramid_tier", "activity_tier", "previous_activity_tier", "lifecycle_stage",
-    "class_i_cause", "reason", "retention_policy",
+    "class_i_cause", "reason", "retention_policy", *REASON_COLUMNS,
 )
 #: Class-I causes whose policy is an action now (domain notes: "act quickly or let go",
 #: "end the relationship"); such customers are in actions.csv. Each needs its log column.
@@ -42,11 +43,12 @@ ACTION_CAUSES: Mapping[str, str] = {"poor credit": "arrears", "price-sensitive":
 REPORT_COLUMNS: tuple[str, ...] = (
     "customer_id", "churn_probability", "clv", "current_value", "future_value", "value_class", "value_class_name",
     "retention_policy", "class_i_cause", "pyramid_tier", "activity_tier", "previous_activity_tier", "alert",
-    "alert_reason", "lifecycle_stage", "partial_churn",
+    "alert_reason", "lifecycle_stage", "partial_churn", *REASON_COLUMNS,
 )
 TOP_AT_RISK = 20
 AT_RISK_COLUMNS = ("customer_id", "value_at_risk", "churn_probability", "future_value", "value_class",
-                   "pyramid_tier", "previous_activity_tier", "activity_tier", "lifecycle_stage", "reason")
+                   "pyramid_tier", "previous_activity_tier", "activity_tier", "lifecycle_stage", "reason",
+                   *REASON_COLUMNS)
 
 
 def read_scores(path: str | os.PathLike) -> pd.DataFrame:
@@ -68,7 +70,7 @@ def read_scores(path: str | os.PathLike) -> pd.DataFrame:
     for col in ("alert", "partial_churn"):
         if scores[col].dtype != bool:
             scores[col] = scores[col].astype(str).str.lower().eq("true")
-    for col in ("alert_reason", "class_i_cause"):
+    for col in ("alert_reason", "class_i_cause", *REASON_COLUMNS):
         if col in scores:
             scores[col] = scores[col].fillna("")
     return scores

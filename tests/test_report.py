@@ -138,6 +138,11 @@ def test_actions_csv_sorted_by_value_at_risk(report_dir):
                                merged["churn_probability_scores"] * merged["future_value_scores"], rtol=1e-9)
     assert actions["value_at_risk"].is_monotonic_decreasing
     assert (actions["reason"] != "").all()
+    reasons = ["reason_1", "reason_2", "reason_3"]
+    same = actions[["customer_id", *reasons]].merge(scores[["customer_id", *reasons]].fillna(""), on="customer_id",
+                                                     suffixes=("", "_scores"))
+    assert len(same) == len(actions) and (actions["reason_1"] != "").any()
+    assert all((same[r] == same[f"{r}_scores"]).all() for r in reasons)
     partial = set(scores.loc[scores["partial_churn"], "customer_id"])
     assert all(("partial churn" in r) == (c in partial) for c, r in zip(actions["customer_id"], actions["reason"]))
 
