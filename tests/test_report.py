@@ -152,7 +152,9 @@ def test_sidecar_records_every_threshold(report_dir, trained):
     scorer = trained["result"].scorer
     assert set(sidecar["config"]) == {f.name for f in dataclasses.fields(SegmentConfig)}
     assert set(sidecar["thresholds"]) == {f.name for f in dataclasses.fields(SegmentThresholds)}
-    assert sidecar["thresholds"] == pytest.approx(dataclasses.asdict(scorer.segment_thresholds))
+    want = dataclasses.asdict(scorer.segment_thresholds)
+    assert sidecar["thresholds"].pop("gap_days") == pytest.approx(list(want.pop("gap_days")))  # JSON list
+    assert sidecar["thresholds"] == pytest.approx(want)
     assert sidecar["as_of"] == "1997-09-30" and sidecar["horizon_days"] == 90 and sidecar["n_customers"] == 2357
     # The thresholds also reach the MLflow run as params.
     client = mlflow.tracking.MlflowClient(trained["config"].tracking_uri)
