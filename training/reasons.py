@@ -22,7 +22,8 @@ of the population (the mean mapped back through the inverse transform).
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
+import string
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -96,82 +97,66 @@ def top_drivers(contributions: np.ndarray, k: int = N_REASONS, ranked: bool = Tr
     return np.pad(out, ((0, 0), (0, k - out.shape[1])), constant_values=-1)
 
 
-def _days(v: float) -> str:
-    return f"{v:,.0f} day" + ("" if round(v) == 1 else "s")
+class _Words(string.Formatter):
+    """Format specs of the reason templates: ``days``, ``purchases``, ``money``, ``pct``, ``x``
+    (one decimal), ``d2`` (two decimals); a plain value otherwise."""
+
+    def format_field(self, value: Any, spec: str) -> str:
+        if spec in ("days", "purchases"):
+            unit = "day" if spec == "days" else "purchase"
+            return f"{value:,.0f} {unit}" + ("" if round(value) == 1 else "s")
+        formats = {"money": "{:,.2f}", "pct": "{:.0f} %", "x": "{:.1f}", "d2": "{:.2f}"}
+        if spec in formats:
+            return formats[spec].format(100 * value if spec == "pct" else value)
+        return super().format_field(value, spec)
 
 
-def _count(v: float, what: str) -> str:
-    return f"{v:,.0f} {what}" + ("" if round(v) == 1 else "s")
-
-
-def _few(v: float, typical: float) -> str:
-    return "only " if v < typical else ""
-
-
-#: Feature -> text from (the customer's feature values by name, the typical value).
-_TEXTS: Mapping[str, Callable[[Mapping[str, float], float], str]] = {
-    "days_since_last_purchase": lambda f, t: (
-        f"no purchase for {_days(f['days_since_last_purchase'])} (typical customer: {_days(t)})"),
-    "days_since_last_over_ipt": lambda f, t: (
-        f"no purchase for {_days(f['days_since_last_purchase'])}, "
-        f"{f['days_since_last_over_ipt']:.1f}x their usual gap of {_days(max(f['ipt_mean_days'], 1.0))}"),
-    "days_since_last_over_tenure": lambda f, t: (
-        f"no purchase for {_days(f['days_since_last_purchase'])}, "
-        f"{100 * f['days_since_last_over_tenure']:.0f} % of their {_days(f['T_days'])} as a customer"),
-    "frequency": lambda f, t: (
-        f"{_few(f['frequency'], t)}{_count(f['frequency'] + 1, 'purchase')} in their first {_days(f['T_days'])}"),
-    "purchase_rate_per_year": lambda f, t: (
-        f"{_few(f['purchase_rate_per_year'], t)}{f['purchase_rate_per_year']:.1f} repeat purchases a year "
-        f"(typical customer: {t:.1f})"),
-    "recency_days": lambda f, t: (
-        f"last purchase {_days(f['recency_days'])} after their first (typical customer: {_days(t)})"),
-    "T_days": lambda f, t: f"customer for {_days(f['T_days'])} (typical customer: {_days(t)})",
-    "ipt_mean_days": lambda f, t: (
-        f"no repeat purchase in {_days(f['T_days'])} (typical gap between purchases: {_days(t)})"
-        if f["frequency"] == 0 else
-        f"usual gap between purchases {_days(f['ipt_mean_days'])} (typical customer: {_days(t)})"),
-    "horizon_over_ipt": lambda f, t: (
-        f"usual gap between purchases {_days(f['ipt_mean_days'])}: "
-        f"{f['horizon_over_ipt']:.1f} gaps fit in the {_days(f['horizon_days'])} ahead"),
-    "trend_90d": lambda f, t: (
-        f"purchase rate trend {f['trend_90d']:.2f} (last 90 days vs the 90 before; typical customer: {t:.2f})"),
-    "monetary_value": lambda f, t: (
-        f"mean spend per repeat purchase {f['monetary_value']:,.2f} (typical customer: {t:,.2f})"),
-    "p_alive": lambda f, t: (
-        f"BG/NBD probability still active {100 * f['p_alive']:.0f} % (typical customer: {100 * t:.0f} %)"),
-    "p_no_purchase_horizon": lambda f, t: (
-        f"BG/NBD: {100 * f['p_no_purchase_horizon']:.0f} % chance of no purchase in the next "
-        f"{_days(f['horizon_days'])} (typical customer: {100 * t:.0f} %)"),
-    "expected_purchases_horizon": lambda f, t: (
-        f"{_few(f['expected_purchases_horizon'], t)}{f['expected_purchases_horizon']:.2f} purchases expected in "
-        f"the next {_days(f['horizon_days'])} (typical customer: {t:.2f})"),
+_WORDS = _Words()
+#: Driver -> template over the churn features by name, ``typical`` (the population's value)
+#: and ``only`` ("only " when the customer's value is below the typical one). A key
+#: ``NAME/zero`` is used instead when the feature ``zero_of[NAME]`` is 0.
+_TEMPLATES: Mapping[str, str] = {
+    "days_since_last_purchase": "no purchase for {days_since_last_purchase:days} (typical customer: {typical:days})",
+    "days_since_last_over_ipt": "no purchase for {days_since_last_purchase:days}, {days_since_last_over_ipt:x}x "
+                                "their usual gap of {gap:days}",
+    "days_since_last_over_tenure": "no purchase for {days_since_last_purchase:days}, "
+                                   "{days_since_last_over_tenure:pct} of their {T_days:days} as a customer",
+    "frequency": "{only}{purchases:purchases} in their first {T_days:days}",
+    "purchase_rate_per_year": "{only}{purchase_rate_per_year:x} repeat purchases a year (typical customer: {typical:x})",
+    "recency_days": "last purchase {recency_days:days} after their first (typical customer: {typical:days})",
+    "T_days": "customer for {T_days:days} (typical customer: {typical:days})",
+    "ipt_mean_days": "usual gap between purchases {ipt_mean_days:days} (typical customer: {typical:days})",
+    "ipt_mean_days/zero": "no repeat purchase in {T_days:days} (typical gap between purchases: {typical:days})",
+    "horizon_over_ipt": "usual gap between purchases {ipt_mean_days:days}: {horizon_over_ipt:x} gaps fit in the "
+                        "{horizon_days:days} ahead",
+    "trend_90d": "purchase rate trend {trend_90d:d2} (last 90 days vs the 90 before; typical customer: {typical:d2})",
+    "monetary_value": "mean spend per repeat purchase {monetary_value:money} (typical customer: {typical:money})",
+    "p_alive": "BG/NBD probability still active {p_alive:pct} (typical customer: {typical:pct})",
+    "p_no_purchase_horizon": "BG/NBD: {p_no_purchase_horizon:pct} chance of no purchase in the next "
+                             "{horizon_days:days} (typical customer: {typical:pct})",
+    "expected_purchases_horizon": "{only}{expected_purchases_horizon:d2} purchases expected in the next "
+                                  "{horizon_days:days} (typical customer: {typical:d2})",
+    **{f"n_purchases_{w}d": f"{{only}}{{n_purchases_{w}d:purchases}} in the last {w} days "
+                            "(typical customer: {typical:x})" for w in (30, 90, 365)},
+    **{f"n_purchases_{w}d/zero": f"no purchase in the last {w} days (typical customer: {{typical:x}})"
+       for w in (30, 90, 365)},
+    **{f"spend_{w}d": f"{{only}}{{spend_{w}d:money}} spent in the last {w} days (typical customer: {{typical:money}})"
+       for w in (90, 365)},
 }
-
-
-def _purchases_in(w: int) -> Callable[[Mapping[str, float], float], str]:
-    def text(f: Mapping[str, float], t: float) -> str:
-        n = f[f"n_purchases_{w}d"]
-        if n == 0:
-            return f"no purchase in the last {w} days (typical customer: {t:.1f})"
-        return f"{_few(n, t)}{_count(n, 'purchase')} in the last {w} days (typical customer: {t:.1f})"
-    return text
-
-
-def _spend_in(w: int) -> Callable[[Mapping[str, float], float], str]:
-    def text(f: Mapping[str, float], t: float) -> str:
-        v = f[f"spend_{w}d"]
-        return f"{_few(v, t)}{v:,.2f} spent in the last {w} days (typical customer: {t:,.2f})"
-    return text
-
-
-_TEXTS = {**_TEXTS, **{f"n_purchases_{w}d": _purchases_in(w) for w in (30, 90, 365)},
-          **{f"spend_{w}d": _spend_in(w) for w in (90, 365)}}
+#: Which feature being 0 selects the ``/zero`` template.
+_ZERO_OF: Mapping[str, str] = {"ipt_mean_days": "frequency",
+                               **{f"n_purchases_{w}d": f"n_purchases_{w}d" for w in (30, 90, 365)}}
 
 
 def reason_text(name: str, features: Mapping[str, float], typical: float) -> str:
     """The words for driver ``name`` of one customer (``features``: churn features by name)."""
-    text = _TEXTS.get(name)
-    return text(features, typical) if text else f"{name.replace('_', ' ')} {features[name]:g}"
+    template = _TEMPLATES.get(name)
+    if template is None:
+        return f"{name.replace('_', ' ')} {features[name]:g}"
+    if name in _ZERO_OF and features[_ZERO_OF[name]] == 0:
+        template = _TEMPLATES[f"{name}/zero"]
+    return _WORDS.format(template, **features, typical=typical, only="only " if features[name] < typical else "",
+                         purchases=features["frequency"] + 1, gap=max(features["ipt_mean_days"], 1.0))
 
 
 def churn_reasons(model, A: np.ndarray, k: int = N_REASONS) -> dict[str, np.ndarray]:

@@ -394,7 +394,8 @@ def _numbers(columns: Mapping[str, Any], name: str) -> np.ndarray:
 
 
 def lifecycle_stage(tenure_days: np.ndarray, trend: np.ndarray, days_since_last_purchase: np.ndarray,
-                    config: SegmentConfig) -> np.ndarray:
+                    config: SegmentConfig, bounds: Optional[CadenceBounds] = None,
+                    frequency: Optional[np.ndarray] = None) -> np.ndarray:
     """Relationship stage from tenure (days) and the purchase-rate trend in [-1, 1].
 
     Rules, in order (defaults in brackets):
@@ -409,17 +410,29 @@ def lifecycle_stage(tenure_days: np.ndarray, trend: np.ndarray, days_since_last_
     >>> lifecycle_stage(np.array([30, 200, 200, 200, 400, 400]), np.array([1, 0.5, 0, -0.5, 0.5, 0]),
     ...                 np.array([0, 5, 5, 5, 5, 200]), SegmentConfig()).tolist()
     ['exploration', 'formation', 'exploration', 'decline', 'stability', 'decline']
+
+    With learnt ``bounds`` (:func:`cadence_bounds`) their ``exploration_days``,
+    ``lapse_days`` and ``stability_days`` replace the config's, and after rule 2 a customer
+    with one purchase only (``frequency`` 0) is in exploration (trust not yet built):
+
+    >>> b = CadenceBounds(10.0, 20.0, 40.0, 60.0, 10.0, 80.0)
+    >>> lifecycle_stage(np.array([5, 50, 50, 50, 50, 90]), np.array([1, 0, -0.5, 0.5, 0, 0]),
+    ...                 np.array([0, 70, 5, 5, 30, 5]), SegmentConfig(), b, np.array([0, 3, 3, 3, 0, 3])).tolist()
+    ['exploration', 'decline', 'decline', 'formation', 'exploration', 'stability']
     """
     tenure = np.asarray(tenure_days, dtype=float)
     trend = np.asarray(trend, dtype=float)
     idle = np.asarray(days_since_last_purchase, dtype=float)
-    young = tenure < config.stability_days
+    days = config if bounds is None else bounds
+    young = tenure < days.stability_days
+    single = np.zeros(len(tenure), dtype=bool) if bounds is None else np.asarray(frequency) == 0
     return first_match(
-        [tenure < config.exploration_days,
-         (trend <= -config.trend_band) | (idle >= config.lapse_days),
+        [tenure < days.exploration_days,
+         (trend <= -config.trend_band) | (idle >= days.lapse_days),
+         single,
          young & (trend >= config.trend_band),
          young],
-        ["exploration", "decline", "formation", "exploration"],
+        ["exploration", "decline", "exploration", "formation", "exploration"],
         "stability")
 
 
@@ -447,35 +460,6 @@ def learnt_activity_tiers(days_since_last_purchase: np.ndarray,
     previous = np.where(before >= 0, tier_at(before), tier)
     dropped = (tier != "none") & (_tier_rank(tier) < _tier_rank(previous))
     return tier, previous, dropped
-
-
-def learnt_lifecycle_stage(tenure_days: np.ndarray, trend: np.ndarray, days_since_last_purchase: np.ndarray,
-                           frequency: np.ndarray, config: SegmentConfig, bounds: CadenceBounds) -> np.ndarray:
-    """:func:`lifecycle_stage` with the learnt bounds, and a customer with one purchase only
-    (``frequency`` 0) not yet lapsed in exploration (trust not yet built).
-
-    Rules, in order: tenure < ``exploration_days`` -> exploration; trend <= -``trend_band``
-    or no purchase for ``lapse_days`` -> decline; no repeat purchase -> exploration; tenure
-    < ``stability_days``: trend >= ``trend_band`` -> formation, else exploration; otherwise
-    stability (bounds of :func:`cadence_bounds`).
-
-    >>> b = CadenceBounds(10.0, 20.0, 40.0, 60.0, 10.0, 80.0)
-    >>> learnt_lifecycle_stage(np.array([5, 50, 50, 50, 50, 90]), np.array([1, 0, -0.5, 0.5, 0, 0]),
-    ...                        np.array([0, 70, 5, 5, 30, 5]), np.array([0, 3, 3, 3, 0, 3]), SegmentConfig(), b).tolist()
-    ['exploration', 'decline', 'decline', 'formation', 'exploration', 'stability']
-    """
-    tenure = np.asarray(tenure_days, dtype=float)
-    trend = np.asarray(trend, dtype=float)
-    idle = np.asarray(days_since_last_purchase, dtype=float)
-    young = tenure < bounds.stability_days
-    return first_match(
-        [tenure < bounds.exploration_days,
-         (trend <= -config.trend_band) | (idle >= bounds.lapse_days),
-         np.asarray(frequency) == 0,
-         young & (trend >= config.trend_band),
-         young],
-        ["exploration", "decline", "exploration", "formation", "exploration"],
-        "stability")
 
 
 def partial_churn(frame: Mapping[str, Any], config: SegmentConfig) -> np.ndarray:
@@ -565,7 +549,7 @@ def segment_arrays(columns: Mapping[str, Any], config: SegmentConfig,
         tier, previous, dropped = activity_tiers(np.asarray(columns[MONTH_COLUMNS[0]]),
                                                  np.asarray(columns[MONTH_COLUMNS[1]]), config)
     else:
-        stage = learnt_lifecycle_stage(tenure, trend, idle, np.asarray(columns["frequency"]), config, bounds)
+        stage = lifecycle_stage(tenure, trend, idle, config, bounds, np.asarray(columns["frequency"]))
         tier, previous, dropped = learnt_activity_tiers(idle, bounds)
     cause = class_i_cause(columns, class_index == 0, stage, config, None if bounds is None else bounds.stability_days)
     retention = np.select([cause == name for name in CLASS_I_CAUSES],
