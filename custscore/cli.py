@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", required=True, help="report file (.html), self-contained, written atomically")
     report.add_argument("--actions", default=None,
                         help="customers needing action, by value at risk (default: actions.csv beside --output)")
+    report.add_argument("--currency", default=None,
+                        help="money as SYMBOL[:DECIMALS] in the page and actions.csv, e.g. '$' or 'EUR :0' "
+                             "(default: no symbol, 2 decimals; the scores keep full precision)")
 
     quick = sub.add_parser("quickstart", help="train, register and score on the embedded CDNOW sample")
     quick.add_argument("--workdir", default="custscore-quickstart",
@@ -269,7 +272,7 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "report":
         from custscore.serving.report import write_report
 
-        page, actions, n_actions = write_report(args.scores, args.output, args.actions)
+        page, actions, n_actions = write_report(args.scores, args.output, args.actions, args.currency)
         print(f"report -> {page}; {n_actions} customers needing action -> {actions}")
     elif args.command == "quickstart":
         from custscore.quickstart import run_quickstart

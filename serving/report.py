@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -24,6 +25,7 @@ from custscore.serving.output import (check_not_inputs, check_output_folder, che
                                       write_text_atomic)
 from custscore.serving.sidecar import read_sidecar, sidecar_path
 from custscore.spreadsheet import restore_text_columns
+from custscore.training.reasons import REASON_COLUMNS
 from custscore.training.segments import ACTIVITY_TIERS, CLASS_I_CAUSES, LIFECYCLE_STAGES, PYRAMID_TIERS, VALUE_CLASSES
 
 #: Textbook shares (domain notes): value matrix 80/20, pyramid 5/15/80 of customers.
@@ -33,7 +35,7 @@ TEXTBOOK_PYRAMID = {"key": (0.05, 0.80), "potential": (0.15, 0.15), "regular": (
 ACTION_COLUMNS: tuple[str, ...] = (
     "customer_id", "value_at_risk", "churn_probability", "future_value", "current_value", "value_class",
     "value_class_name", "pyramid_tier", "activity_tier", "previous_activity_tier", "lifecycle_stage",
-    "class_i_cause", "reason", "retention_policy",
+    "class_i_cause", "reason", "retention_policy", *REASON_COLUMNS,
 )
 #: Class-I causes whose policy is an action now (domain notes: "act quickly or let go",
 #: "end the relationship"); such customers are in actions.csv. Each needs its log column.
@@ -42,11 +44,48 @@ ACTION_CAUSES: Mapping[str, str] = {"poor credit": "arrears", "price-sensitive":
 REPORT_COLUMNS: tuple[str, ...] = (
     "customer_id", "churn_probability", "clv", "current_value", "future_value", "value_class", "value_class_name",
     "retention_policy", "class_i_cause", "pyramid_tier", "activity_tier", "previous_activity_tier", "alert",
-    "alert_reason", "lifecycle_stage", "partial_churn",
+    "alert_reason", "lifecycle_stage", "partial_churn", *REASON_COLUMNS,
 )
 TOP_AT_RISK = 20
-AT_RISK_COLUMNS = ("customer_id", "value_at_risk", "churn_probability", "future_value", "value_class",
-                   "pyramid_tier", "previous_activity_tier", "activity_tier", "lifecycle_stage", "reason")
+#: Plain names of the activity tiers (the bounds are in the glossary and the settings).
+TIER_NAMES: Mapping[str, str] = {"A": "very active", "B": "active", "C": "occasional", "D": "slipping",
+                                 "none": "inactive"}
+#: Money columns of actions.csv (rounded to the currency's decimals; full precision stays in the scores).
+MONEY_COLUMNS: tuple[str, ...] = ("value_at_risk", "future_value", "current_value")
+#: Decimals of churn_probability in actions.csv.
+PROBABILITY_DECIMALS = 3
+
+
+@dataclass(frozen=True)
+class Currency:
+    """How money is shown to people: a symbol in front and a number of decimals.
+
+    >>> Currency("$", 0).format(-1234.5), Currency().format(1234.567)
+    ('-$1,234', '1,234.57')
+    """
+
+    symbol: str = ""
+    decimals: int = 2
+
+    def format(self, value: float) -> str:
+        sign = "-" if value < 0 and round(abs(value), self.decimals) > 0 else ""
+        return f"{sign}{self.symbol}{abs(value):,.{self.decimals}f}"
+
+
+def parse_currency(text: Optional[str]) -> Currency:
+    """``--currency SYMBOL[:DECIMALS]`` (``$``, ``EUR :0``, ``€:2``); None = no symbol, 2 decimals.
+
+    >>> parse_currency("€:0"), parse_currency("$")
+    (Currency(symbol='€', decimals=0), Currency(symbol='$', decimals=2))
+    """
+    if text is None:
+        return Currency()
+    symbol, _, decimals = text.rpartition(":") if ":" in text else (text, "", "2")
+    if not decimals.isdigit() or int(decimals) > 4 or not symbol.strip() or len(symbol) > 8 \
+            or any(c in symbol for c in "<>&\"'") or not symbol.isprintable():
+        raise CustscoreError(f"--currency {text!r}: expected SYMBOL[:DECIMALS] with a symbol of at most 8 "
+                             "printable characters (no <>&\"') and 0-4 decimals, e.g. '$' or 'EUR :0'")
+    return Currency(symbol, int(decimals))
 
 
 def read_scores(path: str | os.PathLike) -> pd.DataFrame:
@@ -68,7 +107,7 @@ def read_scores(path: str | os.PathLike) -> pd.DataFrame:
     for col in ("alert", "partial_churn"):
         if scores[col].dtype != bool:
             scores[col] = scores[col].astype(str).str.lower().eq("true")
-    for col in ("alert_reason", "class_i_cause"):
+    for col in ("alert_reason", "class_i_cause", *REASON_COLUMNS):
         if col in scores:
             scores[col] = scores[col].fillna("")
     return scores
@@ -149,6 +188,38 @@ def actions_table(scores: pd.DataFrame) -> pd.DataFrame:
     return needs[list(ACTION_COLUMNS)].reset_index(drop=True)
 
 
+def rounded_for_people(actions: pd.DataFrame, decimals: int) -> pd.DataFrame:
+    """``actions`` with :data:`MONEY_COLUMNS` rounded to ``decimals`` and churn_probability to
+    :data:`PROBABILITY_DECIMALS` (a copy; the order is kept)."""
+    return actions.assign(**{c: actions[c].round(decimals) for c in MONEY_COLUMNS},
+                          churn_probability=actions["churn_probability"].round(PROBABILITY_DECIMALS))
+
+
+def people_list(actions: pd.DataFrame, money: "Currency | None", top: int) -> pd.DataFrame:
+    """The first ``top`` customers of ``actions`` as people read them: plain names next to
+    the codes, churn risk in %, why (the alert and the churn reasons) and the recommended action.
+
+    ``money`` None: value columns are purchases (a log without amounts), shown with 1 decimal.
+    """
+    part = actions.head(top)
+    fmt = money.format if money is not None else (lambda v: f"{v:,.1f}")
+    tiers = [f"{TIER_NAMES.get(p, p)} ({p}) -> {TIER_NAMES.get(t, t)} ({t})" if p != t else f"{TIER_NAMES.get(t, t)} ({t})"
+             for p, t in zip(part["previous_activity_tier"], part["activity_tier"])]
+    why = [_join_reasons(texts) for texts in zip(part["reason"], *(part[c] for c in REASON_COLUMNS))]
+    return pd.DataFrame({
+        "customer": part["customer_id"].to_numpy(),
+        "value at risk": [fmt(v) for v in part["value_at_risk"]],
+        "churn risk": [f"{100 * p:.0f} %" for p in part["churn_probability"]],
+        "future value": [fmt(v) for v in part["future_value"]],
+        "value class": [f"{c} {n}" for c, n in zip(part["value_class"], part["value_class_name"])],
+        "pyramid": part["pyramid_tier"].to_numpy(),
+        "activity": tiers,
+        "stage": part["lifecycle_stage"].to_numpy(),
+        "why": why,
+        "recommended action": part["retention_policy"].to_numpy(),
+    })
+
+
 def _join_reasons(texts: tuple[str, ...]) -> str:
     return "; ".join(t for t in texts if t)
 
@@ -211,7 +282,10 @@ def _churn_histogram(churn: np.ndarray, threshold: Optional[float]) -> Figure:
     return fig
 
 
-def _fmt(value: Any, column: str) -> str:
+def _fmt(value: Any, column: str, money: Optional[Currency] = None) -> str:
+    if money is not None and isinstance(value, (int, float, np.integer, np.floating)) \
+            and not isinstance(value, (bool, np.bool_)) and not np.isnan(value):
+        return money.format(float(value))
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else ""
     if isinstance(value, (float, np.floating)):
@@ -223,10 +297,14 @@ def _fmt(value: Any, column: str) -> str:
     return str(value)
 
 
-def _table(frame: pd.DataFrame, table_id: str) -> str:
+def _table(frame: pd.DataFrame, table_id: str, money: Optional[Currency] = None,
+           money_columns: tuple[str, ...] = ()) -> str:
+    """An HTML table; cells of ``money_columns`` are formatted by ``money`` (when given)."""
     head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in frame.columns)
+    cell_money = [money if str(c) in money_columns else None for c in frame.columns]
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(v, str(c)))}</td>" for c, v in zip(frame.columns, row)) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(v, str(c), m))}</td>"
+                         for c, v, m in zip(frame.columns, row, cell_money)) + "</tr>"
         for row in frame.itertuples(index=False))
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
@@ -239,11 +317,43 @@ _CSS = """body{font-family:sans-serif;margin:24px;color:#222;max-width:1100px}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}
 td:first-child,th:first-child{text-align:left}h2{margin-top:28px;border-bottom:1px solid #ddd}
-.note{color:#555;font-size:13px}img{max-width:100%}"""
+.note{color:#555;font-size:13px}img{max-width:100%}td.text,#at-risk td{text-align:left}
+dt{font-weight:bold;margin-top:6px}details{margin-top:28px}summary{font-size:1.3em;cursor:pointer}"""
 
 
-def render_report(scores: pd.DataFrame, settings: dict[str, Any]) -> str:
-    """The report page for ``scores`` and its sidecar ``settings`` (one HTML string)."""
+def _glossary(horizon_words: str, has_amounts: bool, cadence: str) -> str:
+    terms = {
+        "churn risk": f"probability that the customer makes no purchase in the {horizon_words}",
+        "future value": (f"expected revenue of the {horizon_words}, discounted to today" if has_amounts else
+                         f"expected purchases in the {horizon_words} (the log has no amounts)"),
+        "current value": "revenue over the value window" if has_amounts else "purchases over the value window",
+        "value at risk": "churn risk x future value: what is lost if the customer goes",
+        "value class": "IV platinum, III gold (high current value), II iron (high future value only), I lead (low both)",
+        "pyramid": "key (top 5 % by future value), potential (next 15 %), regular (the rest)",
+        "activity": ("by days since the last purchase against this log's usual gaps between purchases"
+                     if cadence == "learnt" else "by purchases in the last calendar month (A more than 10, "
+                     "B 6-10, C 1-5, D none after some the month before)"),
+        "stage": "exploration (trust not yet built), formation (buying more), stability (steady), "
+                 "decline (buying less, or silent for long)",
+        "why": "the alert and what raises the churn risk most, with the customer's own numbers",
+    }
+    return "<h2>Glossary</h2><dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
+                                             for k, v in terms.items()) + "</dl>"
+
+
+def _horizon_words(settings: Mapping[str, Any]) -> tuple[str, str]:
+    """('next 90 days', 'discounted at 10 % a year') from the sidecar."""
+    horizon = settings.get("horizon_days")
+    rate = settings.get("discount_rate")
+    days = f"next {int(horizon)} days" if isinstance(horizon, (int, float)) else "horizon"
+    discount = (f"discounted at {100 * float(rate):g} % a year" if isinstance(rate, (int, float))
+                else "discount rate not recorded")
+    return days, discount
+
+
+def render_report(scores: pd.DataFrame, settings: dict[str, Any], currency: Optional[Currency] = None) -> str:
+    """The report page for ``scores`` and its sidecar ``settings`` (one HTML string); money
+    shown with ``currency`` (default: no symbol, 2 decimals)."""
     if len(scores) == 0:
         raise CustscoreError("--scores: the scores file has no customers")
     matrix, pyramid = value_matrix_table(scores), pyramid_table(scores)
@@ -271,71 +381,95 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any]) -> str:
                                   config.get("alert_churn_probability")),
     }
     img = {k: _img(_png(v), k) for k, v in figures.items()}
+    has_amounts = bool(settings.get("has_amounts", True))
+    money = (currency or Currency()) if has_amounts else None
+    horizon_words, discount_words = _horizon_words(settings)
+    cadence = str(config.get("cadence", "textbook"))
+    largest_stage, largest_tier = stages.idxmax(), tiers.idxmax()
     settings_rows = pd.DataFrame(
         [("scoring", k, settings[k]) for k in ("as_of", "horizon_days", "discount_rate", "model_version",
                                                "n_customers") if k in settings]
         + [("threshold", k, v) for k, v in thresholds.items()] + [("rule", k, v) for k, v in config.items()],
         columns=["kind", "setting", "value"])
     title = f"Customer value report, as of {html.escape(str(settings.get('as_of', '')))}"
-    has_amounts = bool(settings.get("has_amounts", True))
-    units = (" (actions.csv). Value is in the log's amount units"
+    units = (" (actions.csv). Future value is the expected revenue of the " + horizon_words + ", " + discount_words
+             + "; value is in " + (f"{html.escape(money.symbol)} " if money and money.symbol else "the log's amount units")
              + (f" times a margin rate of {config['margin_rate']:g}" if config.get("margin_rate", 1) != 1 else "")
              + ".</p>") if has_amounts else (
         " (actions.csv). <b>Value not available: the transaction log has no amounts.</b> The value matrix, "
         "the pyramid and value at risk rank by purchases instead: current value = purchases over the value "
         "window, future value = expected purchases in the horizon (the clv column is empty); cut points "
         "labelled clv are in expected purchases.</p>")
-    equity_part = ([_table(equity, "equity"), img["equity"]] if has_amounts else
+    fmt = money.format if money is not None else (lambda v: f"{v:,.2f}")
+    value_cols = ("current_value", "future_value")
+    equity_part = ([_table(equity, "equity", money, tuple(str(c) for c in equity.columns)), img["equity"]]
+                   if has_amounts else
                    ["<p class='note'>Value not available: the log has no amounts, so there is no customer "
                     "equity.</p>"])
+    stage_bounds = (f"Stages and activity tiers follow this log's own rhythm: repeat buyers' usual gaps between "
+                    f"purchases are {', '.join(f'{g:,.0f}' for g in thresholds['gap_days'])} days (half, three "
+                    "quarters and 90 % of them buy at least this often)." if cadence == "learnt"
+                    and thresholds.get("gap_days") else "Stages and activity tiers use the textbook bounds.")
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>",
         f"<style>{_CSS}</style></head><body><h1>{title}</h1>",
-        f"<p class='note'>{len(scores):,} customers; model {html.escape(str(settings.get('model_version', '')))};"
-        f" horizon {html.escape(str(settings.get('horizon_days', '')))} days; {len(actions):,} need action"
+        f"<p class='note'>{len(scores):,} customers; looking {horizon_words} ahead; {len(actions):,} need action"
         + units,
-        "<h2>Value matrix</h2><p class='note'>Current value = spend over the last "
-        f"{config.get('value_window_days', '?')} days; high above {thresholds.get('current_spend_high', 0):,.2f}. "
-        f"Growth potential = clv; high above {thresholds.get('clv_high', 0):,.2f}. The 80/20 rule expects "
-        "classes III+IV to be ~20 % of customers with ~80 % of the value.</p>",
-        _table(matrix, "value-matrix"), img["value matrix"],
-        "<h2>Class I causes</h2><p class='note'>The first cause that applies, in this order: poor credit "
+        f"<h2>Top {TOP_AT_RISK} at-risk high-value customers</h2><p class='note'>Customers needing action in "
+        "classes II/IV or the key/potential tiers, by value at risk = churn risk x future value, each with why "
+        "and what to do. Every customer needing action is in actions.csv.</p>",
+        _table(people_list(at_risk, money, TOP_AT_RISK), "at-risk"),
+        "<h2>Value matrix</h2><p class='note'>Current value = " + ("spend" if has_amounts else "purchases")
+        + f" over the last {config.get('value_window_days', '?')} days; high above "
+        f"{fmt(thresholds.get('current_spend_high', 0))}. Growth potential = future value; high above "
+        f"{fmt(thresholds.get('clv_high', 0))}. The 80/20 rule expects classes III+IV (gold, platinum) to be "
+        "~20 % of customers with ~80 % of the value.</p>",
+        _table(matrix, "value-matrix", money, value_cols), img["value matrix"],
+        "<h2>Class I (lead) causes</h2><p class='note'>The first cause that applies, in this order: poor credit "
         f"(latest arrears above {config.get('poor_credit_arrears', '?')}; needs --arrears-col), price-sensitive "
         f"(share of purchase days on discount above {config.get('price_sensitive_share', '?')}; needs "
-        "--discount-col), decline (lifecycle stage), early relationship (tenure below "
-        f"{config.get('stability_days', '?')} days). Poor-credit and price-sensitive customers are in "
-        "actions.csv.</p>",
-        _table(causes, "class-i-causes"),
-        "<h2>Customer pyramid</h2><p class='note'>By clv: key above "
-        f"{thresholds.get('clv_key', 0):,.2f}, potential above {thresholds.get('clv_potential', 0):,.2f}. "
+        "--discount-col), decline (lifecycle stage), early relationship (a young customer). Poor-credit and "
+        "price-sensitive customers are in actions.csv.</p>",
+        _table(causes, "class-i-causes", money, value_cols),
+        "<h2>Customer pyramid</h2><p class='note'>By future value: key above "
+        f"{fmt(thresholds.get('clv_key', 0))}, potential above {fmt(thresholds.get('clv_potential', 0))}. "
         "Suggested resource share = the tier's share of future value.</p>",
-        _table(pyramid, "pyramid"), img["pyramid"],
-        "<h2>Customer equity by segment</h2><p class='note'>Sum of clv by value class and lifecycle stage.</p>",
+        _table(pyramid, "pyramid", money, ("future_value",)), img["pyramid"],
+        "<h2>Customer equity by segment</h2><p class='note'>Sum of future value (clv) by value class and "
+        "lifecycle stage.</p>",
         *equity_part,
-        f"<h2>Top {TOP_AT_RISK} at-risk high-value customers</h2><p class='note'>Customers needing action in "
-        "classes II/IV or the key/potential tiers, by value at risk = churn probability x future value.</p>",
-        _table(at_risk[list(AT_RISK_COLUMNS)].head(TOP_AT_RISK), "at-risk"),
-        "<h2>Lifecycle stages and activity tiers</h2>",
+        "<h2>Lifecycle stages and activity tiers</h2><p class='note'>" + stage_bounds
+        + f" Largest stage: {largest_stage} ({100 * stages.max() / len(scores):.1f} % of customers); largest "
+        f"activity tier: {TIER_NAMES.get(largest_tier, largest_tier)} ({largest_tier}, "
+        f"{100 * tiers.max() / len(scores):.1f} %).</p>",
         _table(pd.DataFrame({"stage": stages.index, "customers": stages.to_numpy(),
                              "share_of_customers": stages.to_numpy() / len(scores)}), "lifecycle"),
         img["lifecycle"],
-        _table(pd.DataFrame({"activity_tier": tiers.index, "customers": tiers.to_numpy(),
+        _table(pd.DataFrame({"activity_tier": tiers.index, "name": [TIER_NAMES[t] for t in tiers.index],
+                             "customers": tiers.to_numpy(),
                              "share_of_customers": tiers.to_numpy() / len(scores)}), "activity-tiers"),
-        "<h2>Churn probability</h2>", img["churn"],
-        "<h2>Settings</h2><p class='note'>From the scores' sidecar JSON; pass them again to reproduce.</p>",
-        _table(settings_rows, "settings"),
+        "<h2>Churn risk</h2>", img["churn"],
+        _glossary(horizon_words, has_amounts, cadence),
+        "<details><summary>Settings (for data scientists)</summary><p class='note'>From the scores' sidecar JSON; "
+        f"pass them again to reproduce. Model {html.escape(str(settings.get('model_version', '')))}.</p>",
+        _table(settings_rows, "settings"), "</details>",
         "</body></html>",
     ]
     return "\n".join(parts)
 
 
 def write_report(scores_path: str | os.PathLike, output_path: str | os.PathLike,
-                 actions_path: Optional[str | os.PathLike] = None) -> tuple[Path, Path, int]:
+                 actions_path: Optional[str | os.PathLike] = None,
+                 currency: Optional[str] = None) -> tuple[Path, Path, int]:
     """Write the HTML report and actions.csv (default: ``actions.csv`` beside the report).
+
+    ``currency`` is ``--currency SYMBOL[:DECIMALS]`` (:func:`parse_currency`): money in the
+    page and in actions.csv is rounded to its decimals (full precision stays in the scores).
 
     Returns (report path, actions path, number of actions). Both are written atomically;
     before any work, both are checked to be writable and not the scores or their sidecar.
     """
+    money = parse_currency(currency)
     output = Path(output_path)
     if output.suffix.lower() not in (".html", ".htm"):
         raise CustscoreError(f"--output {output}: the report is HTML; use a .html file name")
@@ -345,8 +479,10 @@ def write_report(scores_path: str | os.PathLike, output_path: str | os.PathLike,
     check_not_inputs({"--output": output, "--actions": actions_file},
                      {"--scores": scores_path, "--scores sidecar": sidecar_path(scores_path)})
     scores = read_scores(scores_path)
-    page = render_report(scores, read_sidecar(scores_path))
+    settings = read_sidecar(scores_path)
+    page = render_report(scores, settings, money)
     actions = actions_table(scores)
-    write_table_atomic(actions, actions_file)
+    write_table_atomic(rounded_for_people(actions, money.decimals if settings.get("has_amounts", True) else 2),
+                       actions_file)
     write_text_atomic(page, output)
     return output, actions_file, len(actions)

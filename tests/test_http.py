@@ -101,6 +101,7 @@ def test_one_request_equals_batch_scores(client, log, batch_scores):
     many = client.post("/score", json={"as_of": AS_OF, "customers": [_customer(log, c) for c in reversed(ids)]})
     assert many.status_code == 200
     assert many.json()["n_customers"] == len(ids)
+    assert any(row["reason_1"] for row in many.json()["scores"])  # the reasons travel in the JSON
     _assert_rows_equal(many.json()["scores"], batch_scores.loc[ids])
 
 

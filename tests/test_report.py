@@ -134,10 +134,18 @@ def test_actions_csv_sorted_by_value_at_risk(report_dir):
     assert sorted(actions["customer_id"]) == sorted(needing["customer_id"])
     merged = actions.merge(scores[["customer_id", "churn_probability", "future_value"]], on="customer_id",
                            suffixes=("", "_scores"))
+    # rounded for people (2 decimals, probabilities 3); the scores keep full precision
     np.testing.assert_allclose(merged["value_at_risk"],
-                               merged["churn_probability_scores"] * merged["future_value_scores"], rtol=1e-9)
+                               merged["churn_probability_scores"] * merged["future_value_scores"], atol=0.005)
+    np.testing.assert_allclose(merged["churn_probability"], merged["churn_probability_scores"], atol=0.0005)
+    assert (merged["value_at_risk"] == merged["value_at_risk"].round(2)).all()
     assert actions["value_at_risk"].is_monotonic_decreasing
     assert (actions["reason"] != "").all()
+    reasons = ["reason_1", "reason_2", "reason_3"]
+    same = actions[["customer_id", *reasons]].merge(scores[["customer_id", *reasons]].fillna(""), on="customer_id",
+                                                     suffixes=("", "_scores"))
+    assert len(same) == len(actions) and (actions["reason_1"] != "").any()
+    assert all((same[r] == same[f"{r}_scores"]).all() for r in reasons)
     partial = set(scores.loc[scores["partial_churn"], "customer_id"])
     assert all(("partial churn" in r) == (c in partial) for c, r in zip(actions["customer_id"], actions["reason"]))
 
@@ -147,7 +155,9 @@ def test_sidecar_records_every_threshold(report_dir, trained):
     scorer = trained["result"].scorer
     assert set(sidecar["config"]) == {f.name for f in dataclasses.fields(SegmentConfig)}
     assert set(sidecar["thresholds"]) == {f.name for f in dataclasses.fields(SegmentThresholds)}
-    assert sidecar["thresholds"] == pytest.approx(dataclasses.asdict(scorer.segment_thresholds))
+    want = dataclasses.asdict(scorer.segment_thresholds)
+    assert sidecar["thresholds"].pop("gap_days") == pytest.approx(list(want.pop("gap_days")))  # JSON list
+    assert sidecar["thresholds"] == pytest.approx(want)
     assert sidecar["as_of"] == "1997-09-30" and sidecar["horizon_days"] == 90 and sidecar["n_customers"] == 2357
     # The thresholds also reach the MLflow run as params.
     client = mlflow.tracking.MlflowClient(trained["config"].tracking_uri)
@@ -208,3 +218,33 @@ def test_report_renders_in_headless_chromium_without_console_errors(report_dir, 
     assert _render(browser, report_dir / "report.html", shot, tmp_path / "p2") == []
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000  # a real page, not a blank one
+
+
+def test_report_for_people_with_a_currency(report_dir, tmp_path):
+    proc = run_cli("report", "--scores", str(report_dir / "scores.csv"), "--output", str(tmp_path / "r.html"),
+                   "--currency", "€:0")
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    scores = pd.read_csv(report_dir / "scores.csv", dtype={"customer_id": str}, keep_default_na=False)
+    sidecar = json.loads((report_dir / "scores.csv.segments.json").read_text())
+    # horizon and discount rate in words, from the sidecar
+    assert f"next {sidecar['horizon_days']} days" in page
+    assert f"discounted at {100 * sidecar['discount_rate']:g} % a year" in page
+    listed = _printed(page, "at-risk")
+    assert len(listed) > 0
+    by_id = scores.set_index("customer_id")
+    for row in listed.itertuples(index=False):
+        want = by_id.loc[row.customer]
+        code, name = row._4.split(" ", 1)  # "value class": code then plain name
+        assert code == want["value_class"] and name == want["value_class_name"]
+        assert row._9 == want["retention_policy"] != ""  # the recommended action
+        assert want["reason_1"] and want["reason_1"] in row.why  # the churn reasons are on the list
+        assert row._1 == f"€{round(want['churn_probability'] * want['future_value']):,}"  # rounded, with symbol
+    actions = pd.read_csv(tmp_path / "actions.csv")
+    assert (actions["value_at_risk"] == actions["value_at_risk"].round(0)).all()
+    # glossary, then the data scientist's settings folded away at the end
+    assert page.index("<h2>Glossary</h2>") < page.index("<details>") < page.index('id="settings"') \
+        < page.index("</details>")
+    bad = run_cli("report", "--scores", str(report_dir / "scores.csv"), "--output", str(tmp_path / "b.html"),
+                  "--currency", "$:9")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--currency '$:9'" in bad.stderr

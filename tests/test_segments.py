@@ -1,6 +1,8 @@
 """Segments on hand-built customer bases whose answers are known by hand."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +15,8 @@ from custscore.training.segments import (SEGMENT_COLUMNS, SegmentConfig, Segment
                                          apply_overrides, assign_segments, fit_thresholds, lifecycle_stage,
                                          partial_churn, required_columns, segment_arrays)
 
-CONFIG = SegmentConfig()
+#: Today's (textbook) rules: monthly tier bounds and fixed stage days.
+CONFIG = SegmentConfig(cadence="textbook")
 THRESHOLDS = SegmentThresholds(current_spend_high=100.0, clv_high=50.0, clv_key=200.0, clv_potential=50.0)
 
 
@@ -272,3 +275,52 @@ def test_segment_arrays_takes_plain_arrays_like_a_frame() -> None:
     assert list(arrays) == list(frame.columns)
     for name, values in arrays.items():
         assert list(values) == frame[name].tolist(), name
+
+
+# --- cadence learnt from the log (CDNOW master) ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def master_scores():
+    """CDNOW master trained at 1997-09-30 (90-day horizon) and scored at the cutoff, learnt cadence."""
+    from custscore.config import TrainConfig
+    from custscore.features.cdnow import load_cdnow_master
+    from custscore.features.customers import PandasEngine
+    from custscore.features.io import normalise_transactions
+    from custscore.training.pipeline import train_scorer
+    tx = normalise_transactions(load_cdnow_master())
+    config = TrainConfig(cutoff="1997-09-30", horizon_days=90, time_unit="D")
+    result = train_scorer(PandasEngine(tx), config)
+    return tx, result, result.scorer.score_customers(result.calibration, config.cutoff)
+
+
+def test_learnt_gaps_are_quantiles_of_the_repeat_buyers_mean_gaps(master_scores):
+    tx, result, _ = master_scores
+    days = tx.loc[tx["ts"] < pd.Timestamp("1997-10-01"), ["customer_id", "ts"]].assign(d=lambda f: f["ts"].dt.normalize())
+    days = days.drop_duplicates(["customer_id", "d"]).sort_values(["customer_id", "d"])
+    span = days.groupby("customer_id")["d"].agg(lambda d: (d.max() - d.min()).days / (len(d) - 1) if len(d) > 1
+                                                 else np.nan).dropna()
+    want = np.quantile(span.to_numpy(), [0.5, 0.75, 0.9])
+    assert result.scorer.segment_thresholds.gap_days == pytest.approx(tuple(want), rel=1e-12)
+
+
+def test_learnt_cadence_splits_cdnow_master_into_groups_of_actionable_size(master_scores):
+    _, _, scores = master_scores
+    assert len(scores) == 23570
+    for column in ("lifecycle_stage", "activity_tier"):
+        shares = scores[column].value_counts(normalize=True)
+        assert shares.max() <= 0.50, (column, shares.to_dict())
+        assert len(shares) >= 3, column
+
+
+def test_textbook_cadence_reproduces_the_monthly_tables_on_cdnow_master(master_scores):
+    _, result, _ = master_scores
+    scorer = dataclasses.replace(result.scorer, segment_config=SegmentConfig(cadence="textbook"))
+    scores = scorer.score_customers(result.calibration, result.scorer.cutoff)
+    calibration = result.calibration
+    tier, previous, _ = activity_tiers(calibration["n_purchases_last_month"].to_numpy(),
+                                       calibration["n_purchases_month_before"].to_numpy(), SegmentConfig(cadence="textbook"))
+    assert scores["activity_tier"].tolist() == tier.tolist()
+    assert scores["previous_activity_tier"].tolist() == previous.tolist()
+    # the issue's numbers: 85 % of customers in decline and 87 % in tier "none" with the textbook bounds
+    assert (scores["lifecycle_stage"] == "decline").mean() == pytest.approx(0.85, abs=0.01)
+    assert (scores["activity_tier"] == "none").mean() == pytest.approx(0.87, abs=0.01)

@@ -163,7 +163,9 @@ class ChurnClassifier:
     Fitted state is plain data: ``features_`` (input columns, :data:`CHURN_FEATURES`),
     ``used_features_`` and ``dropped_features_`` (constant or float-noise columns at fit
     time, given no weight), ``weights_`` (one per used feature, on the transformed scale)
-    and ``bias_``, ``calibrator_`` (a :class:`ProbabilityCalibrator`).
+    and ``bias_``, ``population_mean_`` (mean of the used transformed features over the
+    training examples, for :mod:`custscore.training.reasons`), ``calibrator_`` (a
+    :class:`ProbabilityCalibrator`).
     """
 
     #: Not saved in the model file: the fitted pipeline is folded into ``weights_`` and ``bias_``.
@@ -210,6 +212,9 @@ class ChurnClassifier:
         # dot product, and the fitted state is two arrays
         self.weights_ = logistic.coef_[0] / scale
         self.bias_ = float(logistic.intercept_[0] - self.weights_ @ mean)
+        #: mean of the used transformed features over the training examples: the population
+        #: the reasons compare a customer with (training.reasons)
+        self.population_mean_ = mean
         self.n_train_ = int(y.size)
         self.churn_rate_train_ = float(y.mean())
         if self.calibration != "none" and X_val is None:

@@ -145,6 +145,8 @@ class BaselineChurnModel:
         if self.name not in BASELINES:
             raise ValueError(f"unknown churn baseline {self.name!r}")
         self.features_ = list(CHURN_FEATURES)
+        #: mean of every transformed churn feature on this window (training.reasons' population)
+        self.population_mean_ = transform_features(X[self.features_].to_numpy(dtype=float), self.features_).mean(axis=0)
         self.calibrator_ = ProbabilityCalibrator(method="sigmoid", scale="log-odds").fit(self._z(X), np.asarray(y))
         self.calibration_ = f"sigmoid on {self.calibrator_.n_validation_} examples"
         if not calibrate or self.calibrator_.slope_ <= 0.0:

@@ -22,7 +22,7 @@ from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, Chu
                                              validation_horizon)
 from custscore.training.evaluate import HoldoutReport, evaluate_holdout
 from custscore.training.scorer import CustomerScorer
-from custscore.training.segments import fit_thresholds
+from custscore.training.segments import SegmentConfig, fit_gap_days, fit_thresholds
 from custscore.training.spend import SpendModel, fit_spend_model
 
 
@@ -251,6 +251,10 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     churn = select_churn(engine, config, first_day)
 
     warnings += churn.warnings
+    gap_days = fit_gap_days(calibration["ipt_mean_days"].to_numpy(dtype=float))
+    if gap_days is None and SegmentConfig().cadence == "learnt":
+        warnings.append(f"no customer bought twice by the cutoff {cutoff.date()}: no purchase cadence to learn; "
+                        "activity tiers and lifecycle stages use the textbook bounds")
     scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn.shipped, time_unit=config.time_unit,
                             horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff,
                             churn_model=churn.selection.model, has_amounts=gamma_gamma is not None,
@@ -258,7 +262,7 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     # Segment cut points: fixed numbers learned once from the calibration customers (segments.py).
     calibration_scores = scorer.score_customers(calibration, cutoff, with_segments=False)
     scorer.segment_thresholds = fit_thresholds(scorer.segment_inputs(calibration_scores, calibration),
-                                               scorer.segment_config)
+                                               scorer.segment_config, calibration["ipt_mean_days"].to_numpy(dtype=float))
     repeat = repeat_spenders(calibration)
     metrics = {
         "bgnbd_log_likelihood": bgnbd.log_likelihood_,

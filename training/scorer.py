@@ -20,12 +20,14 @@ from custscore.features.rfm import duration_columns
 from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.churn import ChurnClassifier, churn_features
 from custscore.training.churn_select import BaselineChurnModel
+from custscore.training.reasons import churn_reasons
 from custscore.training.segments import SegmentConfig, SegmentThresholds, assign_segments, required_columns
 from custscore.training.spend import SpendModel
 from custscore.training.value import expected_clv
 
 #: Columns of a score table, in order. Durations: ``recency`` and ``T`` are in the
 #: model's ``time_unit`` (BTYD convention), every other duration says its unit.
+#: ``reason_1..3``: what raises the churn risk most, in words (:mod:`custscore.training.reasons`).
 SCORE_COLUMNS: tuple[str, ...] = (
     "customer_id",
     "frequency",
@@ -42,6 +44,9 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "trend_90d",
     "p_alive",
     "churn_probability",
+    "reason_1",
+    "reason_2",
+    "reason_3",
     "expected_purchases",
     "expected_avg_spend",
     "clv",
@@ -147,6 +152,7 @@ class CustomerScorer:
             "trend_90d": customers["trend_90d"].to_numpy(),
             "p_alive": X["p_alive"].to_numpy(),
             "churn_probability": self.churn.predict_proba(X),
+            **churn_reasons(self.churn, X.to_numpy(dtype=float)),
             "expected_purchases": X["expected_purchases_horizon"].to_numpy(),
             "expected_avg_spend": spend,
             "clv": clv,

@@ -21,7 +21,7 @@ them they are never asserted.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -71,6 +71,13 @@ CLASS_I_CAUSES: Mapping[str, str] = {
 PYRAMID_TIERS: tuple[str, ...] = ("key", "potential", "regular")
 ACTIVITY_TIERS: tuple[str, ...] = ("A", "B", "C", "D", "none")
 LIFECYCLE_STAGES: tuple[str, ...] = ("exploration", "formation", "stability", "decline")
+#: How activity tiers and lifecycle stages are bounded (SegmentConfig.cadence).
+CADENCES: tuple[str, ...] = ("learnt", "textbook")
+#: Gap quantiles learnt at training (SegmentThresholds.gap_days): the share of repeat
+#: buyers whose mean gap between purchase days is at most each.
+GAP_QUANTILES: tuple[float, ...] = (0.50, 0.75, 0.90)
+#: With learnt cadence the previous activity tier is the tier this many days before as_of.
+PREVIOUS_TIER_DAYS = 30
 #: Rank of each activity tier; a drop is a move to a lower rank.
 _TIER_RANK = {"A": 3, "B": 2, "C": 1, "D": 0, "none": -1}
 
@@ -114,7 +121,12 @@ class SegmentConfig:
       purchase days on discount) is strictly above this is price-sensitive, in [0, 1);
     - ``poor_credit_arrears``: a class-I customer whose latest ``arrears`` is strictly
       above this has poor credit (in the arrears column's unit: amount or days; the
-      default 0 means any arrears), >= 0.
+      default 0 means any arrears), >= 0;
+    - ``cadence``: ``learnt`` (default) scales activity tiers and lifecycle stages to the
+      log's own purchase gaps stored in :class:`SegmentThresholds` (:func:`cadence_bounds`);
+      ``textbook`` uses the monthly tier bounds and the fixed stage days above;
+    - ``lapse_gap_multiple``: with ``learnt``, a customer silent for this many times the
+      gap 90 % of the repeat buyers stay under has lapsed (> 1).
     """
 
     value_window_days: int = 365
@@ -136,8 +148,15 @@ class SegmentConfig:
     lapse_days: int = 180
     price_sensitive_share: float = 0.75
     poor_credit_arrears: float = 0.0
+    cadence: str = "learnt"
+    lapse_gap_multiple: float = 1.5
 
     def __post_init__(self) -> None:
+        if self.cadence not in CADENCES:
+            raise CustscoreError(f"segments cadence: must be one of {list(CADENCES)}, got {self.cadence!r}")
+        multiple = self.lapse_gap_multiple
+        if not (isinstance(multiple, (int, float)) and not isinstance(multiple, bool) and 1.0 < multiple < 100.0):
+            raise CustscoreError(f"segments lapse_gap_multiple: must be in (1, 100), got {multiple!r}")
         for name in ("value_window_days", "tier_a_min", "tier_b_min", "partial_churn_recent_days",
                      "partial_churn_baseline_days", "trend_days", "exploration_days", "stability_days",
                      "lapse_days"):
@@ -188,16 +207,31 @@ class SegmentThresholds:
     - ``current_spend_high``: spend over the value window above which current value is high;
     - ``clv_high``: ``clv`` above which growth potential is high;
     - ``clv_key``, ``clv_potential``: ``clv`` above which a customer is a key / potential
-      customer of the pyramid (``clv_key >= clv_potential``).
+      customer of the pyramid (``clv_key >= clv_potential``);
+    - ``gap_days``: the log's purchase cadence, the :data:`GAP_QUANTILES` of the repeat
+      buyers' mean gap between purchase days (days, increasing), or None when the
+      calibration had no repeat buyer (then the textbook bounds apply).
     """
 
     current_spend_high: float
     clv_high: float
     clv_key: float
     clv_potential: float
+    gap_days: Optional[tuple[float, ...]] = None
 
     def __post_init__(self) -> None:
+        gaps = self.gap_days
+        if gaps is not None:
+            ok = (isinstance(gaps, (tuple, list)) and len(gaps) == len(GAP_QUANTILES)
+                  and all(isinstance(g, (int, float, np.integer, np.floating)) and not isinstance(g, bool)
+                          and np.isfinite(g) and g > 0 for g in gaps) and list(gaps) == sorted(gaps))
+            if not ok:
+                raise CustscoreError(f"segments gap_days: must be {len(GAP_QUANTILES)} increasing day counts > 0, "
+                                     f"got {gaps!r}")
+            object.__setattr__(self, "gap_days", tuple(float(g) for g in gaps))
         for f in fields(self):
+            if f.name == "gap_days":
+                continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
                     or not np.isfinite(value):
@@ -208,8 +242,13 @@ class SegmentThresholds:
                                  f"{self.clv_potential}")
 
 
-def fit_thresholds(population: pd.DataFrame, config: SegmentConfig) -> SegmentThresholds:
+def fit_thresholds(population: pd.DataFrame, config: SegmentConfig,
+                   ipt_mean_days: Optional[np.ndarray] = None) -> SegmentThresholds:
     """Cut points from a population's spend and ``clv`` quantiles (the calibration customers).
+
+    ``ipt_mean_days`` (the customers' mean gap between purchase days, NaN without a
+    repeat purchase) gives ``gap_days``: its :data:`GAP_QUANTILES` over the repeat buyers;
+    None or no repeat buyer leaves ``gap_days`` None.
 
     ``current_spend_high`` is the ``1 - high_current_share`` quantile of
     ``config.spend_column``; ``clv_high``, ``clv_key`` and ``clv_potential`` are the
@@ -227,11 +266,60 @@ def fit_thresholds(population: pd.DataFrame, config: SegmentConfig) -> SegmentTh
         clv_high=float(np.quantile(clv, 1.0 - config.high_potential_share)),
         clv_key=float(np.quantile(clv, 1.0 - config.key_share)),
         clv_potential=float(np.quantile(clv, 1.0 - config.key_share - config.potential_share)),
+        gap_days=fit_gap_days(ipt_mean_days),
     )
 
 
-def required_columns(config: SegmentConfig) -> tuple[str, ...]:
+def fit_gap_days(ipt_mean_days: Optional[np.ndarray]) -> Optional[tuple[float, ...]]:
+    """The :data:`GAP_QUANTILES` of the finite mean gaps (days), None when there is none.
+
+    >>> fit_gap_days(np.array([10.0, 20.0, np.nan, 30.0, 40.0, 50.0]))
+    (30.0, 40.0, 46.0)
+    """
+    if ipt_mean_days is None:
+        return None
+    gaps = np.asarray(ipt_mean_days, dtype=float)
+    gaps = gaps[np.isfinite(gaps) & (gaps > 0)]
+    return tuple(float(q) for q in np.quantile(gaps, GAP_QUANTILES)) if len(gaps) else None
+
+
+@dataclass(frozen=True)
+class CadenceBounds:
+    """Learnt bounds in days (:func:`cadence_bounds`)."""
+
+    tier_a_days: float
+    tier_b_days: float
+    tier_c_days: float
+    lapse_days: float
+    exploration_days: float
+    stability_days: float
+
+
+def cadence_bounds(config: SegmentConfig, thresholds: Optional["SegmentThresholds"]) -> Optional[CadenceBounds]:
+    """The learnt bounds, or None when the textbook rules apply (``cadence`` textbook, or no ``gap_days``).
+
+    With gaps ``g50 <= g75 <= g90`` (days): activity tier A = last purchase at most
+    ``g50`` days ago, B at most ``g75``, C at most ``g90``, D at most the lapse
+    ``lapse_gap_multiple * g90``, ``none`` beyond; exploration below ``g50`` days of
+    tenure, stability from ``2 * g90``.
+
+    >>> b = cadence_bounds(SegmentConfig(), SegmentThresholds(1.0, 1.0, 1.0, 1.0, gap_days=(48.0, 89.0, 152.0)))
+    >>> b.tier_c_days, b.lapse_days, b.stability_days
+    (152.0, 228.0, 304.0)
+    """
+    gaps = getattr(thresholds, "gap_days", None)
+    if getattr(config, "cadence", "textbook") != "learnt" or gaps is None:
+        return None
+    g50, g75, g90 = gaps
+    return CadenceBounds(tier_a_days=g50, tier_b_days=g75, tier_c_days=g90,
+                         lapse_days=config.lapse_gap_multiple * g90, exploration_days=g50, stability_days=2.0 * g90)
+
+
+def required_columns(config: SegmentConfig, thresholds: Optional[SegmentThresholds] = None) -> tuple[str, ...]:
     """Feature and score columns :func:`assign_segments` reads.
+
+    ``frequency`` only with learnt cadence (unless ``thresholds`` are given and have no
+    ``gap_days``, so the textbook rules apply).
 
     The last ones, :data:`~custscore.features.discount_credit.DISCOUNT_CREDIT_COLUMNS`
     (``discount_share``, ``arrears``), are optional: read when present, never required.
@@ -240,8 +328,13 @@ def required_columns(config: SegmentConfig) -> tuple[str, ...]:
     return tuple(dict.fromkeys((
         config.spend_column, f"n_purchases_{recent}d", f"spend_{recent}d", f"n_purchases_{baseline}d",
         f"spend_{baseline}d", "tenure_days", "days_since_last_purchase", config.trend_column,
-        *MONTH_COLUMNS, "churn_probability", "clv", *DISCOUNT_CREDIT_COLUMNS,
+        *MONTH_COLUMNS, "churn_probability", "clv", *(("frequency",) if _may_learn(config, thresholds) else ()),
+        *DISCOUNT_CREDIT_COLUMNS,
     )))
+
+
+def _may_learn(config: SegmentConfig, thresholds: Optional[SegmentThresholds]) -> bool:
+    return config.cadence == "learnt" and (thresholds is None or thresholds.gap_days is not None)
 
 
 def _require(frame: pd.DataFrame, columns) -> None:
@@ -301,7 +394,8 @@ def _numbers(columns: Mapping[str, Any], name: str) -> np.ndarray:
 
 
 def lifecycle_stage(tenure_days: np.ndarray, trend: np.ndarray, days_since_last_purchase: np.ndarray,
-                    config: SegmentConfig) -> np.ndarray:
+                    config: SegmentConfig, bounds: Optional[CadenceBounds] = None,
+                    frequency: Optional[np.ndarray] = None) -> np.ndarray:
     """Relationship stage from tenure (days) and the purchase-rate trend in [-1, 1].
 
     Rules, in order (defaults in brackets):
@@ -316,18 +410,56 @@ def lifecycle_stage(tenure_days: np.ndarray, trend: np.ndarray, days_since_last_
     >>> lifecycle_stage(np.array([30, 200, 200, 200, 400, 400]), np.array([1, 0.5, 0, -0.5, 0.5, 0]),
     ...                 np.array([0, 5, 5, 5, 5, 200]), SegmentConfig()).tolist()
     ['exploration', 'formation', 'exploration', 'decline', 'stability', 'decline']
+
+    With learnt ``bounds`` (:func:`cadence_bounds`) their ``exploration_days``,
+    ``lapse_days`` and ``stability_days`` replace the config's, and after rule 2 a customer
+    with one purchase only (``frequency`` 0) is in exploration (trust not yet built):
+
+    >>> b = CadenceBounds(10.0, 20.0, 40.0, 60.0, 10.0, 80.0)
+    >>> lifecycle_stage(np.array([5, 50, 50, 50, 50, 90]), np.array([1, 0, -0.5, 0.5, 0, 0]),
+    ...                 np.array([0, 70, 5, 5, 30, 5]), SegmentConfig(), b, np.array([0, 3, 3, 3, 0, 3])).tolist()
+    ['exploration', 'decline', 'decline', 'formation', 'exploration', 'stability']
     """
     tenure = np.asarray(tenure_days, dtype=float)
     trend = np.asarray(trend, dtype=float)
     idle = np.asarray(days_since_last_purchase, dtype=float)
-    young = tenure < config.stability_days
+    days = config if bounds is None else bounds
+    young = tenure < days.stability_days
+    single = np.zeros(len(tenure), dtype=bool) if bounds is None else np.asarray(frequency) == 0
     return first_match(
-        [tenure < config.exploration_days,
-         (trend <= -config.trend_band) | (idle >= config.lapse_days),
+        [tenure < days.exploration_days,
+         (trend <= -config.trend_band) | (idle >= days.lapse_days),
+         single,
          young & (trend >= config.trend_band),
          young],
-        ["exploration", "decline", "formation", "exploration"],
+        ["exploration", "decline", "exploration", "formation", "exploration"],
         "stability")
+
+
+def learnt_activity_tiers(days_since_last_purchase: np.ndarray,
+                          bounds: CadenceBounds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tier, previous tier, dropped) by days since the last purchase against the learnt bounds.
+
+    Tier A/B/C/D/none as in :func:`cadence_bounds`; the previous tier is the tier
+    :data:`PREVIOUS_TIER_DAYS` days before (the same tier for a purchase since then);
+    ``dropped`` when the tier ranks below the previous one and is not ``none`` (a lapse
+    past D is decline in the lifecycle, not an early warning).
+
+    >>> b = CadenceBounds(10.0, 20.0, 40.0, 60.0, 10.0, 80.0)
+    >>> [t.tolist() for t in learnt_activity_tiers(np.array([5, 35, 45, 65, 95]), b)]
+    [['A', 'C', 'D', 'none', 'none'], ['A', 'A', 'B', 'C', 'none'], [False, True, True, False, False]]
+    """
+    idle = np.asarray(days_since_last_purchase, dtype=float)
+
+    def tier_at(days: np.ndarray) -> np.ndarray:
+        return first_match([days <= bounds.tier_a_days, days <= bounds.tier_b_days, days <= bounds.tier_c_days,
+                            days <= bounds.lapse_days], ["A", "B", "C", "D"], "none")
+
+    tier = tier_at(idle)
+    before = idle - PREVIOUS_TIER_DAYS
+    previous = np.where(before >= 0, tier_at(before), tier)
+    dropped = (tier != "none") & (_tier_rank(tier) < _tier_rank(previous))
+    return tier, previous, dropped
 
 
 def partial_churn(frame: Mapping[str, Any], config: SegmentConfig) -> np.ndarray:
@@ -356,12 +488,13 @@ def partial_churn(frame: Mapping[str, Any], config: SegmentConfig) -> np.ndarray
 
 
 def class_i_cause(frame: Mapping[str, Any], is_i: np.ndarray, stage: np.ndarray,
-                  config: SegmentConfig) -> np.ndarray:
+                  config: SegmentConfig, stability_days: Optional[float] = None) -> np.ndarray:
     """The cause of each class-I row ("" for other classes), first of :data:`CLASS_I_CAUSES` that applies.
 
     poor credit: ``arrears`` > ``poor_credit_arrears``; price-sensitive: ``discount_share``
     > ``price_sensitive_share`` (each only when ``frame`` has the column); decline: stage
-    decline; early relationship: tenure < ``stability_days``; else ``unknown``.
+    decline; early relationship: tenure < ``stability_days`` (the config's unless given,
+    e.g. the learnt one); else ``unknown``.
 
     >>> f = pd.DataFrame({"tenure_days": [30.0, 30, 400, 400], "arrears": [5.0, 0, 0, 0],
     ...                   "discount_share": [1.0, 1.0, 0.5, 0.5]})
@@ -373,7 +506,7 @@ def class_i_cause(frame: Mapping[str, Any], is_i: np.ndarray, stage: np.ndarray,
     price_sensitive = (_numbers(frame, DISCOUNT_SHARE) > config.price_sensitive_share
                        if DISCOUNT_SHARE in frame else never)
     applies = [poor_credit, price_sensitive, stage == "decline",
-               _numbers(frame, "tenure_days") < config.stability_days]
+               _numbers(frame, "tenure_days") < (config.stability_days if stability_days is None else stability_days)]
     return first_match([~is_i, *applies], ["", *CLASS_I_CAUSES], "unknown")
 
 
@@ -384,7 +517,7 @@ def assign_segments(frame: pd.DataFrame, config: SegmentConfig, thresholds: Segm
     calendar-month counts; ``discount_share`` and ``arrears`` optional). Row-wise: no
     statistic of the batch is used. See :func:`segment_arrays`.
     """
-    _require(frame, [c for c in required_columns(config) if c not in DISCOUNT_CREDIT_COLUMNS])
+    _require(frame, [c for c in required_columns(config, thresholds) if c not in DISCOUNT_CREDIT_COLUMNS])
     return pd.DataFrame(segment_arrays(frame, config, thresholds))[list(SEGMENT_COLUMNS)]
 
 
@@ -409,15 +542,20 @@ def segment_arrays(columns: Mapping[str, Any], config: SegmentConfig,
     names, resources, retention_by_class = (np.array([VALUE_CLASSES[c][k] for c in classes], dtype=object)
                                             for k in range(3))
 
-    stage = lifecycle_stage(tenure, _numbers(columns, config.trend_column),
-                            _numbers(columns, "days_since_last_purchase"), config)
-    cause = class_i_cause(columns, class_index == 0, stage, config)
+    bounds = cadence_bounds(config, thresholds)
+    idle, trend = _numbers(columns, "days_since_last_purchase"), _numbers(columns, config.trend_column)
+    if bounds is None:
+        stage = lifecycle_stage(tenure, trend, idle, config)
+        tier, previous, dropped = activity_tiers(np.asarray(columns[MONTH_COLUMNS[0]]),
+                                                 np.asarray(columns[MONTH_COLUMNS[1]]), config)
+    else:
+        stage = lifecycle_stage(tenure, trend, idle, config, bounds, np.asarray(columns["frequency"]))
+        tier, previous, dropped = learnt_activity_tiers(idle, bounds)
+    cause = class_i_cause(columns, class_index == 0, stage, config, None if bounds is None else bounds.stability_days)
     retention = np.select([cause == name for name in CLASS_I_CAUSES],
                           [np.array(policy, dtype=object) for policy in CLASS_I_CAUSES.values()],
                           retention_by_class[class_index])
 
-    tier, previous, dropped = activity_tiers(np.asarray(columns[MONTH_COLUMNS[0]]),
-                                             np.asarray(columns[MONTH_COLUMNS[1]]), config)
     at_risk = high_potential & (churn >= config.alert_churn_probability)
     reason = np.full(len(spend), "", dtype=object)
     alerted = np.flatnonzero(dropped | at_risk)  # only these rows get a text

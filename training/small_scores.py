@@ -7,7 +7,7 @@ builds the same rows from the arrays of
 scorer's own fitted objects, so it cannot drift from them: BG/NBD ``p_alive`` and
 ``expected_purchases``, :func:`~custscore.training.churn.p_no_purchase`, the churn
 classifier's own ``predict_proba`` on :data:`~custscore.training.churn.CHURN_FEATURES`
-(in that order), Gamma-Gamma through :meth:`CustomerScorer.expected_avg_spend`,
+(in that order) and :func:`~custscore.training.reasons.churn_reasons` on the same matrix, Gamma-Gamma through :meth:`CustomerScorer.expected_avg_spend`,
 :func:`~custscore.training.value.expected_clv` and
 :func:`~custscore.training.segments.segment_arrays` with the stored segment settings.
 Only the arithmetic that turns feature columns into the churn inputs (days, rates, the
@@ -25,6 +25,7 @@ from custscore.config import DAYS_PER_UNIT, DAYS_PER_YEAR, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.rfm import duration_columns
 from custscore.training.churn import CHURN_FEATURES, p_no_purchase
+from custscore.training.reasons import churn_reasons
 from custscore.training.scorer import SCORE_COLUMNS, CustomerScorer
 from custscore.training.segments import DISCOUNT_CREDIT_COLUMNS, required_columns, segment_arrays
 from custscore.training.value import expected_clv
@@ -156,7 +157,8 @@ def score_small_columns(scorer: CustomerScorer, customer_ids: Any, features: Map
         "customer_id": np.asarray(customer_ids, dtype=object), "frequency": x, "recency": t_x, "T": T,
         **{c: features[c] for c in _SCORES_FROM_FEATURES},
         **{c: inputs[source] for c, source in _SCORES_FROM_CHURN_INPUTS.items()},
-        "churn_probability": scorer.churn.predict_proba(X), "expected_avg_spend": spend, "clv": clv,
+        "churn_probability": scorer.churn.predict_proba(X), **churn_reasons(scorer.churn, matrix),
+        "expected_avg_spend": spend, "clv": clv,
         **{c: np.full(n, value, dtype=object if isinstance(value, str) else type(value))
            for c, value in constant.items()},
     }
