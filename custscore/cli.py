@@ -12,7 +12,7 @@ import sys
 from typing import Optional, Sequence
 
 from custscore.config import (CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, ENGINES, BacktestConfig, ColumnMap,
-                              ScoreConfig, ServeConfig, TrainConfig)
+                              EvaluateConfig, ScoreConfig, ServeConfig, TrainConfig)
 from custscore.errors import CustscoreError
 
 
@@ -56,6 +56,15 @@ def _columns(args: argparse.Namespace) -> ColumnMap:
 def _separator(text: Optional[str]) -> Optional[str]:
     """``--csv-sep``: the character itself, or ``\\t`` / ``tab`` for a tab."""
     return "\t" if text in ("\\t", "tab") else text
+
+
+def _optional_int(text: str) -> Optional[int]:
+    """An int option whose empty value (MLproject's default ``''``) means "not given"."""
+    return None if text == "" else int(text)
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def _add_engine(parser: argparse.ArgumentParser, cls) -> None:
@@ -171,6 +180,24 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--actions", default=None,
                         help="customers needing action, by value at risk (default: actions.csv beside --output)")
 
+    evaluate = sub.add_parser("evaluate", help="realised accuracy of earlier scores against the log as it is now")
+    evaluate.add_argument("--scores", required=True,
+                          help="scores file from `custscore score` (its sidecar gives as-of, horizon and model)")
+    evaluate.add_argument("--transactions", required=True, help="the log now (.csv, .csv.gz or .parquet)")
+    evaluate.add_argument("--horizon-days", type=_optional_int, default=_default(EvaluateConfig, "horizon_days"),
+                          help="days after the scoring date to evaluate (default: the scores' horizon)")
+    evaluate.add_argument("--partial", nargs="?", const="yes", choices=["yes", "no"],
+                          default=_yes_no(_default(EvaluateConfig, "partial")),
+                          help="when the log does not cover the whole horizon yet, evaluate the days it "
+                               "covers instead of refusing (default %(default)s)")
+    evaluate.add_argument("--output-dir", default=_default(EvaluateConfig, "output_dir"),
+                          help="folder for evaluation.html and evaluation.json (default %(default)s)")
+    evaluate.add_argument("--experiment", default=_default(EvaluateConfig, "experiment"),
+                          help="MLflow experiment name (default %(default)s)")
+    _add_columns(evaluate)
+    _add_engine(evaluate, EvaluateConfig)
+    _add_tracking(evaluate)
+
     quick = sub.add_parser("quickstart", help="train, register and score on the embedded CDNOW sample")
     quick.add_argument("--workdir", default="custscore-quickstart",
                        help="folder for the demo log, MLflow store and scores (default %(default)s)")
@@ -178,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int:
+    """Run one command; returns the exit status (0, or 3 when ``drift`` crosses a threshold)."""
     if args.command == "train":
         config = TrainConfig(cutoff=args.cutoff, horizon_days=args.horizon_days, time_unit=args.time_unit,
                              discount_rate=args.discount_rate, holdout_end=args.holdout_end,
@@ -237,10 +265,21 @@ def run(args: argparse.Namespace) -> None:
 
         page, actions, n_actions = write_report(args.scores, args.output, args.actions)
         print(f"report -> {page}; {n_actions} customers needing action -> {actions}")
+    elif args.command == "evaluate":
+        config = EvaluateConfig(horizon_days=args.horizon_days, partial=args.partial == "yes",
+                                output_dir=args.output_dir, experiment=args.experiment,
+                                tracking_uri=args.tracking_uri, columns=_columns(args), engine=args.engine)
+        from custscore.serving.evaluation import evaluate_file, format_evaluation
+
+        evaluation = evaluate_file(args.scores, args.transactions, config)
+        for text in evaluation.warnings:
+            print(f"warning: {text}", file=sys.stderr)
+        print(format_evaluation(evaluation))
     elif args.command == "quickstart":
         from custscore.quickstart import run_quickstart
 
         run_quickstart(args.workdir, tracking_uri=args.tracking_uri)
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -250,7 +289,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        run(args)
+        status = run(args)
     except CustscoreError as exc:
         message = " ".join(str(exc).split())
         print(f"custscore {args.command}: error: {message}", file=sys.stderr)
@@ -258,7 +297,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("custscore: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -343,3 +343,27 @@ class BacktestConfig:
         return TrainConfig(cutoff=origin, horizon_days=self.horizon_days, time_unit=self.time_unit,
                            discount_rate=self.discount_rate, penalizer=self.penalizer, seed=self.seed,
                            churn_calibration=self.churn_calibration, churn_windows=self.churn_windows, experiment=self.experiment, tracking_uri=self.tracking_uri, columns=self.columns)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Everything ``custscore evaluate`` needs besides the scores file and the log.
+
+    ``horizon_days`` of None means the horizon the scores were written for (their
+    sidecar). ``partial`` evaluates the part of the horizon the log covers instead of
+    refusing. Outputs go to ``output_dir`` (``evaluation.html``, ``evaluation.json``) and
+    to one MLflow run in ``experiment``.
+    """
+
+    horizon_days: Optional[int] = None
+    partial: bool = False
+    output_dir: str = "evaluation"
+    experiment: str = "custscore-evaluate"
+    tracking_uri: Optional[str] = None
+    columns: ColumnMap = field(default_factory=ColumnMap)
+    engine: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_engine(self.engine)
+        if self.horizon_days is not None:
+            _check_positive_int(self.horizon_days, "horizon_days")

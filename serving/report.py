@@ -8,9 +8,7 @@ sidecar (:mod:`custscore.serving.sidecar`).
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -20,6 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from custscore.errors import CustscoreError
+from custscore.serving.html import img as html_img, page, png_base64, table as html_table
 from custscore.serving.output import write_table_atomic, write_text_atomic
 from custscore.serving.sidecar import read_sidecar
 from custscore.training.segments import ACTIVITY_TIERS, CLASS_I_CAUSES, LIFECYCLE_STAGES, PYRAMID_TIERS, VALUE_CLASSES
@@ -170,12 +169,6 @@ def class_i_causes_table(scores: pd.DataFrame, optional_columns: Mapping[str, An
     return pd.DataFrame(rows)
 
 
-def _png(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def _bar_figure(title: str, labels: list[str], series: dict[str, list[float]], ylabel: str) -> Figure:
     fig = Figure(figsize=(6, 3.4))
     ax = fig.subplots()
@@ -206,37 +199,6 @@ def _churn_histogram(churn: np.ndarray, threshold: Optional[float]) -> Figure:
     return fig
 
 
-def _fmt(value: Any, column: str) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else ""
-    if isinstance(value, (float, np.floating)):
-        if np.isnan(value):
-            return ""
-        if "share" in column:
-            return f"{100 * value:.1f} %"
-        return f"{value:,.2f}"
-    return str(value)
-
-
-def _table(frame: pd.DataFrame, table_id: str) -> str:
-    head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(v, str(c)))}</td>" for c, v in zip(frame.columns, row)) + "</tr>"
-        for row in frame.itertuples(index=False))
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _img(b64: str, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
-
-
-_CSS = """body{font-family:sans-serif;margin:24px;color:#222;max-width:1100px}
-table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}
-td:first-child,th:first-child{text-align:left}h2{margin-top:28px;border-bottom:1px solid #ddd}
-.note{color:#555;font-size:13px}img{max-width:100%}"""
-
-
 def render_report(scores: pd.DataFrame, settings: dict[str, Any]) -> str:
     """The report page for ``scores`` and its sidecar ``settings`` (one HTML string)."""
     if len(scores) == 0:
@@ -265,16 +227,14 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any]) -> str:
         "churn": _churn_histogram(scores["churn_probability"].to_numpy(dtype=float),
                                   config.get("alert_churn_probability")),
     }
-    img = {k: _img(_png(v), k) for k, v in figures.items()}
+    img = {k: html_img(png_base64(v), k) for k, v in figures.items()}
     settings_rows = pd.DataFrame(
         [("scoring", k, settings[k]) for k in ("as_of", "horizon_days", "discount_rate", "model_version",
                                                "n_customers") if k in settings]
         + [("threshold", k, v) for k, v in thresholds.items()] + [("rule", k, v) for k, v in config.items()],
         columns=["kind", "setting", "value"])
-    title = f"Customer value report, as of {html.escape(str(settings.get('as_of', '')))}"
+    title = f"Customer value report, as of {settings.get('as_of', '')}"
     parts = [
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>",
-        f"<style>{_CSS}</style></head><body><h1>{title}</h1>",
         f"<p class='note'>{len(scores):,} customers; model {html.escape(str(settings.get('model_version', '')))};"
         f" horizon {html.escape(str(settings.get('horizon_days', '')))} days; {len(actions):,} need action"
         " (actions.csv). Value is in the log's amount units"
@@ -284,35 +244,34 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any]) -> str:
         f"{config.get('value_window_days', '?')} days; high above {thresholds.get('current_spend_high', 0):,.2f}. "
         f"Growth potential = clv; high above {thresholds.get('clv_high', 0):,.2f}. The 80/20 rule expects "
         "classes III+IV to be ~20 % of customers with ~80 % of the value.</p>",
-        _table(matrix, "value-matrix"), img["value matrix"],
+        html_table(matrix, "value-matrix"), img["value matrix"],
         "<h2>Class I causes</h2><p class='note'>The first cause that applies, in this order: poor credit "
         f"(latest arrears above {config.get('poor_credit_arrears', '?')}; needs --arrears-col), price-sensitive "
         f"(share of purchase days on discount above {config.get('price_sensitive_share', '?')}; needs "
         "--discount-col), decline (lifecycle stage), early relationship (tenure below "
         f"{config.get('stability_days', '?')} days). Poor-credit and price-sensitive customers are in "
         "actions.csv.</p>",
-        _table(causes, "class-i-causes"),
+        html_table(causes, "class-i-causes"),
         "<h2>Customer pyramid</h2><p class='note'>By clv: key above "
         f"{thresholds.get('clv_key', 0):,.2f}, potential above {thresholds.get('clv_potential', 0):,.2f}. "
         "Suggested resource share = the tier's share of future value.</p>",
-        _table(pyramid, "pyramid"), img["pyramid"],
+        html_table(pyramid, "pyramid"), img["pyramid"],
         "<h2>Customer equity by segment</h2><p class='note'>Sum of clv by value class and lifecycle stage.</p>",
-        _table(equity, "equity"), img["equity"],
+        html_table(equity, "equity"), img["equity"],
         f"<h2>Top {TOP_AT_RISK} at-risk high-value customers</h2><p class='note'>Customers needing action in "
         "classes II/IV or the key/potential tiers, by value at risk = churn probability x future value.</p>",
-        _table(at_risk[list(AT_RISK_COLUMNS)].head(TOP_AT_RISK), "at-risk"),
+        html_table(at_risk[list(AT_RISK_COLUMNS)].head(TOP_AT_RISK), "at-risk"),
         "<h2>Lifecycle stages and activity tiers</h2>",
-        _table(pd.DataFrame({"stage": stages.index, "customers": stages.to_numpy(),
+        html_table(pd.DataFrame({"stage": stages.index, "customers": stages.to_numpy(),
                              "share_of_customers": stages.to_numpy() / len(scores)}), "lifecycle"),
         img["lifecycle"],
-        _table(pd.DataFrame({"activity_tier": tiers.index, "customers": tiers.to_numpy(),
+        html_table(pd.DataFrame({"activity_tier": tiers.index, "customers": tiers.to_numpy(),
                              "share_of_customers": tiers.to_numpy() / len(scores)}), "activity-tiers"),
         "<h2>Churn probability</h2>", img["churn"],
         "<h2>Settings</h2><p class='note'>From the scores' sidecar JSON; pass them again to reproduce.</p>",
-        _table(settings_rows, "settings"),
-        "</body></html>",
+        html_table(settings_rows, "settings"),
     ]
-    return "\n".join(parts)
+    return page(title, parts)
 
 
 def write_report(scores_path: str | os.PathLike, output_path: str | os.PathLike,

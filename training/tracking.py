@@ -99,6 +99,9 @@ def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
 def prepare_experiment(config: TrainConfig) -> Optional[str]:
     """Point MLflow at the store and return the experiment id (created if needed).
 
+    ``config`` is any settings object with ``tracking_uri`` and ``experiment`` (the train,
+    evaluate and drift configs).
+
     Called before any fitting so an unreachable or broken store fails fast, within the
     bounded HTTP retries. ``None`` under ``mlflow run``, whose run (``MLFLOW_RUN_ID``)
     already exists and is logged into.
@@ -156,6 +159,42 @@ def log_training(result: TrainResult, config: TrainConfig, input_example: pd.Dat
     MlflowClient().set_registered_model_alias(config.register_as, CHAMPION_ALIAS, version.version)
     return LoggedModel(run_id=run_id, model_uri=model_uri, registered_name=config.register_as,
                        registered_version=str(version.version))
+
+
+def model_link_tags(model_version: str) -> dict[str, str]:
+    """Tags linking a run to the model that wrote a scores file (its sidecar's ``model_version``).
+
+    ``NAME/VERSION`` (a registered version) gives ``model_name``, ``model_version`` and,
+    when the registry knows it, ``model_run_id``; anything else is a training run id.
+    """
+    name, _, number = model_version.rpartition("/")
+    if not (name and number.isdigit()):
+        return {"model_version": model_version, "model_run_id": model_version}
+    tags = {"model_name": name, "model_version": number}
+    try:
+        tags["model_run_id"] = MlflowClient().get_model_version(name, number).run_id
+    except Exception:  # another store than the model's: the name and number still link it
+        pass
+    return tags
+
+
+def log_report_run(kind: str, experiment_id: Optional[str], *, params: dict, metrics: dict[str, float],
+                   tags: dict[str, str], figures: dict, tables: dict[str, pd.DataFrame], record: dict) -> str:
+    """One MLflow run of a lifecycle command (``evaluate``, ``drift``); returns its id.
+
+    Tag ``custscore.kind`` = ``kind``; ``record`` (the command's JSON output) is logged as
+    ``KIND.json``, figures under ``plots/``, tables under ``tables/``.
+    """
+    with mlflow.start_run(experiment_id=experiment_id, run_name=kind) as run:
+        mlflow.set_tags({"custscore.kind": kind, **tags})
+        mlflow.log_params({k: v for k, v in params.items() if v is not None})
+        mlflow.log_metrics(_finite(metrics))
+        for name, fig in figures.items():
+            mlflow.log_figure(fig, f"plots/{name}")
+        for name, table in tables.items():
+            mlflow.log_table(table, f"tables/{name}.json")
+        mlflow.log_dict(record, f"{kind}.json")
+        return run.info.run_id
 
 
 def _requirements() -> list[str]:
