@@ -12,7 +12,7 @@ import sys
 from typing import Optional, Sequence
 
 from custscore.config import (CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, ENGINES, BacktestConfig, ColumnMap,
-                              EvaluateConfig, ScoreConfig, ServeConfig, TrainConfig)
+                              DRIFT_EXIT_STATUS, DriftConfig, EvaluateConfig, ScoreConfig, ServeConfig, TrainConfig)
 from custscore.errors import CustscoreError
 
 
@@ -61,6 +61,11 @@ def _separator(text: Optional[str]) -> Optional[str]:
 def _optional_int(text: str) -> Optional[int]:
     """An int option whose empty value (MLproject's default ``''``) means "not given"."""
     return None if text == "" else int(text)
+
+
+def _optional_str(text: str) -> Optional[str]:
+    """A text option whose empty value (MLproject's default ``''``) means "not given"."""
+    return text or None
 
 
 def _yes_no(flag: bool) -> str:
@@ -198,6 +203,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine(evaluate, EvaluateConfig)
     _add_tracking(evaluate)
 
+    drift = sub.add_parser("drift", help="drift between two scoring runs (PSI, segment shares, migration); "
+                                         f"exit {DRIFT_EXIT_STATUS} when a threshold is crossed")
+    drift.add_argument("--reference", required=True, help="earlier scores file from `custscore score`")
+    drift.add_argument("--current", required=True, help="later scores file from `custscore score`")
+    drift.add_argument("--psi-threshold", type=float, default=_default(DriftConfig, "psi_threshold"),
+                       help=f"a PSI at or above this exits {DRIFT_EXIT_STATUS} (default %(default)s)")
+    drift.add_argument("--psi-warn", type=float, default=_default(DriftConfig, "psi_warn"),
+                       help="a PSI at or above this is reported as moderate (default %(default)s)")
+    drift.add_argument("--share-threshold", type=float, default=_default(DriftConfig, "share_threshold"),
+                       help=f"a segment's share of customers moving by more than this exits {DRIFT_EXIT_STATUS} "
+                            "(default %(default)s)")
+    drift.add_argument("--output-dir", default=_default(DriftConfig, "output_dir"),
+                       help="folder for drift.html and drift.json (default %(default)s)")
+    drift.add_argument("--experiment", default=_default(DriftConfig, "experiment"),
+                       help="MLflow experiment name (default %(default)s)")
+    drift.add_argument("--tracking-uri", type=_optional_str, default=_default(DriftConfig, "tracking_uri"),
+                       help="MLflow tracking URI; an MLflow run is logged only when given")
+
     quick = sub.add_parser("quickstart", help="train, register and score on the embedded CDNOW sample")
     quick.add_argument("--workdir", default="custscore-quickstart",
                        help="folder for the demo log, MLflow store and scores (default %(default)s)")
@@ -275,6 +298,15 @@ def run(args: argparse.Namespace) -> int:
         for text in evaluation.warnings:
             print(f"warning: {text}", file=sys.stderr)
         print(format_evaluation(evaluation))
+    elif args.command == "drift":
+        config = DriftConfig(psi_threshold=args.psi_threshold, psi_warn=args.psi_warn,
+                             share_threshold=args.share_threshold, output_dir=args.output_dir,
+                             experiment=args.experiment, tracking_uri=args.tracking_uri)
+        from custscore.serving.drift_report import drift_files, format_drift
+
+        drift_run = drift_files(args.reference, args.current, config)
+        print(format_drift(drift_run))
+        return DRIFT_EXIT_STATUS if drift_run.crossed else 0
     elif args.command == "quickstart":
         from custscore.quickstart import run_quickstart
 

@@ -367,3 +367,38 @@ class EvaluateConfig:
         _check_engine(self.engine)
         if self.horizon_days is not None:
             _check_positive_int(self.horizon_days, "horizon_days")
+
+
+#: Exit status of ``custscore drift`` when a measure crosses its threshold (0 otherwise,
+#: 2 for bad input), so a scheduler can alert on it.
+DRIFT_EXIT_STATUS = 3
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Settings of ``custscore drift`` (custscore.training.drift documents the PSI).
+
+    A PSI at or above ``psi_threshold`` or a segment share moving by more than
+    ``share_threshold`` (absolute, e.g. 0.10 = 10 percentage points) crosses a threshold;
+    ``psi_warn`` only labels a PSI "moderate". Bins: ``n_bins`` reference quantiles, empty
+    shares floored at ``epsilon``. MLflow is used only when ``tracking_uri`` is given.
+    """
+
+    psi_threshold: float = 0.25
+    psi_warn: float = 0.10
+    share_threshold: float = 0.10
+    n_bins: int = 10
+    epsilon: float = 1e-4
+    output_dir: str = "drift"
+    experiment: str = "custscore-drift"
+    tracking_uri: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        for name in ("psi_threshold", "psi_warn", "share_threshold", "epsilon"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise CustscoreError(f"{name}: must be a number > 0, got {value!r}")
+        if self.psi_warn > self.psi_threshold:
+            raise CustscoreError(f"psi_warn {self.psi_warn!r} must not exceed psi_threshold {self.psi_threshold!r}")
+        if isinstance(self.n_bins, bool) or not isinstance(self.n_bins, int) or self.n_bins < 2:
+            raise CustscoreError(f"n_bins: must be a whole number >= 2, got {self.n_bins!r}")

@@ -96,3 +96,66 @@ def test_evaluate_refuses_an_uncovered_horizon_and_evaluates_the_covered_part_wi
     raw = master["raw"]
     assert record["metrics"]["purchases_actual"] == raw[raw["date"] > "1998-05-31"].groupby(
         "customer_id")["date"].nunique().sum()
+
+
+# ---------------------------------------------------------------- drift
+
+def test_psi_equals_the_hand_computed_value_on_toy_columns():
+    from custscore.training.drift import psi
+
+    # 2 bins split at the reference median 4.5: shares (0.5, 0.5) -> (0.8, 0.2)
+    expected = (0.8 - 0.5) * np.log(0.8 / 0.5) + (0.2 - 0.5) * np.log(0.2 / 0.5)
+    assert psi(np.arange(10.0), np.array([0.0] * 8 + [9.0] * 2), n_bins=2) == pytest.approx(expected, abs=1e-12)
+    # 10 reference deciles of 0..99; every current value in the first: nine empty bins at epsilon 1e-4
+    expected = (1 - 0.1) * np.log(1 / 0.1) + 9 * (1e-4 - 0.1) * np.log(1e-4 / 0.1)
+    assert psi(np.arange(100.0), np.arange(10.0) / 2) == pytest.approx(expected, abs=1e-12)
+    # ties: 0 is 60 % of the reference (its median), so bins are (.., 0] and (0, ..): shares (0.6, 0.4) -> (0.3, 0.7)
+    reference, current = np.array([0.0] * 6 + [1, 2, 3, 4]), np.array([0.0] * 3 + [5.0] * 7)
+    expected = (0.3 - 0.6) * np.log(0.3 / 0.6) + (0.7 - 0.4) * np.log(0.7 / 0.4)
+    assert psi(reference, current, n_bins=2) == pytest.approx(expected, abs=1e-12)
+    assert psi(reference, reference) == 0.0
+
+
+def _drift(master, reference, current, *extra):
+    out = master["folder"] / f"drift-{reference.stem}-{current.stem}"
+    proc = run_cli("drift", "--reference", str(reference), "--current", str(current), "--output-dir", str(out),
+                   *extra)
+    return proc, (json.loads((out / "drift.json").read_text()) if (out / "drift.json").exists() else None)
+
+
+def test_drift_of_a_run_against_itself_is_zero_everywhere_and_exits_0(master):
+    path = master["scores"]["1997-09-30"]
+    proc, record = _drift(master, path, path, "--tracking-uri", master["uri"])
+    assert proc.returncode == 0, proc.stderr
+    assert all(row["psi"] == 0.0 for row in record["psi"]) and len(record["psi"]) == 20
+    assert record["crossed"] == [] and record["customers"] == {"reference": 23570, "current": 23570,
+                                                                "in_both": 23570, "new": 0, "gone": 0}
+    for shares in record["segment_shares"].values():
+        assert all(row["change"] == 0.0 for row in shares)
+    for matrix in record["migrations"].values():  # everyone stays in their segment
+        assert sum(n for r, row in matrix.items() for c, n in row.items() if r != c) == 0
+    assert "MLflow run: " in proc.stdout
+
+
+def test_drift_across_six_months_reports_psi_and_exits_3(master):
+    proc, record = _drift(master, master["scores"]["1997-09-30"], master["scores"]["1998-03-31"])
+    assert proc.returncode == 3, proc.stderr
+    psi = {row["column"]: row["psi"] for row in record["psi"]}
+    # CDNOW is one cohort (first purchases in 1997 Q1): six months later every customer is 182 days older
+    assert psi["T_days"] > 0.25 and psi["tenure_days"] > 0.25
+    assert "PSI of T_days" in proc.stdout and "crossed:" in proc.stdout
+
+
+def test_a_planted_shift_in_one_column_exits_3_and_names_it(master, tmp_path):
+    from custscore.serving.output import write_text_atomic
+    from custscore.serving.sidecar import read_sidecar, sidecar_path
+
+    source = master["scores"]["1997-09-30"]
+    scores = pd.read_csv(source, dtype={"customer_id": str})
+    shifted = tmp_path / "shifted.csv"
+    scores.assign(monetary_value=scores["monetary_value"] * 3 + 50).to_csv(shifted, index=False)
+    write_text_atomic(json.dumps(read_sidecar(source)), sidecar_path(shifted))
+    proc, record = _drift(master, source, shifted)
+    assert proc.returncode == 3, proc.stderr
+    assert [row["column"] for row in record["psi"] if row["level"] == "shift"] == ["monetary_value"]
+    assert record["crossed"] == [t for t in record["crossed"] if "monetary_value" in t] != []
