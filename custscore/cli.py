@@ -12,7 +12,7 @@ import sys
 from typing import Optional, Sequence
 
 from custscore.config import (CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, ENGINES, BacktestConfig, ColumnMap,
-                              DRIFT_EXIT_STATUS, DriftConfig, EvaluateConfig, ScoreConfig, ServeConfig, TrainConfig)
+                              DRIFT_EXIT_STATUS, PROMOTE_CHOICES, DriftConfig, EvaluateConfig, ScoreConfig, ServeConfig, TrainConfig)
 from custscore.errors import CustscoreError
 
 
@@ -22,6 +22,25 @@ def _default(cls, name: str):
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
+def _optional_int(text: str) -> Optional[int]:
+    """An int option whose empty value (MLproject's default ``''``) means "not given"."""
+    return None if text == "" else int(text)
+
+
+def _optional_str(text: str) -> Optional[str]:
+    """A text option whose empty value (MLproject's default ``''``) means "not given"."""
+    return text or None
+
+
+def _optional_float(text: str) -> Optional[float]:
+    """A number option whose empty value (MLproject's default ``''``) means "not given"."""
+    return None if text == "" else float(text)
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def _add_columns(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("transaction-log columns")
     g.add_argument("--customer-col", default=_default(ColumnMap, "customer"), help="customer id column (read as text)")
@@ -29,19 +48,19 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--amount-col", default=_default(ColumnMap, "amount"),
                    help="purchase amount column, or none for a log without amounts (every purchase counts, "
                         "spend is 0)")
-    g.add_argument("--date-format", default=_default(ColumnMap, "date_format"),
+    g.add_argument("--date-format", type=_optional_str, default=_default(ColumnMap, "date_format"),
                    help="strftime format of the dates, e.g. %%d/%%m/%%Y (default: ISO 8601 only)")
     g.add_argument("--encoding", default=_default(ColumnMap, "encoding"), help="CSV text encoding (default %(default)s)")
-    g.add_argument("--csv-sep", default=_default(ColumnMap, "csv_sep"),
+    g.add_argument("--csv-sep", type=_optional_str, default=_default(ColumnMap, "csv_sep"),
                    help="CSV field separator, e.g. ';' (default: comma, or ; or tab when the header holds one)")
     g.add_argument("--decimal", default=_default(ColumnMap, "decimal"),
                    help="decimal mark of CSV amounts: . or , (default %(default)s)")
     g.add_argument("--amount-decimals", type=int, default=_default(ColumnMap, "amount_decimals"),
                    help="decimals kept when a day's rows are netted: amounts count as whole units of "
                         "10**-D, summed exactly (default %(default)s)")
-    g.add_argument("--discount-col", default=_default(ColumnMap, "discount"),
+    g.add_argument("--discount-col", type=_optional_str, default=_default(ColumnMap, "discount"),
                    help="optional: discount amount or 0/1 flag per row (> 0 = bought on discount)")
-    g.add_argument("--arrears-col", default=_default(ColumnMap, "arrears"),
+    g.add_argument("--arrears-col", type=_optional_str, default=_default(ColumnMap, "arrears"),
                    help="optional: the customer's arrears on that row's day (amount overdue or days, >= 0)")
 
 
@@ -58,20 +77,6 @@ def _separator(text: Optional[str]) -> Optional[str]:
     return "\t" if text in ("\\t", "tab") else text
 
 
-def _optional_int(text: str) -> Optional[int]:
-    """An int option whose empty value (MLproject's default ``''``) means "not given"."""
-    return None if text == "" else int(text)
-
-
-def _optional_str(text: str) -> Optional[str]:
-    """A text option whose empty value (MLproject's default ``''``) means "not given"."""
-    return text or None
-
-
-def _yes_no(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
 def _add_engine(parser: argparse.ArgumentParser, cls) -> None:
     parser.add_argument("--engine", choices=list(ENGINES), default=_default(cls, "engine"),
                         help="feature engine: pandas (in memory), arrow (Parquet in memory with pyarrow + "
@@ -81,7 +86,7 @@ def _add_engine(parser: argparse.ArgumentParser, cls) -> None:
 
 
 def _add_tracking(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracking-uri", default=None,
+    parser.add_argument("--tracking-uri", type=_optional_str, default=None,
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
 
 
@@ -109,13 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="unit of the BG/NBD parameters: days or weeks (default %(default)s)")
     train.add_argument("--discount-rate", type=float, default=_default(TrainConfig, "discount_rate"),
                        help="yearly discount rate for CLV (default %(default)s)")
-    train.add_argument("--holdout-end", default=None,
+    train.add_argument("--holdout-end", type=_optional_str, default=None,
                        help="last day of the evaluation holdout (default: last day in the log)")
     train.add_argument("--penalizer", type=float, default=_default(TrainConfig, "penalizer"),
                        help="L2 penalty on BG/NBD and Gamma-Gamma parameters (default %(default)s)")
     train.add_argument("--seed", type=int, default=_default(TrainConfig, "seed"))
     train.add_argument("--experiment", default=_default(TrainConfig, "experiment"), help="MLflow experiment name")
-    train.add_argument("--register-as", default=None, help="register the model under this name, alias 'champion'")
+    train.add_argument("--register-as", type=_optional_str, default=None,
+                       help="register the model under this name (alias from --promote)")
+    train.add_argument("--promote", choices=list(PROMOTE_CHOICES), default=_default(TrainConfig, "promote"),
+                       help="alias of the registered version: auto = champion unless a backtest before the "
+                            "cutoff finds it worse than the champion beyond noise (then challenger); always "
+                            "= champion; never = challenger (default %(default)s)")
     _add_churn(train, TrainConfig)
     _add_columns(train)
     _add_engine(train, TrainConfig)
@@ -126,12 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
     score.add_argument("--as-of", required=True, help="scoring date, inclusive; later transactions are ignored")
     score.add_argument("--output", required=True, help="scores file (.csv or .parquet), written atomically")
-    score.add_argument("--horizon-days", type=int, default=_default(ScoreConfig, "horizon_days"),
+    score.add_argument("--horizon-days", type=_optional_int, default=_default(ScoreConfig, "horizon_days"),
                        help="horizon for churn and CLV (default: the model's)")
-    score.add_argument("--margin", type=float, default=_default(ScoreConfig, "margin_rate"),
+    score.add_argument("--margin", type=_optional_float, default=_default(ScoreConfig, "margin_rate"),
                        help="contribution per unit of revenue in (0, 1] for current/future value "
                             "(default: the model's, 1 = revenue)")
-    score.add_argument("--segments", default=_default(ScoreConfig, "segments_file"),
+    score.add_argument("--segments", type=_optional_str, default=_default(ScoreConfig, "segments_file"),
                        help="JSON of segment settings replacing the model's (e.g. an earlier "
                             "scores.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
     _add_columns(score)
@@ -141,10 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     back = sub.add_parser("backtest", help="rolling-origin backtest: model vs baselines with bootstrap intervals")
     back.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
     back.add_argument("--horizon-days", type=int, required=True, help="churn and CLV horizon in days")
-    back.add_argument("--cutoffs", default=None, help="origins as comma-separated dates YYYY-MM-DD,...")
-    back.add_argument("--origins", type=int, default=_default(BacktestConfig, "n_origins"),
+    back.add_argument("--cutoffs", type=_optional_str, default=None, help="origins as comma-separated dates YYYY-MM-DD,...")
+    back.add_argument("--origins", type=_optional_int, default=_default(BacktestConfig, "n_origins"),
                       help="number of rolling origins, the last one horizon-days before the log ends")
-    back.add_argument("--step-days", type=int, default=_default(BacktestConfig, "step_days"),
+    back.add_argument("--step-days", type=_optional_int, default=_default(BacktestConfig, "step_days"),
                       help="days between rolling origins")
     back.add_argument("--time-unit", choices=["D", "W"], default=_default(BacktestConfig, "time_unit"),
                       help="unit of the BG/NBD parameters: days or weeks (default %(default)s)")
@@ -182,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--scores", required=True,
                         help="scores file from `custscore score` (its .segments.json sidecar beside it)")
     report.add_argument("--output", required=True, help="report file (.html), self-contained, written atomically")
-    report.add_argument("--actions", default=None,
+    report.add_argument("--actions", type=_optional_str, default=None,
                         help="customers needing action, by value at risk (default: actions.csv beside --output)")
 
     evaluate = sub.add_parser("evaluate", help="realised accuracy of earlier scores against the log as it is now")
@@ -236,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
                              penalizer=args.penalizer, seed=args.seed, churn_calibration=args.churn_calibration,
                              churn_windows=args.churn_windows, experiment=args.experiment,
                              tracking_uri=args.tracking_uri, register_as=args.register_as,
-                             columns=_columns(args), engine=args.engine)
+                             columns=_columns(args), engine=args.engine, promote=args.promote)
         from custscore.training.train import train_file
         from custscore.training.summary import format_training_summary
 

@@ -36,6 +36,10 @@ CHURN_WINDOWS = ("auto", "single", "stacked")
 #: ``auto`` stacks windows from this horizon on (chosen on the CDNOW backtests, README "Churn model").
 CHURN_STACK_MIN_HORIZON_DAYS = 180
 DEFAULT_EXPERIMENT = "custscore"
+#: ``custscore train --register-as NAME --promote``: ``auto`` = alias ``champion`` unless the
+#: backtest gate finds the new recipe worse than the champion's beyond noise (then
+#: ``challenger``); ``always`` = champion; ``never`` = challenger (custscore.training.promotion).
+PROMOTE_CHOICES = ("auto", "always", "never")
 
 
 #: Nanoseconds per day (pandas Timestamps count nanoseconds since 1970).
@@ -172,10 +176,14 @@ class TrainConfig:
     register_as: Optional[str] = None
     columns: ColumnMap = field(default_factory=ColumnMap)
     engine: str = "auto"
+    #: alias decision for a registered version (:data:`PROMOTE_CHOICES`)
+    promote: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cutoff", parse_date(self.cutoff, "cutoff"))
         _check_engine(self.engine)
+        if self.promote not in PROMOTE_CHOICES:
+            raise CustscoreError(f"promote: must be one of {list(PROMOTE_CHOICES)}, got {self.promote!r}")
         if self.holdout_end is not None:
             end = parse_date(self.holdout_end, "holdout_end")
             if end <= self.cutoff:
@@ -201,6 +209,7 @@ class TrainConfig:
         """Flat dict for MLflow params (dates as ISO strings)."""
         out = asdict(self)
         out.pop("columns")
+        out.pop("promote")  # how a version is aliased, not how it is trained
         out.update({f"{k}_col": v for k, v in asdict(self.columns).items()
                     if k in ("customer", "date", "amount") or (k in ("discount", "arrears") and v is not None)})
         out.update({k: v for k, v in asdict(self.columns).items() if k in ("date_format", "encoding", "amount_decimals", "csv_sep", "decimal")})
@@ -402,3 +411,18 @@ class DriftConfig:
             raise CustscoreError(f"psi_warn {self.psi_warn!r} must not exceed psi_threshold {self.psi_threshold!r}")
         if isinstance(self.n_bins, bool) or not isinstance(self.n_bins, int) or self.n_bins < 2:
             raise CustscoreError(f"n_bins: must be a whole number >= 2, got {self.n_bins!r}")
+
+
+@dataclass(frozen=True)
+class PromotionConfig:
+    """The promotion gate of ``custscore train --promote auto`` (custscore.training.promotion).
+
+    Both recipes are backtested at ``n_origins`` origins ``step_days`` apart, the last one
+    ``horizon_days`` before the cutoff (nothing after the cutoff is read), and compared
+    with ``n_bootstrap`` paired customer resamples at level ``confidence``.
+    """
+
+    n_origins: int = 3
+    step_days: int = 30
+    n_bootstrap: int = 200
+    confidence: float = 0.95

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from custscore.config import BacktestConfig
+from custscore.config import BacktestConfig, TrainConfig
 from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
 from custscore.training.evaluate import MODEL
@@ -131,6 +131,12 @@ def outcome_rows(train: TrainResult, engine: FeatureEngine, origin: pd.Timestamp
     return rows
 
 
+def origin_rows(engine: FeatureEngine, config: TrainConfig, horizon_days: int) -> tuple[TrainResult, pd.DataFrame]:
+    """Train with ``config`` at ``config.cutoff`` on the log up to it only; its :func:`outcome_rows`."""
+    train = train_scorer(ClippedEngine(engine, config.cutoff), config)
+    return train, outcome_rows(train, engine, config.cutoff, horizon_days)
+
+
 def score_rows(rows: pd.DataFrame, config: BacktestConfig, seed: int,
                pooled: bool = False) -> tuple[dict[str, float], pd.DataFrame]:
     """Flat metrics and the bootstrap table of outcome rows (one origin or pooled)."""
@@ -168,8 +174,7 @@ def run_backtest(engine: FeatureEngine, config: BacktestConfig) -> BacktestResul
     origins = rolling_origins(engine, config)
     results = []
     for k, origin in enumerate(origins):
-        train = train_scorer(ClippedEngine(engine, origin), config.train_config(origin))
-        rows = outcome_rows(train, engine, origin, config.horizon_days)
+        train, rows = origin_rows(engine, config.train_config(origin), config.horizon_days)
         metrics, table = score_rows(rows, config, seed=config.seed + k)
         results.append(OriginResult(origin=origin, train=train, rows=rows, metrics=metrics, table=table,
                                     figures=figures(rows, config.horizon_days)))
