@@ -2,8 +2,8 @@
 
 The maths is :mod:`custscore.training.drift`; this module reads the two scores files
 (and their sidecars, for as-of dates and model versions), writes ``drift.json`` and a
-self-contained ``drift.html`` to the output folder and, with a tracking URI, one MLflow
-run. The caller turns ``DriftRun.crossed`` into exit status 3.
+self-contained ``drift.html`` to the output folder and, with a tracking URI (or under
+``mlflow run``), one MLflow run. The caller turns ``DriftRun.crossed`` into exit status 3.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def drift_files(reference_path: str | os.PathLike, current_path: str | os.PathLi
     outputs = [write_text_atomic(json.dumps(record, indent=1) + "\n", folder / "drift.json"),
                write_text_atomic(render_drift(report, record), folder / "drift.html")]
     run_id = None
-    if config.tracking_uri:
+    if config.tracking_uri or os.environ.get("MLFLOW_RUN_ID"):  # asked for, or launched by `mlflow run`
         from custscore.training.tracking import log_report_run, prepare_experiment
 
         tags = {"drift_crossed": " | ".join(report.crossed) or "none",

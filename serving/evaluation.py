@@ -4,7 +4,8 @@ Reads a scores file and its sidecar (as-of date, horizon, model version), opens 
 as it stands now, measures the window after ``as_of``
 (:mod:`custscore.training.realised`) and writes ``evaluation.html`` (self-contained) and
 ``evaluation.json`` to the output folder, plus one MLflow run tagged with the model
-version that wrote the scores.
+version that wrote the scores (and, for a registered version, the tag
+``evaluation_<as_of>`` = that run's id on the version).
 """
 from __future__ import annotations
 
@@ -87,13 +88,14 @@ def evaluate_file(scores_path: str | os.PathLike, transactions_path: str | os.Pa
                                warnings)
     outputs = [write_text_atomic(json.dumps(record, indent=1) + "\n", folder / "evaluation.json"),
                write_text_atomic(render_evaluation(report, record), folder / "evaluation.html")]
-    from custscore.training.tracking import log_report_run, model_link_tags, prepare_experiment
+    from custscore.training.tracking import log_report_run, model_link_tags, prepare_experiment, tag_model_version
 
     experiment_id = prepare_experiment(config)
     tags = {**model_link_tags(model_version), "scores_as_of": as_of.date().isoformat(),
             "evaluate_warnings": " | ".join(warnings) or "none", "partial": str(window < horizon).lower()}
     run_id = log_report_run("evaluate", experiment_id, params=_params(record), metrics=report.metrics, tags=tags,
                             figures=report.figures, tables=report.tables, record=record)
+    tag_model_version(tags, f"evaluation_{as_of.date().isoformat()}", run_id)
     return Evaluation(report, as_of, horizon, window, model_version, warnings, outputs, run_id)
 
 

@@ -79,6 +79,8 @@ def test_evaluate_links_its_mlflow_run_to_the_model_version(master):
     assert tags["custscore.kind"] == "evaluate"
     assert (tags["model_name"], tags["model_version"]) == (logged.registered_name, logged.registered_version)
     assert tags["model_run_id"] == logged.run_id and tags["evaluate_warnings"] == "none"
+    version = mlflow.tracking.MlflowClient().get_model_version(logged.registered_name, logged.registered_version)
+    assert version.tags["evaluation_1998-03-31"] == run_id
 
 
 def test_evaluate_refuses_an_uncovered_horizon_and_evaluates_the_covered_part_with_partial(master):

@@ -213,6 +213,15 @@ def model_link_tags(model_version: str) -> dict[str, str]:
     return tags
 
 
+def tag_model_version(link: dict[str, str], key: str, value: str) -> None:
+    """Set tag ``key`` on the registered version ``link`` names (:func:`model_link_tags`), if any."""
+    if "model_name" in link:
+        try:
+            MlflowClient().set_model_version_tag(link["model_name"], link["model_version"], key, value)
+        except Exception:  # a version of another store: the run's tags still link the two
+            pass
+
+
 def log_report_run(kind: str, experiment_id: Optional[str], *, params: dict, metrics: dict[str, float],
                    tags: dict[str, str], figures: dict, tables: dict[str, pd.DataFrame], record: dict) -> str:
     """One MLflow run of a lifecycle command (``evaluate``, ``drift``); returns its id.
