@@ -197,6 +197,27 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def start_server(model: str, tracking: str | None, host: str, port: int, log_path: Path):
+    """``custscore serve`` in a subprocess on ``host:port`` (loopback); its output goes to ``log_path``."""
+    if host not in LOOPBACK:
+        raise SystemExit("the server is started on loopback only")
+    cmd = [sys.executable, "-m", "custscore.cli", "serve", "--model", model, "--host", host,
+           "--port", str(port)] + (["--tracking-uri", tracking] if tracking else [])
+    server_log = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, stdout=server_log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"})
+    return proc, server_log
+
+
+def stop_server(proc: subprocess.Popen, server_log) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    server_log.close()
+
+
 def wait_ready(host: str, port: int, timeout_s: float, proc: subprocess.Popen | None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -242,11 +263,7 @@ def main(argv=None) -> int:
                 print(f"scorer CPU per call, in process, {path} path: "
                       + ", ".join(f"{k} customers {ms:.1f} ms" for k, ms in per_size.items()))
             host, port = "127.0.0.1", free_port()
-            cmd = [sys.executable, "-m", "custscore.cli", "serve", "--model", model, "--host", host,
-                   "--port", str(port)] + (["--tracking-uri", tracking] if tracking else [])
-            server_log = open(Path(tmp) / "server.log", "wb")
-            proc = subprocess.Popen(cmd, stdout=server_log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"})
+            proc, server_log = start_server(model, tracking, host, port, Path(tmp) / "server.log")
         try:
             wait_ready(host, port, 120, proc)
             bodies = customer_bodies(args.as_of)
@@ -286,12 +303,7 @@ def main(argv=None) -> int:
             return 1 if result["errors"] or batch_errors else 0
         finally:
             if proc is not None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                server_log.close()
+                stop_server(proc, server_log)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,23 @@
 """The ``custscore`` command: parses arguments and calls the library; holds no logic.
 
 User errors (:class:`~custscore.errors.CustscoreError`) become one line on stderr and
-exit status 2.
+exit status 2. SIGTERM is turned into an exception (:class:`Terminated`) so the clean-ups
+of half-written outputs run; the command then exits 143 (128 + 15), Ctrl-C 130.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import os
+import signal
 import sys
+import threading
 from typing import Optional, Sequence
 
-from custscore.config import (CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, ENGINES, BacktestConfig, ColumnMap,
-                              DRIFT_EXIT_STATUS, PROMOTE_CHOICES, DriftConfig, EvaluateConfig, ScoreConfig, ServeConfig, TrainConfig)
-from custscore.errors import CustscoreError
+from custscore.config import (ADMIN_TOKEN_ENV, CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, DRIFT_EXIT_STATUS, ENGINES,
+                              PROMOTE_CHOICES, BacktestConfig, ColumnMap, DriftConfig, EvaluateConfig, ScoreConfig,
+                              ServeConfig, TrainConfig)
+from custscore.errors import CustscoreError, warn_all
 
 
 def _default(cls, name: str):
@@ -41,7 +45,8 @@ def _yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def _add_columns(parser: argparse.ArgumentParser) -> None:
+def _add_columns(parser: argparse.ArgumentParser, scoring: bool = False) -> None:
+    """Options of the log's columns; ``scoring``: ``--amount-decimals`` defaults to the model's."""
     g = parser.add_argument_group("transaction-log columns")
     g.add_argument("--customer-col", default=_default(ColumnMap, "customer"), help="customer id column (read as text)")
     g.add_argument("--date-col", default=_default(ColumnMap, "date"), help="purchase date or date-time column")
@@ -55,9 +60,11 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
                    help="CSV field separator, e.g. ';' (default: comma, or ; or tab when the header holds one)")
     g.add_argument("--decimal", default=_default(ColumnMap, "decimal"),
                    help="decimal mark of CSV amounts: . or , (default %(default)s)")
-    g.add_argument("--amount-decimals", type=int, default=_default(ColumnMap, "amount_decimals"),
+    decimals_default = "the model's, as in training" if scoring else "%(default)s"
+    g.add_argument("--amount-decimals", type=_optional_int,
+                   default=_default(ScoreConfig if scoring else ColumnMap, "amount_decimals"),
                    help="decimals kept when a day's rows are netted: amounts count as whole units of "
-                        "10**-D, summed exactly (default %(default)s)")
+                        f"10**-D, summed exactly (default: {decimals_default})")
     g.add_argument("--discount-col", type=_optional_str, default=_default(ColumnMap, "discount"),
                    help="optional: discount amount or 0/1 flag per row (> 0 = bought on discount)")
     g.add_argument("--arrears-col", type=_optional_str, default=_default(ColumnMap, "arrears"),
@@ -66,9 +73,10 @@ def _add_columns(parser: argparse.ArgumentParser) -> None:
 
 def _columns(args: argparse.Namespace) -> ColumnMap:
     amount = None if args.amount_col.lower() == "none" else args.amount_col
+    decimals = {} if args.amount_decimals is None else {"amount_decimals": args.amount_decimals}
     return ColumnMap(customer=args.customer_col, date=args.date_col, amount=amount,
                      date_format=args.date_format, encoding=args.encoding,
-                     discount=args.discount_col, arrears=args.arrears_col, amount_decimals=args.amount_decimals,
+                     discount=args.discount_col, arrears=args.arrears_col, **decimals,
                      csv_sep=_separator(args.csv_sep), decimal=args.decimal)
 
 
@@ -102,6 +110,15 @@ def _add_churn(parser: argparse.ArgumentParser, cls) -> None:
                              "(default %(default)s)")
 
 
+def _add_penalizers(parser: argparse.ArgumentParser, cls) -> None:
+    parser.add_argument("--bgnbd-penalizer", type=float, default=_default(cls, "bgnbd_penalizer"),
+                        help="L2 penalty on the BG/NBD parameters (default %(default)s)")
+    parser.add_argument("--gg-penalizer", type=float, default=_default(cls, "gg_penalizer"),
+                        help="L2 penalty on the Gamma-Gamma parameters (default %(default)s)")
+    parser.add_argument("--penalizer", type=_optional_float, default=_default(cls, "penalizer"),
+                        help="shortcut: the same L2 penalty on both models (a model's own option wins)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="custscore", description="Customer churn and lifetime-value scoring.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,8 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="yearly discount rate for CLV (default %(default)s)")
     train.add_argument("--holdout-end", type=_optional_str, default=None,
                        help="last day of the evaluation holdout (default: last day in the log)")
-    train.add_argument("--penalizer", type=float, default=_default(TrainConfig, "penalizer"),
-                       help="L2 penalty on BG/NBD and Gamma-Gamma parameters (default %(default)s)")
+    _add_penalizers(train, TrainConfig)
     train.add_argument("--seed", type=int, default=_default(TrainConfig, "seed"))
     train.add_argument("--experiment", default=_default(TrainConfig, "experiment"), help="MLflow experiment name")
     train.add_argument("--register-as", type=_optional_str, default=None,
@@ -143,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: the model's, 1 = revenue)")
     score.add_argument("--segments", type=_optional_str, default=_default(ScoreConfig, "segments_file"),
                        help="JSON of segment settings replacing the model's (e.g. an earlier "
-                            "scores.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
-    _add_columns(score)
+                            "scores.csv.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
+    _add_columns(score, scoring=True)
     _add_engine(score, ScoreConfig)
     _add_tracking(score)
 
@@ -160,8 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="unit of the BG/NBD parameters: days or weeks (default %(default)s)")
     back.add_argument("--discount-rate", type=float, default=_default(BacktestConfig, "discount_rate"),
                       help="yearly discount rate for CLV (default %(default)s)")
-    back.add_argument("--penalizer", type=float, default=_default(BacktestConfig, "penalizer"),
-                      help="L2 penalty on BG/NBD and Gamma-Gamma parameters (default %(default)s)")
+    _add_penalizers(back, BacktestConfig)
     back.add_argument("--seed", type=int, default=_default(BacktestConfig, "seed"))
     _add_churn(back, BacktestConfig)
     back.add_argument("--n-bootstrap", type=int, default=_default(BacktestConfig, "n_bootstrap"),
@@ -177,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=_default(ServeConfig, "host"),
                        help="address to bind (default %(default)s: this machine only)")
     serve.add_argument("--port", type=int, default=_default(ServeConfig, "port"), help="TCP port (default %(default)s)")
+    serve.add_argument("--allow-remote", action="store_true",
+                       help="allow a --host other machines reach (e.g. 0.0.0.0); put TLS and authentication in front")
+    serve.add_argument("--admin-token", default=os.environ.get(ADMIN_TOKEN_ENV, _default(ServeConfig, "admin_token")),
+                       help=f"enable POST /admin/reload for clients sending 'Authorization: Bearer TOKEN' "
+                            f"(default: ${ADMIN_TOKEN_ENV}, which keeps the token out of the process list; "
+                            f"without a token the route is absent and only SIGHUP reloads)")
     _add_tracking(serve)
 
     rfm = sub.add_parser("rfm", help="BTYD summary (frequency, recency, T, monetary value) of every customer")
@@ -190,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="HTML report (value matrix, pyramid, alerts) and actions.csv from scores")
     report.add_argument("--scores", required=True,
-                        help="scores file from `custscore score` (its .segments.json sidecar beside it)")
+                        help="scores file from `custscore score` (its sidecar NAME.segments.json beside it)")
     report.add_argument("--output", required=True, help="report file (.html), self-contained, written atomically")
     report.add_argument("--actions", type=_optional_str, default=None,
                         help="customers needing action, by value at risk (default: actions.csv beside --output)")
@@ -243,6 +264,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "train":
         config = TrainConfig(cutoff=args.cutoff, horizon_days=args.horizon_days, time_unit=args.time_unit,
                              discount_rate=args.discount_rate, holdout_end=args.holdout_end,
+                             bgnbd_penalizer=args.bgnbd_penalizer, gg_penalizer=args.gg_penalizer,
                              penalizer=args.penalizer, seed=args.seed, churn_calibration=args.churn_calibration,
                              churn_windows=args.churn_windows, experiment=args.experiment,
                              tracking_uri=args.tracking_uri, register_as=args.register_as,
@@ -252,9 +274,11 @@ def run(args: argparse.Namespace) -> int:
 
         result, logged = train_file(args.transactions, config)
         print(format_training_summary(result, logged))
+        warn_all(result.warnings)
     elif args.command == "score":
         config = ScoreConfig(as_of=args.as_of, horizon_days=args.horizon_days, columns=_columns(args),
-                             engine=args.engine, margin_rate=args.margin, segments_file=args.segments)
+                             engine=args.engine, margin_rate=args.margin, segments_file=args.segments,
+                             amount_decimals=args.amount_decimals)
         from custscore.serving.batch import score_file
         from custscore.training.tracking import use_tracking
 
@@ -262,21 +286,25 @@ def run(args: argparse.Namespace) -> int:
         scores = score_file(args.model, args.transactions, args.output, config)
         print(f"scored {len(scores)} customers as of {config.as_of.date()} -> {args.output} "
               f"({scores.rows_per_second:,.0f} rows/s, {scores.seconds:.1f} s)")
+        warn_all(scores.warnings)
     elif args.command == "backtest":
         config = BacktestConfig(cutoffs=args.cutoffs or (), n_origins=args.origins, step_days=args.step_days,
                                 horizon_days=args.horizon_days, time_unit=args.time_unit,
-                                discount_rate=args.discount_rate, penalizer=args.penalizer, seed=args.seed,
+                                discount_rate=args.discount_rate, bgnbd_penalizer=args.bgnbd_penalizer,
+                                gg_penalizer=args.gg_penalizer, penalizer=args.penalizer, seed=args.seed,
                                 churn_calibration=args.churn_calibration, churn_windows=args.churn_windows,
                                 n_bootstrap=args.n_bootstrap, output_dir=args.output_dir,
                                 experiment=args.experiment, tracking_uri=args.tracking_uri, columns=_columns(args))
-        from custscore.training.backtest import format_comparison
+        from custscore.training.backtest import backtest_warnings, format_comparison
         from custscore.training.backtest_report import backtest_file
 
         result, run_id = backtest_file(args.transactions, config)
         print(format_comparison(result))
+        warn_all(backtest_warnings(result))
         print(f"tables and plots: {config.output_dir}/  MLflow parent run: {run_id}")
     elif args.command == "serve":
-        config = ServeConfig(host=args.host, port=args.port)
+        config = ServeConfig(host=args.host, port=args.port, allow_remote=args.allow_remote,
+                             admin_token=args.admin_token or None)
         from custscore.serving.http import run_server
         from custscore.training.tracking import use_tracking
 
@@ -288,7 +316,7 @@ def run(args: argparse.Namespace) -> int:
         from custscore.features.engines import open_engine, rfm_table
         from custscore.serving.output import check_output_path, write_table_atomic
 
-        check_output_path(args.output)
+        check_output_path(args.output, inputs={"--transactions": args.transactions})
         start = time.perf_counter()
         summary = rfm_table(open_engine(args.transactions, _columns(args), args.engine), args.as_of, args.time_unit)
         write_table_atomic(summary.reset_index(), args.output)
@@ -324,21 +352,37 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so temporary files are removed."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     # The CLI prints its own summary; MLflow's INFO chatter would bury it (warnings still
     # show; set MLFLOW_LOGGING_LEVEL=INFO to see it). Read by MLflow when it is imported.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         status = run(args)
     except CustscoreError as exc:
         message = " ".join(str(exc).split())
         print(f"custscore {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("custscore: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("custscore: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return status
 
 

@@ -6,7 +6,9 @@ option fails before any data is read.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import codecs
+import ipaddress
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
 import pandas as pd
@@ -35,30 +37,65 @@ CHURN_CALIBRATION_METHODS = ("none", "sigmoid", "isotonic", "sigmoid-latest")
 CHURN_WINDOWS = ("auto", "single", "stacked")
 #: ``auto`` stacks windows from this horizon on (chosen on the CDNOW backtests, README "Churn model").
 CHURN_STACK_MIN_HORIZON_DAYS = 180
+#: The churn classifier ships unless the best baseline's AUC on the validation window ending
+#: at the cutoff is ahead by more than this (or beyond the bootstrap noise); training.churn_select.
+CHURN_SELECT_MARGIN = 0.005
 DEFAULT_EXPERIMENT = "custscore"
 #: ``custscore train --register-as NAME --promote``: ``auto`` = alias ``champion`` unless the
 #: backtest gate finds the new recipe worse than the champion's beyond noise (then
 #: ``challenger``); ``always`` = champion; ``never`` = challenger (custscore.training.promotion).
 PROMOTE_CHOICES = ("auto", "always", "never")
+#: Environment variable holding the admin token of ``custscore serve`` (``--admin-token``).
+ADMIN_TOKEN_ENV = "CUSTSCORE_ADMIN_TOKEN"
 
 
 #: Nanoseconds per day (pandas Timestamps count nanoseconds since 1970).
 NS_PER_DAY = 86_400 * 10**9
+#: Longest churn / CLV horizon in days (10 years; train, score, backtest and the HTTP API):
+#: one customer's CLV sum runs over the horizon, so an unbounded one is unbounded work.
+MAX_HORIZON_DAYS = 3660
+#: Dates a user may give: the whole days pandas represents in nanoseconds, the last one
+#: with a representable next day (a date is inclusive: its day ends at the next midnight).
+FIRST_DATE = pd.Timestamp.min.ceil("D")
+LAST_DATE = pd.Timestamp.max.floor("D") - pd.Timedelta(days=1)
 
 
 def parse_date(value: Any, name: str) -> pd.Timestamp:
-    """Parse a user-given date (``YYYY-MM-DD`` or a Timestamp) to a naive day Timestamp."""
+    """Parse a user-given date (``YYYY-MM-DD`` or a Timestamp) to a naive day Timestamp.
+
+    Dates outside :data:`FIRST_DATE` .. :data:`LAST_DATE` are a user error.
+    """
     if isinstance(value, pd.Timestamp) and value.tzinfo is None and value.value % NS_PER_DAY == 0:
-        return value  # already a naive day (the common case inside the library)
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise CustscoreError(f"{name}: cannot parse date {value!r} (expected YYYY-MM-DD)") from exc
-    if ts is pd.NaT:
-        raise CustscoreError(f"{name}: cannot parse date {value!r} (expected YYYY-MM-DD)")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert(None)
-    return ts.normalize()
+        day = value  # already a naive day (the common case inside the library)
+    else:
+        try:
+            ts = pd.Timestamp(value)
+            if ts is not pd.NaT:
+                ts = ts.as_unit("ns")
+        except pd.errors.OutOfBoundsDatetime as exc:
+            raise _out_of_range(value, name) from exc
+        except (ValueError, TypeError) as exc:
+            raise CustscoreError(f"{name}: cannot parse date {value!r} (expected YYYY-MM-DD)") from exc
+        if ts is pd.NaT:
+            raise CustscoreError(f"{name}: cannot parse date {value!r} (expected YYYY-MM-DD)")
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert(None)
+        day = ts.normalize()
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise _out_of_range(value, name)
+    return day
+
+
+def _out_of_range(value: Any, name: str) -> CustscoreError:
+    return CustscoreError(f"{name}: date {value!r} is outside the supported range "
+                          f"{FIRST_DATE.date()} to {LAST_DATE.date()}")
+
+
+def _check_horizon(value: Any, name: str = "horizon_days") -> None:
+    """A whole number of days in [1, :data:`MAX_HORIZON_DAYS`]."""
+    _check_positive_int(value, name)
+    if value > MAX_HORIZON_DAYS:
+        raise CustscoreError(f"{name}: must be at most {MAX_HORIZON_DAYS} days (10 years), got {value!r}")
 
 
 def _check_time_unit(time_unit: str) -> None:
@@ -85,6 +122,29 @@ def _check_rate(value: Any, name: str) -> None:
 DECIMAL_MARKS = (".", ",")
 #: Largest ``ColumnMap.amount_decimals`` (10**15 is still exact in float64).
 MAX_AMOUNT_DECIMALS = 15
+
+
+#: strftime/strptime directives ``ColumnMap.date_format`` may use (Python's and pandas').
+STRFTIME_DIRECTIVES = set("aAwdbBmyYHIpMSfzZjUWcxXGuV%")
+
+
+def _check_date_format(fmt: Any) -> None:
+    """Refuse a date format that is not text or uses an unknown ``%`` directive (e.g. ``%Q``)."""
+    if not isinstance(fmt, str) or not fmt:
+        raise CustscoreError(f"date_format: must be non-empty strftime text such as %d/%m/%Y, got {fmt!r}")
+    i = 0
+    while i < len(fmt):
+        if fmt[i] == "%":
+            code = fmt[i + 1:i + 2]
+            if code == ":" and fmt[i + 2:i + 3] == "z":
+                i += 3
+                continue
+            if code not in STRFTIME_DIRECTIVES or not code:
+                raise CustscoreError(f"date_format: unknown strftime directive {('%' + code)!r} in {fmt!r} "
+                                     "(use codes such as %Y-%m-%d or %d/%m/%Y)")
+            i += 2
+        else:
+            i += 1
 
 
 @dataclass(frozen=True)
@@ -127,6 +187,13 @@ class ColumnMap:
         d = self.amount_decimals
         if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= MAX_AMOUNT_DECIMALS:
             raise CustscoreError(f"amount_decimals: must be a whole number in [0, {MAX_AMOUNT_DECIMALS}], got {d!r}")
+        try:
+            codecs.lookup(self.encoding)
+        except (LookupError, TypeError) as exc:
+            raise CustscoreError(f"encoding: unknown text encoding {self.encoding!r} (e.g. utf-8, latin-1, "
+                                 "cp1252)") from exc
+        if self.date_format is not None:
+            _check_date_format(self.date_format)
         if self.csv_sep is not None and (not isinstance(self.csv_sep, str) or len(self.csv_sep) != 1
                                          or self.csv_sep in '"\r\n'):
             raise CustscoreError(f"csv_sep: must be one character (e.g. ';' or a tab), got {self.csv_sep!r}")
@@ -148,6 +215,20 @@ class ColumnMap:
                                  f"{names}, got {optional}")
 
 
+def _check_penalizers(config: Any) -> None:
+    """Check the penalties; a given ``penalizer`` sets both that were left at 0."""
+    for name in ("penalizer", "bgnbd_penalizer", "gg_penalizer"):
+        value = getattr(config, name)
+        if value is None and name == "penalizer":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise CustscoreError(f"{name}: must be a finite number >= 0, got {value!r}")
+    if config.penalizer is not None:
+        for name in ("bgnbd_penalizer", "gg_penalizer"):
+            if getattr(config, name) == 0:
+                object.__setattr__(config, name, float(config.penalizer))
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything ``custscore train`` needs besides the data.
@@ -164,7 +245,11 @@ class TrainConfig:
     time_unit: str = "D"
     discount_rate: float = 0.10
     holdout_end: Optional[pd.Timestamp] = None
-    penalizer: float = 0.0
+    #: L2 penalties of BG/NBD and of Gamma-Gamma (0 = plain maximum likelihood)
+    bgnbd_penalizer: float = 0.0
+    gg_penalizer: float = 0.0
+    #: shortcut setting both penalties (``--penalizer``); None = not given
+    penalizer: Optional[float] = None
     seed: int = 0
     #: churn probability calibration (:data:`CHURN_CALIBRATION_METHODS`); ``sigmoid-latest``
     #: measured best on CDNOW (README, "Churn model")
@@ -189,7 +274,7 @@ class TrainConfig:
             if end <= self.cutoff:
                 raise CustscoreError(f"holdout_end: {end.date()} must be after cutoff {self.cutoff.date()}")
             object.__setattr__(self, "holdout_end", end)
-        _check_positive_int(self.horizon_days, "horizon_days")
+        _check_horizon(self.horizon_days)
         _check_time_unit(self.time_unit)
         _check_rate(self.discount_rate, "discount_rate")
         if self.churn_calibration not in CHURN_CALIBRATION_METHODS:
@@ -197,8 +282,7 @@ class TrainConfig:
                                  f"got {self.churn_calibration!r}")
         if self.churn_windows not in CHURN_WINDOWS:
             raise CustscoreError(f"churn_windows: must be one of {list(CHURN_WINDOWS)}, got {self.churn_windows!r}")
-        if not isinstance(self.penalizer, (int, float)) or self.penalizer < 0:
-            raise CustscoreError(f"penalizer: must be >= 0, got {self.penalizer!r}")
+        _check_penalizers(self)
 
     @property
     def reference_date(self) -> pd.Timestamp:
@@ -227,6 +311,8 @@ class ScoreConfig:
     ``engine`` is the feature engine (one of :data:`ENGINES`). ``margin_rate`` (share of
     revenue that is contribution) and ``segments_file`` (JSON of segment settings, e.g. an
     earlier run's sidecar) replace the model's segment settings; ``None`` keeps them.
+    ``amount_decimals`` of ``None`` nets days at the model's training precision
+    (``CustomerScorer.amount_decimals``); a number replaces ``columns.amount_decimals``.
     """
 
     as_of: pd.Timestamp
@@ -235,14 +321,31 @@ class ScoreConfig:
     engine: str = "auto"
     margin_rate: Optional[float] = None
     segments_file: Optional[str] = None
+    amount_decimals: Optional[int] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "as_of", parse_date(self.as_of, "as_of"))
+        if self.amount_decimals is not None:  # checked by ColumnMap
+            object.__setattr__(self, "columns", replace(self.columns, amount_decimals=self.amount_decimals))
         _check_engine(self.engine)
         if self.horizon_days is not None:
-            _check_positive_int(self.horizon_days, "horizon_days")
+            _check_horizon(self.horizon_days)
         if self.margin_rate is not None and (isinstance(self.margin_rate, bool) or not 0 < self.margin_rate <= 1):
             raise CustscoreError(f"margin_rate: must be in (0, 1], got {self.margin_rate!r}")
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches: 127.0.0.0/8, ``::1`` or ``localhost``.
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "10.1.2.3", "example.org")]
+    [True, True, True, False, False, False]
+    """
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -259,6 +362,19 @@ class ServeConfig:
     server waits up to ``microbatch_wait_ms`` milliseconds for as many requests as the
     call served before starting the next call (bigger combined calls under load; the
     first request after an idle spell never waits); 0 never waits.
+
+    Exposure: a ``host`` that is not a loopback address (127.0.0.0/8, ::1, ``localhost``)
+    is refused unless ``allow_remote``. ``POST /admin/reload`` exists only with an
+    ``admin_token`` (clients send ``Authorization: Bearer TOKEN``); SIGHUP reloads either way.
+
+    Hostile clients (seconds, bytes): a request's head (request line and headers) must
+    arrive within ``header_timeout_s`` of its first byte (of the connection, for the
+    first request) and be at most ``max_header_bytes`` (else 431); the body may pause at
+    most ``body_timeout_s`` between two chunks (else 408); an idle keep-alive connection
+    is closed after ``keep_alive_timeout_s``; connections beyond ``max_connections`` are
+    closed at once. Bodies of at least ``large_body_min_bytes`` are validated in a
+    separate process first (:mod:`custscore.serving.body_check`), so invalid megabytes
+    never hold the server's interpreter lock while it answers small requests.
     """
 
     host: str = "127.0.0.1"
@@ -267,12 +383,19 @@ class ServeConfig:
     max_transactions: int = 200_000
     max_transactions_per_customer: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
-    max_horizon_days: int = 3660
+    max_horizon_days: int = MAX_HORIZON_DAYS
     microbatch_max_customers: int = 2_000
     microbatch_wait_ms: float = 2.0
     fast_path_max_customers: int = 256
     fast_path_max_transactions: int = 5_000
-    admin_endpoints: bool = True
+    admin_token: Optional[str] = field(default=None, repr=False)
+    allow_remote: bool = False
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+    keep_alive_timeout_s: float = 5.0
+    max_connections: int = 1000
+    max_header_bytes: int = 16 * 1024
+    large_body_min_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -288,6 +411,19 @@ class ServeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise CustscoreError(f"{name}: must be a whole number >= 0, got {value!r}")
+        for name in ("max_connections", "max_header_bytes", "large_body_min_bytes"):
+            _check_count(getattr(self, name), name)
+        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+                raise CustscoreError(f"{name}: must be a number of seconds in (0, 3600], got {value!r}")
+        if self.admin_token is not None and (not isinstance(self.admin_token, str) or len(self.admin_token) < 16
+                                             or not self.admin_token.isprintable() or " " in self.admin_token):
+            raise CustscoreError("admin token: must be at least 16 printable characters without spaces "
+                                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+        if not self.allow_remote and not is_loopback(self.host):
+            raise CustscoreError(f"host {self.host!r} is reachable from other machines: pass --allow-remote to "
+                                 "serve on it (put a TLS proxy with authentication in front), or use 127.0.0.1")
         wait = self.microbatch_wait_ms
         if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 1000:
             raise CustscoreError(f"microbatch_wait_ms: must be a number of milliseconds in [0, 1000], got {wait!r}")
@@ -316,7 +452,9 @@ class BacktestConfig:
     step_days: Optional[int] = None
     time_unit: str = TrainConfig.time_unit
     discount_rate: float = TrainConfig.discount_rate
-    penalizer: float = TrainConfig.penalizer
+    bgnbd_penalizer: float = TrainConfig.bgnbd_penalizer
+    gg_penalizer: float = TrainConfig.gg_penalizer
+    penalizer: Optional[float] = TrainConfig.penalizer
     seed: int = TrainConfig.seed
     churn_calibration: str = TrainConfig.churn_calibration
     churn_windows: str = TrainConfig.churn_windows
@@ -340,7 +478,7 @@ class BacktestConfig:
         if rolling:
             _check_count(self.n_origins, "origins")
             _check_positive_int(self.step_days, "step_days")
-        _check_positive_int(self.horizon_days, "horizon_days")
+        _check_horizon(self.horizon_days)
         _check_count(self.n_bootstrap, "n_bootstrap")
         if not isinstance(self.confidence, float) or not 0.5 <= self.confidence < 1.0:
             raise CustscoreError(f"confidence: must be in [0.5, 1), got {self.confidence!r}")
@@ -350,7 +488,8 @@ class BacktestConfig:
     def train_config(self, origin: pd.Timestamp) -> TrainConfig:
         """The :class:`TrainConfig` of ``custscore train`` at one origin (no holdout)."""
         return TrainConfig(cutoff=origin, horizon_days=self.horizon_days, time_unit=self.time_unit,
-                           discount_rate=self.discount_rate, penalizer=self.penalizer, seed=self.seed,
+                           discount_rate=self.discount_rate, bgnbd_penalizer=self.bgnbd_penalizer,
+                           gg_penalizer=self.gg_penalizer, penalizer=self.penalizer, seed=self.seed,
                            churn_calibration=self.churn_calibration, churn_windows=self.churn_windows, experiment=self.experiment, tracking_uri=self.tracking_uri, columns=self.columns)
 
 

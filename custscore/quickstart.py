@@ -13,6 +13,7 @@ from custscore.config import ScoreConfig, TrainConfig
 from custscore.features.cdnow import load_cdnow_sample
 from custscore.serving.batch import score_file
 from custscore.serving.output import write_table_atomic
+from custscore.errors import warn_all
 from custscore.training.summary import CDNOW_PUBLISHED, format_training_summary
 from custscore.training.train import train_file
 
@@ -38,6 +39,7 @@ def run_quickstart(workdir: str = "custscore-quickstart", tracking_uri: Optional
           f"holdout to {config.holdout_end.date()}, weeks")
     result, logged = train_file(log_path, config)
     print(format_training_summary(result, logged, published=CDNOW_PUBLISHED))
+    warn_all(result.warnings)
     scores_path = folder / "scores.csv"
     scores = score_file(logged.serving_uri, log_path, scores_path, ScoreConfig(as_of=config.cutoff))
     print(f"\nscored {len(scores)} customers with {logged.serving_uri} as of {config.cutoff.date()}")

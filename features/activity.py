@@ -13,6 +13,7 @@ import pandas as pd
 
 from custscore.config import parse_date
 from custscore.errors import CustscoreError
+from custscore.features.days import day_number_of, day_numbers
 from custscore.features.rfm import _checked_purchases, _customer_runs
 
 
@@ -62,7 +63,9 @@ def activity_features(
     index, starts, codes = _customer_runs(frame)  # frame is sorted by customer, then date
     n_customers = len(index)
 
-    age = (as_of - frame["date"]).dt.days.to_numpy(dtype="int64")  # days before as_of, >= 0
+    # days before as_of, >= 0, from whole day numbers: no timedelta64[ns], so any span of
+    # datetime64[ns] dates (up to 584 years) works
+    age = day_number_of(as_of) - day_numbers(frame["date"].to_numpy(dtype="datetime64[ns]"))
     amount = frame["amount"].to_numpy(dtype="float64")
     count = np.bincount(codes, minlength=n_customers)
 

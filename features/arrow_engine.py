@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from custscore.config import DAYS_PER_UNIT, NS_PER_DAY, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
+from custscore.features.days import day_number_of
 from custscore.features.io import _TS_MAX, _TS_MIN, _suffix_kind, check_columns, log_column_names, optional_columns
 from custscore.features.netting import MAX_TOTAL_UNITS, amount_units, day_units, too_large, units_amount
 from custscore.features.rfm import btyd_from_runs, duration_columns
@@ -285,9 +286,9 @@ class ArrowEngine(CodedPurchasesEngine):
     def _purchases(self, lo: int, hi: int, after: Optional[pd.Timestamp], until: pd.Timestamp) -> pd.DataFrame:
         rows = slice(int(self._rows_before[lo]), int(self._rows_before[hi]))
         day = self._day[rows]
-        keep = day <= _epoch_day(until)
+        keep = day <= day_number_of(until)
         if after is not None:
-            keep &= day > _epoch_day(after)
+            keep &= day > day_number_of(after)
         return pd.DataFrame({"customer_id": self._code[rows][keep].astype(np.int64), "date": _dates(day[keep]),
                              "amount": self._amount[rows][keep]})
 
@@ -304,7 +305,7 @@ class ArrowEngine(CodedPurchasesEngine):
         """
         cutoff = parse_date(cutoff, "cutoff")
         code, day, amount = self._code, self._day, self._amount
-        keep = day <= _epoch_day(cutoff)
+        keep = day <= day_number_of(cutoff)
         if not keep.all():
             code, day, amount = code[keep], day[keep], amount[keep]
         change = np.empty(len(code), dtype=bool)
@@ -313,7 +314,7 @@ class ArrowEngine(CodedPurchasesEngine):
         starts = np.flatnonzero(change)
         # The codes are the runs when every customer is present (first purchase before the cutoff).
         runs = code if len(starts) == len(self._ids) else _run_numbers(starts, len(code))
-        out = btyd_from_runs(runs, starts, day, amount, float(_epoch_day(cutoff)), DAYS_PER_UNIT[time_unit])
+        out = btyd_from_runs(runs, starts, day, amount, float(day_number_of(cutoff)), DAYS_PER_UNIT[time_unit])
         recency_col, t_col = duration_columns(time_unit)
         return pd.DataFrame({"frequency": out["frequency"], recency_col: out["recency"], t_col: out["T"],
                              "monetary_value": out["monetary_value"],
@@ -344,8 +345,3 @@ def _examples(log: _Log) -> pd.DataFrame:
 def _dates(days: np.ndarray) -> np.ndarray:
     """Days since 1970-01-01 -> datetime64[ns]."""
     return (days.astype(np.int64) * NS_PER_DAY).view("datetime64[ns]")
-
-
-def _epoch_day(ts: pd.Timestamp) -> int:
-    """Whole days since 1970-01-01 of a day Timestamp."""
-    return int(ts.value // NS_PER_DAY)

@@ -28,11 +28,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from custscore.config import ColumnMap, parse_date
+from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.io import (_TS_MAX, _TS_MIN, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
-                                   check_columns, csv_separator, log_column_names, optional_columns)
+                                   check_columns, check_csv_shape, csv_separator, log_column_names,
+                                   longer_row_error, optional_columns)
 from custscore.features.netting import MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount_sql, units_sql
 from custscore.features.periods import ARREARS, DISCOUNTED
 
@@ -115,6 +116,9 @@ class DuckDBEngine(CodedPurchasesEngine):
         try:
             self._load(kind)
         except duckdb.Error as exc:
+            longer = longer_row_error(self.path, columns, csv_separator(self.path, columns)) if kind == "csv" else None
+            if longer is not None:
+                raise longer from None
             raise CustscoreError(f"{self.path}: cannot read file ({_one_line(exc)})") from exc
 
     # ------------------------------------------------------------------ loading
@@ -132,7 +136,9 @@ class DuckDBEngine(CodedPurchasesEngine):
             return rel, numbered
         if self.path.stat().st_size == 0:
             raise CustscoreError(f"{source}: empty file")
-        rel = self._csv_source(csv_separator(self.path, self.columns))
+        sep = csv_separator(self.path, self.columns)
+        check_csv_shape(self.path, self.columns, sep)
+        rel = self._csv_source(sep)
         return rel, f"(SELECT *, row_number() OVER () AS __row FROM {rel})"
 
     def _load(self, kind: str) -> None:
@@ -142,7 +148,13 @@ class DuckDBEngine(CodedPurchasesEngine):
         found = [row[0] for row in described]
         types = {row[0]: row[1] for row in described}
         cols = self.columns
-        check_columns(found, log_column_names(cols), source)
+        try:
+            check_columns(found, log_column_names(cols), source)
+        except CustscoreError:  # a longer row can make DuckDB take the header for data
+            longer = longer_row_error(self.path, cols, csv_separator(self.path, cols)) if kind == "csv" else None
+            if longer is not None:
+                raise longer from None
+            raise
         if self._con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0] == 0:
             raise CustscoreError(f"{source}: no transactions")
 
@@ -244,6 +256,9 @@ class _ColumnSql:
         ctype, dtype = types[cols.customer], types[cols.date]
         atype = types[cols.amount] if cols.has_amounts else None
 
+        if ctype.startswith(("STRUCT", "MAP", "UNION")) or ctype.endswith("]"):
+            raise CustscoreError(f"column {cols.customer!r}: customer id must be text or a whole number, "
+                                 f"not a struct or list ({ctype})")
         if ctype.startswith(_INTEGER_TYPES):
             self.customer = f"CAST({c} AS VARCHAR)"
         elif ctype in _FLOAT_TYPES:

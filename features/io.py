@@ -14,6 +14,8 @@ import codecs
 import csv
 import gzip
 import os
+import warnings
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -69,6 +71,11 @@ def _row_error(
 
 def _customer_ids(col: pd.Series, name: str, source: str, rows: np.ndarray) -> pd.Series:
     """Customer ids as str, leading zeros kept; integer-valued numbers lose no '.0'."""
+    if col.dtype == object:
+        nested = col.map(lambda v: isinstance(v, (dict, list, tuple, np.ndarray))).to_numpy(dtype=bool)
+        if nested.any():
+            raise _row_error(source, nested, np.zeros_like(nested), rows, name, "",
+                             "customer id must be text or a whole number, not a struct or list:", col)
     missing = col.isna().to_numpy()
     numeric = pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
     if numeric and missing.any():
@@ -316,13 +323,16 @@ def _read_csv(path: Path, columns: ColumnMap, sep: str) -> pd.DataFrame:
     # are kept (as all-NaN rows) so row numbers match the file. A UTF-8 BOM is skipped.
     text = [columns.customer, columns.date] + ([columns.amount] if columns.has_amounts and columns.decimal == ","
                                                else [])
-    frame = pd.read_csv(
-        path,
-        sep=sep,
-        dtype={name: str for name in text},
-        skip_blank_lines=False,
-        encoding="utf-8-sig" if codecs.lookup(columns.encoding).name == "utf-8" else columns.encoding,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)  # a row longer than the header
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            dtype={name: str for name in text},
+            skip_blank_lines=False,
+            index_col=False,
+            encoding="utf-8-sig" if codecs.lookup(columns.encoding).name == "utf-8" else columns.encoding,
+        )
     return frame.rename(columns=lambda name: name.lstrip(BOM) if isinstance(name, str) else name)
 
 
@@ -352,6 +362,41 @@ def csv_separator(path: Path, columns: ColumnMap) -> str:
     return header_fields(line.rstrip("\r\n"))[1]
 
 
+def _open_text(path: Path, columns: ColumnMap):
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    return opener(path, "rt", encoding=columns.encoding, newline="")
+
+
+def check_csv_shape(path: Path, columns: ColumnMap, sep: str) -> None:
+    """Refuse a CSV whose header repeats a name (pandas would read ``amount.1``), naming it.
+    Shared by the pandas and DuckDB readers."""
+    try:
+        with _open_text(path, columns) as handle:
+            names = next(csv.reader(handle, delimiter=sep), [])
+    except Exception:  # decoding, truncated gzip, ...: the reader reports it
+        return
+    names = [n.lstrip(BOM) if i == 0 else n for i, n in enumerate(names)]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise CustscoreError(f"{path}: duplicate column name(s) {duplicated} in the header; rename them")
+
+
+def longer_row_error(path: Path, columns: ColumnMap, sep: str) -> CustscoreError | None:
+    """The error for the first data row with more fields than the header, or None."""
+    try:
+        with _open_text(path, columns) as handle:
+            reader = csv.reader(handle, delimiter=sep)
+            width = len(next(reader, []))
+            for row_number, fields in enumerate(reader, start=1):
+                if len(fields) > width:
+                    return CustscoreError(f"{path}: row {row_number} has more fields than the header "
+                                          f"({len(fields)} > {width}); quote values that hold {sep!r} "
+                                          "(e.g. an unquoted 1,234.50)")
+    except Exception:
+        return None
+    return None
+
+
 def read_transactions(path: str | os.PathLike, columns: ColumnMap = ColumnMap()) -> pd.DataFrame:
     """Read a CSV (``.csv``, ``.csv.gz``, ``.txt``) or Parquet (``.parquet``, ``.pq``) log.
 
@@ -367,16 +412,27 @@ def read_transactions(path: str | os.PathLike, columns: ColumnMap = ColumnMap())
     kind = _suffix_kind(path)
     try:
         if kind == "csv":
-            frame = _read_csv(path, columns, csv_separator(path, columns))
+            sep = csv_separator(path, columns)
+            check_csv_shape(path, columns, sep)
+            try:
+                frame = _read_csv(path, columns, sep)
+            except (pd.errors.ParserError, pd.errors.ParserWarning):
+                longer = longer_row_error(path, columns, sep)
+                if longer is not None:
+                    raise longer from None
+                raise
         else:
             frame = pd.read_parquet(path)
+    except CustscoreError:
+        raise
     except pd.errors.EmptyDataError as exc:
         raise CustscoreError(f"{path}: empty file") from exc
     except UnicodeDecodeError as exc:
         bad_byte = exc.object[exc.start:exc.start + 1].hex() if isinstance(exc.object, bytes) else "?"
         raise CustscoreError(f"{path}: not valid {columns.encoding} text (byte 0x{bad_byte}); pass --encoding "
                              "with the file's encoding (e.g. latin-1, cp1252)") from exc
-    except (OSError, ValueError, UnicodeError, pd.errors.ParserError) as exc:
+    except (OSError, ValueError, UnicodeError, EOFError, zlib.error, pd.errors.ParserError,
+            pd.errors.ParserWarning) as exc:  # truncated or corrupt .gz / Parquet included
         raise CustscoreError(f"{path}: cannot read file ({_one_line(exc)})") from exc
     except Exception as exc:  # pyarrow errors and other reader failures
         if type(exc).__module__.startswith(("pyarrow", "fastparquet")):

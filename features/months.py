@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from custscore.config import parse_date
+from custscore.features.days import day_number_of, day_numbers
 from custscore.features.rfm import _checked_purchases, _customer_runs
 
 #: Columns produced by :func:`calendar_month_counts`, in order.
@@ -30,7 +31,8 @@ def last_complete_month(as_of: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
     >>> [d.date().isoformat() for d in last_complete_month("2000-03-01")]
     ['2000-02-01', '2000-02-29']
     """
-    as_of = parse_date(as_of, "as_of")
+    # in seconds: the month before a 1677 as_of may start before datetime64[ns] can (1677-09-22)
+    as_of = parse_date(as_of, "as_of").as_unit("s")
     end = as_of if (as_of + pd.Timedelta(days=1)).day == 1 else as_of.replace(day=1) - pd.Timedelta(days=1)
     return end.replace(day=1), end
 
@@ -64,9 +66,10 @@ def calendar_month_counts(purchases: pd.DataFrame, as_of: Any) -> pd.DataFrame:
     frame = _checked_purchases(purchases, "calendar_month_counts")
     frame = frame[frame["date"] <= as_of]
     index, _, codes = _customer_runs(frame)
-    dates = frame["date"]
-    in_last = ((dates >= start) & (dates <= end)).to_numpy()
-    in_before = ((dates >= before_start) & (dates < start)).to_numpy()
+    days = day_numbers(frame["date"].to_numpy(dtype="datetime64[ns]"))
+    first, last, before = day_number_of(start), day_number_of(end), day_number_of(before_start)
+    in_last = (days >= first) & (days <= last)
+    in_before = (days >= before) & (days < first)
     n = len(index)
     return pd.DataFrame({
         MONTH_COLUMNS[0]: np.bincount(codes, weights=in_last, minlength=n).astype("int64"),

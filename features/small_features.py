@@ -11,7 +11,7 @@ then amount (the order of :func:`custscore.features.io.normalise_transactions`):
 
 - ``codes`` (int): the customer's position in the caller's customer list;
 - ``days`` (int64): the purchase day as whole days since 1970-01-01 (the time of day
-  dropped, :func:`day_numbers`);
+  dropped, :func:`custscore.features.days.day_numbers`);
 - ``amounts`` (float64): amounts, negative for returns.
 
 Days merge as in ``merge_periods``, through the same exact netting
@@ -31,6 +31,7 @@ import numpy as np
 
 from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.features.activity import activity_features
+from custscore.features.days import day_numbers  # noqa: F401  (the fast path's input scale, re-exported)
 from custscore.features.months import MONTH_COLUMNS, last_complete_month
 from custscore.features.netting import checked_units, day_units, units_amount
 from custscore.features.rfm import duration_columns
@@ -42,15 +43,6 @@ _ACTIVITY_DEFAULTS = inspect.signature(activity_features).parameters
 #: two paths produce the same columns.
 WINDOWS_DAYS: tuple[int, ...] = _ACTIVITY_DEFAULTS["windows_days"].default
 TREND_DAYS: int = _ACTIVITY_DEFAULTS["trend_days"].default
-
-
-def day_numbers(ts: np.ndarray) -> np.ndarray:
-    """Whole days since 1970-01-01 of ``datetime64`` values, time of day dropped (floored).
-
-    >>> day_numbers(np.array(["1970-01-02T23:59", "1969-12-31T12:00"], dtype="datetime64[ns]")).tolist()
-    [1, -1]
-    """
-    return np.asarray(ts).astype("datetime64[D]").astype("int64")
 
 
 def day_number(value: Any) -> int:

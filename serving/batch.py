@@ -12,14 +12,14 @@ from typing import Optional, TextIO
 
 import pandas as pd
 
-from custscore.config import ScoreConfig
+from custscore.config import ColumnMap, ScoreConfig
 from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
 from custscore.features.engines import iter_customer_features, open_engine
 from custscore.serving.chunked_output import ChunkedTableWriter
 from custscore.serving.model_source import load_scorer_from_uri
-from custscore.serving.output import check_output_path
-from custscore.serving.sidecar import write_sidecar
+from custscore.serving.output import check_not_inputs, check_output_folder, check_output_path
+from custscore.serving.sidecar import sidecar_bytes, sidecar_path
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import apply_overrides
 
@@ -34,6 +34,9 @@ class ScoreRun:
     output: Path
     n_customers: int
     seconds: float
+    #: texts of the ``warning:`` lines the CLI prints (without the prefix): the model's fit
+    #: warnings, then those of this run
+    warnings: tuple[str, ...] = ()
 
     @property
     def rows_per_second(self) -> float:
@@ -69,22 +72,53 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
 
     The log is read by the engine ``config.engine`` selects; customers are scored and
     written in chunks (bounded memory with the DuckDB engine), atomically. The segment
-    settings used go to the sidecar ``<stem>.segments.json`` beside it. A progress line
-    goes to stderr when it is a terminal.
+    settings used go to the sidecar ``<name>.segments.json`` beside it, published with
+    the scores (both or neither). A progress line goes to stderr when it is a terminal.
     """
+    check_score_paths(output_path, transactions_path, config)
     if config.engine == "spark":  # scores on the executors, writes a Parquet dataset
         from custscore.serving.spark_batch import score_file_spark
 
         return score_file_spark(model_uri, transactions_path, output_path, config)
     start = time.perf_counter()
-    check_output_path(output_path)
     overrides = read_segment_overrides(config)
     scorer, label = load_scorer_from_uri(model_uri)
     scorer = with_segment_overrides(scorer, overrides)
-    engine = open_engine(transactions_path, config.columns, config.engine)
-    n_customers, first = score_engine(scorer, engine, output_path, config, label, _Progress())
-    write_sidecar(scorer, first, output_path, n_customers=n_customers, columns=config.columns)
-    return ScoreRun(Path(output_path), n_customers, time.perf_counter() - start)
+    columns, warnings = netting_columns(scorer, config)
+    config = dataclasses.replace(config, columns=columns)
+    engine = open_engine(transactions_path, columns, config.engine)
+    n_customers, _ = score_engine(scorer, engine, output_path, config, label, _Progress(), with_sidecar=True)
+    return ScoreRun(Path(output_path), n_customers, time.perf_counter() - start, tuple(scorer.fit_warnings) + warnings)
+
+
+def check_score_paths(output_path: str | os.PathLike, transactions_path: str | os.PathLike,
+                      config: ScoreConfig) -> Path:
+    """Before any work: the scores and their sidecar can be written and are none of the inputs.
+
+    The sidecar may be the ``--segments`` file (passing a run's sidecar back to reproduce it).
+    """
+    target = check_output_path(output_path, folder_ok=config.engine == "spark")
+    sidecar = check_output_folder(sidecar_path(target), "--output sidecar")
+    check_not_inputs({"--output": target}, {"--transactions": transactions_path, "--segments": config.segments_file})
+    check_not_inputs({"--output sidecar": sidecar}, {"--transactions": transactions_path})
+    return target
+
+
+def netting_columns(scorer: CustomerScorer, config: ScoreConfig) -> tuple[ColumnMap, tuple[str, ...]]:
+    """The columns to read the log with, netting days at the model's precision unless told otherwise.
+
+    ``config.amount_decimals`` of None takes ``scorer.amount_decimals`` (the training
+    log's); an explicit different value is used and reported in the returned warnings.
+    """
+    trained = scorer.amount_decimals
+    if config.amount_decimals is None:
+        return dataclasses.replace(config.columns, amount_decimals=trained), ()
+    if config.amount_decimals == trained:
+        return config.columns, ()
+    return config.columns, (f"--amount-decimals {config.amount_decimals} differs from the model's {trained}: "
+                            f"days net in units of 10**-{config.amount_decimals}, not as in training, so day "
+                            "amounts (spend, zero-spend and return-only days) can differ from what the model "
+                            "learned; omit --amount-decimals to use the model's",)
 
 
 def read_segment_overrides(config: ScoreConfig) -> dict:
@@ -112,7 +146,8 @@ def read_segment_overrides(config: ScoreConfig) -> dict:
 
 
 #: Sidecar entries that describe a run rather than set a segment rule.
-_SIDECAR_ONLY = ("n_customers", "as_of", "horizon_days", "discount_rate", "model_version", "optional_columns")
+_SIDECAR_ONLY = ("n_customers", "as_of", "horizon_days", "discount_rate", "model_version", "churn_model",
+                 "optional_columns", "data_sha256", "has_amounts")
 
 
 def with_segment_overrides(scorer: CustomerScorer, overrides: dict) -> CustomerScorer:
@@ -127,12 +162,13 @@ def with_segment_overrides(scorer: CustomerScorer, overrides: dict) -> CustomerS
 
 def score_engine(scorer: CustomerScorer, engine: FeatureEngine, output_path: str | os.PathLike,
                  config: ScoreConfig, version_label: Optional[str] = None,
-                 progress: Optional[_Progress] = None) -> tuple[int, pd.DataFrame]:
+                 progress: Optional[_Progress] = None, with_sidecar: bool = False) -> tuple[int, pd.DataFrame]:
     """Score every customer of ``engine`` at ``config.as_of``, chunk by chunk, into ``output_path``.
 
     Chunks are consecutive customer ranges, so the file is sorted by ``customer_id``;
     each chunk goes through :meth:`CustomerScorer.score_customers`. Returns the number of
-    rows written and the first one (a one-row frame).
+    rows written and the first one (a one-row frame). ``with_sidecar``: the sidecar
+    (:mod:`custscore.serving.sidecar`) is published with the scores, both or neither.
     """
     as_of = config.as_of
     first_day, _ = engine.date_range()
@@ -151,6 +187,9 @@ def score_engine(scorer: CustomerScorer, engine: FeatureEngine, output_path: str
             progress.update(writer.n_rows)
         if first is None:
             raise CustscoreError(f"as_of {as_of.date()}: no customer with a purchase on or before it")
+        if with_sidecar:
+            writer.close(lambda sha256: {sidecar_path(writer.target): sidecar_bytes(
+                scorer, first, writer.n_rows, config.columns, data_sha256=sha256)})
     progress.done()
     return writer.n_rows, first
 

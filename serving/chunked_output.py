@@ -6,20 +6,26 @@ customers). Parquet chunks are appended as row groups with
 appended as text, with the header once. Until :meth:`ChunkedTableWriter.close`
 succeeds, the target is untouched; on error the temporary file is removed, so a crash
 never leaves a half-written table. Reading the result gives the same frame as writing
-the concatenated chunks with :func:`custscore.serving.output.write_table_atomic`.
+the concatenated chunks with :func:`custscore.serving.output.write_table_atomic` (CSV text
+cells that look like formulas are neutralised the same way). :meth:`ChunkedTableWriter.close`
+can publish companion files (the metadata sidecar) together with the table, both or
+neither (:func:`custscore.atomic.publish_together`).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Mapping, Optional
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from custscore.atomic import discard, open_temp_beside, publish
-from custscore.serving.output import check_output_path
+from custscore.atomic import discard, finish, open_temp_beside, sha256_of, write_atomic_together
+from custscore.serving.output import check_output_path, frame_to_csv
+
+#: Companion files of a table, from the SHA-256 of the finished table: target -> bytes.
+Companions = Callable[[str], Mapping[Path, bytes]]
 
 
 class ChunkedTableWriter:
@@ -40,11 +46,12 @@ class ChunkedTableWriter:
         self._parquet: Optional[pq.ParquetWriter] = None
         self.n_rows = 0
         self.n_chunks = 0
+        self.closed = False
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append ``frame`` (same columns and dtypes as the first chunk)."""
         if self.csv:
-            frame.to_csv(self._handle, index=False, header=self.n_chunks == 0)
+            frame_to_csv(frame, self._handle, header=self.n_chunks == 0)
         else:
             if self._parquet is None:
                 table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -55,19 +62,32 @@ class ChunkedTableWriter:
         self.n_rows += len(frame)
         self.n_chunks += 1
 
-    def close(self) -> Path:
-        """Finish the file, fsync it and rename it onto the target."""
+    def close(self, companions: Optional[Companions] = None) -> Path:
+        """Finish the file, fsync it and rename it onto the target.
+
+        ``companions(sha256_of_the_table)`` gives files (target -> bytes) published with
+        it: all written first, then renamed, the table last (both or neither). Closing
+        twice is a no-op.
+        """
+        if self.closed:
+            return self.target
         try:
             if self._parquet is not None:
                 self._parquet.close()
-            publish(self._handle, self.tmp, self.target)
+            finish(self._handle, self.tmp, self.target)
+            extra = companions(sha256_of(self.tmp)) if companions is not None else {}
+            write_atomic_together([(target, _writer(data)) for target, data in extra.items()],
+                                  last=(self._handle, self.tmp, self.target))
         except BaseException:
             self.abort()
             raise
+        self.closed = True
         return self.target
 
     def abort(self) -> None:
         """Drop the temporary file; the target keeps its previous content (or stays absent)."""
+        if self.closed:
+            return
         if self._parquet is not None:
             try:
                 self._parquet.close()
@@ -84,3 +104,7 @@ class ChunkedTableWriter:
             self.close()
         else:
             self.abort()
+
+
+def _writer(data: bytes) -> Callable[[object], object]:
+    return lambda handle: handle.write(data)

@@ -26,7 +26,8 @@ from custscore.serving.output import write_text_atomic
 from custscore.serving.report import read_scores
 from custscore.serving.sidecar import read_sidecar
 from custscore.training.evaluate import MODEL
-from custscore.training.realised import RealisedReport, outcome_frame, realised_report, window_warnings
+from custscore.training.realised import (RealisedReport, outcome_frame, realised_report, score_table_candidates,
+                                         window_warnings)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def evaluate_file(scores_path: str | os.PathLike, transactions_path: str | os.Pa
                              f"transaction ({first_day.date()}): not the log these scores came from")
     window = evaluation_window(as_of, horizon, last_day, config, scores_path)
     warnings = window_warnings(window, horizon, config.partial and window < (config.horizon_days or horizon))
-    rows = outcome_frame(scores, engine, as_of, window, scale=window / horizon)
+    rows = outcome_frame(scores, engine, as_of, window, score_table_candidates(scores), scale=window / horizon)
     report = realised_report(rows, scores, window)
     model_version = str(settings.get("model_version", ""))
     record = evaluation_record(report, scores_path, transactions_path, as_of, horizon, window, model_version,

@@ -41,7 +41,7 @@ def request_arrays(requests: Sequence[ScoreRequest]) -> tuple[list[str], np.ndar
         for customer in sorted(request.customers, key=lambda c: c.customer_id):
             code = len(ids)
             ids.append(customer.customer_id)
-            for when, amount in sorted((tx.date, tx.amount) for tx in customer.transactions):
+            for when, amount in sorted((tx.date, tx.spend) for tx in customer.transactions):
                 codes.append(code)
                 days.append(when.toordinal() - EPOCH_ORDINAL)
                 amounts.append(amount)
@@ -59,7 +59,8 @@ def score_requests(scorer: CustomerScorer, requests: Sequence[ScoreRequest], con
     version_label)`` of each request's transactions.
     """
     ids, codes, days, amounts = request_arrays(requests)
-    features = small_customer_features(merge_days(codes, days, amounts), config.as_of, scorer.time_unit)
+    purchases = merge_days(codes, days, amounts, scorer.amount_decimals)  # netted as in training
+    features = small_customer_features(purchases, config.as_of, scorer.time_unit)
     columns = score_small_columns(scorer, np.asarray(ids, dtype=object)[features.customers], features.columns,
                                   config.as_of, config.horizon_days, version_label)
     first_codes = np.cumsum([0] + [len(r.customers) for r in requests])

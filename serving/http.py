@@ -23,25 +23,35 @@ import asyncio
 import contextlib
 import functools
 import gc
+import hmac
 import json
 import logging
+import re
 import signal
 import sys
 import threading
 import traceback
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Optional
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from custscore.config import ScoreConfig, ServeConfig
+from custscore.config import ScoreConfig, ServeConfig, is_loopback
 from custscore.errors import CustscoreError
-from custscore.serving.http_schemas import score_request_model
+from custscore.serving.body_check import BodyChecker
+from custscore.serving.docs_ui import add_offline_docs
+from custscore.serving.http_answers import HEALTH_RESPONSES, RELOAD_RESPONSES, SCORE_RESPONSES, VERSION_RESPONSES
+from custscore.serving.http_protocol import guarded_protocol
+from custscore.serving.http_schemas import WITH_AMOUNTS, WITHOUT_AMOUNTS, ScoreRequest, score_request_model
 from custscore.serving.microbatch import MicroBatcher
-from custscore.serving.middleware import ACCESS_LOGGER, AccessLogMiddleware, BodyLimitMiddleware
+from custscore.serving.middleware import (ACCESS_LOGGER, AccessLogMiddleware, BodyLimitMiddleware,
+                                         InternalErrorMiddleware)
 from custscore.serving.model_holder import LoadedModel, ModelHolder, load_model
 from custscore.serving.score_json import score_answer
 
@@ -57,13 +67,34 @@ def _log_event(level: int, event: str, **fields: Any) -> None:
     log.log(level, json.dumps({"event": event, **fields}, default=str))
 
 
+def _log_internal_error(scope: dict, exc: BaseException) -> None:
+    """One JSON line (the traceback inside it) per internal error."""
+    _log_event(logging.ERROR, "internal_error", path=scope.get("path"), error=f"{type(exc).__name__}: {exc}",
+               traceback="".join(traceback.format_exception(exc)))
+
+
 def _json_response(payload: Any, status: int = 200) -> Response:
     return Response(json.dumps(payload, default=str, allow_nan=False), status_code=status,
                     media_type="application/json")
 
 
+#: An absolute file path (POSIX, ``file:``/``sqlite:`` URI or Windows drive), not a
+#: ``models:/NAME`` or ``runs:/ID/model`` URI.
+_ABSOLUTE_PATH = re.compile(r"(?:(?<![\w:])(?:(?:file|sqlite):)?/+(?:[^/\s'\"]+/)+|\b[A-Za-z]:[\\/])"
+                            r"[^\s'\"]*?(?=[:;,.)]?(?:[\s'\"]|$))")
+
+
+def public_text(message: str) -> str:
+    """``message`` without absolute file paths (the server log keeps them), as one line.
+
+    >>> public_text("cannot load model 'runs:/abc/model': [Errno 2] No such file: '/srv/mlruns/1/abc/model.json'")
+    "cannot load model 'runs:/abc/model': [Errno 2] No such file: '<path>'"
+    """
+    return _ABSOLUTE_PATH.sub("<path>", " ".join(message.split()))
+
+
 def _error(status: int, message: str, detail: Optional[list] = None) -> Response:
-    payload: dict[str, Any] = {"error": message}
+    payload: dict[str, Any] = {"error": public_text(message)}
     if detail:
         payload["detail"] = detail
     return _json_response(payload, status)
@@ -77,8 +108,12 @@ def _location(loc: tuple) -> str:
     return text
 
 
-def _validation_response(errors: list) -> Response:
-    """400 for malformed JSON, else 422 naming the first invalid field (pydantic error dicts)."""
+def _validation_response(errors: list, count: Optional[int] = None) -> Response:
+    """400 for malformed JSON, else 422 naming the first invalid field (pydantic error dicts).
+
+    ``count``: how many problems there are in all (default: ``len(errors)``).
+    """
+    count = len(errors) if count is None else count
     if any(e.get("type") == "json_invalid" for e in errors):
         where = next(e for e in errors if e.get("type") == "json_invalid")
         return _error(400, f"malformed JSON: {where.get('ctx', {}).get('error', where.get('msg'))}")
@@ -86,7 +121,7 @@ def _validation_response(errors: list) -> Response:
               for e in errors[:_MAX_DETAILS]]
     first = detail[0]
     where = f"{first['loc']}: " if first["loc"] else ""
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    more = f" (and {count - 1} more)" if count > 1 else ""
     return _error(422, f"invalid request: {where}{first['msg']}{more}", detail)
 
 
@@ -103,7 +138,17 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
     batcher = MicroBatcher(config.microbatch_max_customers, config.fast_path_max_customers,
                            config.fast_path_max_transactions, config.microbatch_wait_ms)
     request_model = score_request_model(config)
+    parser_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="custscore-parse")
     tasks: set[asyncio.Task] = set()
+
+    checker = BodyChecker(config)
+
+    def parse_body(raw: bytes, context: dict) -> ScoreRequest | Response:
+        """The validated request, or the 400/422 answer to it."""
+        try:
+            return request_model.model_validate_json(raw, context=context)
+        except ValidationError as exc:
+            return _validation_response(exc.errors(include_url=False, include_input=False), exc.error_count())
 
     def reload_in_background() -> None:
         task = asyncio.ensure_future(_reload_logged())
@@ -131,8 +176,7 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
     async def lifespan(app: FastAPI):
         if holder.current is None:
             reload_in_background()
-        sighup = config.admin_endpoints and hasattr(signal, "SIGHUP") and \
-            threading.current_thread() is threading.main_thread()
+        sighup = hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread()
         if sighup:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload_in_background)
         try:
@@ -143,13 +187,17 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
             for task in list(tasks):
                 task.cancel()
             batcher.close()
+            parser_thread.shutdown(wait=False, cancel_futures=True)
+            checker.close()
 
     # FastAPI's built-in OpenTelemetry hooks are off: the server writes its own JSON access
     # log, and asking the (unconfigured) providers on every request cost ~5 % of its CPU.
     app = FastAPI(title="custscore", version=_package_version(), lifespan=lifespan,
                   summary="Churn and lifetime-value scores of customers from their transactions.",
-                  telemetry={"tracing": False, "metrics": False, "logs": False})
+                  telemetry={"tracing": False, "metrics": False, "logs": False}, docs_url=None, redoc_url=None)
+    add_offline_docs(app)
     app.state.holder = holder
+    app.state.body_checker = checker
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -163,25 +211,26 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return _error(exc.status_code, str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def on_bug(request: Request, exc: Exception) -> Response:
-        _log_event(logging.ERROR, "internal_error", path=request.url.path, error=f"{type(exc).__name__}: {exc}",
-                   traceback="".join(traceback.format_exception(exc)))
-        return _error(500, "internal server error (logged on the server)")
-
     def ready_model() -> LoadedModel:
         if holder.current is None:
             reason = f"model failed to load: {holder.last_error}" if holder.last_error else "model is loading"
             raise StarletteHTTPException(503, reason)
         return holder.current
 
-    @app.get("/health")
+    @app.get("/health", responses=HEALTH_RESPONSES)
     async def health() -> Response:
-        """200 ``{"status": "ready"}`` once the model is loaded, 503 before."""
+        """200 ``{"status": "ready"}`` once the model is loaded, 503 before.
+
+        After a failed reload the old model still serves: 200 ``{"status": "degraded",
+        "reason": ...}`` until a reload succeeds.
+        """
         current = ready_model()
+        if holder.last_error is not None:
+            return _json_response({"status": "degraded", "model_version": current.label,
+                                   "reason": public_text(f"reload failed: {holder.last_error}")})
         return _json_response({"status": "ready", "model_version": current.label})
 
-    @app.get("/version")
+    @app.get("/version", responses=VERSION_RESPONSES)
     async def version() -> Response:
         """Model name, version, run id, fitted parameters and training cutoff."""
         return _json_response(ready_model().describe())
@@ -190,24 +239,40 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
     def score_config(as_of, horizon_days: Optional[int]) -> ScoreConfig:
         return ScoreConfig(as_of=as_of, horizon_days=horizon_days)
 
-    @app.post("/score", openapi_extra=_request_body_openapi(app, request_model))
+    @app.post("/score", openapi_extra=_request_body_openapi(app, request_model), responses=SCORE_RESPONSES)
     async def score(request: Request) -> Response:
         """Score each customer at ``as_of`` (inclusive) over ``horizon_days``."""
         # The body is parsed and validated in one step by pydantic's JSON parser instead of
         # FastAPI's body dependency (json.loads, then validation of the Python objects):
         # same checks and messages, less server CPU per small request.
         current = ready_model()
-        try:
-            body = request_model.model_validate_json(await request.body())
-        except ValidationError as exc:
-            return _validation_response(exc.errors())
+        raw = await request.body()
+        context = WITH_AMOUNTS if getattr(current.scorer, "has_amounts", True) else WITHOUT_AMOUNTS
+        if len(raw) < config.large_body_min_bytes:
+            body = parse_body(raw, context)
+        else:  # megabytes of JSON hold the interpreter lock for a long time: checked in another process
+            with contextlib.suppress(BrokenProcessPool):  # else (the checker died) checked here
+                errors = await checker.errors(raw, context)
+                if errors is not None:
+                    return _validation_response(*errors)
+            body = await asyncio.get_running_loop().run_in_executor(parser_thread, parse_body, raw, context)
+        if isinstance(body, Response):
+            return body
         rows = await batcher.score(current, body, score_config(body.as_of, body.horizon_days))
         return Response(score_answer(rows, len(body.customers), current.label), media_type="application/json")
 
-    if config.admin_endpoints:
-        @app.post("/admin/reload")
-        async def reload() -> Response:
-            """Load the model URI again (e.g. the alias moved); the old model serves meanwhile."""
+    if config.admin_token is not None:
+        expected = f"Bearer {config.admin_token}".encode()
+
+        @app.post("/admin/reload", responses=RELOAD_RESPONSES)
+        async def reload(request: Request) -> Response:
+            """Load the model URI again (e.g. the alias moved); the old model serves meanwhile.
+
+            Needs ``Authorization: Bearer TOKEN`` (the server's admin token): 401 without it.
+            """
+            given = request.headers.get("authorization", "").encode("latin-1", "replace")
+            if not hmac.compare_digest(given, expected):
+                return _error(401, "admin token required: send 'Authorization: Bearer TOKEN'")
             previous = holder.current.label if holder.current else None
             try:
                 loaded = await _reload_logged()
@@ -216,7 +281,8 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
             return _json_response({"status": "reloaded", "previous": previous, "current": loaded.label,
                                    "loaded_at": loaded.loaded_at})
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(InternalErrorMiddleware, on_error=_log_internal_error)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s)
     app.add_middleware(AccessLogMiddleware)
     return app
 
@@ -256,6 +322,17 @@ def configure_logging() -> None:
         logger.propagate = False
 
 
+def exposure_summary(app: FastAPI, config: ServeConfig) -> str:
+    """One line saying what the server exposes: address, reach, routes and whether reload is on."""
+    reach = "this machine only" if is_loopback(config.host) else "REACHABLE FROM OTHER MACHINES (--allow-remote)"
+    routes = sorted(f"{method} {route.path}" for route in app.routes
+                    for method in (getattr(route, "methods", None) or ()) if method != "HEAD")
+    reload = ("POST /admin/reload enabled (bearer token)" if config.admin_token is not None
+              else "POST /admin/reload disabled (no admin token; SIGHUP reloads)")
+    return (f"custscore serve: http://{config.host}:{config.port} ({reach}); routes: {', '.join(routes)}; "
+            f"{reload}")
+
+
 def freeze_startup_objects() -> None:
     """Move every object alive after start-up out of the garbage collector's reach.
 
@@ -268,15 +345,26 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def uvicorn_config(app: FastAPI, config: ServeConfig) -> uvicorn.Config:
+    """uvicorn settings of ``custscore serve``: the guarded httptools protocol, timeouts, headers.
+
+    No ``server: uvicorn`` header; every response, uvicorn's own 400/431 included, carries
+    ``X-Content-Type-Options: nosniff``.
+    """
+    return uvicorn.Config(app, host=config.host, port=config.port, access_log=False, lifespan="on",
+                          log_level="info", http=guarded_protocol(config),  # type: ignore[arg-type]
+                          timeout_keep_alive=config.keep_alive_timeout_s, server_header=False,
+                          headers=[("X-Content-Type-Options", "nosniff")])
+
+
 def run_server(model_uri: str, config: ServeConfig = ServeConfig()) -> None:
     """Load the model (a bad URI raises CustscoreError before binding), then serve until stopped."""
-    import uvicorn
-
     model = load_model(model_uri)
     configure_logging()
     app = create_app(model_uri, config, model=model)
-    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, access_log=False,
-                                           lifespan="on", log_level="info"))
+    server = uvicorn.Server(uvicorn_config(app, config))
+    app.state.body_checker.warm()
+    print(exposure_summary(app, config), file=sys.stderr, flush=True)
     freeze_startup_objects()
     server.run()
     if not server.started:

@@ -2,23 +2,30 @@
 
 Field constraints do the validation (dates as ISO text, amounts finite numbers >= 0,
 non-empty customer ids); the cross-field rules (no transaction after ``as_of``, no
-duplicate customer, total transactions) run once per request in
+duplicate customer, total transactions, a customer's amounts summing to a finite number,
+at most :data:`MAX_SPAN_DAYS` from first purchase to ``as_of``) run once per request in
 :meth:`ScoreRequest.check_request`. The validated request becomes the normalised
 transaction frame of :mod:`custscore.features.io` directly, without re-parsing text.
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
+import sys
 from typing import Annotated, ClassVar, Optional
 
 import numpy as np
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo,
+                      model_validator)
 
-from custscore.config import ServeConfig
+from custscore.config import NS_PER_DAY, ServeConfig
 
 # Dates must fit datetime64[ns] (1677-09-22 .. 2262-04-11); whole years inside that span.
 _FIRST_YEAR, _LAST_YEAR = 1678, 2261
+#: Days from a customer's first purchase to ``as_of`` at most: the longest nanosecond
+#: time difference (int64) in whole days, 106,751.
+MAX_SPAN_DAYS = (2**63 - 1) // NS_PER_DAY
 
 
 def _text_only(value: object) -> object:
@@ -51,12 +58,27 @@ CustomerId = Annotated[str, StringConstraints(strict=True, strip_whitespace=True
 
 
 class Transaction(BaseModel):
-    """One purchase: when (``date``) and how much (``amount``, in the log's currency)."""
+    """One purchase: when (``date``) and how much (``amount``, in the log's currency).
+
+    ``amount`` may be left out only for a model trained without amounts (its value
+    columns are null); a model trained with amounts needs it on every transaction.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     date: PurchaseTime
-    amount: Amount
+    # Absent -> None (the default is not validated); an explicit null is refused like any non-number.
+    amount: Amount = Field(default=None, description="required when the model was trained with amounts")
+
+    @property
+    def spend(self) -> float:
+        """The amount, 0.0 when absent (what the feature engines use for a log without amounts)."""
+        return 0.0 if self.amount is None else self.amount
+
+
+#: Validation context of a request to a model trained with / without amounts.
+WITH_AMOUNTS: dict = {"has_amounts": True}
+WITHOUT_AMOUNTS: dict = {"has_amounts": False}
 
 
 class ScoreRequest(BaseModel):
@@ -68,8 +90,12 @@ class ScoreRequest(BaseModel):
     max_transactions_total: ClassVar[int] = 0
 
     @model_validator(mode="after")
-    def check_request(self):
-        """No duplicate customer, no purchase after ``as_of``, at most the total transactions."""
+    def check_request(self, info: ValidationInfo):
+        """No duplicate customer, no purchase after ``as_of``, at most the total transactions.
+
+        Amounts are required unless the validation context says ``has_amounts: False``.
+        """
+        needs_amounts = (info.context or WITH_AMOUNTS).get("has_amounts", True)
         seen: set[str] = set()
         total = 0
         as_of = self.as_of
@@ -79,10 +105,23 @@ class ScoreRequest(BaseModel):
                                  "send each customer once with all its transactions")
             seen.add(customer.customer_id)
             total += len(customer.transactions)
+            first = as_of
             for j, tx in enumerate(customer.transactions):
-                if tx.date.date() > as_of:
+                day = tx.date.date()
+                if day > as_of:
                     raise ValueError(f"customers[{i}].transactions[{j}]: date {tx.date.isoformat()} is after "
                                      f"as_of {as_of.isoformat()}")
+                if needs_amounts and tx.amount is None:
+                    raise ValueError(f"customers[{i}].transactions[{j}].amount: required (this model was trained "
+                                     "with amounts)")
+                first = min(first, day)
+            if (as_of - first).days > MAX_SPAN_DAYS:
+                raise ValueError(f"customers[{i}]: first purchase {first.isoformat()} is {(as_of - first).days:,} "
+                                 f"days before as_of {as_of.isoformat()}; at most {MAX_SPAN_DAYS:,} days (about "
+                                 "292 years) fit the scores' nanosecond time arithmetic")
+            if not math.isfinite(sum(tx.spend for tx in customer.transactions)):
+                raise ValueError(f"customers[{i}]: amounts sum to more than {sys.float_info.max:.4g}; "
+                                 "send them in a larger unit (e.g. thousands)")
         if total > self.max_transactions_total:
             raise ValueError(f"too many transactions in one request: {total} > {self.max_transactions_total}; "
                              "split the customers over several requests")
@@ -99,7 +138,7 @@ class ScoreRequest(BaseModel):
             for tx in customer.transactions:
                 ids.append(customer.customer_id)
                 times.append(tx.date)
-                amounts.append(tx.amount)
+                amounts.append(tx.spend)
         frame = pd.DataFrame({"customer_id": pd.array(ids, dtype="str"),
                               "ts": np.array(times, dtype="datetime64[ns]"),
                               "amount": np.array(amounts, dtype="float64")})
@@ -118,12 +157,12 @@ def score_request_model(config: ServeConfig) -> type[ScoreRequest]:
 
         customer_id: CustomerId
         transactions: Annotated[list[Transaction],
-                                Field(min_length=1, max_length=config.max_transactions_per_customer)]
+                                Field(min_length=1, max_length=config.max_transactions_per_customer, fail_fast=True)]
 
     class ScoreRequestBody(ScoreRequest):
         """Customers with their transactions, scored at ``as_of`` over ``horizon_days``."""
 
-        customers: Annotated[list[Customer], Field(min_length=1, max_length=config.max_customers)]
+        customers: Annotated[list[Customer], Field(min_length=1, max_length=config.max_customers, fail_fast=True)]
         as_of: Day
         horizon_days: Optional[Annotated[int, Field(strict=True, gt=0, le=config.max_horizon_days)]] = None
         max_transactions_total: ClassVar[int] = config.max_transactions

@@ -42,7 +42,8 @@ class LoadedModel:
 
         ``training_cutoff`` is the last calibration day; ``horizon_days`` the default
         horizon in days; ``discount_rate`` yearly; BG/NBD ``alpha`` is in ``time_unit``;
-        ``fast_path`` is ``on`` or why small requests take the pandas path.
+        ``fast_path`` is ``on`` or why small requests take the pandas path; ``fit_warnings``
+        what the training data could not tell (texts, see :class:`CustomerScorer`).
         """
         scorer = self.scorer
         match = _REGISTRY_LABEL.match(self.label) if self.model_uri.startswith("models:/") else None
@@ -58,8 +59,10 @@ class LoadedModel:
             "discount_rate": float(scorer.discount_rate),
             "fitted_params": {
                 "bgnbd": {k: float(v) for k, v in scorer.bgnbd.params_.items()},
-                "gamma_gamma": {k: float(v) for k, v in scorer.gamma_gamma.params_.items()},
+                "gamma_gamma": scorer.spend_params(),
             },
+            "has_amounts": bool(scorer.has_amounts),
+            "fit_warnings": list(scorer.fit_warnings),
             "loaded_at": self.loaded_at,
             "fast_path": self.fast_path_blocker or "on",
             "custscore_version": custscore.__version__,

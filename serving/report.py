@@ -19,8 +19,10 @@ from matplotlib.figure import Figure
 
 from custscore.errors import CustscoreError
 from custscore.serving.html import img as html_img, page, png_base64, table as html_table
-from custscore.serving.output import write_table_atomic, write_text_atomic
-from custscore.serving.sidecar import read_sidecar
+from custscore.serving.output import (check_not_inputs, check_output_folder, check_output_path, write_table_atomic,
+                                      write_text_atomic)
+from custscore.serving.sidecar import read_sidecar, sidecar_path
+from custscore.spreadsheet import restore_text_columns
 from custscore.training.segments import ACTIVITY_TIERS, CLASS_I_CAUSES, LIFECYCLE_STAGES, PYRAMID_TIERS, VALUE_CLASSES
 
 #: Textbook shares (domain notes): value matrix 80/20, pyramid 5/15/80 of customers.
@@ -47,7 +49,10 @@ AT_RISK_COLUMNS = ("customer_id", "value_at_risk", "churn_probability", "future_
 
 
 def read_scores(path: str | os.PathLike) -> pd.DataFrame:
-    """A scores file written by ``custscore score`` (CSV or Parquet), ids as text."""
+    """A scores file written by ``custscore score`` (CSV or Parquet), ids as text.
+
+    CSV text cells get back their raw values (:func:`custscore.spreadsheet.restore_formulas`).
+    """
     path = Path(path)
     if not path.is_file():
         raise CustscoreError(f"--scores {path}: file not found")
@@ -55,7 +60,7 @@ def read_scores(path: str | os.PathLike) -> pd.DataFrame:
         scores = pd.read_parquet(path)
         scores["customer_id"] = scores["customer_id"].astype(str)
     else:
-        scores = pd.read_csv(path, dtype={"customer_id": str})
+        scores = restore_text_columns(pd.read_csv(path, dtype={"customer_id": str}))
     missing = [c for c in REPORT_COLUMNS if c not in scores.columns]
     if missing:
         raise CustscoreError(f"--scores {path}: missing column(s) {missing}; score it again with this version")
@@ -233,13 +238,22 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any]) -> str:
                                                "n_customers") if k in settings]
         + [("threshold", k, v) for k, v in thresholds.items()] + [("rule", k, v) for k, v in config.items()],
         columns=["kind", "setting", "value"])
-    title = f"Customer value report, as of {settings.get('as_of', '')}"
+    title = f"Customer value report, as of {settings.get('as_of', '')}"  # page() escapes it
+    has_amounts = bool(settings.get("has_amounts", True))
+    units = (" (actions.csv). Value is in the log's amount units"
+             + (f" times a margin rate of {config['margin_rate']:g}" if config.get("margin_rate", 1) != 1 else "")
+             + ".</p>") if has_amounts else (
+        " (actions.csv). <b>Value not available: the transaction log has no amounts.</b> The value matrix, "
+        "the pyramid and value at risk rank by purchases instead: current value = purchases over the value "
+        "window, future value = expected purchases in the horizon (the clv column is empty); cut points "
+        "labelled clv are in expected purchases.</p>")
+    equity_part = ([html_table(equity, "equity"), img["equity"]] if has_amounts else
+                   ["<p class='note'>Value not available: the log has no amounts, so there is no customer "
+                    "equity.</p>"])
     parts = [
         f"<p class='note'>{len(scores):,} customers; model {html.escape(str(settings.get('model_version', '')))};"
         f" horizon {html.escape(str(settings.get('horizon_days', '')))} days; {len(actions):,} need action"
-        " (actions.csv). Value is in the log's amount units"
-        + (f" times a margin rate of {config['margin_rate']:g}" if config.get("margin_rate", 1) != 1 else "")
-        + ".</p>",
+        + units,
         "<h2>Value matrix</h2><p class='note'>Current value = spend over the last "
         f"{config.get('value_window_days', '?')} days; high above {thresholds.get('current_spend_high', 0):,.2f}. "
         f"Growth potential = clv; high above {thresholds.get('clv_high', 0):,.2f}. The 80/20 rule expects "
@@ -257,7 +271,7 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any]) -> str:
         "Suggested resource share = the tier's share of future value.</p>",
         html_table(pyramid, "pyramid"), img["pyramid"],
         "<h2>Customer equity by segment</h2><p class='note'>Sum of clv by value class and lifecycle stage.</p>",
-        html_table(equity, "equity"), img["equity"],
+        *equity_part,
         f"<h2>Top {TOP_AT_RISK} at-risk high-value customers</h2><p class='note'>Customers needing action in "
         "classes II/IV or the key/potential tiers, by value at risk = churn probability x future value.</p>",
         html_table(at_risk[list(AT_RISK_COLUMNS)].head(TOP_AT_RISK), "at-risk"),
@@ -278,12 +292,17 @@ def write_report(scores_path: str | os.PathLike, output_path: str | os.PathLike,
                  actions_path: Optional[str | os.PathLike] = None) -> tuple[Path, Path, int]:
     """Write the HTML report and actions.csv (default: ``actions.csv`` beside the report).
 
-    Returns (report path, actions path, number of actions). Both are written atomically.
+    Returns (report path, actions path, number of actions). Both are written atomically;
+    before any work, both are checked to be writable and not the scores or their sidecar.
     """
     output = Path(output_path)
     if output.suffix.lower() not in (".html", ".htm"):
         raise CustscoreError(f"--output {output}: the report is HTML; use a .html file name")
     actions_file = output.with_name("actions.csv") if actions_path is None else Path(actions_path)
+    check_output_folder(output)
+    check_output_path(actions_file, "--actions")
+    check_not_inputs({"--output": output, "--actions": actions_file},
+                     {"--scores": scores_path, "--scores sidecar": sidecar_path(scores_path)})
     scores = read_scores(scores_path)
     page = render_report(scores, read_sidecar(scores_path))
     actions = actions_table(scores)

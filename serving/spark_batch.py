@@ -23,7 +23,8 @@ import pandas as pd
 from custscore.config import ScoreConfig
 from custscore.errors import CustscoreError
 from custscore.features.spark_engine import SparkEngine, _indexed
-from custscore.serving.batch import ScoreRun, load_scorer_from_uri, read_segment_overrides, with_segment_overrides
+from custscore.serving.batch import (ScoreRun, load_scorer_from_uri, netting_columns, read_segment_overrides,
+                                     with_segment_overrides)
 from custscore.serving.output import check_output_path
 from custscore.serving.sidecar import write_sidecar
 from custscore.training.scorer import CustomerScorer
@@ -41,10 +42,13 @@ def _scores(scorer: CustomerScorer, features: pd.DataFrame, config: ScoreConfig,
 
 
 def score_engine_spark(scorer: CustomerScorer, engine: SparkEngine, output_path: str | os.PathLike,
-                       config: ScoreConfig, version_label: Optional[str] = None) -> tuple[int, pd.DataFrame]:
+                       config: ScoreConfig, version_label: Optional[str] = None,
+                       with_sidecar: bool = False) -> tuple[int, pd.DataFrame]:
     """Score every customer of ``engine`` at ``config.as_of`` into the Parquet dataset ``output_path``.
 
-    Returns the number of rows written and the first row (a one-row frame).
+    Returns the number of rows written and the first row (a one-row frame). ``with_sidecar``:
+    the sidecar is renamed into place just before the dataset (metadata first, as
+    :func:`custscore.atomic.publish_together`; a folder has no checksum).
     """
     target = _check_parquet(output_path)
     as_of = config.as_of
@@ -69,6 +73,8 @@ def score_engine_spark(scorer: CustomerScorer, engine: SparkEngine, output_path:
         features.orderBy("customer_id").mapInPandas(score, schema).write.parquet(str(tmp))
         written = engine.spark.read.parquet(str(tmp))
         n_rows, first = written.count(), written.limit(1).toPandas()
+        if with_sidecar:
+            write_sidecar(scorer, first, output_path, n_customers=n_rows, columns=config.columns)
         _replace(tmp, target)
     finally:
         if tmp.exists():
@@ -84,17 +90,17 @@ def score_file_spark(model_uri: str, transactions_path: str | os.PathLike, outpu
     overrides = read_segment_overrides(config)  # --segments / --margin, as on the other engines
     scorer, label = load_scorer_from_uri(model_uri)
     scorer = with_segment_overrides(scorer, overrides)
-    engine = SparkEngine(transactions_path, config.columns)
+    columns, warnings = netting_columns(scorer, config)
+    engine = SparkEngine(transactions_path, columns)
     try:
-        n_rows, first = score_engine_spark(scorer, engine, output_path, config, label)
+        n_rows, _ = score_engine_spark(scorer, engine, output_path, config, label, with_sidecar=True)
     finally:
         engine.close()
-    write_sidecar(scorer, first, output_path, n_customers=n_rows, columns=config.columns)
-    return ScoreRun(Path(output_path), n_rows, time.perf_counter() - start)
+    return ScoreRun(Path(output_path), n_rows, time.perf_counter() - start, tuple(scorer.fit_warnings) + warnings)
 
 
 def _check_parquet(output_path: str | os.PathLike) -> Path:
-    target = check_output_path(output_path)
+    target = check_output_path(output_path, folder_ok=True)
     if target.suffix.lower() != ".parquet":
         raise CustscoreError(f"--output {target}: --engine spark writes Parquet; use a name ending in .parquet")
     return target

@@ -37,3 +37,15 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "custscore.cli", *args], capture_output=True, text=True,
                           cwd=cwd, env=full_env, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def cdnow_weeks():
+    """CDNOW sample summarised at 1997-09-30 in weeks (days / 7): ``(x, t_x, T)`` of 2,357 customers."""
+    from custscore.features.cdnow import load_cdnow_sample
+    from custscore.features.io import normalise_transactions
+    from custscore.features.periods import merge_periods
+    from custscore.features.rfm import rfm_summary
+
+    summary = rfm_summary(merge_periods(normalise_transactions(load_cdnow_sample())), "1997-09-30", "W")
+    return (summary["frequency"].to_numpy(), summary["recency_weeks"].to_numpy(), summary["T_weeks"].to_numpy())

@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit, logit
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from conftest import run_cli
 from custscore.config import BacktestConfig, TrainConfig
@@ -64,16 +67,24 @@ def test_platt_calibration_recovers_a_known_map():
         "none", "earlier", "earlier", "latest"]
 
 
-def test_classifier_caps_training_examples_and_scores_like_its_pipeline():
+def test_classifier_caps_training_examples_and_scores_like_a_logistic_regression():
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.gamma(2.0, 3.0, (3000, len(CHURN_FEATURES))), columns=list(CHURN_FEATURES))
+    for name in ("p_alive", "p_no_purchase_horizon"):
+        X[name] = rng.uniform(0.01, 0.99, 3000)
     y = (rng.random(3000) < expit(X["days_since_last_purchase"] / 6.0 - 1.0)).astype(int)
     model = ChurnClassifier(max_train_examples=1000).fit(X, y)
-    assert model.n_train_ == 1000
-    # the folded linear map equals the scikit-learn pipeline it came from, for frames and arrays
-    expected = model.pipeline_.predict_proba(X.to_numpy())[:, 1]
-    np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-12)
-    np.testing.assert_allclose(model.predict_proba(X.to_numpy()), expected, rtol=1e-12)
+    assert model.n_train_ == 1000 and model.dropped_features_ == []
+    # truth: scikit-learn's own pipeline on the documented transform (signed log1p, logits of the probabilities)
+    keep = np.sort(np.random.default_rng(0).choice(3000, 1000, replace=False))
+    Z = np.log1p(X.to_numpy())
+    for name in ("p_alive", "p_no_purchase_horizon"):
+        Z[:, CHURN_FEATURES.index(name)] = logit(X[name].to_numpy())
+    reference = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=2000)).fit(Z[keep], y[keep])
+    expected = reference.predict_proba(Z)[:, 1]
+    np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-9)
+    np.testing.assert_allclose(model.predict_proba(X.to_numpy()), expected, rtol=1e-9)
+    assert not hasattr(model, "pipeline_")
 
 
 @pytest.mark.parametrize("windows, calibration", [("stacked", "sigmoid-latest"), ("single", "sigmoid")])
@@ -101,11 +112,12 @@ def test_backtest_trains_with_the_train_config():
         TrainConfig(cutoff="1998-01-31", churn_windows="many")
 
 
-def test_early_calibration_needs_two_horizons_of_history():
+def test_early_calibration_without_two_horizons_of_history_ships_a_baseline_and_says_why():
     tx = normalise_transactions(load_cdnow_sample())
     config = TrainConfig(cutoff="1997-06-30", horizon_days=90, time_unit="W", churn_calibration="isotonic")
-    with pytest.raises(CustscoreError, match="churn_calibration isotonic.*sigmoid-latest"):
-        train_scorer(PandasEngine(tx), config)
+    result = train_scorer(PandasEngine(tx), config)
+    assert result.scorer.churn_model.startswith("baseline_") and result.churn.classifier is None
+    assert any("churn_calibration isotonic" in w and "sigmoid-latest" in w for w in result.warnings), result.warnings
 
 
 def test_train_cli_records_churn_options(cdnow_sample_csv, tmp_path):
@@ -117,6 +129,48 @@ def test_train_cli_records_churn_options(cdnow_sample_csv, tmp_path):
     client = mlflow.tracking.MlflowClient(uri)
     run, = client.search_runs([client.get_experiment_by_name("churn-options").experiment_id])
     assert run.data.params["churn_calibration"] == "none" and run.data.params["churn_windows"] == "stacked"
+    # what shipped and why: param, tag, validation AUCs; printed by train
+    shipped = run.data.params["churn_model"]
+    assert shipped in ("classifier", "baseline_bgnbd_p_no_purchase", "baseline_bgnbd_expected_purchases",
+                       "baseline_bgnbd_p_alive", "baseline_days_since_last_purchase", "baseline_n_purchases_90d")
+    assert f"churn_probability: {shipped}" in proc.stdout and run.data.tags["churn_model_reason"]
+    assert "churn_validation_auc_baseline_bgnbd_p_no_purchase" in run.data.metrics
+    assert run.data.params["churn_dropped_features"] != "" and "fit_warnings" in run.data.tags
     bad = run_cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30", "--horizon-days",
                   "90", "--churn-windows", "many", "--tracking-uri", uri)
     assert bad.returncode == 2 and "--churn-windows" in bad.stderr
+
+
+def test_expected_purchases_finite_at_the_poisson_limit_of_a_five_day_fit():
+    """The BG/NBD fitted on CDNOW master at 1997-01-05 (5 days of history); truth: mpmath at 30 digits."""
+    import mpmath
+
+    from custscore.training.bgnbd import BetaGeoModel
+    r, alpha, a, b = 8826553.308401555, 1194305877.9231315, 438361.4295257846, 2.281321686890286e-06
+    model = BetaGeoModel()
+    model.params_ = {"r": r, "alpha": alpha, "a": a, "b": b}
+    x, t_x, T = np.array([0, 1, 2]), np.array([0.0, 1.0, 0.5]), np.array([3.0, 4.0, 1.0])
+    got = model.expected_purchases(90.0, x, t_x, T)
+    mpmath.mp.dps = 30
+    for xi, Ti, g, alive in zip(x, T, got, model.p_alive(x, t_x, T)):
+        z = mpmath.mpf(90) / (alpha + Ti + 90)
+        c = mpmath.mpf(a) + b + int(xi) - 1
+        bracket = c / (mpmath.mpf(a) - 1) * (1 - (1 - z) ** (r + int(xi)) * mpmath.hyp2f1(r + int(xi), b + int(xi), c, z))
+        assert g == pytest.approx(float(bracket) * alive, rel=1e-9)
+
+
+def test_float_noise_feature_gets_no_weight():
+    """P(alive) = 1 - 1e-9 +- 1.6e-11 for everyone (a no-dropout fit): dropped, and so is a constant."""
+    rng = np.random.default_rng(3)
+    n = 5000
+    X = pd.DataFrame(rng.gamma(2.0, 3.0, (n, len(CHURN_FEATURES))), columns=list(CHURN_FEATURES))
+    X["p_alive"] = 1.0 - 1e-9 + rng.normal(0.0, 1.6e-11, n)
+    X["p_no_purchase_horizon"] = rng.uniform(0.05, 0.95, n)
+    X["horizon_days"] = 90.0
+    y = (rng.random(n) < X["p_no_purchase_horizon"]).astype(int)
+    model = ChurnClassifier().fit(X, y)
+    assert model.dropped_features_ == ["p_alive", "horizon_days"]
+    assert np.all(np.abs(model.weights_) < 10.0)
+    # scoring a customer whose P(alive) moved by float noise changes nothing
+    shifted = X.assign(p_alive=1.0 - 1e-7)
+    np.testing.assert_allclose(model.predict_proba(shifted), model.predict_proba(X), rtol=1e-12)

@@ -72,3 +72,29 @@ def test_bad_output_suffix(tmp_path):
     proc = run_cli("score", "--model", "runs:/x/model", "--transactions", "x.csv", "--as-of", "2020-03-01",
                    "--output", str(tmp_path / "out.xlsx"))
     _assert_one_line_error(proc, "--output", ".xlsx")
+
+
+@pytest.mark.parametrize("command", ["train", "score", "backtest"])
+def test_horizon_has_one_upper_bound_everywhere(tmp_path, command):
+    from custscore.config import MAX_HORIZON_DAYS, ServeConfig
+    assert ServeConfig().max_horizon_days == MAX_HORIZON_DAYS == 3660  # the HTTP API's bound, defined once
+    argv = {"train": ["--transactions", "x.csv", "--cutoff", "2020-01-01"],
+            "score": ["--model", "runs:/x/model", "--transactions", "x.csv", "--as-of", "2020-01-01",
+                      "--output", str(tmp_path / "s.csv")],
+            "backtest": ["--transactions", "x.csv", "--origins", "2", "--step-days", "30"]}[command]
+    _assert_one_line_error(run_cli(command, *argv, "--horizon-days", "10000000"),
+                           "horizon_days: must be at most 3660 days", "10000000")
+    if command != "backtest":  # the bound itself is allowed (then the missing file or model is the error)
+        proc = run_cli(command, *argv, "--horizon-days", "3660")
+        _assert_one_line_error(proc)
+        assert "horizon_days" not in proc.stderr
+
+
+@pytest.mark.parametrize("as_of", ["2262-04-12", "2262-04-11", "1677-09-21", "9999-12-31"])
+def test_as_of_beyond_representable_dates(tmp_path, as_of):
+    log = tmp_path / "log.csv"
+    log.write_text(GOOD)
+    for command in ("score", "rfm"):
+        extra = ["--model", "runs:/x/model"] if command == "score" else []
+        proc = run_cli(command, *extra, "--transactions", str(log), "--as-of", as_of, "--output", str(tmp_path / "s.csv"))
+        _assert_one_line_error(proc, f"as_of: date '{as_of}' is outside the supported range 1677-09-22 to 2262-04-10")

@@ -264,14 +264,15 @@ def test_cli_report_and_actions_show_the_planted_causes(trained, planted, tmp_pa
     other = ~(class_i & (credit | discount))
     assert scores.loc[other, "class_i_cause"].tolist() == plain.loc[other, "class_i_cause"].tolist()
 
-    sidecar = json.loads((tmp_path / "scores.segments.json").read_text())
+    sidecar = json.loads((tmp_path / "scores.csv.segments.json").read_text())
     assert sidecar["optional_columns"] == {"discount": "disc", "arrears": "overdue"}
+    assert sidecar["churn_model"] == "classifier" or sidecar["churn_model"].startswith("baseline_")
     assert sidecar["config"]["price_sensitive_share"] == 0.75 and sidecar["config"]["poor_credit_arrears"] == 0.0
-    assert json.loads((tmp_path / "plain.segments.json").read_text())["optional_columns"] == \
+    assert json.loads((tmp_path / "plain.csv.segments.json").read_text())["optional_columns"] == \
         {"discount": None, "arrears": None}
     # the sidecar passed back reproduces the run; a threshold override changes the rule
     again = _score(trained, planted, tmp_path / "again.csv", "--discount-col", "disc", "--arrears-col", "overdue",
-                   "--segments", str(tmp_path / "scores.segments.json"))
+                   "--segments", str(tmp_path / "scores.csv.segments.json"))
     pd.testing.assert_frame_equal(again, scores)
     (tmp_path / "strict.json").write_text(json.dumps({"poor_credit_arrears": 100}))
     strict = _score(trained, planted, tmp_path / "strict.csv", "--discount-col", "disc", "--arrears-col", "overdue",

@@ -203,3 +203,40 @@ def test_chunked_writer_appends_and_is_atomic(tmp_path):
             raise RuntimeError("killed mid-write")
     assert target.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["out.parquet"]  # no temporary file left behind
+
+
+def test_a_huge_customer_reaches_pandas_as_purchase_days_in_bounded_chunks(tmp_path, monkeypatch):
+    """Issue #15: one customer's rows are merged per day in SQL, and chunks count purchase days.
+
+    A whale with 6,000 rows on 12 days among 40 ordinary customers (one purchase day each),
+    chunks of at most 5 purchase days: the whale arrives as its 12 day rows, alone in its
+    chunk (a customer is never split), and every other chunk holds at most 5 day rows.
+    """
+    rng = np.random.default_rng(3)
+    whale_days = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 12, 6_000), unit="D")
+    whale = pd.DataFrame({"customer_id": "c000", "date": whale_days + pd.to_timedelta(rng.integers(0, 86_400, 6_000),
+                                                                                      unit="s"),
+                          "amount": rng.integers(1, 1_000, 6_000) / 100.0})
+    others = pd.DataFrame({"customer_id": [f"c{i:03d}" for i in range(1, 41)],
+                           "date": pd.Timestamp("2020-01-05"), "amount": 1.0})
+    log = tmp_path / "whale.parquet"
+    pd.concat([whale, others]).to_parquet(log, index=False)
+    seen = []
+    original = DuckDBEngine._purchases
+
+    def recording(self, lo, hi, after, until):
+        got = original(self, lo, hi, after, until)
+        seen.append((lo, hi, len(got)))
+        return got
+
+    monkeypatch.setattr(DuckDBEngine, "_purchases", recording)
+    duck = DuckDBEngine(log, ColumnMap(), DuckDBSettings(rows_per_chunk=5, threads=1))
+    try:
+        features = duck.customer_features(pd.Timestamp("2020-01-31"), "D")
+    finally:
+        duck.close()
+    assert seen[0] == (0, 1, 12)  # the whale: 12 purchase days, not 6,000 rows
+    assert all(n <= 5 for _, _, n in seen[1:]) and sum(n for _, _, n in seen) == 12 + 40
+    assert features.loc["c000", "frequency"] == 11
+    assert features.loc["c000", "monetary_value"] == pytest.approx(
+        whale[whale["date"] > whale["date"].min().normalize() + pd.Timedelta(days=1)]["amount"].sum() / 11, rel=1e-12)

@@ -91,6 +91,20 @@ def test_scores_equal_customer_scorer_on_cdnow(scorer, cdnow, as_of, horizon_day
     _assert_frames_equal(_fast_scores(scorer, cdnow, as_of, horizon_days), want)
 
 
+@pytest.mark.parametrize("baseline", ["baseline_bgnbd_p_no_purchase", "baseline_days_since_last_purchase"])
+def test_shipped_baseline_scores_equal_customer_scorer(scorer, cdnow, baseline):
+    """A scorer whose churn_probability is a calibrated baseline scores alike on both paths."""
+    from custscore.training.churn import churn_features
+    from custscore.training.churn_select import BaselineChurnModel
+    customers = customer_features(merge_periods(cdnow[cdnow["ts"] < pd.Timestamp("1997-07-01")]), "1997-06-30", "W")
+    X = churn_features(customers, scorer.bgnbd, 90, "W")
+    y = (X["days_since_last_purchase"] > 60).astype(int)  # any labels: only the equality of the paths matters
+    shipped = dataclasses.replace(scorer, churn=BaselineChurnModel(name=baseline).fit(X, y), churn_model=baseline)
+    want = shipped.score(cdnow, as_of="1997-09-30")
+    assert want["churn_probability"].nunique() > 10
+    _assert_frames_equal(_fast_scores(shipped, cdnow, "1997-09-30"), want)
+
+
 def _log(rows) -> pd.DataFrame:
     return normalise_transactions(pd.DataFrame(rows, columns=["customer_id", "date", "amount"]))
 
@@ -175,3 +189,24 @@ def test_fast_path_refuses_a_model_it_cannot_serve(scorer):
     assert "segment thresholds" in fast_path_blocker(dataclasses.replace(scorer, segment_thresholds=None))
     with pytest.raises(CustscoreError, match="fast path cannot score"):
         _fast_scores(dataclasses.replace(scorer, segment_thresholds=None), _log(EDGE_LOG), "2000-03-31")
+
+
+def test_a_log_near_1677_equals_the_pandas_path_and_hand_counts():
+    """Day numbers near the low end of datetime64[ns] (numpy's datetime64[D] cast overflowed there)."""
+    tx = _log([("a", "1677-09-22 09:00", 5.0), ("a", "1677-10-02 23:30", 7.0),
+                                      ("b", "1677-09-22 00:00", 3.0), ("b", "1677-09-22 18:00", 1.0)])
+    as_of = "1677-10-31"
+    want = customer_features(merge_periods(tx), as_of, "D")
+    ids, features = _fast_features(tx, as_of, "D")
+    assert ids.tolist() == want.index.tolist() == ["a", "b"]
+    for column in want.columns:
+        got = features.columns[column]
+        if column in ("first_purchase", "last_purchase"):
+            got = (got * 86_400 * 10**9).view("datetime64[ns]")
+        np.testing.assert_array_equal(got, want[column].to_numpy(), err_msg=column)
+    # hand counts: a bought on 1677-09-22 and 1677-10-02, b twice on 1677-09-22 (one day)
+    assert features.columns["frequency"].tolist() == [1, 0]
+    assert features.columns["recency_days"].tolist() == [10.0, 0.0]
+    assert features.columns["T_days"].tolist() == [39.0, 39.0]
+    assert features.columns["monetary_value"].tolist() == [7.0, 0.0]
+    assert day_numbers(np.array(["1677-09-22T00:00"], dtype="datetime64[ns]")).tolist() == [-106751]

@@ -267,3 +267,95 @@ def test_bom_is_skipped_in_header_names_and_csv_options_are_checked(tmp_path):
     assert "csv_sep: must be one character" in _error(ColumnMap, csv_sep=";;")
     assert "decimal: must be one of ['.', ',']" in _error(ColumnMap, decimal=";")
     assert "csv_sep and decimal must differ" in _error(ColumnMap, csv_sep=",", decimal=",")
+
+
+BAD_FILES = {
+    "duplicate column": ("dup.csv", "customer_id,date,amount,amount\n1,2020-01-01,1,2\n",
+                         "duplicate column name(s) ['amount'] in the header"),
+    "longer row first": ("extra.csv", "customer_id,date,amount\n1,2020-01-01,1,234.50\n2,2020-01-02,5\n",
+                         "row 1 has more fields than the header (4 > 3)"),
+    "longer row later": ("extra2.csv", "customer_id,date,amount\n2,2020-01-02,5\n1,2020-01-01,1,234.50\n",
+                         "row 2 has more fields than the header (4 > 3)"),
+}
+
+
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_csv_shapes_name_the_column_or_row(tmp_path, engine, case):
+    from custscore.features.engines import open_engine
+
+    name, content, fragment = BAD_FILES[case]
+    path = tmp_path / name
+    path.write_text(content)
+    assert fragment in _error(open_engine, path, ColumnMap(), engine)
+
+
+@pytest.mark.parametrize("engine", ["pandas", "duckdb", "arrow"])
+def test_truncated_gzip_and_parquet_and_nested_ids_are_one_line_errors(tmp_path, engine):
+    from custscore.features.engines import open_engine
+
+    good = tmp_path / "ok.csv.gz"
+    with gzip.open(good, "wt") as handle:
+        handle.write("customer_id,date,amount\n" + "".join(f"{i},2020-01-0{1 + i % 9},5\n" for i in range(500)))
+    truncated = tmp_path / "t.csv.gz"
+    truncated.write_bytes(good.read_bytes()[:60])
+    frame = pd.DataFrame({"customer_id": ["1"] * 50, "date": pd.date_range("2020-01-01", periods=50), "amount": 1.0})
+    frame.to_parquet(tmp_path / "p.parquet")
+    (tmp_path / "t.parquet").write_bytes((tmp_path / "p.parquet").read_bytes()[:300])
+    for path in ([truncated] if engine != "arrow" else []) + [tmp_path / "t.parquet"]:
+        assert "cannot read file" in _error(open_engine, path, ColumnMap(), engine)
+    nested = tmp_path / "nested.parquet"
+    pd.DataFrame({"customer_id": [{"a": 1}, {"a": 2}], "date": pd.to_datetime(["2020-01-01", "2020-01-02"]),
+                  "amount": [1.0, 2.0]}).to_parquet(nested)
+    assert "customer id must be text or a whole number, not a struct or list" in _error(
+        open_engine, nested, ColumnMap(), engine)
+
+
+@pytest.mark.parametrize("engine", ["pandas", "duckdb", "arrow"])
+def test_ids_differing_by_surrounding_blanks_are_one_customer_on_every_engine(tmp_path, engine):
+    from custscore.features.engines import open_engine, rfm_table
+
+    path = tmp_path / "ids.parquet"
+    pd.DataFrame({"customer_id": [" 1 ", "1", "2"], "date": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-01-05"]),
+                  "amount": [5.0, 6.0, 7.0]}).to_parquet(path)
+    got = rfm_table(open_engine(path, ColumnMap(), engine), "2020-03-01")
+    assert got.index.tolist() == ["1", "2"] and got["frequency"].tolist() == [1, 0]
+
+
+def test_bad_options_and_a_292_year_span_are_one_line_errors(tmp_path):
+    assert "encoding: unknown text encoding 'no-such-enc'" in _error(ColumnMap, encoding="no-such-enc")
+    assert "date_format: unknown strftime directive '%Q'" in _error(ColumnMap, date_format="%Q")
+    assert ColumnMap(date_format="%d/%m/%Y %H:%M:%S%z").date_format
+    from custscore.config import parse_date
+    from custscore.features.engines import open_engine
+
+    assert "outside the supported range 1677-09-22 to 2262-04-10" in _error(parse_date, "2262-04-12", "as_of")
+    path = tmp_path / "span.csv"
+    path.write_text("customer_id,date,amount\n1,1677-09-22,1\n2,2262-04-09,1\n")
+    features = open_engine(path, ColumnMap(), "pandas").customer_features(pd.Timestamp("2262-04-10"), "D")
+    assert features.loc["1", "tenure_days"] == (pd.Timestamp("2262-04-10") - pd.Timestamp("1677-09-22")).days == 213_501
+
+
+def test_a_spreadsheet_export_of_cdnow_trains_with_csv_sep_and_decimal(tmp_path, trained):
+    """Issue #14: a ``;``-separated, decimal-comma CSV with a BOM and CRLF trains with
+    ``--csv-sep ';' --decimal ','`` to the very BG/NBD fit of the plain CSV (the session's model)."""
+    from mlflow.tracking import MlflowClient
+
+    from conftest import run_cli
+    from custscore.features.cdnow import load_cdnow_sample
+
+    log = load_cdnow_sample()
+    sheet = tmp_path / "cdnow_sheet.csv"
+    text = log.to_csv(sep=";", decimal=",", index=False, lineterminator="\r\n")
+    sheet.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert "29,33" in text
+    config = trained["config"]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_cli("train", "--transactions", str(sheet), "--cutoff", "1997-09-30", "--holdout-end", "1998-06-30",
+                   "--horizon-days", "90", "--time-unit", config.time_unit, "--csv-sep", ";", "--decimal", ",",
+                   "--tracking-uri", uri, "--experiment", "sheet")
+    assert proc.returncode == 0, proc.stderr
+    run_id = next(line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("run id:"))
+    params = MlflowClient(tracking_uri=uri).get_run(run_id).data.params
+    for name, value in trained["result"].scorer.bgnbd.params_.items():
+        assert float(params[name]) == pytest.approx(value, rel=1e-12), name

@@ -143,10 +143,13 @@ def test_invalid_input_is_named(frequency, monetary, needle) -> None:
 def test_fit_errors() -> None:
     with pytest.raises(FitError, match=f"need at least {MIN_CUSTOMERS} customers"):
         GammaGammaModel().fit([1] * (MIN_CUSTOMERS - 1), [10.0] * (MIN_CUSTOMERS - 1))
-    # q < 1: the population mean spend is infinite, no usable model.
+    # q < 1 (simulated truth 0.7): the population mean spend is infinite. Not an error any
+    # more: the fit is kept, flagged unusable, and says so (tests/test_diagnostics.py).
     x = np.random.default_rng(0).integers(1, 6, 5000)
-    with pytest.raises(FitError, match="q = .* <= 1"):
-        GammaGammaModel().fit(x, simulate_spend(x, 6.0, 0.7, 15.0, seed=1))
+    model = GammaGammaModel().fit(x, simulate_spend(x, 6.0, 0.7, 15.0, seed=1))
+    assert model.params_["q"] < 1 and "<= 1" in model.unusable_ and model.diagnostics_["fallback"] == "own_mean"
+    with pytest.raises(FitError, match="no spread to fit"):
+        GammaGammaModel().fit([1, 2] * 10, [25.0] * 20)
     with pytest.raises(FitError, match="not fitted"):
         GammaGammaModel().expected_average_spend([1], [1.0])
 

@@ -36,6 +36,9 @@ from custscore.training.tracking import use_tracking
 
 AS_OF = "1997-09-30"
 URI = "models:/custscore-test@champion"
+TOKEN = "test-admin-token-0123456789"
+ADMIN = ServeConfig(admin_token=TOKEN)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +277,12 @@ def test_internal_error_is_500_without_trace(model, caplog, fast_max_customers):
     assert response.status_code == 500
     assert "secret" not in response.text and "Traceback" not in response.text
     assert response.json() == {"error": "internal server error (logged on the server)"}
-    assert any("secret internal detail" in r.getMessage() for r in caplog.records)
+    logged = [r.getMessage() for r in caplog.records if r.name == "custscore.http"]
+    assert len(logged) == 1 and "\n" not in logged[0] and "secret internal detail" in logged[0]
+    assert json.loads(logged[0])["event"] == "internal_error"
+    # the app handles it: nothing reaches the server (uvicorn would print a second, multi-line traceback)
+    with TestClient(create_app(URI, config, model=broken), raise_server_exceptions=True) as c:
+        assert c.post("/score", json=_body()).status_code == 500
 
 
 def test_access_log_is_json_with_latency(client, caplog):
@@ -296,14 +304,14 @@ def test_not_ready_until_loaded_and_reload_keeps_old_model_serving(model):
         gates[0 if label == "first/1" else 1].wait(timeout=30)
         return LoadedModel(scorer=model.scorer, label=label, model_uri=uri, loaded_at="now")
 
-    with TestClient(create_app(URI, ServeConfig(), loader=slow_loader)) as c:
+    with TestClient(create_app(URI, ADMIN, loader=slow_loader)) as c:
         assert c.get("/health").status_code == 503
         assert c.post("/score", json=_body()).json() == {"error": "model is loading"}
         gates[0].set()
         _wait_for(lambda: c.get("/health").status_code == 200)
         assert c.post("/score", json=_body()).json()["model_version"] == "first/1"
         reload_answer = {}
-        thread = threading.Thread(target=lambda: reload_answer.update(c.post("/admin/reload").json()))
+        thread = threading.Thread(target=lambda: reload_answer.update(c.post("/admin/reload", headers=AUTH).json()))
         thread.start()
         for _ in range(5):  # the reload is blocked: the old model keeps answering
             response = c.post("/score", json=_body())
@@ -315,15 +323,47 @@ def test_not_ready_until_loaded_and_reload_keeps_old_model_serving(model):
         assert c.post("/score", json=_body()).json()["scores"][0]["model_version"] == "second/2"
 
 
-def test_failed_reload_keeps_serving(model):
-    def failing(uri: str) -> LoadedModel:
-        raise CustscoreError(f"cannot load model {uri!r}: gone")
+SECRET_PATH = "/srv/private/mlruns/1/0123abcd/artifacts/model/scorer.json"
 
-    with TestClient(create_app(URI, ServeConfig(), model=model, loader=failing)) as c:
-        response = c.post("/admin/reload")
+
+def test_failed_reload_keeps_serving_and_health_says_degraded(model, caplog):
+    outcomes = iter([CustscoreError(f"cannot load model {URI!r}: [Errno 2] No such file: '{SECRET_PATH}'"), model])
+
+    def flaky(uri: str) -> LoadedModel:
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    with TestClient(create_app(URI, ADMIN, model=model, loader=flaky)) as c:
+        assert c.get("/health").json() == {"status": "ready", "model_version": model.label}
+        with caplog.at_level(logging.ERROR, logger="custscore.http"):
+            response = c.post("/admin/reload", headers=AUTH)
         assert response.status_code == 503
-        assert f"still serving {model.label}" in response.json()["error"]
+        assert response.json()["error"] == (f"reload failed: cannot load model {URI!r}: [Errno 2] No such file: "
+                                            f"'<path>'; still serving {model.label}")
+        assert any(SECRET_PATH in r.getMessage() for r in caplog.records)  # the log keeps the path
         assert c.post("/score", json=_body()).status_code == 200
+        health = c.get("/health")
+        assert health.status_code == 200 and SECRET_PATH not in health.text
+        assert health.json() == {"status": "degraded", "model_version": model.label,
+                                 "reason": f"reload failed: cannot load model {URI!r}: [Errno 2] No such file: "
+                                           "'<path>'"}
+        assert c.post("/admin/reload", headers=AUTH).status_code == 200
+        assert c.get("/health").json() == {"status": "ready", "model_version": model.label}
+
+
+def test_503_bodies_show_no_absolute_paths():
+    def failing(uri: str) -> LoadedModel:
+        raise CustscoreError(f"cannot load model {uri!r}: store sqlite:////srv/private/mlflow.db: {SECRET_PATH}")
+
+    with TestClient(create_app(URI, ServeConfig(), loader=failing)) as c:
+        _wait_for(lambda: "failed" in c.get("/health").text)
+        for response in (c.get("/health"), c.get("/version"), c.post("/score", json=_body())):
+            assert response.status_code == 503
+            assert "/srv/private" not in response.text, response.text
+            assert response.json() == {"error": f"model failed to load: cannot load model {URI!r}: store <path>: "
+                                                "<path>"}
 
 
 def test_failed_first_load_is_not_ready():
@@ -337,10 +377,80 @@ def test_failed_first_load_is_not_ready():
         assert response.json() == {"error": f"model failed to load: cannot load model {URI!r}: gone"}
 
 
-def test_reload_from_the_registry(client, model):
-    response = client.post("/admin/reload")
+def test_reload_from_the_registry(model):
+    with TestClient(create_app(URI, ADMIN, model=model)) as c:
+        response = c.post("/admin/reload", headers=AUTH)
     assert response.status_code == 200, response.text
     assert response.json()["current"] == model.label
+
+
+def test_reload_route_is_absent_without_a_token(client):
+    assert client.post("/admin/reload").status_code == 404
+    assert client.post("/admin/reload", headers=AUTH).status_code == 404
+
+
+def test_reload_needs_the_bearer_token(model):
+    """A web page (any Origin, text/plain, no credentials) or a wrong token cannot reload."""
+    loads = []
+
+    def loader(uri: str) -> LoadedModel:
+        loads.append(uri)
+        return model
+
+    with TestClient(create_app(URI, ADMIN, model=model, loader=loader)) as c:
+        for headers in ({}, {"Origin": "https://evil.example", "Content-Type": "text/plain"},
+                        {"Authorization": TOKEN}, {"Authorization": f"Bearer {TOKEN}x"},
+                        {"Authorization": f"Bearer {TOKEN[:-1]}"}, {"Authorization": "Basic " + TOKEN}):
+            response = c.post("/admin/reload", headers=headers, content=b"x")
+            assert response.status_code == 401, (headers, response.text)
+            assert "Bearer" in response.json()["error"]
+        assert loads == []
+        assert c.post("/admin/reload", headers=AUTH).status_code == 200
+    assert loads == [URI]
+
+
+def test_admin_token_from_the_environment(monkeypatch):
+    from custscore.cli import build_parser
+    monkeypatch.setenv("CUSTSCORE_ADMIN_TOKEN", TOKEN)
+    assert build_parser().parse_args(["serve", "--model", URI]).admin_token == TOKEN
+    monkeypatch.delenv("CUSTSCORE_ADMIN_TOKEN")
+    assert build_parser().parse_args(["serve", "--model", URI]).admin_token is None
+
+
+@pytest.mark.parametrize("token", ["short", "has a space in the token", "tab\tinside-the-token-1234"])
+def test_weak_admin_tokens_are_refused(token):
+    with pytest.raises(CustscoreError, match="admin token"):
+        ServeConfig(admin_token=token)
+    assert TOKEN not in repr(ADMIN)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "example.org"])
+def test_remote_host_needs_allow_remote(host):
+    with pytest.raises(CustscoreError, match="--allow-remote"):
+        ServeConfig(host=host)
+    assert ServeConfig(host=host, allow_remote=True).host == host
+    for local in ("127.0.0.1", "127.1.2.3", "::1", "localhost"):
+        assert ServeConfig(host=local).host == local
+
+
+def test_serve_on_a_remote_host_without_the_flag_is_one_line_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "custscore.cli", "serve", "--model", URI, "--host", "0.0.0.0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("custscore serve: error: host '0.0.0.0' is reachable from other machines")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_startup_line_says_what_is_exposed(model):
+    from custscore.serving.http import exposure_summary
+    closed = exposure_summary(create_app(URI, ServeConfig(), model=model), ServeConfig())
+    assert closed.startswith("custscore serve: http://127.0.0.1:8000 (this machine only); routes: ")
+    assert "POST /score" in closed and "GET /health" in closed and "POST /admin/reload" not in closed.split(";")[1]
+    assert closed.endswith("POST /admin/reload disabled (no admin token; SIGHUP reloads)")
+    remote = ServeConfig(host="0.0.0.0", allow_remote=True, admin_token=TOKEN)
+    opened = exposure_summary(create_app(URI, remote, model=model), remote)
+    assert "REACHABLE FROM OTHER MACHINES" in opened and "POST /admin/reload enabled" in opened
+    assert TOKEN not in opened
 
 
 def _wait_for(condition, timeout_s: float = 30.0) -> None:
@@ -396,7 +506,11 @@ def test_real_uvicorn_process_equals_batch_and_reloads_on_sighup(trained, log, b
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert "Traceback" not in server_log.read_text()
+    text = server_log.read_text()
+    assert "Traceback" not in text
+    exposed = [line for line in text.splitlines() if line.startswith("custscore serve: http://")]
+    assert exposed == [f"custscore serve: http://127.0.0.1:{port} (this machine only); routes: " + exposed[0].split(
+        "routes: ")[1]] and exposed[0].endswith("POST /admin/reload disabled (no admin token; SIGHUP reloads)")
 
 
 def test_serve_with_a_bad_model_uri_is_one_line_error(tmp_path):
@@ -407,3 +521,115 @@ def test_serve_with_a_bad_model_uri_is_one_line_error(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().startswith("custscore serve: error: cannot load model 'models:/nope@champion'")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_large_bodies_are_checked_in_another_process_with_the_same_answers(model, log, batch_scores):
+    """Over ``large_body_min_bytes`` the worker process validates: same 400/422 messages, valid ones score."""
+    small_config = ServeConfig()
+    large_config = ServeConfig(large_body_min_bytes=100)
+    negative = _tx(amount=-5.0)
+    negative["customers"] += [{"customer_id": f"c{i}", "transactions": [{"date": "1997-01-02", "amount": -1.0}]}
+                              for i in range(2, 40)]
+    bad_bodies = [json.dumps(negative).encode(), json.dumps(_body())[:-3].encode(),
+                  json.dumps(_body(horizon_days=0)).encode()]
+    answers = {}
+    for name, config in (("small", small_config), ("large", large_config)):
+        with TestClient(create_app(URI, config, model=model)) as c:
+            answers[name] = [(r.status_code, r.json()) for r in
+                             (c.post("/score", content=raw, headers={"content-type": "application/json"})
+                              for raw in bad_bodies)]
+            if name == "large":
+                assert c.app.state.body_checker._pool is not None  # the worker process answered
+                ids = _pick_customers(log)
+                good = c.post("/score", json={"as_of": AS_OF, "customers": [_customer(log, i) for i in ids]})
+                assert good.status_code == 200
+                _assert_rows_equal(good.json()["scores"], batch_scores.loc[ids])
+    assert answers["small"] == answers["large"]
+    assert [status for status, _ in answers["large"]] == [422, 400, 422]
+    assert answers["large"][0][1]["error"].startswith(
+        "invalid request: customers[0].transactions[0].amount: Input should be greater than or equal to 0")
+
+
+def _both_paths(model, body: dict) -> list[tuple[int, dict]]:
+    """Answers of the fast path (small request) and the pandas path (fast path off) to ``body``."""
+    answers = []
+    for fast_max_customers in (256, 0):
+        with TestClient(create_app(URI, ServeConfig(fast_path_max_customers=fast_max_customers), model=model),
+                        raise_server_exceptions=False) as c:
+            response = c.post("/score", json=body)
+            answers.append((response.status_code, response.json()))
+    return answers
+
+
+@pytest.mark.parametrize("transactions, needle", [
+    ([{"date": "1997-01-02", "amount": 1e308}, {"date": "1997-01-02", "amount": 1e308}],
+     "customers[0]: amounts sum to more than 1.798e+308; send them in a larger unit"),
+    ([{"date": "1997-01-02", "amount": 1e308}, {"date": "1997-03-02", "amount": 1e308}],
+     "customers[0]: amounts sum to more than 1.798e+308"),
+], ids=["same-day", "two-days"])
+def test_amounts_summing_to_infinity_are_the_same_422_on_both_paths(model, transactions, needle):
+    body = _body(customers=[{"customer_id": "c1", "transactions": transactions}])
+    fast, pandas_path = _both_paths(model, body)
+    assert fast == pandas_path
+    status, answer = fast
+    assert status == 422 and needle in answer["error"] and "\n" not in answer["error"]
+
+
+def test_a_span_longer_than_nanoseconds_hold_is_the_same_422_on_both_paths(model):
+    """106,751 days (2**63 ns) from first purchase to as_of score on both paths; one day more is 422."""
+    as_of = pd.Timestamp("2261-12-31")
+    answers = {}
+    for span in (106_751, 106_752, (as_of - pd.Timestamp("1678-01-01")).days):
+        first = (as_of - pd.Timedelta(days=span)).strftime("%Y-%m-%d")
+        body = {"as_of": "2261-12-31", "customers": [{"customer_id": "c1", "transactions": [
+            {"date": first, "amount": 1.0}, {"date": "2261-12-31T23:59:59", "amount": 2.0}]}]}
+        answers[span] = _both_paths(model, body)
+    assert [status for status, _ in answers[106_751]] == [200, 200]
+    assert answers[106_751][0][1]["scores"][0]["tenure_days"] == 106_751
+    for span in (106_752, 213_300):  # 213,300 days: 1678-01-01 to 2261-12-31
+        fast, pandas_path = answers[span]
+        assert fast == pandas_path and fast[0] == 422
+        assert fast[1]["error"].startswith(f"invalid request: customers[0]: first purchase ")
+        assert f"is {span:,} days before as_of 2261-12-31; at most 106,751 days" in fast[1]["error"]
+
+
+def test_docs_page_loads_only_local_assets(client):
+    import re as regex
+    page = client.get("/docs")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    urls = regex.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", page.text)
+    assert urls and not [u for u in urls if "://" in u or u.startswith("//")], urls
+    for url in urls:
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+    script = client.get("/docs/assets/swagger-ui-bundle.js")
+    assert "javascript" in script.headers["content-type"] and len(script.content) > 100_000
+    from swagger_ui_bundle import swagger_ui_path
+    assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
+    assert "swagger-ui-5." in str(swagger_ui_path)  # Swagger UI 4 cannot read OpenAPI 3.1
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN
+
+
+def test_amounts_may_be_left_out_only_for_a_model_without_amounts(model, log, batch_scores):
+    """A model trained with amounts: 422 naming the transaction; flagged ``has_amounts = False``: accepted."""
+    one_purchase = [{"date": "1997-01-02"}]
+    body = _body(customers=[{"customer_id": "c1", "transactions": one_purchase}])
+    for fast_max_customers, large_body_min_bytes in ((256, 2**16), (0, 2**16), (256, 10)):
+        config = ServeConfig(fast_path_max_customers=fast_max_customers, large_body_min_bytes=large_body_min_bytes)
+        with TestClient(create_app(URI, config, model=model)) as c:
+            response = c.post("/score", json=body)
+        assert response.status_code == 422
+        assert response.json()["error"] == ("invalid request: customers[0].transactions[0].amount: required (this "
+                                            "model was trained with amounts)")
+    without = dataclasses.replace(model.scorer)
+    without.has_amounts = False  # the attribute of CustomerScorer for models trained without amounts
+    no_amounts = LoadedModel(scorer=without, label=model.label, model_uri=URI, loaded_at="now")
+    for fast_max_customers in (256, 0):
+        with TestClient(create_app(URI, ServeConfig(fast_path_max_customers=fast_max_customers),
+                                   model=no_amounts)) as c:
+            response = c.post("/score", json=body)
+        assert response.status_code == 200, response.text
+        row = response.json()["scores"][0]
+        assert row["frequency"] == 0 and row["tenure_days"] == (pd.Timestamp(AS_OF) - pd.Timestamp("1997-01-02")).days
+    with TestClient(create_app(URI, ServeConfig(), model=model)) as c:  # explicit null stays an error
+        assert "valid number" in c.post("/score", json=_tx(amount=None)).json()["error"]

@@ -51,8 +51,8 @@ def test_evaluate_reproduces_the_training_holdout_auc_and_counts(master):
     assert proc.returncode == 0, proc.stderr
     record = json.loads((out / "evaluation.json").read_text())
     holdout = master["result"].metrics
-    assert abs(record["metrics"]["auc_churn_classifier"] - holdout["auc_churn_classifier"]) < 1e-9
-    assert abs(record["metrics"]["brier_churn_classifier"] - holdout["brier_churn_classifier"]) < 1e-9
+    assert abs(record["metrics"]["auc_churn_probability"] - holdout["auc_churn_probability"]) < 1e-9
+    assert abs(record["metrics"]["brier_churn_probability"] - holdout["brier_churn_probability"]) < 1e-9
     # actual outcomes recounted from the raw log: purchase days in (as_of, as_of + 90]
     raw = master["raw"]
     window = raw[(raw["date"] > "1997-09-30") & (raw["date"] <= "1997-12-29")]

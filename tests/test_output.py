@@ -8,10 +8,10 @@ from custscore.errors import CustscoreError
 from custscore.serving.output import write_table_atomic
 
 
-class Boom:
-    """A frame-like object whose to_csv writes part of the file, then crashes."""
+class Boom(pd.DataFrame):
+    """A frame whose to_csv writes part of the file, then crashes."""
 
-    def to_csv(self, handle, index=False):
+    def to_csv(self, handle, **kwargs):
         handle.write(b"customer_id,clv\n0001,")
         raise RuntimeError("disk on fire")
 

@@ -143,7 +143,7 @@ def test_actions_csv_sorted_by_value_at_risk(report_dir):
 
 
 def test_sidecar_records_every_threshold(report_dir, trained):
-    sidecar = json.loads((report_dir / "scores.segments.json").read_text())
+    sidecar = json.loads((report_dir / "scores.csv.segments.json").read_text())
     scorer = trained["result"].scorer
     assert set(sidecar["config"]) == {f.name for f in dataclasses.fields(SegmentConfig)}
     assert set(sidecar["thresholds"]) == {f.name for f in dataclasses.fields(SegmentThresholds)}
@@ -175,7 +175,7 @@ def test_page_is_self_contained(report_dir):
 
 def test_report_errors_name_the_file(tmp_path, report_dir):
     shutil.copy(report_dir / "scores.csv", tmp_path / "scores.csv")  # without its sidecar
-    with pytest.raises(CustscoreError, match=r"scores\.segments\.json not found"):
+    with pytest.raises(CustscoreError, match=r"scores\.csv\.segments\.json not found"):
         write_report(tmp_path / "scores.csv", tmp_path / "report.html")
     with pytest.raises(CustscoreError, match=r"\.html"):
         write_report(report_dir / "scores.csv", tmp_path / "report.pdf")

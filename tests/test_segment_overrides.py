@@ -27,12 +27,12 @@ def test_margin_and_settings_file_override_the_model(trained, cdnow_sample_csv, 
     pd.testing.assert_series_equal(b["current_value"], 0.3 * a["current_value"], check_names=False)
     # the class follows the new cut on 365-day spend (value_class III/IV = high current value)
     assert ((b["spend_365d"] > 50.0) == b["value_class"].isin(["III", "IV"])).all()
-    sidecar = json.loads((tmp_path / "scores.segments.json").read_text())
+    sidecar = json.loads((tmp_path / "scores.csv.segments.json").read_text())
     assert sidecar["config"]["margin_rate"] == 0.3 and sidecar["config"]["alert_churn_probability"] == 0.9
     assert sidecar["thresholds"]["current_spend_high"] == 50.0 and sidecar["n_customers"] == 2357
     # passing a run's sidecar back reproduces its segments
     again = tmp_path / "again.csv"
-    assert _score(trained, cdnow_sample_csv, again, "--segments", str(tmp_path / "scores.segments.json")).returncode == 0
+    assert _score(trained, cdnow_sample_csv, again, "--segments", str(tmp_path / "scores.csv.segments.json")).returncode == 0
     pd.testing.assert_frame_equal(pd.read_csv(again, dtype={"customer_id": str}), b)
 
 

@@ -5,6 +5,8 @@ one SparkEngine serve the whole module (starting the JVM takes 10-20 s).
 """
 from __future__ import annotations
 
+import json
+
 import re
 import shutil
 import subprocess
@@ -110,7 +112,10 @@ def test_score_cli_spark_equals_local_engine(spark, trained, cdnow_sample_csv, t
     local, on_spark = pd.read_parquet(outputs["pandas"]), pd.read_parquet(outputs["spark"])
     assert len(local) == 2357
     pd.testing.assert_frame_equal(on_spark, local, check_dtype=False, **TOL)
-    assert (tmp_path / "scores_spark.segments.json").read_text() == (tmp_path / "scores_pandas.segments.json").read_text()
+    sidecars = {e: json.loads((tmp_path / f"scores_{e}.parquet.segments.json").read_text()) for e in outputs}
+    assert "data_sha256" in sidecars["pandas"] and "data_sha256" not in sidecars["spark"]  # a folder has no checksum
+    sidecars["pandas"].pop("data_sha256")
+    assert sidecars["spark"] == sidecars["pandas"]
 
 
 def test_score_spark_refuses_csv_output_in_one_line(trained, cdnow_sample_csv, tmp_path, capsys):
@@ -122,15 +127,20 @@ def test_score_spark_refuses_csv_output_in_one_line(trained, cdnow_sample_csv, t
                                  "writes Parquet; use a name ending in .parquet"]
 
 
-def test_bad_row_gives_the_pandas_engine_message(spark, tmp_path):
-    path = tmp_path / "bad.csv"
-    path.write_text("customer_id,date,amount\n1,2020-01-01,5\n2,2020-01-02,12 EUR\n3,2020-01-03,x\n")
+def _same_error_as_pandas(spark, path: Path) -> str:
+    """The Spark engine's error on ``path``, asserted equal to the pandas engine's."""
     with pytest.raises(CustscoreError) as expected:
         read_transactions(path)
     with pytest.raises(CustscoreError) as got:
         SparkEngine(path, spark=spark)
     assert str(got.value) == str(expected.value)
-    assert "row 2: column 'amount': amount is not a finite number: '12 EUR'" in str(got.value)
+    return str(got.value)
+
+
+def test_bad_row_gives_the_pandas_engine_message(spark, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("customer_id,date,amount\n1,2020-01-01,5\n2,2020-01-02,12 EUR\n3,2020-01-03,x\n")
+    assert "row 2: column 'amount': amount is not a finite number: '12 EUR'" in _same_error_as_pandas(spark, path)
 
 
 def test_only_the_spark_modules_import_pyspark():
@@ -245,3 +255,48 @@ def test_log_without_amounts_gives_the_btyd_counts_of_the_log_with_amounts(spark
     columns = ["frequency", "recency_days", "T_days"]
     pd.testing.assert_frame_equal(got[columns], expected[columns], check_exact=True)
     assert (got["monetary_value"] == 0.0).all()
+
+
+@pytest.mark.parametrize("ids", [[{"a": 1}, {"a": 2}], [[1], [2]]])
+def test_struct_or_list_ids_are_refused_as_in_features_io(spark, tmp_path, ids):
+    path = tmp_path / "nested.parquet"
+    pd.DataFrame({"customer_id": ids, "date": pd.to_datetime(["2020-01-01", "2020-01-02"]),
+                  "amount": [1.0, 2.0]}).to_parquet(path)
+    with pytest.raises(CustscoreError) as got:
+        SparkEngine(path, spark=spark)
+    assert "column 'customer_id': customer id must be text or a whole number, not a struct or list" in str(got.value)
+    assert len(str(got.value).splitlines()) == 1
+
+
+def _spreadsheet_csv(path: Path, text: str) -> Path:
+    path.write_bytes(("\ufeff" + text).replace("\n", "\r\n").encode("utf-8"))  # BOM + CRLF, as Excel writes
+    return path
+
+
+def test_bom_in_the_header_is_skipped_as_in_features_io(spark, tmp_path):
+    path = _spreadsheet_csv(tmp_path / "bom.csv", "customer_id,date,amount\n1,2020-01-01,5\n1,2020-01-11,7.5\n"
+                                                  "2,2020-01-05,3\n")
+    engine = SparkEngine(path, spark=spark)
+    try:
+        got = engine.customer_features("2020-01-31", "D")
+    finally:
+        engine.close()
+    pd.testing.assert_frame_equal(got, PandasEngine(read_transactions(path)).customer_features("2020-01-31", "D"),
+                                  **TOL)
+    assert got.index.tolist() == ["1", "2"] and got["frequency"].tolist() == [1, 0]
+    assert got.loc["1", "monetary_value"] == 7.5  # hand count: the repeat purchase
+
+
+def test_decimal_comma_csv_reads_with_the_options_and_names_them_without(spark, tmp_path):
+    from custscore.config import ColumnMap
+
+    path = _spreadsheet_csv(tmp_path / "excel.csv", "customer_id;date;amount\n1;2020-01-01;29,33\n"
+                                                    "1;2020-01-01;0,67\n1;2020-01-20;10,5\n2;2020-01-05;3\n")
+    columns = ColumnMap(csv_sep=";", decimal=",")
+    engine = SparkEngine(path, columns, spark=spark)
+    try:
+        got = engine.purchases.orderBy("customer_id", "date").toPandas()
+    finally:
+        engine.close()
+    assert got["amount"].tolist() == [30.0, 10.5, 3.0]  # hand sums: 29.33 + 0.67 on 2020-01-01
+    assert "looks like a decimal comma: pass --decimal ','" in _same_error_as_pandas(spark, path)

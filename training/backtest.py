@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from custscore.config import BacktestConfig, TrainConfig
 from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
-from custscore.training.evaluate import MODEL
+from custscore.training.evaluate import CLASSIFIER_SCORE, MODEL, churn_candidates
 from custscore.training.metrics import bootstrap_table
 from custscore.training.pipeline import TrainResult, train_scorer
 from custscore.training.plots import (calibration_purchases_plot, gains_plot, purchases_by_frequency,
@@ -126,7 +126,8 @@ def outcome_rows(train: TrainResult, engine: FeatureEngine, origin: pd.Timestamp
     scorer = train.scorer
     customers = ClippedEngine(engine, origin).customer_features(origin, scorer.time_unit)
     scores = scorer.score_customers(customers, origin, horizon_days)
-    rows = outcome_frame(scores, engine, origin, horizon_days)
+    candidates = churn_candidates(scorer, customers, scores, train.churn.classifier, horizon_days)
+    rows = outcome_frame(scores, engine, origin, horizon_days, candidates)
     rows.insert(0, "origin", origin.date().isoformat())
     return rows
 
@@ -142,7 +143,8 @@ def score_rows(rows: pd.DataFrame, config: BacktestConfig, seed: int,
     """Flat metrics and the bootstrap table of outcome rows (one origin or pooled)."""
     y = rows["churned"].to_numpy()
     candidates = {name: rows[name].to_numpy() for name in candidate_columns(rows)}
-    table = bootstrap_table(y, candidates, probabilities=(MODEL,), reference=MODEL, n_boot=config.n_bootstrap,
+    table = bootstrap_table(y, candidates, probabilities=tuple(n for n in (MODEL, CLASSIFIER_SCORE) if n in candidates),
+                            reference=MODEL, n_boot=config.n_bootstrap,
                             seed=seed, level=config.confidence,
                             groups=rows["customer_id"].to_numpy() if pooled else None)
     metrics = {f"{r.metric}_{r.score}": r.estimate for r in table.itertuples()}
@@ -187,7 +189,9 @@ def run_backtest(engine: FeatureEngine, config: BacktestConfig) -> BacktestResul
         "churn_rate": [r.metrics["churn_rate_actual"] for r in results],
         "predicted": [r.metrics["purchases_predicted"] for r in results],
         "actual": [r.metrics["purchases_actual"] for r in results],
-        **{f"auc_{name}": [r.metrics[f"auc_{name}"] for r in results] for name in candidate_columns(pooled_rows)},
+        "churn_model": [r.train.scorer.churn_model for r in results],
+        **{f"auc_{name}": [r.metrics.get(f"auc_{name}", float("nan")) for r in results]
+           for name in dict.fromkeys(c for r in results for c in candidate_columns(r.rows))},
         "brier_" + MODEL: [r.metrics[f"brier_{MODEL}"] for r in results],
         "ece_" + MODEL: [r.metrics[f"ece_{MODEL}"] for r in results],
     })
@@ -195,6 +199,11 @@ def run_backtest(engine: FeatureEngine, config: BacktestConfig) -> BacktestResul
     pooled_figures["purchases_over_time.png"] = purchases_over_time_plot(by_origin, config.horizon_days)
     return BacktestResult(config=config, origins=results, table=table, metrics=metrics, by_origin=by_origin,
                           figures=pooled_figures)
+
+
+def backtest_warnings(result: BacktestResult) -> list[str]:
+    """Every origin's fit warnings, each prefixed with its origin date."""
+    return [f"origin {r.origin.date()}: {text}" for r in result.origins for text in r.train.warnings]
 
 
 def _comparison(table: pd.DataFrame) -> pd.DataFrame:
@@ -231,6 +240,8 @@ def format_comparison(result: BacktestResult) -> str:
         ece = f"{r.ece:>7.4f}" if isinstance(getattr(r, "ece", None), float) and np.isfinite(r.ece) else ""
         diff = f"{r.auc_minus_model:>+11.3f}  {r.auc_minus_model_ci:<17}" if r.score != MODEL else " " * 30
         lines.append(f"{r.score:<36}{r.auc:>7.3f}  {r.auc_ci:<16}{diff}{brier}{ece}")
+    lines.append("shipped as churn_probability: " + ", ".join(
+        f"{r.origin.date()} {r.train.scorer.churn_model} (AUC {r.metrics[f'auc_{MODEL}']:.3f})" for r in result.origins))
     lines.append(f"purchases in the horizon (summed over origins): predicted {m['purchases_predicted']:.0f}, "
                  f"actual {m['purchases_actual']:.0f} ({m['purchases_error_pct']:+.1f} %), per-customer MAE "
                  f"{m['purchases_mae']:.3f}")

@@ -19,10 +19,11 @@ from matplotlib.figure import Figure
 from custscore.atomic import write_atomic
 from custscore.config import BacktestConfig
 from custscore.errors import CustscoreError
+from custscore.spreadsheet import csv_bytes
 from custscore.features.customers import PandasEngine
 from custscore.features.io import read_transactions
-from custscore.training.backtest import BacktestResult, run_backtest
-from custscore.training.tracking import _finite, log_params_beside, model_params, prepare_experiment
+from custscore.training.backtest import BacktestResult, backtest_warnings, run_backtest
+from custscore.training.tracking import _finite, log_fit_warnings, log_params_beside, model_params, prepare_experiment
 
 
 def backtest_file(transactions_path: str | os.PathLike, config: BacktestConfig) -> tuple[BacktestResult, str]:
@@ -40,20 +41,22 @@ def backtest_file(transactions_path: str | os.PathLike, config: BacktestConfig) 
 
 def metrics_table(result: BacktestResult) -> pd.DataFrame:
     """Long table of every origin's and the pooled bootstrap table, with a ``scope`` column."""
-    parts = [r.table.assign(scope=r.origin.date().isoformat()) for r in result.origins]
-    parts.append(result.table.assign(scope="pooled"))
+    parts = [r.table.assign(scope=r.origin.date().isoformat(), churn_model=r.train.scorer.churn_model)
+             for r in result.origins]
+    shipped = ",".join(dict.fromkeys(r.train.scorer.churn_model for r in result.origins))
+    parts.append(result.table.assign(scope="pooled", churn_model=shipped))
     table = pd.concat(parts, ignore_index=True)
-    return table[["scope"] + [c for c in table.columns if c != "scope"]]
+    return table[["scope", "churn_model"] + [c for c in table.columns if c not in ("scope", "churn_model")]]
 
 
 def write_outputs(result: BacktestResult, folder: Path) -> list[Path]:
-    """Write the tables (CSV + JSON) and the pooled plots to ``folder`` atomically."""
+    """Write the tables (CSV for spreadsheets, JSON) and the pooled plots to ``folder`` atomically."""
     table = metrics_table(result)
     files = {
-        "metrics.csv": table.to_csv(index=False).encode(),
+        "metrics.csv": csv_bytes(table),
         "metrics.json": table.to_json(orient="records", indent=1).encode(),
-        "by_origin.csv": result.by_origin.to_csv(index=False).encode(),
-        "comparison.csv": result.comparison().to_csv(index=False).encode(),
+        "by_origin.csv": csv_bytes(result.by_origin),
+        "comparison.csv": csv_bytes(result.comparison()),
         "summary.json": json.dumps(_finite(result.metrics), indent=1, sort_keys=True).encode(),
     }
     files.update({name: _png(fig) for name, fig in result.figures.items()})
@@ -63,14 +66,18 @@ def write_outputs(result: BacktestResult, folder: Path) -> list[Path]:
 def log_backtest(result: BacktestResult, experiment_id: str | None) -> str:
     """One parent run (pooled) with a nested child run per origin; returns the parent id."""
     cfg = result.config
+    train_cfg = cfg.train_config(result.origins[0].origin)
     with mlflow.start_run(experiment_id=experiment_id, run_name="backtest") as parent:
         mlflow.set_tag("custscore.kind", "backtest")
+        log_fit_warnings(backtest_warnings(result))
         log_params_beside({"horizon_days": cfg.horizon_days, "time_unit": cfg.time_unit,
                            "origins": ",".join(r.origin.date().isoformat() for r in result.origins),
                            "n_bootstrap": cfg.n_bootstrap, "confidence": cfg.confidence, "seed": cfg.seed,
-                           "penalizer": cfg.penalizer, "discount_rate": cfg.discount_rate,
+                           "bgnbd_penalizer": train_cfg.bgnbd_penalizer, "gg_penalizer": train_cfg.gg_penalizer,
+                           "discount_rate": cfg.discount_rate,
                            "churn_calibration": _calibration_methods(result),
-                           "churn_windows": cfg.churn_windows})
+                           "churn_windows": cfg.churn_windows,
+                           "churn_model": ",".join(r.train.scorer.churn_model for r in result.origins)})
         mlflow.log_metrics(_finite(result.metrics))
         _log_tables_and_plots(metrics_table(result), result.figures)
         mlflow.log_table(result.by_origin, "tables/by_origin.json")
@@ -78,6 +85,7 @@ def log_backtest(result: BacktestResult, experiment_id: str | None) -> str:
         for origin in result.origins:
             with mlflow.start_run(experiment_id=experiment_id, nested=True,
                                   run_name=f"origin {origin.origin.date()}"):
+                log_fit_warnings(origin.train.warnings)
                 mlflow.log_params(model_params(origin.train, cfg.train_config(origin.origin)))
                 mlflow.log_metrics(_finite({**origin.train.metrics, **origin.metrics}))
                 _log_tables_and_plots(origin.table, origin.figures)

@@ -15,38 +15,24 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy.special import digamma, gammaln, hyp2f1, polygamma
 
-from custscore.errors import CustscoreError, FitError
+from custscore.errors import CustscoreError
 from custscore.threads import for_each_block, map_in_threads
-from custscore.training.fitting import (
-    ESTIMATOR_CONSTRAINTS,
-    FitSettings,
-    PairIndex,
-    check_hyperparameters,
-    check_rfm,
-    check_weights,
-    fit_log_params,
-    inverse_or_none,
-    sorted_codes,
-    systematic_sample,
-    total_weight,
-    unique_inverse,
-    unique_inverse_of_codes,
-    unique_rows,
-    value_index,
-)
+from custscore.training.churn import p_no_purchase
+from custscore.training.diagnostics import NBD_LIMIT_MEAN_DROPOUT, fmt, generic_warnings
+from custscore.training.fitting import PairIndex, check_rfm, sorted_codes, systematic_sample, unique_inverse, value_index
+from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, check_horizon
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
-#: Fewer customers than this cannot identify four parameters: refuse rather than guess.
-MIN_CUSTOMERS = 10
+#: The process each parameter describes, for fit warnings.
+PROCESSES = {"r": "purchase rate", "alpha": "purchase rate", "a": "dropout", "b": "dropout"}
+#: What a generic identification problem means for the scores.
+_CONSEQUENCE = "P(alive), expected purchases and CLV are uncertain; compare them with days since last purchase"
+#: Advice of a fit that does not converge: the option that penalises BG/NBD alone.
+FIT_ADVICE = "try --bgnbd-penalizer 0.001 or more data"
 #: From this many customers, conditional expectations are computed on distinct (x, T) pairs.
 _DEDUPE_FROM = 10_000
-#: Up to this many customers, identical (x, t_x, T) rows are merged before fitting. Above
-#: it the merge (a sort) costs more than it saves: a large fit passes over the full data only
-#: a few times (3 for the 1M-customer benchmark; :func:`custscore.training.fitting.fit_log_params`).
-_MERGE_ROWS_UP_TO = 200_000
 #: Rows per block in per-customer loops: the temporaries of one block stay in the CPU cache.
 _BLOCK_ROWS = 1 << 15
 
@@ -204,8 +190,28 @@ class BetaGeoLikelihood:
         return np.triu(h) + np.triu(h, 1).T
 
 
-class BetaGeoModel:
-    """BG/NBD model (FHL 2005) with a scikit-learn style estimator contract.
+#: Terms of :func:`_hyp2f1_series` before it gives up (NaN).
+_SERIES_TERMS = 200
+
+
+def _hyp2f1_series(A: np.ndarray, B: np.ndarray, C: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Gauss' series ``sum_n (A)_n (B)_n / ((C)_n n!) z**n`` term by term, shape of ``z``.
+
+    For the rows where scipy's ``hyp2f1`` fails; NaN where the series has not converged
+    (relative term below 1e-16) after :data:`_SERIES_TERMS` terms.
+    """
+    total = np.ones_like(z, dtype=float)
+    term = np.ones_like(z, dtype=float)
+    for n in range(_SERIES_TERMS):
+        term = term * (A + n) * (B + n) / ((C + n) * (n + 1.0)) * z
+        total = total + term
+        if np.all(np.abs(term) <= 1e-16 * np.abs(total)):
+            return total
+    return np.where(np.abs(term) <= 1e-16 * np.abs(total), total, np.nan)
+
+
+class BetaGeoModel(MaximumLikelihoodPurchaseModel):
+    """BG/NBD model (FHL 2005) with a scikit-learn style estimator contract (a :class:`PurchaseModel`).
 
     Parameters
     ----------
@@ -223,7 +229,10 @@ class BetaGeoModel:
     ``log_likelihood_`` (unpenalised, summed over customers, in the caller's unit),
     ``variance_matrix_`` (DataFrame, inverse Hessian of the unpenalised negative
     log-likelihood in natural parameters, or ``None`` if that Hessian is not positive
-    definite), ``n_customers_`` (sum of weights).
+    definite), ``n_customers_`` (sum of weights), ``diagnostics_`` (dict of plain data:
+    parameters on the optimiser's box, condition number of the information, standard
+    errors, mean dropout ``a/(a+b)``, lowest P(alive) of a repeat customer) and
+    ``warnings_`` (tuple of texts, one per problem: see :meth:`_warnings`).
 
     >>> import numpy as np
     >>> m = BetaGeoModel()
@@ -232,55 +241,39 @@ class BetaGeoModel:
     [0.7266, 1.0]
     """
 
-    def __init__(self, *, penalizer: float = 0.0, n_starts: int = 5, seed: int = 0) -> None:
-        self.penalizer = penalizer
-        self.n_starts = n_starts
-        self.seed = seed
+    PARAM_NAMES = PARAM_NAMES
+    MODEL_NAME = "BG/NBD"
+    FIT_ADVICE = FIT_ADVICE
+    TIME_PARAMS = ("alpha",)
 
-    # ------------------------------------------------------------------ fitting
+    def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> "BetaGeoLikelihood":
+        return BetaGeoLikelihood(x, t_x, T, w)
 
-    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> "BetaGeoModel":
-        """Fit by maximum likelihood; ``weights`` are the number of customers each row stands for.
+    def _extra_diagnostics(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> dict[str, Any]:
+        """Mean dropout ``a/(a+b)`` and the lowest P(alive) of a repeat customer."""
+        a, b = self.params_["a"], self.params_["b"]
+        repeat = x > 0
+        return {"mean_dropout": a / (a + b),
+                "min_p_alive_repeat": float(np.min(self.p_alive(x[repeat], t_x[repeat], T[repeat])))}
 
-        Inputs are validated before any casting (see :func:`custscore.training.fitting.check_rfm`);
-        identical ``(x, t_x, T)`` rows of small data are collapsed into one row with summed weights.
-        Raises :class:`FitError` if there are no customers, no repeat purchase at all, or
-        the optimiser does not converge.
+    def _warnings(self) -> list[str]:
+        """One text per identification problem of the fit (plain, no ``warning:`` prefix).
+
+        The negative-binomial limit (FHL 2005, section 3): ``a/(a+b) <`` NBD_LIMIT_MEAN_DROPOUT,
+        the dropout process is not identified and P(alive) is ~1 for everyone; it explains
+        ``a``/``b`` on the box and a singular information matrix, so it is the only text then.
+        Otherwise: parameters on the box, or a near-singular information matrix.
         """
-        check_hyperparameters(
-            {"penalizer": self.penalizer, "n_starts": self.n_starts, "seed": self.seed}, ESTIMATOR_CONSTRAINTS
-        )
-        x, t_x, t_cal = check_rfm(frequency, recency, T)
-        w = check_weights(weights, len(x))
-        if total_weight(w) < MIN_CUSTOMERS:
-            raise FitError(f"cannot fit BG/NBD: need at least {MIN_CUSTOMERS} customers, got {total_weight(w)}")
-        if not np.any(x > 0):
-            raise FitError("cannot fit BG/NBD: no customer has a repeat purchase")
-
-        if len(x) <= _MERGE_ROWS_UP_TO:
-            (x, t_x, t_cal), w = unique_rows([x, t_x, t_cal], w)
-        likelihood = BetaGeoLikelihood(x, t_x, t_cal, w)
-        # Internal time unit: the largest T becomes 1 (start at all-ones, unit-free penalty).
-        scales = np.array([1.0, float(t_cal.max()), 1.0, 1.0])
-        settings = FitSettings(penalizer=float(self.penalizer), n_starts=self.n_starts, seed=self.seed)
-        params = fit_log_params(likelihood, PARAM_NAMES, scales, settings, "BG/NBD")
-
-        self.params_ = {name: float(v) for name, v in zip(PARAM_NAMES, params)}
-        self.log_likelihood_ = likelihood.value_and_gradient(params)[0]
-        inv = inverse_or_none(-likelihood.hessian(params))
-        self.variance_matrix_ = (
-            None if inv is None else pd.DataFrame(inv, index=list(PARAM_NAMES), columns=list(PARAM_NAMES))
-        )
-        self.n_customers_ = total_weight(w)
-        return self
+        d, p = self.diagnostics_, self.params_
+        if d["mean_dropout"] < NBD_LIMIT_MEAN_DROPOUT:
+            nbd = [(f"BG/NBD: dropout not identified (a={fmt(p['a'])}, b={fmt(p['b'])}, the negative-binomial "
+                    f"limit, mean dropout per purchase {fmt(d['mean_dropout'])}): P(alive) is ~1 for everyone "
+                    f"(1 - P(alive) <= {fmt(1 - d['min_p_alive_repeat'])}) and does not rank churn; rely on churn_probability "
+                    "/ days since last purchase")]
+            return nbd + generic_warnings("BG/NBD", d, p, PROCESSES, _CONSEQUENCE, skip=("a", "b"))
+        return generic_warnings("BG/NBD", d, p, PROCESSES, _CONSEQUENCE)
 
     # ------------------------------------------------------------------ predictions
-
-    def _params(self) -> tuple[float, float, float, float]:
-        if not hasattr(self, "params_"):
-            raise FitError("BetaGeoModel is not fitted yet: call fit first")
-        p = self.params_
-        return p["r"], p["alpha"], p["a"], p["b"]
 
     def log_likelihood_per_customer(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Log-likelihood of each customer's ``(x, t_x, T)``, FHL 2005 eq. 6 in log form.
@@ -339,9 +332,7 @@ class BetaGeoModel:
         """
         r, alpha, a, b = self._params()
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        t = np.asarray(t, dtype=float)
-        if np.any(~np.isfinite(t)) or np.any(t < 0):
-            raise CustscoreError(f"t: must be finite and >= 0, got {t!r}")
+        t = check_horizon(t)
         if t.ndim == 0 and x.size > _DEDUPE_FROM:
             # The bracket depends on (x, T) only: evaluate hyp2f1 once per distinct pair
             # (tens of thousands for millions of customers counted in days).
@@ -390,11 +381,15 @@ class BetaGeoModel:
 
     def _conditional_bracket(self, t: np.ndarray, x: np.ndarray, t_cal: np.ndarray) -> np.ndarray:
         """``(a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(...)]`` of eq. 10."""
-        r, alpha, a, b = self._params()
-        z = t / (alpha + t_cal + t)
-        c = a + b + x - 1.0
-        hyp_term = np.exp((a - 1.0) * np.log1p(-z)) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
-        return c / (a - 1.0) * (1.0 - hyp_term)
+        return conditional_bracket(t, x, t_cal, *self._params())
+
+    def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+        """Probability of no repeat purchase in ``(T, T + t]`` (``t`` in the model's unit).
+
+        See :func:`custscore.training.churn.p_no_purchase` (FHL 2005, section 3).
+        """
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        return p_no_purchase(self, float(check_horizon(t)), x, t_cal, self.p_alive(x, t_x, t_cal))
 
     def expected_purchases_new(self, t: Any) -> np.ndarray:
         """Unconditional expected repeat purchases in ``(0, t]`` of a new customer, FHL 2005 eq. 9.
@@ -409,3 +404,27 @@ class BetaGeoModel:
         # = (1-z)**(a-1) 2F1(a+b-1-r, a-1; a+b-1; z).
         hyp_term = np.exp((a - 1.0) * np.log1p(-z)) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b - 1.0, z)
         return (a + b - 1.0) / (a - 1.0) * (1.0 - hyp_term)
+
+
+def conditional_bracket(t: np.ndarray, x: np.ndarray, t_cal: np.ndarray, r: float, alpha: float, a: float,
+                        b: float) -> np.ndarray:
+    """``(a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))]``.
+
+    The bracket of FHL 2005 eq. 10 (it depends on ``(x, T)`` only), via Euler's
+    transformation ``(1-z)**(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)`` with a series fallback
+    where scipy's ``hyp2f1`` fails. MBG/NBD's bracket is this one at ``b + 1``
+    (:mod:`custscore.training.mbgnbd`).
+    """
+    z = t / (alpha + t_cal + t)
+    c = a + b + x - 1.0
+    hyp_term = np.exp((a - 1.0) * np.log1p(-z)) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
+    failed = ~np.isfinite(hyp_term)
+    if np.any(failed):
+        # scipy's hyp2f1 returns NaN for first parameters of millions (the Poisson limit
+        # r, alpha -> inf of a fit on days of history); the direct form's series
+        # converges there in a few terms because r b z / c is small.
+        z_f, x_f = np.broadcast_to(z, failed.shape)[failed], np.broadcast_to(x, failed.shape)[failed]
+        series = _hyp2f1_series(r + x_f, b + x_f, np.broadcast_to(c, failed.shape)[failed], z_f)
+        hyp_term = np.array(hyp_term, dtype=float, copy=True)
+        hyp_term[failed] = np.exp((r + x_f) * np.log1p(-z_f)) * series
+    return c / (a - 1.0) * (1.0 - hyp_term)

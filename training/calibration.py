@@ -26,12 +26,13 @@ from custscore.errors import CustscoreError
 CALIBRATION_METHODS = CHURN_CALIBRATION_METHODS
 #: What :class:`ProbabilityCalibrator` fits for each method.
 _FITTED = {"none": "none", "sigmoid": "sigmoid", "isotonic": "isotonic", "sigmoid-latest": "sigmoid"}
-#: Probabilities are clipped to [_EPS, 1 - _EPS] before taking the logit.
-_EPS = 1e-6
+#: Probabilities are clipped to [PROBABILITY_EPS, 1 - PROBABILITY_EPS] before taking the logit.
+PROBABILITY_EPS = 1e-6
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=float), _EPS, 1.0 - _EPS)
+def clipped_logit(p: np.ndarray) -> np.ndarray:
+    """``ln(p / (1 - p))`` of ``p`` clipped to [PROBABILITY_EPS, 1 - PROBABILITY_EPS]: bounded by +-13.8."""
+    p = np.clip(np.asarray(p, dtype=float), PROBABILITY_EPS, 1.0 - PROBABILITY_EPS)
     return np.log(p / (1.0 - p))
 
 
@@ -48,19 +49,29 @@ def fitting_method(method: str) -> str:
 
 
 class ProbabilityCalibrator:
-    """Map raw churn probabilities to calibrated ones.
+    """Map raw churn probabilities (or scores on the log-odds scale) to calibrated ones.
 
     Parameters
     ----------
     method : ``none``, ``sigmoid`` or ``isotonic`` (see :func:`fitting_method`).
+    scale : ``probability`` (inputs in [0, 1]; Platt works on their clipped logit) or
+        ``log-odds`` (inputs already on the real line, e.g. a transformed baseline score).
+
+    Fitted state is plain numbers and arrays: ``slope_``, ``intercept_`` (Platt map
+    ``expit(slope_ * z + intercept_)``) or ``thresholds_x_``, ``thresholds_y_`` (isotonic
+    step function, linear between thresholds and clipped outside, as scikit-learn's).
 
     >>> cal = ProbabilityCalibrator(method="sigmoid").fit(np.array([0.2, 0.2, 0.8, 0.8]), np.array([0, 1, 1, 1]))
     >>> bool(cal.transform(np.array([0.2]))[0] > 0.2)
     True
     """
 
-    def __init__(self, *, method: str = "sigmoid") -> None:
+    def __init__(self, *, method: str = "sigmoid", scale: str = "probability") -> None:
         self.method = method
+        self.scale = scale
+
+    def _z(self, p: np.ndarray) -> np.ndarray:
+        return clipped_logit(p) if getattr(self, "scale", "probability") == "probability" else np.asarray(p, dtype=float)
 
     def fit(self, p: np.ndarray, y: np.ndarray) -> "ProbabilityCalibrator":
         if self.method not in ("none", "sigmoid", "isotonic"):
@@ -68,21 +79,19 @@ class ProbabilityCalibrator:
         y = np.asarray(y)
         # the fitted maps are kept as plain numbers and arrays (the model file is data only)
         if self.method == "sigmoid":
-            model = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(p)[:, None], y)
-            #: Platt map ``expit(slope_ * logit(p) + intercept_)``, applied without scikit-learn
-            self.slope_, self.intercept_ = float(model.coef_[0, 0]), float(model.intercept_[0])
+            platt = LogisticRegression(C=1e6, max_iter=1000).fit(self._z(p)[:, None], y)
+            self.slope_, self.intercept_ = float(platt.coef_[0, 0]), float(platt.intercept_[0])
         elif self.method == "isotonic":
-            model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(np.asarray(p), y)
-            #: the fitted step function's knots (increasing ``x``), interpolated linearly and
-            #: clipped at both ends like scikit-learn's ``predict``
-            self.x_thresholds_, self.y_thresholds_ = model.X_thresholds_, model.y_thresholds_
+            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(np.asarray(p, dtype=float), y)
+            self.thresholds_x_ = np.asarray(iso.X_thresholds_, dtype=float)
+            self.thresholds_y_ = np.asarray(iso.y_thresholds_, dtype=float)
         self.n_validation_ = int(y.size)
         return self
 
     def transform(self, p: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, shape like ``p``."""
         if self.method == "sigmoid":
-            return expit(self.slope_ * _logit(p) + self.intercept_)
+            return expit(self.slope_ * self._z(p) + self.intercept_)
         if self.method == "isotonic":
-            return np.interp(np.asarray(p, dtype=float), self.x_thresholds_, self.y_thresholds_)
+            return np.interp(np.asarray(p, dtype=float), self.thresholds_x_, self.thresholds_y_)
         return np.asarray(p, dtype=float)

@@ -12,15 +12,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from custscore.config import DAYS_PER_UNIT, DAYS_PER_YEAR
 from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
 from custscore.features.lookup import index_positions
 from custscore.features.rfm import duration_columns
-from custscore.training.calibration import ProbabilityCalibrator, fitting_method
+from custscore.training.calibration import ProbabilityCalibrator, clipped_logit, fitting_method
 
 #: Columns the classifier sees, in this order (training and scoring share the list).
 CHURN_FEATURES: tuple[str, ...] = (
@@ -47,8 +45,8 @@ CHURN_FEATURES: tuple[str, ...] = (
     "days_since_last_over_ipt",
     "horizon_over_ipt",
 )
-#: The inputs of classifiers fitted before ``horizon_days`` and the ratios were added.
-_FIRST_FEATURES = CHURN_FEATURES[:16]
+#: Features made of amounts: constant 0 for a log without amounts, so never fitted then.
+SPEND_FEATURES: tuple[str, ...] = ("monetary_value", "spend_90d", "spend_365d")
 
 
 def churn_labels(engine: FeatureEngine, known: pd.Index, reference_date: pd.Timestamp,
@@ -117,14 +115,36 @@ def p_no_purchase(bgnbd, t: float, frequency: np.ndarray, T: np.ndarray, p_alive
 
 #: Rows per block in :meth:`ChurnClassifier.predict_proba` (bounds its temporaries to a few MB).
 _PROBA_BLOCK_ROWS = 1 << 16
+#: Features that are probabilities: they enter as clipped logits (bounded by +-13.8), not
+#: as signed_log1p of a value squeezed against 1 (README, "Churn model").
+PROBABILITY_FEATURES: frozenset[str] = frozenset({"p_alive", "p_no_purchase_horizon"})
+#: A transformed feature whose standard deviation is at most this times max(|mean|, 1)
+#: is float noise at fit time: it is dropped instead of being divided by that spread.
+NOISE_RTOL = 1e-8
 
 
 def _signed_log1p(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
+def transform_features(A: np.ndarray, names: list[str]) -> np.ndarray:
+    """The classifier's input transform, column by column: clipped logit for
+    :data:`PROBABILITY_FEATURES`, signed ``log1p`` for counts, days and money. Shape of ``A``."""
+    out = _signed_log1p(A)
+    for j, name in enumerate(names):
+        if name in PROBABILITY_FEATURES:
+            out[:, j] = clipped_logit(A[:, j])
+    return out
+
+
+def noise_level_columns(Z: np.ndarray) -> np.ndarray:
+    """Boolean mask of columns of ``Z`` whose spread is float noise relative to their magnitude."""
+    mean = Z.mean(axis=0)
+    return Z.std(axis=0) <= NOISE_RTOL * np.maximum(np.abs(mean), 1.0)
+
+
 class ChurnClassifier:
-    """Logistic regression on log-scaled RFM, activity and BG/NBD features.
+    """Logistic regression on log-scaled RFM and activity features and logits of BG/NBD probabilities.
 
     Parameters
     ----------
@@ -139,14 +159,20 @@ class ChurnClassifier:
 
     ``predict_proba(X)`` returns P(churn) of shape ``(n_customers,)``; ``X`` is a frame
     with :data:`CHURN_FEATURES` or an array with those columns in that order.
+
+    Fitted state is plain data: ``features_`` (input columns, :data:`CHURN_FEATURES`),
+    ``used_features_`` and ``dropped_features_`` (constant or float-noise columns at fit
+    time, given no weight), ``weights_`` (one per used feature, on the transformed scale)
+    and ``bias_``, ``calibrator_`` (a :class:`ProbabilityCalibrator`).
     """
 
     #: Not saved in the model file: the fitted pipeline is folded into ``weights_`` and ``bias_``.
-    _transient_ = ("pipeline_",)
+    _transient_ = ("pipeline_",)  # fitted state kept only in memory (never in a model file)
 
     def __init__(self, *, C: float = 0.01, calibration: str = "none", max_train_examples: int = 500_000,
-                 seed: int = 0) -> None:
+                 seed: int = 0, exclude: tuple[str, ...] = ()) -> None:
         self.C = C
+        self.exclude = exclude
         self.calibration = calibration
         self.max_train_examples = max_train_examples
         self.seed = seed
@@ -163,23 +189,27 @@ class ChurnClassifier:
                 "cannot train the churn classifier: every customer at the reference date has the same "
                 f"label ({'churned' if y.size and y[0] == 1 else 'active'}); choose another cutoff or horizon"
             )
-        self.pipeline_ = make_pipeline(
-            FunctionTransformer(_signed_log1p),
-            StandardScaler(),
-            LogisticRegression(C=self.C, max_iter=2000),
-        )
-        self.features_ = list(CHURN_FEATURES)
+        self.features_ = [c for c in CHURN_FEATURES if c not in self.exclude]
         if y.size > self.max_train_examples:  # draw the examples before building their matrix
             keep = np.sort(np.random.default_rng(self.seed).choice(y.size, self.max_train_examples, replace=False))
             A, y = X[self.features_].iloc[keep].to_numpy(dtype=float), y[keep]
         else:
             A = X[self.features_].to_numpy(dtype=float)
-        self.pipeline_.fit(A, y)
-        # the fitted pipeline folded into one linear map of signed_log1p(features): scoring one
-        # customer is a dot product instead of three scikit-learn calls
-        scaler, logistic = self.pipeline_[1], self.pipeline_[2]
-        self.weights_ = logistic.coef_[0] / scaler.scale_
-        self.bias_ = float(logistic.intercept_[0] - self.weights_ @ scaler.mean_)
+        bad = [name for name, ok in zip(self.features_, np.isfinite(A).all(axis=0)) if not ok]
+        if bad:  # a bug upstream (churn_features promises finite values), never a silent fill
+            raise ValueError(f"churn features not finite: {bad}")
+        Z = transform_features(A, self.features_)
+        noise = noise_level_columns(Z)
+        self.dropped_features_ = [name for name, drop in zip(self.features_, noise) if drop]
+        self.used_features_ = [name for name, drop in zip(self.features_, noise) if not drop]
+        self._used_columns_ = np.flatnonzero(~noise)
+        Z = Z[:, self._used_columns_]
+        mean, scale = Z.mean(axis=0), Z.std(axis=0)
+        logistic = LogisticRegression(C=self.C, max_iter=2000).fit((Z - mean) / scale, y)
+        # folded into one linear map of the transformed features: scoring one customer is a
+        # dot product, and the fitted state is two arrays
+        self.weights_ = logistic.coef_[0] / scale
+        self.bias_ = float(logistic.intercept_[0] - self.weights_ @ mean)
         self.n_train_ = int(y.size)
         self.churn_rate_train_ = float(y.mean())
         if self.calibration != "none" and X_val is None:
@@ -193,9 +223,8 @@ class ChurnClassifier:
         return self
 
     def _raw_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        features = getattr(self, "features_", list(_FIRST_FEATURES))  # scorers fitted before the ratios
-        if not isinstance(X, np.ndarray) and list(X.columns) != features:
-            X = X[features]  # churn_features() frames already hold exactly these columns
+        if not isinstance(X, np.ndarray) and list(X.columns) != self.features_:
+            X = X[self.features_]  # churn_features() frames already hold exactly these columns
         if len(X) > _PROBA_BLOCK_ROWS:  # rows in blocks: the temporaries of millions of rows stay small
             out = np.empty(len(X))
             for start in range(0, len(X), _PROBA_BLOCK_ROWS):
@@ -203,14 +232,11 @@ class ChurnClassifier:
                 out[rows] = self._raw_proba(X[rows] if isinstance(X, np.ndarray) else X.iloc[rows])
             return out
         A = np.asarray(X, dtype=float) if isinstance(X, np.ndarray) else X.to_numpy(dtype=float)
-        if not hasattr(self, "weights_"):
-            return self.pipeline_.predict_proba(A)[:, 1]
-        return expit(_signed_log1p(A) @ self.weights_ + self.bias_)
+        used = self._used_columns_
+        return expit(transform_features(A[:, used], [self.features_[j] for j in used]) @ self.weights_ + self.bias_)
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """P(no purchase within the horizon), shape (n_customers,)."""
         if len(X) == 0:
             return np.zeros(0)
-        raw = self._raw_proba(X)
-        calibrator = getattr(self, "calibrator_", None)  # scorers saved before calibration existed
-        return raw if calibrator is None else calibrator.transform(raw)
+        return self.calibrator_.transform(self._raw_proba(X))

@@ -17,27 +17,28 @@ from matplotlib.figure import Figure
 from custscore.config import DAYS_PER_UNIT
 from custscore.features.customers import FeatureEngine
 from custscore.features.lookup import reindex_fill
-from custscore.training.churn import churn_labels
-from custscore.training.metrics import brier, roc_auc
+from custscore.training.churn import ChurnClassifier, churn_features, churn_labels
+from custscore.training.churn_select import candidate_scores
+from custscore.training.metrics import brier, expected_calibration_error, roc_auc
 from custscore.training.plots import calibration_purchases_plot, purchases_by_frequency, roc_plot
 from custscore.training.scorer import CustomerScorer
 
-#: Name of the model's churn score next to the baselines.
-MODEL = "churn_classifier"
+#: Name of the shipped churn score (``churn_probability``) next to the classifier and the baselines.
+MODEL = "churn_probability"
+#: Name of the classifier's score (fitted at the cutoff, shipped or not).
+CLASSIFIER_SCORE = "churn_classifier"
 
 
-def churn_candidates(scores: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The model's churn probability and the baselines, each oriented higher = more churn.
+def churn_candidates(scorer: CustomerScorer, customers: pd.DataFrame, scores: pd.DataFrame,
+                     classifier: Optional[ChurnClassifier] = None,
+                     horizon_days: Optional[int] = None) -> dict[str, np.ndarray]:
+    """What shipped, the classifier and the baselines on the customers of ``scores``, higher = more churn.
 
-    ``scores`` is a score table (:data:`~custscore.training.scorer.SCORE_COLUMNS`).
+    ``customers`` are the features ``scores`` were computed from (same rows and order).
     """
-    return {
-        MODEL: scores["churn_probability"].to_numpy(dtype=float),
-        "baseline_bgnbd_expected_purchases": -scores["expected_purchases"].to_numpy(dtype=float),
-        "baseline_bgnbd_p_alive": 1.0 - scores["p_alive"].to_numpy(dtype=float),
-        "baseline_days_since_last_purchase": scores["days_since_last_purchase"].to_numpy(dtype=float),
-        "baseline_n_purchases_90d": -scores["n_purchases_90d"].to_numpy(dtype=float),
-    }
+    horizon = scorer.horizon_days if horizon_days is None else int(horizon_days)
+    X = churn_features(customers, scorer.bgnbd, horizon, scorer.time_unit)
+    return candidate_scores(X, scores["churn_probability"].to_numpy(dtype=float), classifier)
 
 
 def purchase_metrics(predicted: np.ndarray, actual: np.ndarray, prefix: str) -> dict[str, float]:
@@ -58,16 +59,20 @@ class HoldoutReport:
 
 
 def evaluate_holdout(scorer: CustomerScorer, engine: FeatureEngine, cutoff: pd.Timestamp,
-                     holdout_end: pd.Timestamp, scores: Optional[pd.DataFrame] = None) -> HoldoutReport:
+                     holdout_end: pd.Timestamp, scores: Optional[pd.DataFrame] = None,
+                     classifier: Optional[ChurnClassifier] = None,
+                     customers: Optional[pd.DataFrame] = None) -> HoldoutReport:
     """Compare the scorer's predictions at ``cutoff`` with the holdout (cutoff, holdout_end].
 
-    ``engine`` covers both periods; ``scores`` are the scorer's scores at ``cutoff`` when
-    the caller already has them (segment columns are not needed).
+    ``engine`` covers both periods; ``scores`` are the scorer's scores of ``customers``
+    (the features at ``cutoff``) when the caller already has them (segment columns are
+    not needed); ``classifier`` is scored next to what shipped when given.
     """
     report = HoldoutReport()
+    if customers is None:
+        customers = engine.customer_features(cutoff, scorer.time_unit)
     if scores is None:
-        scores = scorer.score_customers(engine.customer_features(cutoff, scorer.time_unit), cutoff,
-                                        with_segments=False)
+        scores = scorer.score_customers(customers, cutoff, with_segments=False)
     ids = scores["customer_id"].to_numpy()
     holdout_days = int((holdout_end - cutoff).days)
     x, t_x, T = (scores[c].to_numpy() for c in ("frequency", "recency", "T"))
@@ -90,9 +95,12 @@ def evaluate_holdout(scorer: CustomerScorer, engine: FeatureEngine, cutoff: pd.T
         m["churn_rate_actual"] = float(churned.mean())
         m["churn_rate_predicted"] = float(scores["churn_probability"].mean())
         if 0 < churned.sum() < churned.size:
-            candidates = churn_candidates(scores)
+            candidates = churn_candidates(scorer, customers, scores, classifier)
             aucs = {name: roc_auc(churned, score) for name, score in candidates.items()}
             m.update({f"auc_{name}": auc for name, auc in aucs.items()})
-            m["brier_churn_classifier"] = brier(churned, candidates[MODEL])
+            for name in (MODEL, CLASSIFIER_SCORE):
+                if name in candidates:
+                    m[f"brier_{name}"] = brier(churned, candidates[name])
+                    m[f"ece_{name}"] = expected_calibration_error(churned, candidates[name])
             report.figures["roc_churn.png"] = roc_plot(churned, candidates, horizon, aucs)
     return report

@@ -30,6 +30,13 @@ START_JITTER_SD = 0.5
 
 _LBFGSB_OPTIONS = {"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10, "maxls": 50}
 
+#: The optimiser's box: every log-parameter (in the model's internal unit) stays in
+#: ``[-LOG_PARAM_BOUND, LOG_PARAM_BOUND]``, i.e. internal parameters in ``[1e-6, 1e6]``.
+#: Without it a parameter the data cannot pin down drifts until ``exp`` underflows to 0
+#: (a ZeroDivisionError on constant spend); a fit that ends on the box is reported by
+#: :mod:`custscore.training.diagnostics` instead.
+LOG_PARAM_BOUND = float(np.log(1e6))
+
 
 # --------------------------------------------------------------------------- constraints
 
@@ -357,6 +364,7 @@ def minimize_negative_log_likelihood(
     model_name: str = "model",
     advice: str = "try a penalizer of 0.001 or more, or more data",
     stop_when_agreeing: bool = True,
+    bound: Optional[float] = None,
 ) -> tuple[np.ndarray, OptimizeResult]:
     """Minimise an objective over log-parameters with L-BFGS-B and an analytic gradient.
 
@@ -370,6 +378,10 @@ def minimize_negative_log_likelihood(
     is a maximum: once two accepted runs agree on the objective to ``AGREEMENT_RTOL`` the
     search stops (usually after two starts; the BG/NBD and Gamma-Gamma likelihoods have
     one optimum in practice, so later starts only repeat it). Without it every start runs.
+
+    With ``bound``, every log-parameter is kept in ``[-bound, bound]`` and the gradient
+    test ignores components held at the box by a gradient pointing out of it (the
+    projected gradient).
 
     Returns ``(log_params, result)`` (the scipy ``OptimizeResult`` of the best run).
     Raises :class:`FitError` with advice if no start converges.
@@ -385,6 +397,9 @@ def minimize_negative_log_likelihood(
         raise ValueError(f"x0_log has shape {x0_log.shape}, expected ({len(param_names)},)")
     rng = np.random.default_rng(seed)
     starts = [x0_log] + [x0_log + rng.normal(0.0, START_JITTER_SD, size=x0_log.shape) for _ in range(n_starts - 1)]
+    box = None if bound is None else [(-bound, bound)] * len(param_names)
+    if bound is not None:
+        starts = [np.clip(start, -bound, bound) for start in starts]
 
     def safe(z: np.ndarray) -> tuple[float, np.ndarray]:
         # Keep the optimiser away from overflow: an infinite or NaN objective becomes a
@@ -399,9 +414,9 @@ def minimize_negative_log_likelihood(
     best_grad = np.inf
     closest: Optional[OptimizeResult] = None
     for start in starts:
-        res = minimize(safe, start, jac=True, method="L-BFGS-B", options=_LBFGSB_OPTIONS)
+        res = minimize(safe, start, jac=True, method="L-BFGS-B", bounds=box, options=_LBFGSB_OPTIONS)
         value, grad = safe(res.x)
-        grad_max = float(np.max(np.abs(grad)))
+        grad_max = float(np.max(np.abs(projected_gradient(res.x, grad, bound))))
         res.grad_max_abs = grad_max
         if closest is None or grad_max < closest.grad_max_abs:
             closest = res
@@ -417,12 +432,26 @@ def minimize_negative_log_likelihood(
             best_grad = grad_max
     if best is None:
         assert closest is not None
-        raise FitError(
+        error = FitError(
             f"{model_name} did not converge from {len(starts)} starts "
             f"(best |grad| = {closest.grad_max_abs:.2g}, tolerance {GRADIENT_TOLERANCE:g}); {advice}"
         )
+        error.closest_log_params = np.asarray(closest.x, dtype=float)  # where the search ended
+        raise error
     best.grad_max_abs = best_grad
     return np.asarray(best.x, dtype=float), best
+
+
+def projected_gradient(z: np.ndarray, grad: np.ndarray, bound: Optional[float]) -> np.ndarray:
+    """``grad`` with the components zeroed that the box ``[-bound, bound]`` holds at ``z``.
+
+    >>> projected_gradient(np.array([-2.0, 0.0]), np.array([3.0, 1e-3]), 2.0).tolist()
+    [0.0, 0.001]
+    """
+    if bound is None:
+        return grad
+    held = ((z <= -bound) & (grad > 0)) | ((z >= bound) & (grad < 0))
+    return np.where(held, 0.0, grad)
 
 
 def numerical_hessian(grad_fn: Callable[[np.ndarray], np.ndarray], theta: np.ndarray) -> np.ndarray:
@@ -458,10 +487,6 @@ def inverse_or_none(matrix: np.ndarray) -> Optional[np.ndarray]:
     if not np.all(np.isfinite(inv)):
         return None
     return inv
-
-
-#: What a fit that does not converge suggests to the user.
-_FIT_ADVICE = "try --penalizer 0.001 or more data"
 
 
 def systematic_sample(rows: Sequence[np.ndarray], max_rows: int) -> list[np.ndarray]:
@@ -511,6 +536,8 @@ class FitSettings:
     subsample_from: int = 50_000
     subsample_rows: int = 20_000
     max_newton_steps: int = 30
+    #: what a fit that does not converge suggests (the option that penalises THIS model)
+    advice: str = "try a penalizer of 0.001 or more, or more data"
 
 
 class _LogObjective:
@@ -546,9 +573,12 @@ def newton_refine(objective: _LogObjective, z0: np.ndarray, max_steps: int) -> O
 
     It fails (and the caller falls back to L-BFGS) when the Hessian is not positive
     definite along the way, a step cannot decrease the objective, or ``max_steps`` pass
-    before ``max |gradient| <= GRADIENT_TOLERANCE / 100``.
+    before ``max |gradient| <= GRADIENT_TOLERANCE / 100``, or when ``z0`` is on the box
+    (:data:`LOG_PARAM_BOUND`) or a step would leave it: Newton's method knows no bounds.
     """
     z = np.asarray(z0, dtype=float)
+    if np.any(np.abs(z) >= LOG_PARAM_BOUND):
+        return None
     with np.errstate(all="ignore"):
         value, grad, hess = objective.value_gradient_hessian(z)
         for _ in range(max_steps):
@@ -569,6 +599,8 @@ def newton_refine(objective: _LogObjective, z0: np.ndarray, max_steps: int) -> O
             else:
                 return None
             z, value, grad, hess = z + step, new_value, new_grad, new_hess
+            if np.any(np.abs(z) >= LOG_PARAM_BOUND):
+                return None
     return z if np.max(np.abs(grad)) <= GRADIENT_TOLERANCE else None
 
 
@@ -582,7 +614,8 @@ def fit_log_params(likelihood: Likelihood, param_names: Sequence[str], scales: n
     L-BFGS (:func:`minimize_negative_log_likelihood`) on the data, or on a systematic
     subsample when the data has ``settings.subsample_from`` rows or more, then Newton
     steps with the analytic Hessian on the full data. If the Newton steps fail, L-BFGS
-    continues on the full data from the best point found.
+    continues on the full data from the best point found. The search stays in the box
+    :data:`LOG_PARAM_BOUND`; ``settings.advice`` ends the error of a fit that does not converge.
     """
     scales = np.asarray(scales, dtype=float)
     full = _LogObjective(likelihood, scales, settings.penalizer)
@@ -590,10 +623,10 @@ def fit_log_params(likelihood: Likelihood, param_names: Sequence[str], scales: n
     search = _LogObjective(likelihood.subsample(settings.subsample_rows), scales, settings.penalizer) if large else full
     z, _ = minimize_negative_log_likelihood(
         search.value_and_gradient, np.zeros(len(param_names)), param_names, n_starts=settings.n_starts,
-        seed=settings.seed, model_name=model_name, advice=_FIT_ADVICE)
+        seed=settings.seed, model_name=model_name, advice=settings.advice, bound=LOG_PARAM_BOUND)
     refined = newton_refine(full, z, settings.max_newton_steps)
     if refined is None and large:
         refined, _ = minimize_negative_log_likelihood(
             full.value_and_gradient, z, param_names, n_starts=1, model_name=model_name,
-            advice=_FIT_ADVICE)
+            advice=settings.advice, bound=LOG_PARAM_BOUND)
     return full.params(z if refined is None else refined)

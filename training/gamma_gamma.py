@@ -16,10 +16,12 @@ from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
 from scipy.special import digamma, gammaln, polygamma
 
 from custscore.errors import CustscoreError, FitError
 from custscore.threads import for_each_block
+from custscore.training.diagnostics import fit_diagnostics, fmt, generic_warnings
 from custscore.training.fitting import (
     ESTIMATOR_CONSTRAINTS,
     as_numeric_vector,
@@ -28,6 +30,7 @@ from custscore.training.fitting import (
     check_same_length,
     check_weights,
     FitSettings,
+    LOG_PARAM_BOUND,
     fit_log_params,
     inverse_or_none,
     systematic_sample,
@@ -35,6 +38,16 @@ from custscore.training.fitting import (
 )
 
 PARAM_NAMES = ("p", "q", "v")
+#: The process each parameter describes, for fit warnings.
+PROCESSES = {"p": "spend per purchase", "q": "spend heterogeneity between customers",
+             "v": "spend heterogeneity between customers"}
+_CONSEQUENCE = "expected_avg_spend and CLV are uncertain"
+#: Advice of a fit that does not converge: the option that penalises Gamma-Gamma alone.
+FIT_ADVICE = "try --gg-penalizer 0.001 or more data"
+#: 5 % critical value of the likelihood-ratio test of heterogeneity (q = inf lies on the
+#: boundary, so the statistic is a 50:50 mixture of chi2(0) and chi2(1); Self and Liang
+#: 1987): below it the data cannot tell customers' mean spends apart.
+HETEROGENEITY_LR_CRITICAL = 2.706
 
 #: Fewer customers (total weight) than this is refused: three parameters from a handful
 #: of customers give standard errors larger than the estimates.
@@ -132,6 +145,30 @@ class GammaGammaLikelihood:
         return h
 
 
+def homogeneous_spend_fit(x: np.ndarray, m: np.ndarray, weights: np.ndarray) -> tuple[float, float, float]:
+    """Gamma-Gamma's no-heterogeneity limit (``q -> inf``, ``v/q = 1/nu``): ``(log-likelihood, p, nu)``.
+
+    Every customer's transactions are ``Gamma(shape p, rate nu)`` with one ``nu``, so the
+    mean ``m`` of ``x`` of them is ``Gamma(p x, rate x nu)``. For a given ``p`` the MLE is
+    ``nu = p sum(w x) / sum(w x m)``; ``p`` maximises the profile likelihood (log ``p``
+    within the optimiser's box). Same data and density family as
+    :func:`gamma_gamma_log_likelihood`, so the two log-likelihoods compare.
+    """
+    x, m, w = (np.asarray(v, dtype=float) for v in (x, m, weights))
+    log_m, log_x = np.log(m), np.log(x)
+    sum_wx, sum_wxm = float(np.dot(w, x)), float(np.dot(w * x, m))
+
+    def log_likelihood(p: float) -> float:
+        nu = p * sum_wx / sum_wxm
+        px = p * x
+        return float(np.dot(w, px * (log_x + np.log(nu)) - gammaln(px) + (px - 1.0) * log_m)) - nu * sum_wxm
+
+    res = minimize_scalar(lambda z: -log_likelihood(float(np.exp(z))), bounds=(-LOG_PARAM_BOUND, LOG_PARAM_BOUND),
+                          method="bounded", options={"xatol": 1e-10})
+    p = float(np.exp(res.x))
+    return log_likelihood(p), p, p * sum_wx / sum_wxm
+
+
 def _check_spend_inputs(frequency: Any, monetary_value: Any) -> tuple[np.ndarray, np.ndarray]:
     x = check_frequency(frequency, "frequency", minimum=1)
     m = as_numeric_vector(monetary_value, "monetary_value")
@@ -163,7 +200,12 @@ class GammaGammaModel:
     Fitted attributes: ``params_`` (dict p, q, v; v in the caller's money unit),
     ``log_likelihood_`` (unpenalised, summed over customers, in the caller's unit),
     ``variance_matrix_`` (DataFrame, inverse Hessian of the unpenalised negative
-    log-likelihood, or ``None``), ``n_customers_`` (sum of weights).
+    log-likelihood, or ``None``), ``n_customers_`` (sum of weights), ``diagnostics_``
+    (plain data: parameters on the optimiser's box, condition number of the information,
+    standard errors, ``heterogeneity_lr``: likelihood ratio against one common spend
+    distribution), ``warnings_`` (texts, one per problem) and ``unusable_`` (None, or why
+    this fit's expected spend must not be used: ``q <= 1`` or no heterogeneity found; the
+    training pipeline then uses the observed mean spend, see :mod:`custscore.training.spend`).
 
     >>> m = GammaGammaModel()
     >>> m.params_ = {"p": 6.25, "q": 3.74, "v": 15.44}
@@ -181,8 +223,10 @@ class GammaGammaModel:
 
         ``monetary_value`` is the mean spend of the repeat transactions; ``weights`` are the
         number of customers each row stands for. Raises :class:`FitError` with
-        fewer than ``MIN_CUSTOMERS`` customers, on non-convergence, or when the fitted
-        ``q <= 1`` (the population mean spend ``p v / (q - 1)`` would be infinite).
+        fewer than ``MIN_CUSTOMERS`` customers or on non-convergence. A fitted ``q <= 1``
+        (population mean spend ``p v / (q - 1)`` infinite) or a likelihood ratio of
+        heterogeneity below ``HETEROGENEITY_LR_CRITICAL`` is not an error: it sets
+        ``unusable_`` and a warning.
         """
         check_hyperparameters(
             {"penalizer": self.penalizer, "n_starts": self.n_starts, "seed": self.seed}, ESTIMATOR_CONSTRAINTS
@@ -194,26 +238,64 @@ class GammaGammaModel:
                 f"cannot fit Gamma-Gamma: need at least {MIN_CUSTOMERS} customers with a repeat purchase, "
                 f"got {total_weight(w)}"
             )
+        if np.ptp(m) <= 1e-12 * float(np.max(m)):
+            raise FitError(f"cannot fit Gamma-Gamma: every mean repeat spend is {fmt(float(m[0]))} (no spread to fit); "
+                           "use the observed mean spend (custscore.training.spend)")
         # Identical rows are not merged: mean spends rarely repeat, and the terms that
         # depend on x alone are summed per distinct x anyway.
         likelihood = GammaGammaLikelihood(x, m, w)
         # Internal money unit: the mean spend becomes 1 (start at all-ones, unit-free penalty).
         scales = np.array([1.0, 1.0, float(np.average(m, weights=w))])
-        settings = FitSettings(penalizer=float(self.penalizer), n_starts=self.n_starts, seed=self.seed)
-        params = fit_log_params(likelihood, PARAM_NAMES, scales, settings, "Gamma-Gamma")
-        if params[1] <= 1.0:
-            raise FitError(
-                f"Gamma-Gamma fit gave q = {params[1]:.3g} <= 1, so the mean spend is infinite; "
-                "check for extreme spends or try --penalizer 0.001"
-            )
+        settings = FitSettings(penalizer=float(self.penalizer), n_starts=self.n_starts, seed=self.seed,
+                               advice=FIT_ADVICE)
+        try:
+            params = fit_log_params(likelihood, PARAM_NAMES, scales, settings, "Gamma-Gamma")
+        except FitError as exc:
+            # A search that ends with q on the box ran along the q -> inf ridge towards one
+            # common spend distribution: the boundary solution, tested below, not a failure.
+            z = getattr(exc, "closest_log_params", None)
+            if z is None or z[1] < LOG_PARAM_BOUND * (1 - 1e-9):
+                raise
+            params = scales * np.exp(z)
         self.params_ = {name: float(val) for name, val in zip(PARAM_NAMES, params)}
         self.log_likelihood_ = likelihood.value_and_gradient(params)[0]
-        inv = inverse_or_none(-likelihood.hessian(params))
+        hessian = likelihood.hessian(params)
+        inv = inverse_or_none(-hessian)
         self.variance_matrix_ = (
             None if inv is None else pd.DataFrame(inv, index=list(PARAM_NAMES), columns=list(PARAM_NAMES))
         )
         self.n_customers_ = total_weight(w)
+        self.diagnostics_ = fit_diagnostics(PARAM_NAMES, params, scales, hessian, likelihood.total_weight, inv)
+        homogeneous_ll = homogeneous_spend_fit(x, m, w)[0]
+        self.diagnostics_["heterogeneity_lr"] = max(0.0, 2.0 * (self.log_likelihood_ - homogeneous_ll))
+        self.unusable_, fallback = self._unusable()
+        self.diagnostics_["fallback"] = fallback
+        skip = PARAM_NAMES if self.unusable_ else ()
+        self.warnings_ = tuple(([f"{self.unusable_}; this fit's expected spend is not used"] if self.unusable_ else [])
+                               + generic_warnings("Gamma-Gamma", self.diagnostics_, self.params_, PROCESSES,
+                                                  _CONSEQUENCE, skip=skip))
         return self
+
+    def _unusable(self) -> tuple[Optional[str], Optional[str]]:
+        """Why this fit's expected spend is not usable (or None) and the limit that replaces it.
+
+        The limit is ``population_mean`` (no heterogeneity: ``q -> inf``, where eq. 5 tends
+        to the population mean) or ``own_mean`` (``p -> inf``: no spread between a
+        customer's purchases, eq. 5 tends to the customer's own mean ``m``; or ``q <= 1``).
+        """
+        p, q, v = (self.params_[name] for name in PARAM_NAMES)
+        lr = self.diagnostics_["heterogeneity_lr"]
+        if lr < HETEROGENEITY_LR_CRITICAL:
+            return (f"Gamma-Gamma: spend heterogeneity between customers not identified (q={fmt(q)}, v={fmt(v)}; "
+                    f"likelihood ratio {lr:.2f} < {HETEROGENEITY_LR_CRITICAL} against one common spend "
+                    "distribution): customers' mean spends differ no more than chance"), "population_mean"
+        if "p" in self.diagnostics_["at_bound"] and np.log(p) > 0:
+            return (f"Gamma-Gamma: spend per purchase not identified (p={fmt(p)} at the optimiser's bound: "
+                    "no spread between a customer's purchases)"), "own_mean"
+        if q <= 1.0:
+            return (f"Gamma-Gamma: q={fmt(q)} <= 1, so the population mean spend p v / (q - 1) is undefined "
+                    "(spend too heavy-tailed between customers)"), "own_mean"
+        return None, None
 
     def expected_average_spend(self, frequency: Any, monetary_value: Any) -> np.ndarray:
         """Conditional expected spend per transaction given ``x`` repeat purchases of mean ``m``.

@@ -4,8 +4,8 @@ Pure of MLflow: :mod:`custscore.training.tracking` logs what this returns.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass, field, replace
+from typing import Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -16,33 +16,67 @@ from custscore.features.customers import FeatureEngine
 from custscore.features.rfm import duration_columns
 from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.calibration import calibration_window
-from custscore.training.churn import ChurnClassifier, churn_features, churn_labels
+from custscore.training.churn import SPEND_FEATURES, ChurnClassifier, churn_features, churn_labels
+from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, ChurnSelection, baseline_scores,
+                                             choose_churn_model, validation_history_days,
+                                             validation_horizon)
 from custscore.training.evaluate import HoldoutReport, evaluate_holdout
-from custscore.training.gamma_gamma import GammaGammaModel
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import fit_thresholds
+from custscore.training.spend import SpendModel, fit_spend_model
 
 
 @dataclass
 class TrainResult:
-    """A fitted scorer with what is worth logging about its fit."""
+    """A fitted scorer with what is worth logging about its fit.
+
+    ``warnings``: what the data cannot tell (fit diagnostics of the shipped BG/NBD and
+    spend model, one text each without the ``warning: `` prefix); the CLI prints them,
+    MLflow gets them as the tag ``fit_warnings``, the scorer keeps them (``fit_warnings``).
+    """
 
     scorer: CustomerScorer
     metrics: dict[str, float]
     n_customers: int
     holdout: Optional[HoldoutReport] = None
     calibration: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: what the data cannot tell, one text per warning (printed as ``warning: TEXT``)
+    warnings: list[str] = field(default_factory=list)
+    #: the churn choice: shipped model, the classifier at the cutoff, validation table
+    churn: Optional["ChurnFit"] = None
 
 
 def fit_bgnbd(rfm: pd.DataFrame, time_unit: str, config: TrainConfig, when: str) -> BetaGeoModel:
     """Fit BG/NBD on an RFM summary; ``when`` names the date in error messages."""
     recency_col, t_col = duration_columns(time_unit)
-    model = BetaGeoModel(penalizer=config.penalizer, seed=config.seed)
+    model = BetaGeoModel(penalizer=config.bgnbd_penalizer, seed=config.seed)
     try:
         return model.fit(rfm["frequency"].to_numpy(), rfm[recency_col].to_numpy(), rfm[t_col].to_numpy())
     except FitError as exc:
         raise FitError(f"BG/NBD at {when} ({len(rfm)} customers, "
                        f"{int((rfm['frequency'] > 0).sum())} with repeat purchases): {exc}") from exc
+
+
+def has_amounts(config: TrainConfig) -> bool:
+    """True unless the log has no amount column (``--amount-col none``)."""
+    return config.columns.has_amounts
+
+
+def repeat_spenders(customers: pd.DataFrame) -> pd.DataFrame:
+    """Customers with a repeat purchase and a positive mean repeat spend: what Gamma-Gamma is fitted on."""
+    return customers[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
+
+
+def fit_spend(calibration: pd.DataFrame, config: TrainConfig, when: str) -> Optional[SpendModel]:
+    """The spend model on customers with a positive mean repeat spend (None for a log without amounts)."""
+    if not has_amounts(config):
+        return None
+    repeat = repeat_spenders(calibration)
+    try:
+        return fit_spend_model(repeat["frequency"].to_numpy(), repeat["monetary_value"].to_numpy(),
+                               penalizer=config.gg_penalizer, seed=config.seed)
+    except FitError as exc:
+        raise FitError(f"Gamma-Gamma at {when} ({len(repeat)} customers with positive repeat spend): {exc}") from exc
 
 
 def reference_windows(config: TrainConfig, cutoff: pd.Timestamp) -> list[tuple[pd.Timestamp, int]]:
@@ -53,10 +87,20 @@ def reference_windows(config: TrainConfig, cutoff: pd.Timestamp) -> list[tuple[p
     its customers are closer in age to the ones scored at the cutoff.
     """
     horizon = config.horizon_days
-    stacked = config.churn_windows == "stacked" or (config.churn_windows == "auto"
-                                                    and horizon >= CHURN_STACK_MIN_HORIZON_DAYS)
-    horizons = [horizon] + ([2 * horizon // 3] if stacked and 2 * horizon // 3 > 0 else [])
+    horizons = [horizon] + ([2 * horizon // 3] if _stacked(config) and 2 * horizon // 3 > 0 else [])
     return [(cutoff - pd.Timedelta(days=h), h) for h in horizons]
+
+
+def _stacked(config: TrainConfig) -> bool:
+    return config.churn_windows == "stacked" or (config.churn_windows == "auto"
+                                                 and config.horizon_days >= CHURN_STACK_MIN_HORIZON_DAYS)
+
+
+def validation_config(config: TrainConfig, horizon_days: int) -> TrainConfig:
+    """The classifier recipe of ``config`` (windows, calibration) with horizon ``horizon_days``,
+    fitted as of ``cutoff - horizon_days``: the classifier validated on the window ending at the cutoff."""
+    return replace(config, cutoff=config.cutoff - pd.Timedelta(days=horizon_days), horizon_days=horizon_days,
+                   churn_windows="stacked" if _stacked(config) else "single")
 
 
 def churn_examples(engine: FeatureEngine, config: TrainConfig,
@@ -76,9 +120,13 @@ def churn_examples(engine: FeatureEngine, config: TrainConfig,
     return out
 
 
-def fit_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestamp) -> ChurnClassifier:
-    """The churn classifier at ``config.cutoff``, calibrated as ``config.churn_calibration`` says."""
-    windows = churn_examples(engine, config, config.cutoff)
+def fit_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestamp,
+              windows: Optional[list[tuple[pd.DataFrame, pd.Series]]] = None) -> ChurnClassifier:
+    """The churn classifier at ``config.cutoff``, calibrated as ``config.churn_calibration`` says.
+
+    ``windows`` are :func:`churn_examples` at the cutoff when the caller already has them.
+    """
+    windows = churn_examples(engine, config, config.cutoff) if windows is None else windows
     latest_X, latest_y = windows[0]  # the latest full-horizon window
     method = config.churn_calibration
     if calibration_window(method) == "earlier":
@@ -93,9 +141,82 @@ def fit_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestam
     # One window: its frames as they are (a concat would copy millions of rows).
     X = pd.concat([w[0] for w in windows]) if len(windows) > 1 else windows[0][0]
     y = pd.concat([w[1] for w in windows]) if len(windows) > 1 else windows[0][1]
+    exclude = () if has_amounts(config) else SPEND_FEATURES  # spend features are constant 0 without amounts
     if method == "none":
-        return ChurnClassifier().fit(X, y)
-    return ChurnClassifier(calibration=method).fit(X, y, latest_X, latest_y)
+        return ChurnClassifier(exclude=exclude).fit(X, y)
+    return ChurnClassifier(calibration=method, exclude=exclude).fit(X, y, latest_X, latest_y)
+
+
+@dataclass
+class ChurnFit:
+    """The shipped churn model, the classifier refitted at the cutoff (None if it cannot be) and the choice."""
+
+    shipped: Union[ChurnClassifier, BaselineChurnModel]
+    classifier: Optional[ChurnClassifier]
+    selection: ChurnSelection
+    warnings: list[str] = field(default_factory=list)
+
+
+def _try_classifier(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestamp,
+                    windows=None) -> tuple[Optional[ChurnClassifier], str]:
+    """(classifier at ``config.cutoff``, "") or (None, why it cannot be fitted there)."""
+    if windows is None and config.reference_date <= first_day:
+        return None, (f"its examples would be built at {config.reference_date.date()}, not after the first "
+                      f"transaction {first_day.date()}: validating it needs two horizons of history")
+    try:
+        return fit_churn(engine, config, first_day, windows), ""
+    except (CustscoreError, FitError) as exc:
+        return None, str(exc)
+
+
+def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestamp) -> ChurnFit:
+    """Choose and fit what ships as ``churn_probability`` (:mod:`custscore.training.churn_select`).
+
+    Validation: features at ``R = cutoff - h`` (BG/NBD refitted there), labels in
+    ``(R, cutoff]``; the classifier is fitted as of ``R`` (its own windows end at ``R``)
+    with horizon ``h``: the model's horizon, or a shorter one when history is short
+    (:func:`~custscore.training.churn_select.validation_horizon`, :func:`validation_config`).
+    The chosen model is then refitted on the latest window, as of the cutoff: the
+    classifier on :func:`churn_examples` at the cutoff, a baseline calibrated on
+    ``(cutoff - horizon, cutoff]``.
+    """
+    windows = churn_examples(engine, config, config.cutoff)
+    history = (config.cutoff - first_day).days
+    before = 2 if calibration_window(config.churn_calibration) == "earlier" else 1
+    h = validation_horizon(config.horizon_days, history, before)
+    X_val, y_val = windows[0]
+    if 0 < h < config.horizon_days:  # short history: the same rule on a shorter window ending at the cutoff
+        X_val, y_val = churn_examples(engine, replace(config, horizon_days=h, churn_windows="single"),
+                                      config.cutoff)[0]
+    scores = baseline_scores(X_val)
+    validated, missing = (_try_classifier(engine, validation_config(config, h), first_day) if h else
+                          (None, f"{history} days of history before the cutoff; validating it needs "
+                                 f"{validation_history_days(config.horizon_days, before)} days"))
+    if validated is not None:
+        scores[CLASSIFIER] = validated.predict_proba(X_val)
+    selection = choose_churn_model(y_val.to_numpy(), scores, seed=config.seed, classifier_missing=missing)
+    classifier, why = _try_classifier(engine, config, first_day, windows)
+    warnings = []
+    if validated is None:
+        warnings.append(f"churn classifier not validated at cutoff {config.cutoff.date()} ({missing}); "
+                        f"churn_probability is the calibrated {selection.model}")
+    if not selection.informative:
+        warnings.append(f"churn validation window ending at {config.cutoff.date()}: {selection.reason}; "
+                        "churn_probability is neither validated nor calibrated")
+    if classifier is None:
+        warnings.append(f"churn classifier not fitted at cutoff {config.cutoff.date()}: {why}")
+        if selection.model == CLASSIFIER:  # validated earlier but not fittable now
+            selection = choose_churn_model(y_val.to_numpy(), baseline_scores(X_val), seed=config.seed,
+                                           classifier_missing=why)
+    if validated is not None and h < config.horizon_days:
+        warnings.append(f"churn classifier validated on a {h}-day window ending at cutoff {config.cutoff.date()}, "
+                        f"not at the {config.horizon_days}-day horizon ({history} days of history); the choice "
+                        f"of churn_probability ({selection.model}) assumes the {h}-day ranking holds at "
+                        f"{config.horizon_days} days")
+    selection = replace(selection, validation_horizon_days=h or config.horizon_days)
+    shipped = classifier if selection.model == CLASSIFIER else BaselineChurnModel(name=selection.model).fit(
+        *windows[0], calibrate=selection.informative)  # calibrated at the full horizon
+    return ChurnFit(shipped=shipped, classifier=classifier, selection=selection, warnings=warnings)
 
 
 def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
@@ -123,39 +244,41 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     calibration = engine.customer_features(cutoff, config.time_unit)
     bgnbd = fit_bgnbd(calibration, config.time_unit, config, f"cutoff {cutoff.date()}")
 
-    repeat = calibration[(calibration["frequency"] > 0) & (calibration["monetary_value"] > 0)]
-    gamma_gamma = GammaGammaModel(penalizer=config.penalizer, seed=config.seed)
-    try:
-        gamma_gamma.fit(repeat["frequency"].to_numpy(), repeat["monetary_value"].to_numpy())
-    except FitError as exc:
-        raise FitError(f"Gamma-Gamma at cutoff {cutoff.date()} ({len(repeat)} customers with positive "
-                       f"repeat spend): {exc}") from exc
+    gamma_gamma = fit_spend(calibration, config, f"cutoff {cutoff.date()}")
+    warnings = list(bgnbd.warnings_) + (list(gamma_gamma.warnings_) if gamma_gamma is not None else [])
 
     # Churn examples: features <= each reference date, labels in (reference, cutoff].
-    churn = fit_churn(engine, config, first_day)
+    churn = select_churn(engine, config, first_day)
 
-    scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn, time_unit=config.time_unit,
-                            horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff)
+    warnings += churn.warnings
+    scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn.shipped, time_unit=config.time_unit,
+                            horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff,
+                            churn_model=churn.selection.model, has_amounts=gamma_gamma is not None,
+                            fit_warnings=tuple(warnings), amount_decimals=config.columns.amount_decimals)
     # Segment cut points: fixed numbers learned once from the calibration customers (segments.py).
     calibration_scores = scorer.score_customers(calibration, cutoff, with_segments=False)
-    scorer.segment_thresholds = fit_thresholds(calibration_scores, scorer.segment_config)
+    scorer.segment_thresholds = fit_thresholds(scorer.segment_inputs(calibration_scores, calibration),
+                                               scorer.segment_config)
+    repeat = repeat_spenders(calibration)
     metrics = {
         "bgnbd_log_likelihood": bgnbd.log_likelihood_,
-        "gamma_gamma_log_likelihood": gamma_gamma.log_likelihood_,
+        "gamma_gamma_log_likelihood": getattr(gamma_gamma, "log_likelihood_", float("nan")),
         "gamma_gamma_customers": float(len(repeat)),
         "frequency_monetary_corr": _safe_corr(repeat["frequency"], repeat["monetary_value"]),
         "repeat_customer_share": float((calibration["frequency"] > 0).mean()),
-        "churn_train_examples": float(churn.n_train_),
-        "churn_train_rate": churn.churn_rate_train_,
-        "churn_validation_examples": float(getattr(churn.calibrator_, "n_validation_", 0)),
+        **churn.selection.metrics(),
     }
+    if churn.classifier is not None:
+        metrics.update({"churn_train_examples": float(churn.classifier.n_train_),
+                        "churn_train_rate": churn.classifier.churn_rate_train_})
     holdout_end = min(config.holdout_end, last_day) if config.holdout_end is not None else last_day
     holdout = None
     if holdout_end > cutoff:
-        holdout = evaluate_holdout(scorer, engine, cutoff, holdout_end, calibration_scores)
+        holdout = evaluate_holdout(scorer, engine, cutoff, holdout_end, calibration_scores, churn.classifier,
+                                   calibration)
         metrics.update(holdout.metrics)
     return TrainResult(scorer=scorer, metrics=metrics, n_customers=len(calibration), holdout=holdout,
-                       calibration=calibration)
+                       calibration=calibration, warnings=warnings, churn=churn)
 
 
 def _safe_corr(a: pd.Series, b: pd.Series) -> float:

@@ -20,6 +20,7 @@ the reasons go to the terminal and to tags ``promotion.*`` on the version.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -59,12 +60,23 @@ def champion_recipe(params: Mapping[str, str], new: TrainConfig) -> TrainConfig:
 
     A field the champion did not log (an older custscore) keeps the new config's value.
     """
+    hints = typing.get_type_hints(TrainConfig)
     changes: dict[str, Any] = {}
     for name in recipe_fields():
         if name in params:
-            current = getattr(new, name)
-            changes[name] = type(current)(params[name]) if isinstance(current, (int, float)) else params[name]
+            changes[name] = _from_param(params[name], hints[name])
+    if "bgnbd_penalizer" in params and "penalizer" not in params:
+        changes["penalizer"] = None  # the champion's own penalties, not the new run's shortcut
     return dataclasses.replace(new, **changes)
+
+
+def _from_param(text: str, hint: Any) -> Any:
+    """An MLflow param (text) as the field's type: int or float, also inside ``Optional``."""
+    kinds = typing.get_args(hint) or (hint,)
+    for kind in (int, float):
+        if kind in kinds:
+            return kind(text)
+    return text
 
 
 def gate_origins(engine: FeatureEngine, config: TrainConfig, gate: PromotionConfig) -> list[pd.Timestamp]:

@@ -18,6 +18,7 @@ compared with "no purchase in the shorter window" (higher actual churn than pred
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,8 @@ from scipy.stats import spearmanr
 from custscore.features.customers import FeatureEngine
 from custscore.features.lookup import reindex_fill
 from custscore.training.churn import churn_labels
-from custscore.training.evaluate import MODEL, churn_candidates, purchase_metrics
+from custscore.training.churn_select import BASELINES
+from custscore.training.evaluate import CLASSIFIER_SCORE, MODEL, purchase_metrics
 from custscore.training.metrics import brier, expected_calibration_error, reliability_table, roc_auc
 from custscore.training.plots import reliability_plot, roc_plot
 
@@ -38,12 +40,30 @@ GROUP_COLUMNS: tuple[str, ...] = ("customers", "predicted_purchases", "actual_pu
                                   "actual_revenue", "clv", "churn_rate_predicted", "churn_rate_actual")
 
 
+#: Score-table column holding each churn feature a baseline reads (``p_no_purchase_horizon``
+#: is not written to score tables, so that baseline is judged only where a scorer is at hand).
+SCORE_TABLE_FEATURES: dict[str, str] = {"expected_purchases_horizon": "expected_purchases", "p_alive": "p_alive",
+                                        "days_since_last_purchase": "days_since_last_purchase",
+                                        "n_purchases_90d": "n_purchases_90d"}
+
+
+def score_table_candidates(scores: pd.DataFrame) -> dict[str, np.ndarray]:
+    """What shipped (``churn_probability``) and the baselines a score table can give, higher = more churn."""
+    out = {MODEL: scores[MODEL].to_numpy(dtype=float)}
+    for name, (feature, sign) in BASELINES.items():
+        if feature in SCORE_TABLE_FEATURES:
+            out[name] = sign * scores[SCORE_TABLE_FEATURES[feature]].to_numpy(dtype=float)
+    return out
+
+
 def outcome_frame(scores: pd.DataFrame, engine: FeatureEngine, as_of: pd.Timestamp, window_days: int,
-                  scale: float = 1.0) -> pd.DataFrame:
+                  candidates: Mapping[str, np.ndarray], scale: float = 1.0) -> pd.DataFrame:
     """Per scored customer: churn scores, predictions (times ``scale``) and what happened next.
 
-    ``engine`` must cover (as_of, as_of + window_days]. Columns: ``customer_id, churned``,
-    one column per churn candidate (:func:`~custscore.training.evaluate.churn_candidates`),
+    ``engine`` must cover (as_of, as_of + window_days]. ``candidates`` are the churn scores
+    on the rows of ``scores`` (:func:`~custscore.training.evaluate.churn_candidates` with a
+    scorer at hand, else :func:`score_table_candidates`). Columns: ``customer_id, churned``,
+    one column per candidate,
     ``frequency``, ``predicted_purchases``, ``actual_purchases``, ``predicted_revenue``,
     ``actual_revenue``, ``clv``. Revenue is in the log's amount units.
     """
@@ -52,7 +72,7 @@ def outcome_frame(scores: pd.DataFrame, engine: FeatureEngine, as_of: pd.Timesta
     future = engine.window_purchases(as_of, end)
     out = pd.DataFrame({"customer_id": ids.to_numpy(),
                         "churned": churn_labels(engine, ids, as_of, window_days).to_numpy()})
-    for name, score in churn_candidates(scores).items():
+    for name, score in candidates.items():
         out[name] = score
     expected = scores["expected_purchases"].to_numpy(dtype=float)
     out["frequency"] = scores["frequency"].to_numpy()
@@ -153,5 +173,7 @@ def realised_report(rows: pd.DataFrame, scores: pd.DataFrame, window_days: int) 
 
 
 def candidate_columns(rows: pd.DataFrame) -> list[str]:
-    """The churn-score columns of outcome rows: the model first, then the baselines."""
-    return [c for c in rows.columns if c == MODEL or c.startswith("baseline_")]
+    """The churn-score columns of outcome rows (what shipped, the classifier, the baselines);
+    the classifier's only when every row has it (pooled origins that could not all fit it)."""
+    return [c for c in rows.columns if (c in (MODEL, CLASSIFIER_SCORE) or c.startswith("baseline_"))
+            and rows[c].notna().all()]

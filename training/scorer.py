@@ -7,20 +7,21 @@ customer, so batch scoring, the MLflow pyfunc and the HTTP server all call the s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import pandas as pd
 
-from custscore.config import DAYS_PER_UNIT, parse_date
+from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.customers import customer_features
 from custscore.features.periods import merge_periods
 from custscore.features.rfm import duration_columns
 from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.churn import ChurnClassifier, churn_features
-from custscore.training.gamma_gamma import GammaGammaModel
+from custscore.training.churn_select import BaselineChurnModel
 from custscore.training.segments import SegmentConfig, SegmentThresholds, assign_segments, required_columns
+from custscore.training.spend import SpendModel
 from custscore.training.value import expected_clv
 
 #: Columns of a score table, in order. Durations: ``recency`` and ``T`` are in the
@@ -53,7 +54,7 @@ SCORE_COLUMNS: tuple[str, ...] = (
 
 @dataclass
 class CustomerScorer:
-    """Fitted BG/NBD + Gamma-Gamma + churn classifier with their scoring conventions.
+    """Fitted BG/NBD + Gamma-Gamma + churn model with their scoring conventions.
 
     ``time_unit`` is the unit of the BG/NBD parameters (``D`` or ``W``),
     ``horizon_days`` the default churn/CLV horizon, ``discount_rate`` yearly,
@@ -61,11 +62,17 @@ class CustomerScorer:
     when the scorer is logged (the MLflow run id). ``segment_config`` and
     ``segment_thresholds`` (fitted by training) define the segment columns added after
     :data:`SCORE_COLUMNS` (:mod:`custscore.training.segments`).
+
+    ``gamma_gamma`` is the spend model (Gamma-Gamma, or the observed mean spend when
+    Gamma-Gamma was skipped, :mod:`custscore.training.spend`), None when the training log
+    had no amounts: then ``has_amounts`` is False and ``monetary_value``,
+    ``expected_avg_spend`` and ``clv`` are NaN. ``fit_warnings`` are the training fit
+    warnings (texts without the ``warning: `` prefix), shown by ``score`` and ``/version``.
     """
 
     bgnbd: BetaGeoModel
-    gamma_gamma: GammaGammaModel
-    churn: ChurnClassifier
+    gamma_gamma: Optional[SpendModel]
+    churn: Union[ChurnClassifier, BaselineChurnModel]
     time_unit: str
     horizon_days: int
     discount_rate: float
@@ -73,6 +80,14 @@ class CustomerScorer:
     model_version: str = ""
     segment_config: SegmentConfig = field(default_factory=SegmentConfig)
     segment_thresholds: Optional[SegmentThresholds] = None
+    #: what ships as ``churn_probability``: ``classifier`` or a baseline name such as
+    #: ``baseline_bgnbd_p_no_purchase`` (training.churn_select); ``churn`` is that model
+    churn_model: str = "classifier"
+    has_amounts: bool = True
+    fit_warnings: tuple[str, ...] = ()
+    #: the training log's day-netting precision (ColumnMap.amount_decimals): every scoring
+    #: path nets a day as training did
+    amount_decimals: int = ColumnMap.amount_decimals
 
     def score(self, transactions: pd.DataFrame, as_of=None, horizon_days: Optional[int] = None) -> pd.DataFrame:
         """Score normalised transactions (``customer_id``, ``ts``, ``amount``) at ``as_of``.
@@ -89,8 +104,8 @@ class CustomerScorer:
         if len(kept) == 0:
             first = transactions["ts"].min().date()
             raise CustscoreError(f"as_of {as_of.date()} is before the first transaction ({first}): nothing to score")
-        return self.score_customers(customer_features(merge_periods(kept), as_of, self.time_unit), as_of,
-                                    horizon_days)
+        purchases = merge_periods(kept, amount_decimals=self.amount_decimals)
+        return self.score_customers(customer_features(purchases, as_of, self.time_unit), as_of, horizon_days)
 
     def score_customers(self, customers: pd.DataFrame, as_of: pd.Timestamp,
                         horizon_days: Optional[int] = None, with_segments: bool = True) -> pd.DataFrame:
@@ -108,17 +123,21 @@ class CustomerScorer:
         x = customers["frequency"].to_numpy()
         t_x = customers[recency_col].to_numpy()
         T = customers[t_col].to_numpy()
-        spend = self.expected_avg_spend(x, customers["monetary_value"].to_numpy())
-        clv = expected_clv(self.bgnbd, x, t_x, T, spend, horizon_days=horizon,
-                           days_per_unit=DAYS_PER_UNIT[self.time_unit],
-                           discount_rate_yearly=self.discount_rate)
+        monetary = customers["monetary_value"].to_numpy(dtype=float)
+        if self.has_amounts:
+            spend = self.expected_avg_spend(x, monetary)
+            clv = expected_clv(self.bgnbd, x, t_x, T, spend, horizon_days=horizon,
+                               days_per_unit=DAYS_PER_UNIT[self.time_unit],
+                               discount_rate_yearly=self.discount_rate)
+        else:  # no amounts in the log: value is not known, never 0
+            monetary = spend = clv = np.full(len(x), np.nan)
         out = pd.DataFrame({
             "customer_id": customers.index.to_numpy(),
             "frequency": x,
             "recency": t_x,
             "T": T,
             "time_unit": self.time_unit,
-            "monetary_value": customers["monetary_value"].to_numpy(),
+            "monetary_value": monetary,
             "tenure_days": customers["tenure_days"].to_numpy(dtype=float),
             "days_since_last_purchase": X["days_since_last_purchase"].to_numpy(),
             "n_purchases_90d": customers["n_purchases_90d"].to_numpy(),
@@ -141,16 +160,45 @@ class CustomerScorer:
             return out
         if self.segment_thresholds is None:
             raise CustscoreError("this scorer has no segment thresholds (trained before segments existed); retrain it")
-        inputs = out.assign(**{c: customers[c].to_numpy() for c in required_columns(self.segment_config)
-                               if c not in out.columns and c in customers.columns})
+        inputs = self.segment_inputs(out.assign(**{c: customers[c].to_numpy() for c in required_columns(self.segment_config)
+                                                   if c not in out.columns and c in customers.columns}), customers)
         return pd.concat([out, assign_segments(inputs, self.segment_config, self.segment_thresholds)], axis=1)
 
+    def segment_inputs(self, scores: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
+        """What the segments rank by: value, or purchases for a log without amounts.
+
+        Without amounts, current value is the purchase count over the value window
+        (``n_purchases_<w>d`` in place of ``spend_<w>d``) and future value the expected
+        purchases in the horizon (in place of ``clv``): the segments rank by purchases, and
+        ``current_value``/``future_value`` are then counts (the report says so).
+        """
+        if self.has_amounts:
+            return scores
+        spend_col = self.segment_config.spend_column
+        counts = spend_col.replace("spend_", "n_purchases_")
+        source = scores[counts] if counts in scores.columns else customers[counts]
+        return scores.assign(**{spend_col: source.to_numpy(dtype=float),
+                                "clv": scores["expected_purchases"].to_numpy(dtype=float)})
+
+    def spend_params(self) -> dict[str, float]:
+        """The spend model's fitted numbers by name (Gamma-Gamma ``p, q, v``, or
+        ``observed_mean_spend`` when it was skipped); ``{}`` for a log without amounts."""
+        if self.gamma_gamma is None:
+            return {}
+        params = dict(self.gamma_gamma.params_)
+        if not params:
+            params["observed_mean_spend"] = self.gamma_gamma.population_mean_
+        return {k: float(v) for k, v in params.items()}
+
     def expected_avg_spend(self, frequency: np.ndarray, monetary_value: np.ndarray) -> np.ndarray:
-        """Gamma-Gamma expected spend per purchase, shape (n_customers,).
+        """Expected spend per purchase of the spend model, shape (n_customers,).
 
         Customers without a positive mean repeat spend (no repeat purchase, or returns
-        netting their spend to <= 0) get the population mean ``p * v / (q - 1)``.
+        netting their spend to <= 0) get the population mean (Gamma-Gamma's
+        ``p * v / (q - 1)``, or the observed one).
         """
+        if self.gamma_gamma is None:
+            raise CustscoreError("this model was trained on a log without amounts: no expected spend")
         frequency = np.asarray(frequency)
         monetary_value = np.asarray(monetary_value, dtype=float)
         informative = (frequency > 0) & (monetary_value > 0)

@@ -20,12 +20,14 @@ def _positive(name: str, value: float) -> float:
     return value
 
 
-def _draw_bgnbd(rng: np.random.Generator, n: int, r: float, alpha: float, a: float, b: float, T: np.ndarray):
+def _draw_bgnbd(rng: np.random.Generator, n: int, r: float, alpha: float, a: float, b: float, T: np.ndarray,
+                dropout_at_zero: bool = False):
     """Return per-customer ``(lam, x, n_arrivals)`` for observation windows ``(0, T]``.
 
     ``lam ~ Gamma(r, rate alpha)``, ``p ~ Beta(a, b)``. The Poisson process would bring
     ``N ~ Poisson(lam T)`` arrivals; the customer drops out right after the ``K``-th repeat
-    purchase, ``K ~ Geometric(p)`` on 1, 2, ...; the observed count is ``x = min(N, K)``.
+    purchase, ``K ~ Geometric(p)`` on 1, 2, ... (on 0, 1, ... with ``dropout_at_zero``,
+    MBG/NBD: the first purchase may be the last); the observed count is ``x = min(N, K)``.
     """
     lam = rng.gamma(shape=r, scale=1.0 / alpha, size=n)
     p = rng.beta(a, b, size=n)
@@ -34,9 +36,31 @@ def _draw_bgnbd(rng: np.random.Generator, n: int, r: float, alpha: float, a: flo
     u = rng.random(n)
     with np.errstate(divide="ignore", invalid="ignore"):
         k = np.ceil(np.log1p(-u) / np.log1p(-p))
-    k = np.where(np.isfinite(k), np.maximum(k, 1.0), np.inf)
+    k = np.where(np.isfinite(k), np.maximum(k, 1.0), np.inf) - (1.0 if dropout_at_zero else 0.0)
     x = np.minimum(n_arrivals, k).astype(np.int64)
     return lam, x, n_arrivals
+
+
+def _windows(n_customers: int, T: Any, **params: float) -> np.ndarray:
+    """Check the parameters (> 0) and return ``T`` broadcast to ``n_customers`` windows (> 0)."""
+    for name, val in params.items():
+        _positive(name, val)
+    T_arr = np.broadcast_to(np.asarray(T, dtype=float), (int(n_customers),)).copy()
+    if np.any(~np.isfinite(T_arr)) or np.any(T_arr <= 0):
+        raise CustscoreError("T: must be finite and > 0")
+    return T_arr
+
+
+def _summary(rng: np.random.Generator, x: np.ndarray, n_arrivals: np.ndarray, window: np.ndarray,
+             T_arr: np.ndarray) -> pd.DataFrame:
+    """``(frequency, recency, T)``: the last of ``x`` kept out of ``n_arrivals`` uniform arrivals on ``(0, window]``.
+
+    The ``x``-th order statistic of ``N`` uniforms is ``window * Beta(x, N - x + 1)`` (0 when x = 0).
+    """
+    has = x > 0
+    recency = np.zeros(len(x))
+    recency[has] = window[has] * rng.beta(x[has], n_arrivals[has] - x[has] + 1)
+    return pd.DataFrame({"frequency": x, "recency": recency, "T": T_arr})
 
 
 def simulate_bgnbd(
@@ -57,18 +81,45 @@ def simulate_bgnbd(
     >>> simulate_bgnbd(3, 0.25, 4.0, 0.8, 2.5, 39.0, seed=1).shape
     (3, 3)
     """
-    n = int(n_customers)
-    for name, val in (("r", r), ("alpha", alpha), ("a", a), ("b", b)):
-        _positive(name, val)
-    T_arr = np.broadcast_to(np.asarray(T, dtype=float), (n,)).copy()
-    if np.any(~np.isfinite(T_arr)) or np.any(T_arr <= 0):
-        raise CustscoreError("T: must be finite and > 0")
+    T_arr = _windows(n_customers, T, r=r, alpha=alpha, a=a, b=b)
     rng = np.random.default_rng(seed)
-    _, x, n_arrivals = _draw_bgnbd(rng, n, r, alpha, a, b, T_arr)
-    has = x > 0
-    recency = np.zeros(n)
-    recency[has] = T_arr[has] * rng.beta(x[has], n_arrivals[has] - x[has] + 1)
-    return pd.DataFrame({"frequency": x, "recency": recency, "T": T_arr})
+    _, x, n_arrivals = _draw_bgnbd(rng, len(T_arr), r, alpha, a, b, T_arr)
+    return _summary(rng, x, n_arrivals, T_arr, T_arr)
+
+
+def simulate_mbgnbd(
+    n_customers: int, r: float, alpha: float, a: float, b: float, T: Any, seed: int
+) -> pd.DataFrame:
+    """Simulate ``(frequency, recency, T)`` from the MBG/NBD (Batislam et al. 2007).
+
+    As :func:`simulate_bgnbd`, but the customer may drop out right after the first
+    purchase too (with probability ``p``): the number of repeat purchases before dropout
+    is ``K ~ Geometric(p)`` on 0, 1, .... Units as :func:`simulate_bgnbd`.
+    """
+    T_arr = _windows(n_customers, T, r=r, alpha=alpha, a=a, b=b)
+    rng = np.random.default_rng(seed)
+    _, x, n_arrivals = _draw_bgnbd(rng, len(T_arr), r, alpha, a, b, T_arr, dropout_at_zero=True)
+    return _summary(rng, x, n_arrivals, T_arr, T_arr)
+
+
+def simulate_paretonbd(
+    n_customers: int, r: float, alpha: float, s: float, beta: float, T: Any, seed: int
+) -> pd.DataFrame:
+    """Simulate ``(frequency, recency, T)`` from the Pareto/NBD (Schmittlein et al. 1987).
+
+    ``lambda ~ Gamma(shape r, rate alpha)``, ``mu ~ Gamma(shape s, rate beta)``, lifetime
+    ``tau ~ Exponential(mu)``; purchases are Poisson(lambda) on ``(0, min(tau, T)]``, so
+    ``x ~ Poisson(lambda min(tau, T))`` and recency is the largest of ``x`` uniforms on
+    that window. ``alpha`` and ``beta`` are in the unit of ``T``.
+    """
+    T_arr = _windows(n_customers, T, r=r, alpha=alpha, s=s, beta=beta)
+    rng = np.random.default_rng(seed)
+    n = len(T_arr)
+    lam = rng.gamma(shape=r, scale=1.0 / alpha, size=n)
+    mu = rng.gamma(shape=s, scale=1.0 / beta, size=n)
+    window = np.minimum(rng.exponential(size=n) / mu, T_arr)
+    x = rng.poisson(lam * window)
+    return _summary(rng, x, x, window, T_arr)
 
 
 def simulate_spend(frequency: Any, p: float, q: float, v: float, seed: int) -> np.ndarray:
@@ -106,6 +157,7 @@ def simulate_transactions(
     seed: int,
     *,
     cohort_days: int = 90,
+    drift_per_year: float = 0.0,
 ) -> pd.DataFrame:
     """Simulate a transaction log: columns ``customer_id`` (str), ``date``, ``amount``.
 
@@ -140,6 +192,11 @@ def simulate_transactions(
 
     first_day = rng.integers(0, min(int(cohort_days), span_days), size=n)
     window = (span_days - first_day).astype(float)  # first day .. end of day `end`
+    k = float(drift_per_year) / 365.0
+    if not np.isfinite(k):
+        raise CustscoreError(f"drift_per_year: must be a finite number, got {drift_per_year!r}")
+    if k != 0.0:  # the window in operational time, where the rates are constant
+        window = np.expm1(k * span_days) / k - np.expm1(k * first_day) / k
     _, x, n_arrivals = _draw_bgnbd(rng, n, r, alpha, a, b, window)
 
     total = int(x.sum())
@@ -152,7 +209,11 @@ def simulate_transactions(
     own_sum = padded[offsets + x] - before
     rest = rng.gamma(shape=(n_arrivals - x + 1).astype(float))  # the N - x + 1 unused spacings
     uniform_order = within / np.repeat(own_sum + rest, x)
-    repeat_day = np.repeat(first_day, x) + np.floor(uniform_order * np.repeat(window, x)).astype(np.int64)
+    if k == 0.0:
+        repeat_day = np.repeat(first_day, x) + np.floor(uniform_order * np.repeat(window, x)).astype(np.int64)
+    else:
+        operational = np.expm1(k * np.repeat(first_day, x)) / k + uniform_order * np.repeat(window, x)
+        repeat_day = np.floor(np.log1p(k * operational) / k).astype(np.int64)
     repeat_day = np.minimum(repeat_day, span_days - 1)  # guards the measure-zero U = 1 edge
 
     cust = np.concatenate([np.arange(n), owner])

@@ -52,6 +52,8 @@ def unsupported_reason(scorer: CustomerScorer, feature_names: frozenset[str]) ->
     """
     if scorer.segment_thresholds is None:
         return "the scorer has no segment thresholds"
+    if not scorer.has_amounts:
+        return "the scorer was trained on a log without amounts"
     unknown = sorted(set(CHURN_FEATURES) - KNOWN_CHURN_FEATURES)
     if unknown:
         return f"churn features {unknown} are not built by the fast path"

@@ -11,18 +11,31 @@ if TYPE_CHECKING:  # annotations only: keeps `custscore train` fast to fail on b
 CDNOW_PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426, "p": 6.25, "q": 3.74, "v": 15.44}
 
 
+def _param(value: float) -> str:
+    """3 decimals, or 3 significant digits with an exponent outside [0.001, 1e6): never ``0.000`` for 1e-07.
+
+    >>> _param(0.2426), _param(1e-07), _param(5e4), _param(2.5e7)
+    ('0.243', '1e-07', '50000.000', '2.5e+07')
+    """
+    return f"{value:.3f}" if 1e-3 <= abs(value) < 1e6 else f"{value:.3g}"
+
+
 def format_parameters(result: TrainResult, published: Optional[dict[str, float]] = None) -> str:
     """Fitted BG/NBD and Gamma-Gamma parameters, next to published ones when given."""
-    fitted = {**result.scorer.bgnbd.params_, **result.scorer.gamma_gamma.params_}
+    fitted = {**result.scorer.bgnbd.params_, **result.scorer.spend_params()}
     unit = "weeks" if result.scorer.time_unit == "W" else "days"
-    lines = [f"{'param':<8}{'fitted':>10}" + (f"{'published':>11}{'diff':>8}" if published else "")]
+    width = max(8, max(len(name) + 1 for name in fitted))
+    lines = [f"{'param':<{width}}{'fitted':>10}" + (f"{'published':>11}{'diff':>8}" if published else "")]
     for name, value in fitted.items():
-        row = f"{name:<8}{value:>10.3f}"
+        row = f"{name:<{width}}{_param(value):>10}"
         if published and name in published:
             row += f"{published[name]:>11.3f}{100 * (value / published[name] - 1):>7.1f}%"
         lines.append(row)
     lines.append(f"(alpha in {unit}; BG/NBD log-likelihood {result.scorer.bgnbd.log_likelihood_:.1f})")
+    if not result.scorer.has_amounts:
+        lines.append("(no amounts in the log: Gamma-Gamma not fitted, value columns are NaN)")
     return "\n".join(lines)
+
 
 
 def format_metrics(result: TrainResult) -> str:
@@ -39,16 +52,28 @@ def format_metrics(result: TrainResult) -> str:
                      f"(actual churn rate {m['churn_rate_actual']:.3f}):")
         for name, value in aucs.items():
             lines.append(f"  {name:<40}{value:.3f}")
-        lines.append(f"  Brier score of the classifier: {m['brier_churn_classifier']:.4f}")
+        lines.append(f"  Brier score of churn_probability: {m['brier_churn_probability']:.4f}")
     if not lines:
         lines.append("no holdout after the cutoff: nothing to evaluate")
     lines.append(f"frequency/monetary correlation (Gamma-Gamma assumes ~0): {m['frequency_monetary_corr']:.3f}")
     return "\n".join(lines)
 
 
+def format_churn_choice(result: TrainResult) -> str:
+    """What ships as ``churn_probability`` and why (training.churn_select)."""
+    lines = [f"churn_probability: {result.scorer.churn_model}"]
+    if result.churn is not None:
+        lines.append(f"  why: {result.churn.selection.reason}")
+        classifier = result.churn.classifier
+        if classifier is not None and classifier.dropped_features_:
+            lines.append(f"  classifier features dropped (constant or float noise at fit time): "
+                         f"{', '.join(classifier.dropped_features_)}")
+    return "\n".join(lines)
+
+
 def format_training_summary(result: TrainResult, logged: LoggedModel,
                             published: Optional[dict[str, float]] = None) -> str:
-    parts = [format_parameters(result, published), "", format_metrics(result), "",
+    parts = [format_parameters(result, published), "", format_churn_choice(result), "", format_metrics(result), "",
              f"customers: {result.n_customers}", f"run id:    {logged.run_id}", f"model URI: {logged.model_uri}"]
     if logged.registered_name:
         parts.append(f"registered: {logged.registered_name} version {logged.registered_version} "

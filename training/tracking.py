@@ -2,22 +2,31 @@
 
 Default store: ``sqlite:///mlflow.db`` with artifacts in ``./mlruns`` (no server).
 ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` points it elsewhere.
+
+Several ``custscore train`` at once on one SQLite store: creating the store's tables, the
+experiment and a registered version each hold an exclusive lock on ``<db>.lock`` beside
+the database (:func:`store_lock`), so two first runs on a fresh store both succeed
+instead of racing on ``CREATE TABLE``. Any MLflow error while logging is one line.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from sqlalchemy.exc import SQLAlchemyError
 
 import custscore
 from custscore.config import DEFAULT_TRACKING_URI, TrainConfig
@@ -71,6 +80,37 @@ def use_tracking(uri: Optional[str] = None) -> str:
     return resolved
 
 
+#: Errors of the tracking store (MLflow's own, and SQLAlchemy's that MLflow lets through).
+STORE_ERRORS = (MlflowException, SQLAlchemyError)
+
+
+def _sqlite_path(tracking_uri: str) -> Optional[Path]:
+    """The database file of a ``sqlite:///PATH`` URI (relative to the current folder), else None."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return Path(tracking_uri[len("sqlite:///"):]).resolve()
+
+
+@contextmanager
+def store_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``<db>.lock`` for a SQLite store; nothing for other stores."""
+    db = _sqlite_path(tracking_uri)
+    if db is None:
+        yield
+        return
+    try:
+        handle = open(db.with_name(db.name + ".lock"), "a")
+    except OSError as exc:
+        raise CustscoreError(f"MLflow tracking store {tracking_uri} is not usable: {exc.strerror} "
+                             f"({db.parent})") from exc
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _ensure_experiment(name: str, tracking_uri: str) -> str:
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
@@ -92,15 +132,36 @@ def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
     """The run's params: fitted parameters by their paper names plus the training config."""
     params: dict[str, object] = {}
     params.update(result.scorer.bgnbd.params_)
-    params.update(result.scorer.gamma_gamma.params_)
+    params.update(result.scorer.spend_params())
     params.update({k: v for k, v in config.as_params().items()
                    if k not in ("experiment", "tracking_uri", "register_as") and v is not None})
     params["n_customers"] = result.n_customers
+    params["churn_model"] = result.scorer.churn_model
+    classifier = result.churn.classifier if result.churn is not None else None
+    params["churn_dropped_features"] = (",".join(classifier.dropped_features_) or "none") if classifier else "none"
     if result.scorer.segment_thresholds is not None:  # segment rules and fitted cut points
         settings = segment_settings(result.scorer.segment_config, result.scorer.segment_thresholds)
         params.update({f"segments_{k}": v for part in settings.values() for k, v in part.items()})
     params["custscore_version"] = custscore.__version__
     return params
+
+
+#: Separator of the texts in the ``fit_warnings`` tag.
+FIT_WARNINGS_SEPARATOR = " | "
+
+
+def fit_warnings_tag(warnings: list[str]) -> str:
+    """The ``fit_warnings`` tag value: the texts joined by " | ", or "none".
+
+    >>> fit_warnings_tag([]), fit_warnings_tag(["a", "b"])
+    ('none', 'a | b')
+    """
+    return FIT_WARNINGS_SEPARATOR.join(warnings) if warnings else "none"
+
+
+def log_fit_warnings(warnings: list[str]) -> None:
+    """Tag the active run with ``fit_warnings`` (MLflow tags hold up to 8,000 characters)."""
+    mlflow.set_tag("fit_warnings", fit_warnings_tag(warnings)[:8000])
 
 
 def prepare_experiment(config: TrainConfig) -> Optional[str]:
@@ -117,8 +178,9 @@ def prepare_experiment(config: TrainConfig) -> Optional[str]:
     if os.environ.get("MLFLOW_RUN_ID"):
         return None
     try:
-        return _ensure_experiment(config.experiment, tracking_uri)
-    except mlflow.exceptions.MlflowException as exc:
+        with store_lock(tracking_uri):  # the first client creates the tables: one at a time
+            return _ensure_experiment(config.experiment, tracking_uri)
+    except STORE_ERRORS as exc:
         raise CustscoreError(f"MLflow tracking store {tracking_uri} is not usable: {_first_line(exc)}") from exc
 
 
@@ -143,10 +205,20 @@ def log_training(result: TrainResult, config: TrainConfig, input_example: pd.Dat
     """
     if experiment_id is None:
         experiment_id = prepare_experiment(config)
+    try:
+        return _log_training(result, config, input_example, experiment_id, decision)
+    except STORE_ERRORS as exc:
+        raise CustscoreError(f"MLflow tracking store {mlflow.get_tracking_uri()}: {_first_line(exc)}") from exc
+
+
+def _log_training(result: TrainResult, config: TrainConfig, input_example: pd.DataFrame,
+                  experiment_id: Optional[str], decision: Optional[PromotionDecision]) -> LoggedModel:
     with mlflow.start_run(experiment_id=experiment_id) as run:
         run_id = run.info.run_id
         result.scorer.model_version = run_id
+        log_fit_warnings(result.warnings)
         mlflow.log_params(model_params(result, config))
+        mlflow.set_tag("churn_model_reason", result.churn.selection.reason if result.churn else "")
         mlflow.log_metrics(_finite(result.metrics))
         if result.holdout is not None:
             for name, fig in result.holdout.figures.items():
@@ -174,12 +246,13 @@ def log_training(result: TrainResult, config: TrainConfig, input_example: pd.Dat
     model_uri = f"runs:/{run_id}/model"
     if not config.register_as:
         return LoggedModel(run_id=run_id, model_uri=model_uri)
-    version = mlflow.register_model(info.model_uri, config.register_as)
-    client = MlflowClient()
-    alias = decision.alias if decision is not None else CHAMPION_ALIAS
-    client.set_registered_model_alias(config.register_as, alias, version.version)
-    for key, value in (decision.tags if decision is not None else {}).items():
-        client.set_model_version_tag(config.register_as, version.version, key, value)
+    with store_lock(mlflow.get_tracking_uri()):  # concurrent registrations of one name get distinct versions
+        version = mlflow.register_model(info.model_uri, config.register_as)
+        client = MlflowClient()
+        alias = decision.alias if decision is not None else CHAMPION_ALIAS
+        client.set_registered_model_alias(config.register_as, alias, version.version)
+        for key, value in (decision.tags if decision is not None else {}).items():
+            client.set_model_version_tag(config.register_as, version.version, key, value)
     return LoggedModel(run_id=run_id, model_uri=model_uri, registered_name=config.register_as,
                        registered_version=str(version.version), alias=alias,
                        promotion_reason=decision.reason if decision is not None else "")

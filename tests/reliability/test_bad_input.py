@@ -41,6 +41,10 @@ CASES = {
                                 "cutoff minus horizon (2019-01-25) is before the first transaction"),
     "zero horizon": (HEADER + GOOD_ROWS, ["--horizon-days", "0"], "horizon_days: must be a whole number of days > 0"),
     "negative horizon": (HEADER + GOOD_ROWS, ["--horizon-days", "-5"], "horizon_days: must be a whole number of days > 0"),
+    "horizon too long": (HEADER + GOOD_ROWS, ["--horizon-days", "10000000"],
+                         "horizon_days: must be at most 3660 days (10 years), got 10000000"),
+    "date out of range": (HEADER + GOOD_ROWS, ["--cutoff", "2262-04-12"],
+                          "cutoff: date '2262-04-12' is outside the supported range 1677-09-22 to 2262-04-10"),
     "bad discount rate": (HEADER + GOOD_ROWS, ["--discount-rate", "1.5"], "discount_rate: must be in [0, 1)"),
     "no repeat purchases": (HEADER + "".join(f"{i:05d},2020-01-{1 + i % 28:02d},5\n" for i in range(40)), [],
                             "no customer has a repeat purchase"),
@@ -55,9 +59,22 @@ CASES = {
                          "row 1: column 'arrears': arrears is not a finite number >= 0: -5"),
     "decimal comma": ("customer_id;date;amount\n1;2020-01-01;29,33\n", [],
                       "amount is not a finite number: '29,33' (looks like a decimal comma: pass --decimal ','"),
+    "duplicated column name": ("customer_id,date,amount,amount\n1,2020-01-01,1,2\n", [],
+                               "duplicate column name(s) ['amount'] in the header"),
+    "row longer than the header": (HEADER + "1,2020-01-01,1,234.50\n1,2020-01-02,5\n", [],
+                                   "row 1 has more fields than the header (4 > 3)"),
+    "truncated `.csv.gz`": ("gz", [], "cannot read file (EOFError"),
+    "unknown encoding": (HEADER + GOOD_ROWS, ["--encoding", "no-such-enc"], "encoding: unknown text encoding 'no-such-enc'"),
+    "unknown date directive": (HEADER + GOOD_ROWS, ["--date-format", "%Q"], "date_format: unknown strftime directive '%Q'"),
     "amount too large to net exactly": (HEADER + "1,2020-01-01,1e12\n", [],
                                         "row 1: column 'amount': amount 1000000000000.0 is too large for "
                                         "--amount-decimals 4"),
+    "struct or list customer id": ("struct-parquet", [], "row 1: column 'customer_id': customer id must be text or "
+                                                         "a whole number, not a struct or list"),
+    "truncated Parquet": ("truncated-parquet", [], "cannot read file (ArrowInvalid"),
+    "amounts whose sum could overflow": (HEADER + "".join(f"{i % 20},2020-01-{1 + i % 28:02d},9e11\n"
+                                                          for i in range(600)), [],
+                                         "the amounts add up to more than 2**62 units of 10**-4"),
 }
 
 
@@ -68,6 +85,23 @@ def _write(tmp_path, name: str, content):
         return path
     if name == "missing file":
         return tmp_path / "nope.csv"
+    if content == "gz":
+        import gzip
+
+        path = tmp_path / "log.csv.gz"
+        path.write_bytes(gzip.compress((HEADER + GOOD_ROWS * 200).encode())[:40])
+        return path
+    if content == "struct-parquet":  # ids as {"a": 1}: refused, not turned into text
+        path = tmp_path / "log.parquet"
+        pd.DataFrame({"customer_id": [{"a": 1}, {"a": 2}], "date": pd.to_datetime(["2020-01-01", "2020-01-02"]),
+                      "amount": [1.0, 2.0]}).to_parquet(path)
+        return path
+    if content == "truncated-parquet":  # the first half of a valid file
+        path = tmp_path / "log.parquet"
+        pd.DataFrame({"customer_id": [f"{i % 30:05d}" for i in range(3000)], "amount": 10.0,
+                      "date": pd.date_range("2020-01-01", periods=3000, freq="h")}).to_parquet(path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        return path
     if content == "parquet":
         path = tmp_path / "log.parquet"
         pd.DataFrame({"customer_id": ["1", "2"], "date": [1.5, 2.5], "amount": [1.0, 2.0]}).to_parquet(path)

@@ -17,10 +17,11 @@ from custscore.errors import CustscoreError, FitError
 
 SLOW_WRITER = """
 import sys, time
+import pandas as pd
 from custscore.serving.output import write_table_atomic
 
-class Slow:
-    def to_csv(self, handle, index=False):
+class Slow(pd.DataFrame):
+    def to_csv(self, handle, **kwargs):
         handle.write(b"customer_id,clv\\n")
         for i in range(10_000):
             handle.write(f"{i:05d},1.0\\n".encode())
@@ -147,3 +148,30 @@ def test_fit_that_never_converges_is_reported_with_the_data_summary(monkeypatch,
     with pytest.raises(FitError, match=r"BG/NBD at cutoff 1997-09-30 \(2357 customers, 946 with repeat purchases\)"
                                        r": BG/NBD did not converge from 5 starts"):
         pipeline.train_scorer(engine, TrainConfig(cutoff="1997-09-30", horizon_days=90))
+
+
+def test_two_trainings_registering_one_name_on_a_fresh_store_both_succeed(tmp_path, cdnow_sample_csv):
+    """Both create the SQLite store at once: the store lock serialises table creation and registration."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = [sys.executable, "-m", "custscore.cli", "train", "--transactions", str(cdnow_sample_csv),
+            "--cutoff", "1997-09-30", "--horizon-days", "90", "--register-as", "X", "--tracking-uri", uri]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+        assert "Traceback" not in err
+    mlflow.set_tracking_uri(uri)
+    versions = MlflowClient(tracking_uri=uri, registry_uri=uri).search_model_versions("name='X'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    assert sorted(out.split("registered: X version ")[1][0] for out, _ in outputs) == ["1", "2"]
+
+
+def test_a_store_that_is_not_a_database_is_one_line(tmp_path, cdnow_sample_csv):
+    (tmp_path / "mlflow.db").write_text("not a database\n")
+    proc = run_cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30", "--horizon-days", "90",
+                   "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
+    assert "is not usable: (sqlite3.DatabaseError) file is not a database" in proc.stderr

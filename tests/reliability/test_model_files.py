@@ -212,6 +212,28 @@ def test_save_load_round_trip_scores_bit_identical(trained, cdnow_sample_csv, tm
     assert not hasattr(loaded.churn, "pipeline_")  # the scikit-learn pipeline is folded, not saved
 
 
+def test_a_scorer_shipping_a_baseline_round_trips_bit_identical(trained, cdnow_sample_csv, tmp_path):
+    """A scorer whose churn_probability is a calibrated baseline (BaselineChurnModel) is data too."""
+    import dataclasses
+
+    from custscore.features.customers import customer_features
+    from custscore.features.periods import merge_periods
+    from custscore.training.churn import churn_features
+    from custscore.training.churn_select import BaselineChurnModel, DEFAULT_BASELINE
+
+    scorer = trained["result"].scorer
+    tx = read_transactions(cdnow_sample_csv)
+    customers = customer_features(merge_periods(tx[tx["ts"] <= "1997-06-30"]), "1997-06-30", scorer.time_unit)
+    X = churn_features(customers, scorer.bgnbd, scorer.horizon_days, scorer.time_unit)
+    y = (X["n_purchases_90d"].to_numpy() == 0).astype(int)  # any 0/1 labels: the test is the file format
+    baseline = BaselineChurnModel(name=DEFAULT_BASELINE).fit(X, y)
+    shipped = dataclasses.replace(scorer, churn=baseline, churn_model=DEFAULT_BASELINE)
+    bundle.save_scorer(shipped, tmp_path / "scorer")
+    loaded = bundle.load_scorer(tmp_path / "scorer")
+    assert type(loaded.churn) is BaselineChurnModel and loaded.churn_model == DEFAULT_BASELINE
+    pd.testing.assert_frame_equal(loaded.score(tx, as_of=AS_OF), shipped.score(tx, as_of=AS_OF), check_exact=True)
+
+
 def test_codec_round_trips_plain_values_with_their_types():
     value = {"f": 0.1, "nan": float("nan"), "inf": float("inf"), "ninf": -float("inf"), "neg0": -0.0,
              "i": 2**70, "s": "x", "b": True, "n": None, "l": [1, (2.5, "a")], "t": (),

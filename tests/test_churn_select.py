@@ -1,0 +1,156 @@
+"""What ships as churn_probability: never worse than the baselines, in simulated worlds and on CDNOW master.
+
+Truth: simulated transaction logs with known generative parameters (a world where nobody
+drops out, so P(alive) is 1 - 1e-9 for everyone; a world whose purchase rates drift), the
+labels read from the log after the cutoff with pandas, AUC from scikit-learn and an
+equal-mass ECE written here.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from custscore.config import BacktestConfig, TrainConfig
+from custscore.features.cdnow import load_cdnow_master
+from custscore.features.customers import PandasEngine
+from custscore.features.io import normalise_transactions
+from custscore.training.backtest import run_backtest
+from custscore.training.churn import p_no_purchase
+from custscore.training.churn_select import (BASELINES, CLASSIFIER, DEFAULT_BASELINE, choose_churn_model,
+                                             validation_horizon)
+from custscore.training.pipeline import train_scorer
+
+
+def _ece_equal_mass(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
+    order = np.argsort(p, kind="stable")
+    return float(sum(len(b) * abs(y[b].mean() - p[b].mean()) for b in np.array_split(order, n_bins)) / len(y))
+
+
+def _holdout(tx: pd.DataFrame, config: TrainConfig) -> tuple[dict[str, float], float, str]:
+    """(holdout AUC of churn_probability and of each baseline, ECE of churn_probability, what shipped)."""
+    result = train_scorer(PandasEngine(tx), config)
+    scorer, cutoff = result.scorer, config.cutoff
+    scores = scorer.score_customers(result.calibration, cutoff, with_segments=False)
+    day = tx["ts"].dt.normalize()  # a purchase on days cutoff + 1 .. cutoff + horizon
+    after = tx[(day > cutoff) & (day <= cutoff + pd.Timedelta(days=config.horizon_days))]
+    y = (~scores["customer_id"].isin(set(after["customer_id"]))).to_numpy().astype(int)
+    days = 7.0 if config.time_unit == "W" else 1.0
+    candidates = {
+        "churn_probability": scores["churn_probability"].to_numpy(),
+        "baseline_bgnbd_p_no_purchase": p_no_purchase(scorer.bgnbd, config.horizon_days / days, scores["frequency"],
+                                                      scores["T"], scores["p_alive"].to_numpy()),
+        "baseline_bgnbd_expected_purchases": -scores["expected_purchases"].to_numpy(),
+        "baseline_bgnbd_p_alive": -scores["p_alive"].to_numpy(),
+        "baseline_days_since_last_purchase": scores["days_since_last_purchase"].to_numpy(),
+        "baseline_n_purchases_90d": -scores["n_purchases_90d"].to_numpy(dtype=float),
+    }
+    aucs = {name: roc_auc_score(y, s) for name, s in candidates.items()}
+    return aucs, _ece_equal_mass(y, candidates["churn_probability"]), scorer.churn_model
+
+
+def _simulated(start: str = "2020-01-01", end: str = "2021-12-31", cohort_days: int = 180, **kw) -> pd.DataFrame:
+    from custscore.training.simulate import simulate_transactions
+    raw = simulate_transactions(20_000, start=start, end=end, seed=11, cohort_days=cohort_days,
+                                p=6.0, q=3.7, v=15.0, **kw)
+    return normalise_transactions(raw)
+
+
+WORLDS = {
+    # nobody drops out: a ~ 0, BG/NBD P(alive) = 1 - 1e-9 for everyone
+    "no_dropout": dict(r=0.8, alpha=40.0, a=1e-6, b=1.0),
+    # purchase rates fall by half a year (exp(-0.7)), dropout as on CDNOW
+    "drifting_rates": dict(r=0.8, alpha=25.0, a=0.8, b=2.5, drift_per_year=-0.7),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("world", list(WORLDS))
+def test_shipped_churn_score_never_worse_than_the_best_baseline(world):
+    tx = _simulated(**WORLDS[world])
+    config = TrainConfig(cutoff="2021-10-02", horizon_days=90, holdout_end="2021-12-31")
+    aucs, ece, shipped = _holdout(tx, config)
+    best = max(v for k, v in aucs.items() if k.startswith("baseline_"))
+    assert aucs["churn_probability"] >= best - 0.005, (shipped, aucs)
+    assert ece <= 0.02, (shipped, ece)
+
+
+@pytest.mark.slow
+def test_short_history_validates_the_classifier_on_a_shorter_window():
+    """History of 1.5 horizons before the cutoff (135 days, horizon 90): the full-horizon rule would need
+    180 days, so the classifier is validated on the longest window that fits, (135 - 30) // 2 = 52 days,
+    and what ships ranks the 90-day holdout at least as well as the best baseline (- 0.005)."""
+    horizon, history = 90, 135
+    start = pd.Timestamp("2021-01-01")
+    cutoff = start + pd.Timedelta(days=history)
+    tx = _simulated(start=str(start.date()), end=str((cutoff + pd.Timedelta(days=horizon)).date()), cohort_days=60,
+                    r=0.8, alpha=25.0, a=0.8, b=2.5)
+    assert tx["ts"].min().normalize() == start  # the log's first day is day 0 of the history
+    config = TrainConfig(cutoff=cutoff, horizon_days=horizon, holdout_end=cutoff + pd.Timedelta(days=horizon))
+    result = train_scorer(PandasEngine(tx), config)
+    selection = result.churn.selection
+    assert selection.validation_horizon_days == 52
+    assert CLASSIFIER in selection.validation_auc, selection.reason  # validated, not skipped
+    assert result.metrics["churn_validation_horizon_days"] == 52
+    assert any("validated on a 52-day window" in w for w in result.warnings), result.warnings
+    aucs, _, shipped = _holdout(tx, config)
+    best = max(v for k, v in aucs.items() if k.startswith("baseline_"))
+    assert aucs["churn_probability"] >= best - 0.005, (shipped, aucs)
+
+
+def test_validation_horizon_by_hand():
+    """Longest h <= H with 2h (3h for calibration one horizon earlier) + 30 days of history; 0 below H/2."""
+    assert validation_horizon(90, 365) == 90
+    assert validation_horizon(180, 245) == 107  # CDNOW master at 1997-09-03: (245 - 30) // 2
+    assert validation_horizon(180, 365) == 167
+    assert validation_horizon(90, 135, horizons_before=2) == 0  # (135 - 30) // 3 = 35 < 45
+    assert validation_horizon(90, 94) == 0  # CDNOW master at 1997-04-05
+
+
+def test_no_dropout_world_has_p_alive_at_float_noise():
+    """The no-dropout world is the one the issue describes: P(alive) ~ 1 - 1e-9, spread float noise."""
+    from custscore.training.pipeline import fit_bgnbd
+    tx = _simulated(**WORLDS["no_dropout"])
+    config = TrainConfig(cutoff="2021-10-02", horizon_days=90)
+    customers = PandasEngine(tx).customer_features(config.reference_date, "D")
+    bgnbd = fit_bgnbd(customers, "D", config, "test")
+    alive = bgnbd.p_alive(customers["frequency"], customers["recency_days"], customers["T_days"])
+    repeaters = customers["frequency"].to_numpy() > 0
+    assert np.all(1.0 - alive[repeaters] < 1e-6)
+
+
+def test_choice_rule_by_hand():
+    """A classifier tied with the baselines ships; one behind by 0.02 beyond noise does not; a window
+    that cannot rank churners keeps the default baseline."""
+    rng = np.random.default_rng(5)
+    n = 20_000
+    risk = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-2 * risk))).astype(int)
+    noise = rng.normal(size=n)
+    base = {name: risk + 1.2 * noise + 0.01 * rng.normal(size=n) for name in BASELINES}
+    tied = choose_churn_model(y, {**base, CLASSIFIER: risk + 1.2 * rng.normal(size=n)})
+    worse = choose_churn_model(y, {**base, CLASSIFIER: risk + 2.5 * rng.normal(size=n)})
+    assert tied.model == CLASSIFIER, tied.reason
+    assert worse.model in BASELINES and worse.diff > 0.005 and worse.diff_low > 0, worse.reason
+    blind = choose_churn_model(y, {name: rng.normal(size=n) for name in BASELINES}, classifier_missing="test")
+    assert blind.model == DEFAULT_BASELINE, blind.reason
+
+
+@pytest.fixture(scope="module")
+def master() -> pd.DataFrame:
+    return normalise_transactions(load_cdnow_master())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cutoff", ["1997-04-05", "1997-05-01"])
+def test_cdnow_master_short_history_ships_a_score_as_good_as_the_best_baseline(master, cutoff):
+    """The issue's cutoffs: 90 days, the classifier cannot be validated (two horizons of history)."""
+    config = TrainConfig(cutoff=cutoff, horizon_days=90)
+    aucs, _, shipped = _holdout(master, config)
+    best = max(v for k, v in aucs.items() if k.startswith("baseline_"))
+    assert aucs["churn_probability"] >= best - 0.005, (shipped, aucs)
+    result = run_backtest(PandasEngine(master), BacktestConfig(cutoffs=cutoff, horizon_days=90, n_bootstrap=50))
+    row = result.by_origin.iloc[0]
+    assert row["churn_model"] == shipped
+    assert row["auc_churn_probability"] >= max(v for k, v in row.items() if k.startswith("auc_baseline_")) - 0.005

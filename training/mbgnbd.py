@@ -1,0 +1,132 @@
+"""MBG/NBD: the modified beta-geometric / negative-binomial model of repeat purchasing.
+
+Batislam, E. P., Denizel, M. and Filiztekin, A. (2007), "Empirical validation and
+comparison of models for customer base analysis", International Journal of Research in
+Marketing 24(3), 201-209 (BDF 2007).
+
+As BG/NBD (:mod:`custscore.training.bgnbd`), except that a customer may also drop out at
+time zero, right after the first purchase: with ``lambda ~ Gamma(shape r, rate alpha)``
+and ``p ~ Beta(a, b)`` the customer drops out with probability ``p`` after every
+purchase, the first included. So a one-time buyer has P(alive) < 1. Inputs ``frequency``
+x, ``recency`` t_x and ``T`` are in one time unit of the caller's choosing; ``alpha`` is
+in that unit (``r``, ``a``, ``b`` are unit-free).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import digamma, gammaln
+
+from custscore.training.bgnbd import conditional_bracket
+from custscore.training.churn import p_no_purchase
+from custscore.training.diagnostics import generic_warnings
+from custscore.training.fitting import check_rfm
+from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, RowLikelihood, check_horizon
+
+PARAM_NAMES = ("r", "alpha", "a", "b")
+PROCESSES = {"r": "purchase rate", "alpha": "purchase rate", "a": "dropout", "b": "dropout"}
+_CONSEQUENCE = "P(alive), expected purchases and CLV are uncertain; compare them with days since last purchase"
+
+
+def _terms(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-row pieces of BDF 2007's likelihood: ``A = A1 + A2 + A3`` and ``D``, ``LL = A + softplus(D)``.
+
+    - A1 = lnG(r+x) - lnG(r) + r ln(alpha)
+    - A2 = lnG(a+b) + lnG(b+x+1) - lnG(b) - lnG(a+b+x+1)
+    - A3 = -(r+x) ln(alpha+T)
+    - D = ln(a) - ln(b+x) + (r+x) (ln(alpha+T) - ln(alpha+t_x))   (every x, also x = 0)
+    """
+    r, alpha, a, b = (float(v) for v in params)
+    log_ratio = np.log(alpha + T) - np.log(alpha + t_x)
+    A = (gammaln(r + x) - gammaln(r) + r * np.log(alpha) + gammaln(a + b) + gammaln(b + x + 1.0) - gammaln(b)
+         - gammaln(a + b + x + 1.0) - (r + x) * np.log(alpha + T))
+    D = np.log(a) - np.log(b + x) + (r + x) * log_ratio
+    return {"A": A, "D": D, "log_ratio": log_ratio}
+
+
+class ModifiedBetaGeoLikelihood(RowLikelihood):
+    """BDF 2007's MBG/NBD log-likelihood (their eq. for L(r, alpha, a, b | x, t_x, T), in log form).
+
+    ``L = Gamma(r+x) alpha**r / Gamma(r) * B(a, b+x+1) / B(a, b)
+    * [(alpha+T)**-(r+x) + a/(b+x) (alpha+t_x)**-(r+x)]``; the second term is present for
+    every customer (dropout at time zero), unlike BG/NBD's ``[x > 0]``. Analytic gradient
+    with ``sigmoid(D)`` weighting the second term; time unit of ``t_x`` and ``T``.
+    """
+
+    def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        r, alpha, a, b = (float(v) for v in params)
+        x, t_x, T, w = self.x, self.t_x, self.T, self.w
+        q = _terms(params, x, t_x, T)
+        D = q["D"]
+        ll = q["A"] + np.logaddexp(0.0, D)
+        s = np.exp(-np.logaddexp(0.0, -D))  # sigmoid(D)
+        psi_ab, psi_abx = digamma(a + b), digamma(a + b + x + 1.0)
+        d_r = digamma(r + x) - digamma(r) + np.log(alpha) - np.log(alpha + T) + s * q["log_ratio"]
+        d_alpha = r / alpha - (r + x) / (alpha + T) + s * (r + x) * (1.0 / (alpha + T) - 1.0 / (alpha + t_x))
+        d_a = psi_ab - psi_abx + s / a
+        d_b = psi_ab + digamma(b + x + 1.0) - digamma(b) - psi_abx - s / (b + x)
+        grad = np.array([np.dot(w, d) for d in (d_r, d_alpha, d_a, d_b)])
+        return float(np.dot(w, ll)), grad
+
+
+class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
+    """MBG/NBD model (BDF 2007) on the shared fit (:class:`MaximumLikelihoodPurchaseModel`).
+
+    Hyper-parameters and fitted attributes as :class:`~custscore.training.bgnbd.BetaGeoModel`
+    (``params_`` r, alpha, a, b; alpha in the caller's time unit).
+
+    >>> m = ModifiedBetaGeoModel()
+    >>> m.params_ = {"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614}
+    >>> m.p_alive([0], [0.0], [38.86]).round(4).tolist()
+    [0.3897]
+    """
+
+    PARAM_NAMES = PARAM_NAMES
+    MODEL_NAME = "MBG/NBD"
+    FIT_ADVICE = "try a penalizer of 0.001 or more, or more data"
+    TIME_PARAMS = ("alpha",)
+
+    def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> ModifiedBetaGeoLikelihood:
+        return ModifiedBetaGeoLikelihood(x, t_x, T, w)
+
+    def _extra_diagnostics(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> dict[str, Any]:
+        a, b = self.params_["a"], self.params_["b"]
+        return {"mean_dropout": a / (a + b)}
+
+    def _warnings(self) -> list[str]:
+        return generic_warnings("MBG/NBD", self.diagnostics_, self.params_, PROCESSES, _CONSEQUENCE)
+
+    def log_likelihood_per_customer(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+        """Log-likelihood of each customer's ``(x, t_x, T)`` (BDF 2007). Shape ``(n_customers,)``."""
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        q = _terms(np.array(self._params()), x, t_x, t_cal)
+        return q["A"] + np.logaddexp(0.0, q["D"])
+
+    def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+        """P(alive at T) = ``1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))**(r+x))`` (BDF 2007), < 1 also at x = 0."""
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        D = _terms(np.array(self._params()), x, t_x, t_cal)["D"]
+        return np.exp(-np.logaddexp(0.0, D))
+
+    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+        """Expected repeat purchases in ``(T, T + t]`` (BDF 2007, conditional expectation)::
+
+            (a+b+x)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(r+x, b+x+1; a+b+x; t/(alpha+T+t))]
+                / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))**(r+x))
+
+        The bracket is BG/NBD's eq. 10 bracket at ``b + 1``
+        (:func:`custscore.training.bgnbd.conditional_bracket`). ``t`` in the model's unit.
+        """
+        r, alpha, a, b = self._params()
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        return conditional_bracket(check_horizon(t), x, t_cal, r, alpha, a, b + 1.0) * self.p_alive(x, t_x, t_cal)
+
+    def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+        """P(no repeat purchase in ``(T, T + t]``): dead, or alive and silent (dropout happens only at purchases).
+
+        ``(1 - P(alive)) + P(alive) ((alpha+T)/(alpha+T+t))**(r+x)``, as BG/NBD
+        (:func:`custscore.training.churn.p_no_purchase`) with MBG/NBD's P(alive).
+        """
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        return p_no_purchase(self, float(check_horizon(t)), x, t_cal, self.p_alive(x, t_x, t_cal))

@@ -1,0 +1,182 @@
+"""The purchase-model interface: what scoring needs from any BTYD model of repeat purchases.
+
+A purchase model is fitted on per-customer sufficient statistics ``(x, t_x, T)``
+(``frequency`` = repeat purchases, ``recency`` = time of the last purchase since the
+first, ``T`` = time since the first purchase, all in ONE time unit of the caller's
+choosing; rate-like parameters such as ``alpha`` are in that unit) and predicts, per
+customer, P(alive), conditional expected purchases and the probability of no purchase in
+a horizon. :class:`PurchaseModel` is the protocol callers use without naming a model;
+:class:`MaximumLikelihoodPurchaseModel` is the shared fit of the models in
+:mod:`custscore.training.bgnbd`, :mod:`custscore.training.mbgnbd` and
+:mod:`custscore.training.paretonbd` on the fitting core (:mod:`custscore.training.fitting`).
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from custscore.errors import CustscoreError, FitError
+from custscore.training.diagnostics import fit_diagnostics
+from custscore.training.fitting import (
+    ESTIMATOR_CONSTRAINTS,
+    FitSettings,
+    Likelihood,
+    check_hyperparameters,
+    check_rfm,
+    check_weights,
+    fit_log_params,
+    inverse_or_none,
+    numerical_hessian,
+    systematic_sample,
+    total_weight,
+    unique_rows,
+)
+
+#: Fewer customers than this cannot identify four parameters: refuse rather than guess.
+MIN_CUSTOMERS = 10
+#: Up to this many customers, identical (x, t_x, T) rows are merged before fitting. Above
+#: it the merge (a sort) costs more than it saves: a large fit passes over the full data only
+#: a few times (3 for the 1M-customer benchmark; :func:`custscore.training.fitting.fit_log_params`).
+MERGE_ROWS_UP_TO = 200_000
+
+
+@runtime_checkable
+class PurchaseModel(Protocol):
+    """A fitted (or fittable) model of repeat purchases; every time in the model's unit.
+
+    ``params_`` (dict name -> float), ``log_likelihood_`` (summed over customers),
+    ``warnings_`` (texts without the ``warning: `` prefix) and ``diagnostics_`` (plain data)
+    exist after :meth:`fit`. Each prediction returns an array of shape ``(n_customers,)``.
+    """
+
+    params_: dict[str, float]
+    log_likelihood_: float
+    warnings_: tuple[str, ...]
+    diagnostics_: dict[str, Any]
+
+    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> "PurchaseModel": ...
+
+    def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray: ...
+
+    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray: ...
+
+    def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray: ...
+
+
+def check_horizon(t: Any) -> np.ndarray:
+    """A prediction horizon ``t`` (model time unit) as a float array, finite and >= 0."""
+    t = np.asarray(t, dtype=float)
+    if np.any(~np.isfinite(t)) or np.any(t < 0):
+        raise CustscoreError(f"t: must be finite and >= 0, got {t!r}")
+    return t
+
+
+class RowLikelihood:
+    """A weighted log-likelihood over fixed rows ``(x, t_x, T, weight)``, evaluated row by row.
+
+    A subclass implements ``value_and_gradient(params)`` (natural parameters); the
+    Hessian is central differences of that gradient
+    (:func:`custscore.training.fitting.numerical_hessian`).
+    """
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> None:
+        self.x, self.t_x, self.T, self.w = (np.asarray(v, dtype=float) for v in (x, t_x, T, weights))
+        self.n_rows = len(self.x)
+        self.total_weight = float(np.sum(self.w))
+
+    def subsample(self, max_rows: int) -> "RowLikelihood":
+        """Every k-th row in the given order, each keeping its weight."""
+        return type(self)(*systematic_sample([self.x, self.t_x, self.T, self.w], max_rows))
+
+    def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    def hessian(self, params: np.ndarray) -> np.ndarray:
+        return numerical_hessian(lambda p: self.value_and_gradient(p)[1], np.asarray(params, dtype=float))
+
+
+class MaximumLikelihoodPurchaseModel:
+    """Shared maximum-likelihood fit of a purchase model (scikit-learn estimator contract).
+
+    A subclass sets ``PARAM_NAMES``, ``MODEL_NAME`` (as in messages, e.g. ``"BG/NBD"``),
+    ``FIT_ADVICE``, ``TIME_PARAMS`` (the parameters in the time unit, put in an internal
+    unit where the largest ``T`` is 1) and implements ``_likelihood(x, t_x, T, w)`` (a
+    :class:`~custscore.training.fitting.Likelihood`) and ``_warnings()``; it may add
+    diagnostics in ``_extra_diagnostics(x, t_x, T)``.
+
+    Parameters: ``penalizer`` (L2 penalty on the internal parameters added to the mean
+    negative log-likelihood per customer, as in lifetimes; 0 = plain MLE), ``n_starts``
+    (optimiser starts) and ``seed`` (of the jittered starts).
+
+    Fitted attributes: ``params_`` (dict, time parameters in the caller's unit),
+    ``log_likelihood_`` (unpenalised, summed over customers), ``variance_matrix_``
+    (DataFrame: inverse of minus the Hessian in natural parameters, or ``None`` if not
+    positive definite), ``n_customers_`` (sum of weights), ``diagnostics_`` (plain data,
+    :func:`~custscore.training.diagnostics.fit_diagnostics`) and ``warnings_``.
+    """
+
+    PARAM_NAMES: tuple[str, ...] = ()
+    MODEL_NAME = "model"
+    FIT_ADVICE = "try a penalizer of 0.001 or more, or more data"
+    TIME_PARAMS: tuple[str, ...] = ()
+
+    def __init__(self, *, penalizer: float = 0.0, n_starts: int = 5, seed: int = 0) -> None:
+        self.penalizer = penalizer
+        self.n_starts = n_starts
+        self.seed = seed
+
+    def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> Likelihood:
+        raise NotImplementedError
+
+    def _warnings(self) -> list[str]:
+        raise NotImplementedError
+
+    def _extra_diagnostics(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> dict[str, Any]:
+        return {}
+
+    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> "MaximumLikelihoodPurchaseModel":
+        """Fit by maximum likelihood; ``weights`` are the number of customers each row stands for.
+
+        Inputs are validated before any casting (:func:`custscore.training.fitting.check_rfm`);
+        identical ``(x, t_x, T)`` rows of small data are collapsed into one row with summed
+        weights. Raises :class:`FitError` if there are fewer than :data:`MIN_CUSTOMERS`
+        customers, no repeat purchase at all, or the optimiser does not converge.
+        """
+        check_hyperparameters(
+            {"penalizer": self.penalizer, "n_starts": self.n_starts, "seed": self.seed}, ESTIMATOR_CONSTRAINTS
+        )
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        w = check_weights(weights, len(x))
+        name = self.MODEL_NAME
+        if total_weight(w) < MIN_CUSTOMERS:
+            raise FitError(f"cannot fit {name}: need at least {MIN_CUSTOMERS} customers, got {total_weight(w)}")
+        if not np.any(x > 0):
+            raise FitError(f"cannot fit {name}: no customer has a repeat purchase")
+
+        if len(x) <= MERGE_ROWS_UP_TO:
+            (x, t_x, t_cal), w = unique_rows([x, t_x, t_cal], w)
+        likelihood = self._likelihood(x, t_x, t_cal, w)
+        # Internal time unit: the largest T becomes 1 (start at all-ones, unit-free penalty).
+        scales = np.array([float(t_cal.max()) if p in self.TIME_PARAMS else 1.0 for p in self.PARAM_NAMES])
+        settings = FitSettings(penalizer=float(self.penalizer), n_starts=self.n_starts, seed=self.seed,
+                               advice=self.FIT_ADVICE)
+        params = fit_log_params(likelihood, self.PARAM_NAMES, scales, settings, name)
+
+        names = list(self.PARAM_NAMES)
+        self.params_ = {p: float(v) for p, v in zip(names, params)}
+        self.log_likelihood_ = float(likelihood.value_and_gradient(params)[0])
+        hessian = likelihood.hessian(params)
+        inv = inverse_or_none(-hessian)
+        self.variance_matrix_ = None if inv is None else pd.DataFrame(inv, index=names, columns=names)
+        self.n_customers_ = total_weight(w)
+        self.diagnostics_ = fit_diagnostics(names, params, scales, hessian, likelihood.total_weight, inv)
+        self.diagnostics_.update(self._extra_diagnostics(x, t_x, t_cal))
+        self.warnings_ = tuple(self._warnings())
+        return self
+
+    def _params(self) -> tuple[float, ...]:
+        if not hasattr(self, "params_"):
+            raise FitError(f"{type(self).__name__} is not fitted yet: call fit first")
+        return tuple(self.params_[p] for p in self.PARAM_NAMES)
