@@ -14,8 +14,9 @@ import sys
 import threading
 from typing import Optional, Sequence
 
-from custscore.config import (ADMIN_TOKEN_ENV, CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, ENGINES, BacktestConfig,
-                              ColumnMap, ScoreConfig, ServeConfig, TrainConfig)
+from custscore.config import (ADMIN_TOKEN_ENV, CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, DRIFT_EXIT_STATUS, ENGINES,
+                              PROMOTE_CHOICES, BacktestConfig, ColumnMap, DriftConfig, EvaluateConfig, ScoreConfig,
+                              ServeConfig, TrainConfig)
 from custscore.errors import CustscoreError, warn_all
 
 
@@ -23,6 +24,25 @@ def _default(cls, name: str):
     """The dataclass default of ``cls.name``: each default is defined once, in config.py."""
     f = {f.name: f for f in dataclasses.fields(cls)}[name]
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def _optional_int(text: str) -> Optional[int]:
+    """An int option whose empty value (MLproject's default ``''``) means "not given"."""
+    return None if text == "" else int(text)
+
+
+def _optional_str(text: str) -> Optional[str]:
+    """A text option whose empty value (MLproject's default ``''``) means "not given"."""
+    return text or None
+
+
+def _optional_float(text: str) -> Optional[float]:
+    """A number option whose empty value (MLproject's default ``''``) means "not given"."""
+    return None if text == "" else float(text)
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def _add_columns(parser: argparse.ArgumentParser, scoring: bool = False) -> None:
@@ -33,21 +53,21 @@ def _add_columns(parser: argparse.ArgumentParser, scoring: bool = False) -> None
     g.add_argument("--amount-col", default=_default(ColumnMap, "amount"),
                    help="purchase amount column, or none for a log without amounts (every purchase counts, "
                         "spend is 0)")
-    g.add_argument("--date-format", default=_default(ColumnMap, "date_format"),
+    g.add_argument("--date-format", type=_optional_str, default=_default(ColumnMap, "date_format"),
                    help="strftime format of the dates, e.g. %%d/%%m/%%Y (default: ISO 8601 only)")
     g.add_argument("--encoding", default=_default(ColumnMap, "encoding"), help="CSV text encoding (default %(default)s)")
-    g.add_argument("--csv-sep", default=_default(ColumnMap, "csv_sep"),
+    g.add_argument("--csv-sep", type=_optional_str, default=_default(ColumnMap, "csv_sep"),
                    help="CSV field separator, e.g. ';' (default: comma, or ; or tab when the header holds one)")
     g.add_argument("--decimal", default=_default(ColumnMap, "decimal"),
                    help="decimal mark of CSV amounts: . or , (default %(default)s)")
     decimals_default = "the model's, as in training" if scoring else "%(default)s"
-    g.add_argument("--amount-decimals", type=int,
+    g.add_argument("--amount-decimals", type=_optional_int,
                    default=_default(ScoreConfig if scoring else ColumnMap, "amount_decimals"),
                    help="decimals kept when a day's rows are netted: amounts count as whole units of "
                         f"10**-D, summed exactly (default: {decimals_default})")
-    g.add_argument("--discount-col", default=_default(ColumnMap, "discount"),
+    g.add_argument("--discount-col", type=_optional_str, default=_default(ColumnMap, "discount"),
                    help="optional: discount amount or 0/1 flag per row (> 0 = bought on discount)")
-    g.add_argument("--arrears-col", default=_default(ColumnMap, "arrears"),
+    g.add_argument("--arrears-col", type=_optional_str, default=_default(ColumnMap, "arrears"),
                    help="optional: the customer's arrears on that row's day (amount overdue or days, >= 0)")
 
 
@@ -75,7 +95,7 @@ def _add_engine(parser: argparse.ArgumentParser, cls) -> None:
 
 def _add_tracking(parser: argparse.ArgumentParser, cls=None) -> None:
     """``--tracking-uri`` (its default from ``cls`` when the command has a config dataclass)."""
-    parser.add_argument("--tracking-uri", default=_default(cls, "tracking_uri") if cls else None,
+    parser.add_argument("--tracking-uri", type=_optional_str, default=_default(cls, "tracking_uri") if cls else None,
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
 
 
@@ -96,7 +116,7 @@ def _add_penalizers(parser: argparse.ArgumentParser, cls) -> None:
                         help="L2 penalty on the BG/NBD parameters (default %(default)s)")
     parser.add_argument("--gg-penalizer", type=float, default=_default(cls, "gg_penalizer"),
                         help="L2 penalty on the Gamma-Gamma parameters (default %(default)s)")
-    parser.add_argument("--penalizer", type=float, default=_default(cls, "penalizer"),
+    parser.add_argument("--penalizer", type=_optional_float, default=_default(cls, "penalizer"),
                         help="shortcut: the same L2 penalty on both models (a model's own option wins)")
 
 
@@ -109,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
     data.add_argument("--cutoff", required=True, help="last day of the calibration period, inclusive (YYYY-MM-DD)")
     data.add_argument("--horizon-days", type=int, required=True, help="churn and CLV horizon in days")
-    data.add_argument("--holdout-end", default=_default(TrainConfig, "holdout_end"),
+    data.add_argument("--holdout-end", type=_optional_str, default=_default(TrainConfig, "holdout_end"),
                       help="last day of the evaluation holdout (default: last day in the log)")
     _add_engine(data, TrainConfig)
     _add_columns(train)
@@ -126,20 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking(tracking, TrainConfig)
     tracking.add_argument("--experiment", default=_default(TrainConfig, "experiment"),
                           help="MLflow experiment name (default %(default)s)")
-    tracking.add_argument("--register-as", default=_default(TrainConfig, "register_as"),
-                          help="register the model under this name, alias 'champion'")
+    tracking.add_argument("--register-as", type=_optional_str, default=_default(TrainConfig, "register_as"),
+                          help="register the model under this name (alias from --promote)")
+    tracking.add_argument("--promote", choices=list(PROMOTE_CHOICES), default=_default(TrainConfig, "promote"),
+                          help="alias of the registered version: auto = champion unless a backtest before the "
+                               "cutoff finds it worse than the champion beyond noise (then challenger); always "
+                               "= champion; never = challenger (default %(default)s)")
 
     score = sub.add_parser("score", help="score a transaction log with a logged or registered model")
     score.add_argument("--model", required=True, help="MLflow model URI: runs:/ID/model, models:/NAME@champion, ...")
     score.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
     score.add_argument("--as-of", required=True, help="scoring date, inclusive; later transactions are ignored")
     score.add_argument("--output", required=True, help="scores file (.csv or .parquet), written atomically")
-    score.add_argument("--horizon-days", type=int, default=_default(ScoreConfig, "horizon_days"),
+    score.add_argument("--horizon-days", type=_optional_int, default=_default(ScoreConfig, "horizon_days"),
                        help="horizon for churn and CLV (default: the model's)")
-    score.add_argument("--margin", type=float, default=_default(ScoreConfig, "margin_rate"),
+    score.add_argument("--margin", type=_optional_float, default=_default(ScoreConfig, "margin_rate"),
                        help="contribution per unit of revenue in (0, 1] for current/future value "
                             "(default: the model's, 1 = revenue)")
-    score.add_argument("--segments", default=_default(ScoreConfig, "segments_file"),
+    score.add_argument("--segments", type=_optional_str, default=_default(ScoreConfig, "segments_file"),
                        help="JSON of segment settings replacing the model's (e.g. an earlier "
                             "scores.csv.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
     _add_columns(score, scoring=True)
@@ -149,10 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     back = sub.add_parser("backtest", help="rolling-origin backtest: model vs baselines with bootstrap intervals")
     back.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
     back.add_argument("--horizon-days", type=int, required=True, help="churn and CLV horizon in days")
-    back.add_argument("--cutoffs", default=None, help="origins as comma-separated dates YYYY-MM-DD,...")
-    back.add_argument("--origins", type=int, default=_default(BacktestConfig, "n_origins"),
+    back.add_argument("--cutoffs", type=_optional_str, default=None, help="origins as comma-separated dates YYYY-MM-DD,...")
+    back.add_argument("--origins", type=_optional_int, default=_default(BacktestConfig, "n_origins"),
                       help="number of rolling origins, the last one horizon-days before the log ends")
-    back.add_argument("--step-days", type=int, default=_default(BacktestConfig, "step_days"),
+    back.add_argument("--step-days", type=_optional_int, default=_default(BacktestConfig, "step_days"),
                       help="days between rolling origins")
     back.add_argument("--time-unit", choices=["D", "W"], default=_default(BacktestConfig, "time_unit"),
                       help="unit of the BG/NBD parameters: days or weeks (default %(default)s)")
@@ -195,11 +219,47 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--scores", required=True,
                         help="scores file from `custscore score` (its sidecar NAME.segments.json beside it)")
     report.add_argument("--output", required=True, help="report file (.html), self-contained, written atomically")
-    report.add_argument("--actions", default=None,
+    report.add_argument("--actions", type=_optional_str, default=None,
                         help="customers needing action, by value at risk (default: actions.csv beside --output)")
     report.add_argument("--currency", default=None,
                         help="money as SYMBOL[:DECIMALS] in the page and actions.csv, e.g. '$' or 'EUR :0' "
                              "(default: no symbol, 2 decimals; the scores keep full precision)")
+
+    evaluate = sub.add_parser("evaluate", help="realised accuracy of earlier scores against the log as it is now")
+    evaluate.add_argument("--scores", required=True,
+                          help="scores file from `custscore score` (its sidecar gives as-of, horizon and model)")
+    evaluate.add_argument("--transactions", required=True, help="the log now (.csv, .csv.gz or .parquet)")
+    evaluate.add_argument("--horizon-days", type=_optional_int, default=_default(EvaluateConfig, "horizon_days"),
+                          help="days after the scoring date to evaluate (default: the scores' horizon)")
+    evaluate.add_argument("--partial", nargs="?", const="yes", choices=["yes", "no"],
+                          default=_yes_no(_default(EvaluateConfig, "partial")),
+                          help="when the log does not cover the whole horizon yet, evaluate the days it "
+                               "covers instead of refusing (default %(default)s)")
+    evaluate.add_argument("--output-dir", default=_default(EvaluateConfig, "output_dir"),
+                          help="folder for evaluation.html and evaluation.json (default %(default)s)")
+    evaluate.add_argument("--experiment", default=_default(EvaluateConfig, "experiment"),
+                          help="MLflow experiment name (default %(default)s)")
+    _add_columns(evaluate)
+    _add_engine(evaluate, EvaluateConfig)
+    _add_tracking(evaluate)
+
+    drift = sub.add_parser("drift", help="drift between two scoring runs (PSI, segment shares, migration); "
+                                         f"exit {DRIFT_EXIT_STATUS} when a threshold is crossed")
+    drift.add_argument("--reference", required=True, help="earlier scores file from `custscore score`")
+    drift.add_argument("--current", required=True, help="later scores file from `custscore score`")
+    drift.add_argument("--psi-threshold", type=float, default=_default(DriftConfig, "psi_threshold"),
+                       help=f"a PSI at or above this exits {DRIFT_EXIT_STATUS} (default %(default)s)")
+    drift.add_argument("--psi-warn", type=float, default=_default(DriftConfig, "psi_warn"),
+                       help="a PSI at or above this is reported as moderate (default %(default)s)")
+    drift.add_argument("--share-threshold", type=float, default=_default(DriftConfig, "share_threshold"),
+                       help=f"a segment's share of customers moving by more than this exits {DRIFT_EXIT_STATUS} "
+                            "(default %(default)s)")
+    drift.add_argument("--output-dir", default=_default(DriftConfig, "output_dir"),
+                       help="folder for drift.html and drift.json (default %(default)s)")
+    drift.add_argument("--experiment", default=_default(DriftConfig, "experiment"),
+                       help="MLflow experiment name (default %(default)s)")
+    drift.add_argument("--tracking-uri", type=_optional_str, default=_default(DriftConfig, "tracking_uri"),
+                       help="MLflow tracking URI; an MLflow run is logged only when given")
 
     quick = sub.add_parser("quickstart", help="train, register and score on the embedded CDNOW sample")
     quick.add_argument("--workdir", default="custscore-quickstart",
@@ -208,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int:
+    """Run one command; returns the exit status (0, or 3 when ``drift`` crosses a threshold)."""
     if args.command == "train":
         config = TrainConfig(cutoff=args.cutoff, horizon_days=args.horizon_days, time_unit=args.time_unit,
                              discount_rate=args.discount_rate, holdout_end=args.holdout_end,
@@ -216,7 +277,7 @@ def run(args: argparse.Namespace) -> None:
                              penalizer=args.penalizer, seed=args.seed, churn_calibration=args.churn_calibration,
                              churn_windows=args.churn_windows, experiment=args.experiment,
                              tracking_uri=args.tracking_uri, register_as=args.register_as,
-                             columns=_columns(args), engine=args.engine)
+                             columns=_columns(args), engine=args.engine, promote=args.promote)
         from custscore.training.train import train_file
         from custscore.training.summary import format_training_summary
 
@@ -274,10 +335,30 @@ def run(args: argparse.Namespace) -> None:
 
         page, actions, n_actions = write_report(args.scores, args.output, args.actions, args.currency)
         print(f"report -> {page}; {n_actions} customers needing action -> {actions}")
+    elif args.command == "evaluate":
+        config = EvaluateConfig(horizon_days=args.horizon_days, partial=args.partial == "yes",
+                                output_dir=args.output_dir, experiment=args.experiment,
+                                tracking_uri=args.tracking_uri, columns=_columns(args), engine=args.engine)
+        from custscore.serving.evaluation import evaluate_file, format_evaluation
+
+        evaluation = evaluate_file(args.scores, args.transactions, config)
+        for text in evaluation.warnings:
+            print(f"warning: {text}", file=sys.stderr)
+        print(format_evaluation(evaluation))
+    elif args.command == "drift":
+        config = DriftConfig(psi_threshold=args.psi_threshold, psi_warn=args.psi_warn,
+                             share_threshold=args.share_threshold, output_dir=args.output_dir,
+                             experiment=args.experiment, tracking_uri=args.tracking_uri)
+        from custscore.serving.drift_report import drift_files, format_drift
+
+        drift_run = drift_files(args.reference, args.current, config)
+        print(format_drift(drift_run))
+        return DRIFT_EXIT_STATUS if drift_run.crossed else 0
     elif args.command == "quickstart":
         from custscore.quickstart import run_quickstart
 
         run_quickstart(args.workdir, tracking_uri=args.tracking_uri)
+    return 0
 
 
 class Terminated(KeyboardInterrupt):
@@ -297,7 +378,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
-        run(args)
+        status = run(args)
     except CustscoreError as exc:
         message = " ".join(str(exc).split())
         print(f"custscore {args.command}: error: {message}", file=sys.stderr)
@@ -311,7 +392,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

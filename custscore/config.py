@@ -41,6 +41,10 @@ CHURN_STACK_MIN_HORIZON_DAYS = 180
 #: at the cutoff is ahead by more than this (or beyond the bootstrap noise); training.churn_select.
 CHURN_SELECT_MARGIN = 0.005
 DEFAULT_EXPERIMENT = "custscore"
+#: ``custscore train --register-as NAME --promote``: ``auto`` = alias ``champion`` unless the
+#: backtest gate finds the new recipe worse than the champion's beyond noise (then
+#: ``challenger``); ``always`` = champion; ``never`` = challenger (custscore.training.promotion).
+PROMOTE_CHOICES = ("auto", "always", "never")
 #: Environment variable holding the admin token of ``custscore serve`` (``--admin-token``).
 ADMIN_TOKEN_ENV = "CUSTSCORE_ADMIN_TOKEN"
 
@@ -257,10 +261,14 @@ class TrainConfig:
     register_as: Optional[str] = None
     columns: ColumnMap = field(default_factory=ColumnMap)
     engine: str = "auto"
+    #: alias decision for a registered version (:data:`PROMOTE_CHOICES`)
+    promote: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cutoff", parse_date(self.cutoff, "cutoff"))
         _check_engine(self.engine)
+        if self.promote not in PROMOTE_CHOICES:
+            raise CustscoreError(f"promote: must be one of {list(PROMOTE_CHOICES)}, got {self.promote!r}")
         if self.holdout_end is not None:
             end = parse_date(self.holdout_end, "holdout_end")
             if end <= self.cutoff:
@@ -285,6 +293,7 @@ class TrainConfig:
         """Flat dict for MLflow params (dates as ISO strings)."""
         out = asdict(self)
         out.pop("columns")
+        out.pop("promote")  # how a version is aliased, not how it is trained
         out.update({f"{k}_col": v for k, v in asdict(self.columns).items()
                     if k in ("customer", "date", "amount") or (k in ("discount", "arrears") and v is not None)})
         out.update({k: v for k, v in asdict(self.columns).items() if k in ("date_format", "encoding", "amount_decimals", "csv_sep", "decimal")})
@@ -482,3 +491,77 @@ class BacktestConfig:
                            discount_rate=self.discount_rate, bgnbd_penalizer=self.bgnbd_penalizer,
                            gg_penalizer=self.gg_penalizer, penalizer=self.penalizer, seed=self.seed,
                            churn_calibration=self.churn_calibration, churn_windows=self.churn_windows, experiment=self.experiment, tracking_uri=self.tracking_uri, columns=self.columns)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Everything ``custscore evaluate`` needs besides the scores file and the log.
+
+    ``horizon_days`` of None means the horizon the scores were written for (their
+    sidecar). ``partial`` evaluates the part of the horizon the log covers instead of
+    refusing. Outputs go to ``output_dir`` (``evaluation.html``, ``evaluation.json``) and
+    to one MLflow run in ``experiment``.
+    """
+
+    horizon_days: Optional[int] = None
+    partial: bool = False
+    output_dir: str = "evaluation"
+    experiment: str = "custscore-evaluate"
+    tracking_uri: Optional[str] = None
+    columns: ColumnMap = field(default_factory=ColumnMap)
+    engine: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_engine(self.engine)
+        if self.horizon_days is not None:
+            _check_positive_int(self.horizon_days, "horizon_days")
+
+
+#: Exit status of ``custscore drift`` when a measure crosses its threshold (0 otherwise,
+#: 2 for bad input), so a scheduler can alert on it.
+DRIFT_EXIT_STATUS = 3
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Settings of ``custscore drift`` (custscore.training.drift documents the PSI).
+
+    A PSI at or above ``psi_threshold`` or a segment share moving by more than
+    ``share_threshold`` (absolute, e.g. 0.10 = 10 percentage points) crosses a threshold;
+    ``psi_warn`` only labels a PSI "moderate". Bins: ``n_bins`` reference quantiles, empty
+    shares floored at ``epsilon``. MLflow is used only when ``tracking_uri`` is given.
+    """
+
+    psi_threshold: float = 0.25
+    psi_warn: float = 0.10
+    share_threshold: float = 0.10
+    n_bins: int = 10
+    epsilon: float = 1e-4
+    output_dir: str = "drift"
+    experiment: str = "custscore-drift"
+    tracking_uri: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        for name in ("psi_threshold", "psi_warn", "share_threshold", "epsilon"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise CustscoreError(f"{name}: must be a number > 0, got {value!r}")
+        if self.psi_warn > self.psi_threshold:
+            raise CustscoreError(f"psi_warn {self.psi_warn!r} must not exceed psi_threshold {self.psi_threshold!r}")
+        if isinstance(self.n_bins, bool) or not isinstance(self.n_bins, int) or self.n_bins < 2:
+            raise CustscoreError(f"n_bins: must be a whole number >= 2, got {self.n_bins!r}")
+
+
+@dataclass(frozen=True)
+class PromotionConfig:
+    """The promotion gate of ``custscore train --promote auto`` (custscore.training.promotion).
+
+    Both recipes are backtested at ``n_origins`` origins ``step_days`` apart, the last one
+    ``horizon_days`` before the cutoff (nothing after the cutoff is read), and compared
+    with ``n_bootstrap`` paired customer resamples at level ``confidence``.
+    """
+
+    n_origins: int = 3
+    step_days: int = 30
+    n_bootstrap: int = 200
+    confidence: float = 0.95

@@ -5,6 +5,7 @@ MLflow writes to a SQLite file in the work folder.
 """
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 from typing import Optional
@@ -37,11 +38,17 @@ def next_commands(folder: Path, tracking_uri: str, model_uri: str) -> list[str]:
 
 
 def run_quickstart(workdir: str = "custscore-quickstart", tracking_uri: Optional[str] = None) -> Path:
-    """Run the demo in ``workdir``; return the scores file path."""
+    """Run the demo in ``workdir``; return the scores file path.
+
+    The MLflow store is ``tracking_uri``, else (under ``mlflow run``) the run's store, else
+    ``workdir/mlflow.db``.
+    """
     folder = Path(workdir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     log_path = write_table_atomic(load_cdnow_sample(), folder / "cdnow_sample.csv")
-    uri = tracking_uri or f"sqlite:///{folder / 'mlflow.db'}"
+    # under `mlflow run` the run to log into lives in that run's store, not in workdir
+    launched = os.environ.get("MLFLOW_TRACKING_URI") if os.environ.get("MLFLOW_RUN_ID") else None
+    uri = tracking_uri or launched or f"sqlite:///{folder / 'mlflow.db'}"
     config = TrainConfig(tracking_uri=uri, **QUICKSTART_CONFIG)
     print(f"training on {log_path} (CDNOW sample), calibration to {config.cutoff.date()}, "
           f"holdout to {config.holdout_end.date()}, weeks")

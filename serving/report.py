@@ -8,9 +8,7 @@ sidecar (:mod:`custscore.serving.sidecar`).
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from custscore.errors import CustscoreError
+from custscore.serving.html import fmt, img as html_img, page, png_base64, table as html_table
 from custscore.serving.output import (check_not_inputs, check_output_folder, check_output_path, write_table_atomic,
                                       write_text_atomic)
 from custscore.serving.sidecar import read_sidecar, sidecar_path
@@ -246,12 +245,6 @@ def class_i_causes_table(scores: pd.DataFrame, optional_columns: Mapping[str, An
     return pd.DataFrame(rows)
 
 
-def _png(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def _bar_figure(title: str, labels: list[str], series: dict[str, list[float]], ylabel: str) -> Figure:
     fig = Figure(figsize=(6, 3.4))
     ax = fig.subplots()
@@ -282,43 +275,19 @@ def _churn_histogram(churn: np.ndarray, threshold: Optional[float]) -> Figure:
     return fig
 
 
-def _fmt(value: Any, column: str, money: Optional[Currency] = None) -> str:
-    if money is not None and isinstance(value, (int, float, np.integer, np.floating)) \
-            and not isinstance(value, (bool, np.bool_)) and not np.isnan(value):
+def _money_cell(value: Any, column: str, money: Currency) -> str:
+    """A money cell: numbers (not booleans, not NaN) through ``money``, anything else as :func:`fmt`."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) \
+            and not np.isnan(value):
         return money.format(float(value))
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else ""
-    if isinstance(value, (float, np.floating)):
-        if np.isnan(value):
-            return ""
-        if "share" in column:
-            return f"{100 * value:.1f} %"
-        return f"{value:,.2f}"
-    return str(value)
+    return fmt(value, column)
 
 
 def _table(frame: pd.DataFrame, table_id: str, money: Optional[Currency] = None,
            money_columns: tuple[str, ...] = ()) -> str:
-    """An HTML table; cells of ``money_columns`` are formatted by ``money`` (when given)."""
-    head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in frame.columns)
-    cell_money = [money if str(c) in money_columns else None for c in frame.columns]
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(v, str(c), m))}</td>"
-                         for c, v, m in zip(frame.columns, row, cell_money)) + "</tr>"
-        for row in frame.itertuples(index=False))
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _img(b64: str, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
-
-
-_CSS = """body{font-family:sans-serif;margin:24px;color:#222;max-width:1100px}
-table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}
-td:first-child,th:first-child{text-align:left}h2{margin-top:28px;border-bottom:1px solid #ddd}
-.note{color:#555;font-size:13px}img{max-width:100%}td.text,#at-risk td{text-align:left}
-dt{font-weight:bold;margin-top:6px}details{margin-top:28px}summary{font-size:1.3em;cursor:pointer}"""
+    """An HTML table (:func:`custscore.serving.html.table`); ``money_columns`` formatted by ``money``."""
+    formats = ({c: (lambda v, c=c: _money_cell(v, c, money)) for c in money_columns} if money is not None else {})
+    return html_table(frame, table_id, formats=formats)
 
 
 def _glossary(horizon_words: str, has_amounts: bool, cadence: str) -> str:
@@ -380,7 +349,7 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any], currency: Opti
         "churn": _churn_histogram(scores["churn_probability"].to_numpy(dtype=float),
                                   config.get("alert_churn_probability")),
     }
-    img = {k: _img(_png(v), k) for k, v in figures.items()}
+    img = {k: html_img(png_base64(v), k) for k, v in figures.items()}
     has_amounts = bool(settings.get("has_amounts", True))
     money = (currency or Currency()) if has_amounts else None
     horizon_words, discount_words = _horizon_words(settings)
@@ -391,7 +360,7 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any], currency: Opti
                                                "n_customers") if k in settings]
         + [("threshold", k, v) for k, v in thresholds.items()] + [("rule", k, v) for k, v in config.items()],
         columns=["kind", "setting", "value"])
-    title = f"Customer value report, as of {html.escape(str(settings.get('as_of', '')))}"
+    title = f"Customer value report, as of {settings.get('as_of', '')}"  # page() escapes it
     units = (" (actions.csv). Future value is the expected revenue of the " + horizon_words + ", " + discount_words
              + "; value is in " + (f"{html.escape(money.symbol)} " if money and money.symbol else "the log's amount units")
              + (f" times a margin rate of {config['margin_rate']:g}" if config.get("margin_rate", 1) != 1 else "")
@@ -411,8 +380,6 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any], currency: Opti
                     "quarters and 90 % of them buy at least this often)." if cadence == "learnt"
                     and thresholds.get("gap_days") else "Stages and activity tiers use the textbook bounds.")
     parts = [
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>",
-        f"<style>{_CSS}</style></head><body><h1>{title}</h1>",
         f"<p class='note'>{len(scores):,} customers; looking {horizon_words} ahead; {len(actions):,} need action"
         + units,
         f"<h2>Top {TOP_AT_RISK} at-risk high-value customers</h2><p class='note'>Customers needing action in "
@@ -453,9 +420,8 @@ def render_report(scores: pd.DataFrame, settings: dict[str, Any], currency: Opti
         "<details><summary>Settings (for data scientists)</summary><p class='note'>From the scores' sidecar JSON; "
         f"pass them again to reproduce. Model {html.escape(str(settings.get('model_version', '')))}.</p>",
         _table(settings_rows, "settings"), "</details>",
-        "</body></html>",
     ]
-    return "\n".join(parts)
+    return page(title, parts)
 
 
 def write_report(scores_path: str | os.PathLike, output_path: str | os.PathLike,

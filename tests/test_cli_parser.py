@@ -14,7 +14,7 @@ TRAIN_GROUPS = {  # what a user looks for under each heading, written by hand
                                 "--csv-sep", "--decimal", "--amount-decimals", "--discount-col", "--arrears-col"],
     "model": ["--time-unit", "--discount-rate", "--bgnbd-penalizer", "--gg-penalizer", "--penalizer", "--seed"],
     "churn": ["--churn-calibration", "--churn-windows"],
-    "tracking": ["--tracking-uri", "--experiment", "--register-as"],
+    "tracking": ["--tracking-uri", "--experiment", "--register-as", "--promote"],
 }
 REQUIRED = {"transactions", "cutoff", "horizon_days"}
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 import yaml
 
+import mlproject_spec
 from conftest import REPO, run_cli
 from custscore.cli import build_parser
 
@@ -17,24 +18,27 @@ def _entry_points() -> dict:
     return yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]
 
 
-@pytest.mark.parametrize("name", ["train", "score", "quickstart"])
-def test_mlproject_commands_parse_with_the_cli(name):
-    entry = _entry_points()[name]
-    values = {p: "x" for p in entry.get("parameters", {})}
-    values.update({"horizon_days": "90", "options": "--time-unit W" if name == "train" else ""})
-    command = entry["command"].format(**values)
-    argv = shlex.split(command)
-    assert argv[0] == "custscore"
-    args = build_parser().parse_args(argv[1:])
-    assert args.command == name
-
-
-def test_mlproject_defines_no_default_of_its_own():
-    """Defaults live once, in custscore/config.py: MLproject passes options through."""
+def test_mlproject_is_the_rendering_of_the_cli_options():
+    """One parameter per CLI option, defaults from config.py: regenerate with tests/mlproject_spec.py."""
+    assert (REPO / "MLproject").read_text() == mlproject_spec.render()
     for name, entry in _entry_points().items():
-        for param, spec in entry.get("parameters", {}).items():
-            if isinstance(spec, dict) and "default" in spec:
-                assert param == "options" and spec["default"] == "", (name, param)
+        options = {a.option_strings[-1] for a in mlproject_spec._subparser(name)._actions if a.option_strings}
+        assert {"--" + p.replace("_", "-") for p in entry["parameters"]} == options - {"--help"}
+
+
+@pytest.mark.parametrize("name", mlproject_spec.ENTRY_POINTS)
+def test_mlproject_defaults_parse_as_the_cli_defaults(name):
+    """Every default MLflow passes (quoted one word each, '' for "not given") parses to the CLI's own default."""
+    entry = _entry_points()[name]
+    required = {p: "1997-09-30" if p in ("cutoff", "as_of") else "90" if p == "horizon_days" else "x"
+                for p, spec in entry["parameters"].items() if not isinstance(spec, dict)}
+    values = {p: spec["default"] for p, spec in entry["parameters"].items() if isinstance(spec, dict)}
+    command = entry["command"].format(**{p: shlex.quote(v) for p, v in {**required, **values}.items()})
+    argv = shlex.split(command)
+    assert argv[:2] == ["custscore", name]
+    parser = build_parser()
+    plain = [a for p, v in required.items() for a in ("--" + p.replace("_", "-"), v)]
+    assert vars(parser.parse_args(argv[1:])) == vars(parser.parse_args([name, *plain]))
 
 
 def test_training_never_imports_serving():

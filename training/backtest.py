@@ -14,18 +14,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy.stats import spearmanr
 
-from custscore.config import BacktestConfig
+from custscore.config import BacktestConfig, TrainConfig
 from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
-from custscore.features.lookup import reindex_fill
-from custscore.training.churn import churn_labels
-from custscore.training.evaluate import CLASSIFIER_SCORE, MODEL, churn_candidates, purchase_metrics
+from custscore.training.evaluate import CLASSIFIER_SCORE, MODEL, churn_candidates
 from custscore.training.metrics import bootstrap_table
 from custscore.training.pipeline import TrainResult, train_scorer
 from custscore.training.plots import (calibration_purchases_plot, gains_plot, purchases_by_frequency,
                                       purchases_over_time_plot, reliability_plot, roc_plot)
+from custscore.training.realised import candidate_columns, outcome_frame, value_metrics
 
 
 class LeakageError(RuntimeError):
@@ -128,26 +126,23 @@ def outcome_rows(train: TrainResult, engine: FeatureEngine, origin: pd.Timestamp
     scorer = train.scorer
     customers = ClippedEngine(engine, origin).customer_features(origin, scorer.time_unit)
     scores = scorer.score_customers(customers, origin, horizon_days)
-    ids = pd.Index(scores["customer_id"])
-    future = engine.window_purchases(origin, origin + pd.Timedelta(days=horizon_days))
-    out = pd.DataFrame({"origin": origin.date().isoformat(), "customer_id": ids.to_numpy(),
-                        "churned": churn_labels(engine, ids, origin, horizon_days).to_numpy()})
-    for name, score in churn_candidates(scorer, customers, scores, train.churn.classifier, horizon_days).items():
-        out[name] = score
-    out["frequency"] = scores["frequency"].to_numpy()
-    out["predicted_purchases"] = scores["expected_purchases"].to_numpy()
-    out["actual_purchases"] = reindex_fill(future["n_purchases"], ids).astype(float)
-    out["predicted_revenue"] = (scores["expected_purchases"] * scores["expected_avg_spend"]).to_numpy()
-    out["actual_revenue"] = reindex_fill(future["spend"], ids, 0.0).astype(float)
-    out["clv"] = scores["clv"].to_numpy()
-    return out
+    candidates = churn_candidates(scorer, customers, scores, train.churn.classifier, horizon_days)
+    rows = outcome_frame(scores, engine, origin, horizon_days, candidates)
+    rows.insert(0, "origin", origin.date().isoformat())
+    return rows
+
+
+def origin_rows(engine: FeatureEngine, config: TrainConfig, horizon_days: int) -> tuple[TrainResult, pd.DataFrame]:
+    """Train with ``config`` at ``config.cutoff`` on the log up to it only; its :func:`outcome_rows`."""
+    train = train_scorer(ClippedEngine(engine, config.cutoff), config)
+    return train, outcome_rows(train, engine, config.cutoff, horizon_days)
 
 
 def score_rows(rows: pd.DataFrame, config: BacktestConfig, seed: int,
                pooled: bool = False) -> tuple[dict[str, float], pd.DataFrame]:
     """Flat metrics and the bootstrap table of outcome rows (one origin or pooled)."""
     y = rows["churned"].to_numpy()
-    candidates = {name: rows[name].to_numpy() for name in _candidate_columns(rows)}
+    candidates = {name: rows[name].to_numpy() for name in candidate_columns(rows)}
     table = bootstrap_table(y, candidates, probabilities=tuple(n for n in (MODEL, CLASSIFIER_SCORE) if n in candidates),
                             reference=MODEL, n_boot=config.n_bootstrap,
                             seed=seed, level=config.confidence,
@@ -158,18 +153,14 @@ def score_rows(rows: pd.DataFrame, config: BacktestConfig, seed: int,
     metrics["churn_rate_actual"] = float(y.mean())
     metrics["churn_rate_predicted"] = float(rows[MODEL].mean())
     metrics["customers"] = float(len(rows))
-    metrics.update(purchase_metrics(rows["predicted_purchases"].to_numpy(), rows["actual_purchases"].to_numpy(),
-                                    "purchases"))
-    metrics["revenue_predicted"] = float(rows["predicted_revenue"].sum())
-    metrics["revenue_actual"] = float(rows["actual_revenue"].sum())
-    metrics["clv_revenue_spearman"] = float(spearmanr(rows["clv"], rows["actual_revenue"]).statistic)
+    metrics.update(value_metrics(rows))
     return metrics, table
 
 
 def figures(rows: pd.DataFrame, horizon_days: int) -> dict[str, Figure]:
     """ROC, reliability, gains and calibration-purchases plots of outcome rows."""
     y = rows["churned"].to_numpy()
-    candidates = {name: rows[name].to_numpy() for name in _candidate_columns(rows)}
+    candidates = {name: rows[name].to_numpy() for name in candidate_columns(rows)}
     calib = purchases_by_frequency(rows["frequency"].to_numpy(), rows["predicted_purchases"].to_numpy(),
                                    rows["actual_purchases"].to_numpy())
     return {
@@ -185,8 +176,7 @@ def run_backtest(engine: FeatureEngine, config: BacktestConfig) -> BacktestResul
     origins = rolling_origins(engine, config)
     results = []
     for k, origin in enumerate(origins):
-        train = train_scorer(ClippedEngine(engine, origin), config.train_config(origin))
-        rows = outcome_rows(train, engine, origin, config.horizon_days)
+        train, rows = origin_rows(engine, config.train_config(origin), config.horizon_days)
         metrics, table = score_rows(rows, config, seed=config.seed + k)
         results.append(OriginResult(origin=origin, train=train, rows=rows, metrics=metrics, table=table,
                                     figures=figures(rows, config.horizon_days)))
@@ -201,7 +191,7 @@ def run_backtest(engine: FeatureEngine, config: BacktestConfig) -> BacktestResul
         "actual": [r.metrics["purchases_actual"] for r in results],
         "churn_model": [r.train.scorer.churn_model for r in results],
         **{f"auc_{name}": [r.metrics.get(f"auc_{name}", float("nan")) for r in results]
-           for name in dict.fromkeys(c for r in results for c in _candidate_columns(r.rows))},
+           for name in dict.fromkeys(c for r in results for c in candidate_columns(r.rows))},
         "brier_" + MODEL: [r.metrics[f"brier_{MODEL}"] for r in results],
         "ece_" + MODEL: [r.metrics[f"ece_{MODEL}"] for r in results],
     })
@@ -214,12 +204,6 @@ def run_backtest(engine: FeatureEngine, config: BacktestConfig) -> BacktestResul
 def backtest_warnings(result: BacktestResult) -> list[str]:
     """Every origin's fit warnings, each prefixed with its origin date."""
     return [f"origin {r.origin.date()}: {text}" for r in result.origins for text in r.train.warnings]
-
-
-def _candidate_columns(rows: pd.DataFrame) -> list[str]:
-    """Score columns; the classifier's only when every origin could fit it (pooled rows)."""
-    return [c for c in rows.columns if (c in (MODEL, CLASSIFIER_SCORE) or c.startswith("baseline_"))
-            and rows[c].notna().all()]
 
 
 def _comparison(table: pd.DataFrame) -> pd.DataFrame:

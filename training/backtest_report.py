@@ -23,7 +23,7 @@ from custscore.spreadsheet import csv_bytes
 from custscore.features.customers import PandasEngine
 from custscore.features.io import read_transactions
 from custscore.training.backtest import BacktestResult, backtest_warnings, run_backtest
-from custscore.training.tracking import _finite, log_fit_warnings, model_params, prepare_experiment
+from custscore.training.tracking import _finite, log_fit_warnings, log_params_beside, model_params, prepare_experiment
 
 
 def backtest_file(transactions_path: str | os.PathLike, config: BacktestConfig) -> tuple[BacktestResult, str]:
@@ -70,7 +70,7 @@ def log_backtest(result: BacktestResult, experiment_id: str | None) -> str:
     with mlflow.start_run(experiment_id=experiment_id, run_name="backtest") as parent:
         mlflow.set_tag("custscore.kind", "backtest")
         log_fit_warnings(backtest_warnings(result))
-        mlflow.log_params({"horizon_days": cfg.horizon_days, "time_unit": cfg.time_unit,
+        log_params_beside({"horizon_days": cfg.horizon_days, "time_unit": cfg.time_unit,
                            "origins": ",".join(r.origin.date().isoformat() for r in result.origins),
                            "n_bootstrap": cfg.n_bootstrap, "confidence": cfg.confidence, "seed": cfg.seed,
                            "bgnbd_penalizer": train_cfg.bgnbd_penalizer, "gg_penalizer": train_cfg.gg_penalizer,

@@ -77,5 +77,7 @@ def format_training_summary(result: TrainResult, logged: LoggedModel,
              f"customers: {result.n_customers}", f"run id:    {logged.run_id}", f"model URI: {logged.model_uri}"]
     if logged.registered_name:
         parts.append(f"registered: {logged.registered_name} version {logged.registered_version} "
-                     f"(alias champion: models:/{logged.registered_name}@champion)")
+                     f"(alias {logged.alias}: {logged.serving_uri})")
+        if logged.promotion_reason:
+            parts.append(f"promotion: {logged.alias}: {logged.promotion_reason}")
     return "\n".join(parts)

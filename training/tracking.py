@@ -34,6 +34,7 @@ from custscore.errors import CustscoreError
 from custscore.features.io import normalise_transactions
 from custscore.training.bundle import MANIFEST_PARAM, PYFUNC_COLUMNS, save_scorer
 from custscore.training.pipeline import TrainResult
+from custscore.training.promotion import PromotionDecision
 from custscore.training.segments import segment_settings
 
 #: Alias given to a newly registered version.
@@ -45,16 +46,22 @@ _HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIM
 
 @dataclass(frozen=True)
 class LoggedModel:
+    """A logged run's model. ``model_uri`` (``runs:/RUN/model``) loads in MLflow 3, where the
+    files are a logged model (``mlruns/models/m-ID/artifacts`` beside the store) rather
+    than run artifacts; a registered version has ``alias`` (champion or challenger)."""
+
     run_id: str
     model_uri: str
     registered_name: Optional[str] = None
     registered_version: Optional[str] = None
+    alias: str = CHAMPION_ALIAS
+    promotion_reason: str = ""
 
     @property
     def serving_uri(self) -> str:
-        """The URI to score with: the champion alias when registered, else the run's model."""
+        """The URI to score with: the version's alias when registered, else the run's model."""
         if self.registered_name:
-            return f"models:/{self.registered_name}@{CHAMPION_ALIAS}"
+            return f"models:/{self.registered_name}@{self.alias}"
         return self.model_uri
 
 
@@ -173,6 +180,9 @@ def log_fit_warnings(warnings: list[str]) -> None:
 def prepare_experiment(config: TrainConfig) -> Optional[str]:
     """Point MLflow at the store and return the experiment id (created if needed).
 
+    ``config`` is any settings object with ``tracking_uri`` and ``experiment`` (the train,
+    evaluate and drift configs).
+
     Called before any fitting so an unreachable or broken store fails fast, within the
     bounded HTTP retries. ``None`` under ``mlflow run``, whose run (``MLFLOW_RUN_ID``)
     already exists and is logged into.
@@ -187,23 +197,35 @@ def prepare_experiment(config: TrainConfig) -> Optional[str]:
         raise CustscoreError(f"MLflow tracking store {tracking_uri} is not usable: {_first_line(exc)}") from exc
 
 
+def registered_champion(name: str) -> Optional[tuple[str, dict[str, str]]]:
+    """(version, its run's params) of ``models:/NAME@champion``; None when there is none yet."""
+    client = MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except mlflow.exceptions.MlflowException:
+        return None
+    return str(version.version), dict(client.get_run(version.run_id).data.params)
+
+
 def log_training(result: TrainResult, config: TrainConfig, input_example: pd.DataFrame,
-                 experiment_id: Optional[str] = None) -> LoggedModel:
+                 experiment_id: Optional[str] = None, decision: Optional[PromotionDecision] = None) -> LoggedModel:
     """Log one training run and the pyfunc model; register it when ``config.register_as``.
 
     ``input_example`` is a few raw transaction rows in the pyfunc's input format;
     ``experiment_id`` comes from :func:`prepare_experiment` (looked up when omitted).
+    ``decision`` (:mod:`custscore.training.promotion`) gives the registered version's
+    alias and its ``promotion.*`` tags; None = champion.
     """
     if experiment_id is None:
         experiment_id = prepare_experiment(config)
     try:
-        return _log_training(result, config, input_example, experiment_id)
+        return _log_training(result, config, input_example, experiment_id, decision)
     except STORE_ERRORS as exc:
         raise CustscoreError(f"MLflow tracking store {mlflow.get_tracking_uri()}: {_first_line(exc)}") from exc
 
 
 def _log_training(result: TrainResult, config: TrainConfig, input_example: pd.DataFrame,
-                  experiment_id: Optional[str]) -> LoggedModel:
+                  experiment_id: Optional[str], decision: Optional[PromotionDecision]) -> LoggedModel:
     with mlflow.start_run(experiment_id=experiment_id) as run:
         run_id = run.info.run_id
         result.scorer.model_version = run_id
@@ -239,9 +261,72 @@ def _log_training(result: TrainResult, config: TrainConfig, input_example: pd.Da
         return LoggedModel(run_id=run_id, model_uri=model_uri)
     with store_lock(mlflow.get_tracking_uri()):  # concurrent registrations of one name get distinct versions
         version = mlflow.register_model(info.model_uri, config.register_as)
-        MlflowClient().set_registered_model_alias(config.register_as, CHAMPION_ALIAS, version.version)
+        client = MlflowClient()
+        alias = decision.alias if decision is not None else CHAMPION_ALIAS
+        client.set_registered_model_alias(config.register_as, alias, version.version)
+        for key, value in (decision.tags if decision is not None else {}).items():
+            client.set_model_version_tag(config.register_as, version.version, key, value)
     return LoggedModel(run_id=run_id, model_uri=model_uri, registered_name=config.register_as,
-                       registered_version=str(version.version))
+                       registered_version=str(version.version), alias=alias,
+                       promotion_reason=decision.reason if decision is not None else "")
+
+
+def log_params_beside(params: dict[str, object]) -> None:
+    """``mlflow.log_params`` into the active run, keeping params it already holds.
+
+    Under ``mlflow run`` the run already has the entry point's parameters (e.g. ``origins``
+    = ``1``); a param with the same key and another value (the dates those origins are) is
+    logged as ``KEY_used`` instead of failing.
+    """
+    held = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    mlflow.log_params({(f"{k}_used" if k in held and held[k] != str(v) else k): v for k, v in params.items()})
+
+
+def model_link_tags(model_version: str) -> dict[str, str]:
+    """Tags linking a run to the model that wrote a scores file (its sidecar's ``model_version``).
+
+    ``NAME/VERSION`` (a registered version) gives ``model_name``, ``model_version`` and,
+    when the registry knows it, ``model_run_id``; anything else is a training run id.
+    """
+    name, _, number = model_version.rpartition("/")
+    if not (name and number.isdigit()):
+        return {"model_version": model_version, "model_run_id": model_version}
+    tags = {"model_name": name, "model_version": number}
+    try:
+        tags["model_run_id"] = MlflowClient().get_model_version(name, number).run_id
+    except Exception:  # another store than the model's: the name and number still link it
+        pass
+    return tags
+
+
+def tag_model_version(link: dict[str, str], key: str, value: str) -> None:
+    """Set tag ``key`` on the registered version ``link`` names (:func:`model_link_tags`), if any."""
+    if "model_name" in link:
+        try:
+            MlflowClient().set_model_version_tag(link["model_name"], link["model_version"], key, value)
+        except Exception:  # a version of another store: the run's tags still link the two
+            pass
+
+
+def log_report_run(kind: str, experiment_id: Optional[str], *, params: dict, metrics: dict[str, float],
+                   tags: dict[str, str], figures: dict, tables: dict[str, pd.DataFrame], record: dict) -> str:
+    """One MLflow run of a lifecycle command (``evaluate``, ``drift``); returns its id.
+
+    Tag ``custscore.kind`` = ``kind``; params are logged as ``KIND.NAME`` (under ``mlflow
+    run`` the run already holds the entry point's parameters, some with other values such
+    as ``''`` for "not given"); ``record`` (the command's JSON output) is logged as
+    ``KIND.json``, figures under ``plots/``, tables under ``tables/``.
+    """
+    with mlflow.start_run(experiment_id=experiment_id, run_name=kind) as run:
+        mlflow.set_tags({"custscore.kind": kind, **tags})
+        mlflow.log_params({f"{kind}.{k}": v for k, v in params.items() if v is not None})
+        mlflow.log_metrics(_finite(metrics))
+        for name, fig in figures.items():
+            mlflow.log_figure(fig, f"plots/{name}")
+        for name, table in tables.items():
+            mlflow.log_table(table, f"tables/{name}.json")
+        mlflow.log_dict(record, f"{kind}.json")
+        return run.info.run_id
 
 
 def _requirements() -> list[str]:

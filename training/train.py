@@ -15,15 +15,21 @@ if TYPE_CHECKING:
 def train_file(transactions_path: str | os.PathLike, config: TrainConfig) -> tuple["TrainResult", "LoggedModel"]:
     """Train on the log at ``transactions_path`` and log the run; return both results.
 
-    The log is read and validated (by the engine ``config.engine`` selects, see
+    With ``config.register_as`` the new version's alias comes from the promotion gate
+    (:mod:`custscore.training.promotion`). The log is read and validated (by the engine ``config.engine`` selects, see
     :func:`custscore.features.engines.open_engine`) before MLflow and scikit-learn are
     imported, so bad input fails in well under a second.
     """
     engine = open_engine(transactions_path, config.columns, config.engine)
     from custscore.training.pipeline import train_scorer
-    from custscore.training.tracking import log_training, prepare_experiment
+    from custscore.training.promotion import promotion_decision
+    from custscore.training.tracking import log_training, prepare_experiment, registered_champion
 
     experiment_id = prepare_experiment(config)  # an unusable store fails before any fitting
     result = train_scorer(engine, config)
-    logged = log_training(result, config, engine.example_transactions(), experiment_id)
+    decision = None
+    if config.register_as:  # the gate reads the log only up to the cutoff
+        champion = registered_champion(config.register_as) if config.promote == "auto" else None
+        decision = promotion_decision(engine, config, champion)
+    logged = log_training(result, config, engine.example_transactions(), experiment_id, decision)
     return result, logged
