@@ -27,8 +27,9 @@ BIN = str(Path(sys.executable).parent)
 
 def _env(folder: Path) -> dict:
     # the entry points call `custscore` from PATH: this environment's
+    store = f"sqlite:///{folder / 'mlflow.db'}"  # tracking and registry: the same store, whatever the worker set
     return {**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+            "MLFLOW_TRACKING_URI": store, "MLFLOW_REGISTRY_URI": store}
 
 
 def mlflow_run(folder: Path, entry: str, **params: str) -> subprocess.CompletedProcess:
@@ -101,6 +102,9 @@ def test_mlflow_models_serve_answers_for_the_champion_alias(project, tmp_path):
     (shim / "uvicorn").chmod(0o755)
     env = _env(project["folder"])
     env["PATH"] = str(shim) + os.pathsep + env["PATH"]
+    from mlflow.tracking import MlflowClient
+    registry = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_REGISTRY_URI"])
+    assert str(registry.get_model_version_by_alias("mlproject", "champion").version) == "1", project["train"].stdout
     port = _free_port()
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/mlproject@champion",
