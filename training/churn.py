@@ -168,9 +168,6 @@ class ChurnClassifier:
     :class:`ProbabilityCalibrator`).
     """
 
-    #: Not saved in the model file: the fitted pipeline is folded into ``weights_`` and ``bias_``.
-    _transient_ = ("pipeline_",)  # fitted state kept only in memory (never in a model file)
-
     def __init__(self, *, C: float = 0.01, calibration: str = "none", max_train_examples: int = 500_000,
                  seed: int = 0, exclude: tuple[str, ...] = ()) -> None:
         self.C = C

@@ -1,8 +1,7 @@
 """A data-only codec for fitted objects: a JSON tree plus named numpy arrays, never pickle.
 
 :func:`encode` walks an object whose class is in an explicit allow-list (name -> class)
-through its ``__dict__`` (attributes named in the class attribute ``_transient_`` are
-skipped) and returns a JSON-ready tree and the arrays it references. Plain values are
+through its ``__dict__`` and returns a JSON-ready tree and the arrays it references. Plain values are
 written as JSON; anything else is a one-key tag:
 
 - ``{"$float": "nan" | "inf" | "-inf"}`` non-finite floats (the JSON has no NaN literal);
@@ -66,8 +65,7 @@ def _encode(value: Any, names: Mapping[type, str], arrays: dict[str, np.ndarray]
     if kind in names:
         if hasattr(kind, "__slots__") and not hasattr(value, "__dict__"):
             raise TypeError(f"{path}: {kind.__name__} keeps its state in __slots__")
-        skip = set(getattr(kind, "_transient_", ()))
-        state = {k: _encode(v, names, arrays, f"{path}.{k}") for k, v in vars(value).items() if k not in skip}
+        state = {k: _encode(v, names, arrays, f"{path}.{k}") for k, v in vars(value).items()}
         return {"$object": names[kind], "state": state}
     raise TypeError(f"{path}: {kind.__module__}.{kind.__qualname__} is not plain data (allowed: numbers, "
                     "strings, None, lists, tuples, str-keyed dicts, numpy arrays and scalars, pandas "
