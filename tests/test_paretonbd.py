@@ -43,10 +43,11 @@ def test_btyd_walkthrough_customer_expects_25_46_purchases(fitted: ParetoNBDMode
 def test_fit_and_log_likelihood_equal_lifetimes(fitted: ParetoNBDModel, cdnow_weeks) -> None:
     x, t_x, T = cdnow_weeks
     theirs = lifetimes.ParetoNBDFitter().fit(x, t_x, T)
-    # lifetimes stops at its own (loose) tolerance: parameters agree to 1e-3 (beta 11.6687 vs 11.6700), our
-    # optimum's log-likelihood is at least as high.
+    # lifetimes stops at its own (loose) tolerance, and where it stops varies between machines along the
+    # likelihood's flat ridge (beta 11.6700 here, 11.6850 in one CI run, against our 11.6687): parameters
+    # agree to 5e-3 and our optimum's log-likelihood is at least as high, which is the real check.
     for name in NAMES:
-        assert fitted.params_[name] == pytest.approx(theirs.params_[name], rel=1e-3), name
+        assert fitted.params_[name] == pytest.approx(theirs.params_[name], rel=5e-3), name
     for params in (fitted.params_, PUBLISHED, {"r": 2.0, "alpha": 3.0, "s": 0.3, "beta": 40.0}):
         theta = np.array([params[k] for k in NAMES])
         # lifetimes' Pareto/NBD objective: summed NLL in natural parameters.
