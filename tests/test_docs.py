@@ -13,11 +13,10 @@ import cli_reference
 from conftest import REPO
 from mlproject_spec import subcommands
 
-pytest.importorskip("mkdocs", reason="mkdocs is in the [dev] extra: pip install -e '.[dev]'")
-pytest.importorskip("material", reason="mkdocs-material is in the [dev] extra: pip install -e '.[dev]'")
-
-
 def _build(config, site):
+    """``mkdocs build --strict``; skips (with the reason) where the [dev] extra's mkdocs is missing."""
+    pytest.importorskip("mkdocs", reason="mkdocs is in the [dev] extra: pip install -e '.[dev]'")
+    pytest.importorskip("material", reason="mkdocs-material is in the [dev] extra: pip install -e '.[dev]'")
     # no proxy variables: the build needs no network
     env = {**{k: v for k, v in os.environ.items() if "proxy" not in k.lower()}, "NO_MKDOCS_2_WARNING": "1"}
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
@@ -62,3 +61,18 @@ def test_mkdocs_strict_fails_on_a_broken_link(tmp_path):
         index.write_text(original + f"\n{broken}\n")
         proc = _build(tmp_path / "mkdocs.yml", tmp_path / "site")
         assert proc.returncode != 0 and "no-such" in proc.stderr, (broken, proc.stderr[-2000:])
+
+
+def test_readme_is_short_and_its_docs_links_resolve():
+    """README is the user guide (at most ~250 lines, issue 20); each link into docs/ names a page and heading."""
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    links = re.findall(r"\]\((docs/[^)#\s]+)(?:#([^)\s]+))?\)", readme)
+    assert len(links) >= 10, links
+    for path, anchor in links:
+        page = REPO / path
+        assert page.is_file(), path
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+            slugs = {re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", h).strip().lower()) for h in headings}
+            assert anchor in slugs, (path, anchor, sorted(slugs))
