@@ -35,7 +35,7 @@ CHURN_CALIBRATION_METHODS = ("none", "sigmoid", "isotonic", "sigmoid-latest")
 #: window at cutoff - horizon), ``stacked`` (plus a window of 2/3 of the horizon ending at
 #: the cutoff), ``auto`` (stacked when horizon_days >= CHURN_STACK_MIN_HORIZON_DAYS).
 CHURN_WINDOWS = ("auto", "single", "stacked")
-#: ``auto`` stacks windows from this horizon on (chosen on the CDNOW backtests, README "Churn model").
+#: ``auto`` stacks windows from this horizon on (chosen on the CDNOW backtests, docs/research.md).
 CHURN_STACK_MIN_HORIZON_DAYS = 180
 #: The churn classifier ships unless the best baseline's AUC on the validation window ending
 #: at the cutoff is ahead by more than this (or beyond the bootstrap noise); training.churn_select.
@@ -252,7 +252,7 @@ class TrainConfig:
     penalizer: Optional[float] = None
     seed: int = 0
     #: churn probability calibration (:data:`CHURN_CALIBRATION_METHODS`); ``sigmoid-latest``
-    #: measured best on CDNOW (README, "Churn model")
+    #: measured best on CDNOW (docs/research.md)
     churn_calibration: str = "sigmoid-latest"
     #: churn training windows (:data:`CHURN_WINDOWS`)
     churn_windows: str = "auto"

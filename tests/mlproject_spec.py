@@ -15,9 +15,15 @@ ENTRY_POINTS = ("train", "score", "evaluate", "drift", "backtest", "quickstart")
 PATH_OPTIONS = ("transactions", "scores", "reference", "current")
 
 
+def subcommands(parser: argparse.ArgumentParser | None = None) -> argparse._SubParsersAction:
+    """The CLI's subcommands action: ``.choices`` maps a command to its parser (shared with
+    tests/cli_reference.py)."""
+    parser = parser or build_parser()
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
 def _subparser(name: str) -> argparse.ArgumentParser:
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices[name]
+    return subcommands().choices[name]
 
 
 def entry_point(name: str) -> dict:

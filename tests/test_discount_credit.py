@@ -123,7 +123,7 @@ def test_features_hand_computed(log):
     pd.testing.assert_frame_equal(purchases, before)  # input not modified
 
 
-#: customer_features' columns before the optional ones existed (README "Score columns" + months).
+#: customer_features' columns before the optional ones existed (docs/outputs.md "Score columns" + months).
 BASE_FEATURES = ["frequency", "recency_days", "T_days", "monetary_value", "first_purchase", "last_purchase",
                  "tenure_days", "days_since_last_purchase", "n_purchases_30d", "spend_30d", "n_purchases_90d",
                  "spend_90d", "n_purchases_365d", "spend_365d", "ipt_mean_days", "ipt_std_days", "trend_90d",

@@ -95,7 +95,7 @@ def _free_port() -> int:
 
 
 def test_mlflow_models_serve_answers_for_the_champion_alias(project, tmp_path):
-    # MLflow's server runs `uvicorn` from PATH: make it this environment's (README, "mlflow models serve")
+    # MLflow's server runs `uvicorn` from PATH: make it this environment's (docs/http.md, "mlflow models serve")
     shim = tmp_path / "bin"
     shim.mkdir()
     (shim / "uvicorn").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m uvicorn "$@"\n')

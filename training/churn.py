@@ -38,7 +38,7 @@ CHURN_FEATURES: tuple[str, ...] = (
     "p_alive",
     "expected_purchases_horizon",
     "p_no_purchase_horizon",
-    # added with stacked reference windows (README, "Churn model"): the label horizon of the
+    # added with stacked reference windows (docs/models.md, "Churn model"): the label horizon of the
     # example and rates over the customer's own purchase rhythm
     "horizon_days",
     "days_since_last_over_tenure",
@@ -116,7 +116,7 @@ def p_no_purchase(bgnbd, t: float, frequency: np.ndarray, T: np.ndarray, p_alive
 #: Rows per block in :meth:`ChurnClassifier.predict_proba` (bounds its temporaries to a few MB).
 _PROBA_BLOCK_ROWS = 1 << 16
 #: Features that are probabilities: they enter as clipped logits (bounded by +-13.8), not
-#: as signed_log1p of a value squeezed against 1 (README, "Churn model").
+#: as signed_log1p of a value squeezed against 1 (docs/models.md, "Churn model").
 PROBABILITY_FEATURES: frozenset[str] = frozenset({"p_alive", "p_no_purchase_horizon"})
 #: A transformed feature whose standard deviation is at most this times max(|mean|, 1)
 #: is float noise at fit time: it is dropped instead of being divided by that spread.
@@ -149,7 +149,7 @@ class ChurnClassifier:
     Parameters
     ----------
     C : inverse L2 regularisation strength of the logistic regression (on standardised
-        features); 0.01 ranked and calibrated best on the CDNOW backtests (README).
+        features); 0.01 ranked and calibrated best on the CDNOW backtests (docs/research.md).
     calibration : one of :data:`~custscore.training.calibration.CALIBRATION_METHODS`;
         anything but ``none`` needs a validation window passed to :meth:`fit` as
         ``X_val``, ``y_val`` (the caller picks the window, see

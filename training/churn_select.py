@@ -4,7 +4,7 @@ The choice is made out of time: at reference date ``R = cutoff - horizon`` every
 candidate scores the customers known at ``R`` (the classifier fitted on windows that end
 at ``R``, the baselines from the BG/NBD fitted at ``R``), and the labels are the window
 ``(R, cutoff]``, so nothing after the cutoff is used and the classifier never sees the
-labels it is judged on. Rule (:func:`choose_churn_model`, README "Churn model"): the
+labels it is judged on. Rule (:func:`choose_churn_model`, docs/models.md "Churn model"): the
 classifier ships unless the best baseline's validation AUC is ahead of it by more than
 :data:`~custscore.config.CHURN_SELECT_MARGIN` or ahead beyond the noise (the lower end of
 the 95 % paired-bootstrap interval of baseline - classifier above 0); otherwise a baseline
@@ -34,7 +34,7 @@ good, 200 resamples, 40 worlds each): a baseline shipped in 17/40 worlds when th
 noises were independent and in 5/40 when they shared 90 % of it (as BG/NBD baselines and
 the classifier do). A Bonferroni-style widening would make "ahead beyond the noise" harder
 to reach for the baseline, i.e. correct that bias in the classifier's favour; the rule was
-not changed, since on CDNOW the classifier clears it at every origin (README "Backtest")
+not changed, since on CDNOW the classifier clears it at every origin (docs/lifecycle.md "Backtest")
 and a tie that ships a baseline loses nothing measurable. The one step biased towards
 switching, a non-default baseline replacing :data:`DEFAULT_BASELINE`, requires both the
 margin and the bootstrap interval to clear, which bounds it.

@@ -1,6 +1,6 @@
 """Reasons per customer: the drivers that raise this customer's churn risk most, in words.
 
-Method (README, "Reasons"). Every churn model scores the transformed churn features
+Method (docs/outputs.md, "Reasons"). Every churn model scores the transformed churn features
 ``z = transform_features(x)`` (:func:`~custscore.training.churn.transform_features`:
 clipped logit of probabilities, signed ``log1p`` of days, counts and money). The
 population is the model's training examples; ``population_mean_`` (a plain array, one

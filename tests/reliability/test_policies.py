@@ -1,4 +1,4 @@
-"""Documented input policies (README "Bad input"): each shown on a log whose answer is known."""
+"""Documented input policies (docs/inputs.md): each shown on a log whose answer is known."""
 from __future__ import annotations
 
 import pandas as pd
