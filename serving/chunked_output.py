@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 import pandas as pd
 import pyarrow as pa
@@ -23,6 +23,9 @@ import pyarrow.parquet as pq
 
 from custscore.atomic import discard, finish, open_temp_beside, sha256_of, write_atomic_together
 from custscore.serving.output import check_output_path, frame_to_csv
+
+if TYPE_CHECKING:
+    from custscore.serving.db_output import DatabaseOutput, DatabaseTableWriter
 
 #: Companion files of a table, from the SHA-256 of the finished table: target -> bytes.
 Companions = Callable[[str], Mapping[Path, bytes]]
@@ -84,6 +87,13 @@ class ChunkedTableWriter:
         self.closed = True
         return self.target
 
+    def close_with_sidecar(self, sidecar: Callable[[str], bytes]) -> Path:
+        """:meth:`close`, publishing ``sidecar(sha256_of_the_table)`` as the table's sidecar file
+        (:func:`custscore.serving.sidecar.sidecar_path`), both or neither."""
+        from custscore.serving.sidecar import sidecar_path
+
+        return self.close(lambda sha256: {sidecar_path(self.target): sidecar(sha256)})
+
     def abort(self) -> None:
         """Drop the temporary file; the target keeps its previous content (or stays absent)."""
         if self.closed:
@@ -104,6 +114,15 @@ class ChunkedTableWriter:
             self.close()
         else:
             self.abort()
+
+
+def open_table_writer(target: "str | os.PathLike | DatabaseOutput") -> "ChunkedTableWriter | DatabaseTableWriter":
+    """The chunk writer for ``target``: a file (:class:`ChunkedTableWriter`) or a database table
+    (:class:`~custscore.serving.db_output.DatabaseTableWriter`); both write, close
+    (``close_with_sidecar``) and abort alike."""
+    from custscore.serving.db_output import DatabaseOutput, DatabaseTableWriter
+
+    return DatabaseTableWriter(target) if isinstance(target, DatabaseOutput) else ChunkedTableWriter(target)
 
 
 def _writer(data: bytes) -> Callable[[object], object]:
