@@ -4,7 +4,7 @@
 #   bash .ci/postgres.sh stop              # stops the server and removes its folder
 # Installs the Debian package `postgresql` when no server binaries are found and we are root.
 # PostgreSQL refuses to run as root: as root the server runs as the `postgres` user (created by
-# the package). Env: CUSTSCORE_PG_PORT (default 54329).
+# the package). Env: CUSTSCORE_PG_PORT (default: a free port).
 set -euo pipefail
 PASSWORD=custscore-test-secret  # a test server's only: reachable from this machine only
 
@@ -32,7 +32,7 @@ start() {
       return 1
     fi
   fi
-  port=${CUSTSCORE_PG_PORT:-54329}
+  port=${CUSTSCORE_PG_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
   dir=$(mktemp -d /tmp/custscore-pg.XXXXXX)
   chmod 755 "$dir"
   mkdir "$dir/data" "$dir/socket"

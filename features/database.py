@@ -54,6 +54,8 @@ def redact_url(url: str) -> str:
 
     >>> redact_url("postgresql://ann:s3cret@db.example:5432/shop?sslmode=require&password=x")
     'postgresql://ann:***@db.example:5432/shop?sslmode=require&password=***'
+    >>> redact_url("sqlite:////data/shop.db")
+    'sqlite:////data/shop.db'
     """
     parts = urlsplit(url)
     netloc = parts.netloc
@@ -62,6 +64,8 @@ def redact_url(url: str) -> str:
         if ":" in userinfo:
             netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
     query = _PASSWORD_PARAM.sub(r"\1***", parts.query)
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing to hide (urlunsplit would also drop the '//' of sqlite:////abs.db)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -94,7 +94,7 @@ class DatabaseTableWriter:
         self._cursor = self._con.cursor()
         self._exists = self._table_exists(target.table)
         self._con.rollback()  # the check itself opens no lasting transaction
-        self._runs: set[tuple[str, str]] = set()
+        self._runs: set[tuple[str, str, str]] = set()  # (table, as_of, model_version) deleted
 
     def _fail(self, what: str, exc: BaseException) -> CustscoreError:
         return CustscoreError(f"{self.target}: cannot {what} ({driver_message(exc, self.target.url)})")
@@ -116,9 +116,9 @@ class DatabaseTableWriter:
         runs = frame[list(RUN_KEY)].drop_duplicates().astype(str).itertuples(index=False, name=None)
         mark = "?" if dialect_of(self.target.url) == "sqlite" else "$"
         for as_of, version in runs:
-            if (as_of, version) in self._runs:
+            if (table, as_of, version) in self._runs:
                 continue
-            self._runs.add((as_of, version))
+            self._runs.add((table, as_of, version))
             where = f"{quote_ident('as_of')} = {_param(mark, 1)} AND {quote_ident('model_version')} = {_param(mark, 2)}"
             self._cursor.execute(f"DELETE FROM {quote_table(table)} WHERE {where}", (as_of, version))
 
@@ -132,7 +132,8 @@ class DatabaseTableWriter:
             if not self._exists:
                 self._create_index(self.target.table, ("customer_id", *RUN_KEY))
                 self._exists = True
-                self._runs.update(_as_text(frame)[list(RUN_KEY)].drop_duplicates().itertuples(index=False, name=None))
+                self._runs.update((self.target.table, *key) for key in
+                                  _as_text(frame).drop_duplicates().itertuples(index=False, name=None))
         except CustscoreError:
             raise
         except Exception as exc:
