@@ -80,12 +80,16 @@ def _columns(args: argparse.Namespace) -> ColumnMap:
                      csv_sep=_separator(args.csv_sep), decimal=args.decimal)
 
 
-def _add_database(parser: argparse.ArgumentParser) -> None:
+def _add_database(parser) -> None:
     """``--table`` / ``--query`` for a ``--transactions`` database URL."""
-    g = parser.add_argument_group("database log", "--transactions postgresql://USER@HOST/DB or sqlite:///FILE.db "
-                                  "(needs the [db] extra; password from the URL, $PGPASSWORD or $PGPASSFILE)")
-    g.add_argument("--table", type=_optional_str, default=None, help="table (or SCHEMA.TABLE) holding the log")
-    g.add_argument("--query", type=_optional_str, default=None, help="SQL query returning the log instead of a table")
+    from custscore.features.database import DatabaseLog
+
+    where = ("when --transactions is a database URL (postgresql://USER@HOST/DB or sqlite:///FILE.db; the [db] "
+             "extra; password from the URL, $PGPASSWORD or $PGPASSFILE)")
+    parser.add_argument("--table", type=_optional_str, default=_default(DatabaseLog, "table"),
+                        help=f"table (or SCHEMA.TABLE) holding the log, {where}")
+    parser.add_argument("--query", type=_optional_str, default=_default(DatabaseLog, "query"),
+                        help="SQL query returning the log, instead of --table")
 
 
 def _transactions(args: argparse.Namespace):
@@ -154,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--holdout-end", type=_optional_str, default=_default(TrainConfig, "holdout_end"),
                       help="last day of the evaluation holdout (default: last day in the log)")
     _add_engine(data, TrainConfig)
+    _add_database(data)
     _add_columns(train)
-    _add_database(train)
     model = train.add_argument_group("model", "BG/NBD + Gamma-Gamma lifetime-value models")
     model.add_argument("--time-unit", choices=["D", "W"], default=_default(TrainConfig, "time_unit"),
                        help="unit of the BG/NBD parameters: days or weeks (default %(default)s)")

@@ -9,6 +9,7 @@ already in that order, and per-day sums netted exactly in int64 units as
 them, are bit-identical to the pandas engine's. The BTYD summary comes
 straight from the coded arrays (:meth:`ArrowEngine.rfm_summary`); the other features
 through the shared chunked functions (:class:`~custscore.features.coded_engine.CodedPurchasesEngine`).
+A database result arrives as Arrow batches and is read the same way (:func:`arrow_engine_of_table`).
 
 What it reads: a Parquet file whose customer column is text or integers, date column a
 timestamp (naive, or aware: the UTC day) or a date, amount column numbers, with no

@@ -24,18 +24,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 from urllib.parse import urlsplit, urlunsplit
-
-import pyarrow as pa
 
 from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
+
+if TYPE_CHECKING:  # pyarrow is imported when a log is read: the CLI imports this module to parse options
+    import pyarrow as pa
 
 #: URL schemes read as a database (``postgres://`` is libpq's other spelling).
 DATABASE_SCHEMES = ("postgresql", "postgres", "sqlite")
 #: What to install for them.
 EXTRA_HINT = "database URLs need the optional extra db: pip install 'custscore[db]'"
+
+#: Why ``--engine spark`` refuses a database log.
+SPARK_REFUSED = "--engine spark reads files only; use --engine auto, arrow, duckdb or pandas for a database"
 
 _PASSWORD_PARAM = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
 
@@ -184,12 +188,16 @@ def log_source(transactions: str, table: Optional[str] = None, query: Optional[s
 
 
 def plain_schema(schema: pa.Schema) -> pa.Schema:
+    import pyarrow as pa
+
     """``schema`` with extension types (PostgreSQL NUMERIC arrives as opaque text) as their storage."""
     return pa.schema([pa.field(f.name, f.type.storage_type if isinstance(f.type, pa.ExtensionType) else f.type)
                       for f in schema])
 
 
 def _plain_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    import pyarrow as pa
+
     columns = [c.storage if isinstance(c, pa.ExtensionArray) else c for c in batch.columns]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
@@ -200,6 +208,8 @@ def read_batches(log: DatabaseLog, columns: ColumnMap) -> pa.RecordBatchReader:
     The columns are checked first (``SELECT * ... LIMIT 0``) with features.io's message;
     only they are then selected. The connection closes when the stream is exhausted.
     """
+    import pyarrow as pa
+
     from custscore.features.io import check_log_columns, log_column_names
 
     con = connect(log.url)
@@ -235,13 +245,14 @@ def read_batches(log: DatabaseLog, columns: ColumnMap) -> pa.RecordBatchReader:
 def open_database_engine(log: DatabaseLog, columns: ColumnMap = ColumnMap(), engine: str = "auto"):
     """Read and validate the log with the chosen engine (module doc): a
     :class:`~custscore.features.customers.FeatureEngine`."""
+    import pyarrow as pa
+
     from custscore.features.customers import PandasEngine
     from custscore.features.engines import ARROW_BYTES_PER_ROW, ARROW_MEMORY_SHARE, available_memory_bytes
     from custscore.features.io import normalise_keyed
 
     if engine == "spark":
-        raise CustscoreError(f"{log.label}: --engine spark reads files only; use --engine auto, arrow, duckdb "
-                             "or pandas for a database")
+        raise CustscoreError(f"{log.label}: {SPARK_REFUSED}")
     stream = read_batches(log, columns)
     if engine == "duckdb":
         return _duckdb_engine(stream, log, columns)
@@ -283,6 +294,8 @@ def _chain(first: list[pa.RecordBatch], rest: pa.RecordBatchReader) -> Iterator[
 
 
 def _as_table(stream: pa.RecordBatchReader, log: DatabaseLog) -> pa.Table:
+    import pyarrow as pa
+
     return pa.Table.from_batches(list(_checked(stream, log)), schema=stream.schema)
 
 

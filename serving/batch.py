@@ -15,6 +15,7 @@ import pandas as pd
 from custscore.config import ColumnMap, ScoreConfig
 from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
+from custscore.features.database import SPARK_REFUSED, DatabaseLog
 from custscore.features.engines import iter_customer_features, open_engine
 from custscore.serving.chunked_output import open_table_writer
 from custscore.serving.db_output import DatabaseOutput, check_database_output
@@ -77,6 +78,8 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
     the scores (both or neither). A progress line goes to stderr when it is a terminal.
     """
     output = check_score_paths(output_path, transactions_path, config)
+    if config.engine == "spark" and isinstance(transactions_path, DatabaseLog):
+        raise CustscoreError(f"{transactions_path}: {SPARK_REFUSED}")
     if config.engine == "spark":  # scores on the executors, writes a Parquet dataset
         from custscore.serving.spark_batch import score_file_spark
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 from custscore.errors import CustscoreError
 from custscore.features.database import (DatabaseLog, connect, dialect_of, driver_message, is_database_url,
                                          quote_ident, quote_table, redact_url)
+from custscore.serving.chunked_output import TableWriter
 
 #: Suffix of the companion table holding each run's segment settings.
 SEGMENTS_TABLE_SUFFIX = "_segments"
@@ -83,7 +84,7 @@ def _split(table: str) -> tuple[Optional[str], str]:
     return (schema or None), name
 
 
-class DatabaseTableWriter:
+class DatabaseTableWriter(TableWriter):
     """Context manager writing a run's score chunks into ``target`` in one transaction (module doc)."""
 
     def __init__(self, target: DatabaseOutput) -> None:
@@ -166,7 +167,7 @@ class DatabaseTableWriter:
             raise self._fail("write the segment settings", exc) from exc
         return self.close()
 
-    def close(self, companions: None = None) -> DatabaseOutput:
+    def close(self) -> DatabaseOutput:
         """Commit the run (the previous rows of its runs are replaced); closing twice is a no-op."""
         if self.closed:
             return self.target
@@ -191,15 +192,6 @@ class DatabaseTableWriter:
             self._con.rollback()
         finally:
             self._con.close()
-
-    def __enter__(self) -> "DatabaseTableWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _param(mark: str, n: int) -> str:
