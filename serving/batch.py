@@ -76,6 +76,9 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
     written in chunks (bounded memory with the DuckDB engine), atomically. The segment
     settings used go to the sidecar ``<name>.segments.json`` beside it, published with
     the scores (both or neither). A progress line goes to stderr when it is a terminal.
+    The log may be a database table or query (:class:`~custscore.features.database.DatabaseLog`)
+    and the output a table (:class:`~custscore.serving.db_output.DatabaseOutput`: one
+    transaction, the settings in its companion table).
     """
     output = check_score_paths(output_path, transactions_path, config)
     if config.engine == "spark" and isinstance(transactions_path, DatabaseLog):
