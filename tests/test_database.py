@@ -25,8 +25,9 @@ import pytest
 
 from conftest import REPO, run_cli
 
-pytest.importorskip("adbc_driver_sqlite", reason="the [db] extra (ADBC drivers) is not installed")
-pytest.importorskip("adbc_driver_postgresql", reason="the [db] extra (ADBC drivers) is not installed")
+if not os.environ.get("CUSTSCORE_REQUIRE_POSTGRES"):  # under .ci/run a missing driver fails collection
+    pytest.importorskip("adbc_driver_sqlite", reason="the [db] extra (ADBC drivers) is not installed")
+    pytest.importorskip("adbc_driver_postgresql", reason="the [db] extra (ADBC drivers) is not installed")
 
 from custscore.cli import main  # noqa: E402
 from custscore.config import ColumnMap  # noqa: E402
