@@ -22,7 +22,7 @@ log line or an MLflow parameter: every text names the log by :func:`redact_url`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 from urllib.parse import urlsplit, urlunsplit
@@ -133,7 +133,7 @@ def quote_ident(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
-def quote_table(name: str) -> str:
+def quote_table(name: str, option: str = "--table") -> str:
     """``sales.transactions`` -> ``"sales"."transactions"`` (each dotted part quoted, case kept).
 
     >>> quote_table('sales.tx')
@@ -141,7 +141,7 @@ def quote_table(name: str) -> str:
     """
     parts = name.split(".")
     if not name or any(not p for p in parts):
-        raise CustscoreError(f"--table {name!r}: not a table name (NAME or SCHEMA.NAME)")
+        raise CustscoreError(f"{option} {name!r}: not a table name (NAME or SCHEMA.NAME)")
     return ".".join(quote_ident(p) for p in parts)
 
 
@@ -152,7 +152,7 @@ class DatabaseLog:
     ``str()`` is its redacted label, used in every message and record.
     """
 
-    url: str
+    url: str = field(repr=False)  # may hold a password: repr() and str() never show it
     table: Optional[str] = None
     query: Optional[str] = None
 

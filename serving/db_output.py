@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -43,11 +43,11 @@ RUN_KEY = ("as_of", "model_version")
 class DatabaseOutput:
     """A scores table: ``url`` plus ``table`` (NAME or SCHEMA.NAME); ``str()`` is its redacted label."""
 
-    url: str
-    table: str
+    url: str = field(repr=False)  # may hold a password: repr() and str() never show it
+    table: str = ""
 
     def __post_init__(self) -> None:
-        quote_table(self.table)
+        quote_table(self.table, "--output-table")
 
     def __str__(self) -> str:
         return f"{redact_url(self.url)} table {self.table}"

@@ -297,6 +297,17 @@ def test_the_password_never_appears_in_messages_logs_or_mlflow(pg_url, tmp_path)
         assert secret not in text
 
 
+def test_database_logs_and_outputs_are_named_without_the_password():
+    """What every message and MLflow record uses (str) and what a debug print shows (repr)."""
+    from custscore.serving.db_output import DatabaseOutput
+
+    url = "postgresql://ann:s3cret@db.example:5432/shop?sslmode=require&password=s3cret"
+    for named in (DatabaseLog(url, table="sales.tx"), DatabaseLog(url, query="select 1"), DatabaseOutput(url, "crm.s")):
+        assert "s3cret" not in str(named) and "s3cret" not in repr(named), (str(named), repr(named))
+    assert str(DatabaseLog(url, table="sales.tx")) == \
+        "postgresql://ann:***@db.example:5432/shop?sslmode=require&password=*** table sales.tx"
+
+
 def _passfile(tmp_path: Path, url: str) -> Path:
     parts = urlsplit(url)
     path = tmp_path / "pgpass"
