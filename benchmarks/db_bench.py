@@ -128,7 +128,8 @@ def main() -> None:
     print(f"log {args.log}, table {TABLE} at {redact_url(args.url)}, as of {args.as_of}")
     load = measured_child(__file__, "load", args.url, str(args.log))
     rows = load["rows"]
-    print(f"  load (COPY)      {load['seconds']:8.2f} s  {rows:,} rows" + ("" if load["loaded"] else " (already loaded)"))
+    loaded = "" if load["loaded"] else " (already loaded)"
+    print(f"  load (COPY)      {load['seconds']:8.2f} s  {rows:,} rows{loaded}")
     steps = {
         "adbc_auto": ("adbc", args.url, "auto"),
         "adbc_duckdb": ("adbc", args.url, "duckdb"),

@@ -80,6 +80,10 @@ def _columns(args: argparse.Namespace) -> ColumnMap:
                      csv_sep=_separator(args.csv_sep), decimal=args.decimal)
 
 
+#: ``--transactions`` of every command that reads a log.
+_LOG_HELP = "transaction log (.csv, .csv.gz or .parquet), or a database URL with --table/--query"
+
+
 def _add_database(parser) -> None:
     """``--table`` / ``--query`` for a ``--transactions`` database URL."""
     from custscore.features.database import DatabaseLog
@@ -152,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="fit BG/NBD, Gamma-Gamma and the churn classifier; log to MLflow")
     data = train.add_argument_group("data", "the log and the calibration / holdout split")
-    data.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet), or a database URL with --table/--query")
+    data.add_argument("--transactions", required=True, help=_LOG_HELP)
     data.add_argument("--cutoff", required=True, help="last day of the calibration period, inclusive (YYYY-MM-DD)")
     data.add_argument("--horizon-days", type=int, required=True, help="churn and CLV horizon in days")
     data.add_argument("--holdout-end", type=_optional_str, default=_default(TrainConfig, "holdout_end"),
@@ -182,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser("score", help="score a transaction log with a logged or registered model")
     score.add_argument("--model", required=True, help="MLflow model URI: runs:/ID/model, models:/NAME@champion, ...")
-    score.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet), or a database URL with --table/--query")
+    score.add_argument("--transactions", required=True, help=_LOG_HELP)
     score.add_argument("--as-of", required=True, help="scoring date, inclusive; later transactions are ignored")
     score.add_argument("--output", required=True, help="scores file (.csv or .parquet), written atomically, "
                        "or a database URL with --output-table")
@@ -204,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking(score)
 
     back = sub.add_parser("backtest", help="rolling-origin backtest: model vs baselines with bootstrap intervals")
-    back.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet), or a database URL with --table/--query")
+    back.add_argument("--transactions", required=True, help=_LOG_HELP)
     back.add_argument("--horizon-days", type=int, required=True, help="churn and CLV horizon in days")
     back.add_argument("--cutoffs", type=_optional_str, default=None, help="origins as comma-separated dates YYYY-MM-DD,...")
     back.add_argument("--origins", type=_optional_int, default=_default(BacktestConfig, "n_origins"),
@@ -241,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking(serve)
 
     rfm = sub.add_parser("rfm", help="BTYD summary (frequency, recency, T, monetary value) of every customer")
-    rfm.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet), or a database URL with --table/--query")
+    rfm.add_argument("--transactions", required=True, help=_LOG_HELP)
     rfm.add_argument("--as-of", required=True, help="cutoff, inclusive; later transactions are ignored (YYYY-MM-DD)")
     rfm.add_argument("--output", required=True, help="summary file (.csv or .parquet), written atomically")
     rfm.add_argument("--time-unit", choices=["D", "W"], default="D",
@@ -263,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="realised accuracy of earlier scores against the log as it is now")
     evaluate.add_argument("--scores", required=True,
                           help="scores file from `custscore score` (its sidecar gives as-of, horizon and model)")
-    evaluate.add_argument("--transactions", required=True, help="the log now (.csv, .csv.gz or .parquet), or a database URL with --table/--query")
+    evaluate.add_argument("--transactions", required=True, help=f"the log now: {_LOG_HELP}")
     evaluate.add_argument("--horizon-days", type=_optional_int, default=_default(EvaluateConfig, "horizon_days"),
                           help="days after the scoring date to evaluate (default: the scores' horizon)")
     evaluate.add_argument("--partial", nargs="?", const="yes", choices=["yes", "no"],
