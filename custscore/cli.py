@@ -80,6 +80,36 @@ def _columns(args: argparse.Namespace) -> ColumnMap:
                      csv_sep=_separator(args.csv_sep), decimal=args.decimal)
 
 
+#: ``--transactions`` of every command that reads a log.
+_LOG_HELP = "transaction log (.csv, .csv.gz or .parquet), or a database URL with --table/--query"
+
+
+def _add_database(parser) -> None:
+    """``--table`` / ``--query`` for a ``--transactions`` database URL."""
+    from custscore.features.database import DatabaseLog
+
+    where = ("when --transactions is a database URL (postgresql://USER@HOST/DB or sqlite:///FILE.db; the [db] "
+             "extra; password from the URL, $PGPASSWORD or $PGPASSFILE)")
+    parser.add_argument("--table", type=_optional_str, default=_default(DatabaseLog, "table"),
+                        help=f"table (or SCHEMA.TABLE) holding the log, {where}")
+    parser.add_argument("--query", type=_optional_str, default=_default(DatabaseLog, "query"),
+                        help="SQL query returning the log, instead of --table")
+
+
+def _transactions(args: argparse.Namespace):
+    """The ``--transactions`` log: a path, or a database table/query."""
+    from custscore.features.database import log_source
+
+    return log_source(args.transactions, args.table, args.query)
+
+
+def _score_output(args: argparse.Namespace):
+    """``--output``: a path, or a database table (URL + ``--output-table``)."""
+    from custscore.serving.db_output import output_target
+
+    return output_target(args.output, args.output_table)
+
+
 def _separator(text: Optional[str]) -> Optional[str]:
     """``--csv-sep``: the character itself, or ``\\t`` / ``tab`` for a tab."""
     return "\t" if text in ("\\t", "tab") else text
@@ -126,12 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="fit BG/NBD, Gamma-Gamma and the churn classifier; log to MLflow")
     data = train.add_argument_group("data", "the log and the calibration / holdout split")
-    data.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
+    data.add_argument("--transactions", required=True, help=_LOG_HELP)
     data.add_argument("--cutoff", required=True, help="last day of the calibration period, inclusive (YYYY-MM-DD)")
     data.add_argument("--horizon-days", type=int, required=True, help="churn and CLV horizon in days")
     data.add_argument("--holdout-end", type=_optional_str, default=_default(TrainConfig, "holdout_end"),
                       help="last day of the evaluation holdout (default: last day in the log)")
     _add_engine(data, TrainConfig)
+    _add_database(data)
     _add_columns(train)
     model = train.add_argument_group("model", "BG/NBD + Gamma-Gamma lifetime-value models")
     model.add_argument("--time-unit", choices=["D", "W"], default=_default(TrainConfig, "time_unit"),
@@ -155,9 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser("score", help="score a transaction log with a logged or registered model")
     score.add_argument("--model", required=True, help="MLflow model URI: runs:/ID/model, models:/NAME@champion, ...")
-    score.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
+    score.add_argument("--transactions", required=True, help=_LOG_HELP)
     score.add_argument("--as-of", required=True, help="scoring date, inclusive; later transactions are ignored")
-    score.add_argument("--output", required=True, help="scores file (.csv or .parquet), written atomically")
+    score.add_argument("--output", required=True, help="scores file (.csv or .parquet), written atomically, "
+                       "or a database URL with --output-table")
+    score.add_argument("--output-table", type=_optional_str, default=None,
+                       help="table (or SCHEMA.TABLE) for the scores when --output is a database URL: a rerun "
+                            "replaces its (as_of, model_version) rows in one transaction; segment settings go "
+                            "to TABLE_segments")
     score.add_argument("--horizon-days", type=_optional_int, default=_default(ScoreConfig, "horizon_days"),
                        help="horizon for churn and CLV (default: the model's)")
     score.add_argument("--margin", type=_optional_float, default=_default(ScoreConfig, "margin_rate"),
@@ -167,11 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="JSON of segment settings replacing the model's (e.g. an earlier "
                             "scores.csv.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
     _add_columns(score, scoring=True)
+    _add_database(score)
     _add_engine(score, ScoreConfig)
     _add_tracking(score)
 
     back = sub.add_parser("backtest", help="rolling-origin backtest: model vs baselines with bootstrap intervals")
-    back.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
+    back.add_argument("--transactions", required=True, help=_LOG_HELP)
     back.add_argument("--horizon-days", type=int, required=True, help="churn and CLV horizon in days")
     back.add_argument("--cutoffs", type=_optional_str, default=None, help="origins as comma-separated dates YYYY-MM-DD,...")
     back.add_argument("--origins", type=_optional_int, default=_default(BacktestConfig, "n_origins"),
@@ -191,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder for the metrics tables (CSV, JSON) and PNG plots (default %(default)s)")
     back.add_argument("--experiment", default=_default(BacktestConfig, "experiment"), help="MLflow experiment name")
     _add_columns(back)
+    _add_database(back)
     _add_tracking(back)
 
     serve = sub.add_parser("serve", help="score customers over HTTP (FastAPI + uvicorn) with a logged or registered model")
@@ -207,12 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking(serve)
 
     rfm = sub.add_parser("rfm", help="BTYD summary (frequency, recency, T, monetary value) of every customer")
-    rfm.add_argument("--transactions", required=True, help="transaction log (.csv, .csv.gz or .parquet)")
+    rfm.add_argument("--transactions", required=True, help=_LOG_HELP)
     rfm.add_argument("--as-of", required=True, help="cutoff, inclusive; later transactions are ignored (YYYY-MM-DD)")
     rfm.add_argument("--output", required=True, help="summary file (.csv or .parquet), written atomically")
     rfm.add_argument("--time-unit", choices=["D", "W"], default="D",
                      help="unit of recency and T: days or weeks (default %(default)s)")
     _add_columns(rfm)
+    _add_database(rfm)
     _add_engine(rfm, ScoreConfig)
 
     report = sub.add_parser("report", help="HTML report (value matrix, pyramid, alerts) and actions.csv from scores")
@@ -228,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="realised accuracy of earlier scores against the log as it is now")
     evaluate.add_argument("--scores", required=True,
                           help="scores file from `custscore score` (its sidecar gives as-of, horizon and model)")
-    evaluate.add_argument("--transactions", required=True, help="the log now (.csv, .csv.gz or .parquet)")
+    evaluate.add_argument("--transactions", required=True, help=f"the log now: {_LOG_HELP}")
     evaluate.add_argument("--horizon-days", type=_optional_int, default=_default(EvaluateConfig, "horizon_days"),
                           help="days after the scoring date to evaluate (default: the scores' horizon)")
     evaluate.add_argument("--partial", nargs="?", const="yes", choices=["yes", "no"],
@@ -240,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--experiment", default=_default(EvaluateConfig, "experiment"),
                           help="MLflow experiment name (default %(default)s)")
     _add_columns(evaluate)
+    _add_database(evaluate)
     _add_engine(evaluate, EvaluateConfig)
     _add_tracking(evaluate)
 
@@ -281,7 +321,7 @@ def run(args: argparse.Namespace) -> int:
         from custscore.training.train import train_file
         from custscore.training.summary import format_training_summary
 
-        result, logged = train_file(args.transactions, config)
+        result, logged = train_file(_transactions(args), config)
         print(format_training_summary(result, logged))
         warn_all(result.warnings)
     elif args.command == "score":
@@ -292,8 +332,8 @@ def run(args: argparse.Namespace) -> int:
         from custscore.training.tracking import use_tracking
 
         use_tracking(args.tracking_uri)
-        scores = score_file(args.model, args.transactions, args.output, config)
-        print(f"scored {len(scores)} customers as of {config.as_of.date()} -> {args.output} "
+        scores = score_file(args.model, _transactions(args), _score_output(args), config)
+        print(f"scored {len(scores)} customers as of {config.as_of.date()} -> {scores.output} "
               f"({scores.rows_per_second:,.0f} rows/s, {scores.seconds:.1f} s)")
         warn_all(scores.warnings)
     elif args.command == "backtest":
@@ -307,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
         from custscore.training.backtest import backtest_warnings, format_comparison
         from custscore.training.backtest_report import backtest_file
 
-        result, run_id = backtest_file(args.transactions, config)
+        result, run_id = backtest_file(_transactions(args), config)
         print(format_comparison(result))
         warn_all(backtest_warnings(result))
         print(f"tables and plots: {config.output_dir}/  MLflow parent run: {run_id}")
@@ -325,9 +365,10 @@ def run(args: argparse.Namespace) -> int:
         from custscore.features.engines import open_engine, rfm_table
         from custscore.serving.output import check_output_path, write_table_atomic
 
-        check_output_path(args.output, inputs={"--transactions": args.transactions})
+        transactions = _transactions(args)
+        check_output_path(args.output, inputs={"--transactions": transactions})
         start = time.perf_counter()
-        summary = rfm_table(open_engine(args.transactions, _columns(args), args.engine), args.as_of, args.time_unit)
+        summary = rfm_table(open_engine(transactions, _columns(args), args.engine), args.as_of, args.time_unit)
         write_table_atomic(summary.reset_index(), args.output)
         print(f"{len(summary)} customers as of {args.as_of} -> {args.output} ({time.perf_counter() - start:.1f} s)")
     elif args.command == "report":
@@ -341,7 +382,7 @@ def run(args: argparse.Namespace) -> int:
                                 tracking_uri=args.tracking_uri, columns=_columns(args), engine=args.engine)
         from custscore.serving.evaluation import evaluate_file, format_evaluation
 
-        evaluation = evaluate_file(args.scores, args.transactions, config)
+        evaluation = evaluate_file(args.scores, _transactions(args), config)
         for text in evaluation.warnings:
             print(f"warning: {text}", file=sys.stderr)
         print(format_evaluation(evaluation))

@@ -9,6 +9,7 @@ already in that order, and per-day sums netted exactly in int64 units as
 them, are bit-identical to the pandas engine's. The BTYD summary comes
 straight from the coded arrays (:meth:`ArrowEngine.rfm_summary`); the other features
 through the shared chunked functions (:class:`~custscore.features.coded_engine.CodedPurchasesEngine`).
+A database result arrives as Arrow batches and is read the same way (:func:`arrow_engine_of_table`).
 
 What it reads: a Parquet file whose customer column is text or integers, date column a
 timestamp (naive, or aware: the UTC day) or a date, amount column numbers, with no
@@ -88,6 +89,28 @@ def open_arrow_engine(path: str | Path, columns: ColumnMap = ColumnMap(),
     return None if log is None else ArrowEngine(log, settings)
 
 
+def arrow_engine_of_table(table: pa.Table, columns: ColumnMap = ColumnMap(),
+                          settings: ArrowSettings = ArrowSettings()) -> Optional["ArrowEngine"]:
+    """An :class:`ArrowEngine` over a log already in Arrow (e.g. a database result holding
+    the columns ``columns`` names, checked), or None when another engine must read it
+    (the same rules as :func:`open_arrow_engine`)."""
+    if optional_columns(columns):
+        return None
+    names = list(log_column_names(columns))
+    if not _readable_types(table.schema, names):
+        return None
+    log = _log_of_table(table.select(names), columns)
+    return None if log is None else ArrowEngine(log, settings)
+
+
+def _readable_types(schema: pa.Schema, names: list[str]) -> bool:
+    """Whether the columns ``names`` (id, date, amount if any) have types the engine reads."""
+    id_type, ts_type, *amount_type = (schema.field(c).type for c in names)
+    return ((pa.types.is_string(id_type) or pa.types.is_large_string(id_type) or pa.types.is_integer(id_type))
+            and (pa.types.is_timestamp(ts_type) or pa.types.is_date32(ts_type))
+            and all(pa.types.is_floating(t) or pa.types.is_integer(t) for t in amount_type))
+
+
 def _read_log(path: Path, columns: ColumnMap) -> Optional[_Log]:
     try:
         schema = pq.read_schema(path)
@@ -95,13 +118,14 @@ def _read_log(path: Path, columns: ColumnMap) -> Optional[_Log]:
         return None  # not readable as Parquet here: the other engine says why
     names = list(log_column_names(columns))
     check_log_columns(list(schema.names), columns, str(path), types=dict(zip(schema.names, schema.types)))
-    id_type, ts_type, *amount_type = (schema.field(c).type for c in names)
-    if not ((pa.types.is_string(id_type) or pa.types.is_large_string(id_type) or pa.types.is_integer(id_type))
-            and (pa.types.is_timestamp(ts_type) or pa.types.is_date32(ts_type))
-            and all(pa.types.is_floating(t) or pa.types.is_integer(t) for t in amount_type)):
+    if not _readable_types(schema, names):
         return None
-    table = pq.read_table(path, columns=names, memory_map=True)
-    if table.num_rows == 0 or any(table.column(i).null_count for i in range(len(names))):
+    return _log_of_table(pq.read_table(path, columns=names, memory_map=True), columns)
+
+
+def _log_of_table(table: pa.Table, columns: ColumnMap) -> Optional[_Log]:
+    """The validated log of ``table`` (exactly the log columns, readable types), or None (module doc)."""
+    if table.num_rows == 0 or any(table.column(i).null_count for i in range(table.num_columns)):
         return None
     ids, ts, *amounts = table.columns
     n_rows = table.num_rows

@@ -27,6 +27,7 @@ from typing import Optional
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
@@ -36,6 +37,7 @@ from custscore.features.io import (_TS_MAX, _TS_MIN, FLAG_TEXT, _normalise, _one
                                    longer_row_error, optional_columns)
 from custscore.features.netting import MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount_sql, units_sql
 from custscore.features.periods import ARREARS, DISCOUNTED
+from custscore.features.row_keys import KeyedRows
 
 # pandas' default missing-value markers (read_csv na_values), so both engines agree on
 # which CSV fields are missing.
@@ -96,13 +98,46 @@ class DuckDBEngine(CodedPurchasesEngine):
     def __init__(self, path: str | Path, columns: ColumnMap = ColumnMap(),
                  settings: DuckDBSettings = DuckDBSettings()) -> None:
         self.path = Path(path)
+        self.source = str(self.path)
+        if not self.path.exists():
+            raise CustscoreError(f"{self.path}: file not found")
+        kind = _suffix_kind(self.path)
+        self._start(columns, settings)
+        try:
+            self._load(kind)
+        except duckdb.Error as exc:
+            longer = longer_row_error(self.path, columns, csv_separator(self.path, columns)) if kind == "csv" else None
+            if longer is not None:
+                raise longer from None
+            raise CustscoreError(f"{self.path}: cannot read file ({_one_line(exc)})") from exc
+
+    @classmethod
+    def from_arrow(cls, data: "pa.RecordBatchReader | pa.Table", columns: ColumnMap, source: str,
+                   settings: DuckDBSettings = DuckDBSettings()) -> "DuckDBEngine":
+        """The engine over a log in Arrow (a database result): a table, or a stream of record
+        batches loaded batch by batch (DuckDB spills above its memory limit). Errors name
+        ``source`` and a row by its number in the stream and its customer id."""
+        engine = cls.__new__(cls)
+        engine.path = None
+        engine.source = source
+        engine._start(columns, settings)
+        engine._arrow = data
+        try:
+            engine._load("arrow")
+        except duckdb.Error as exc:
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, CustscoreError):  # the stream's own error (e.g. the connection dropped)
+                raise cause from None
+            raise CustscoreError(f"{source}: cannot read ({_one_line(exc)})") from exc
+        finally:
+            engine._arrow = None
+        return engine
+
+    def _start(self, columns: ColumnMap, settings: DuckDBSettings) -> None:
         self.columns = columns
         self.settings = settings
         self.rows_per_chunk = settings.rows_per_chunk
         self._optional = _Optional(columns)
-        if not self.path.exists():
-            raise CustscoreError(f"{self.path}: file not found")
-        kind = _suffix_kind(self.path)
         temp_dir = settings.temp_directory or tempfile.mkdtemp(prefix="custscore-duckdb-")
         if settings.temp_directory is None:
             self._cleanup = weakref.finalize(self, shutil.rmtree, temp_dir, True)
@@ -113,13 +148,6 @@ class DuckDBEngine(CodedPurchasesEngine):
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute("SET preserve_insertion_order = true")
         self._con.execute("SET enable_progress_bar = false")
-        try:
-            self._load(kind)
-        except duckdb.Error as exc:
-            longer = longer_row_error(self.path, columns, csv_separator(self.path, columns)) if kind == "csv" else None
-            if longer is not None:
-                raise longer from None
-            raise CustscoreError(f"{self.path}: cannot read file ({_one_line(exc)})") from exc
 
     # ------------------------------------------------------------------ loading
     def _csv_source(self, delim: str) -> str:
@@ -129,7 +157,12 @@ class DuckDBEngine(CodedPurchasesEngine):
 
     def _source(self, kind: str) -> tuple[str, str]:
         """(relation SQL, SQL of the same relation with a 1-based ``__row`` column)."""
-        source = str(self.path)
+        source = self.source
+        if kind == "arrow":  # loaded once, batch by batch, in stream order (preserve_insertion_order)
+            self._con.register("arrow_log", self._arrow)
+            self._con.execute("CREATE TEMP TABLE raw_log AS SELECT * FROM arrow_log")
+            self._con.unregister("arrow_log")
+            return "raw_log", "(SELECT *, rowid + 1 AS __row FROM raw_log)"
         if kind == "parquet":
             rel = f"read_parquet({_quote(self.path)})"
             numbered = f"(SELECT *, file_row_number + 1 AS __row FROM read_parquet({_quote(self.path)}, file_row_number = true))"
@@ -142,7 +175,7 @@ class DuckDBEngine(CodedPurchasesEngine):
         return rel, f"(SELECT *, row_number() OVER () AS __row FROM {rel})"
 
     def _load(self, kind: str) -> None:
-        source = str(self.path)
+        source = self.source
         rel, numbered = self._source(kind)
         described = self._con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
         found = [row[0] for row in described]
@@ -161,9 +194,11 @@ class DuckDBEngine(CodedPurchasesEngine):
         parse = _ColumnSql(self._con, rel, cols, types)
         self._con.execute(f"CREATE TEMP TABLE tx AS SELECT {parse.customer} AS customer_id, {parse.ts} AS ts, "
                           f"{parse.amount} AS amount{parse.optional_select}, {parse.aware} AS aware FROM {rel}")
-        error = _problem(self._con, numbered, parse, cols, source)
+        error = _problem(self._con, numbered, parse, cols, source, keyed=kind == "arrow")
         if error is not None:
             raise error
+        if kind == "arrow":
+            self._con.execute("DROP TABLE raw_log")
 
         con = self._con
         con.execute("CREATE TEMP TABLE customers AS SELECT customer_id, "
@@ -192,7 +227,7 @@ class DuckDBEngine(CodedPurchasesEngine):
         decimals = self.columns.amount_decimals
         total = con.execute("SELECT coalesce(sum(abs(units)), 0) FROM coded").fetchone()[0]
         if total > MAX_TOTAL_UNITS:
-            raise total_error(str(self.path), decimals)
+            raise total_error(self.source, decimals)
         extra = self._optional.day_columns
         con.execute(f"CREATE TEMP TABLE purchases AS SELECT code, date, {units_amount_sql('units', decimals)} AS amount"
                     f"{extra} FROM (SELECT code, CAST(ts AS DATE) AS date, CAST(sum(units) AS BIGINT) AS units"
@@ -315,12 +350,13 @@ def _bad(customer: str, ts: str, amount: str, decimals: int, optional: tuple[str
 
 
 def _problem(con: duckdb.DuckDBPyConnection, numbered: str, sql: _ColumnSql, columns: ColumnMap,
-             source: str) -> Optional[CustscoreError]:
+             source: str, keyed: bool = False) -> Optional[CustscoreError]:
     """The features.io error for the file loaded into ``tx``, or None if every row is valid.
 
     Cheap aggregate over ``tx`` first; only when something is wrong are the offending rows (at most
     ``_MAX_PROBLEM_ROWS``, with their 1-based row numbers) handed to features.io's own
-    validator, so the message is the pandas engine's, word for word.
+    validator, so the message is the pandas engine's, word for word. ``keyed``: rows are
+    named by number and customer id (:class:`~custscore.features.row_keys.KeyedRows`).
     """
     n_bad, n_aware, n_naive = con.execute(
         f"SELECT count(*) FILTER (WHERE {_bad('customer_id', 'ts', 'amount', columns.amount_decimals, tuple(sql.optional))}), "
@@ -339,7 +375,9 @@ def _problem(con: duckdb.DuckDBPyConnection, numbered: str, sql: _ColumnSql, col
                        f"ORDER BY __row LIMIT {_MAX_PROBLEM_ROWS}").df()
     _numeric_like_pandas(con, numbered, rows, sql)
     try:
-        _normalise(rows.drop(columns="__row"), columns, source, rows["__row"].to_numpy())
+        numbers = rows["__row"].to_numpy()
+        names = KeyedRows(numbers, rows[columns.customer], columns.customer) if keyed else numbers
+        _normalise(rows.drop(columns="__row"), columns, source, names)
     except CustscoreError as exc:
         return exc
     first = rows.iloc[0]

@@ -21,6 +21,7 @@ import pandas as pd
 from custscore.config import ENGINES, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine, PandasEngine
+from custscore.features.database import DatabaseLog
 from custscore.features.io import _PARQUET_SUFFIXES, read_transactions
 from custscore.features.rfm import rfm_columns
 
@@ -76,8 +77,15 @@ def _parquet_rows(path: Path) -> Optional[int]:
         return None
 
 
-def open_engine(path: str | os.PathLike, columns: ColumnMap = ColumnMap(), engine: str = "auto") -> FeatureEngine:
-    """Read and validate the log at ``path`` with the chosen engine (see :func:`choose_engine`)."""
+def open_engine(path: "str | os.PathLike | DatabaseLog", columns: ColumnMap = ColumnMap(),
+                engine: str = "auto") -> FeatureEngine:
+    """Read and validate the log at ``path`` with the chosen engine (see :func:`choose_engine`);
+    a :class:`~custscore.features.database.DatabaseLog` is read by
+    :func:`~custscore.features.database.open_database_engine`."""
+    if isinstance(path, DatabaseLog):
+        from custscore.features.database import open_database_engine
+
+        return open_database_engine(path, columns, engine)
     chosen = choose_engine(path, engine)
     if chosen == "arrow":
         from custscore.features.arrow_engine import open_arrow_engine

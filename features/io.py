@@ -26,6 +26,7 @@ from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
 from custscore.features.column_hints import column_kind, suggest_options
 from custscore.features.netting import checked_units
+from custscore.features.row_keys import KeyedRows, row_label
 
 #: Columns of a normalised transaction frame, in order.
 TX_COLUMNS = ("customer_id", "ts", "amount")
@@ -63,7 +64,7 @@ def _row_error(
     """Error naming the first bad row, its value (unless missing) and how many rows are bad."""
     positions = np.flatnonzero(bad | missing)
     first = int(positions[0])
-    msg = f"{source}: row {int(rows[first])}: column {column!r}: "
+    msg = f"{source}: row {row_label(rows[first])}: column {column!r}: "
     msg += missing_what if missing[first] else f"{bad_what} {_show(values.iloc[first])}"
     if len(positions) > 1:
         msg += f" ({len(positions)} rows affected)"
@@ -114,7 +115,7 @@ def _parse_text_dates(text: pd.Series, date_format: str | None, name: str, sourc
         aware = text.astype(str).str.contains(_TZ_SUFFIX, regex=True).to_numpy() & text.notna().to_numpy()
         naive = ~aware & text.notna().to_numpy()
         if aware.any() and naive.any():
-            first_aware, first_naive = int(rows[np.argmax(aware)]), int(rows[np.argmax(naive)])
+            first_aware, first_naive = row_label(rows[np.argmax(aware)]), row_label(rows[np.argmax(naive)])
             raise CustscoreError(
                 f"{source}: column {name!r} mixes timezone-aware dates (row {first_aware}: "
                 f"{_show(text.iloc[np.argmax(aware)])}) and naive dates (row {first_naive}: "
@@ -319,6 +320,14 @@ def normalise_transactions(
     (['007', '007', '01'], ['1997-01-01 10:30', '1997-01-02 00:00', '1997-01-05 00:00'], [2.0, 3.5, -1.0])
     """
     return _normalise(frame, columns, source, np.arange(1, len(frame) + 1))
+
+
+def normalise_keyed(frame: pd.DataFrame, columns: ColumnMap, source: str) -> pd.DataFrame:
+    """:func:`normalise_transactions` of a database result: errors name a row by its number
+    in the result and its customer id (:class:`~custscore.features.row_keys.KeyedRows`)."""
+    check_log_columns(frame.columns, columns, source, types=frame.dtypes.to_dict())
+    rows = KeyedRows(np.arange(1, len(frame) + 1), frame[columns.customer], columns.customer)
+    return _normalise(frame, columns, source, rows)
 
 
 def _suffix_kind(path: Path) -> str:

@@ -27,6 +27,7 @@ from typing import Any, Optional
 import numpy as np
 
 from custscore.errors import CustscoreError
+from custscore.features.row_keys import row_label
 
 #: Largest ``|amount| * 10**d`` of one row: whole numbers up to it are exact in float64.
 MAX_ROW_UNITS = 2**53
@@ -51,7 +52,7 @@ def too_large(amounts: np.ndarray, decimals: int) -> np.ndarray:
     return np.abs(np.asarray(amounts, dtype=np.float64) * unit_scale(decimals)) > MAX_ROW_UNITS
 
 
-def row_error(source: str, row: int, column: str, value: Any, decimals: int) -> CustscoreError:
+def row_error(source: str, row: int | str, column: str, value: Any, decimals: int) -> CustscoreError:
     """The one-line error for an amount too large for ``decimals``."""
     return CustscoreError(f"{source}: row {row}: column {column!r}: amount {value!r} is too large for "
                           f"{OPTION} {decimals} (|amount| x 10**{decimals} must be <= 2**53); "
@@ -68,7 +69,8 @@ def checked_units(amounts: np.ndarray, decimals: int, source: str = "transaction
                   rows: Optional[np.ndarray] = None) -> np.ndarray:
     """:func:`amount_units` after refusing rows over :data:`MAX_ROW_UNITS` and totals over :data:`MAX_TOTAL_UNITS`.
 
-    ``rows`` are the 1-based row numbers named in the error (default 1..n).
+    ``rows`` name the rows in the error: 1-based numbers (default 1..n) or
+    :class:`~custscore.features.row_keys.KeyedRows`.
 
     >>> checked_units(np.array([0.3, -0.1, -0.2, 29.33]), 4).tolist()
     [3000, -1000, -2000, 293300]
@@ -77,7 +79,7 @@ def checked_units(amounts: np.ndarray, decimals: int, source: str = "transaction
     big = too_large(amounts, decimals)
     if big.any():
         first = int(np.argmax(big))
-        row = int(rows[first]) if rows is not None else first + 1
+        row = row_label(rows[first]) if rows is not None else first + 1
         raise row_error(source, row, column, float(amounts[first]), decimals)
     units = amount_units(amounts, decimals)
     if np.abs(units).sum(dtype=np.float64) > MAX_TOTAL_UNITS:

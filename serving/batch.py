@@ -15,8 +15,10 @@ import pandas as pd
 from custscore.config import ColumnMap, ScoreConfig
 from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
+from custscore.features.database import SPARK_REFUSED, DatabaseLog
 from custscore.features.engines import iter_customer_features, open_engine
-from custscore.serving.chunked_output import ChunkedTableWriter
+from custscore.serving.chunked_output import open_table_writer
+from custscore.serving.db_output import DatabaseOutput, check_database_output
 from custscore.serving.model_source import load_scorer_from_uri
 from custscore.serving.output import check_not_inputs, check_output_folder, check_output_path
 from custscore.serving.sidecar import sidecar_bytes, sidecar_path
@@ -31,7 +33,7 @@ class ScoreRun:
     ``len(run)`` is the number of customers scored.
     """
 
-    output: Path
+    output: "Path | DatabaseOutput"
     n_customers: int
     seconds: float
     #: texts of the ``warning:`` lines the CLI prints (without the prefix): the model's fit
@@ -74,8 +76,13 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
     written in chunks (bounded memory with the DuckDB engine), atomically. The segment
     settings used go to the sidecar ``<name>.segments.json`` beside it, published with
     the scores (both or neither). A progress line goes to stderr when it is a terminal.
+    The log may be a database table or query (:class:`~custscore.features.database.DatabaseLog`)
+    and the output a table (:class:`~custscore.serving.db_output.DatabaseOutput`: one
+    transaction, the settings in its companion table).
     """
-    check_score_paths(output_path, transactions_path, config)
+    output = check_score_paths(output_path, transactions_path, config)
+    if config.engine == "spark" and isinstance(transactions_path, DatabaseLog):
+        raise CustscoreError(f"{transactions_path}: {SPARK_REFUSED}")
     if config.engine == "spark":  # scores on the executors, writes a Parquet dataset
         from custscore.serving.spark_batch import score_file_spark
 
@@ -88,15 +95,21 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
     config = dataclasses.replace(config, columns=columns)
     engine = open_engine(transactions_path, columns, config.engine)
     n_customers, _ = score_engine(scorer, engine, output_path, config, label, _Progress(), with_sidecar=True)
-    return ScoreRun(Path(output_path), n_customers, time.perf_counter() - start, tuple(scorer.fit_warnings) + warnings)
+    return ScoreRun(output, n_customers, time.perf_counter() - start, tuple(scorer.fit_warnings) + warnings)
 
 
-def check_score_paths(output_path: str | os.PathLike, transactions_path: str | os.PathLike,
-                      config: ScoreConfig) -> Path:
+def check_score_paths(output_path: "str | os.PathLike | DatabaseOutput", transactions_path: str | os.PathLike,
+                      config: ScoreConfig) -> "Path | DatabaseOutput":
     """Before any work: the scores and their sidecar can be written and are none of the inputs.
 
     The sidecar may be the ``--segments`` file (passing a run's sidecar back to reproduce it).
+    A database output (:class:`~custscore.serving.db_output.DatabaseOutput`) must be reachable.
     """
+    if isinstance(output_path, DatabaseOutput):
+        if config.engine == "spark":
+            raise CustscoreError(f"--output {output_path}: --engine spark writes Parquet files only; "
+                                 "use another engine for a database output")
+        return check_database_output(output_path, transactions_path)
     target = check_output_path(output_path, folder_ok=config.engine == "spark")
     sidecar = check_output_folder(sidecar_path(target), "--output sidecar")
     check_not_inputs({"--output": target}, {"--transactions": transactions_path, "--segments": config.segments_file})
@@ -177,7 +190,7 @@ def score_engine(scorer: CustomerScorer, engine: FeatureEngine, output_path: str
                              "nothing to score")
     progress = progress or _Progress(stream=None)
     first: Optional[pd.DataFrame] = None
-    with ChunkedTableWriter(output_path) as writer:
+    with open_table_writer(output_path) as writer:
         for features in iter_customer_features(engine, as_of, scorer.time_unit):
             if len(features) == 0:
                 continue
@@ -188,8 +201,8 @@ def score_engine(scorer: CustomerScorer, engine: FeatureEngine, output_path: str
         if first is None:
             raise CustscoreError(f"as_of {as_of.date()}: no customer with a purchase on or before it")
         if with_sidecar:
-            writer.close(lambda sha256: {sidecar_path(writer.target): sidecar_bytes(
-                scorer, first, writer.n_rows, config.columns, data_sha256=sha256)})
+            writer.close_with_sidecar(lambda sha256: sidecar_bytes(scorer, first, writer.n_rows, config.columns,
+                                                                   data_sha256=sha256))
     progress.done()
     return writer.n_rows, first
 

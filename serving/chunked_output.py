@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 import pandas as pd
 import pyarrow as pa
@@ -24,11 +24,43 @@ import pyarrow.parquet as pq
 from custscore.atomic import discard, finish, open_temp_beside, sha256_of, write_atomic_together
 from custscore.serving.output import check_output_path, frame_to_csv
 
+if TYPE_CHECKING:
+    from custscore.serving.db_output import DatabaseOutput
+
 #: Companion files of a table, from the SHA-256 of the finished table: target -> bytes.
 Companions = Callable[[str], Mapping[Path, bytes]]
 
 
-class ChunkedTableWriter:
+class TableWriter:
+    """The interface of the chunk writers (a file, a database table): ``write`` chunks, then
+    ``close`` / ``close_with_sidecar`` publishes them all or ``abort`` drops them all. As a
+    context manager it closes on success and aborts on an exception."""
+
+    n_rows: int
+
+    def write(self, frame: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+    def close(self):
+        raise NotImplementedError
+
+    def close_with_sidecar(self, sidecar: Callable[[Optional[str]], bytes]):
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class ChunkedTableWriter(TableWriter):
     """Context manager appending DataFrame chunks to ``path`` (CSV or Parquet by suffix).
 
     >>> import tempfile, pathlib
@@ -84,6 +116,13 @@ class ChunkedTableWriter:
         self.closed = True
         return self.target
 
+    def close_with_sidecar(self, sidecar: Callable[[str], bytes]) -> Path:
+        """:meth:`close`, publishing ``sidecar(sha256_of_the_table)`` as the table's sidecar file
+        (:func:`custscore.serving.sidecar.sidecar_path`), both or neither."""
+        from custscore.serving.sidecar import sidecar_path
+
+        return self.close(lambda sha256: {sidecar_path(self.target): sidecar(sha256)})
+
     def abort(self) -> None:
         """Drop the temporary file; the target keeps its previous content (or stays absent)."""
         if self.closed:
@@ -96,14 +135,14 @@ class ChunkedTableWriter:
             self._parquet = None
         discard(self._handle, self.tmp)
 
-    def __enter__(self) -> "ChunkedTableWriter":
-        return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+def open_table_writer(target: "str | os.PathLike | DatabaseOutput") -> TableWriter:
+    """The chunk writer for ``target``: a file (:class:`ChunkedTableWriter`) or a database table
+    (:class:`~custscore.serving.db_output.DatabaseTableWriter`); both write, close
+    (``close_with_sidecar``) and abort alike."""
+    from custscore.serving.db_output import DatabaseOutput, DatabaseTableWriter
+
+    return DatabaseTableWriter(target) if isinstance(target, DatabaseOutput) else ChunkedTableWriter(target)
 
 
 def _writer(data: bytes) -> Callable[[object], object]:

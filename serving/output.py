@@ -59,8 +59,8 @@ def check_not_inputs(outputs: Mapping[str, Optional[str | os.PathLike]],
     ``outputs`` and ``inputs`` map an option name (``--output``) to a path (None: not given).
     Two outputs that are one file are refused too.
     """
-    given_outputs = [(k, v) for k, v in outputs.items() if v is not None]
-    others = [(k, v) for k, v in inputs.items() if v is not None]
+    given_outputs = [(k, v) for k, v in outputs.items() if isinstance(v, (str, os.PathLike))]
+    others = [(k, v) for k, v in inputs.items() if isinstance(v, (str, os.PathLike))]  # not a database log
     for i, (out_name, out_path) in enumerate(given_outputs):
         for in_name, in_path in others + given_outputs[i + 1:]:
             if same_file(out_path, in_path):

@@ -6,10 +6,11 @@ import dataclasses
 
 from custscore.cli import build_parser
 from custscore.config import ColumnMap, TrainConfig
+from custscore.features.database import DatabaseLog
 from conftest import run_cli
 
 TRAIN_GROUPS = {  # what a user looks for under each heading, written by hand
-    "data": ["--transactions", "--cutoff", "--horizon-days", "--holdout-end", "--engine"],
+    "data": ["--transactions", "--cutoff", "--horizon-days", "--holdout-end", "--engine", "--table", "--query"],
     "transaction-log columns": ["--customer-col", "--date-col", "--amount-col", "--date-format", "--encoding",
                                 "--csv-sep", "--decimal", "--amount-decimals", "--discount-col", "--arrears-col"],
     "model": ["--time-unit", "--discount-rate", "--bgnbd-penalizer", "--gg-penalizer", "--penalizer", "--seed"],
@@ -41,6 +42,7 @@ def test_train_help_shows_the_groups_in_order():
 def test_train_defaults_are_the_config_defaults():
     fields = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
     columns = {f.name: f.default for f in dataclasses.fields(ColumnMap)}
+    columns.update({f.name: f.default for f in dataclasses.fields(DatabaseLog) if f.default is not dataclasses.MISSING})
     renamed = {"customer_col": "customer", "date_col": "date", "amount_col": "amount", "discount_col": "discount",
                "arrears_col": "arrears"}
     checked = 0

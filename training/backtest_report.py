@@ -20,15 +20,14 @@ from custscore.atomic import write_atomic
 from custscore.config import BacktestConfig
 from custscore.errors import CustscoreError
 from custscore.spreadsheet import csv_bytes
-from custscore.features.customers import PandasEngine
-from custscore.features.io import read_transactions
+from custscore.features.engines import open_engine
 from custscore.training.backtest import BacktestResult, backtest_warnings, run_backtest
 from custscore.training.tracking import _finite, log_fit_warnings, log_params_beside, model_params, prepare_experiment
 
 
 def backtest_file(transactions_path: str | os.PathLike, config: BacktestConfig) -> tuple[BacktestResult, str]:
     """Backtest the log at ``transactions_path``; return the result and the parent run id."""
-    engine = PandasEngine(read_transactions(transactions_path, config.columns), config.columns.amount_decimals)
+    engine = open_engine(transactions_path, config.columns, "pandas")
     folder = Path(config.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     if not folder.is_dir():
