@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import socket
@@ -33,7 +32,7 @@ from custscore.serving.http import create_app, uvicorn_config
 from custscore.serving.model_holder import LoadedModel, load_model
 from custscore.training.tracking import use_tracking
 
-from conftest import REPO, run_cli
+from conftest import run_cli, screenshot_folder
 
 URI = "models:/custscore-test@champion"
 AS_OF = "1997-09-30"
@@ -226,13 +225,11 @@ def _needs_browser():
 
 
 def _screenshot(page, name: str) -> None:
-    """Save a screenshot to $CUSTSCORE_SCREENSHOTS/NAME (relative to the repository) when the variable is set."""
-    folder = os.environ.get("CUSTSCORE_SCREENSHOTS")
-    if folder:
-        target = Path(folder) if Path(folder).is_absolute() else REPO / folder
-        target.mkdir(parents=True, exist_ok=True)
+    """Save the top of the page as NAME in :func:`conftest.screenshot_folder` when one is set."""
+    folder = screenshot_folder()
+    if folder is not None:
         page.evaluate("window.scrollTo(0, 0)")
-        page.screenshot(path=str(target / name))
+        page.screenshot(path=str(folder / name))
 
 
 def _pct(text: str) -> float:
