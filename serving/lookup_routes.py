@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from custscore.config import ServeConfig
 from custscore.serving.customer_table import MAX_QUERY_CHARS, RISKS, SORTS, CustomerTable
+from custscore.serving.http_answers import CUSTOMER_RESPONSES, META_RESPONSES, TABLE_RESPONSES
 from custscore.serving.score_json import json_response
 
 PAGE = "/customers"
@@ -66,12 +67,12 @@ def add_customer_page(app: FastAPI, table: CustomerTable, config: ServeConfig) -
             raise StarletteHTTPException(404, f"no asset {name!r}")
         return Response(assets[name], media_type=ASSETS[name], headers=PAGE_HEADERS)
 
-    @app.get(PAGE + "/api/meta", tags=["customer page"])
+    @app.get(PAGE + "/api/meta", tags=["customer page"], responses=META_RESPONSES)
     def meta() -> Response:
         """The score file's date, horizon and model, and the choices of the page's filters."""
         return json_response(table.meta(), headers=API_HEADERS)
 
-    @app.get(PAGE + "/api/table", tags=["customer page"])
+    @app.get(PAGE + "/api/table", tags=["customer page"], responses=TABLE_RESPONSES)
     def customers_table(
             q: str = Query("", max_length=MAX_QUERY_CHARS, description="part of the customer id (any case)"),
             segment: str = Query("", max_length=MAX_QUERY_CHARS, description="value class (IV, III, II, I)"),
@@ -84,7 +85,7 @@ def add_customer_page(app: FastAPI, table: CustomerTable, config: ServeConfig) -
         answer = table.query(q, segment, action, risk, sort, page, page_size or config.lookup_page_size)
         return json_response(answer, headers=API_HEADERS)
 
-    @app.get(PAGE + "/api/customer", tags=["customer page"])
+    @app.get(PAGE + "/api/customer", tags=["customer page"], responses=CUSTOMER_RESPONSES)
     def customer(id: str = Query(..., min_length=1, max_length=1000)) -> Response:  # noqa: A002 - the query name
         """Every score column of one customer and its purchases per day (null without ``--transactions``)."""
         answer = table.customer(id)

@@ -38,7 +38,8 @@ URI = "models:/custscore-test@champion"
 AS_OF = "1997-09-30"
 #: A customer id that runs script if a page ever inserts it as HTML.
 HOSTILE = "<img src=x onerror=window.__xss=1>&amp;\"'"
-CHROMIUM = "/usr/bin/chromium"
+#: The system Chromium (never `playwright install`): Debian's path, else the one on PATH.
+CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else (shutil.which("chromium") or "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -356,10 +357,18 @@ def test_page_in_a_real_browser_against_custscore_serve(trained, files, truth, t
                 assert problems == []
             finally:
                 browser.close()
+        # the server's hardening covers the page's routes: header limit (431), JSON access log
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+            raw.sendall(b"GET /customers/api/table HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+            assert raw.recv(200).startswith(b"HTTP/1.1 431")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert "Traceback" not in server_log.read_text()
+    text = server_log.read_text()
+    assert "Traceback" not in text
+    access = [json.loads(line) for line in text.splitlines() if '"event": "access"' in line]
+    assert {(e["path"], e["status"]) for e in access} >= {("/customers", 200), ("/customers/api/table", 200),
+                                                          ("/customers/api/customer", 200), ("/score", 200)}
 
 
 @contextlib.contextmanager
