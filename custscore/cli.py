@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     page.add_argument("--transactions", type=_optional_str, default=_default(ServeConfig, "transactions_file"),
                       help="transaction log (.csv, .csv.gz or .parquet): each customer's purchase history on the "
                            "page and scoring them again on demand (without it the page says so)")
-    _add_columns(serve)
+    _add_columns(serve, scoring=True)
     _add_tracking(serve)
 
     rfm = sub.add_parser("rfm", help="BTYD summary (frequency, recency, T, monetary value) of every customer")
@@ -323,7 +323,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "serve":
         config = ServeConfig(host=args.host, port=args.port, allow_remote=args.allow_remote,
                              admin_token=args.admin_token or None, scores_file=args.scores,
-                             transactions_file=args.transactions, columns=_columns(args))
+                             transactions_file=args.transactions, columns=_columns(args),
+                             amount_decimals=args.amount_decimals)
         from custscore.serving.http import run_server
         from custscore.training.tracking import use_tracking
 

@@ -378,8 +378,8 @@ class ServeConfig:
 
     Customer look-up page (:mod:`custscore.serving.lookup_routes`): served when
     ``scores_file`` (from ``custscore score``, its sidecar beside it) is given; the
-    optional ``transactions_file`` (read with ``columns``, days netted) gives each
-    customer's purchase history. Its table answers ``lookup_page_size`` rows a page by
+    optional ``transactions_file`` (read with ``columns``; a day's rows netted at
+    ``amount_decimals``, None = the model's) gives each customer's purchase history. Its table answers ``lookup_page_size`` rows a page by
     default, at most ``lookup_max_page_size``.
     """
 
@@ -405,6 +405,7 @@ class ServeConfig:
     scores_file: Optional[str] = None
     transactions_file: Optional[str] = None
     columns: ColumnMap = field(default_factory=ColumnMap)
+    amount_decimals: Optional[int] = None
     lookup_page_size: int = 50
     lookup_max_page_size: int = 500
 

@@ -13,7 +13,7 @@ to act on); ``high`` / ``low`` = churn probability at / below the sidecar's
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -68,20 +68,33 @@ def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 @dataclass
 class CustomerTable:
     """A score file (sorted by value at risk, largest first; ties by id), its sidecar and the
-    purchases (one row per customer and day, netted) of the log when given."""
+    log when given (normalised rows).
+
+    ``purchases``: one row per customer and day of the log, the day's rows netted at
+    ``amount_decimals`` decimals (:func:`~custscore.features.periods.merge_periods`, as
+    scoring nets them); None without a log or before a precision is set.
+    """
 
     scores: pd.DataFrame
     settings: dict[str, Any]
     scores_name: str
-    purchases: Optional[pd.DataFrame] = None
+    log: Optional[pd.DataFrame] = None
     log_name: Optional[str] = None
+    amount_decimals: Optional[int] = ColumnMap.amount_decimals
 
     def __post_init__(self) -> None:
         self._ids = self.scores["customer_id"].to_numpy(dtype=object)
         self._alert_p = float((self.settings.get("config") or {}).get("alert_churn_probability", 0.5))
         self._needs = needs_action(self.scores).to_numpy()
-        if self.purchases is not None:
+        self.purchases: Optional[pd.DataFrame] = None
+        if self.log is not None and self.amount_decimals is not None:
+            days = merge_periods(self.log, "D", self.amount_decimals)
+            self.purchases = days[["customer_id", "date", "amount"]].reset_index(drop=True)
             self._purchase_ids = self.purchases["customer_id"].to_numpy(dtype=object)
+
+    def at_precision(self, amount_decimals: int) -> "CustomerTable":
+        """This table with the log's days netted at ``amount_decimals`` (the model's, for scoring again)."""
+        return replace(self, amount_decimals=amount_decimals)
 
     @property
     def has_interval(self) -> bool:
@@ -93,7 +106,7 @@ class CustomerTable:
         classes = s[["value_class", "value_class_name"]].drop_duplicates().sort_values("value_class")
         horizon_words, discount_words = in_words(self.settings)
         return {
-            "scores_file": self.scores_name, "log_file": self.log_name, "has_log": self.purchases is not None,
+            "scores_file": self.scores_name, "log_file": self.log_name, "has_log": self.log is not None,
             "n_customers": int(len(s)), "as_of": str(self.settings.get("as_of", "")),
             "horizon_days": self.settings.get("horizon_days"), "horizon_words": horizon_words,
             "discount_words": discount_words, "model_version": self.settings.get("model_version"),
@@ -155,8 +168,12 @@ class CustomerTable:
 
 
 def load_customer_table(scores_path: str | os.PathLike, transactions_path: Optional[str | os.PathLike] = None,
-                        columns: ColumnMap = ColumnMap()) -> CustomerTable:
-    """Read ``--scores`` (and its sidecar) and the optional ``--transactions`` log; bad files are one-line errors."""
+                        columns: ColumnMap = ColumnMap(),
+                        amount_decimals: Optional[int] = ColumnMap.amount_decimals) -> CustomerTable:
+    """Read ``--scores`` (and its sidecar) and the optional ``--transactions`` log; bad files are one-line errors.
+
+    The log's days are netted at ``amount_decimals`` (None: later, :meth:`CustomerTable.at_precision`).
+    """
     scores = read_scores(scores_path)
     if scores.empty:
         raise CustscoreError(f"--scores {scores_path}: the scores file has no customers")
@@ -167,9 +184,6 @@ def load_customer_table(scores_path: str | os.PathLike, transactions_path: Optio
     scores = scores.assign(value_at_risk=value_at_risk(scores))
     scores = scores.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="stable",
                                 na_position="last").reset_index(drop=True)
-    purchases = None
-    if transactions_path is not None:
-        purchases = merge_periods(read_transactions(transactions_path, columns), "D", columns.amount_decimals)
-        purchases = purchases[["customer_id", "date", "amount"]].reset_index(drop=True)
-    return CustomerTable(scores, settings, Path(scores_path).name, purchases,
-                         Path(transactions_path).name if transactions_path is not None else None)
+    log = read_transactions(transactions_path, columns) if transactions_path is not None else None
+    return CustomerTable(scores, settings, Path(scores_path).name, log,
+                         Path(transactions_path).name if transactions_path is not None else None, amount_decimals)

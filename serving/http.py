@@ -362,9 +362,12 @@ def uvicorn_config(app: FastAPI, config: ServeConfig) -> uvicorn.Config:
 def run_server(model_uri: str, config: ServeConfig = ServeConfig()) -> None:
     """Read ``config.scores_file`` (and its log) and load the model (a bad file or URI raises
     CustscoreError before binding), then serve until stopped."""
-    customers = (load_customer_table(config.scores_file, config.transactions_file, config.columns)
+    customers = (load_customer_table(config.scores_file, config.transactions_file, config.columns, None)
                  if config.scores_file is not None else None)
     model = load_model(model_uri)
+    if customers is not None:  # the log's days netted as the model nets them (unless told otherwise)
+        customers = customers.at_precision(model.scorer.amount_decimals if config.amount_decimals is None
+                                           else config.amount_decimals)
     configure_logging()
     app = create_app(model_uri, config, model=model, customers=customers)
     server = uvicorn.Server(uvicorn_config(app, config))
