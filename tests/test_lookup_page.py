@@ -249,6 +249,45 @@ def _watch(page) -> list[str]:
     return problems
 
 
+#: Each element with text of its own: (its text colour, the first non-transparent background up its ancestors).
+_COLOURS_JS = """() => {
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.closest('svg') || !el.getClientRects().length) continue;
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    let bg = 'rgba(0, 0, 0, 0)', up = el;
+    while (up && /rgba\\(.*, 0\\)$/.test(bg = getComputedStyle(up).backgroundColor)) up = up.parentElement;
+    out.push([getComputedStyle(el).color, up ? bg : 'rgb(255, 255, 255)', el.tagName + '#' + el.id]);
+  }
+  return out;
+}"""
+
+
+def _contrast(foreground: str, background: str) -> float:
+    """WCAG 2 contrast ratio of two CSS ``rgb(...)`` colours."""
+    def luminance(css: str) -> float:
+        channels = [int(v) / 255 for v in re.findall(r"\d+", css)[:3]]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    high, low = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _low_contrast(page) -> list[tuple]:
+    pairs = page.evaluate(_COLOURS_JS)
+    assert len(pairs) > 20
+    return [(f, b, where, round(_contrast(f, b), 2)) for f, b, where in pairs if _contrast(f, b) < 4.5]
+
+
+def _assert_contrast(page) -> None:
+    """Every text on the page has contrast >= 4.5:1; a grey #aaa line added as a control is caught."""
+    assert _low_contrast(page) == []
+    page.evaluate("() => { const p = document.createElement('p'); p.id = 'control'; p.textContent = 'grey';"
+                  " p.style.color = '#aaaaaa'; document.body.append(p); }")
+    assert [where for _, _, where, _ in _low_contrast(page)] == ["P#control"]  # 2.32:1 on white
+    page.evaluate("() => document.getElementById('control').remove()")
+
+
 def _wait_text(page, selector: str, start: str) -> None:
     """Wait until the text of ``selector`` starts with ``start`` (through Playwright's own world:
     the page's Content-Security-Policy forbids evaluating strings)."""
@@ -351,6 +390,7 @@ def test_page_in_a_real_browser_against_custscore_serve(trained, files, truth, t
                 n_days = log.loc[log["customer_id"] == customer["customer_id"], "date"].nunique()
                 assert page.locator("#timeline svg circle").count() == n_days
                 assert "purchase day(s) in the log" in page.inner_text("#timeline-note")
+                _assert_contrast(page)  # the list and an open customer, as rendered
                 _screenshot(page, "page-customer.png")
                 page.keyboard.press("Escape")
                 assert page.locator("#detail").is_hidden()
