@@ -19,6 +19,8 @@ from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
@@ -33,8 +35,9 @@ RISKS: dict[str, str] = {
     "high": "churn probability at or above the alert threshold",
     "low": "churn probability below the alert threshold",
 }
-#: Sort keys of the table: column -> ascending (value at risk, churn and CLV: largest first).
-SORTS: dict[str, bool] = {"value_at_risk": False, "churn_probability": False, "clv": False, "customer_id": True}
+#: Sort keys of the table: value at risk, churn and CLV largest first (missing values last),
+#: customer id in text order.
+SORTS: tuple[str, ...] = ("value_at_risk", "churn_probability", "clv", "customer_id")
 #: Optional CLV interval columns (another scoring option may add them); shown when present.
 INTERVAL_COLUMNS: tuple[str, str] = ("clv_p10", "clv_p90")
 #: Columns of a table row sent to the page.
@@ -84,6 +87,16 @@ class CustomerTable:
 
     def __post_init__(self) -> None:
         self._ids = self.scores["customer_id"].to_numpy(dtype=object)
+        self._id_text = pa.array(self._ids, type=pa.string())
+        self._id_lower = pc.utf8_lower(self._id_text)
+        self._positions = pd.Index(self._ids)
+        self._positions.get_indexer([""])  # hashed now, not on the first look-up
+        # each sort's order of the rows, computed once (a query then costs O(rows), not a sort);
+        # ties keep the value-at-risk order
+        self._orders = {key: (np.arange(len(self.scores)) if key == "value_at_risk" else
+                              pc.sort_indices(self._id_text).to_numpy() if key == "customer_id" else
+                              np.argsort(-self.scores[key].to_numpy(dtype=float), kind="stable"))
+                        for key in SORTS}
         self._alert_p = float((self.settings.get("config") or {}).get("alert_churn_probability", 0.5))
         self._needs = needs_action(self.scores).to_numpy()
         self.purchases: Optional[pd.DataFrame] = None
@@ -123,7 +136,8 @@ class CustomerTable:
         s = self.scores
         keep = np.ones(len(s), dtype=bool)
         if q:
-            keep &= s["customer_id"].str.contains(q, case=False, regex=False).to_numpy()
+            lower = pc.utf8_lower(pa.scalar(q, pa.string())).as_py()  # the same case folding as the ids'
+            keep &= pc.match_substring(self._id_lower, lower).to_numpy(zero_copy_only=False)
         if segment:
             keep &= (s["value_class"] == segment).to_numpy()
         if action:
@@ -138,12 +152,9 @@ class CustomerTable:
     def query(self, q: str = "", segment: str = "", action: str = "", risk: str = "", sort: str = "value_at_risk",
               page: int = 1, page_size: int = 50) -> dict[str, Any]:
         """One page of the matching rows (:data:`ROW_COLUMNS`), sorted by ``sort`` (:data:`SORTS`)."""
-        rows = np.flatnonzero(self.mask(q, segment, action, risk))
-        if sort != "value_at_risk" and len(rows):  # the table is kept in value-at-risk order
-            part = self.scores.iloc[rows]
-            order = part.sort_values([sort, "customer_id"], ascending=[SORTS[sort], True], kind="stable",
-                                     na_position="last")
-            rows = order.index.to_numpy()  # a RangeIndex: labels are positions
+        keep = self.mask(q, segment, action, risk)
+        order = self._orders[sort]
+        rows = order[keep[order]]
         total = len(rows)
         pages = max(1, -(-total // page_size))
         page = min(page, pages)
@@ -154,10 +165,10 @@ class CustomerTable:
 
     def customer(self, customer_id: str) -> Optional[dict[str, Any]]:
         """Every score column of one customer and its purchases (None without a log); None if absent."""
-        at = np.flatnonzero(self._ids == customer_id)
-        if not len(at):
+        at = self._positions.get_indexer([customer_id])[0]
+        if at < 0:
             return None
-        answer: dict[str, Any] = {"score": json_records(self.scores.iloc[at[:1]])[0], "purchases": None}
+        answer: dict[str, Any] = {"score": json_records(self.scores.iloc[[at]])[0], "purchases": None}
         if self.purchases is not None:
             lo = np.searchsorted(self._purchase_ids, customer_id, side="left")
             hi = np.searchsorted(self._purchase_ids, customer_id, side="right")

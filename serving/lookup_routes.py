@@ -40,7 +40,7 @@ PAGE_HEADERS = {
 #: Customer data is not kept in caches.
 API_HEADERS = {"Cache-Control": "no-store"}
 RiskChoice = Literal[("",) + tuple(RISKS)]  # type: ignore[valid-type]
-SortChoice = Literal[tuple(SORTS)]  # type: ignore[valid-type]
+SortChoice = Literal[SORTS]  # type: ignore[valid-type]
 
 
 def static_file(name: str) -> bytes:
