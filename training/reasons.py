@@ -17,9 +17,10 @@ entry per scored column) is stored at fit time.
   its single driver, then the :data:`ACTIVITY_FACTS`, each listed only when it is on the
   risky side of the population mean (``sign * (z_ij - mean_j) > 0``).
 
-Correlated drivers are one driver. Several features say nearly the same thing (on CDNOW,
-``frequency`` and ``n_purchases_365d`` correlate at 0.996, ``p_no_purchase_horizon`` and
-``expected_purchases_horizon`` at 0.93 after the transform). At fit time each model stores
+Correlated drivers are one driver. Several features say nearly the same thing (on the
+CDNOW sample's training examples at 1997-06-30, after the transform, ``frequency`` and
+``n_purchases_365d`` correlate at 0.996, ``p_no_purchase_horizon`` and
+``expected_purchases_horizon`` at 0.93). At fit time each model stores
 ``feature_correlation_``, the Pearson correlation of its transformed features over the
 same population; going down a customer's drivers (in the order above), a driver whose
 ``|correlation|`` with one already listed for that customer is at least
