@@ -362,6 +362,9 @@ def test_page_in_a_real_browser_against_custscore_serve(trained, files, truth, t
                     if page.evaluate("document.activeElement.classList.contains('open')"):
                         break
                     page.keyboard.press("Tab")
+                focus = page.evaluate("() => { const s = getComputedStyle(document.activeElement);"
+                                      " return [s.outlineStyle, s.outlineWidth]; }")
+                assert focus[0] == "solid" and float(focus[1].rstrip("px")) >= 2  # visible focus
                 page.keyboard.press("Enter")
                 page.wait_for_selector("#detail:not([hidden])")
                 page.wait_for_selector("#live dd")
