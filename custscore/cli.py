@@ -242,6 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"enable POST /admin/reload for clients sending 'Authorization: Bearer TOKEN' "
                             f"(default: ${ADMIN_TOKEN_ENV}, which keeps the token out of the process list; "
                             f"without a token the route is absent and only SIGHUP reloads)")
+    page = serve.add_argument_group("customer look-up page", "a web page at /customers to search the customers "
+                                    "of a score file (with --scores)")
+    page.add_argument("--scores", type=_optional_str, default=_default(ServeConfig, "scores_file"),
+                      help="scores file from `custscore score` (its sidecar NAME.segments.json beside it): serve "
+                           "the look-up page for its customers")
+    page.add_argument("--transactions", type=_optional_str, default=_default(ServeConfig, "transactions_file"),
+                      help="transaction log (.csv, .csv.gz or .parquet): each customer's purchase history on the "
+                           "page and scoring them again on demand (without it the page says so)")
+    _add_columns(serve, scoring=True)
     _add_tracking(serve)
 
     rfm = sub.add_parser("rfm", help="BTYD summary (frequency, recency, T, monetary value) of every customer")
@@ -353,7 +362,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"tables and plots: {config.output_dir}/  MLflow parent run: {run_id}")
     elif args.command == "serve":
         config = ServeConfig(host=args.host, port=args.port, allow_remote=args.allow_remote,
-                             admin_token=args.admin_token or None)
+                             admin_token=args.admin_token or None, scores_file=args.scores,
+                             transactions_file=args.transactions, columns=_columns(args),
+                             amount_decimals=args.amount_decimals)
         from custscore.serving.http import run_server
         from custscore.training.tracking import use_tracking
 

@@ -375,6 +375,12 @@ class ServeConfig:
     closed at once. Bodies of at least ``large_body_min_bytes`` are validated in a
     separate process first (:mod:`custscore.serving.body_check`), so invalid megabytes
     never hold the server's interpreter lock while it answers small requests.
+
+    Customer look-up page (:mod:`custscore.serving.lookup_routes`): served when
+    ``scores_file`` (from ``custscore score``, its sidecar beside it) is given; the
+    optional ``transactions_file`` (read with ``columns``; a day's rows netted at
+    ``amount_decimals``, None = the model's) gives each customer's purchase history. Its table answers ``lookup_page_size`` rows a page by
+    default, at most ``lookup_max_page_size``.
     """
 
     host: str = "127.0.0.1"
@@ -396,6 +402,12 @@ class ServeConfig:
     max_connections: int = 1000
     max_header_bytes: int = 16 * 1024
     large_body_min_bytes: int = 64 * 1024
+    scores_file: Optional[str] = None
+    transactions_file: Optional[str] = None
+    columns: ColumnMap = field(default_factory=ColumnMap)
+    amount_decimals: Optional[int] = None
+    lookup_page_size: int = 50
+    lookup_max_page_size: int = 500
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -411,8 +423,15 @@ class ServeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise CustscoreError(f"{name}: must be a whole number >= 0, got {value!r}")
-        for name in ("max_connections", "max_header_bytes", "large_body_min_bytes"):
+        for name in ("max_connections", "max_header_bytes", "large_body_min_bytes", "lookup_page_size",
+                     "lookup_max_page_size"):
             _check_count(getattr(self, name), name)
+        if self.lookup_page_size > self.lookup_max_page_size:
+            raise CustscoreError(f"lookup_page_size: must be at most lookup_max_page_size "
+                                 f"({self.lookup_max_page_size}), got {self.lookup_page_size}")
+        if self.transactions_file is not None and self.scores_file is None:
+            raise CustscoreError("--transactions: needs --scores (the log gives the purchase histories of the "
+                                 "customers of the look-up page)")
         for name in ("header_timeout_s", "body_timeout_s", "keep_alive_timeout_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:

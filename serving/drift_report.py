@@ -19,7 +19,7 @@ import pandas as pd
 from custscore.config import DriftConfig
 from custscore.serving.html import page, table
 from custscore.serving.output import write_text_atomic
-from custscore.serving.report import read_scores
+from custscore.serving.scores_file import read_scores
 from custscore.serving.sidecar import read_sidecar
 from custscore.training.drift import DriftReport, drift_report
 

@@ -23,7 +23,7 @@ from custscore.errors import CustscoreError
 from custscore.features.engines import open_engine
 from custscore.serving.html import img, page, png_base64, table
 from custscore.serving.output import write_text_atomic
-from custscore.serving.report import read_scores
+from custscore.serving.scores_file import read_scores
 from custscore.serving.sidecar import read_sidecar
 from custscore.training.evaluate import MODEL
 from custscore.training.realised import (RealisedReport, outcome_frame, realised_report, score_table_candidates,

@@ -45,15 +45,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from custscore.config import ScoreConfig, ServeConfig, is_loopback
 from custscore.errors import CustscoreError
 from custscore.serving.body_check import BodyChecker
+from custscore.serving.customer_table import CustomerTable, load_customer_table
 from custscore.serving.docs_ui import add_offline_docs
 from custscore.serving.http_answers import HEALTH_RESPONSES, RELOAD_RESPONSES, SCORE_RESPONSES, VERSION_RESPONSES
 from custscore.serving.http_protocol import guarded_protocol
 from custscore.serving.http_schemas import WITH_AMOUNTS, WITHOUT_AMOUNTS, ScoreRequest, score_request_model
+from custscore.serving.lookup_routes import add_customer_page
 from custscore.serving.microbatch import MicroBatcher
 from custscore.serving.middleware import (ACCESS_LOGGER, AccessLogMiddleware, BodyLimitMiddleware,
                                          InternalErrorMiddleware)
 from custscore.serving.model_holder import LoadedModel, ModelHolder, load_model
-from custscore.serving.score_json import score_answer
+from custscore.serving.score_json import json_response, score_answer
 
 #: Logger of server events (loads, reloads, internal errors), one JSON object per line.
 SERVER_LOGGER = "custscore.http"
@@ -71,11 +73,6 @@ def _log_internal_error(scope: dict, exc: BaseException) -> None:
     """One JSON line (the traceback inside it) per internal error."""
     _log_event(logging.ERROR, "internal_error", path=scope.get("path"), error=f"{type(exc).__name__}: {exc}",
                traceback="".join(traceback.format_exception(exc)))
-
-
-def _json_response(payload: Any, status: int = 200) -> Response:
-    return Response(json.dumps(payload, default=str, allow_nan=False), status_code=status,
-                    media_type="application/json")
 
 
 #: An absolute file path (POSIX, ``file:``/``sqlite:`` URI or Windows drive), not a
@@ -97,7 +94,7 @@ def _error(status: int, message: str, detail: Optional[list] = None) -> Response
     payload: dict[str, Any] = {"error": public_text(message)}
     if detail:
         payload["detail"] = detail
-    return _json_response(payload, status)
+    return json_response(payload, status)
 
 
 def _location(loc: tuple) -> str:
@@ -126,12 +123,14 @@ def _validation_response(errors: list, count: Optional[int] = None) -> Response:
 
 
 def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Optional[LoadedModel] = None,
-               loader: Callable[[str], LoadedModel] = load_model) -> FastAPI:
+               loader: Callable[[str], LoadedModel] = load_model,
+               customers: Optional[CustomerTable] = None) -> FastAPI:
     """The HTTP app scoring with the model at ``model_uri``.
 
     The model is loaded once at start-up (in the background, ``/health`` answers 503
     until it is ready) unless an already loaded ``model`` is given. ``loader`` loads a
-    URI (replaceable in tests).
+    URI (replaceable in tests). With ``customers`` (a score file) the app also serves
+    the customer look-up page (:mod:`custscore.serving.lookup_routes`).
     """
     holder = ModelHolder(model_uri, loader)
     holder.current = model
@@ -226,14 +225,14 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
         """
         current = ready_model()
         if holder.last_error is not None:
-            return _json_response({"status": "degraded", "model_version": current.label,
+            return json_response({"status": "degraded", "model_version": current.label,
                                    "reason": public_text(f"reload failed: {holder.last_error}")})
-        return _json_response({"status": "ready", "model_version": current.label})
+        return json_response({"status": "ready", "model_version": current.label})
 
     @app.get("/version", responses=VERSION_RESPONSES)
     async def version() -> Response:
         """Model name, version, run id, fitted parameters and training cutoff."""
-        return _json_response(ready_model().describe())
+        return json_response(ready_model().describe())
 
     @functools.lru_cache(maxsize=256)
     def score_config(as_of, horizon_days: Optional[int]) -> ScoreConfig:
@@ -278,8 +277,11 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
                 loaded = await _reload_logged()
             except CustscoreError:
                 return _error(503, f"reload failed: {holder.last_error}; still serving {previous}")
-            return _json_response({"status": "reloaded", "previous": previous, "current": loaded.label,
+            return json_response({"status": "reloaded", "previous": previous, "current": loaded.label,
                                    "loaded_at": loaded.loaded_at})
+
+    if customers is not None:
+        add_customer_page(app, customers, config)
 
     app.add_middleware(InternalErrorMiddleware, on_error=_log_internal_error)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s)
@@ -358,10 +360,16 @@ def uvicorn_config(app: FastAPI, config: ServeConfig) -> uvicorn.Config:
 
 
 def run_server(model_uri: str, config: ServeConfig = ServeConfig()) -> None:
-    """Load the model (a bad URI raises CustscoreError before binding), then serve until stopped."""
+    """Read ``config.scores_file`` (and its log) and load the model (a bad file or URI raises
+    CustscoreError before binding), then serve until stopped."""
+    customers = (load_customer_table(config.scores_file, config.transactions_file, config.columns, None)
+                 if config.scores_file is not None else None)
     model = load_model(model_uri)
+    if customers is not None:  # the log's days netted as the model nets them (unless told otherwise)
+        customers = customers.at_precision(model.scorer.amount_decimals if config.amount_decimals is None
+                                           else config.amount_decimals)
     configure_logging()
-    app = create_app(model_uri, config, model=model)
+    app = create_app(model_uri, config, model=model, customers=customers)
     server = uvicorn.Server(uvicorn_config(app, config))
     app.state.body_checker.warm()
     print(exposure_summary(app, config), file=sys.stderr, flush=True)

@@ -50,6 +50,30 @@ class ReloadAnswer(BaseModel):
     loaded_at: str
 
 
+class TableAnswer(BaseModel):
+    """``GET /customers/api/table``: one page of customers (the page's columns) and the counts."""
+
+    total: int
+    page: int
+    pages: int
+    page_size: int
+    rows: list[dict[str, Any]]
+
+
+class Purchase(BaseModel):
+    """One day of a customer's purchases in ``--transactions`` (the day's rows netted)."""
+
+    date: str
+    amount: float
+
+
+class CustomerAnswer(BaseModel):
+    """``GET /customers/api/customer``: every score column, and the purchases (null without a log)."""
+
+    score: dict[str, Any]
+    purchases: Optional[list[Purchase]]
+
+
 def _errors(*statuses: int) -> dict[int, dict[str, Any]]:
     return {status: {"model": ErrorAnswer, "description": ERROR_MEANINGS[status]} for status in statuses}
 
@@ -58,6 +82,7 @@ def _errors(*statuses: int) -> dict[int, dict[str, Any]]:
 ERROR_MEANINGS = {
     400: "malformed JSON",
     401: "missing or wrong admin token (Authorization: Bearer TOKEN)",
+    404: "no such customer in the score file",
     408: "the request body paused longer than the body timeout (connection closed)",
     413: "request body over the size limit",
     422: "invalid request: a field, a cross-field rule or the data (the message names the place)",
@@ -71,3 +96,6 @@ SCORE_RESPONSES = {200: {"model": ScoreAnswer}, **_errors(400, 408, 413, 422, 43
 HEALTH_RESPONSES = {200: {"model": HealthAnswer}, **_errors(431, 503)}
 VERSION_RESPONSES = {200: {"content": {"application/json": {"schema": {"type": "object"}}}}, **_errors(431, 503)}
 RELOAD_RESPONSES = {200: {"model": ReloadAnswer}, **_errors(401, 431, 503)}
+META_RESPONSES = {200: {"content": {"application/json": {"schema": {"type": "object"}}}}, **_errors(431)}
+TABLE_RESPONSES = {200: {"model": TableAnswer}, **_errors(422, 431)}
+CUSTOMER_RESPONSES = {200: {"model": CustomerAnswer}, **_errors(404, 422, 431)}

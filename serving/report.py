@@ -22,8 +22,9 @@ from custscore.errors import CustscoreError
 from custscore.serving.html import fmt, img as html_img, page, png_base64, table as html_table
 from custscore.serving.output import (check_not_inputs, check_output_folder, check_output_path, write_table_atomic,
                                       write_text_atomic)
+from custscore.serving.scores_file import ACTION_CAUSES, needs_action, read_scores
+from custscore.serving.scores_file import horizon_words as _horizon_words, value_at_risk
 from custscore.serving.sidecar import read_sidecar, sidecar_path
-from custscore.spreadsheet import restore_text_columns
 from custscore.training.reasons import REASON_COLUMNS
 from custscore.training.segments import ACTIVITY_TIERS, CLASS_I_CAUSES, LIFECYCLE_STAGES, PYRAMID_TIERS, VALUE_CLASSES
 
@@ -35,15 +36,6 @@ ACTION_COLUMNS: tuple[str, ...] = (
     "customer_id", "value_at_risk", "churn_probability", "future_value", "current_value", "value_class",
     "value_class_name", "pyramid_tier", "activity_tier", "previous_activity_tier", "lifecycle_stage",
     "class_i_cause", "reason", "retention_policy", *REASON_COLUMNS,
-)
-#: Class-I causes whose policy is an action now (domain notes: "act quickly or let go",
-#: "end the relationship"); such customers are in actions.csv. Each needs its log column.
-ACTION_CAUSES: Mapping[str, str] = {"poor credit": "arrears", "price-sensitive": "discount"}
-#: Score columns the report reads.
-REPORT_COLUMNS: tuple[str, ...] = (
-    "customer_id", "churn_probability", "clv", "current_value", "future_value", "value_class", "value_class_name",
-    "retention_policy", "class_i_cause", "pyramid_tier", "activity_tier", "previous_activity_tier", "alert",
-    "alert_reason", "lifecycle_stage", "partial_churn", *REASON_COLUMNS,
 )
 TOP_AT_RISK = 20
 #: Plain names of the activity tiers (the bounds are in the glossary and the settings).
@@ -85,31 +77,6 @@ def parse_currency(text: Optional[str]) -> Currency:
         raise CustscoreError(f"--currency {text!r}: expected SYMBOL[:DECIMALS] with a symbol of at most 8 "
                              "printable characters (no <>&\"') and 0-4 decimals, e.g. '$' or 'EUR :0'")
     return Currency(symbol, int(decimals))
-
-
-def read_scores(path: str | os.PathLike) -> pd.DataFrame:
-    """A scores file written by ``custscore score`` (CSV or Parquet), ids as text.
-
-    CSV text cells get back their raw values (:func:`custscore.spreadsheet.restore_formulas`).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CustscoreError(f"--scores {path}: file not found")
-    if path.suffix.lower() == ".parquet":
-        scores = pd.read_parquet(path)
-        scores["customer_id"] = scores["customer_id"].astype(str)
-    else:
-        scores = restore_text_columns(pd.read_csv(path, dtype={"customer_id": str}))
-    missing = [c for c in REPORT_COLUMNS if c not in scores.columns]
-    if missing:
-        raise CustscoreError(f"--scores {path}: missing column(s) {missing}; score it again with this version")
-    for col in ("alert", "partial_churn"):
-        if scores[col].dtype != bool:
-            scores[col] = scores[col].astype(str).str.lower().eq("true")
-    for col in ("alert_reason", "class_i_cause", *REASON_COLUMNS):
-        if col in scores:
-            scores[col] = scores[col].fillna("")
-    return scores
 
 
 def _share(part: pd.Series, whole: float) -> pd.Series:
@@ -170,19 +137,18 @@ def equity_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def actions_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per customer with an alert, partial churn or an :data:`ACTION_CAUSES` class-I cause.
+    """One row per customer of :func:`needs_action`.
 
-    Sorted by ``value_at_risk = churn_probability * future_value`` (descending); ties by
-    ``customer_id``. ``reason`` joins the alert reason, "partial churn" and "class I:
-    <cause>" with "; ".
+    Sorted by :func:`value_at_risk` (descending); ties by ``customer_id``. ``reason``
+    joins the alert reason, "partial churn" and "class I: <cause>" with "; ".
     """
     acting_cause = scores["class_i_cause"].isin(list(ACTION_CAUSES))
-    needs = scores[scores["alert"] | scores["partial_churn"] | acting_cause].copy()
+    needs = scores[needs_action(scores)].copy()
     parts = [needs["alert_reason"],
              needs["partial_churn"].map({True: "partial churn", False: ""}),
              ("class I: " + needs["class_i_cause"]).where(acting_cause.loc[needs.index], "")]
     needs["reason"] = [_join_reasons(texts) for texts in zip(*parts)]
-    needs["value_at_risk"] = needs["churn_probability"] * needs["future_value"]
+    needs["value_at_risk"] = value_at_risk(needs)
     needs = needs.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="stable")
     return needs[list(ACTION_COLUMNS)].reset_index(drop=True)
 
@@ -308,16 +274,6 @@ def _glossary(horizon_words: str, has_amounts: bool, cadence: str) -> str:
     }
     return "<h2>Glossary</h2><dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
                                              for k, v in terms.items()) + "</dl>"
-
-
-def _horizon_words(settings: Mapping[str, Any]) -> tuple[str, str]:
-    """('next 90 days', 'discounted at 10 % a year') from the sidecar."""
-    horizon = settings.get("horizon_days")
-    rate = settings.get("discount_rate")
-    days = f"next {int(horizon)} days" if isinstance(horizon, (int, float)) else "horizon"
-    discount = (f"discounted at {100 * float(rate):g} % a year" if isinstance(rate, (int, float))
-                else "discount rate not recorded")
-    return days, discount
 
 
 def render_report(scores: pd.DataFrame, settings: dict[str, Any], currency: Optional[Currency] = None) -> str:

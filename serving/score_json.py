@@ -9,10 +9,11 @@ fraction of a millisecond. NaN becomes ``null`` in both.
 from __future__ import annotations
 
 import json
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
+from starlette.responses import Response
 
 
 def frame_rows_json(scores: pd.DataFrame) -> str:
@@ -45,3 +46,9 @@ def _python_values(array: np.ndarray) -> list:
 def score_answer(rows_json: str, n_customers: int, model_version: str) -> str:
     """The ``POST /score`` body: ``{"model_version": ..., "n_customers": N, "scores": [...]}``."""
     return f'{{"model_version": {json.dumps(model_version)}, "n_customers": {n_customers}, "scores": {rows_json}}}'
+
+
+def json_response(payload: Any, status: int = 200, headers: Optional[Mapping[str, str]] = None) -> Response:
+    """``payload`` as a JSON response (NaN refused: callers turn it into None first)."""
+    return Response(json.dumps(payload, default=str, allow_nan=False), status_code=status,
+                    media_type="application/json", headers=dict(headers or {}))

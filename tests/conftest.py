@@ -32,6 +32,21 @@ def trained(tmp_path_factory, cdnow_sample_csv):
     return {"result": result, "logged": logged, "config": config, "folder": folder}
 
 
+#: Set (e.g. CUSTSCORE_SCREENSHOTS=docs, relative to the repository) to save the browser tests'
+#: screenshots there (docs/report-cdnow.png, docs/page-customer.png); unset, nothing is written.
+SCREENSHOTS_ENV = "CUSTSCORE_SCREENSHOTS"
+
+
+def screenshot_folder() -> Path | None:
+    """Where the browser tests save their screenshots, or None (the default: the tree is not modified)."""
+    folder = os.environ.get(SCREENSHOTS_ENV)
+    if not folder:
+        return None
+    target = Path(folder) if Path(folder).is_absolute() else REPO / folder
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``custscore ARGS`` in a subprocess, as a user would."""
     full_env = {**os.environ, **(env or {})}

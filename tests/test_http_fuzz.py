@@ -31,8 +31,15 @@ def model(trained) -> LoadedModel:
 
 
 @pytest.fixture(scope="module")
-def api_schema(model):
-    app = create_app(URI, ServeConfig(admin_token="fuzz-admin-token-0123456789"), model=model)
+def api_schema(model, cdnow_sample_csv, tmp_path_factory):
+    """The app with every route: admin reload and the customer page's JSON routes (a scored CDNOW sample)."""
+    from custscore.config import ScoreConfig
+    from custscore.serving.batch import score_file
+    from custscore.serving.customer_table import load_customer_table
+    scores = tmp_path_factory.mktemp("fuzz") / "scores.csv"
+    score_file(URI, cdnow_sample_csv, scores, ScoreConfig(as_of="1997-09-30"))
+    customers = load_customer_table(scores, cdnow_sample_csv)
+    app = create_app(URI, ServeConfig(admin_token="fuzz-admin-token-0123456789"), model=model, customers=customers)
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

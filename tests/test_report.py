@@ -19,7 +19,7 @@ from custscore.errors import CustscoreError
 from custscore.serving.report import write_report
 from custscore.training.segments import SegmentConfig, SegmentThresholds
 
-from conftest import run_cli
+from conftest import run_cli, screenshot_folder
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -218,6 +218,8 @@ def test_report_renders_in_headless_chromium_without_console_errors(report_dir, 
     assert _render(browser, report_dir / "report.html", shot, tmp_path / "p2") == []
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000  # a real page, not a blank one
+    if screenshot_folder() is not None:
+        shutil.copy(shot, screenshot_folder() / "report-cdnow.png")
 
 
 def test_report_for_people_with_a_currency(report_dir, tmp_path):

@@ -137,6 +137,22 @@ def transform_features(A: np.ndarray, names: list[str]) -> np.ndarray:
     return out
 
 
+def feature_correlation(Z: np.ndarray) -> np.ndarray:
+    """Pearson correlation between the columns of ``Z`` (shape (k, k)); 0 for a constant column, 1 on the diagonal.
+
+    >>> feature_correlation(np.array([[1.0, 2.0, 5.0], [2.0, 4.0, 5.0], [3.0, 7.0, 5.0]])).round(3).tolist()
+    [[1.0, 0.993, 0.0], [0.993, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    Z = np.asarray(Z, dtype=float)
+    centred = Z - Z.mean(axis=0)
+    norm = np.sqrt((centred ** 2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        R = (centred.T @ centred) / np.outer(norm, norm)
+    R = np.where(np.isfinite(R), R, 0.0)
+    np.fill_diagonal(R, 1.0)
+    return np.clip(R, -1.0, 1.0)
+
+
 def noise_level_columns(Z: np.ndarray) -> np.ndarray:
     """Boolean mask of columns of ``Z`` whose spread is float noise relative to their magnitude."""
     mean = Z.mean(axis=0)
@@ -163,8 +179,9 @@ class ChurnClassifier:
     Fitted state is plain data: ``features_`` (input columns, :data:`CHURN_FEATURES`),
     ``used_features_`` and ``dropped_features_`` (constant or float-noise columns at fit
     time, given no weight), ``weights_`` (one per used feature, on the transformed scale)
-    and ``bias_``, ``population_mean_`` (mean of the used transformed features over the
-    training examples, for :mod:`custscore.training.reasons`), ``calibrator_`` (a
+    and ``bias_``, ``population_mean_`` and ``feature_correlation_`` (mean and correlation
+    matrix of the used transformed features over the training examples, for
+    :mod:`custscore.training.reasons`), ``calibrator_`` (a
     :class:`ProbabilityCalibrator`).
     """
 
@@ -212,6 +229,9 @@ class ChurnClassifier:
         #: mean of the used transformed features over the training examples: the population
         #: the reasons compare a customer with (training.reasons)
         self.population_mean_ = mean
+        #: correlation of the used transformed features over the same examples: reasons that
+        #: move together are listed once (training.reasons)
+        self.feature_correlation_ = feature_correlation(Z)
         self.n_train_ = int(y.size)
         self.churn_rate_train_ = float(y.mean())
         if self.calibration != "none" and X_val is None:

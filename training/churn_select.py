@@ -50,7 +50,7 @@ import pandas as pd
 
 from custscore.config import CHURN_SELECT_MARGIN
 from custscore.training.calibration import ProbabilityCalibrator
-from custscore.training.churn import CHURN_FEATURES, transform_features
+from custscore.training.churn import CHURN_FEATURES, feature_correlation, transform_features
 from custscore.training.metrics import bootstrap_table, roc_auc
 
 #: The classifier's name in :attr:`CustomerScorer.churn_model` and the selection tables.
@@ -145,8 +145,10 @@ class BaselineChurnModel:
         if self.name not in BASELINES:
             raise ValueError(f"unknown churn baseline {self.name!r}")
         self.features_ = list(CHURN_FEATURES)
-        #: mean of every transformed churn feature on this window (training.reasons' population)
-        self.population_mean_ = transform_features(X[self.features_].to_numpy(dtype=float), self.features_).mean(axis=0)
+        #: mean and correlation of every transformed churn feature on this window (training.reasons' population)
+        Z = transform_features(X[self.features_].to_numpy(dtype=float), self.features_)
+        self.population_mean_ = Z.mean(axis=0)
+        self.feature_correlation_ = feature_correlation(Z)
         self.calibrator_ = ProbabilityCalibrator(method="sigmoid", scale="log-odds").fit(self._z(X), np.asarray(y))
         self.calibration_ = f"sigmoid on {self.calibrator_.n_validation_} examples"
         if not calibrate or self.calibrator_.slope_ <= 0.0:

@@ -17,15 +17,30 @@ entry per scored column) is stored at fit time.
   its single driver, then the :data:`ACTIVITY_FACTS`, each listed only when it is on the
   risky side of the population mean (``sign * (z_ij - mean_j) > 0``).
 
+Correlated drivers are one driver. Several features say nearly the same thing (on the
+CDNOW sample's training examples at 1997-06-30, after the transform, ``frequency`` and
+``n_purchases_365d`` correlate at 0.996, ``p_no_purchase_horizon`` and
+``expected_purchases_horizon`` at 0.93). At fit time each model stores
+``feature_correlation_``, the Pearson correlation of its transformed features over the
+same population; going down a customer's drivers (in the order above), a driver whose
+``|correlation|`` with one already listed for that customer is at least
+:data:`MAX_REASON_CORRELATION` (0.9) is skipped and the next driver takes its place. The
+rule is pairwise (no chains: two drivers each correlated with a third but not with each
+other can both be listed). A model saved before this existed lists its drivers without
+grouping.
+
 Each reason quotes the customer's own numbers and, where it helps, the typical customer
-of the population (the mean mapped back through the inverse transform).
+of the population (the mean mapped back through the inverse transform). The words are
+formatted per distinct value, and :func:`churn_reasons` works on blocks of rows.
 """
 from __future__ import annotations
 
+import functools
 import string
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple, Optional
 
 import numpy as np
+import pandas as pd
 
 from custscore.training.churn import CHURN_FEATURES, PROBABILITY_FEATURES, transform_features
 from custscore.training.churn_select import BASELINES
@@ -35,6 +50,9 @@ REASON_COLUMNS: tuple[str, ...] = ("reason_1", "reason_2", "reason_3")
 N_REASONS = len(REASON_COLUMNS)
 #: Features never given as a reason: the same for every customer of a scoring run.
 NOT_REASONS: frozenset[str] = frozenset({"horizon_days"})
+#: Two drivers whose transformed features correlate at least this much (in absolute value,
+#: over the model's training population) are one driver: only the larger is listed.
+MAX_REASON_CORRELATION = 0.9
 #: Facts listed after a shipped baseline's own driver: feature -> sign (higher = more churn).
 ACTIVITY_FACTS: Mapping[str, float] = {"days_since_last_over_ipt": 1.0, "n_purchases_90d": -1.0,
                                        "n_purchases_365d": -1.0}
@@ -47,54 +65,83 @@ def typical_value(mean_z: float, name: str) -> float:
     return float(np.sign(mean_z) * np.expm1(abs(mean_z)))
 
 
-def driver_contributions(model, A: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, bool]:
-    """(feature names, contributions shape (n, k), population means shape (k,), ranked) of ``model``.
+class Drivers(NamedTuple):
+    """The candidate drivers of a model for some customers (see :func:`driver_contributions`)."""
+
+    names: list[str]
+    contributions: np.ndarray  # (n, k)
+    mean: np.ndarray  # (k,) population means (transformed)
+    ranked: bool  # largest first (classifier) or in column order (baseline)
+    correlation: Optional[np.ndarray]  # (k, k) over the population, None for older models
+
+
+def driver_contributions(model, A: np.ndarray) -> Drivers:
+    """The drivers of ``model``: feature names, contributions, population means, ranked, correlation.
 
     ``A`` holds the :data:`CHURN_FEATURES` columns in that order. For a classifier the
     contributions are ``weights_ * (z - population_mean_)`` and ``ranked`` is True (the
     largest first); for a baseline they are ``sign * (z - population_mean_)`` of its
     driver and the :data:`ACTIVITY_FACTS`, kept in that order (``ranked`` False). A model
-    fitted before reasons existed (no ``population_mean_``) gives no drivers.
+    fitted before reasons existed (no ``population_mean_``) gives no drivers; one fitted
+    before ``feature_correlation_`` existed gives no correlation (no grouping).
     """
     A = np.asarray(A, dtype=float)
     mean = getattr(model, "population_mean_", None)
+    stored = getattr(model, "feature_correlation_", None)
     if mean is None:
-        return [], np.zeros((len(A), 0)), np.zeros(0), True
+        return Drivers([], np.zeros((len(A), 0)), np.zeros(0), True, None)
     if hasattr(model, "weights_"):
         names = list(model.used_features_)
         columns = [CHURN_FEATURES.index(n) for n in names]
         C = model.weights_ * (transform_features(A[:, columns], names) - mean)
         keep = [j for j, n in enumerate(names) if n not in NOT_REASONS]
-        return [names[j] for j in keep], C[:, keep], np.asarray(mean)[keep], True
+        R = None if stored is None else np.asarray(stored)[np.ix_(keep, keep)]
+        return Drivers([names[j] for j in keep], C[:, keep], np.asarray(mean)[keep], True, R)
     driver, sign = BASELINES[model.name]
     signs = {driver: sign, **{k: v for k, v in ACTIVITY_FACTS.items() if k != driver}}
     names = list(signs)
     columns = [CHURN_FEATURES.index(n) for n in names]
     full_mean = np.asarray(mean)[columns]
     C = np.array([signs[n] for n in names]) * (transform_features(A[:, columns], names) - full_mean)
-    return names, C, full_mean, False
+    R = None if stored is None else np.asarray(stored)[np.ix_(columns, columns)]
+    return Drivers(names, C, full_mean, False, R)
 
 
-def top_drivers(contributions: np.ndarray, k: int = N_REASONS, ranked: bool = True) -> np.ndarray:
+def top_drivers(contributions: np.ndarray, k: int = N_REASONS, ranked: bool = True,
+                correlation: Optional[np.ndarray] = None,
+                max_correlation: float = MAX_REASON_CORRELATION) -> np.ndarray:
     """Column positions of the first ``k`` positive contributions per row; -1 pads. Shape ``(n, k)``.
 
     ``ranked``: largest first (ties keep the column order); otherwise in column order.
+    With ``correlation`` (between the columns, over the population), a column whose
+    ``|correlation|`` with a column already picked for that row is ``>= max_correlation``
+    is skipped: one driver is not listed twice under two names.
 
     >>> top_drivers(np.array([[0.5, -1.0, 2.0, 0.1], [-1.0, -2.0, 0.0, 0.0]]), 3).tolist()
     [[2, 0, 3], [-1, -1, -1]]
     >>> top_drivers(np.array([[0.5, -1.0, 2.0, 0.1]]), 2, ranked=False).tolist()
     [[0, 2]]
+    >>> R = np.array([[1, 0, .95, 0], [0, 1, 0, 0], [.95, 0, 1, 0], [0, 0, 0, 1]])
+    >>> top_drivers(np.array([[0.5, -1.0, 2.0, 0.1]]), 3, correlation=R).tolist()
+    [[2, 3, -1]]
     """
     n, m = contributions.shape
     order = np.broadcast_to(np.arange(m), (n, m))
     if ranked:
         order = np.argsort(-contributions, axis=1, kind="stable")
-    positive = np.take_along_axis(contributions, order, axis=1) > 0
-    # positive ones first, each group in ``order``; then cut to k and pad with -1
-    order = np.take_along_axis(order, np.argsort(~positive, axis=1, kind="stable"), axis=1)
-    count = positive.sum(axis=1)
-    out = np.where(np.arange(m) < count[:, None], order, -1)[:, :k]
-    return np.pad(out, ((0, 0), (0, k - out.shape[1])), constant_values=-1)
+    open_ = np.take_along_axis(contributions, order, axis=1) > 0  # still listable, in ``order``
+    out = np.full((n, k), -1, dtype=np.int64)
+    rows = np.arange(n)
+    close = None if correlation is None else np.abs(np.asarray(correlation)) >= max_correlation
+    for slot in range(min(k, m)):
+        first = np.argmax(open_, axis=1)
+        has = open_[rows, first]
+        pick = order[rows, first]
+        out[has, slot] = pick[has]
+        open_[rows, first] = False
+        if close is not None:
+            open_ &= ~(close[pick[:, None], order] & has[:, None])
+    return out
 
 
 class _Words(string.Formatter):
@@ -148,33 +195,112 @@ _ZERO_OF: Mapping[str, str] = {"ipt_mean_days": "frequency",
                                **{f"n_purchases_{w}d": f"n_purchases_{w}d" for w in (30, 90, 365)}}
 
 
+#: Below this many customers the words are formatted value by value (no hashing of values).
+_SMALL = 32
+#: Rows of ``A`` handled at once by :func:`churn_reasons` (bounds the temporaries: ~20 columns).
+REASON_BLOCK_ROWS = 262_144
+
+
+@functools.lru_cache(maxsize=None)
+def _parts(template: str) -> tuple[tuple[str, Optional[str], str], ...]:
+    """``(literal, field, spec)`` pieces of a template (field None after the last one)."""
+    return tuple((literal, field, spec or "") for literal, field, spec, _ in string.Formatter().parse(template))
+
+
+def _words_of(values: np.ndarray, spec: str) -> np.ndarray:
+    """``values`` formatted with the template spec ``spec`` (object array of text).
+
+    Each distinct value (by its bits: -0.0 stays "-0") is formatted once.
+    """
+    if values.dtype == object:
+        return values
+    if len(values) <= _SMALL:
+        return np.array([_WORDS.format_field(v, spec) for v in values.tolist()], dtype=object)
+    codes, uniques = pd.factorize(np.ascontiguousarray(values, dtype=float).view(np.int64))
+    words = np.array([_WORDS.format_field(v, spec) for v in uniques.view(np.float64).tolist()], dtype=object)
+    return words[codes]
+
+
+def _fill(template: str, fields: Mapping[str, Any], n: int) -> np.ndarray:
+    """``template`` filled for ``n`` customers; ``fields`` maps each field to an array or a scalar."""
+    out = np.full(n, "", dtype=object)
+    for literal, field, spec in _parts(template):
+        if literal:
+            out = out + literal
+        if field is not None:
+            value = fields[field]
+            value = np.asarray(value) if np.ndim(value) else np.full(n, value, dtype=float)
+            out = out + _words_of(value, spec)
+    return out
+
+
+def reason_texts(name: str, features: Mapping[str, np.ndarray], typical: float) -> np.ndarray:
+    """The words for driver ``name`` of many customers (object array of text).
+
+    ``features`` maps churn feature names to equally long arrays; ``typical`` is the
+    population's value of ``name``.
+    """
+    value = np.asarray(features[name], dtype=float)
+    n = len(value)
+    template = _TEMPLATES.get(name, f"{name.replace('_', ' ')} {{{name}:g}}")
+    zero = (np.asarray(features[_ZERO_OF[name]], dtype=float) == 0) if name in _ZERO_OF else np.zeros(n, bool)
+    out = np.empty(n, dtype=object)
+    for rows, text in ((np.flatnonzero(~zero), template), (np.flatnonzero(zero), _TEMPLATES.get(f"{name}/zero"))):
+        if not len(rows):
+            continue
+        needed = {field for _, field, _ in _parts(text) if field is not None}
+        fields: dict[str, Any] = {"typical": typical}
+        for field in needed - {"typical", "only", "purchases", "gap"}:
+            fields[field] = np.asarray(features[field], dtype=float)[rows]
+        if "only" in needed:
+            fields["only"] = np.where(value[rows] < typical, "only ", "").astype(object)
+        if "purchases" in needed:
+            fields["purchases"] = np.asarray(features["frequency"], dtype=float)[rows] + 1
+        if "gap" in needed:
+            fields["gap"] = np.maximum(np.asarray(features["ipt_mean_days"], dtype=float)[rows], 1.0)
+        out[rows] = _fill(text, fields, len(rows))
+    return out
+
+
 def reason_text(name: str, features: Mapping[str, float], typical: float) -> str:
     """The words for driver ``name`` of one customer (``features``: churn features by name)."""
-    template = _TEMPLATES.get(name)
-    if template is None:
-        return f"{name.replace('_', ' ')} {features[name]:g}"
-    if name in _ZERO_OF and features[_ZERO_OF[name]] == 0:
-        template = _TEMPLATES[f"{name}/zero"]
-    return _WORDS.format(template, **features, typical=typical, only="only " if features[name] < typical else "",
-                         purchases=features["frequency"] + 1, gap=max(features["ipt_mean_days"], 1.0))
+    return str(reason_texts(name, {k: np.array([v], dtype=float) for k, v in features.items()}, typical)[0])
+
+
+class _Columns(Mapping[str, np.ndarray]):
+    """The churn feature columns of ``A`` (rows ``rows``) by name, sliced when asked for."""
+
+    def __init__(self, A: np.ndarray, rows: np.ndarray) -> None:
+        self.A, self.rows = A, rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.A[self.rows, CHURN_FEATURES.index(name)]
+
+    def __iter__(self):
+        return iter(CHURN_FEATURES)
+
+    def __len__(self) -> int:
+        return len(CHURN_FEATURES)
 
 
 def churn_reasons(model, A: np.ndarray, k: int = N_REASONS) -> dict[str, np.ndarray]:
     """``{reason_1: texts, ..., reason_k: texts}`` (object arrays, "" when fewer) for ``model`` on ``A``.
 
-    ``A`` holds the :data:`CHURN_FEATURES` columns in that order, one row per customer.
+    ``A`` holds the :data:`CHURN_FEATURES` columns in that order, one row per customer;
+    it is handled in blocks of :data:`REASON_BLOCK_ROWS` rows.
     """
     A = np.asarray(A, dtype=float)
-    names, C, mean, ranked = driver_contributions(model, A)
     out = {f"reason_{s + 1}": np.full(len(A), "", dtype=object) for s in range(k)}
-    if not names or not len(A):
-        return out
-    picks = top_drivers(C, k, ranked)
-    rows = np.flatnonzero((picks >= 0).any(axis=1))
-    for i in rows:
-        features = dict(zip(CHURN_FEATURES, A[i].tolist()))
-        for s, j in enumerate(picks[i]):
-            if j >= 0:
-                out[f"reason_{s + 1}"][i] = reason_text(names[j], features, typical_value(mean[j], names[j]))
+    for start in range(0, len(A), REASON_BLOCK_ROWS):
+        block = A[start:start + REASON_BLOCK_ROWS]
+        names, C, mean, ranked, R = driver_contributions(model, block)
+        if not names:
+            break
+        picks = top_drivers(C, k, ranked, R)
+        for s in range(k):
+            column = out[f"reason_{s + 1}"]
+            for j in np.unique(picks[:, s][picks[:, s] >= 0]):
+                rows = np.flatnonzero(picks[:, s] == j)
+                column[start + rows] = reason_texts(names[j], _Columns(block, rows),
+                                                    typical_value(mean[j], names[j]))
     return out
-
