@@ -15,6 +15,10 @@ import pytest
 
 from conftest import run_cli
 
+# One worker runs this module (--dist loadgroup in pyproject.toml): the CDNOW master model (fixture `master`)
+# is trained once.
+pytestmark = pytest.mark.xdist_group("lifecycle")
+
 
 @pytest.fixture(scope="session")
 def master(tmp_path_factory):

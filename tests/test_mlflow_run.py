@@ -22,6 +22,10 @@ import pytest
 
 from conftest import REPO
 
+# One worker runs this module (--dist loadgroup in pyproject.toml): one trained MLproject store (module
+# fixture `project`) for all its runs.
+pytestmark = pytest.mark.xdist_group("mlflow_run")
+
 BIN = str(Path(sys.executable).parent)
 
 

@@ -32,6 +32,10 @@ from custscore.training.train import train_file
 from conftest import run_cli
 from test_http import _assert_rows_equal  # HTTP rows vs a score frame, 1e-9
 
+# One worker runs this module (--dist loadgroup in pyproject.toml): the 6-decimal model (fixture `model6`) is
+# trained once.
+pytestmark = pytest.mark.xdist_group("model_netting")
+
 AS_OF = "1997-09-30"
 NAME = "custscore-decimals6"
 URI = f"models:/{NAME}@champion"
