@@ -336,6 +336,7 @@ def test_bad_options_and_a_292_year_span_are_one_line_errors(tmp_path):
     assert features.loc["1", "tenure_days"] == (pd.Timestamp("2262-04-10") - pd.Timestamp("1677-09-22")).days == 213_501
 
 
+@pytest.mark.slow
 def test_a_spreadsheet_export_of_cdnow_trains_with_csv_sep_and_decimal(tmp_path, trained):
     """Issue #14: a ``;``-separated, decimal-comma CSV with a BOM and CRLF trains with
     ``--csv-sep ';' --decimal ','`` to the very BG/NBD fit of the plain CSV (the session's model)."""

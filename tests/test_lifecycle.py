@@ -50,6 +50,7 @@ def _evaluate(master, day, *extra):
     return proc, out
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_the_training_holdout_auc_and_counts(master):
     proc, out = _evaluate(master, "1997-09-30")
     assert proc.returncode == 0, proc.stderr
@@ -71,6 +72,7 @@ def test_evaluate_reproduces_the_training_holdout_auc_and_counts(master):
     assert "<script" not in page and "http" not in page.split("<style>")[0]
 
 
+@pytest.mark.slow
 def test_evaluate_links_its_mlflow_run_to_the_model_version(master):
     import mlflow
 
@@ -87,6 +89,7 @@ def test_evaluate_links_its_mlflow_run_to_the_model_version(master):
     assert version.tags["evaluation_1998-03-31"] == run_id
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_an_uncovered_horizon_and_evaluates_the_covered_part_with_partial(master):
     proc, out = _evaluate(master, "1998-05-31")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -129,6 +132,7 @@ def _drift(master, reference, current, *extra):
     return proc, (json.loads((out / "drift.json").read_text()) if (out / "drift.json").exists() else None)
 
 
+@pytest.mark.slow
 def test_drift_of_a_run_against_itself_is_zero_everywhere_and_exits_0(master):
     path = master["scores"]["1997-09-30"]
     proc, record = _drift(master, path, path, "--tracking-uri", master["uri"])
@@ -143,6 +147,7 @@ def test_drift_of_a_run_against_itself_is_zero_everywhere_and_exits_0(master):
     assert "MLflow run: " in proc.stdout
 
 
+@pytest.mark.slow
 def test_drift_across_six_months_reports_psi_and_exits_3(master):
     proc, record = _drift(master, master["scores"]["1997-09-30"], master["scores"]["1998-03-31"])
     assert proc.returncode == 3, proc.stderr
@@ -152,6 +157,7 @@ def test_drift_across_six_months_reports_psi_and_exits_3(master):
     assert "PSI of T_days" in proc.stdout and "crossed:" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_planted_shift_in_one_column_exits_3_and_names_it(master, tmp_path):
     from custscore.serving.output import write_text_atomic
     from custscore.serving.sidecar import read_sidecar, sidecar_path

@@ -24,7 +24,7 @@ from conftest import REPO
 
 # One worker runs this module (--dist loadgroup in pyproject.toml): one trained MLproject store (module
 # fixture `project`) for all its runs.
-pytestmark = pytest.mark.xdist_group("mlflow_run")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mlflow_run")]
 
 BIN = str(Path(sys.executable).parent)
 

@@ -110,6 +110,7 @@ def test_http_equals_the_pandas_path(model6, pandas_scores, fast_path):
     assert tiny["monetary_value"] == pytest.approx(0.00004, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_batch_scoring_defaults_to_the_models_precision_and_warns_on_another(model6, pandas_scores):
     folder, tracking = model6["folder"], model6["tracking"]
     args = ["score", "--model", URI, "--transactions", str(model6["log"]), "--as-of", AS_OF,

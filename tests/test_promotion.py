@@ -15,7 +15,7 @@ from conftest import run_cli
 
 # One worker runs this module (--dist loadgroup in pyproject.toml): its tests register versions 2, 3, ... in
 # one registry in order.
-pytestmark = pytest.mark.xdist_group("promotion")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("promotion")]
 
 CUTOFF = "1997-09-30"
 
