@@ -21,7 +21,7 @@ pytestmark = pytest.mark.xdist_group("lifecycle")
 
 
 @pytest.fixture(scope="session")
-def master(tmp_path_factory):
+def master(tmp_path_factory, new_store):
     from custscore.config import ScoreConfig, TrainConfig
     from custscore.features.cdnow import load_cdnow_master
     from custscore.serving.batch import score_file
@@ -31,7 +31,7 @@ def master(tmp_path_factory):
     log = folder / "master.csv"
     raw = load_cdnow_master()
     raw.to_csv(log, index=False)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = new_store(folder)
     config = TrainConfig(cutoff="1997-09-30", horizon_days=90, tracking_uri=uri, experiment="lifecycle",
                          register_as="cdnow-master")
     result, logged = train_file(log, config)

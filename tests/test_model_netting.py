@@ -50,9 +50,9 @@ HTTP_CUSTOMERS = ["once", "plain", "tiny"]  # amounts >= 0 (refunds are not acce
 
 
 @pytest.fixture(scope="module")
-def model6(tmp_path_factory, cdnow_sample_csv):
+def model6(tmp_path_factory, cdnow_sample_csv, new_store):
     folder = tmp_path_factory.mktemp("decimals6")
-    tracking = f"sqlite:///{folder / 'mlflow.db'}"
+    tracking = new_store(folder)
     config = TrainConfig(cutoff=AS_OF, horizon_days=90, time_unit="W", tracking_uri=tracking, register_as=NAME,
                          experiment="tests-decimals", columns=ColumnMap(amount_decimals=6))
     train_file(cdnow_sample_csv, config)

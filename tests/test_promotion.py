@@ -26,9 +26,9 @@ def _train(log, uri, *extra):
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory, cdnow_sample_csv):
+def registry(tmp_path_factory, cdnow_sample_csv, new_store):
     folder = tmp_path_factory.mktemp("gate")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = new_store(folder)
     first = _train(cdnow_sample_csv, uri)
     assert first.returncode == 0, first.stderr
     assert "registered: gate version 1 (alias champion: models:/gate@champion)" in first.stdout
