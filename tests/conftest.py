@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,14 +21,34 @@ def cdnow_sample_csv(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, cdnow_sample_csv):
+def new_store(tmp_path_factory):
+    """``new_store(folder)``: the tracking URI of an empty, ready MLflow SQLite store ``folder/mlflow.db``.
+
+    A new store runs all of MLflow's schema migrations, one committed transaction each (seconds
+    of disk syncs); each worker migrates one template and copies it. Tests of what happens on
+    a store that does not exist yet (quickstart, lookups, concurrent first trainings) keep
+    passing a plain path.
+    """
+    from mlflow.tracking import MlflowClient
+
+    template = tmp_path_factory.mktemp("store-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()  # creates and migrates it
+
+    def copy(folder: Path) -> str:
+        shutil.copyfile(template, folder / "mlflow.db")
+        return f"sqlite:///{folder / 'mlflow.db'}"
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, cdnow_sample_csv, new_store):
     """Train + register on the CDNOW sample with the paper's conventions (weeks)."""
     from custscore.config import TrainConfig
     from custscore.training.train import train_file
     folder = tmp_path_factory.mktemp("mlflow")
     config = TrainConfig(cutoff="1997-09-30", holdout_end="1998-06-30", horizon_days=90, time_unit="W",
-                         tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", register_as="custscore-test",
-                         experiment="tests")
+                         tracking_uri=new_store(folder), register_as="custscore-test", experiment="tests")
     result, logged = train_file(cdnow_sample_csv, config)
     return {"result": result, "logged": logged, "config": config, "folder": folder}
 

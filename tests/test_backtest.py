@@ -97,8 +97,8 @@ def test_backtest_is_reproducible_and_its_auc_matches_sklearn(sample_tx):
     assert comparison.loc["churn_classifier", "auc"] > 0.7
 
 
-def test_backtest_cli_writes_tables_plots_and_nested_runs(cdnow_sample_csv, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_backtest_cli_writes_tables_plots_and_nested_runs(cdnow_sample_csv, tmp_path, new_store):
+    uri = new_store(tmp_path)
     out = tmp_path / "bt"
     proc = run_cli("backtest", "--transactions", str(cdnow_sample_csv), "--cutoffs", "1997-12-31,1998-03-31",
                    "--horizon-days", "90", "--time-unit", "W", "--n-bootstrap", "50", "--output-dir", str(out),

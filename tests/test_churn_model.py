@@ -120,8 +120,8 @@ def test_early_calibration_without_two_horizons_of_history_ships_a_baseline_and_
     assert any("churn_calibration isotonic" in w and "sigmoid-latest" in w for w in result.warnings), result.warnings
 
 
-def test_train_cli_records_churn_options(cdnow_sample_csv, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_train_cli_records_churn_options(cdnow_sample_csv, tmp_path, new_store):
+    uri = new_store(tmp_path)
     proc = run_cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30", "--horizon-days",
                    "90", "--time-unit", "W", "--churn-calibration", "none", "--churn-windows", "stacked",
                    "--tracking-uri", uri, "--experiment", "churn-options")

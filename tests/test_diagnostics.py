@@ -127,8 +127,9 @@ def nbd_log(tmp_path_factory) -> Path:
     return path
 
 
-def test_boundary_fit_warns_in_train_mlflow_score_and_version(nbd_log: Path, tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+@pytest.mark.slow
+def test_boundary_fit_warns_in_train_mlflow_score_and_version(nbd_log: Path, tmp_path: Path, new_store) -> None:
+    uri = new_store(tmp_path)
     trained = run_cli("train", "--transactions", str(nbd_log), "--cutoff", "2021-03-31", "--horizon-days", "90",
                       "--tracking-uri", uri, "--experiment", "diag")
     assert trained.returncode == 0, trained.stderr
@@ -214,11 +215,12 @@ def test_equal_amounts_give_the_same_bgnbd_as_no_amounts() -> None:
     assert described["has_amounts"] is False and described["fitted_params"]["gamma_gamma"] == {}
 
 
-def test_log_without_amounts_trains_scores_and_reports_through_the_cli(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_log_without_amounts_trains_scores_and_reports_through_the_cli(tmp_path: Path, new_store) -> None:
     log = simulate_transactions(1500, 0.5, 20.0, 0.8, 2.5, 4.0, 3.7, 15.0, "2020-01-01", "2021-06-30", seed=10)
     path = tmp_path / "visits.csv"
     log.drop(columns="amount").to_csv(path, index=False)  # a visits log: no amount column at all
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     trained = run_cli("train", "--transactions", str(path), "--cutoff", "2021-03-31", "--horizon-days", "90",
                       "--amount-col", "none", "--tracking-uri", uri, "--experiment", "visits")
     assert trained.returncode == 0, trained.stderr

@@ -72,6 +72,7 @@ def _registry_pyfunc(trained):
     return mlflow.pyfunc.load_model("models:/custscore-test@champion")
 
 
+@pytest.mark.slow
 def test_registered_pyfunc_equals_cli_scores(trained, cdnow_sample_csv, tmp_path):
     out = tmp_path / "scores.csv"
     proc = run_cli("score", "--model", "models:/custscore-test@champion", "--transactions", str(cdnow_sample_csv),

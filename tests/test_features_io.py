@@ -336,7 +336,8 @@ def test_bad_options_and_a_292_year_span_are_one_line_errors(tmp_path):
     assert features.loc["1", "tenure_days"] == (pd.Timestamp("2262-04-10") - pd.Timestamp("1677-09-22")).days == 213_501
 
 
-def test_a_spreadsheet_export_of_cdnow_trains_with_csv_sep_and_decimal(tmp_path, trained):
+@pytest.mark.slow
+def test_a_spreadsheet_export_of_cdnow_trains_with_csv_sep_and_decimal(tmp_path, trained, new_store):
     """Issue #14: a ``;``-separated, decimal-comma CSV with a BOM and CRLF trains with
     ``--csv-sep ';' --decimal ','`` to the very BG/NBD fit of the plain CSV (the session's model)."""
     from mlflow.tracking import MlflowClient
@@ -350,7 +351,7 @@ def test_a_spreadsheet_export_of_cdnow_trains_with_csv_sep_and_decimal(tmp_path,
     sheet.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     assert "29,33" in text
     config = trained["config"]
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     proc = run_cli("train", "--transactions", str(sheet), "--cutoff", "1997-09-30", "--holdout-end", "1998-06-30",
                    "--horizon-days", "90", "--time-unit", config.time_unit, "--csv-sep", ";", "--decimal", ",",
                    "--tracking-uri", uri, "--experiment", "sheet")

@@ -20,6 +20,9 @@ from custscore.serving.http import create_app
 from custscore.serving.model_holder import LoadedModel, load_model
 from custscore.training.tracking import use_tracking
 
+# One worker runs this module (--dist loadgroup in pyproject.toml): one loaded model and app schema.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("http_fuzz")]
+
 URI = "models:/custscore-test@champion"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

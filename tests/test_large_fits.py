@@ -15,6 +15,9 @@ from custscore.training.fitting import FitSettings, fit_log_params, newton_refin
 from custscore.training.gamma_gamma import GammaGammaLikelihood, GammaGammaModel
 from custscore.training.simulate import simulate_bgnbd, simulate_spend
 
+# One worker runs this module (--dist loadgroup in pyproject.toml): one 60,000-customer simulation.
+pytestmark = pytest.mark.xdist_group("large_fits")
+
 lifetimes = pytest.importorskip("lifetimes")
 
 TRUTH = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}

@@ -15,9 +15,13 @@ import pytest
 
 from conftest import run_cli
 
+# One worker runs this module (--dist loadgroup in pyproject.toml): the CDNOW master model (fixture `master`)
+# is trained once.
+pytestmark = pytest.mark.xdist_group("lifecycle")
+
 
 @pytest.fixture(scope="session")
-def master(tmp_path_factory):
+def master(tmp_path_factory, new_store):
     from custscore.config import ScoreConfig, TrainConfig
     from custscore.features.cdnow import load_cdnow_master
     from custscore.serving.batch import score_file
@@ -27,7 +31,7 @@ def master(tmp_path_factory):
     log = folder / "master.csv"
     raw = load_cdnow_master()
     raw.to_csv(log, index=False)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = new_store(folder)
     config = TrainConfig(cutoff="1997-09-30", horizon_days=90, tracking_uri=uri, experiment="lifecycle",
                          register_as="cdnow-master")
     result, logged = train_file(log, config)
@@ -46,6 +50,7 @@ def _evaluate(master, day, *extra):
     return proc, out
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_the_training_holdout_auc_and_counts(master):
     proc, out = _evaluate(master, "1997-09-30")
     assert proc.returncode == 0, proc.stderr
@@ -67,6 +72,7 @@ def test_evaluate_reproduces_the_training_holdout_auc_and_counts(master):
     assert "<script" not in page and "http" not in page.split("<style>")[0]
 
 
+@pytest.mark.slow
 def test_evaluate_links_its_mlflow_run_to_the_model_version(master):
     import mlflow
 
@@ -83,6 +89,7 @@ def test_evaluate_links_its_mlflow_run_to_the_model_version(master):
     assert version.tags["evaluation_1998-03-31"] == run_id
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_an_uncovered_horizon_and_evaluates_the_covered_part_with_partial(master):
     proc, out = _evaluate(master, "1998-05-31")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -125,6 +132,7 @@ def _drift(master, reference, current, *extra):
     return proc, (json.loads((out / "drift.json").read_text()) if (out / "drift.json").exists() else None)
 
 
+@pytest.mark.slow
 def test_drift_of_a_run_against_itself_is_zero_everywhere_and_exits_0(master):
     path = master["scores"]["1997-09-30"]
     proc, record = _drift(master, path, path, "--tracking-uri", master["uri"])
@@ -139,6 +147,7 @@ def test_drift_of_a_run_against_itself_is_zero_everywhere_and_exits_0(master):
     assert "MLflow run: " in proc.stdout
 
 
+@pytest.mark.slow
 def test_drift_across_six_months_reports_psi_and_exits_3(master):
     proc, record = _drift(master, master["scores"]["1997-09-30"], master["scores"]["1998-03-31"])
     assert proc.returncode == 3, proc.stderr
@@ -148,6 +157,7 @@ def test_drift_across_six_months_reports_psi_and_exits_3(master):
     assert "PSI of T_days" in proc.stdout and "crossed:" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_planted_shift_in_one_column_exits_3_and_names_it(master, tmp_path):
     from custscore.serving.output import write_text_atomic
     from custscore.serving.sidecar import read_sidecar, sidecar_path

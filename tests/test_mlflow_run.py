@@ -22,6 +22,10 @@ import pytest
 
 from conftest import REPO
 
+# One worker runs this module (--dist loadgroup in pyproject.toml): one trained MLproject store (module
+# fixture `project`) for all its runs.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mlflow_run")]
+
 BIN = str(Path(sys.executable).parent)
 
 
@@ -40,8 +44,9 @@ def mlflow_run(folder: Path, entry: str, **params: str) -> subprocess.CompletedP
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, cdnow_sample_csv):
+def project(tmp_path_factory, cdnow_sample_csv, new_store):
     folder = tmp_path_factory.mktemp("mlproject")
+    new_store(folder)  # the store _env points the runs at
     train = mlflow_run(folder, "train", transactions=str(cdnow_sample_csv), cutoff="1997-09-30", horizon_days="90",
                        time_unit="W", register_as="mlproject")
     assert train.returncode == 0, train.stderr[-3000:]

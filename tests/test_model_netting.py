@@ -32,6 +32,10 @@ from custscore.training.train import train_file
 from conftest import run_cli
 from test_http import _assert_rows_equal  # HTTP rows vs a score frame, 1e-9
 
+# One worker runs this module (--dist loadgroup in pyproject.toml): the 6-decimal model (fixture `model6`) is
+# trained once.
+pytestmark = pytest.mark.xdist_group("model_netting")
+
 AS_OF = "1997-09-30"
 NAME = "custscore-decimals6"
 URI = f"models:/{NAME}@champion"
@@ -46,9 +50,9 @@ HTTP_CUSTOMERS = ["once", "plain", "tiny"]  # amounts >= 0 (refunds are not acce
 
 
 @pytest.fixture(scope="module")
-def model6(tmp_path_factory, cdnow_sample_csv):
+def model6(tmp_path_factory, cdnow_sample_csv, new_store):
     folder = tmp_path_factory.mktemp("decimals6")
-    tracking = f"sqlite:///{folder / 'mlflow.db'}"
+    tracking = new_store(folder)
     config = TrainConfig(cutoff=AS_OF, horizon_days=90, time_unit="W", tracking_uri=tracking, register_as=NAME,
                          experiment="tests-decimals", columns=ColumnMap(amount_decimals=6))
     train_file(cdnow_sample_csv, config)
@@ -106,6 +110,7 @@ def test_http_equals_the_pandas_path(model6, pandas_scores, fast_path):
     assert tiny["monetary_value"] == pytest.approx(0.00004, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_batch_scoring_defaults_to_the_models_precision_and_warns_on_another(model6, pandas_scores):
     folder, tracking = model6["folder"], model6["tracking"]
     args = ["score", "--model", URI, "--transactions", str(model6["log"]), "--as-of", AS_OF,

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_walkthrough_notebook_executes(tmp_path):
     nb = nbformat.read(REPO / "notebooks" / "walkthrough.ipynb", as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()

@@ -295,6 +295,7 @@ def test_check_output_path_tries_to_write(tmp_path):
 EVIL = "=cmd|' /C calc'!A0"
 
 
+@pytest.mark.slow
 def test_formula_ids_are_neutralised_in_csv_for_people_and_raw_in_parquet(tracking, cdnow_sample_csv, tmp_path):
     import csv
     log = pd.read_csv(cdnow_sample_csv, dtype={"customer_id": str})

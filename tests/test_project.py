@@ -48,6 +48,7 @@ def test_training_never_imports_serving():
     assert out.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_quickstart_runs_offline_and_prints_the_comparison(tmp_path):
     proc = run_cli("quickstart", "--workdir", str(tmp_path / "qs"), env={"MLFLOW_TRACKING_URI": ""})
     assert proc.returncode == 0, proc.stderr

@@ -13,6 +13,10 @@ from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
 
+# One worker runs this module (--dist loadgroup in pyproject.toml): its tests register versions 2, 3, ... in
+# one registry in order.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("promotion")]
+
 CUTOFF = "1997-09-30"
 
 
@@ -22,9 +26,9 @@ def _train(log, uri, *extra):
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory, cdnow_sample_csv):
+def registry(tmp_path_factory, cdnow_sample_csv, new_store):
     folder = tmp_path_factory.mktemp("gate")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = new_store(folder)
     first = _train(cdnow_sample_csv, uri)
     assert first.returncode == 0, first.stderr
     assert "registered: gate version 1 (alias champion: models:/gate@champion)" in first.stdout

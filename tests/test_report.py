@@ -21,6 +21,10 @@ from custscore.training.segments import SegmentConfig, SegmentThresholds
 
 from conftest import run_cli, screenshot_folder
 
+# One worker runs this module (--dist loadgroup in pyproject.toml): the scores and report (fixture
+# `report_dir`) are made once.
+pytestmark = pytest.mark.xdist_group("report")
+
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--enable-logging=stderr", "--v=0")

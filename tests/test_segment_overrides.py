@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from conftest import run_cli
 
@@ -14,6 +15,7 @@ def _score(trained, csv, out, *extra):
                    *extra)
 
 
+@pytest.mark.slow
 def test_margin_and_settings_file_override_the_model(trained, cdnow_sample_csv, tmp_path):
     base = tmp_path / "base.csv"
     assert _score(trained, cdnow_sample_csv, base).returncode == 0

@@ -31,7 +31,8 @@ from custscore.features.spark_engine import SparkEngine, spark_session  # noqa: 
 from custscore.training.bgnbd import BetaGeoModel  # noqa: E402
 from custscore.training.pipeline import train_scorer  # noqa: E402
 
-pytestmark = pytest.mark.slow
+# One worker runs this module (--dist loadgroup in pyproject.toml): one JVM, not one per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark")]
 TOL = dict(check_exact=False, rtol=1e-9, atol=1e-9)
 
 

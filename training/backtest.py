@@ -10,10 +10,10 @@ all origins are pooled for the headline table, resampling whole customers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from custscore.config import BacktestConfig, TrainConfig
 from custscore.errors import CustscoreError
@@ -24,6 +24,9 @@ from custscore.training.pipeline import TrainResult, train_scorer
 from custscore.training.plots import (calibration_purchases_plot, gains_plot, purchases_by_frequency,
                                       purchases_over_time_plot, reliability_plot, roc_plot)
 from custscore.training.realised import candidate_columns, outcome_frame, value_metrics
+
+if TYPE_CHECKING:  # figures are drawn in training.plots; `score` and `serve` never import matplotlib
+    from matplotlib.figure import Figure
 
 
 class LeakageError(RuntimeError):

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import expit
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 from custscore.config import CHURN_CALIBRATION_METHODS
 from custscore.errors import CustscoreError
@@ -76,6 +74,9 @@ class ProbabilityCalibrator:
     def fit(self, p: np.ndarray, y: np.ndarray) -> "ProbabilityCalibrator":
         if self.method not in ("none", "sigmoid", "isotonic"):
             raise CustscoreError(f"calibration method: must be none, sigmoid or isotonic, got {self.method!r}")
+        from sklearn.isotonic import IsotonicRegression  # fitting only: scoring needs no scikit-learn
+        from sklearn.linear_model import LogisticRegression
+
         y = np.asarray(y)
         # the fitted maps are kept as plain numbers and arrays (the model file is data only)
         if self.method == "sigmoid":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.special import expit
-from sklearn.linear_model import LogisticRegression
 
 from custscore.config import DAYS_PER_UNIT, DAYS_PER_YEAR
 from custscore.errors import CustscoreError
@@ -221,6 +220,8 @@ class ChurnClassifier:
         self._used_columns_ = np.flatnonzero(~noise)
         Z = Z[:, self._used_columns_]
         mean, scale = Z.mean(axis=0), Z.std(axis=0)
+        from sklearn.linear_model import LogisticRegression  # fitting only: scoring needs no scikit-learn
+
         logistic = LogisticRegression(C=self.C, max_iter=2000).fit((Z - mean) / scale, y)
         # folded into one linear map of the transformed features: scoring one customer is a
         # dot product, and the fitted state is two arrays

@@ -8,11 +8,10 @@ covers the full horizon.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from custscore.config import DAYS_PER_UNIT
 from custscore.features.customers import FeatureEngine
@@ -22,6 +21,9 @@ from custscore.training.churn_select import candidate_scores
 from custscore.training.metrics import brier, expected_calibration_error, roc_auc
 from custscore.training.plots import calibration_purchases_plot, purchases_by_frequency, roc_plot
 from custscore.training.scorer import CustomerScorer
+
+if TYPE_CHECKING:  # figures are drawn in training.plots; `score` and `serve` never import matplotlib
+    from matplotlib.figure import Figure
 
 #: Name of the shipped churn score (``churn_probability``) next to the classifier and the baselines.
 MODEL = "churn_probability"

@@ -5,13 +5,22 @@ Each function takes plain arrays or tables and returns a figure ready for
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from custscore.training.metrics import gains_curve, reliability_table, roc_auc
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    """A figure ``width`` x ``height`` inches; matplotlib is imported by the first plot, not by ``score``."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
 
 #: Calibration-period frequencies at and above this are pooled in the calibration plot.
 MAX_FREQUENCY_BIN = 7
@@ -43,7 +52,7 @@ def purchases_by_frequency(frequency: np.ndarray, predicted: np.ndarray, actual:
 
 def calibration_purchases_plot(calib: pd.DataFrame, holdout_days: int) -> Figure:
     """The classic BTYD plot: holdout purchases by calibration-period frequency."""
-    fig = Figure(figsize=(6, 4))
+    fig = _new_figure(6, 4)
     ax = fig.subplots()
     labels = [str(b) if b < MAX_FREQUENCY_BIN else f"{MAX_FREQUENCY_BIN}+" for b in calib["frequency_bin"]]
     ax.plot(labels, calib["actual"], "o-", label="actual")
@@ -57,7 +66,7 @@ def calibration_purchases_plot(calib: pd.DataFrame, holdout_days: int) -> Figure
 
 def _diagonal_figure(draw, xlabel: str, ylabel: str, title: str, diagonal_label: str) -> Figure:
     """Square figure with curves drawn by ``draw(ax)`` and the y = x reference line."""
-    fig = Figure(figsize=(5, 5))
+    fig = _new_figure(5, 5)
     ax = fig.subplots()
     draw(ax)
     ax.plot([0, 1], [0, 1], ":", color="grey", label=diagonal_label)
@@ -109,7 +118,7 @@ def purchases_over_time_plot(by_origin: pd.DataFrame, horizon: int) -> Figure:
 
     ``by_origin`` has columns ``origin``, ``predicted``, ``actual``.
     """
-    fig = Figure(figsize=(6, 4))
+    fig = _new_figure(6, 4)
     ax = fig.subplots()
     origins = pd.to_datetime(by_origin["origin"])
     ax.plot(origins, by_origin["actual"], "o-", label="actual")

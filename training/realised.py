@@ -18,12 +18,10 @@ compared with "no purchase in the shorter window" (higher actual churn than pred
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from scipy.stats import spearmanr
 
 from custscore.features.customers import FeatureEngine
 from custscore.features.lookup import reindex_fill
@@ -32,6 +30,9 @@ from custscore.training.churn_select import BASELINES
 from custscore.training.evaluate import CLASSIFIER_SCORE, MODEL, purchase_metrics
 from custscore.training.metrics import brier, expected_calibration_error, reliability_table, roc_auc
 from custscore.training.plots import reliability_plot, roc_plot
+
+if TYPE_CHECKING:  # figures are drawn in training.plots; `score` and `serve` never import matplotlib
+    from matplotlib.figure import Figure
 
 #: Segment columns of a score table that realised accuracy and drift break results down by.
 SEGMENT_BREAKDOWN: tuple[str, ...] = ("value_class", "pyramid_tier", "lifecycle_stage", "activity_tier")
@@ -119,6 +120,8 @@ def value_metrics(rows: pd.DataFrame) -> dict[str, float]:
     """Purchases (total, error %, MAE), revenue predicted vs actual, CLV vs realised revenue."""
     m = purchase_metrics(rows["predicted_purchases"].to_numpy(), rows["actual_purchases"].to_numpy(), "purchases")
     revenue_p, revenue_a = float(rows["predicted_revenue"].sum()), float(rows["actual_revenue"].sum())
+    from scipy.stats import spearmanr  # the only use of scipy.stats (slow to import)
+
     m.update({"revenue_predicted": revenue_p, "revenue_actual": revenue_a,
               "revenue_error_pct": 100.0 * (revenue_p - revenue_a) / max(abs(revenue_a), 1.0),
               "clv_total": float(rows["clv"].sum()),
