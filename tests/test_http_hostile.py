@@ -104,6 +104,16 @@ def _health_seconds(address: tuple[str, int]) -> float:
     return time.perf_counter() - start
 
 
+def _health_limit(address: tuple[str, int]) -> float:
+    """Seconds /health may take under attack: 0.5 s, or 4x its idle time on a loaded machine.
+
+    The idle time is the fastest of three requests before the attack, measured in the same run,
+    so a busy machine (a 1.3 s answer was seen at load 7 on 2 cores) does not fail a server that
+    is as responsive as it can be. On a quiet machine (idle answers of a few ms) the limit stays
+    0.5 s, below the 1 s timeouts after which a server blocked by the stalls would answer."""
+    return max(0.5, 4 * min(_health_seconds(address) for _ in range(3)))
+
+
 def test_300_stalled_connections_are_shed_within_the_timeouts(model):
     """Nothing sent, half a head, or a head and half its body: all closed within about a second."""
     body = json.dumps({"as_of": "1997-09-30", "customers": []}).encode()
@@ -112,19 +122,20 @@ def test_300_stalled_connections_are_shed_within_the_timeouts(model):
               b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
               b"Content-Length: %d\r\n\r\n" % len(body) + body[:10]]
     with serving(model) as address:
+        limit = _health_limit(address)
         sockets = []
         for i in range(300):
             sock = _connect(address)
             if stalls[i % 3]:
                 sock.sendall(stalls[i % 3])
             sockets.append(sock)
-        assert _health_seconds(address) < 0.5  # the server keeps answering meanwhile
+        assert _health_seconds(address) < limit  # the server keeps answering meanwhile
         start = time.monotonic()
         shed = [_closed_by_server(sock, within_s=max(0.1, start + 3.0 - time.monotonic())) for sock in sockets]
         assert sum(shed) == 300, [i % 3 for i, s in enumerate(shed) if not s][:10]
         for sock in sockets:
             sock.close()
-        assert _health_seconds(address) < 0.5
+        assert _health_seconds(address) < limit
 
 
 def test_a_pausing_body_gets_408(model):
