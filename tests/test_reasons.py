@@ -40,7 +40,7 @@ def population(trained, cdnow):
     scorer = load_model("models:/custscore-test@champion").scorer
     engine = PandasEngine(cdnow)
     customers = customer_features(merge_periods(cdnow[cdnow["ts"] <= REFERENCE]), REFERENCE, "W")
-    X = churn_features(customers, scorer.bgnbd, 90, "W")
+    X = churn_features(customers, scorer.purchase_model, 90, "W")
     y = churn_labels(engine, X.index, REFERENCE, 90)
     return scorer, X, y
 
@@ -66,7 +66,7 @@ def test_classifier_reasons_are_its_largest_positive_contributions(population, c
     shipped = dataclasses.replace(scorer, churn=model, churn_model="classifier")
     scores = shipped.score(cdnow, as_of=AS_OF)
     customers = customer_features(merge_periods(cdnow), pd.Timestamp(AS_OF), "W")
-    A = churn_features(customers, scorer.bgnbd, 90, "W")
+    A = churn_features(customers, scorer.purchase_model, 90, "W")
     names = [n for n in model.used_features_ if n != "horizon_days"]
     mean = _z(X[names].to_numpy(float), names).mean(axis=0)
     w = dict(zip(model.used_features_, model.weights_))
@@ -107,7 +107,7 @@ def test_baseline_reasons_are_its_driver_then_the_activity_facts(population, cdn
     model = BaselineChurnModel(name="baseline_bgnbd_p_no_purchase").fit(X, y)
     scores = dataclasses.replace(scorer, churn=model, churn_model=model.name).score(cdnow, as_of=AS_OF)
     customers = customer_features(merge_periods(cdnow), pd.Timestamp(AS_OF), "W")
-    A = churn_features(customers, scorer.bgnbd, 90, "W")
+    A = churn_features(customers, scorer.purchase_model, 90, "W")
     driver = A["p_no_purchase_horizon"].to_numpy()
     typical = _typical(_z(X[["p_no_purchase_horizon"]].to_numpy(float), ["p_no_purchase_horizon"]).mean(),
                        "p_no_purchase_horizon")

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from custscore.training.bgnbd import conditional_bracket
-from custscore.training.churn import p_no_purchase
+from custscore.training.bgnbd import conditional_bracket, p_no_purchase_given_alive
 from custscore.training.diagnostics import generic_warnings
 from custscore.training.fitting import check_rfm
 from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, RowLikelihood, check_horizon
@@ -83,7 +82,9 @@ class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
     """
 
     PARAM_NAMES = PARAM_NAMES
+    KEY = "mbgnbd"
     MODEL_NAME = "MBG/NBD"
+    PARAM_PREFIX = "mbgnbd_"
     FIT_ADVICE = "try a penalizer of 0.001 or more, or more data"
     TIME_PARAMS = ("alpha",)
 
@@ -126,7 +127,8 @@ class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
         """P(no repeat purchase in ``(T, T + t]``): dead, or alive and silent (dropout happens only at purchases).
 
         ``(1 - P(alive)) + P(alive) ((alpha+T)/(alpha+T+t))**(r+x)``, as BG/NBD
-        (:func:`custscore.training.churn.p_no_purchase`) with MBG/NBD's P(alive).
+        (:func:`custscore.training.bgnbd.p_no_purchase_given_alive`) with MBG/NBD's P(alive).
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        return p_no_purchase(self, float(check_horizon(t)), x, t_cal, self.p_alive(x, t_x, t_cal))
+        r, alpha = self.params_["r"], self.params_["alpha"]
+        return p_no_purchase_given_alive(r, alpha, check_horizon(t), x, t_cal, self.p_alive(x, t_x, t_cal))

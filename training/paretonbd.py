@@ -109,7 +109,9 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
     """
 
     PARAM_NAMES = PARAM_NAMES
+    KEY = "pnbd"
     MODEL_NAME = "Pareto/NBD"
+    PARAM_PREFIX = "pnbd_"
     TIME_PARAMS = ("alpha", "beta")
 
     def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> ParetoNBDLikelihood:

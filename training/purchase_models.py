@@ -12,7 +12,7 @@ a horizon. :class:`PurchaseModel` is the protocol callers use without naming a m
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Optional, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -51,10 +51,17 @@ class PurchaseModel(Protocol):
     exist after :meth:`fit`. Each prediction returns an array of shape ``(n_customers,)``.
     """
 
+    #: short name in options, params and score tables (``bgnbd``, ``mbgnbd``, ``pnbd``)
+    KEY: str
+    #: name in messages (``BG/NBD``)
+    MODEL_NAME: str
+    #: prefix of the model's parameters in MLflow params (``""`` for the reference BG/NBD)
+    PARAM_PREFIX: str
     params_: dict[str, float]
     log_likelihood_: float
     warnings_: tuple[str, ...]
     diagnostics_: dict[str, Any]
+    variance_matrix_: Optional[pd.DataFrame]
 
     def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> "PurchaseModel": ...
 
@@ -63,6 +70,18 @@ class PurchaseModel(Protocol):
     def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray: ...
 
     def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray: ...
+
+    def discounted_expected_purchases(self, step_ends: Any, discount_factors: Any, frequency: Any, recency: Any,
+                                      T: Any) -> np.ndarray: ...
+
+
+def check_steps(step_ends: Any, discount_factors: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Step ends (increasing, >= 0, model unit) and one discount factor per step, as float arrays."""
+    ends = np.atleast_1d(np.asarray(step_ends, dtype=float))
+    factors = np.atleast_1d(np.asarray(discount_factors, dtype=float))
+    if ends.shape != factors.shape or np.any(np.diff(ends) <= 0) or np.any(ends < 0):
+        raise CustscoreError("step_ends: must increase, be >= 0 and match discount_factors")
+    return ends, factors
 
 
 def check_horizon(t: Any) -> np.ndarray:
@@ -118,7 +137,9 @@ class MaximumLikelihoodPurchaseModel:
     """
 
     PARAM_NAMES: tuple[str, ...] = ()
+    KEY = "model"
     MODEL_NAME = "model"
+    PARAM_PREFIX = "model_"
     FIT_ADVICE = "try a penalizer of 0.001 or more, or more data"
     TIME_PARAMS: tuple[str, ...] = ()
 
@@ -175,6 +196,22 @@ class MaximumLikelihoodPurchaseModel:
         self.diagnostics_.update(self._extra_diagnostics(x, t_x, t_cal))
         self.warnings_ = tuple(self._warnings())
         return self
+
+    def discounted_expected_purchases(self, step_ends: Any, discount_factors: Any, frequency: Any, recency: Any,
+                                      T: Any) -> np.ndarray:
+        """``sum_k [E(end_k) - E(end_{k-1})] * discount_factors[k]`` per customer, E = :meth:`expected_purchases`.
+
+        ``step_ends`` (increasing, model unit) and ``discount_factors`` have one value per
+        step. Shape ``(n_customers,)``.
+        """
+        ends, factors = check_steps(step_ends, discount_factors)
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        total, previous = np.zeros(len(x)), np.zeros(len(x))
+        for end, factor in zip(ends, factors):
+            cumulative = self.expected_purchases(float(end), x, t_x, t_cal)
+            total += (cumulative - previous) * factor
+            previous = cumulative
+        return total
 
     def _params(self) -> tuple[float, ...]:
         if not hasattr(self, "params_"):

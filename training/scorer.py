@@ -17,9 +17,9 @@ from custscore.errors import CustscoreError
 from custscore.features.customers import customer_features
 from custscore.features.periods import merge_periods
 from custscore.features.rfm import duration_columns
-from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.churn import ChurnClassifier, churn_features
 from custscore.training.churn_select import BaselineChurnModel
+from custscore.training.purchase_models import PurchaseModel
 from custscore.training.reasons import churn_reasons
 from custscore.training.segments import SegmentConfig, SegmentThresholds, assign_segments, required_columns
 from custscore.training.spend import SpendModel
@@ -59,9 +59,11 @@ SCORE_COLUMNS: tuple[str, ...] = (
 
 @dataclass
 class CustomerScorer:
-    """Fitted BG/NBD + Gamma-Gamma + churn model with their scoring conventions.
+    """Fitted purchase model + Gamma-Gamma + churn model with their scoring conventions.
 
-    ``time_unit`` is the unit of the BG/NBD parameters (``D`` or ``W``),
+    ``purchase_model`` is the fitted model of repeat purchases the scores use (any
+    :class:`~custscore.training.purchase_models.PurchaseModel`; its ``KEY`` is the score
+    column ``purchase_model``). ``time_unit`` is the unit of its parameters (``D`` or ``W``),
     ``horizon_days`` the default churn/CLV horizon, ``discount_rate`` yearly,
     ``cutoff`` the last calibration day of training. ``model_version`` is filled in
     when the scorer is logged (the MLflow run id). ``segment_config`` and
@@ -75,7 +77,7 @@ class CustomerScorer:
     warnings (texts without the ``warning: `` prefix), shown by ``score`` and ``/version``.
     """
 
-    bgnbd: BetaGeoModel
+    purchase_model: PurchaseModel
     gamma_gamma: Optional[SpendModel]
     churn: Union[ChurnClassifier, BaselineChurnModel]
     time_unit: str
@@ -123,7 +125,7 @@ class CustomerScorer:
         horizon = self.horizon_days if horizon_days is None else int(horizon_days)
         if horizon <= 0:
             raise CustscoreError(f"horizon_days: must be > 0, got {horizon}")
-        X = churn_features(customers, self.bgnbd, horizon, self.time_unit)
+        X = churn_features(customers, self.purchase_model, horizon, self.time_unit)
         recency_col, t_col = duration_columns(self.time_unit)
         x = customers["frequency"].to_numpy()
         t_x = customers[recency_col].to_numpy()
@@ -131,7 +133,7 @@ class CustomerScorer:
         monetary = customers["monetary_value"].to_numpy(dtype=float)
         if self.has_amounts:
             spend = self.expected_avg_spend(x, monetary)
-            clv = expected_clv(self.bgnbd, x, t_x, T, spend, horizon_days=horizon,
+            clv = expected_clv(self.purchase_model, x, t_x, T, spend, horizon_days=horizon,
                                days_per_unit=DAYS_PER_UNIT[self.time_unit],
                                discount_rate_yearly=self.discount_rate)
         else:  # no amounts in the log: value is not known, never 0

@@ -4,8 +4,8 @@
 feature frame, the score table), which costs milliseconds for one customer. This module
 builds the same rows from the arrays of
 :func:`custscore.features.small_features.small_customer_features` and applies the
-scorer's own fitted objects, so it cannot drift from them: BG/NBD ``p_alive`` and
-``expected_purchases``, :func:`~custscore.training.churn.p_no_purchase`, the churn
+scorer's own fitted objects, so it cannot drift from them: the purchase model's ``p_alive``,
+``expected_purchases`` and ``p_no_purchase`` (:class:`~custscore.training.purchase_models.PurchaseModel`), the churn
 classifier's own ``predict_proba`` on :data:`~custscore.training.churn.CHURN_FEATURES`
 (in that order) and :func:`~custscore.training.reasons.churn_reasons` on the same matrix, Gamma-Gamma through :meth:`CustomerScorer.expected_avg_spend`,
 :func:`~custscore.training.value.expected_clv` and
@@ -24,7 +24,8 @@ import pandas as pd
 from custscore.config import DAYS_PER_UNIT, DAYS_PER_YEAR, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.rfm import duration_columns
-from custscore.training.churn import CHURN_FEATURES, p_no_purchase
+from custscore.training.churn import CHURN_FEATURES
+from custscore.training.purchase_models import PurchaseModel
 from custscore.training.reasons import churn_reasons
 from custscore.training.scorer import SCORE_COLUMNS, CustomerScorer
 from custscore.training.segments import DISCOUNT_CREDIT_COLUMNS, required_columns, segment_arrays
@@ -66,12 +67,13 @@ def unsupported_reason(scorer: CustomerScorer, feature_names: frozenset[str]) ->
     return None
 
 
-def churn_inputs(features: Mapping[str, np.ndarray], bgnbd, horizon_days: int, time_unit: str) -> pd.DataFrame:
+def churn_inputs(features: Mapping[str, np.ndarray], purchase_model: PurchaseModel, horizon_days: int,
+                 time_unit: str) -> pd.DataFrame:
     """The classifier's input (columns :data:`CHURN_FEATURES`, durations in days), as ``churn_features``.
 
     ``features`` holds the :func:`customer_features` columns (durations in ``time_unit``).
     """
-    return pd.DataFrame(_churn_matrix(churn_input_arrays(features, bgnbd, horizon_days, time_unit)),
+    return pd.DataFrame(_churn_matrix(churn_input_arrays(features, purchase_model, horizon_days, time_unit)),
                         columns=list(CHURN_FEATURES))
 
 
@@ -82,14 +84,14 @@ def _churn_matrix(values: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.column_stack([values[c] for c in CHURN_FEATURES])
 
 
-def churn_input_arrays(features: Mapping[str, np.ndarray], bgnbd, horizon_days: int,
+def churn_input_arrays(features: Mapping[str, np.ndarray], purchase_model: PurchaseModel, horizon_days: int,
                        time_unit: str) -> dict[str, np.ndarray]:
     """:func:`churn_inputs` as one array per :data:`CHURN_FEATURES` column (no frame)."""
     recency_col, t_col = duration_columns(time_unit)
     days = DAYS_PER_UNIT[time_unit]
     x, t_x, T = features["frequency"], features[recency_col], features[t_col]
     T_days = T * days
-    p_alive = bgnbd.p_alive(x, t_x, T)
+    p_alive = purchase_model.p_alive(x, t_x, T)
     frequency = x.astype(float)
     ipt_mean = features["ipt_mean_days"]
     ipt_filled = np.where(np.isnan(ipt_mean), T_days, ipt_mean)
@@ -102,8 +104,8 @@ def churn_input_arrays(features: Mapping[str, np.ndarray], bgnbd, horizon_days: 
         "ipt_mean_days": ipt_filled,
         "purchase_rate_per_year": frequency / np.maximum(T_days, 1.0) * DAYS_PER_YEAR,
         "p_alive": p_alive,
-        "expected_purchases_horizon": bgnbd.expected_purchases(horizon_days / days, x, t_x, T),
-        "p_no_purchase_horizon": p_no_purchase(bgnbd, horizon_days / days, x, T, p_alive),
+        "expected_purchases_horizon": purchase_model.expected_purchases(horizon_days / days, x, t_x, T),
+        "p_no_purchase_horizon": purchase_model.p_no_purchase(horizon_days / days, x, t_x, T),
         "horizon_days": np.full(len(x), float(horizon_days)),
         "days_since_last_over_tenure": since_last / np.maximum(T_days, 1.0),
         "days_since_last_over_ipt": since_last / np.maximum(ipt_filled, 1.0),
@@ -139,7 +141,7 @@ def score_small_columns(scorer: CustomerScorer, customer_ids: Any, features: Map
     if reason is not None:
         raise CustscoreError(f"fast path cannot score with this model: {reason}")
     time_unit = scorer.time_unit
-    inputs = churn_input_arrays(features, scorer.bgnbd, horizon, time_unit)
+    inputs = churn_input_arrays(features, scorer.purchase_model, horizon, time_unit)
     # The classifier takes a plain matrix when it was fitted on exactly these columns.
     matrix = _churn_matrix(inputs)
     fitted_on = getattr(scorer.churn, "features_", None)
@@ -147,7 +149,7 @@ def score_small_columns(scorer: CustomerScorer, customer_ids: Any, features: Map
     recency_col, t_col = duration_columns(time_unit)
     x, t_x, T = features["frequency"], features[recency_col], features[t_col]
     spend = scorer.expected_avg_spend(x, features["monetary_value"])
-    clv = expected_clv(scorer.bgnbd, x, t_x, T, spend, horizon_days=horizon, days_per_unit=DAYS_PER_UNIT[time_unit],
+    clv = expected_clv(scorer.purchase_model, x, t_x, T, spend, horizon_days=horizon, days_per_unit=DAYS_PER_UNIT[time_unit],
                        discount_rate_yearly=scorer.discount_rate)
     n = len(x)
     constant = {"time_unit": time_unit, "horizon_days": horizon, "discount_rate": float(scorer.discount_rate),

@@ -22,7 +22,7 @@ def _param(value: float) -> str:
 
 def format_parameters(result: TrainResult, published: Optional[dict[str, float]] = None) -> str:
     """Fitted BG/NBD and Gamma-Gamma parameters, next to published ones when given."""
-    fitted = {**result.scorer.bgnbd.params_, **result.scorer.spend_params()}
+    fitted = {**result.scorer.purchase_model.params_, **result.scorer.spend_params()}
     unit = "weeks" if result.scorer.time_unit == "W" else "days"
     width = max(8, max(len(name) + 1 for name in fitted))
     lines = [f"{'param':<{width}}{'fitted':>10}" + (f"{'published':>11}{'diff':>8}" if published else "")]
@@ -31,7 +31,7 @@ def format_parameters(result: TrainResult, published: Optional[dict[str, float]]
         if published and name in published:
             row += f"{published[name]:>11.3f}{100 * (value / published[name] - 1):>7.1f}%"
         lines.append(row)
-    lines.append(f"(alpha in {unit}; BG/NBD log-likelihood {result.scorer.bgnbd.log_likelihood_:.1f})")
+    lines.append(f"(alpha in {unit}; BG/NBD log-likelihood {result.scorer.purchase_model.log_likelihood_:.1f})")
     if not result.scorer.has_amounts:
         lines.append("(no amounts in the log: Gamma-Gamma not fitted, value columns are NaN)")
     return "\n".join(lines)

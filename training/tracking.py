@@ -144,7 +144,7 @@ def _finite(metrics: dict[str, float]) -> dict[str, float]:
 def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
     """The run's params: fitted parameters by their paper names plus the training config."""
     params: dict[str, object] = {}
-    params.update(result.scorer.bgnbd.params_)
+    params.update(result.scorer.purchase_model.params_)
     params.update(result.scorer.spend_params())
     params.update({k: v for k, v in config.as_params().items()
                    if k not in ("experiment", "tracking_uri", "register_as") and v is not None})

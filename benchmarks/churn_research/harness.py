@@ -5,7 +5,7 @@ from custscore.config import TrainConfig
 from custscore.features.cdnow import load_cdnow_sample, load_cdnow_master
 from custscore.features.io import normalise_transactions
 from custscore.features.customers import PandasEngine
-from custscore.training.pipeline import fit_bgnbd
+from custscore.training.pipeline import fit_purchase
 from custscore.training.churn import churn_features, churn_labels
 from custscore.training.metrics import roc_auc, expected_calibration_error, bootstrap_table
 
@@ -26,8 +26,8 @@ def state(name, date, unit):
         return pickle.load(open(path, "rb"))
     eng = engine(name)
     cust = eng.customer_features(date, unit)
-    cfg = TrainConfig(cutoff=date, time_unit=unit)
-    bg = fit_bgnbd(cust, unit, cfg, str(date.date()))
+    cfg = TrainConfig(cutoff=date, time_unit=unit, purchase_model="bgnbd")
+    bg = fit_purchase(cust, cfg, str(date.date()))
     pickle.dump((cust, bg), open(path, "wb"))
     return cust, bg
 
