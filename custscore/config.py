@@ -468,6 +468,7 @@ class BacktestConfig:
     seed: int = TrainConfig.seed
     churn_calibration: str = TrainConfig.churn_calibration
     churn_windows: str = TrainConfig.churn_windows
+    purchase_model: str = TrainConfig.purchase_model
     n_bootstrap: int = 1000
     confidence: float = 0.95
     experiment: str = "custscore-backtest"
@@ -500,7 +501,9 @@ class BacktestConfig:
         return TrainConfig(cutoff=origin, horizon_days=self.horizon_days, time_unit=self.time_unit,
                            discount_rate=self.discount_rate, bgnbd_penalizer=self.bgnbd_penalizer,
                            gg_penalizer=self.gg_penalizer, penalizer=self.penalizer, seed=self.seed,
-                           churn_calibration=self.churn_calibration, churn_windows=self.churn_windows, experiment=self.experiment, tracking_uri=self.tracking_uri, columns=self.columns)
+                           churn_calibration=self.churn_calibration, churn_windows=self.churn_windows,
+                           experiment=self.experiment, tracking_uri=self.tracking_uri, columns=self.columns,
+                           purchase_model=self.purchase_model)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, Chu
                                              choose_churn_model, validation_history_days,
                                              validation_horizon)
 from custscore.training.evaluate import HoldoutReport, evaluate_holdout
-from custscore.training.purchase_choice import REFERENCE_MODEL, fit_purchase_model
+from custscore.training.purchase_choice import REFERENCE_MODEL, PurchaseChoice, fit_purchase_model, select_purchase_model
 from custscore.training.purchase_models import PurchaseModel
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import SegmentConfig, fit_gap_days, fit_thresholds
@@ -44,6 +44,8 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)
     #: the churn choice: shipped model, the classifier at the cutoff, validation table
     churn: Optional["ChurnFit"] = None
+    #: the purchase model choice: every candidate fitted at the cutoff and the comparison
+    purchase: Optional[PurchaseChoice] = None
 
 
 def fit_purchase(rfm: pd.DataFrame, config: TrainConfig, when: str) -> PurchaseModel:
@@ -218,7 +220,8 @@ def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Times
 
 
 def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
-    """Fit BG/NBD, Gamma-Gamma and the churn classifier on the log up to the cutoff.
+    """Fit the purchase model (:mod:`custscore.training.purchase_choice`), Gamma-Gamma and the churn
+    classifier on the log up to the cutoff.
 
     ``engine`` answers feature questions about the log (see
     :mod:`custscore.features.customers`). Where the log extends past the cutoff, the
@@ -240,10 +243,12 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
             "no history to learn churn from; use a later cutoff or a shorter --horizon-days")
 
     calibration = engine.customer_features(cutoff, config.time_unit)
-    purchase = fit_purchase(calibration, config, f"cutoff {cutoff.date()}")
+    choice = select_purchase_model(engine, config, first_day, calibration)
+    purchase = choice.shipped
+    config = replace(config, purchase_model=choice.model)  # churn features use the chosen model
 
     gamma_gamma = fit_spend(calibration, config, f"cutoff {cutoff.date()}")
-    warnings = list(purchase.warnings_) + (list(gamma_gamma.warnings_) if gamma_gamma is not None else [])
+    warnings = list(purchase.warnings_) + choice.warnings + (list(gamma_gamma.warnings_) if gamma_gamma is not None else [])
 
     # Churn examples: features <= each reference date, labels in (reference, cutoff].
     churn = select_churn(engine, config, first_day)
@@ -263,7 +268,9 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
                                                scorer.segment_config, calibration["ipt_mean_days"].to_numpy(dtype=float))
     repeat = repeat_spenders(calibration)
     metrics = {
-        "bgnbd_log_likelihood": purchase.log_likelihood_,
+        **{f"{key}_log_likelihood": model.log_likelihood_ for key, model in choice.fits.items()},
+        **{f"purchase_validation_{measure}_{row.model}": getattr(row, f"validation_{measure}")
+           for row in choice.table.itertuples() for measure in ("poisson_deviance", "mae")},
         "gamma_gamma_log_likelihood": getattr(gamma_gamma, "log_likelihood_", float("nan")),
         "gamma_gamma_customers": float(len(repeat)),
         "frequency_monetary_corr": _safe_corr(repeat["frequency"], repeat["monetary_value"]),
@@ -280,7 +287,7 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
                                    calibration)
         metrics.update(holdout.metrics)
     return TrainResult(scorer=scorer, metrics=metrics, n_customers=len(calibration), holdout=holdout,
-                       calibration=calibration, warnings=warnings, churn=churn)
+                       calibration=calibration, warnings=warnings, churn=churn, purchase=choice)
 
 
 def _safe_corr(a: pd.Series, b: pd.Series) -> float:

@@ -28,6 +28,7 @@ from custscore.training.value import expected_clv
 #: Columns of a score table, in order. Durations: ``recency`` and ``T`` are in the
 #: model's ``time_unit`` (BTYD convention), every other duration says its unit.
 #: ``reason_1..3``: what raises the churn risk most, in words (:mod:`custscore.training.reasons`).
+#: ``purchase_model``: the key of the model behind ``p_alive``, ``expected_purchases`` and ``clv``.
 SCORE_COLUMNS: tuple[str, ...] = (
     "customer_id",
     "frequency",
@@ -54,6 +55,7 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "discount_rate",
     "as_of",
     "model_version",
+    "purchase_model",
 )
 
 
@@ -162,6 +164,7 @@ class CustomerScorer:
             "discount_rate": self.discount_rate,
             "as_of": pd.Timestamp(as_of).date().isoformat(),
             "model_version": self.model_version,
+            "purchase_model": self.purchase_model.KEY,
         })
         out = out[list(SCORE_COLUMNS)].reset_index(drop=True)
         if not with_segments:

@@ -154,7 +154,7 @@ def score_small_columns(scorer: CustomerScorer, customer_ids: Any, features: Map
     n = len(x)
     constant = {"time_unit": time_unit, "horizon_days": horizon, "discount_rate": float(scorer.discount_rate),
                 "as_of": parse_date(as_of, "as_of").date().isoformat(),
-                "model_version": model_version or scorer.model_version}
+                "model_version": model_version or scorer.model_version, "purchase_model": scorer.purchase_model.KEY}
     scores: dict[str, Any] = {
         "customer_id": np.asarray(customer_ids, dtype=object), "frequency": x, "recency": t_x, "T": T,
         **{c: features[c] for c in _SCORES_FROM_FEATURES},
