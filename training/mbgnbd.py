@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from custscore.training.bgnbd import conditional_bracket, p_no_purchase_given_alive
+from custscore.training.bgnbd import conditional_bracket, p_no_purchase_given_alive, pmf_if_alive
 from custscore.training.diagnostics import generic_warnings
 from custscore.training.fitting import check_rfm
 from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, RowLikelihood, check_horizon
@@ -122,6 +122,12 @@ class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
         r, alpha, a, b = self._params()
         x, t_x, t_cal = check_rfm(frequency, recency, T)
         return conditional_bracket(check_horizon(t), x, t_cal, r, alpha, a, b + 1.0) * self.p_alive(x, t_x, t_cal)
+
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """P(k purchases | alive at T): BG/NBD's (:func:`~custscore.training.bgnbd.pmf_if_alive`) with
+        ``p ~ Beta(a, b + x + 1)`` (alive means x + 1 survived dropout chances, time zero included)."""
+        r, alpha, a, b = self._params()
+        return pmf_if_alive(r, alpha, a, b + x + 1.0, t, k_max, x, T)
 
     def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """P(no repeat purchase in ``(T, T + t]``): dead, or alive and silent (dropout happens only at purchases).

@@ -269,6 +269,9 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     repeat = repeat_spenders(calibration)
     metrics = {
         **{f"{key}_log_likelihood": model.log_likelihood_ for key, model in choice.fits.items()},
+        # standard errors from the observed information (inverse Hessian), prefixed as the params
+        **{f"{model.PARAM_PREFIX}{name}_se": se for model in choice.fits.values()
+           for name, se in model.diagnostics_["standard_errors"].items()},
         **{f"purchase_validation_{measure}_{row.model}": getattr(row, f"validation_{measure}")
            for row in choice.table.itertuples() for measure in ("poisson_deviance", "mae")},
         "gamma_gamma_log_likelihood": getattr(gamma_gamma, "log_likelihood_", float("nan")),

@@ -16,6 +16,7 @@ from typing import Any, Optional, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammaln
 
 from custscore.errors import CustscoreError, FitError
 from custscore.training.diagnostics import fit_diagnostics
@@ -40,6 +41,24 @@ MIN_CUSTOMERS = 10
 #: it the merge (a sort) costs more than it saves: a large fit passes over the full data only
 #: a few times (3 for the 1M-customer benchmark; :func:`custscore.training.fitting.fit_log_params`).
 MERGE_ROWS_UP_TO = 200_000
+#: Purchase counts of the first try of :meth:`MaximumLikelihoodPurchaseModel.purchase_quantiles`
+#: (k = 0..15); rows whose distribution reaches further are redone with 4 times as many.
+_FIRST_K_MAX = 15
+#: Rows per block of the predictive distribution (its temporaries stay a few MB).
+_PMF_BLOCK_ROWS = 1 << 14
+
+
+def log_nbd_pmf(shape: np.ndarray, rate: np.ndarray, t: Any, k_max: int) -> np.ndarray:
+    """``ln P(N = k)``, k = 0..k_max, of a Poisson(lambda t) count with lambda ~ Gamma(shape, rate).
+
+    ``lnG(shape+k) - lnG(shape) - ln k! + shape ln(rate/(rate+t)) + k ln(t/(rate+t))``; ``shape``
+    and ``rate`` broadcast against ``t`` (all shape ``(n,)`` or scalars). Shape ``(n, k_max + 1)``.
+    """
+    shape, rate, t = (np.asarray(v, dtype=float)[..., None] for v in np.broadcast_arrays(shape, rate, t))
+    k = np.arange(k_max + 1, dtype=float)
+    with np.errstate(divide="ignore"):
+        return (gammaln(shape + k) - gammaln(shape) - gammaln(k + 1.0) + shape * np.log(rate / (rate + t))
+                + k * np.log(t / (rate + t)))
 
 
 @runtime_checkable
@@ -73,6 +92,11 @@ class PurchaseModel(Protocol):
 
     def discounted_expected_purchases(self, step_ends: Any, discount_factors: Any, frequency: Any, recency: Any,
                                       T: Any) -> np.ndarray: ...
+
+    def purchase_pmf(self, t: Any, frequency: Any, recency: Any, T: Any, k_max: int) -> np.ndarray: ...
+
+    def purchase_quantiles(self, t: Any, frequency: Any, recency: Any, T: Any,
+                           levels: tuple[float, ...] = (0.1, 0.9)) -> list[np.ndarray]: ...
 
 
 def check_steps(step_ends: Any, discount_factors: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -212,6 +236,46 @@ class MaximumLikelihoodPurchaseModel:
             total += (cumulative - previous) * factor
             previous = cumulative
         return total
+
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """P(k purchases in ``(T, T + t]`` | alive at T), k = 0..k_max, shape ``(n, k_max + 1)``."""
+        raise NotImplementedError
+
+    def purchase_pmf(self, t: Any, frequency: Any, recency: Any, T: Any, k_max: int) -> np.ndarray:
+        """P(X = k | x, t_x, T) of the repeat purchases X in ``(T, T + t]``, k = 0..k_max.
+
+        ``(1 - P(alive)) [k = 0] + P(alive) P(X = k | alive)``; shape ``(n_customers, k_max + 1)``
+        (rows sum to less than 1 by the mass beyond ``k_max``). ``t`` in the model's unit.
+        """
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        t = float(check_horizon(t))
+        out = np.empty((len(x), int(k_max) + 1))
+        for start in range(0, len(x), _PMF_BLOCK_ROWS):
+            rows = slice(start, start + _PMF_BLOCK_ROWS)
+            alive = self.p_alive(x[rows], t_x[rows], t_cal[rows])
+            block = alive[:, None] * self._pmf_if_alive(t, int(k_max), x[rows], t_x[rows], t_cal[rows])
+            block[:, 0] += 1.0 - alive
+            out[rows] = block
+        return out
+
+    def purchase_quantiles(self, t: Any, frequency: Any, recency: Any, T: Any,
+                           levels: tuple[float, ...] = (0.1, 0.9)) -> list[np.ndarray]:
+        """For each level q, the smallest k with P(X <= k | x, t_x, T) >= q (X as :meth:`purchase_pmf`).
+
+        One array of shape ``(n_customers,)`` per level. Counts are discrete, so
+        ``[q10, q90]`` holds at least 80 % of the predictive mass, usually more.
+        """
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        out = [np.zeros(len(x)) for _ in levels]
+        rows, k_max = np.arange(len(x)), _FIRST_K_MAX
+        top = max(levels)
+        while len(rows):
+            cdf = np.cumsum(self.purchase_pmf(t, x[rows], t_x[rows], t_cal[rows], k_max), axis=1)
+            done = cdf[:, -1] >= top - 1e-12
+            for q, level in zip(out, levels):
+                q[rows[done]] = np.argmax(cdf[done] >= level - 1e-12, axis=1)
+            rows, k_max = rows[~done], 4 * k_max + 3
+        return out
 
     def _params(self) -> tuple[float, ...]:
         if not hasattr(self, "params_"):

@@ -23,12 +23,15 @@ from custscore.training.purchase_models import PurchaseModel
 from custscore.training.reasons import churn_reasons
 from custscore.training.segments import SegmentConfig, SegmentThresholds, assign_segments, required_columns
 from custscore.training.spend import SpendModel
+from custscore.training.uncertainty import clv_interval, purchase_interval
 from custscore.training.value import expected_clv
 
 #: Columns of a score table, in order. Durations: ``recency`` and ``T`` are in the
 #: model's ``time_unit`` (BTYD convention), every other duration says its unit.
 #: ``reason_1..3``: what raises the churn risk most, in words (:mod:`custscore.training.reasons`).
 #: ``purchase_model``: the key of the model behind ``p_alive``, ``expected_purchases`` and ``clv``.
+#: ``p_no_purchase`` (in the horizon), ``purchases_p10/p90`` and ``clv_p10/p90``: how sure the
+#: scores are (:mod:`custscore.training.uncertainty`).
 SCORE_COLUMNS: tuple[str, ...] = (
     "customer_id",
     "frequency",
@@ -49,8 +52,13 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "reason_2",
     "reason_3",
     "expected_purchases",
+    "p_no_purchase",
+    "purchases_p10",
+    "purchases_p90",
     "expected_avg_spend",
     "clv",
+    "clv_p10",
+    "clv_p90",
     "horizon_days",
     "discount_rate",
     "as_of",
@@ -138,8 +146,12 @@ class CustomerScorer:
             clv = expected_clv(self.purchase_model, x, t_x, T, spend, horizon_days=horizon,
                                days_per_unit=DAYS_PER_UNIT[self.time_unit],
                                discount_rate_yearly=self.discount_rate)
+            clv_range = clv_interval(self.purchase_model, x, t_x, T, spend, horizon_days=horizon,
+                                     days_per_unit=DAYS_PER_UNIT[self.time_unit],
+                                     discount_rate_yearly=self.discount_rate)
         else:  # no amounts in the log: value is not known, never 0
             monetary = spend = clv = np.full(len(x), np.nan)
+            clv_range = {"clv_p10": clv, "clv_p90": clv}
         out = pd.DataFrame({
             "customer_id": customers.index.to_numpy(),
             "frequency": x,
@@ -158,8 +170,11 @@ class CustomerScorer:
             "churn_probability": self.churn.predict_proba(X),
             **churn_reasons(self.churn, X.to_numpy(dtype=float)),
             "expected_purchases": X["expected_purchases_horizon"].to_numpy(),
+            "p_no_purchase": X["p_no_purchase_horizon"].to_numpy(),
+            **purchase_interval(self.purchase_model, horizon / DAYS_PER_UNIT[self.time_unit], x, t_x, T),
             "expected_avg_spend": spend,
             "clv": clv,
+            **clv_range,
             "horizon_days": horizon,
             "discount_rate": self.discount_rate,
             "as_of": pd.Timestamp(as_of).date().isoformat(),

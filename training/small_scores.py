@@ -29,6 +29,7 @@ from custscore.training.purchase_models import PurchaseModel
 from custscore.training.reasons import churn_reasons
 from custscore.training.scorer import SCORE_COLUMNS, CustomerScorer
 from custscore.training.segments import DISCOUNT_CREDIT_COLUMNS, required_columns, segment_arrays
+from custscore.training.uncertainty import clv_interval, purchase_interval
 from custscore.training.value import expected_clv
 
 #: Feature columns the classifier reads as they are (as float).
@@ -38,7 +39,8 @@ _FEATURE_COLUMNS_AS_FLOAT = ("monetary_value", "days_since_last_purchase", "n_pu
 _SCORES_FROM_FEATURES = ("monetary_value", "tenure_days", "n_purchases_90d", "spend_90d", "n_purchases_365d",
                          "spend_365d", "trend_90d")
 _SCORES_FROM_CHURN_INPUTS = {"days_since_last_purchase": "days_since_last_purchase", "p_alive": "p_alive",
-                             "expected_purchases": "expected_purchases_horizon"}
+                             "expected_purchases": "expected_purchases_horizon",
+                             "p_no_purchase": "p_no_purchase_horizon"}
 #: Churn features this module builds; a classifier asking for another one cannot use it.
 KNOWN_CHURN_FEATURES: frozenset[str] = frozenset((
     "frequency", "recency_days", "T_days", "ipt_mean_days", "purchase_rate_per_year", "p_alive",
@@ -149,8 +151,11 @@ def score_small_columns(scorer: CustomerScorer, customer_ids: Any, features: Map
     recency_col, t_col = duration_columns(time_unit)
     x, t_x, T = features["frequency"], features[recency_col], features[t_col]
     spend = scorer.expected_avg_spend(x, features["monetary_value"])
-    clv = expected_clv(scorer.purchase_model, x, t_x, T, spend, horizon_days=horizon, days_per_unit=DAYS_PER_UNIT[time_unit],
+    days = DAYS_PER_UNIT[time_unit]
+    clv = expected_clv(scorer.purchase_model, x, t_x, T, spend, horizon_days=horizon, days_per_unit=days,
                        discount_rate_yearly=scorer.discount_rate)
+    clv_range = clv_interval(scorer.purchase_model, x, t_x, T, spend, horizon_days=horizon, days_per_unit=days,
+                             discount_rate_yearly=scorer.discount_rate)
     n = len(x)
     constant = {"time_unit": time_unit, "horizon_days": horizon, "discount_rate": float(scorer.discount_rate),
                 "as_of": parse_date(as_of, "as_of").date().isoformat(),
@@ -160,7 +165,8 @@ def score_small_columns(scorer: CustomerScorer, customer_ids: Any, features: Map
         **{c: features[c] for c in _SCORES_FROM_FEATURES},
         **{c: inputs[source] for c, source in _SCORES_FROM_CHURN_INPUTS.items()},
         "churn_probability": scorer.churn.predict_proba(X), **churn_reasons(scorer.churn, matrix),
-        "expected_avg_spend": spend, "clv": clv,
+        **purchase_interval(scorer.purchase_model, horizon / days, x, t_x, T),
+        "expected_avg_spend": spend, "clv": clv, **clv_range,
         **{c: np.full(n, value, dtype=object if isinstance(value, str) else type(value))
            for c, value in constant.items()},
     }
