@@ -20,7 +20,7 @@ from scipy.special import gammaln, hyp2f1
 from custscore.training.diagnostics import generic_warnings
 from custscore.training.fitting import check_rfm
 from custscore.training.purchase_models import (MaximumLikelihoodPurchaseModel, RowLikelihood, check_horizon,
-                                                log_nbd_pmf)
+                                                log_nbd_coefficients, log_nbd_pmf)
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 PROCESSES = {"r": "purchase rate", "alpha": "purchase rate", "s": "dropout", "beta": "dropout"}
@@ -186,9 +186,10 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
         r, alpha, s, beta = self._params()
         a_T, b_T = alpha + T, beta + T
         survive = np.exp(s * (np.log(b_T) - np.log(b_T + t)))[:, None]
-        out = survive * np.exp(log_nbd_pmf(r + x, a_T, t, k_max))
+        coefficients = log_nbd_coefficients(r + x, k_max)
+        out = survive * np.exp(log_nbd_pmf(r + x, a_T, t, k_max, coefficients))
         nodes, weights = np.polynomial.legendre.leggauss(_PMF_NODES)
         for u, w in zip(0.5 * t * (nodes + 1.0), 0.5 * t * weights):
             density = s * np.exp(s * np.log(b_T) - (s + 1.0) * np.log(b_T + u))  # of death at T + u
-            out += (w * density)[:, None] * np.exp(log_nbd_pmf(r + x, a_T, u, k_max))
+            out += (w * density)[:, None] * np.exp(log_nbd_pmf(r + x, a_T, u, k_max, coefficients))
         return out

@@ -48,17 +48,27 @@ _FIRST_K_MAX = 15
 _PMF_BLOCK_ROWS = 1 << 14
 
 
-def log_nbd_pmf(shape: np.ndarray, rate: np.ndarray, t: Any, k_max: int) -> np.ndarray:
+def log_nbd_coefficients(shape: Any, k_max: int) -> np.ndarray:
+    """``lnG(shape+k) - lnG(shape) - ln k!``, k = 0..k_max: the part of :func:`log_nbd_pmf` free of t."""
+    shape = np.asarray(shape, dtype=float)[..., None]
+    k = np.arange(k_max + 1, dtype=float)
+    return gammaln(shape + k) - gammaln(shape) - gammaln(k + 1.0)
+
+
+def log_nbd_pmf(shape: np.ndarray, rate: np.ndarray, t: Any, k_max: int,
+                coefficients: Optional[np.ndarray] = None) -> np.ndarray:
     """``ln P(N = k)``, k = 0..k_max, of a Poisson(lambda t) count with lambda ~ Gamma(shape, rate).
 
     ``lnG(shape+k) - lnG(shape) - ln k! + shape ln(rate/(rate+t)) + k ln(t/(rate+t))``; ``shape``
-    and ``rate`` broadcast against ``t`` (all shape ``(n,)`` or scalars). Shape ``(n, k_max + 1)``.
+    and ``rate`` broadcast against ``t`` (all shape ``(n,)`` or scalars); ``coefficients`` are
+    :func:`log_nbd_coefficients` of ``shape`` when the caller has them. Shape ``(n, k_max + 1)``.
     """
     shape, rate, t = (np.asarray(v, dtype=float)[..., None] for v in np.broadcast_arrays(shape, rate, t))
+    if coefficients is None:
+        coefficients = log_nbd_coefficients(shape[..., 0], k_max)
     k = np.arange(k_max + 1, dtype=float)
     with np.errstate(divide="ignore"):
-        return (gammaln(shape + k) - gammaln(shape) - gammaln(k + 1.0) + shape * np.log(rate / (rate + t))
-                + k * np.log(t / (rate + t)))
+        return coefficients + shape * np.log(rate / (rate + t)) + k * np.log(t / (rate + t))
 
 
 @runtime_checkable
