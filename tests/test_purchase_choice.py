@@ -114,3 +114,19 @@ def test_a_requested_model_ships_and_the_reference_is_still_fitted(cdnow_sample_
     assert result.scorer.purchase_model.expected_purchases(52.0, [26], [30.86], [31.0])[0] == pytest.approx(
         25.46, abs=0.01)
     assert result.purchase.fits["bgnbd"].params_["r"] == pytest.approx(0.243, rel=0.01)
+
+
+def test_short_history_ships_the_reference_with_a_warning(cdnow_sample_csv) -> None:
+    """CDNOW at 1997-04-15 with a 90-day horizon: 104 days of history, a validation span would be
+    (104 - 30) // 2 = 37 days < 45 (half the horizon), so nothing is validated and BG/NBD ships."""
+    from custscore.config import TrainConfig
+    from custscore.features.customers import PandasEngine
+    from custscore.features.io import normalise_transactions
+    from custscore.training.purchase_choice import select_purchase_model
+
+    engine = PandasEngine(normalise_transactions(pd.read_csv(cdnow_sample_csv, dtype={"customer_id": str})))
+    config = TrainConfig(cutoff="1997-04-15", horizon_days=90, time_unit="W")
+    first_day, _ = engine.date_range()
+    choice = select_purchase_model(engine, config, first_day, engine.customer_features(config.cutoff, "W"))
+    assert choice.model == "bgnbd" and choice.validation_days == 0
+    assert len(choice.warnings) == 1 and choice.warnings[0].startswith("purchase model not validated (104 days")

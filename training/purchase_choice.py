@@ -167,8 +167,8 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
         return _chosen(PurchaseChoice(requested, requested, fits, empty, 0, "requested with --purchase-model"))
     history = (config.cutoff - first_day).days
     h = validation_horizon(config.horizon_days, history, 1)
+    reference = fits[REFERENCE_MODEL]
     if not h:
-        reference = fits[REFERENCE_MODEL]
         warnings.append(f"purchase model not validated ({history} days of history before cutoff "
                         f"{config.cutoff.date()}; choosing needs {validation_history_days(config.horizon_days, 1)}):"
                         f" the reference {reference.MODEL_NAME} is used")
@@ -178,7 +178,11 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
     customers = engine.customer_features(R, config.time_unit)
     early, failed_early = _fit_candidates(list(fits), customers, config, f"validation date {R.date()}", ())
     failed.update(failed_early)
-    early = {k: m for k, m in early.items() if k in fits}
+    if not early:
+        warnings.append(f"purchase model not validated: no model could be fitted at {R.date()} "
+                        f"({'; '.join(failed_early.values())}); the reference {reference.MODEL_NAME} is used")
+        return _chosen(PurchaseChoice(REFERENCE_MODEL, requested, fits, empty, 0, "not validated: no fit at "
+                                      f"{R.date()}", warnings))
     recency_col, t_col = duration_columns(config.time_unit)
     actual = reindex_fill(engine.window_purchases(R, config.cutoff)["n_purchases"], customers.index)
     table = compare_purchase_models(early, customers["frequency"].to_numpy(), customers[recency_col].to_numpy(),
