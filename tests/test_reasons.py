@@ -99,7 +99,7 @@ def test_words_of_a_hand_made_customer():
     assert reason_text("n_purchases_90d", f, 2.5) == "only 1 purchase in the last 90 days (typical customer: 2.5)"
     assert reason_text("spend_90d", f, 100.0) == "only 40.00 spent in the last 90 days (typical customer: 100.00)"
     assert reason_text("p_no_purchase_horizon", f, 0.6) == (
-        "BG/NBD: 83 % chance of no purchase in the next 90 days (typical customer: 60 %)")
+        "purchase model: 83 % chance of no purchase in the next 90 days (typical customer: 60 %)")
 
 
 def test_baseline_reasons_are_its_driver_then_the_activity_facts(population, cdnow):
@@ -113,8 +113,8 @@ def test_baseline_reasons_are_its_driver_then_the_activity_facts(population, cdn
                        "p_no_purchase_horizon")
     risky = _z(driver[:, None], ["p_no_purchase_horizon"])[:, 0] > np.log(typical / (1 - typical))
     assert 0 < risky.sum() < len(A)
-    assert scores.loc[risky, "reason_1"].str.startswith("BG/NBD: ").all()
-    assert not scores.loc[~risky, "reason_1"].str.startswith("BG/NBD: ").any()
+    assert scores.loc[risky, "reason_1"].str.startswith("purchase model: ").all()
+    assert not scores.loc[~risky, "reason_1"].str.startswith("purchase model: ").any()
     # a customer idle for more than their usual gap has it as a fact
     idle = A["days_since_last_over_ipt"].to_numpy() > 50  # far above any typical ratio
     texts = scores.loc[idle, list(REASON_COLUMNS)].agg(" | ".join, axis=1)
