@@ -223,13 +223,13 @@ def people_list(actions: pd.DataFrame, money: "Currency | None", top: int) -> pd
         "value at risk": [fmt(v) for v in part["value_at_risk"]],
         "churn risk": [f"{100 * p:.0f} %" for p in part["churn_probability"]],
         "future value": [fmt(v) for v in part["future_value"]],
-        **ranges,
         "value class": [f"{c} {n}" for c, n in zip(part["value_class"], part["value_class_name"])],
         "pyramid": part["pyramid_tier"].to_numpy(),
         "activity": tiers,
         "stage": part["lifecycle_stage"].to_numpy(),
         "why": why,
         "recommended action": part["retention_policy"].to_numpy(),
+        **ranges,
     })
 
 

@@ -41,7 +41,7 @@ def format_parameters(result: TrainResult, published: Optional[dict[str, float]]
             row += f"{published[name]:>11.3f}{100 * (value / published[name] - 1):>7.1f}%"
         lines.append(row)
     shipped = result.scorer.purchase_model
-    lines.append(f"(alpha, beta in {unit}; {shipped.MODEL_NAME} log-likelihood {shipped.log_likelihood_:.1f})")
+    lines.append(f"(alpha in {unit}, as pnbd_beta; {shipped.MODEL_NAME} log-likelihood {shipped.log_likelihood_:.1f})")
     if not result.scorer.has_amounts:
         lines.append("(no amounts in the log: Gamma-Gamma not fitted, value columns are NaN)")
     return "\n".join(lines)
