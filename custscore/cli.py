@@ -15,8 +15,8 @@ import threading
 from typing import Optional, Sequence
 
 from custscore.config import (ADMIN_TOKEN_ENV, CHURN_CALIBRATION_METHODS, CHURN_WINDOWS, DRIFT_EXIT_STATUS, ENGINES,
-                              PROMOTE_CHOICES, BacktestConfig, ColumnMap, DriftConfig, EvaluateConfig, ScoreConfig,
-                              ServeConfig, TrainConfig)
+                              PROMOTE_CHOICES, PURCHASE_MODEL_CHOICES, BacktestConfig, ColumnMap, DriftConfig,
+                              EvaluateConfig, ScoreConfig, ServeConfig, TrainConfig)
 from custscore.errors import CustscoreError, warn_all
 
 
@@ -142,8 +142,12 @@ def _add_churn(parser: argparse.ArgumentParser, cls) -> None:
 
 
 def _add_penalizers(parser: argparse.ArgumentParser, cls) -> None:
+    parser.add_argument("--purchase-model", choices=list(PURCHASE_MODEL_CHOICES), default=_default(cls, "purchase_model"),
+                        help="model of repeat purchases: bgnbd (BG/NBD), mbgnbd (MBG/NBD), pnbd (Pareto/NBD) or "
+                             "auto = the one predicting purchases best over a span before the cutoff "
+                             "(default %(default)s)")
     parser.add_argument("--bgnbd-penalizer", type=float, default=_default(cls, "bgnbd_penalizer"),
-                        help="L2 penalty on the BG/NBD parameters (default %(default)s)")
+                        help="L2 penalty on the purchase model's parameters (default %(default)s)")
     parser.add_argument("--gg-penalizer", type=float, default=_default(cls, "gg_penalizer"),
                         help="L2 penalty on the Gamma-Gamma parameters (default %(default)s)")
     parser.add_argument("--penalizer", type=_optional_float, default=_default(cls, "penalizer"),
@@ -154,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="custscore", description="Customer churn and lifetime-value scoring.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="fit BG/NBD, Gamma-Gamma and the churn classifier; log to MLflow")
+    train = sub.add_parser("train", help="fit the purchase models, Gamma-Gamma and the churn classifier; log to MLflow")
     data = train.add_argument_group("data", "the log and the calibration / holdout split")
     data.add_argument("--transactions", required=True, help=_LOG_HELP)
     data.add_argument("--cutoff", required=True, help="last day of the calibration period, inclusive (YYYY-MM-DD)")
@@ -164,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine(data, TrainConfig)
     _add_database(data)
     _add_columns(train)
-    model = train.add_argument_group("model", "BG/NBD + Gamma-Gamma lifetime-value models")
+    model = train.add_argument_group("model", "purchase model + Gamma-Gamma lifetime-value models")
     model.add_argument("--time-unit", choices=["D", "W"], default=_default(TrainConfig, "time_unit"),
                        help="unit of the BG/NBD parameters: days or weeks (default %(default)s)")
     model.add_argument("--discount-rate", type=float, default=_default(TrainConfig, "discount_rate"),
@@ -326,7 +330,8 @@ def run(args: argparse.Namespace) -> int:
                              penalizer=args.penalizer, seed=args.seed, churn_calibration=args.churn_calibration,
                              churn_windows=args.churn_windows, experiment=args.experiment,
                              tracking_uri=args.tracking_uri, register_as=args.register_as,
-                             columns=_columns(args), engine=args.engine, promote=args.promote)
+                             columns=_columns(args), engine=args.engine, promote=args.promote,
+                             purchase_model=args.purchase_model)
         from custscore.training.train import train_file
         from custscore.training.summary import format_training_summary
 
@@ -352,7 +357,8 @@ def run(args: argparse.Namespace) -> int:
                                 gg_penalizer=args.gg_penalizer, penalizer=args.penalizer, seed=args.seed,
                                 churn_calibration=args.churn_calibration, churn_windows=args.churn_windows,
                                 n_bootstrap=args.n_bootstrap, output_dir=args.output_dir,
-                                experiment=args.experiment, tracking_uri=args.tracking_uri, columns=_columns(args))
+                                experiment=args.experiment, tracking_uri=args.tracking_uri, columns=_columns(args),
+                                purchase_model=args.purchase_model)
         from custscore.training.backtest import backtest_warnings, format_comparison
         from custscore.training.backtest_report import backtest_file
 

@@ -45,6 +45,10 @@ DEFAULT_EXPERIMENT = "custscore"
 #: backtest gate finds the new recipe worse than the champion's beyond noise (then
 #: ``challenger``); ``always`` = champion; ``never`` = challenger (custscore.training.promotion).
 PROMOTE_CHOICES = ("auto", "always", "never")
+#: ``--purchase-model``: choose among the purchase models by out-of-time accuracy
+AUTO = "auto"
+#: ``--purchase-model`` values: BG/NBD, MBG/NBD, Pareto/NBD (training.purchase_choice keys) or auto
+PURCHASE_MODEL_CHOICES = ("bgnbd", "mbgnbd", "pnbd", AUTO)
 #: Environment variable holding the admin token of ``custscore serve`` (``--admin-token``).
 ADMIN_TOKEN_ENV = "CUSTSCORE_ADMIN_TOKEN"
 
@@ -263,6 +267,9 @@ class TrainConfig:
     engine: str = "auto"
     #: alias decision for a registered version (:data:`PROMOTE_CHOICES`)
     promote: str = "auto"
+    #: model of repeat purchases (:data:`PURCHASE_MODEL_CHOICES`); ``auto`` chooses by
+    #: out-of-time accuracy (training.purchase_choice)
+    purchase_model: str = AUTO
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cutoff", parse_date(self.cutoff, "cutoff"))
@@ -282,6 +289,9 @@ class TrainConfig:
                                  f"got {self.churn_calibration!r}")
         if self.churn_windows not in CHURN_WINDOWS:
             raise CustscoreError(f"churn_windows: must be one of {list(CHURN_WINDOWS)}, got {self.churn_windows!r}")
+        if self.purchase_model not in PURCHASE_MODEL_CHOICES:
+            raise CustscoreError(f"purchase_model: must be one of {list(PURCHASE_MODEL_CHOICES)}, "
+                                 f"got {self.purchase_model!r}")
         _check_penalizers(self)
 
     @property
@@ -477,6 +487,7 @@ class BacktestConfig:
     seed: int = TrainConfig.seed
     churn_calibration: str = TrainConfig.churn_calibration
     churn_windows: str = TrainConfig.churn_windows
+    purchase_model: str = TrainConfig.purchase_model
     n_bootstrap: int = 1000
     confidence: float = 0.95
     experiment: str = "custscore-backtest"
@@ -509,7 +520,9 @@ class BacktestConfig:
         return TrainConfig(cutoff=origin, horizon_days=self.horizon_days, time_unit=self.time_unit,
                            discount_rate=self.discount_rate, bgnbd_penalizer=self.bgnbd_penalizer,
                            gg_penalizer=self.gg_penalizer, penalizer=self.penalizer, seed=self.seed,
-                           churn_calibration=self.churn_calibration, churn_windows=self.churn_windows, experiment=self.experiment, tracking_uri=self.tracking_uri, columns=self.columns)
+                           churn_calibration=self.churn_calibration, churn_windows=self.churn_windows,
+                           experiment=self.experiment, tracking_uri=self.tracking_uri, columns=self.columns,
+                           purchase_model=self.purchase_model)
 
 
 @dataclass(frozen=True)

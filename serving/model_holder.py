@@ -41,7 +41,8 @@ class LoadedModel:
         """What ``GET /version`` shows: registry name and version, run id, fitted parameters.
 
         ``training_cutoff`` is the last calibration day; ``horizon_days`` the default
-        horizon in days; ``discount_rate`` yearly; BG/NBD ``alpha`` is in ``time_unit``;
+        horizon in days; ``discount_rate`` yearly; ``purchase_model`` names the model of
+        repeat purchases, whose parameters are under that name (rates in ``time_unit``);
         ``fast_path`` is ``on`` or why small requests take the pandas path; ``fit_warnings``
         what the training data could not tell (texts, see :class:`CustomerScorer`).
         """
@@ -57,8 +58,9 @@ class LoadedModel:
             "time_unit": scorer.time_unit,
             "horizon_days": int(scorer.horizon_days),
             "discount_rate": float(scorer.discount_rate),
+            "purchase_model": scorer.purchase_model.KEY,
             "fitted_params": {
-                "bgnbd": {k: float(v) for k, v in scorer.bgnbd.params_.items()},
+                scorer.purchase_model.KEY: {k: float(v) for k, v in scorer.purchase_model.params_.items()},
                 "gamma_gamma": scorer.spend_params(),
             },
             "has_amounts": bool(scorer.has_amounts),

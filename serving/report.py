@@ -38,6 +38,10 @@ ACTION_COLUMNS: tuple[str, ...] = (
     "class_i_cause", "reason", "retention_policy", *REASON_COLUMNS,
 )
 TOP_AT_RISK = 20
+#: Score columns shown as ranges when present (older score files lack them): CLV and the
+#: purchases in the horizon, 10th-90th percentiles (training.uncertainty).
+INTERVAL_COLUMNS: tuple[str, ...] = ("clv", "clv_p10", "clv_p90", "expected_purchases", "purchases_p10",
+                                     "purchases_p90")
 #: Plain names of the activity tiers (the bounds are in the glossary and the settings).
 TIER_NAMES: Mapping[str, str] = {"A": "very active", "B": "active", "C": "occasional", "D": "slipping",
                                  "none": "inactive"}
@@ -150,7 +154,8 @@ def actions_table(scores: pd.DataFrame) -> pd.DataFrame:
     needs["reason"] = [_join_reasons(texts) for texts in zip(*parts)]
     needs["value_at_risk"] = value_at_risk(needs)
     needs = needs.sort_values(["value_at_risk", "customer_id"], ascending=[False, True], kind="stable")
-    return needs[list(ACTION_COLUMNS)].reset_index(drop=True)
+    extra = [c for c in INTERVAL_COLUMNS if c in needs.columns]
+    return needs[list(ACTION_COLUMNS) + extra].reset_index(drop=True)
 
 
 def rounded_for_people(actions: pd.DataFrame, decimals: int) -> pd.DataFrame:
@@ -171,6 +176,14 @@ def people_list(actions: pd.DataFrame, money: "Currency | None", top: int) -> pd
     tiers = [f"{TIER_NAMES.get(p, p)} ({p}) -> {TIER_NAMES.get(t, t)} ({t})" if p != t else f"{TIER_NAMES.get(t, t)} ({t})"
              for p, t in zip(part["previous_activity_tier"], part["activity_tier"])]
     why = [_join_reasons(texts) for texts in zip(part["reason"], *(part[c] for c in REASON_COLUMNS))]
+    ranges = {}
+    if all(c in part.columns for c in INTERVAL_COLUMNS):  # "CLV 1,200 (900-1,500)"
+        if money is not None:
+            ranges["CLV (80 % range)"] = [f"{fmt(v)} ({fmt(lo)}-{fmt(hi)})"
+                                          for v, lo, hi in zip(part["clv"], part["clv_p10"], part["clv_p90"])]
+        ranges["purchases expected (80 % range)"] = [
+            f"{v:,.1f} ({lo:,.0f}-{hi:,.0f})"
+            for v, lo, hi in zip(part["expected_purchases"], part["purchases_p10"], part["purchases_p90"])]
     return pd.DataFrame({
         "customer": part["customer_id"].to_numpy(),
         "value at risk": [fmt(v) for v in part["value_at_risk"]],
@@ -182,6 +195,7 @@ def people_list(actions: pd.DataFrame, money: "Currency | None", top: int) -> pd
         "stage": part["lifecycle_stage"].to_numpy(),
         "why": why,
         "recommended action": part["retention_policy"].to_numpy(),
+        **ranges,
     })
 
 

@@ -15,6 +15,12 @@ ENTRY_POINTS = ("train", "score", "evaluate", "drift", "backtest", "quickstart")
 PATH_OPTIONS = ("transactions", "scores", "reference", "current")
 
 
+#: Options whose MLflow parameter has another name: ``mlflow run`` logs every entry-point
+#: parameter as a run param, and the run param ``purchase_model`` names the model the scores
+#: use (``auto`` resolves to one), so the option is logged as what was requested.
+RENAMED = {"purchase_model": "purchase_model_requested"}
+
+
 def subcommands(parser: argparse.ArgumentParser | None = None) -> argparse._SubParsersAction:
     """The CLI's subcommands action: ``.choices`` maps a command to its parser (shared with
     tests/cli_reference.py)."""
@@ -34,6 +40,7 @@ def entry_point(name: str) -> dict:
             continue
         option = action.option_strings[-1]
         param = option.lstrip("-").replace("-", "_")
+        param = RENAMED.get(param, param)
         kind = "path" if param in PATH_OPTIONS else "string"
         if action.required:
             parameters[param] = kind

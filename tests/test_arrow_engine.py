@@ -236,4 +236,4 @@ def test_scores_and_training_equal_the_pandas_engine(trained, tmp_path, cdnow_sa
                                   check_exact=True)
     np.testing.assert_allclose(got["churn_probability"], expected["churn_probability"], rtol=1e-12, atol=0)
     fitted = train_scorer(open_arrow_engine(path), config).scorer
-    assert fitted.bgnbd.params_ == trained["result"].scorer.bgnbd.params_
+    assert fitted.purchase_model.params_ == trained["result"].scorer.purchase_model.params_

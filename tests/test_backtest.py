@@ -45,7 +45,7 @@ def test_planted_future_purchase_changes_nothing_at_the_origin(sample_tx):
 
     fit_a = train_scorer(ClippedEngine(with_future, ORIGIN), config)
     fit_b = train_scorer(ClippedEngine(without, ORIGIN), config)
-    assert fit_a.scorer.bgnbd.params_ == fit_b.scorer.bgnbd.params_
+    assert fit_a.scorer.purchase_model.params_ == fit_b.scorer.purchase_model.params_
     pd.testing.assert_frame_equal(fit_a.scorer.score_customers(a, ORIGIN), fit_b.scorer.score_customers(b, ORIGIN))
     # ... while the truth after the origin does see it
     rows = outcome_rows(fit_a, with_future, ORIGIN, 90).set_index("customer_id")

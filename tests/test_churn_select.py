@@ -17,7 +17,6 @@ from custscore.features.cdnow import load_cdnow_master
 from custscore.features.customers import PandasEngine
 from custscore.features.io import normalise_transactions
 from custscore.training.backtest import run_backtest
-from custscore.training.churn import p_no_purchase
 from custscore.training.churn_select import (BASELINES, CLASSIFIER, DEFAULT_BASELINE, choose_churn_model,
                                              validation_horizon)
 from custscore.training.pipeline import train_scorer
@@ -39,8 +38,8 @@ def _holdout(tx: pd.DataFrame, config: TrainConfig) -> tuple[dict[str, float], f
     days = 7.0 if config.time_unit == "W" else 1.0
     candidates = {
         "churn_probability": scores["churn_probability"].to_numpy(),
-        "baseline_bgnbd_p_no_purchase": p_no_purchase(scorer.bgnbd, config.horizon_days / days, scores["frequency"],
-                                                      scores["T"], scores["p_alive"].to_numpy()),
+        "baseline_bgnbd_p_no_purchase": scorer.purchase_model.p_no_purchase(
+            config.horizon_days / days, scores["frequency"], scores["recency"], scores["T"]),
         "baseline_bgnbd_expected_purchases": -scores["expected_purchases"].to_numpy(),
         "baseline_bgnbd_p_alive": -scores["p_alive"].to_numpy(),
         "baseline_days_since_last_purchase": scores["days_since_last_purchase"].to_numpy(),
@@ -110,11 +109,11 @@ def test_validation_horizon_by_hand():
 
 def test_no_dropout_world_has_p_alive_at_float_noise():
     """The no-dropout world is the one the issue describes: P(alive) ~ 1 - 1e-9, spread float noise."""
-    from custscore.training.pipeline import fit_bgnbd
+    from custscore.training.pipeline import fit_purchase
     tx = _simulated(**WORLDS["no_dropout"])
-    config = TrainConfig(cutoff="2021-10-02", horizon_days=90)
+    config = TrainConfig(cutoff="2021-10-02", horizon_days=90, purchase_model="bgnbd")
     customers = PandasEngine(tx).customer_features(config.reference_date, "D")
-    bgnbd = fit_bgnbd(customers, "D", config, "test")
+    bgnbd = fit_purchase(customers, config, "test")
     alive = bgnbd.p_alive(customers["frequency"], customers["recency_days"], customers["T_days"])
     repeaters = customers["frequency"].to_numpy() > 0
     assert np.all(1.0 - alive[repeaters] < 1e-6)

@@ -130,8 +130,9 @@ def nbd_log(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_boundary_fit_warns_in_train_mlflow_score_and_version(nbd_log: Path, tmp_path: Path, new_store) -> None:
     uri = new_store(tmp_path)
+    # BG/NBD's own NBD-limit warning (auto would ship MBG/NBD here, warning that no model is identified)
     trained = run_cli("train", "--transactions", str(nbd_log), "--cutoff", "2021-03-31", "--horizon-days", "90",
-                      "--tracking-uri", uri, "--experiment", "diag")
+                      "--tracking-uri", uri, "--experiment", "diag", "--purchase-model", "bgnbd")
     assert trained.returncode == 0, trained.stderr
     lines = [line for line in trained.stderr.splitlines() if line.startswith("warning: BG/NBD: dropout not identified")]
     assert len(lines) == 1, trained.stderr
@@ -192,8 +193,8 @@ def test_equal_amounts_give_the_same_bgnbd_as_no_amounts() -> None:
     log = one_purchase_per_day(simulate_transactions(2000, 0.5, 20.0, 0.8, 2.5, 4.0, 3.7, 15.0,
                                                      "2020-01-01", "2021-06-30", seed=9)).assign(amount=10.0)
     with_amounts, without = _train(log), _without_amounts(log)
-    for name, value in with_amounts.scorer.bgnbd.params_.items():
-        assert without.scorer.bgnbd.params_[name] == pytest.approx(value, rel=1e-9, abs=0), name
+    for name, value in with_amounts.scorer.purchase_model.params_.items():
+        assert without.scorer.purchase_model.params_[name] == pytest.approx(value, rel=1e-9, abs=0), name
     assert without.scorer.has_amounts is False and without.scorer.gamma_gamma is None
     churn = without.scorer.churn
     assert not {"monetary_value", "spend_90d", "spend_365d"} & set(churn.features_)

@@ -19,12 +19,12 @@ PAPER_GG = {"p": 6.25, "q": 3.74, "v": 15.44}
 
 @pytest.mark.parametrize("name", sorted(PAPER_BGNBD))
 def test_bgnbd_reproduces_paper_within_1pct(trained, name):
-    fitted = trained["result"].scorer.bgnbd.params_[name]
+    fitted = trained["result"].scorer.purchase_model.params_[name]
     assert fitted == pytest.approx(PAPER_BGNBD[name], rel=0.01)
 
 
 def test_bgnbd_log_likelihood_matches_paper(trained):
-    assert trained["result"].scorer.bgnbd.log_likelihood_ == pytest.approx(-9582.4, abs=1.0)
+    assert trained["result"].scorer.purchase_model.log_likelihood_ == pytest.approx(-9582.4, abs=1.0)
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_GG))

@@ -97,7 +97,7 @@ def test_shipped_baseline_scores_equal_customer_scorer(scorer, cdnow, baseline):
     from custscore.training.churn import churn_features
     from custscore.training.churn_select import BaselineChurnModel
     customers = customer_features(merge_periods(cdnow[cdnow["ts"] < pd.Timestamp("1997-07-01")]), "1997-06-30", "W")
-    X = churn_features(customers, scorer.bgnbd, 90, "W")
+    X = churn_features(customers, scorer.purchase_model, 90, "W")
     y = (X["days_since_last_purchase"] > 60).astype(int)  # any labels: only the equality of the paths matters
     shipped = dataclasses.replace(scorer, churn=BaselineChurnModel(name=baseline).fit(X, y), churn_model=baseline)
     want = shipped.score(cdnow, as_of="1997-09-30")

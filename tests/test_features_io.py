@@ -358,5 +358,5 @@ def test_a_spreadsheet_export_of_cdnow_trains_with_csv_sep_and_decimal(tmp_path,
     assert proc.returncode == 0, proc.stderr
     run_id = next(line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("run id:"))
     params = MlflowClient(tracking_uri=uri).get_run(run_id).data.params
-    for name, value in trained["result"].scorer.bgnbd.params_.items():
+    for name, value in trained["result"].scorer.purchase_model.params_.items():
         assert float(params[name]) == pytest.approx(value, rel=1e-12), name

@@ -269,7 +269,7 @@ class _BrokenModel:
 
 @pytest.mark.parametrize("fast_max_customers", [0, 100], ids=["pandas-path", "fast-path"])
 def test_internal_error_is_500_without_trace(model, caplog, fast_max_customers):
-    broken = LoadedModel(scorer=dataclasses.replace(model.scorer, bgnbd=_BrokenModel()), label="broken/1",
+    broken = LoadedModel(scorer=dataclasses.replace(model.scorer, purchase_model=_BrokenModel()), label="broken/1",
                          model_uri=URI, loaded_at="now")
     config = ServeConfig(fast_path_max_customers=fast_max_customers)
     with TestClient(create_app(URI, config, model=broken), raise_server_exceptions=False) as c:

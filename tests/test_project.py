@@ -23,7 +23,8 @@ def test_mlproject_is_the_rendering_of_the_cli_options():
     assert (REPO / "MLproject").read_text() == mlproject_spec.render()
     for name, entry in _entry_points().items():
         options = {a.option_strings[-1] for a in mlproject_spec._subparser(name)._actions if a.option_strings}
-        assert {"--" + p.replace("_", "-") for p in entry["parameters"]} == options - {"--help"}
+        original = {v: k for k, v in mlproject_spec.RENAMED.items()}  # parameter -> option it stands for
+        assert {"--" + original.get(p, p).replace("_", "-") for p in entry["parameters"]} == options - {"--help"}
 
 
 @pytest.mark.parametrize("name", mlproject_spec.ENTRY_POINTS)

@@ -41,7 +41,7 @@ def population(trained, cdnow):
     scorer = load_model("models:/custscore-test@champion").scorer
     engine = PandasEngine(cdnow)
     customers = customer_features(merge_periods(cdnow[cdnow["ts"] <= REFERENCE]), REFERENCE, "W")
-    X = churn_features(customers, scorer.bgnbd, 90, "W")
+    X = churn_features(customers, scorer.purchase_model, 90, "W")
     y = churn_labels(engine, X.index, REFERENCE, 90)
     return scorer, X, y
 
@@ -67,7 +67,7 @@ def test_classifier_reasons_are_its_largest_positive_contributions(population, c
     shipped = dataclasses.replace(scorer, churn=model, churn_model="classifier")
     scores = shipped.score(cdnow, as_of=AS_OF)
     customers = customer_features(merge_periods(cdnow), pd.Timestamp(AS_OF), "W")
-    A = churn_features(customers, scorer.bgnbd, 90, "W")
+    A = churn_features(customers, scorer.purchase_model, 90, "W")
     names = [n for n in model.used_features_ if n != "horizon_days"]
     mean = _z(X[names].to_numpy(float), names).mean(axis=0)
     w = dict(zip(model.used_features_, model.weights_))
@@ -108,7 +108,7 @@ def test_words_of_a_hand_made_customer():
     assert reason_text("n_purchases_90d", f, 2.5) == "only 1 purchase in the last 90 days (typical customer: 2.5)"
     assert reason_text("spend_90d", f, 100.0) == "only 40.00 spent in the last 90 days (typical customer: 100.00)"
     assert reason_text("p_no_purchase_horizon", f, 0.6) == (
-        "BG/NBD: 83 % chance of no purchase in the next 90 days (typical customer: 60 %)")
+        "purchase model: 83 % chance of no purchase in the next 90 days (typical customer: 60 %)")
 
 
 def test_baseline_reasons_are_its_driver_then_the_activity_facts(population, cdnow):
@@ -116,14 +116,14 @@ def test_baseline_reasons_are_its_driver_then_the_activity_facts(population, cdn
     model = BaselineChurnModel(name="baseline_bgnbd_p_no_purchase").fit(X, y)
     scores = dataclasses.replace(scorer, churn=model, churn_model=model.name).score(cdnow, as_of=AS_OF)
     customers = customer_features(merge_periods(cdnow), pd.Timestamp(AS_OF), "W")
-    A = churn_features(customers, scorer.bgnbd, 90, "W")
+    A = churn_features(customers, scorer.purchase_model, 90, "W")
     driver = A["p_no_purchase_horizon"].to_numpy()
     typical = _typical(_z(X[["p_no_purchase_horizon"]].to_numpy(float), ["p_no_purchase_horizon"]).mean(),
                        "p_no_purchase_horizon")
     risky = _z(driver[:, None], ["p_no_purchase_horizon"])[:, 0] > np.log(typical / (1 - typical))
     assert 0 < risky.sum() < len(A)
-    assert scores.loc[risky, "reason_1"].str.startswith("BG/NBD: ").all()
-    assert not scores.loc[~risky, "reason_1"].str.startswith("BG/NBD: ").any()
+    assert scores.loc[risky, "reason_1"].str.startswith("purchase model: ").all()
+    assert not scores.loc[~risky, "reason_1"].str.startswith("purchase model: ").any()
     # a customer idle for more than their usual gap has it as a fact
     idle = A["days_since_last_over_ipt"].to_numpy() > 50  # far above any typical ratio
     texts = scores.loc[idle, list(REASON_COLUMNS)].agg(" | ".join, axis=1)

@@ -97,8 +97,8 @@ def test_train_on_spark_equals_train_on_pandas(engines):
     spark_engine, pandas_engine = engines
     config = TrainConfig(cutoff="1997-09-30", holdout_end="1998-06-30", horizon_days=90, time_unit="W")
     on_spark, on_pandas = train_scorer(spark_engine, config), train_scorer(pandas_engine, config)
-    for key, value in on_pandas.scorer.bgnbd.params_.items():
-        assert on_spark.scorer.bgnbd.params_[key] == pytest.approx(value, rel=1e-9)
+    for key, value in on_pandas.scorer.purchase_model.params_.items():
+        assert on_spark.scorer.purchase_model.params_[key] == pytest.approx(value, rel=1e-9)
     for key, value in on_pandas.metrics.items():
         assert on_spark.metrics[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key
 

@@ -193,6 +193,7 @@ def run_backtest(engine: FeatureEngine, config: BacktestConfig) -> BacktestResul
         "predicted": [r.metrics["purchases_predicted"] for r in results],
         "actual": [r.metrics["purchases_actual"] for r in results],
         "churn_model": [r.train.scorer.churn_model for r in results],
+        "purchase_model": [r.train.scorer.purchase_model.KEY for r in results],
         **{f"auc_{name}": [r.metrics.get(f"auc_{name}", float("nan")) for r in results]
            for name in dict.fromkeys(c for r in results for c in candidate_columns(r.rows))},
         "brier_" + MODEL: [r.metrics[f"brier_{MODEL}"] for r in results],
@@ -245,6 +246,8 @@ def format_comparison(result: BacktestResult) -> str:
         lines.append(f"{r.score:<36}{r.auc:>7.3f}  {r.auc_ci:<16}{diff}{brier}{ece}")
     lines.append("shipped as churn_probability: " + ", ".join(
         f"{r.origin.date()} {r.train.scorer.churn_model} (AUC {r.metrics[f'auc_{MODEL}']:.3f})" for r in result.origins))
+    lines.append("purchase model: " + ", ".join(
+        f"{r.origin.date()} {r.train.scorer.purchase_model.KEY}" for r in result.origins))
     lines.append(f"purchases in the horizon (summed over origins): predicted {m['purchases_predicted']:.0f}, "
                  f"actual {m['purchases_actual']:.0f} ({m['purchases_error_pct']:+.1f} %), per-customer MAE "
                  f"{m['purchases_mae']:.3f}")

@@ -15,14 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import digamma, gammaln, hyp2f1, polygamma
+from scipy.special import betaln, digamma, gammaln, hyp2f1, polygamma
 
-from custscore.errors import CustscoreError
 from custscore.threads import for_each_block, map_in_threads
-from custscore.training.churn import p_no_purchase
 from custscore.training.diagnostics import NBD_LIMIT_MEAN_DROPOUT, fmt, generic_warnings
 from custscore.training.fitting import PairIndex, check_rfm, sorted_codes, systematic_sample, unique_inverse, value_index
-from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, check_horizon
+from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, check_horizon, check_steps, log_nbd_pmf
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 #: The process each parameter describes, for fit warnings.
@@ -242,7 +240,9 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
     """
 
     PARAM_NAMES = PARAM_NAMES
+    KEY = "bgnbd"
     MODEL_NAME = "BG/NBD"
+    PARAM_PREFIX = ""  # the reference model: logged as r, alpha, a, b
     FIT_ADVICE = FIT_ADVICE
     TIME_PARAMS = ("alpha",)
 
@@ -352,10 +352,7 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
         ``(x, T)`` pair and multiplied by P(alive). Shape ``(n_customers,)``.
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        ends = np.atleast_1d(np.asarray(step_ends, dtype=float))
-        factors = np.atleast_1d(np.asarray(discount_factors, dtype=float))
-        if ends.shape != factors.shape or np.any(np.diff(ends) <= 0) or np.any(ends < 0):
-            raise CustscoreError("step_ends: must increase, be >= 0 and match discount_factors")
+        ends, factors = check_steps(step_ends, discount_factors)
         x_coded, T_coded = value_index(x), value_index(t_cal)
         pairs = PairIndex(x_coded, T_coded)
         ux, uT = pairs.a, pairs.b
@@ -386,10 +383,16 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
     def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Probability of no repeat purchase in ``(T, T + t]`` (``t`` in the model's unit).
 
-        See :func:`custscore.training.churn.p_no_purchase` (FHL 2005, section 3).
+        See :func:`p_no_purchase_given_alive` (FHL 2005, section 3).
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        return p_no_purchase(self, float(check_horizon(t)), x, t_cal, self.p_alive(x, t_x, t_cal))
+        r, alpha = self.params_["r"], self.params_["alpha"]
+        return p_no_purchase_given_alive(r, alpha, check_horizon(t), x, t_cal, self.p_alive(x, t_x, t_cal))
+
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """P(k purchases in ``(T, T + t]`` | alive at T): :func:`pmf_if_alive` with ``p ~ Beta(a, b + x)``."""
+        r, alpha, a, b = self._params()
+        return pmf_if_alive(r, alpha, a, b + x, t, k_max, x, T)
 
     def expected_purchases_new(self, t: Any) -> np.ndarray:
         """Unconditional expected repeat purchases in ``(0, t]`` of a new customer, FHL 2005 eq. 9.
@@ -428,3 +431,44 @@ def conditional_bracket(t: np.ndarray, x: np.ndarray, t_cal: np.ndarray, r: floa
         hyp_term = np.array(hyp_term, dtype=float, copy=True)
         hyp_term[failed] = np.exp((r + x_f) * np.log1p(-z_f)) * series
     return c / (a - 1.0) * (1.0 - hyp_term)
+
+
+def p_no_purchase_given_alive(r: float, alpha: float, t: Any, frequency: np.ndarray, T: np.ndarray,
+                              p_alive: np.ndarray) -> np.ndarray:
+    """Probability of no purchase in the next ``t`` (model time units) of a BG/NBD-type model, shape (n,).
+
+    A dead customer never buys; an alive one stays alive without purchases (BG/NBD and
+    MBG/NBD drop out only right after a purchase) and buys as Poisson(lambda) with
+    posterior lambda ~ Gamma(r + x, alpha + T) (FHL 2005, section 3), so
+    ``P = (1 - P(alive)) + P(alive) * ((alpha + T) / (alpha + T + t)) ** (r + x)``.
+    """
+    T = np.asarray(T, dtype=float)
+    stay_silent = ((alpha + T) / (alpha + T + t)) ** (r + np.asarray(frequency, dtype=float))
+    return (1.0 - p_alive) + p_alive * stay_silent
+
+
+def pmf_if_alive(r: float, alpha: float, a: float, b_post: np.ndarray, t: float, k_max: int, x: np.ndarray,
+                 T: np.ndarray) -> np.ndarray:
+    """P(X = k | alive at T), k = 0..k_max, of a BG/NBD-type customer (dropout right after a purchase).
+
+    Given alive at T, ``lambda ~ Gamma(r + x, alpha + T)`` and ``p ~ Beta(a, b_post)``
+    (``b + x`` for BG/NBD, ``b + x + 1`` for MBG/NBD). Of ``N ~ Poisson(lambda t)`` arrivals
+    the customer keeps buying until the purchase after which they drop out (the ``G``-th,
+    ``G ~ Geometric(p)`` on 1, 2, ...), so ``X = min(N, G)`` and (FHL's note "Deriving the
+    conditional PMF of purchases" for BG/NBD)::
+
+        P(X = 0) = P(N = 0)
+        P(X = k) = P(N = k) B(a, b_post+k-1)/B(a, b_post) + P(N > k) B(a+1, b_post+k-1)/B(a, b_post)
+
+    with ``P(N = k)`` the negative binomial of :func:`log_nbd_pmf`. Shape ``(n, k_max + 1)``.
+    """
+    nbd = np.exp(log_nbd_pmf(r + x, alpha + T, t, k_max))
+    tail = np.maximum(1.0 - np.cumsum(nbd, axis=1), 0.0)  # P(N > k)
+    b_post = np.asarray(b_post, dtype=float)[:, None]
+    k = np.arange(1, k_max + 1, dtype=float)
+    out = np.empty_like(nbd)
+    out[:, 0] = nbd[:, 0]
+    base = betaln(a, b_post)
+    out[:, 1:] = (nbd[:, 1:] * np.exp(betaln(a, b_post + k - 1.0) - base)
+                  + tail[:, 1:] * np.exp(betaln(a + 1.0, b_post + k - 1.0) - base))
+    return out

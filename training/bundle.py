@@ -42,17 +42,19 @@ from custscore.training.calibration import ProbabilityCalibrator
 from custscore.training.churn import ChurnClassifier
 from custscore.training.churn_select import BaselineChurnModel
 from custscore.training.gamma_gamma import GammaGammaModel
+from custscore.training.mbgnbd import ModifiedBetaGeoModel
+from custscore.training.paretonbd import ParetoNBDModel
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import SegmentConfig, SegmentThresholds
 from custscore.training.spend import ObservedMeanSpend
 
 #: Bumped whenever a saved scorer can no longer be read by this code (2 was a joblib pickle).
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: CustomerScorer.purchase_model (any purchase model) replaced .bgnbd
 #: Column names of the pyfunc input (the CLI maps the user's names onto these).
 PYFUNC_COLUMNS = ColumnMap(customer="customer_id", date="date", amount="amount")
 #: The classes a model file may name: everything reachable from a fitted CustomerScorer.
 MODEL_CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
-    CustomerScorer, BetaGeoModel, GammaGammaModel, ObservedMeanSpend, ChurnClassifier, BaselineChurnModel,
+    CustomerScorer, BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel, GammaGammaModel, ObservedMeanSpend, ChurnClassifier, BaselineChurnModel,
     ProbabilityCalibrator, SegmentConfig, SegmentThresholds)}
 TREE_FILE, ARRAYS_FILE, MANIFEST_FILE = "scorer.json", "arrays.npz", "manifest.json"
 #: The scorer folder inside a logged MLflow model (MLflow copies ``data_path`` to ``data/``).

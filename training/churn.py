@@ -17,6 +17,7 @@ from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
 from custscore.features.lookup import index_positions
 from custscore.features.rfm import duration_columns
+from custscore.training.purchase_models import PurchaseModel
 from custscore.training.calibration import ProbabilityCalibrator, clipped_logit, fitting_method
 
 #: Columns the classifier sees, in this order (training and scoring share the list).
@@ -61,11 +62,12 @@ def churn_labels(engine: FeatureEngine, known: pd.Index, reference_date: pd.Time
     return pd.Series((~bought).astype(int), index=known, name="churned")
 
 
-def churn_features(customers: pd.DataFrame, bgnbd, horizon_days: int, time_unit: str) -> pd.DataFrame:
+def churn_features(customers: pd.DataFrame, purchase_model: PurchaseModel, horizon_days: int,
+                   time_unit: str) -> pd.DataFrame:
     """The classifier's input frame (columns :data:`CHURN_FEATURES`, durations in days).
 
     ``customers`` comes from :func:`~custscore.features.customers.customer_features` in
-    ``time_unit``; ``bgnbd`` is a fitted BG/NBD in the same unit: at training time the one
+    ``time_unit``; ``purchase_model`` is fitted in the same unit: at training time the one
     fitted at the reference date, at scoring time the one fitted at the cutoff. Its
     P(alive) and expected purchases over the horizon become features. No NaN: a customer
     with fewer than two purchases gets ``ipt_mean_days`` = days since the first purchase.
@@ -87,29 +89,15 @@ def churn_features(customers: pd.DataFrame, bgnbd, horizon_days: int, time_unit:
     out["ipt_mean_days"] = customers["ipt_mean_days"].fillna(out["T_days"])
     # repeat purchases per year of tenure: comparable between young and old customers
     out["purchase_rate_per_year"] = out["frequency"] / np.maximum(out["T_days"], 1.0) * DAYS_PER_YEAR
-    out["p_alive"] = bgnbd.p_alive(x, t_x, T)
-    out["expected_purchases_horizon"] = bgnbd.expected_purchases(horizon_days / days, x, t_x, T)
-    out["p_no_purchase_horizon"] = p_no_purchase(bgnbd, horizon_days / days, x, T, out["p_alive"].to_numpy())
+    out["p_alive"] = purchase_model.p_alive(x, t_x, T)
+    out["expected_purchases_horizon"] = purchase_model.expected_purchases(horizon_days / days, x, t_x, T)
+    out["p_no_purchase_horizon"] = purchase_model.p_no_purchase(horizon_days / days, x, t_x, T)
     # the example's label horizon (stacked windows have several) and tenure-free ratios, all in days / days
     out["horizon_days"] = float(horizon_days)
     out["days_since_last_over_tenure"] = out["days_since_last_purchase"] / np.maximum(out["T_days"], 1.0)
     out["days_since_last_over_ipt"] = out["days_since_last_purchase"] / np.maximum(out["ipt_mean_days"], 1.0)
     out["horizon_over_ipt"] = horizon_days / np.maximum(out["ipt_mean_days"], 1.0)
     return out[list(CHURN_FEATURES)]
-
-
-def p_no_purchase(bgnbd, t: float, frequency: np.ndarray, T: np.ndarray, p_alive: np.ndarray) -> np.ndarray:
-    """BG/NBD probability of no purchase in the next ``t`` (model time units), shape (n,).
-
-    A dead customer never buys; an alive one stays alive without purchases (BG/NBD drops
-    out only right after a purchase) and buys as Poisson(lambda) with posterior
-    lambda ~ Gamma(r + x, alpha + T) (Fader, Hardie and Lee 2005, section 3), so
-    ``P = (1 - P(alive)) + P(alive) * ((alpha + T) / (alpha + T + t)) ** (r + x)``.
-    """
-    r, alpha = bgnbd.params_["r"], bgnbd.params_["alpha"]
-    T = np.asarray(T, dtype=float)
-    stay_silent = ((alpha + T) / (alpha + T + t)) ** (r + np.asarray(frequency, dtype=float))
-    return (1.0 - p_alive) + p_alive * stay_silent
 
 
 #: Rows per block in :meth:`ChurnClassifier.predict_proba` (bounds its temporaries to a few MB).

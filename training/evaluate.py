@@ -39,7 +39,7 @@ def churn_candidates(scorer: CustomerScorer, customers: pd.DataFrame, scores: pd
     ``customers`` are the features ``scores`` were computed from (same rows and order).
     """
     horizon = scorer.horizon_days if horizon_days is None else int(horizon_days)
-    X = churn_features(customers, scorer.bgnbd, horizon, scorer.time_unit)
+    X = churn_features(customers, scorer.purchase_model, horizon, scorer.time_unit)
     return candidate_scores(X, scores["churn_probability"].to_numpy(dtype=float), classifier)
 
 
@@ -81,7 +81,7 @@ def evaluate_holdout(scorer: CustomerScorer, engine: FeatureEngine, cutoff: pd.T
     days = DAYS_PER_UNIT[scorer.time_unit]
 
     actual = reindex_fill(engine.window_purchases(cutoff, holdout_end)["n_purchases"], ids)
-    predicted = scorer.bgnbd.expected_purchases(holdout_days / days, x, t_x, T)
+    predicted = scorer.purchase_model.expected_purchases(holdout_days / days, x, t_x, T)
     m = report.metrics
     m["holdout_days"] = holdout_days
     m["holdout_customers"] = len(ids)

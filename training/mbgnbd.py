@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from custscore.training.bgnbd import conditional_bracket
-from custscore.training.churn import p_no_purchase
+from custscore.training.bgnbd import conditional_bracket, p_no_purchase_given_alive, pmf_if_alive
 from custscore.training.diagnostics import generic_warnings
 from custscore.training.fitting import check_rfm
 from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, RowLikelihood, check_horizon
@@ -83,7 +82,9 @@ class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
     """
 
     PARAM_NAMES = PARAM_NAMES
+    KEY = "mbgnbd"
     MODEL_NAME = "MBG/NBD"
+    PARAM_PREFIX = "mbgnbd_"
     FIT_ADVICE = "try a penalizer of 0.001 or more, or more data"
     TIME_PARAMS = ("alpha",)
 
@@ -122,11 +123,18 @@ class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
         x, t_x, t_cal = check_rfm(frequency, recency, T)
         return conditional_bracket(check_horizon(t), x, t_cal, r, alpha, a, b + 1.0) * self.p_alive(x, t_x, t_cal)
 
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """P(k purchases | alive at T): BG/NBD's (:func:`~custscore.training.bgnbd.pmf_if_alive`) with
+        ``p ~ Beta(a, b + x + 1)`` (alive means x + 1 survived dropout chances, time zero included)."""
+        r, alpha, a, b = self._params()
+        return pmf_if_alive(r, alpha, a, b + x + 1.0, t, k_max, x, T)
+
     def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """P(no repeat purchase in ``(T, T + t]``): dead, or alive and silent (dropout happens only at purchases).
 
         ``(1 - P(alive)) + P(alive) ((alpha+T)/(alpha+T+t))**(r+x)``, as BG/NBD
-        (:func:`custscore.training.churn.p_no_purchase`) with MBG/NBD's P(alive).
+        (:func:`custscore.training.bgnbd.p_no_purchase_given_alive`) with MBG/NBD's P(alive).
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        return p_no_purchase(self, float(check_horizon(t)), x, t_cal, self.p_alive(x, t_x, t_cal))
+        r, alpha = self.params_["r"], self.params_["alpha"]
+        return p_no_purchase_given_alive(r, alpha, check_horizon(t), x, t_cal, self.p_alive(x, t_x, t_cal))

@@ -19,11 +19,14 @@ from scipy.special import gammaln, hyp2f1
 
 from custscore.training.diagnostics import generic_warnings
 from custscore.training.fitting import check_rfm
-from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, RowLikelihood, check_horizon
+from custscore.training.purchase_models import (MaximumLikelihoodPurchaseModel, RowLikelihood, check_horizon,
+                                                log_nbd_coefficients, log_nbd_pmf)
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 PROCESSES = {"r": "purchase rate", "alpha": "purchase rate", "s": "dropout", "beta": "dropout"}
 _CONSEQUENCE = "P(alive), expected purchases and CLV are uncertain; compare them with days since last purchase"
+#: Gauss-Legendre nodes of the integral over the death time in :meth:`ParetoNBDModel._pmf_if_alive`.
+_PMF_NODES = 48
 #: Relative step of the central differences that give the likelihood's gradient.
 _GRADIENT_STEP = 1e-5
 
@@ -109,7 +112,9 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
     """
 
     PARAM_NAMES = PARAM_NAMES
+    KEY = "pnbd"
     MODEL_NAME = "Pareto/NBD"
+    PARAM_PREFIX = "pnbd_"
     TIME_PARAMS = ("alpha", "beta")
 
     def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> ParetoNBDLikelihood:
@@ -165,3 +170,26 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
         with np.errstate(divide="ignore"):
             died = np.exp(np.log(s) + log_both + log_band_integral(r + x, s + 1.0, a_T, b_T, 0.0, t))
         return (1.0 - alive) + alive * (survive + died)
+
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """P(k purchases in ``(T, T + t]`` | alive at T), numerically (no practical closed form).
+
+        Given alive at T, ``lambda ~ Gamma(r+x, alpha+T)``, ``mu ~ Gamma(s, beta+T)`` and the
+        customer buys Poisson(lambda) until death at ``u ~ Exp(mu)``. With ``NB_k(u)`` the
+        negative binomial of :func:`~custscore.training.purchase_models.log_nbd_pmf` over a span u::
+
+            P(X = k) = NB_k(t) ((beta+T)/(beta+T+t))**s + int_0^t s (beta+T)**s (beta+T+u)**-(s+1) NB_k(u) du
+
+        (alive through the horizon, or died at u); the integral by Gauss-Legendre on
+        :data:`_PMF_NODES` nodes. Shape ``(n, k_max + 1)``.
+        """
+        r, alpha, s, beta = self._params()
+        a_T, b_T = alpha + T, beta + T
+        survive = np.exp(s * (np.log(b_T) - np.log(b_T + t)))[:, None]
+        coefficients = log_nbd_coefficients(r + x, k_max)
+        out = survive * np.exp(log_nbd_pmf(r + x, a_T, t, k_max, coefficients))
+        nodes, weights = np.polynomial.legendre.leggauss(_PMF_NODES)
+        for u, w in zip(0.5 * t * (nodes + 1.0), 0.5 * t * weights):
+            density = s * np.exp(s * np.log(b_T) - (s + 1.0) * np.log(b_T + u))  # of death at T + u
+            out += (w * density)[:, None] * np.exp(log_nbd_pmf(r + x, a_T, u, k_max, coefficients))
+        return out

@@ -10,17 +10,17 @@ from typing import Optional, Union
 import numpy as np
 import pandas as pd
 
-from custscore.config import CHURN_STACK_MIN_HORIZON_DAYS, TrainConfig
+from custscore.config import AUTO, CHURN_STACK_MIN_HORIZON_DAYS, TrainConfig
 from custscore.errors import CustscoreError, FitError
 from custscore.features.customers import FeatureEngine
-from custscore.features.rfm import duration_columns
-from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.calibration import calibration_window
 from custscore.training.churn import SPEND_FEATURES, ChurnClassifier, churn_features, churn_labels
 from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, ChurnSelection, baseline_scores,
                                              choose_churn_model, validation_history_days,
                                              validation_horizon)
 from custscore.training.evaluate import HoldoutReport, evaluate_holdout
+from custscore.training.purchase_choice import REFERENCE_MODEL, PurchaseChoice, fit_purchase_model, select_purchase_model
+from custscore.training.purchase_models import PurchaseModel
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import SegmentConfig, fit_gap_days, fit_thresholds
 from custscore.training.spend import SpendModel, fit_spend_model
@@ -44,17 +44,17 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)
     #: the churn choice: shipped model, the classifier at the cutoff, validation table
     churn: Optional["ChurnFit"] = None
+    #: the purchase model choice: every candidate fitted at the cutoff and the comparison
+    purchase: Optional[PurchaseChoice] = None
 
 
-def fit_bgnbd(rfm: pd.DataFrame, time_unit: str, config: TrainConfig, when: str) -> BetaGeoModel:
-    """Fit BG/NBD on an RFM summary; ``when`` names the date in error messages."""
-    recency_col, t_col = duration_columns(time_unit)
-    model = BetaGeoModel(penalizer=config.bgnbd_penalizer, seed=config.seed)
-    try:
-        return model.fit(rfm["frequency"].to_numpy(), rfm[recency_col].to_numpy(), rfm[t_col].to_numpy())
-    except FitError as exc:
-        raise FitError(f"BG/NBD at {when} ({len(rfm)} customers, "
-                       f"{int((rfm['frequency'] > 0).sum())} with repeat purchases): {exc}") from exc
+def fit_purchase(rfm: pd.DataFrame, config: TrainConfig, when: str) -> PurchaseModel:
+    """Fit ``config.purchase_model`` on an RFM summary; ``when`` names the date in error messages.
+
+    ``auto`` (not chosen yet) fits the reference model.
+    """
+    key = REFERENCE_MODEL if config.purchase_model == AUTO else config.purchase_model
+    return fit_purchase_model(key, rfm, config.time_unit, config.bgnbd_penalizer, config.seed, when)
 
 
 def has_amounts(config: TrainConfig) -> bool:
@@ -114,8 +114,8 @@ def churn_examples(engine: FeatureEngine, config: TrainConfig,
     out = []
     for reference, horizon in reference_windows(config, cutoff):
         customers = engine.customer_features(reference, config.time_unit)
-        bgnbd = fit_bgnbd(customers, config.time_unit, config, f"reference date {reference.date()}")
-        X = churn_features(customers, bgnbd, horizon, config.time_unit)
+        model = fit_purchase(customers, config, f"reference date {reference.date()}")
+        X = churn_features(customers, model, horizon, config.time_unit)
         out.append((X, churn_labels(engine, X.index, reference, horizon)))
     return out
 
@@ -220,7 +220,8 @@ def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Times
 
 
 def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
-    """Fit BG/NBD, Gamma-Gamma and the churn classifier on the log up to the cutoff.
+    """Fit the purchase model (:mod:`custscore.training.purchase_choice`), Gamma-Gamma and the churn
+    classifier on the log up to the cutoff.
 
     ``engine`` answers feature questions about the log (see
     :mod:`custscore.features.customers`). Where the log extends past the cutoff, the
@@ -242,10 +243,12 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
             "no history to learn churn from; use a later cutoff or a shorter --horizon-days")
 
     calibration = engine.customer_features(cutoff, config.time_unit)
-    bgnbd = fit_bgnbd(calibration, config.time_unit, config, f"cutoff {cutoff.date()}")
+    choice = select_purchase_model(engine, config, first_day, calibration)
+    purchase = choice.shipped
+    config = replace(config, purchase_model=choice.model)  # churn features use the chosen model
 
     gamma_gamma = fit_spend(calibration, config, f"cutoff {cutoff.date()}")
-    warnings = list(bgnbd.warnings_) + (list(gamma_gamma.warnings_) if gamma_gamma is not None else [])
+    warnings = list(purchase.warnings_) + choice.warnings + (list(gamma_gamma.warnings_) if gamma_gamma is not None else [])
 
     # Churn examples: features <= each reference date, labels in (reference, cutoff].
     churn = select_churn(engine, config, first_day)
@@ -255,7 +258,7 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     if gap_days is None and SegmentConfig().cadence == "learnt":
         warnings.append(f"no customer bought twice by the cutoff {cutoff.date()}: no purchase cadence to learn; "
                         "activity tiers and lifecycle stages use the textbook bounds")
-    scorer = CustomerScorer(bgnbd=bgnbd, gamma_gamma=gamma_gamma, churn=churn.shipped, time_unit=config.time_unit,
+    scorer = CustomerScorer(purchase_model=purchase, gamma_gamma=gamma_gamma, churn=churn.shipped, time_unit=config.time_unit,
                             horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff,
                             churn_model=churn.selection.model, has_amounts=gamma_gamma is not None,
                             fit_warnings=tuple(warnings), amount_decimals=config.columns.amount_decimals)
@@ -265,7 +268,12 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
                                                scorer.segment_config, calibration["ipt_mean_days"].to_numpy(dtype=float))
     repeat = repeat_spenders(calibration)
     metrics = {
-        "bgnbd_log_likelihood": bgnbd.log_likelihood_,
+        **{f"{key}_log_likelihood": model.log_likelihood_ for key, model in choice.fits.items()},
+        # standard errors from the observed information (inverse Hessian), prefixed as the params
+        **{f"{model.PARAM_PREFIX}{name}_se": se for model in choice.fits.values()
+           for name, se in model.diagnostics_["standard_errors"].items()},
+        **{f"purchase_validation_{measure}_{row.model}": getattr(row, f"validation_{measure}")
+           for row in choice.table.itertuples() for measure in ("poisson_deviance", "mae")},
         "gamma_gamma_log_likelihood": getattr(gamma_gamma, "log_likelihood_", float("nan")),
         "gamma_gamma_customers": float(len(repeat)),
         "frequency_monetary_corr": _safe_corr(repeat["frequency"], repeat["monetary_value"]),
@@ -282,7 +290,7 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
                                    calibration)
         metrics.update(holdout.metrics)
     return TrainResult(scorer=scorer, metrics=metrics, n_customers=len(calibration), holdout=holdout,
-                       calibration=calibration, warnings=warnings, churn=churn)
+                       calibration=calibration, warnings=warnings, churn=churn, purchase=choice)
 
 
 def _safe_corr(a: pd.Series, b: pd.Series) -> float:

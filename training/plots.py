@@ -56,7 +56,7 @@ def calibration_purchases_plot(calib: pd.DataFrame, holdout_days: int) -> Figure
     ax = fig.subplots()
     labels = [str(b) if b < MAX_FREQUENCY_BIN else f"{MAX_FREQUENCY_BIN}+" for b in calib["frequency_bin"]]
     ax.plot(labels, calib["actual"], "o-", label="actual")
-    ax.plot(labels, calib["predicted"], "s--", label="BG/NBD predicted")
+    ax.plot(labels, calib["predicted"], "s--", label="model predicted")
     ax.set_xlabel("repeat purchases in calibration period")
     ax.set_ylabel(f"mean purchases in {holdout_days}-day holdout")
     ax.legend()
@@ -122,7 +122,7 @@ def purchases_over_time_plot(by_origin: pd.DataFrame, horizon: int) -> Figure:
     ax = fig.subplots()
     origins = pd.to_datetime(by_origin["origin"])
     ax.plot(origins, by_origin["actual"], "o-", label="actual")
-    ax.plot(origins, by_origin["predicted"], "s--", label="BG/NBD predicted")
+    ax.plot(origins, by_origin["predicted"], "s--", label="model predicted")
     ax.set_xlabel("origin (scoring date)")
     ax.set_ylabel(f"purchases in the next {horizon} days")
     ax.set_ylim(bottom=0)

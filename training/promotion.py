@@ -65,6 +65,8 @@ def champion_recipe(params: Mapping[str, str], new: TrainConfig) -> TrainConfig:
     for name in recipe_fields():
         if name in params:
             changes[name] = _from_param(params[name], hints[name])
+    if "purchase_model_requested" in params:  # param purchase_model names the choice, not the recipe
+        changes["purchase_model"] = params["purchase_model_requested"]
     if "bgnbd_penalizer" in params and "penalizer" not in params:
         changes["penalizer"] = None  # the champion's own penalties, not the new run's shortcut
     return dataclasses.replace(new, **changes)

@@ -12,10 +12,11 @@ a horizon. :class:`PurchaseModel` is the protocol callers use without naming a m
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Optional, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+from scipy.special import gammaln
 
 from custscore.errors import CustscoreError, FitError
 from custscore.training.diagnostics import fit_diagnostics
@@ -40,6 +41,34 @@ MIN_CUSTOMERS = 10
 #: it the merge (a sort) costs more than it saves: a large fit passes over the full data only
 #: a few times (3 for the 1M-customer benchmark; :func:`custscore.training.fitting.fit_log_params`).
 MERGE_ROWS_UP_TO = 200_000
+#: Purchase counts of the first try of :meth:`MaximumLikelihoodPurchaseModel.purchase_quantiles`
+#: (k = 0..15); rows whose distribution reaches further are redone with 4 times as many.
+_FIRST_K_MAX = 15
+#: Rows per block of the predictive distribution (its temporaries stay a few MB).
+_PMF_BLOCK_ROWS = 1 << 14
+
+
+def log_nbd_coefficients(shape: Any, k_max: int) -> np.ndarray:
+    """``lnG(shape+k) - lnG(shape) - ln k!``, k = 0..k_max: the part of :func:`log_nbd_pmf` free of t."""
+    shape = np.asarray(shape, dtype=float)[..., None]
+    k = np.arange(k_max + 1, dtype=float)
+    return gammaln(shape + k) - gammaln(shape) - gammaln(k + 1.0)
+
+
+def log_nbd_pmf(shape: np.ndarray, rate: np.ndarray, t: Any, k_max: int,
+                coefficients: Optional[np.ndarray] = None) -> np.ndarray:
+    """``ln P(N = k)``, k = 0..k_max, of a Poisson(lambda t) count with lambda ~ Gamma(shape, rate).
+
+    ``lnG(shape+k) - lnG(shape) - ln k! + shape ln(rate/(rate+t)) + k ln(t/(rate+t))``; ``shape``
+    and ``rate`` broadcast against ``t`` (all shape ``(n,)`` or scalars); ``coefficients`` are
+    :func:`log_nbd_coefficients` of ``shape`` when the caller has them. Shape ``(n, k_max + 1)``.
+    """
+    shape, rate, t = (np.asarray(v, dtype=float)[..., None] for v in np.broadcast_arrays(shape, rate, t))
+    if coefficients is None:
+        coefficients = log_nbd_coefficients(shape[..., 0], k_max)
+    k = np.arange(k_max + 1, dtype=float)
+    with np.errstate(divide="ignore"):
+        return coefficients + shape * np.log(rate / (rate + t)) + k * np.log(t / (rate + t))
 
 
 @runtime_checkable
@@ -51,10 +80,17 @@ class PurchaseModel(Protocol):
     exist after :meth:`fit`. Each prediction returns an array of shape ``(n_customers,)``.
     """
 
+    #: short name in options, params and score tables (``bgnbd``, ``mbgnbd``, ``pnbd``)
+    KEY: str
+    #: name in messages (``BG/NBD``)
+    MODEL_NAME: str
+    #: prefix of the model's parameters in MLflow params (``""`` for the reference BG/NBD)
+    PARAM_PREFIX: str
     params_: dict[str, float]
     log_likelihood_: float
     warnings_: tuple[str, ...]
     diagnostics_: dict[str, Any]
+    variance_matrix_: Optional[pd.DataFrame]
 
     def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> "PurchaseModel": ...
 
@@ -63,6 +99,23 @@ class PurchaseModel(Protocol):
     def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray: ...
 
     def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray: ...
+
+    def discounted_expected_purchases(self, step_ends: Any, discount_factors: Any, frequency: Any, recency: Any,
+                                      T: Any) -> np.ndarray: ...
+
+    def purchase_pmf(self, t: Any, frequency: Any, recency: Any, T: Any, k_max: int) -> np.ndarray: ...
+
+    def purchase_quantiles(self, t: Any, frequency: Any, recency: Any, T: Any,
+                           levels: tuple[float, ...] = (0.1, 0.9)) -> list[np.ndarray]: ...
+
+
+def check_steps(step_ends: Any, discount_factors: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Step ends (increasing, >= 0, model unit) and one discount factor per step, as float arrays."""
+    ends = np.atleast_1d(np.asarray(step_ends, dtype=float))
+    factors = np.atleast_1d(np.asarray(discount_factors, dtype=float))
+    if ends.shape != factors.shape or np.any(np.diff(ends) <= 0) or np.any(ends < 0):
+        raise CustscoreError("step_ends: must increase, be >= 0 and match discount_factors")
+    return ends, factors
 
 
 def check_horizon(t: Any) -> np.ndarray:
@@ -118,7 +171,9 @@ class MaximumLikelihoodPurchaseModel:
     """
 
     PARAM_NAMES: tuple[str, ...] = ()
+    KEY = "model"
     MODEL_NAME = "model"
+    PARAM_PREFIX = "model_"
     FIT_ADVICE = "try a penalizer of 0.001 or more, or more data"
     TIME_PARAMS: tuple[str, ...] = ()
 
@@ -175,6 +230,62 @@ class MaximumLikelihoodPurchaseModel:
         self.diagnostics_.update(self._extra_diagnostics(x, t_x, t_cal))
         self.warnings_ = tuple(self._warnings())
         return self
+
+    def discounted_expected_purchases(self, step_ends: Any, discount_factors: Any, frequency: Any, recency: Any,
+                                      T: Any) -> np.ndarray:
+        """``sum_k [E(end_k) - E(end_{k-1})] * discount_factors[k]`` per customer, E = :meth:`expected_purchases`.
+
+        ``step_ends`` (increasing, model unit) and ``discount_factors`` have one value per
+        step. Shape ``(n_customers,)``.
+        """
+        ends, factors = check_steps(step_ends, discount_factors)
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        total, previous = np.zeros(len(x)), np.zeros(len(x))
+        for end, factor in zip(ends, factors):
+            cumulative = self.expected_purchases(float(end), x, t_x, t_cal)
+            total += (cumulative - previous) * factor
+            previous = cumulative
+        return total
+
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """P(k purchases in ``(T, T + t]`` | alive at T), k = 0..k_max, shape ``(n, k_max + 1)``."""
+        raise NotImplementedError
+
+    def purchase_pmf(self, t: Any, frequency: Any, recency: Any, T: Any, k_max: int) -> np.ndarray:
+        """P(X = k | x, t_x, T) of the repeat purchases X in ``(T, T + t]``, k = 0..k_max.
+
+        ``(1 - P(alive)) [k = 0] + P(alive) P(X = k | alive)``; shape ``(n_customers, k_max + 1)``
+        (rows sum to less than 1 by the mass beyond ``k_max``). ``t`` in the model's unit.
+        """
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        t = float(check_horizon(t))
+        out = np.empty((len(x), int(k_max) + 1))
+        for start in range(0, len(x), _PMF_BLOCK_ROWS):
+            rows = slice(start, start + _PMF_BLOCK_ROWS)
+            alive = self.p_alive(x[rows], t_x[rows], t_cal[rows])
+            block = alive[:, None] * self._pmf_if_alive(t, int(k_max), x[rows], t_x[rows], t_cal[rows])
+            block[:, 0] += 1.0 - alive
+            out[rows] = block
+        return out
+
+    def purchase_quantiles(self, t: Any, frequency: Any, recency: Any, T: Any,
+                           levels: tuple[float, ...] = (0.1, 0.9)) -> list[np.ndarray]:
+        """For each level q, the smallest k with P(X <= k | x, t_x, T) >= q (X as :meth:`purchase_pmf`).
+
+        One array of shape ``(n_customers,)`` per level. Counts are discrete, so
+        ``[q10, q90]`` holds at least 80 % of the predictive mass, usually more.
+        """
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        out = [np.zeros(len(x)) for _ in levels]
+        rows, k_max = np.arange(len(x)), _FIRST_K_MAX
+        top = max(levels)
+        while len(rows):
+            cdf = np.cumsum(self.purchase_pmf(t, x[rows], t_x[rows], t_cal[rows], k_max), axis=1)
+            done = cdf[:, -1] >= top - 1e-12
+            for q, level in zip(out, levels):
+                q[rows[done]] = np.argmax(cdf[done] >= level - 1e-12, axis=1)
+            rows, k_max = rows[~done], 4 * k_max + 3
+        return out
 
     def _params(self) -> tuple[float, ...]:
         if not hasattr(self, "params_"):

@@ -178,8 +178,8 @@ _TEMPLATES: Mapping[str, str] = {
                         "{horizon_days:days} ahead",
     "trend_90d": "purchase rate trend {trend_90d:d2} (last 90 days vs the 90 before; typical customer: {typical:d2})",
     "monetary_value": "mean spend per repeat purchase {monetary_value:money} (typical customer: {typical:money})",
-    "p_alive": "BG/NBD probability still active {p_alive:pct} (typical customer: {typical:pct})",
-    "p_no_purchase_horizon": "BG/NBD: {p_no_purchase_horizon:pct} chance of no purchase in the next "
+    "p_alive": "purchase model: probability still active {p_alive:pct} (typical customer: {typical:pct})",
+    "p_no_purchase_horizon": "purchase model: {p_no_purchase_horizon:pct} chance of no purchase in the next "
                              "{horizon_days:days} (typical customer: {typical:pct})",
     "expected_purchases_horizon": "{only}{expected_purchases_horizon:d2} purchases expected in the next "
                                   "{horizon_days:days} (typical customer: {typical:d2})",

@@ -17,17 +17,21 @@ from custscore.errors import CustscoreError
 from custscore.features.customers import customer_features
 from custscore.features.periods import merge_periods
 from custscore.features.rfm import duration_columns
-from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.churn import ChurnClassifier, churn_features
 from custscore.training.churn_select import BaselineChurnModel
+from custscore.training.purchase_models import PurchaseModel
 from custscore.training.reasons import churn_reasons
 from custscore.training.segments import SegmentConfig, SegmentThresholds, assign_segments, required_columns
 from custscore.training.spend import SpendModel
+from custscore.training.uncertainty import clv_interval, purchase_interval
 from custscore.training.value import expected_clv
 
 #: Columns of a score table, in order. Durations: ``recency`` and ``T`` are in the
 #: model's ``time_unit`` (BTYD convention), every other duration says its unit.
 #: ``reason_1..3``: what raises the churn risk most, in words (:mod:`custscore.training.reasons`).
+#: ``purchase_model``: the key of the model behind ``p_alive``, ``expected_purchases`` and ``clv``.
+#: ``p_no_purchase`` (in the horizon), ``purchases_p10/p90`` and ``clv_p10/p90``: how sure the
+#: scores are (:mod:`custscore.training.uncertainty`).
 SCORE_COLUMNS: tuple[str, ...] = (
     "customer_id",
     "frequency",
@@ -48,20 +52,28 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "reason_2",
     "reason_3",
     "expected_purchases",
+    "p_no_purchase",
+    "purchases_p10",
+    "purchases_p90",
     "expected_avg_spend",
     "clv",
+    "clv_p10",
+    "clv_p90",
     "horizon_days",
     "discount_rate",
     "as_of",
     "model_version",
+    "purchase_model",
 )
 
 
 @dataclass
 class CustomerScorer:
-    """Fitted BG/NBD + Gamma-Gamma + churn model with their scoring conventions.
+    """Fitted purchase model + Gamma-Gamma + churn model with their scoring conventions.
 
-    ``time_unit`` is the unit of the BG/NBD parameters (``D`` or ``W``),
+    ``purchase_model`` is the fitted model of repeat purchases the scores use (any
+    :class:`~custscore.training.purchase_models.PurchaseModel`; its ``KEY`` is the score
+    column ``purchase_model``). ``time_unit`` is the unit of its parameters (``D`` or ``W``),
     ``horizon_days`` the default churn/CLV horizon, ``discount_rate`` yearly,
     ``cutoff`` the last calibration day of training. ``model_version`` is filled in
     when the scorer is logged (the MLflow run id). ``segment_config`` and
@@ -75,7 +87,7 @@ class CustomerScorer:
     warnings (texts without the ``warning: `` prefix), shown by ``score`` and ``/version``.
     """
 
-    bgnbd: BetaGeoModel
+    purchase_model: PurchaseModel
     gamma_gamma: Optional[SpendModel]
     churn: Union[ChurnClassifier, BaselineChurnModel]
     time_unit: str
@@ -123,7 +135,7 @@ class CustomerScorer:
         horizon = self.horizon_days if horizon_days is None else int(horizon_days)
         if horizon <= 0:
             raise CustscoreError(f"horizon_days: must be > 0, got {horizon}")
-        X = churn_features(customers, self.bgnbd, horizon, self.time_unit)
+        X = churn_features(customers, self.purchase_model, horizon, self.time_unit)
         recency_col, t_col = duration_columns(self.time_unit)
         x = customers["frequency"].to_numpy()
         t_x = customers[recency_col].to_numpy()
@@ -131,11 +143,15 @@ class CustomerScorer:
         monetary = customers["monetary_value"].to_numpy(dtype=float)
         if self.has_amounts:
             spend = self.expected_avg_spend(x, monetary)
-            clv = expected_clv(self.bgnbd, x, t_x, T, spend, horizon_days=horizon,
+            clv = expected_clv(self.purchase_model, x, t_x, T, spend, horizon_days=horizon,
                                days_per_unit=DAYS_PER_UNIT[self.time_unit],
                                discount_rate_yearly=self.discount_rate)
+            clv_range = clv_interval(self.purchase_model, x, t_x, T, spend, horizon_days=horizon,
+                                     days_per_unit=DAYS_PER_UNIT[self.time_unit],
+                                     discount_rate_yearly=self.discount_rate)
         else:  # no amounts in the log: value is not known, never 0
             monetary = spend = clv = np.full(len(x), np.nan)
+            clv_range = {"clv_p10": clv, "clv_p90": clv}
         out = pd.DataFrame({
             "customer_id": customers.index.to_numpy(),
             "frequency": x,
@@ -154,12 +170,16 @@ class CustomerScorer:
             "churn_probability": self.churn.predict_proba(X),
             **churn_reasons(self.churn, X.to_numpy(dtype=float)),
             "expected_purchases": X["expected_purchases_horizon"].to_numpy(),
+            "p_no_purchase": X["p_no_purchase_horizon"].to_numpy(),
+            **purchase_interval(self.purchase_model, horizon / DAYS_PER_UNIT[self.time_unit], x, t_x, T),
             "expected_avg_spend": spend,
             "clv": clv,
+            **clv_range,
             "horizon_days": horizon,
             "discount_rate": self.discount_rate,
             "as_of": pd.Timestamp(as_of).date().isoformat(),
             "model_version": self.model_version,
+            "purchase_model": self.purchase_model.KEY,
         })
         out = out[list(SCORE_COLUMNS)].reset_index(drop=True)
         if not with_segments:

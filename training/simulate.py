@@ -232,3 +232,57 @@ def simulate_transactions(
             "amount": amount[order],
         }
     )
+
+
+def _split_at(rng: np.random.Generator, n_arrivals: np.ndarray, kept: np.ndarray, span: np.ndarray,
+              T_arr: np.ndarray, horizon: float) -> pd.DataFrame:
+    """``(frequency, recency, T, holdout)`` from purchase times: the first ``kept`` of ``n_arrivals``
+    uniform arrivals on ``(0, span]``; purchases up to ``T`` are the calibration summary, those in
+    ``(T, T + horizon]`` the ``holdout`` count."""
+    n = len(n_arrivals)
+    owner = np.repeat(np.arange(n), n_arrivals)
+    times = rng.random(len(owner)) * span[owner]
+    order = np.lexsort((times, owner))
+    owner, times = owner[order], times[order]
+    starts = np.concatenate(([0], np.cumsum(n_arrivals)[:-1]))
+    rank = np.arange(len(owner)) - np.repeat(starts, n_arrivals)
+    keep = rank < kept[owner]
+    owner, times = owner[keep], times[keep]
+    in_cal = times <= T_arr[owner]
+    x = np.bincount(owner[in_cal], minlength=n)
+    recency = np.zeros(n)
+    np.maximum.at(recency, owner[in_cal], times[in_cal])
+    in_holdout = ~in_cal & (times <= T_arr[owner] + horizon)
+    holdout = np.bincount(owner[in_holdout], minlength=n)
+    return pd.DataFrame({"frequency": x, "recency": recency, "T": T_arr, "holdout": holdout})
+
+
+def simulate_with_holdout(model: str, n_customers: int, params: dict[str, float], T: Any, horizon: float,
+                          seed: int) -> pd.DataFrame:
+    """Simulate ``(frequency, recency, T)`` and each customer's repeat purchases in ``(T, T + horizon]``.
+
+    ``model`` is ``bgnbd``, ``mbgnbd`` (params r, alpha, a, b) or ``pnbd`` (r, alpha, s,
+    beta), with the stories of :func:`simulate_bgnbd`, :func:`simulate_mbgnbd` and
+    :func:`simulate_paretonbd` run on ``(0, T + horizon]``. Returns columns ``frequency``,
+    ``recency``, ``T`` and ``holdout`` (int). ``horizon`` and ``T`` in the unit of ``alpha``.
+
+    >>> list(simulate_with_holdout("pnbd", 4, dict(r=0.5, alpha=5.0, s=0.5, beta=10.0), 30.0, 10.0, seed=0).columns)
+    ['frequency', 'recency', 'T', 'holdout']
+    """
+    horizon = _positive("horizon", horizon)
+    T_arr = _windows(n_customers, T, **params)
+    rng = np.random.default_rng(seed)
+    n = len(T_arr)
+    span = T_arr + horizon
+    if model == "pnbd":
+        lam = rng.gamma(shape=params["r"], scale=1.0 / params["alpha"], size=n)
+        mu = rng.gamma(shape=params["s"], scale=1.0 / params["beta"], size=n)
+        span = np.minimum(rng.exponential(size=n) / mu, span)
+        n_arrivals = rng.poisson(lam * span)
+        kept = n_arrivals
+    elif model in ("bgnbd", "mbgnbd"):
+        _, kept, n_arrivals = _draw_bgnbd(rng, n, params["r"], params["alpha"], params["a"], params["b"], span,
+                                          dropout_at_zero=model == "mbgnbd")
+    else:
+        raise CustscoreError(f"model: must be bgnbd, mbgnbd or pnbd, got {model!r}")
+    return _split_at(rng, n_arrivals, kept, span, T_arr, horizon)

@@ -4,8 +4,8 @@
 feature frame, the score table), which costs milliseconds for one customer. This module
 builds the same rows from the arrays of
 :func:`custscore.features.small_features.small_customer_features` and applies the
-scorer's own fitted objects, so it cannot drift from them: BG/NBD ``p_alive`` and
-``expected_purchases``, :func:`~custscore.training.churn.p_no_purchase`, the churn
+scorer's own fitted objects, so it cannot drift from them: the purchase model's ``p_alive``,
+``expected_purchases`` and ``p_no_purchase`` (:class:`~custscore.training.purchase_models.PurchaseModel`), the churn
 classifier's own ``predict_proba`` on :data:`~custscore.training.churn.CHURN_FEATURES`
 (in that order) and :func:`~custscore.training.reasons.churn_reasons` on the same matrix, Gamma-Gamma through :meth:`CustomerScorer.expected_avg_spend`,
 :func:`~custscore.training.value.expected_clv` and
@@ -24,10 +24,12 @@ import pandas as pd
 from custscore.config import DAYS_PER_UNIT, DAYS_PER_YEAR, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.rfm import duration_columns
-from custscore.training.churn import CHURN_FEATURES, p_no_purchase
+from custscore.training.churn import CHURN_FEATURES
+from custscore.training.purchase_models import PurchaseModel
 from custscore.training.reasons import churn_reasons
 from custscore.training.scorer import SCORE_COLUMNS, CustomerScorer
 from custscore.training.segments import DISCOUNT_CREDIT_COLUMNS, required_columns, segment_arrays
+from custscore.training.uncertainty import clv_interval, purchase_interval
 from custscore.training.value import expected_clv
 
 #: Feature columns the classifier reads as they are (as float).
@@ -37,7 +39,8 @@ _FEATURE_COLUMNS_AS_FLOAT = ("monetary_value", "days_since_last_purchase", "n_pu
 _SCORES_FROM_FEATURES = ("monetary_value", "tenure_days", "n_purchases_90d", "spend_90d", "n_purchases_365d",
                          "spend_365d", "trend_90d")
 _SCORES_FROM_CHURN_INPUTS = {"days_since_last_purchase": "days_since_last_purchase", "p_alive": "p_alive",
-                             "expected_purchases": "expected_purchases_horizon"}
+                             "expected_purchases": "expected_purchases_horizon",
+                             "p_no_purchase": "p_no_purchase_horizon"}
 #: Churn features this module builds; a classifier asking for another one cannot use it.
 KNOWN_CHURN_FEATURES: frozenset[str] = frozenset((
     "frequency", "recency_days", "T_days", "ipt_mean_days", "purchase_rate_per_year", "p_alive",
@@ -66,12 +69,13 @@ def unsupported_reason(scorer: CustomerScorer, feature_names: frozenset[str]) ->
     return None
 
 
-def churn_inputs(features: Mapping[str, np.ndarray], bgnbd, horizon_days: int, time_unit: str) -> pd.DataFrame:
+def churn_inputs(features: Mapping[str, np.ndarray], purchase_model: PurchaseModel, horizon_days: int,
+                 time_unit: str) -> pd.DataFrame:
     """The classifier's input (columns :data:`CHURN_FEATURES`, durations in days), as ``churn_features``.
 
     ``features`` holds the :func:`customer_features` columns (durations in ``time_unit``).
     """
-    return pd.DataFrame(_churn_matrix(churn_input_arrays(features, bgnbd, horizon_days, time_unit)),
+    return pd.DataFrame(_churn_matrix(churn_input_arrays(features, purchase_model, horizon_days, time_unit)),
                         columns=list(CHURN_FEATURES))
 
 
@@ -82,14 +86,14 @@ def _churn_matrix(values: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.column_stack([values[c] for c in CHURN_FEATURES])
 
 
-def churn_input_arrays(features: Mapping[str, np.ndarray], bgnbd, horizon_days: int,
+def churn_input_arrays(features: Mapping[str, np.ndarray], purchase_model: PurchaseModel, horizon_days: int,
                        time_unit: str) -> dict[str, np.ndarray]:
     """:func:`churn_inputs` as one array per :data:`CHURN_FEATURES` column (no frame)."""
     recency_col, t_col = duration_columns(time_unit)
     days = DAYS_PER_UNIT[time_unit]
     x, t_x, T = features["frequency"], features[recency_col], features[t_col]
     T_days = T * days
-    p_alive = bgnbd.p_alive(x, t_x, T)
+    p_alive = purchase_model.p_alive(x, t_x, T)
     frequency = x.astype(float)
     ipt_mean = features["ipt_mean_days"]
     ipt_filled = np.where(np.isnan(ipt_mean), T_days, ipt_mean)
@@ -102,8 +106,8 @@ def churn_input_arrays(features: Mapping[str, np.ndarray], bgnbd, horizon_days: 
         "ipt_mean_days": ipt_filled,
         "purchase_rate_per_year": frequency / np.maximum(T_days, 1.0) * DAYS_PER_YEAR,
         "p_alive": p_alive,
-        "expected_purchases_horizon": bgnbd.expected_purchases(horizon_days / days, x, t_x, T),
-        "p_no_purchase_horizon": p_no_purchase(bgnbd, horizon_days / days, x, T, p_alive),
+        "expected_purchases_horizon": purchase_model.expected_purchases(horizon_days / days, x, t_x, T),
+        "p_no_purchase_horizon": purchase_model.p_no_purchase(horizon_days / days, x, t_x, T),
         "horizon_days": np.full(len(x), float(horizon_days)),
         "days_since_last_over_tenure": since_last / np.maximum(T_days, 1.0),
         "days_since_last_over_ipt": since_last / np.maximum(ipt_filled, 1.0),
@@ -139,7 +143,7 @@ def score_small_columns(scorer: CustomerScorer, customer_ids: Any, features: Map
     if reason is not None:
         raise CustscoreError(f"fast path cannot score with this model: {reason}")
     time_unit = scorer.time_unit
-    inputs = churn_input_arrays(features, scorer.bgnbd, horizon, time_unit)
+    inputs = churn_input_arrays(features, scorer.purchase_model, horizon, time_unit)
     # The classifier takes a plain matrix when it was fitted on exactly these columns.
     matrix = _churn_matrix(inputs)
     fitted_on = getattr(scorer.churn, "features_", None)
@@ -147,18 +151,22 @@ def score_small_columns(scorer: CustomerScorer, customer_ids: Any, features: Map
     recency_col, t_col = duration_columns(time_unit)
     x, t_x, T = features["frequency"], features[recency_col], features[t_col]
     spend = scorer.expected_avg_spend(x, features["monetary_value"])
-    clv = expected_clv(scorer.bgnbd, x, t_x, T, spend, horizon_days=horizon, days_per_unit=DAYS_PER_UNIT[time_unit],
+    days = DAYS_PER_UNIT[time_unit]
+    clv = expected_clv(scorer.purchase_model, x, t_x, T, spend, horizon_days=horizon, days_per_unit=days,
                        discount_rate_yearly=scorer.discount_rate)
+    clv_range = clv_interval(scorer.purchase_model, x, t_x, T, spend, horizon_days=horizon, days_per_unit=days,
+                             discount_rate_yearly=scorer.discount_rate)
     n = len(x)
     constant = {"time_unit": time_unit, "horizon_days": horizon, "discount_rate": float(scorer.discount_rate),
                 "as_of": parse_date(as_of, "as_of").date().isoformat(),
-                "model_version": model_version or scorer.model_version}
+                "model_version": model_version or scorer.model_version, "purchase_model": scorer.purchase_model.KEY}
     scores: dict[str, Any] = {
         "customer_id": np.asarray(customer_ids, dtype=object), "frequency": x, "recency": t_x, "T": T,
         **{c: features[c] for c in _SCORES_FROM_FEATURES},
         **{c: inputs[source] for c, source in _SCORES_FROM_CHURN_INPUTS.items()},
         "churn_probability": scorer.churn.predict_proba(X), **churn_reasons(scorer.churn, matrix),
-        "expected_avg_spend": spend, "clv": clv,
+        **purchase_interval(scorer.purchase_model, horizon / days, x, t_x, T),
+        "expected_avg_spend": spend, "clv": clv, **clv_range,
         **{c: np.full(n, value, dtype=object if isinstance(value, str) else type(value))
            for c, value in constant.items()},
     }

@@ -7,8 +7,11 @@ if TYPE_CHECKING:  # annotations only: keeps `custscore train` fast to fail on b
     from custscore.training.pipeline import TrainResult
     from custscore.training.tracking import LoggedModel
 
-#: Fader, Hardie & Lee (2005) on the CDNOW sample, weeks (see shared/domain.md).
-CDNOW_PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426, "p": 6.25, "q": 3.74, "v": 15.44}
+#: Fader, Hardie & Lee (2005) on the CDNOW sample, weeks (see shared/domain.md); Pareto/NBD
+#: (FHL's MATLAB note) and MBG/NBD (Batislam et al. 2007) on the same sample, as issue #16 quotes them.
+CDNOW_PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426, "p": 6.25, "q": 3.74, "v": 15.44,
+                   "pnbd_r": 0.553, "pnbd_alpha": 10.578, "pnbd_s": 0.606, "pnbd_beta": 11.669,
+                   "mbgnbd_r": 0.525, "mbgnbd_alpha": 6.183, "mbgnbd_a": 0.891, "mbgnbd_b": 1.614}
 
 
 def _param(value: float) -> str:
@@ -21,8 +24,14 @@ def _param(value: float) -> str:
 
 
 def format_parameters(result: TrainResult, published: Optional[dict[str, float]] = None) -> str:
-    """Fitted BG/NBD and Gamma-Gamma parameters, next to published ones when given."""
-    fitted = {**result.scorer.bgnbd.params_, **result.scorer.spend_params()}
+    """Fitted purchase-model and Gamma-Gamma parameters, next to published ones when given.
+
+    Every purchase model fitted at the cutoff is listed, its parameters with its MLflow
+    prefix (the reference BG/NBD without one).
+    """
+    models = list(result.purchase.fits.values()) if result.purchase is not None else [result.scorer.purchase_model]
+    fitted = {f"{m.PARAM_PREFIX}{k}": v for m in models for k, v in m.params_.items()}
+    fitted.update(result.scorer.spend_params())
     unit = "weeks" if result.scorer.time_unit == "W" else "days"
     width = max(8, max(len(name) + 1 for name in fitted))
     lines = [f"{'param':<{width}}{'fitted':>10}" + (f"{'published':>11}{'diff':>8}" if published else "")]
@@ -31,11 +40,31 @@ def format_parameters(result: TrainResult, published: Optional[dict[str, float]]
         if published and name in published:
             row += f"{published[name]:>11.3f}{100 * (value / published[name] - 1):>7.1f}%"
         lines.append(row)
-    lines.append(f"(alpha in {unit}; BG/NBD log-likelihood {result.scorer.bgnbd.log_likelihood_:.1f})")
+    shipped = result.scorer.purchase_model
+    lines.append(f"(alpha in {unit}, as pnbd_beta; {shipped.MODEL_NAME} log-likelihood {shipped.log_likelihood_:.1f})")
     if not result.scorer.has_amounts:
         lines.append("(no amounts in the log: Gamma-Gamma not fitted, value columns are NaN)")
     return "\n".join(lines)
 
+
+
+def format_purchase_choice(result: TrainResult) -> str:
+    """The purchase models compared: what the scores use, why, and the comparison table."""
+    choice = result.purchase
+    if choice is None:
+        return f"purchase_model: {result.scorer.purchase_model.KEY}"
+    lines = [f"purchase_model: {choice.model} (requested {choice.requested})", f"  why: {choice.reason}"]
+    if choice.validation_days:
+        lines.append(f"  {'model':<8}{'identified':>11}{'deviance':>10}{'MAE':>8}{'predicted':>11}{'actual':>8}"
+                     f"{'log-lik':>11}")
+        for row in choice.table.itertuples():
+            mark = " *" if row.chosen else ""
+            lines.append(f"  {row.model:<8}{'yes' if row.identified else 'no':>11}"
+                         f"{row.validation_poisson_deviance:>10.4f}{row.validation_mae:>8.4f}"
+                         f"{row.validation_predicted:>11.1f}{row.validation_actual:>8.0f}{row.log_likelihood:>11.1f}{mark}")
+        lines.append(f"  (validation: refitted {choice.validation_days} days before the cutoff, purchases per "
+                     "customer predicted vs actual up to it; deviance = mean Poisson deviance, lower is better)")
+    return "\n".join(lines)
 
 
 def format_metrics(result: TrainResult) -> str:
@@ -73,7 +102,8 @@ def format_churn_choice(result: TrainResult) -> str:
 
 def format_training_summary(result: TrainResult, logged: LoggedModel,
                             published: Optional[dict[str, float]] = None) -> str:
-    parts = [format_parameters(result, published), "", format_churn_choice(result), "", format_metrics(result), "",
+    parts = [format_parameters(result, published), "", format_purchase_choice(result), "", format_churn_choice(result),
+             "", format_metrics(result), "",
              f"customers: {result.n_customers}", f"run id:    {logged.run_id}", f"model URI: {logged.model_uri}"]
     if logged.registered_name:
         parts.append(f"registered: {logged.registered_name} version {logged.registered_version} "

@@ -144,10 +144,16 @@ def _finite(metrics: dict[str, float]) -> dict[str, float]:
 def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
     """The run's params: fitted parameters by their paper names plus the training config."""
     params: dict[str, object] = {}
-    params.update(result.scorer.bgnbd.params_)
+    fits = result.purchase.fits if result.purchase is not None else {}
+    for model in fits.values() or [result.scorer.purchase_model]:  # the reference BG/NBD unprefixed
+        params.update({f"{model.PARAM_PREFIX}{k}": v for k, v in model.params_.items()})
     params.update(result.scorer.spend_params())
     params.update({k: v for k, v in config.as_params().items()
                    if k not in ("experiment", "tracking_uri", "register_as") and v is not None})
+    params["purchase_model_requested"] = params.pop("purchase_model", config.purchase_model)
+    params["purchase_model"] = result.scorer.purchase_model.KEY
+    if result.purchase is not None:
+        params["purchase_validation_days"] = result.purchase.validation_days
     params["n_customers"] = result.n_customers
     params["churn_model"] = result.scorer.churn_model
     classifier = result.churn.classifier if result.churn is not None else None
@@ -232,6 +238,9 @@ def _log_training(result: TrainResult, config: TrainConfig, input_example: pd.Da
         log_fit_warnings(result.warnings)
         mlflow.log_params(model_params(result, config))
         mlflow.set_tag("churn_model_reason", result.churn.selection.reason if result.churn else "")
+        if result.purchase is not None:
+            mlflow.set_tag("purchase_model_reason", result.purchase.reason[:8000])
+            mlflow.log_table(result.purchase.table, "tables/purchase_models.json")
         mlflow.log_metrics(_finite(result.metrics))
         if result.holdout is not None:
             for name, fig in result.holdout.figures.items():

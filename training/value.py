@@ -10,8 +10,8 @@ import numpy as np
 
 from custscore.config import DAYS_PER_YEAR
 from custscore.errors import CustscoreError
-from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.fitting import as_numeric_vector, check_hyperparameters
+from custscore.training.purchase_models import PurchaseModel
 
 #: Bounds of the arguments of this module, declared once and checked on every call.
 VALUE_CONSTRAINTS: Mapping[str, tuple[Callable[[Any], bool], str]] = {
@@ -74,7 +74,7 @@ def step_ends_days(horizon_days: float, step_days: float) -> np.ndarray:
 
 
 def expected_clv(
-    bgnbd: BetaGeoModel,
+    purchase_model: PurchaseModel,
     frequency: Any,
     recency: Any,
     T: Any,
@@ -87,8 +87,8 @@ def expected_clv(
     """Discounted expected value of each customer's purchases in the next ``horizon_days``.
 
     ``(0, horizon_days]`` is split into steps of ``step_days`` (the last may be shorter and
-    ends exactly at the horizon). With ``E(t)`` the BG/NBD conditional expected purchases in
-    ``(T, T + t]`` (FHL 2005 eq. 10)::
+    ends exactly at the horizon). With ``E(t)`` the purchase model's conditional expected
+    purchases in ``(T, T + t]`` (for BG/NBD FHL 2005 eq. 10)::
 
         CLV = sum_k [E(end_k) - E(end_{k-1})] * expected_spend * discount_factor(end_k)
 
@@ -114,5 +114,5 @@ def expected_clv(
     if len(spend) not in (1, n):
         raise CustscoreError(f"expected_spend: must be a scalar or have one value per customer ({n}), got {len(spend)}")
     ends = step_ends_days(float(horizon_days), float(step_days))
-    return bgnbd.discounted_expected_purchases(ends / days_per_unit, discount_factor(ends, discount_rate_yearly),
+    return purchase_model.discounted_expected_purchases(ends / days_per_unit, discount_factor(ends, discount_rate_yearly),
                                                frequency, recency, T) * spend

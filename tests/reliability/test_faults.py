@@ -112,7 +112,7 @@ def test_model_of_another_format_is_refused_naming_versions(trained, tmp_path):
     bundle.save_scorer(trained["result"].scorer, tmp_path / "scorer")
     _with_format(tmp_path / "scorer", 0, "0.0.1")
     with pytest.raises(CustscoreError, match=r"format 0 \(written by custscore 0\.0\.1\) cannot be read by "
-                                             r"custscore .* \(format 3\); retrain"):
+                                             r"custscore .* \(format 4\); retrain"):
         bundle.load_scorer(tmp_path / "scorer")
 
 

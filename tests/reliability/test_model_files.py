@@ -144,7 +144,7 @@ def test_one_flipped_byte_of_a_float_in_the_npz_is_refused(trained, model_copy, 
 def test_one_changed_digit_of_a_float_in_the_json_is_refused(trained, model_copy, cdnow_sample_csv, tmp_path):
     path = model_copy / bundle.MODEL_SCORER_DIR / bundle.TREE_FILE
     text = path.read_text()
-    alpha = repr(trained["result"].scorer.bgnbd.params_["alpha"])
+    alpha = repr(trained["result"].scorer.purchase_model.params_["alpha"])
     changed = alpha[:-1] + ("1" if alpha[-1] != "1" else "2")
     assert text.count(alpha) == 1
     path.write_text(text.replace(alpha, changed))
@@ -208,7 +208,7 @@ def test_save_load_round_trip_scores_bit_identical(trained, cdnow_sample_csv, tm
         pd.testing.assert_frame_equal(loaded.score(tx, as_of=as_of, horizon_days=horizon),
                                       scorer.score(tx, as_of=as_of, horizon_days=horizon), check_exact=True)
     assert loaded.cutoff == scorer.cutoff and loaded.cutoff.unit == scorer.cutoff.unit
-    pd.testing.assert_frame_equal(loaded.bgnbd.variance_matrix_, scorer.bgnbd.variance_matrix_, check_exact=True)
+    pd.testing.assert_frame_equal(loaded.purchase_model.variance_matrix_, scorer.purchase_model.variance_matrix_, check_exact=True)
     assert not hasattr(loaded.churn, "pipeline_")  # the scikit-learn pipeline is folded, not saved
 
 
@@ -224,7 +224,7 @@ def test_a_scorer_shipping_a_baseline_round_trips_bit_identical(trained, cdnow_s
     scorer = trained["result"].scorer
     tx = read_transactions(cdnow_sample_csv)
     customers = customer_features(merge_periods(tx[tx["ts"] <= "1997-06-30"]), "1997-06-30", scorer.time_unit)
-    X = churn_features(customers, scorer.bgnbd, scorer.horizon_days, scorer.time_unit)
+    X = churn_features(customers, scorer.purchase_model, scorer.horizon_days, scorer.time_unit)
     y = (X["n_purchases_90d"].to_numpy() == 0).astype(int)  # any 0/1 labels: the test is the file format
     baseline = BaselineChurnModel(name=DEFAULT_BASELINE).fit(X, y)
     shipped = dataclasses.replace(scorer, churn=baseline, churn_model=DEFAULT_BASELINE)

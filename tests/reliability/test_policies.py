@@ -67,7 +67,7 @@ def test_transactions_after_the_cutoff_do_not_change_the_fit(cdnow_sample_csv):
     config = TrainConfig(cutoff="1997-09-30", horizon_days=90, time_unit="W")
     full = train_scorer(PandasEngine(tx), config)
     cut = train_scorer(PandasEngine(tx[tx["ts"] < pd.Timestamp("1997-10-01")]), config)
-    assert full.scorer.bgnbd.params_ == cut.scorer.bgnbd.params_
+    assert full.scorer.purchase_model.params_ == cut.scorer.purchase_model.params_
     assert full.scorer.gamma_gamma.params_ == cut.scorer.gamma_gamma.params_
     assert "holdout_purchases_actual" in full.metrics and "holdout_purchases_actual" not in cut.metrics
 

@@ -15,7 +15,7 @@ def test_training_twice_gives_the_same_parameters_and_scores(trained, cdnow_samp
     tx = read_transactions(cdnow_sample_csv)
     again = train_scorer(PandasEngine(tx), trained["config"]).scorer
     first = trained["result"].scorer
-    for fitted, refit in [(first.bgnbd.params_, again.bgnbd.params_),
+    for fitted, refit in [(first.purchase_model.params_, again.purchase_model.params_),
                           (first.gamma_gamma.params_, again.gamma_gamma.params_)]:
         for name in fitted:
             assert abs(fitted[name] - refit[name]) <= 1e-8 * abs(fitted[name]), name

@@ -1,0 +1,205 @@
+"""The purchase models by name, and choosing the one the scores use (``--purchase-model``).
+
+:data:`PURCHASE_MODELS` maps each model's ``KEY`` (``bgnbd``, ``mbgnbd``, ``pnbd``) to its
+class (:class:`~custscore.training.purchase_models.PurchaseModel`); the rest of custscore
+names models only through these keys. :func:`select_purchase_model` fits the candidates
+and, for ``auto``, picks by out-of-time accuracy (mean Poisson deviance of predicted vs
+actual purchases per customer over a validation span before the cutoff).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from custscore.config import AUTO, DAYS_PER_UNIT, TrainConfig
+from custscore.errors import FitError
+from custscore.features.customers import FeatureEngine
+from custscore.features.lookup import reindex_fill
+from custscore.features.rfm import duration_columns
+from custscore.training.bgnbd import BetaGeoModel
+from custscore.training.churn_select import validation_history_days, validation_horizon
+from custscore.training.mbgnbd import ModifiedBetaGeoModel
+from custscore.training.paretonbd import ParetoNBDModel
+from custscore.training.purchase_models import PurchaseModel
+
+#: Every purchase model by its key; the first is the reference, always fitted and logged unprefixed.
+PURCHASE_MODELS: dict[str, type] = {cls.KEY: cls for cls in (BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel)}
+#: The reference model's key.
+REFERENCE_MODEL = BetaGeoModel.KEY
+
+
+def fit_purchase_model(key: str, rfm: pd.DataFrame, time_unit: str, penalizer: float, seed: int,
+                       when: str) -> PurchaseModel:
+    """Fit the model ``key`` on a feature frame (durations in ``time_unit``); ``when`` names the date in errors."""
+    recency_col, t_col = duration_columns(time_unit)
+    model = PURCHASE_MODELS[key](penalizer=penalizer, seed=seed)
+    try:
+        return model.fit(rfm["frequency"].to_numpy(), rfm[recency_col].to_numpy(), rfm[t_col].to_numpy())
+    except FitError as exc:
+        raise FitError(f"{model.MODEL_NAME} at {when} ({len(rfm)} customers, "
+                       f"{int((rfm['frequency'] > 0).sum())} with repeat purchases): {exc}") from exc
+
+
+#: Columns of the comparison table (:func:`compare_purchase_models`), one row per candidate.
+COMPARISON_COLUMNS = ("model", "identified", "validation_poisson_deviance", "validation_mae",
+                      "validation_predicted", "validation_actual", "log_likelihood", "chosen")
+
+
+def poisson_deviance(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean Poisson deviance per customer, ``2 mean[y ln(y / mu) - (y - mu)]`` (``y ln y`` = 0 at y = 0).
+
+    A Bregman divergence: its expectation is smallest at the true conditional mean, so it
+    ranks models by their expected purchases (the mean absolute error would reward
+    predicting the median, mostly 0). ``predicted`` is clipped at 1e-12.
+
+    >>> round(poisson_deviance(np.array([0.0, 2.0]), np.array([1.0, 2.0])), 6)
+    1.0
+    """
+    y = np.asarray(actual, dtype=float)
+    mu = np.maximum(np.asarray(predicted, dtype=float), 1e-12)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_term = np.where(y > 0, y * np.log(y / mu), 0.0)
+    return float(2.0 * np.mean(log_term - (y - mu)))
+
+
+def compare_purchase_models(models: dict[str, PurchaseModel], frequency: Any, recency: Any, T: Any,
+                            actual: Any, t: float) -> pd.DataFrame:
+    """One row per fitted model: identified, and its out-of-time accuracy on ``actual`` purchases in ``(T, T + t]``.
+
+    ``models`` were fitted on ``(frequency, recency, T)`` (model time unit, as ``t``);
+    ``actual`` holds each customer's repeat purchases in the following ``t``. Columns
+    :data:`COMPARISON_COLUMNS` (``chosen`` is False everywhere; :func:`choose_model` picks).
+    ``identified`` is False when the fit raised a warning
+    (:mod:`custscore.training.diagnostics`).
+    """
+    actual = np.asarray(actual, dtype=float)
+    rows = []
+    for key, model in models.items():
+        predicted = model.expected_purchases(t, frequency, recency, T)
+        rows.append({"model": key, "identified": not model.warnings_,
+                     "validation_poisson_deviance": poisson_deviance(actual, predicted),
+                     "validation_mae": float(np.mean(np.abs(predicted - actual))),
+                     "validation_predicted": float(np.sum(predicted)), "validation_actual": float(np.sum(actual)),
+                     "log_likelihood": float(model.log_likelihood_), "chosen": False})
+    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+
+
+def choose_model(table: pd.DataFrame) -> tuple[str, str]:
+    """``(key, reason)``: the lowest validation Poisson deviance among the identified fits.
+
+    When no fit is identified, the lowest deviance of all (the caller warns). Ties go to
+    the earlier row (the reference model first).
+    """
+    pool = table[table["identified"]] if table["identified"].any() else table
+    best = pool.loc[pool["validation_poisson_deviance"].idxmin()]
+    others = table[(table["model"] != best["model"])]
+    beaten = ", ".join(f"{r.model} {r.validation_poisson_deviance:.4f}" + ("" if r.identified else " not identified")
+                       for r in others.itertuples())
+    reason = (f"lowest validation Poisson deviance {best['validation_poisson_deviance']:.4f}"
+              + (f" (others: {beaten})" if beaten else "")
+              + ("" if table["identified"].any() else "; no candidate fit is identified"))
+    return str(best["model"]), reason
+
+
+@dataclass
+class PurchaseChoice:
+    """The purchase model the scores use, every candidate fitted at the cutoff, and why.
+
+    ``model`` is the chosen key, ``requested`` what ``--purchase-model`` asked for,
+    ``fits`` every model fitted at the cutoff (the reference always), ``table`` the
+    comparison (:data:`COMPARISON_COLUMNS`; NaN validation columns when nothing was
+    validated), ``validation_days`` the span validated on (0 = none), ``warnings`` texts
+    without the ``warning: `` prefix.
+    """
+
+    model: str
+    requested: str
+    fits: dict[str, PurchaseModel]
+    table: pd.DataFrame
+    validation_days: int
+    reason: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def shipped(self) -> PurchaseModel:
+        return self.fits[self.model]
+
+
+def _fit_candidates(keys: list[str], rfm: pd.DataFrame, config: TrainConfig, when: str,
+                    required: tuple[str, ...]) -> tuple[dict[str, PurchaseModel], dict[str, str]]:
+    """Fitted models by key and, for a candidate not in ``required`` whose fit failed, why."""
+    fits, failed = {}, {}
+    for key in keys:
+        try:
+            fits[key] = fit_purchase_model(key, rfm, config.time_unit, config.bgnbd_penalizer, config.seed, when)
+        except FitError as exc:
+            if key in required:
+                raise
+            failed[key] = str(exc)
+    return fits, failed
+
+
+def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestamp,
+                          calibration: pd.DataFrame) -> PurchaseChoice:
+    """Fit the candidates at the cutoff and choose the one the scores use (``config.purchase_model``).
+
+    ``auto``: every model is refitted on the log up to ``R = cutoff - h`` and predicts each
+    customer's repeat purchases in ``(R, cutoff]``; the lowest mean Poisson deviance
+    against what happened wins among fits identified both at ``R`` and at the cutoff
+    (:func:`choose_model`), never the in-sample likelihood. ``h`` is the churn
+    validation horizon (:func:`~custscore.training.churn_select.validation_horizon`: the
+    model horizon, shorter with short history); without enough history the reference
+    model ships with a warning. A named model ships as asked; the reference is fitted
+    (and logged) next to it. ``calibration`` are the features at the cutoff.
+    """
+    when = f"cutoff {config.cutoff.date()}"
+    requested = config.purchase_model
+    keys = list(PURCHASE_MODELS) if requested == AUTO else list(dict.fromkeys([REFERENCE_MODEL, requested]))
+    required = (REFERENCE_MODEL,) if requested == AUTO else tuple(keys)
+    fits, failed = _fit_candidates(keys, calibration, config, when, required)
+    empty = pd.DataFrame([{"model": k, "identified": not m.warnings_, "log_likelihood": m.log_likelihood_,
+                           "chosen": False} for k, m in fits.items()], columns=list(COMPARISON_COLUMNS))
+    warnings: list[str] = []
+    if requested != AUTO:
+        return _chosen(PurchaseChoice(requested, requested, fits, empty, 0, "requested with --purchase-model"))
+    history = (config.cutoff - first_day).days
+    h = validation_horizon(config.horizon_days, history, 1)
+    reference = fits[REFERENCE_MODEL]
+    if not h:
+        warnings.append(f"purchase model not validated ({history} days of history before cutoff "
+                        f"{config.cutoff.date()}; choosing needs {validation_history_days(config.horizon_days, 1)}):"
+                        f" the reference {reference.MODEL_NAME} is used")
+        return _chosen(PurchaseChoice(REFERENCE_MODEL, requested, fits, empty, 0, "not validated: short history",
+                                      warnings))
+    R = config.cutoff - pd.Timedelta(days=h)
+    customers = engine.customer_features(R, config.time_unit)
+    early, failed_early = _fit_candidates(list(fits), customers, config, f"validation date {R.date()}", ())
+    failed.update(failed_early)
+    if not early:
+        warnings.append(f"purchase model not validated: no model could be fitted at {R.date()} "
+                        f"({'; '.join(failed_early.values())}); the reference {reference.MODEL_NAME} is used")
+        return _chosen(PurchaseChoice(REFERENCE_MODEL, requested, fits, empty, 0, "not validated: no fit at "
+                                      f"{R.date()}", warnings))
+    recency_col, t_col = duration_columns(config.time_unit)
+    actual = reindex_fill(engine.window_purchases(R, config.cutoff)["n_purchases"], customers.index)
+    table = compare_purchase_models(early, customers["frequency"].to_numpy(), customers[recency_col].to_numpy(),
+                                    customers[t_col].to_numpy(), actual, h / DAYS_PER_UNIT[config.time_unit])
+    identified_at_cutoff = np.array([not fits[k].warnings_ for k in table["model"]], dtype=bool)
+    table["identified"] = table["identified"].to_numpy(dtype=bool) & identified_at_cutoff
+    table["log_likelihood"] = [fits[k].log_likelihood_ for k in table["model"]]
+    model, reason = choose_model(table)
+    reason = f"{reason}, over the {h} days before the cutoff"
+    for key, why in failed.items():
+        reason += f"; {key} not fitted ({why})"
+    if not table["identified"].any():
+        warnings.append(f"no purchase model is identified at cutoff {config.cutoff.date()}: "
+                        f"{fits[model].MODEL_NAME} is used, its P(alive) and expected purchases are uncertain")
+    return _chosen(PurchaseChoice(model, requested, fits, table, h, reason, warnings))
+
+
+def _chosen(choice: PurchaseChoice) -> PurchaseChoice:
+    choice.table["chosen"] = choice.table["model"] == choice.model
+    return choice

@@ -1,0 +1,93 @@
+"""How sure a score is: purchase-count intervals and CLV intervals from parameter uncertainty.
+
+- ``purchases_p10`` / ``purchases_p90``: the 10th and 90th percentiles of each customer's
+  predictive distribution of repeat purchases in the horizon, P(X = k | x, t_x, T)
+  (:meth:`~custscore.training.purchase_models.PurchaseModel.purchase_quantiles`).
+- ``clv_p10`` / ``clv_p90``: the 10th and 90th percentiles of the CLV under the estimated
+  sampling distribution of the purchase model's parameters: ``ln theta`` normal around the
+  fit with ``Cov(ln theta) = D^-1 V D^-1`` (``V`` the inverse observed information,
+  ``D = diag(theta)``, so every parameter stays positive), and ``ln CLV`` linear in
+  ``ln theta`` (delta method; gradient by central differences, 2 x 4 CLV evaluations):
+  ``CLV exp(-+ 1.2816 sd)``. Parameter vectors drawn from that distribution
+  (:func:`parameter_draws`) give the same percentiles within a few % on CDNOW
+  (tests/test_uncertainty.py); the delta method costs 8 CLV evaluations instead of one per
+  draw, so single-customer HTTP answers and millions of rows stay fast. The spend model
+  stays at its point estimate. NaN when the fit has no positive-definite covariance.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+from custscore.training.purchase_models import PurchaseModel
+from custscore.training.value import expected_clv
+
+#: Parameter vectors of :func:`parameter_draws` (the check of the delta method).
+CLV_DRAWS = 1000
+#: Seed of the draws.
+DRAW_SEED = 20260
+#: Step in ln(theta) of the central differences of ln CLV.
+_LOG_STEP = 1e-4
+#: The standard normal's 90th percentile.
+_Z90 = 1.2815515655446004
+#: The interval's levels (10th and 90th percentiles).
+LEVELS = (0.1, 0.9)
+
+
+def purchase_interval(model: PurchaseModel, t: float, frequency: Any, recency: Any,
+                      T: Any) -> dict[str, np.ndarray]:
+    """``purchases_p10`` and ``purchases_p90`` over the next ``t`` (model unit), shape ``(n,)`` each."""
+    low, high = model.purchase_quantiles(t, frequency, recency, T, LEVELS)
+    return {"purchases_p10": low, "purchases_p90": high}
+
+
+def parameter_draws(model: PurchaseModel, n_draws: int = CLV_DRAWS, seed: int = DRAW_SEED) -> list[dict[str, float]]:
+    """``n_draws`` parameter dicts with ``ln theta ~ N(ln theta_hat, D^-1 V D^-1)``; [] without a covariance."""
+    found = log_parameter_covariance(model)
+    if found is None:
+        return []
+    names, theta, cov = found
+    rng = np.random.default_rng(seed)
+    draws = np.exp(rng.multivariate_normal(np.log(theta), cov, size=n_draws, method="eigh"))
+    return [dict(zip(names, row.tolist())) for row in draws]
+
+
+def log_parameter_covariance(model: PurchaseModel) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """``(names, theta, Cov(ln theta))`` of a fit, or None without a finite covariance."""
+    variance = model.variance_matrix_
+    if variance is None:
+        return None
+    names = list(variance.index)
+    theta = np.array([model.params_[n] for n in names])
+    cov = variance.to_numpy(dtype=float) / np.outer(theta, theta)
+    return (names, theta, cov) if np.all(np.isfinite(cov)) else None
+
+
+def clv_interval(model: PurchaseModel, frequency: Any, recency: Any, T: Any, expected_spend: Any,
+                 horizon_days: float, days_per_unit: float, discount_rate_yearly: float) -> dict[str, np.ndarray]:
+    """``clv_p10`` and ``clv_p90`` of :func:`expected_clv` under parameter uncertainty (delta method in logs)."""
+    n = len(np.atleast_1d(frequency))
+    found = log_parameter_covariance(model)
+    if found is None or n == 0:
+        return {"clv_p10": np.full(n, np.nan), "clv_p90": np.full(n, np.nan)}
+    names, theta, cov = found
+
+    def clv(params: np.ndarray) -> np.ndarray:
+        shifted = copy.copy(model)
+        shifted.params_ = {**model.params_, **dict(zip(names, params.tolist()))}
+        return expected_clv(shifted, frequency, recency, T, expected_spend, horizon_days=horizon_days,
+                            days_per_unit=days_per_unit, discount_rate_yearly=discount_rate_yearly)
+
+    point = clv(theta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gradient = np.empty((len(names), n))
+        for j in range(len(names)):
+            step = np.zeros(len(names))
+            step[j] = _LOG_STEP
+            gradient[j] = (np.log(clv(theta * np.exp(step))) - np.log(clv(theta * np.exp(-step)))) / (2 * _LOG_STEP)
+        sd = np.sqrt(np.maximum(np.einsum("in,ij,jn->n", gradient, cov, gradient), 0.0))
+        sd = np.where(point > 0, sd, 0.0)  # CLV 0 (no spend) has no spread
+        low, high = point * np.exp(-_Z90 * sd), point * np.exp(_Z90 * sd)
+    return {"clv_p10": low, "clv_p90": high}
