@@ -86,7 +86,10 @@ def test_short_history_validates_the_classifier_on_a_shorter_window():
     tx = _simulated(start=str(start.date()), end=str((cutoff + pd.Timedelta(days=horizon)).date()), cohort_days=60,
                     r=0.8, alpha=25.0, a=0.8, b=2.5)
     assert tx["ts"].min().normalize() == start  # the log's first day is day 0 of the history
-    config = TrainConfig(cutoff=cutoff, horizon_days=horizon, holdout_end=cutoff + pd.Timedelta(days=horizon))
+    # the churn validation window is under test: the purchase model is fixed (auto's own short-history
+    # rule is tested in tests/test_purchase_choice.py)
+    config = TrainConfig(cutoff=cutoff, horizon_days=horizon, holdout_end=cutoff + pd.Timedelta(days=horizon),
+                         purchase_model="bgnbd")
     result = train_scorer(PandasEngine(tx), config)
     selection = result.churn.selection
     assert selection.validation_horizon_days == 52

@@ -19,7 +19,7 @@ from custscore.features.discount_credit import discount_credit_features
 from custscore.features.duckdb_engine import DuckDBEngine
 from custscore.features.io import normalise_transactions, read_transactions
 from custscore.features.periods import merge_periods
-from custscore.serving.report import ACTION_COLUMNS, write_report
+from custscore.serving.report import ACTION_COLUMNS, INTERVAL_COLUMNS, write_report
 from custscore.training.segments import CLASS_I_CAUSES, SegmentConfig, SegmentThresholds, assign_segments
 from test_duckdb_engine import TINY_CHUNKS, assert_same_engines
 from test_report import _number, _printed
@@ -281,7 +281,10 @@ def test_cli_report_and_actions_show_the_planted_causes(trained, planted, tmp_pa
 
     page, actions_path, n_actions = write_report(tmp_path / "scores.csv", tmp_path / "report.html")
     actions = pd.read_csv(actions_path, dtype={"customer_id": str}, keep_default_na=False)
-    assert list(actions.columns) == list(ACTION_COLUMNS) and len(actions) == n_actions
+    # the action columns, then the value and purchase ranges the score file carries
+    ranges = [c for c in INTERVAL_COLUMNS if c in scores.columns]
+    assert ranges == list(INTERVAL_COLUMNS)
+    assert list(actions.columns) == list(ACTION_COLUMNS) + ranges and len(actions) == n_actions
     acting = scores[scores["alert"] | scores["partial_churn"] | scores["class_i_cause"].isin(
         ["poor credit", "price-sensitive"])]
     assert sorted(actions["customer_id"]) == sorted(acting["customer_id"])

@@ -213,7 +213,7 @@ def test_a_500_writes_one_json_log_line_and_no_server_traceback(model):
     import dataclasses
     import logging
 
-    broken = LoadedModel(scorer=dataclasses.replace(model.scorer, bgnbd=_Broken()), label="broken/1",
+    broken = LoadedModel(scorer=dataclasses.replace(model.scorer, purchase_model=_Broken()), label="broken/1",
                          model_uri=URI, loaded_at="now")
     records: list[logging.LogRecord] = []
     handler = logging.Handler()

@@ -130,3 +130,4 @@ def test_short_history_ships_the_reference_with_a_warning(cdnow_sample_csv) -> N
     choice = select_purchase_model(engine, config, first_day, engine.customer_features(config.cutoff, "W"))
     assert choice.model == "bgnbd" and choice.validation_days == 0
     assert len(choice.warnings) == 1 and choice.warnings[0].startswith("purchase model not validated (104 days")
+    assert list(choice.fits) == ["bgnbd"]  # the others could not be chosen: not fitted

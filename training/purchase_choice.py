@@ -168,7 +168,13 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
     """
     when = f"cutoff {config.cutoff.date()}"
     requested = config.purchase_model
-    keys = list(PURCHASE_MODELS) if requested == AUTO else list(dict.fromkeys([REFERENCE_MODEL, requested]))
+    history = (config.cutoff - first_day).days
+    h = validation_horizon(config.horizon_days, history, 1)
+    if requested != AUTO:
+        keys = list(dict.fromkeys([REFERENCE_MODEL, requested]))
+    else:
+        # Without a validation span the reference ships whatever the others' fits: do not fit them.
+        keys = list(PURCHASE_MODELS) if h else [REFERENCE_MODEL]
     required = (REFERENCE_MODEL,) if requested == AUTO else tuple(keys)
     fits, failed = _fit_candidates(keys, calibration, config, when, required)
     empty = pd.DataFrame([{"model": k, "identified": not m.warnings_, "log_likelihood": m.log_likelihood_,
@@ -176,13 +182,11 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
     warnings: list[str] = []
     if requested != AUTO:
         return _chosen(PurchaseChoice(requested, requested, fits, empty, 0, "requested with --purchase-model"))
-    history = (config.cutoff - first_day).days
-    h = validation_horizon(config.horizon_days, history, 1)
     reference = fits[REFERENCE_MODEL]
     if not h:
         warnings.append(f"purchase model not validated ({history} days of history before cutoff "
                         f"{config.cutoff.date()}; choosing needs {validation_history_days(config.horizon_days, 1)}):"
-                        f" the reference {reference.MODEL_NAME} is used")
+                        f" the reference {reference.MODEL_NAME} is used (the others are not fitted)")
         return _chosen(PurchaseChoice(REFERENCE_MODEL, requested, fits, empty, 0, "not validated: short history",
                                       warnings))
     R = config.cutoff - pd.Timedelta(days=h)
