@@ -97,6 +97,7 @@ def test_backtest_is_reproducible_and_its_auc_matches_sklearn(sample_tx):
     assert comparison.loc["churn_classifier", "auc"] > 0.7
 
 
+@pytest.mark.slow
 def test_backtest_cli_writes_tables_plots_and_nested_runs(cdnow_sample_csv, tmp_path, new_store):
     uri = new_store(tmp_path)
     out = tmp_path / "bt"

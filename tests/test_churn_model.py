@@ -87,6 +87,7 @@ def test_classifier_caps_training_examples_and_scores_like_a_logistic_regression
     assert not hasattr(model, "pipeline_")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("windows, calibration", [("stacked", "sigmoid-latest"), ("single", "sigmoid")])
 def test_planted_future_purchase_changes_no_churn_model(windows, calibration):
     """Every window and calibration path only asks about days up to the cutoff."""
@@ -112,6 +113,7 @@ def test_backtest_trains_with_the_train_config():
         TrainConfig(cutoff="1998-01-31", churn_windows="many")
 
 
+@pytest.mark.slow
 def test_early_calibration_without_two_horizons_of_history_ships_a_baseline_and_says_why():
     tx = normalise_transactions(load_cdnow_sample())
     config = TrainConfig(cutoff="1997-06-30", horizon_days=90, time_unit="W", churn_calibration="isotonic")
@@ -120,6 +122,7 @@ def test_early_calibration_without_two_horizons_of_history_ships_a_baseline_and_
     assert any("churn_calibration isotonic" in w and "sigmoid-latest" in w for w in result.warnings), result.warnings
 
 
+@pytest.mark.slow
 def test_train_cli_records_churn_options(cdnow_sample_csv, tmp_path, new_store):
     uri = new_store(tmp_path)
     proc = run_cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30", "--horizon-days",

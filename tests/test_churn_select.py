@@ -110,6 +110,7 @@ def test_validation_horizon_by_hand():
     assert validation_horizon(90, 94) == 0  # CDNOW master at 1997-04-05
 
 
+@pytest.mark.slow
 def test_no_dropout_world_has_p_alive_at_float_noise():
     """The no-dropout world is the one the issue describes: P(alive) ~ 1 - 1e-9, spread float noise."""
     from custscore.training.pipeline import fit_purchase

@@ -409,6 +409,7 @@ def test_docs_table_quotes_each_database_message():
 # ---------------------------------------------------------------- other commands
 
 
+@pytest.mark.slow
 def test_rfm_evaluate_and_backtest_read_a_database_log(trained, cdnow_sample_csv, tmp_path):
     """rfm from a --query equals rfm from the file; evaluate and backtest accept --table."""
     url = f"sqlite:///{tmp_path / 'shop.db'}"

@@ -189,6 +189,7 @@ def _without_amounts(log: pd.DataFrame, **config):
     return _train(log.assign(amount=0.0), columns=ColumnMap(amount=None), **config)
 
 
+@pytest.mark.slow
 def test_equal_amounts_give_the_same_bgnbd_as_no_amounts() -> None:
     log = one_purchase_per_day(simulate_transactions(2000, 0.5, 20.0, 0.8, 2.5, 4.0, 3.7, 15.0,
                                                      "2020-01-01", "2021-06-30", seed=9)).assign(amount=10.0)

@@ -44,6 +44,7 @@ def _world(model: str, seed: int) -> pd.DataFrame:
     return data
 
 
+@pytest.mark.slow
 def test_auto_picks_the_generating_model_in_simulated_worlds() -> None:
     """Over 5 seeds per world, 5,000 customers and a 26-week validation span, auto picks the
     generating model 15 times out of 15 (BG/NBD 5/5, MBG/NBD 5/5, Pareto/NBD 5/5). The test

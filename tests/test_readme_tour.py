@@ -68,7 +68,16 @@ def test_readme_two_commands_name_the_project_extras_and_pytest():
     pyproject = (REPO / "pyproject.toml").read_text()
     assert install_extras(readme) == ["dev"]
     assert re.search(r"^\[project\.optional-dependencies\]\ndev = \[", pyproject, re.M)
-    assert "```bash\npytest\n```" in readme
+    assert "```bash\npytest\npytest -m slow\n```" in readme
+
+
+def test_ci_runs_the_readme_test_commands():
+    """.ci/run runs the README's test block, line for line, with nothing else calling pytest."""
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"```bash\n(pytest\n(?:pytest [^\n]*\n)*)```", readme).group(1).splitlines()
+    ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
+          if re.match(r"\s*pytest\b", line)]
+    assert ci == block
 
 
 @pytest.mark.slow

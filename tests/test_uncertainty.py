@@ -73,6 +73,7 @@ def _shares(low: np.ndarray, high: np.ndarray, actual: np.ndarray) -> np.ndarray
     return np.array([np.mean(actual < low), np.mean((actual >= low) & (actual <= high)), np.mean(actual > high)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("world,cls,truth", WORLDS, ids=[w[0] for w in WORLDS])
 def test_intervals_and_p_no_purchase_are_calibrated_in_simulated_worlds(world, cls, truth) -> None:
     """30,000 customers, 26-week horizon: below / inside / above [p10, p90] of the fitted model match

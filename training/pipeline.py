@@ -19,11 +19,13 @@ from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, Chu
                                              choose_churn_model, validation_history_days,
                                              validation_horizon)
 from custscore.training.evaluate import HoldoutReport, evaluate_holdout
-from custscore.training.purchase_choice import REFERENCE_MODEL, PurchaseChoice, fit_purchase_model, select_purchase_model
+from custscore.training.purchase_choice import (REFERENCE_MODEL, PurchaseChoice, fit_purchase_at, fit_purchase_model,
+                                                select_purchase_model)
 from custscore.training.purchase_models import PurchaseModel
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import SegmentConfig, fit_gap_days, fit_thresholds
 from custscore.training.spend import SpendModel, fit_spend_model
+from custscore.training.training_memo import TrainingMemo
 
 
 @dataclass
@@ -48,13 +50,14 @@ class TrainResult:
     purchase: Optional[PurchaseChoice] = None
 
 
-def fit_purchase(rfm: pd.DataFrame, config: TrainConfig, when: str) -> PurchaseModel:
-    """Fit ``config.purchase_model`` on an RFM summary; ``when`` names the date in error messages.
+def purchase_key(config: TrainConfig) -> str:
+    """The key of ``config.purchase_model``; ``auto`` (not chosen yet) is the reference model."""
+    return REFERENCE_MODEL if config.purchase_model == AUTO else config.purchase_model
 
-    ``auto`` (not chosen yet) fits the reference model.
-    """
-    key = REFERENCE_MODEL if config.purchase_model == AUTO else config.purchase_model
-    return fit_purchase_model(key, rfm, config.time_unit, config.bgnbd_penalizer, config.seed, when)
+
+def fit_purchase(rfm: pd.DataFrame, config: TrainConfig, when: str) -> PurchaseModel:
+    """Fit :func:`purchase_key` of ``config`` on an RFM summary; ``when`` names the date in error messages."""
+    return fit_purchase_model(purchase_key(config), rfm, config.time_unit, config.bgnbd_penalizer, config.seed, when)
 
 
 def has_amounts(config: TrainConfig) -> bool:
@@ -114,7 +117,8 @@ def churn_examples(engine: FeatureEngine, config: TrainConfig,
     out = []
     for reference, horizon in reference_windows(config, cutoff):
         customers = engine.customer_features(reference, config.time_unit)
-        model = fit_purchase(customers, config, f"reference date {reference.date()}")
+        model = fit_purchase_at(engine, purchase_key(config), reference, customers, config,
+                                f"reference date {reference.date()}")
         X = churn_features(customers, model, horizon, config.time_unit)
         out.append((X, churn_labels(engine, X.index, reference, horizon)))
     return out
@@ -242,6 +246,7 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
             f"cutoff minus horizon ({reference.date()}) is before the first transaction ({first_day.date()}): "
             "no history to learn churn from; use a later cutoff or a shorter --horizon-days")
 
+    engine = TrainingMemo(engine)  # features and purchase fits asked twice are computed once
     calibration = engine.customer_features(cutoff, config.time_unit)
     choice = select_purchase_model(engine, config, first_day, calibration)
     purchase = choice.shipped

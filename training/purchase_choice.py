@@ -24,6 +24,7 @@ from custscore.training.churn_select import validation_history_days, validation_
 from custscore.training.mbgnbd import ModifiedBetaGeoModel
 from custscore.training.paretonbd import ParetoNBDModel
 from custscore.training.purchase_models import PurchaseModel
+from custscore.training.training_memo import memo_fit
 
 #: Every purchase model by its key; the first is the reference, always fitted and logged unprefixed.
 PURCHASE_MODELS: dict[str, type] = {cls.KEY: cls for cls in (BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel)}
@@ -51,6 +52,15 @@ def fit_purchase_model(key: str, rfm: pd.DataFrame, time_unit: str, penalizer: f
     except FitError as exc:
         raise FitError(f"{model.MODEL_NAME} at {when} ({len(rfm)} customers, "
                        f"{int((rfm['frequency'] > 0).sum())} with repeat purchases): {exc}") from exc
+
+
+def fit_purchase_at(engine: FeatureEngine, key: str, as_of: pd.Timestamp, rfm: pd.DataFrame, config: TrainConfig,
+                    when: str, n_starts: int | None = None) -> PurchaseModel:
+    """:func:`fit_purchase_model` of ``key`` on ``rfm`` (the features at ``as_of``), once per training run:
+    through the engine's :class:`~custscore.training.training_memo.TrainingMemo` when it has one."""
+    memo_key = (key, pd.Timestamp(as_of), config.time_unit, config.bgnbd_penalizer, config.seed)
+    return memo_fit(engine, memo_key, lambda: fit_purchase_model(key, rfm, config.time_unit, config.bgnbd_penalizer,
+                                                                 config.seed, when, n_starts))
 
 
 #: Columns of the comparison table (:func:`compare_purchase_models`), one row per candidate.
@@ -138,14 +148,16 @@ class PurchaseChoice:
         return self.fits[self.model]
 
 
-def _fit_candidates(keys: list[str], rfm: pd.DataFrame, config: TrainConfig, when: str,
+def _fit_candidates(engine: FeatureEngine, keys: list[str], rfm: pd.DataFrame, as_of: pd.Timestamp,
+                    config: TrainConfig, when: str,
                     required: tuple[str, ...]) -> tuple[dict[str, PurchaseModel], dict[str, str]]:
-    """Fitted models by key and, for a candidate not in ``required`` whose fit failed, why."""
+    """Fitted models by key (on ``rfm``, the features at ``as_of``) and, for a candidate not in
+    ``required`` whose fit failed, why."""
     fits, failed = {}, {}
     for key in keys:
         try:
-            fits[key] = fit_purchase_model(key, rfm, config.time_unit, config.bgnbd_penalizer, config.seed, when,
-                                           None if key in required else CANDIDATE_STARTS)
+            fits[key] = fit_purchase_at(engine, key, as_of, rfm, config, when,
+                                        None if key in required else CANDIDATE_STARTS)
         except FitError as exc:
             if key in required:
                 raise
@@ -176,7 +188,7 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
         # Without a validation span the reference ships whatever the others' fits: do not fit them.
         keys = list(PURCHASE_MODELS) if h else [REFERENCE_MODEL]
     required = (REFERENCE_MODEL,) if requested == AUTO else tuple(keys)
-    fits, failed = _fit_candidates(keys, calibration, config, when, required)
+    fits, failed = _fit_candidates(engine, keys, calibration, config.cutoff, config, when, required)
     empty = pd.DataFrame([{"model": k, "identified": not m.warnings_, "log_likelihood": m.log_likelihood_,
                            "chosen": False} for k, m in fits.items()], columns=list(COMPARISON_COLUMNS))
     warnings: list[str] = []
@@ -191,7 +203,7 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
                                       warnings))
     R = config.cutoff - pd.Timedelta(days=h)
     customers = engine.customer_features(R, config.time_unit)
-    early, failed_early = _fit_candidates(list(fits), customers, config, f"validation date {R.date()}", ())
+    early, failed_early = _fit_candidates(engine, list(fits), customers, R, config, f"validation date {R.date()}", ())
     failed.update(failed_early)
     if not early:
         warnings.append(f"purchase model not validated: no model could be fitted at {R.date()} "

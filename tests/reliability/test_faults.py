@@ -150,6 +150,7 @@ def test_fit_that_never_converges_is_reported_with_the_data_summary(monkeypatch,
         pipeline.train_scorer(engine, TrainConfig(cutoff="1997-09-30", horizon_days=90))
 
 
+@pytest.mark.slow
 def test_two_trainings_registering_one_name_on_a_fresh_store_both_succeed(tmp_path, cdnow_sample_csv):
     """Both create the SQLite store at once: the store lock serialises table creation and registration."""
     import mlflow
