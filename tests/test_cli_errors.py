@@ -46,6 +46,7 @@ def test_cutoff_before_all_data(tmp_path):
     proc = run_cli("train", "--transactions", str(log), "--cutoff", "1990-01-01", "--horizon-days", "30",
                    "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
     _assert_one_line_error(proc, "cutoff 1990-01-01", "before the first transaction")
+    assert not (tmp_path / "mlflow.db").exists()  # checked before the tracking store is opened
 
 
 def test_bad_cutoff_string(tmp_path):

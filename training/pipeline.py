@@ -14,6 +14,7 @@ from custscore.config import AUTO, CHURN_STACK_MIN_HORIZON_DAYS, TrainConfig
 from custscore.errors import CustscoreError, FitError
 from custscore.features.customers import FeatureEngine
 from custscore.training.calibration import calibration_window
+from custscore.training.cutoff_check import check_dates
 from custscore.training.churn import SPEND_FEATURES, ChurnClassifier, churn_features, churn_labels
 from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, ChurnSelection, baseline_scores,
                                              choose_churn_model, validation_history_days,
@@ -231,21 +232,8 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     :mod:`custscore.features.customers`). Where the log extends past the cutoff, the
     scorer is evaluated on that holdout (up to ``config.holdout_end`` or the last day).
     """
-    first_day, last_day = engine.date_range()
+    first_day, last_day = check_dates(engine, config)
     cutoff = config.cutoff
-    if cutoff < first_day:
-        raise CustscoreError(f"cutoff {cutoff.date()} is before the first transaction ({first_day.date()})")
-    if cutoff > last_day:
-        # Days after the log ends would look like days without purchases: churn labels and
-        # T would be silently wrong.
-        raise CustscoreError(f"cutoff {cutoff.date()} is after the last transaction ({last_day.date()}): the log "
-                             f"does not cover those days; use --cutoff {last_day.date()} or earlier")
-    reference = config.reference_date
-    if reference < first_day:
-        raise CustscoreError(
-            f"cutoff minus horizon ({reference.date()}) is before the first transaction ({first_day.date()}): "
-            "no history to learn churn from; use a later cutoff or a shorter --horizon-days")
-
     engine = TrainingMemo(engine)  # features and purchase fits asked twice are computed once
     calibration = engine.customer_features(cutoff, config.time_unit)
     choice = select_purchase_model(engine, config, first_day, calibration)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from custscore.config import TrainConfig
 from custscore.features.engines import open_engine
+from custscore.training.cutoff_check import check_dates
 
 if TYPE_CHECKING:
     from custscore.training.pipeline import TrainResult
@@ -21,6 +22,7 @@ def train_file(transactions_path: str | os.PathLike, config: TrainConfig) -> tup
     imported, so bad input fails in well under a second.
     """
     engine = open_engine(transactions_path, config.columns, config.engine)
+    check_dates(engine, config)  # a cutoff outside the log fails before the store is opened (or created)
     from custscore.training.pipeline import train_scorer
     from custscore.training.promotion import promotion_decision
     from custscore.training.tracking import log_training, prepare_experiment, registered_champion
