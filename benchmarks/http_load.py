@@ -79,7 +79,7 @@ def scorer_cpu_ms(model_uri: str, tracking_uri: str | None, as_of: str,
     the machine inflates it less.
     """
     from custscore.config import ScoreConfig, ServeConfig
-    from custscore.serving.batch import load_scorer_from_uri
+    from custscore.serving.model_source import load_scorer_from_uri
     from custscore.serving.fast_path import score_requests
     from custscore.serving.http_schemas import score_request_model
     from custscore.serving.score_json import columns_rows_json

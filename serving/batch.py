@@ -19,7 +19,6 @@ from custscore.features.database import SPARK_REFUSED, DatabaseLog
 from custscore.features.engines import iter_customer_features, open_engine
 from custscore.serving.chunked_output import open_table_writer
 from custscore.serving.db_output import DatabaseOutput, check_database_output
-from custscore.serving.model_source import load_scorer_from_uri
 from custscore.serving.output import check_not_inputs, check_output_folder, check_output_path
 from custscore.serving.sidecar import sidecar_bytes, sidecar_path
 from custscore.training.scorer import CustomerScorer
@@ -89,6 +88,8 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
         return score_file_spark(model_uri, transactions_path, output_path, config)
     start = time.perf_counter()
     overrides = read_segment_overrides(config)
+    from custscore.serving.model_source import load_scorer_from_uri  # MLflow: imported once the inputs are checked
+
     scorer, label = load_scorer_from_uri(model_uri)
     scorer = with_segment_overrides(scorer, overrides)
     columns, warnings = netting_columns(scorer, config)

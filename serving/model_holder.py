@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 import custscore
 from custscore.errors import CustscoreError
-from custscore.serving.batch import load_scorer_from_uri
+from custscore.serving.model_source import load_scorer_from_uri
 from custscore.serving.fast_path import fast_path_blocker
 from custscore.training.scorer import CustomerScorer
 

@@ -23,8 +23,8 @@ import pandas as pd
 from custscore.config import ScoreConfig
 from custscore.errors import CustscoreError
 from custscore.features.spark_engine import SparkEngine, _indexed
-from custscore.serving.batch import (ScoreRun, load_scorer_from_uri, netting_columns, read_segment_overrides,
-                                     with_segment_overrides)
+from custscore.serving.batch import ScoreRun, netting_columns, read_segment_overrides, with_segment_overrides
+from custscore.serving.model_source import load_scorer_from_uri
 from custscore.serving.output import check_output_path
 from custscore.serving.sidecar import write_sidecar
 from custscore.training.scorer import CustomerScorer

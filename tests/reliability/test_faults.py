@@ -122,7 +122,7 @@ def test_model_of_another_format_is_refused_when_loaded_by_uri(trained, tmp_path
 
     import mlflow
 
-    from custscore.serving.batch import load_scorer_from_uri
+    from custscore.serving.model_source import load_scorer_from_uri
     from custscore.training import bundle
     mlflow.set_tracking_uri(trained["config"].tracking_uri)
     local = mlflow.artifacts.download_artifacts(f"runs:/{trained['logged'].run_id}/model", dst_path=str(tmp_path))

@@ -170,7 +170,7 @@ def test_rewritten_files_and_manifest_are_refused_against_the_run_param(trained,
 
 def test_runs_uri_checks_the_manifest_against_its_run(trained, model_copy):
     """A run whose files were rewritten consistently, and one that recorded no hash: both refused by URI."""
-    from custscore.serving.batch import load_scorer_from_uri
+    from custscore.serving.model_source import load_scorer_from_uri
     mlflow.set_tracking_uri(trained["config"].tracking_uri)
     client = mlflow.tracking.MlflowClient()
     recorded = client.get_run(trained["logged"].run_id).data.params[bundle.MANIFEST_PARAM]
@@ -353,7 +353,7 @@ def moving_alias(trained, monkeypatch):
 
 
 def test_batch_load_resolves_the_alias_once_and_labels_what_it_loaded(moving_alias):
-    from custscore.serving.batch import load_scorer_from_uri
+    from custscore.serving.model_source import load_scorer_from_uri
     name, client, downloaded = moving_alias
     labels = [load_scorer_from_uri(f"models:/{name}@champion")[1] for _ in range(6)]
     assert client.lookups == 6
