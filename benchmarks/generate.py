@@ -10,8 +10,14 @@ the block (unique, sorted like the rows).
 
     python benchmarks/generate.py --customers 1000000 --output /tmp/bench/tx_10m.parquet
 
-``--shuffle`` then rewrites the file with its rows in a seeded random order (read whole
-into memory: for the 10M-row log, to time the engines on a log not sorted by customer).
+``--order`` chooses the row order: ``customer`` (as simulated), ``time`` (by date-time, as
+a shop's daily export is; ties in customer order) or ``shuffled`` (seeded random order);
+the last two read the log whole into memory. ``--time-of-day`` gives each purchase a
+seeded time within its day (seconds), so dates carry times as most exports do. An output
+ending in ``.csv`` is written as CSV (``customer_id,date,amount``, ISO date-times), by
+row groups from the Parquet file generated first.
+
+    python benchmarks/generate.py --customers 1000000 --order time --time-of-day --output /tmp/bench/tx_10m_time.csv
 """
 from __future__ import annotations
 
@@ -53,15 +59,42 @@ def generate(n_customers: int, output: Path, seed: int = 0, block: int = 500_000
     return rows
 
 
-def shuffle_rows(path: Path, seed: int = 0) -> None:
-    """Rewrite the Parquet file at ``path`` with its rows in a seeded random order."""
-    import numpy as np
+#: Row orders of ``--order``.
+ORDERS = ("customer", "time", "shuffled")
 
+
+def reorder_rows(path: Path, order: str, seed: int = 0, time_of_day: bool = False) -> None:
+    """Rewrite the Parquet file at ``path`` in ``order`` (:data:`ORDERS`), with seeded times of day if asked."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if order == "customer" and not time_of_day:
+        return
     table = pq.read_table(path)
-    order = np.random.default_rng(seed).permutation(table.num_rows)
+    rng = np.random.default_rng(seed)
+    if time_of_day:
+        seconds = pa.array(rng.integers(0, 86_400, table.num_rows), pa.int64()).cast(pa.duration("s"))
+        dates = pc.add(table["date"].combine_chunks().cast(pa.timestamp("s")), seconds)
+        table = table.set_column(table.schema.get_field_index("date"), "date", dates)
+    if order == "time":  # pyarrow's sort is stable: ties keep the customer order
+        table = table.take(pc.sort_indices(table, sort_keys=[("date", "ascending")]))
+    elif order == "shuffled":
+        table = table.take(pa.array(rng.permutation(table.num_rows)))
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table.take(pa.array(order)), tmp)
+    pq.write_table(table, tmp)
     tmp.replace(path)
+
+
+def parquet_to_csv(source: Path, output: Path) -> None:
+    """Write the Parquet log ``source`` as CSV at ``output``, one row group at a time."""
+    import pyarrow.csv as pacsv
+
+    parquet = pq.ParquetFile(source)
+    tmp = output.with_name(output.name + ".tmp")
+    with pacsv.CSVWriter(tmp, parquet.schema_arrow) as writer:
+        for k in range(parquet.num_row_groups):
+            writer.write_table(parquet.read_row_group(k))
+    tmp.replace(output)
 
 
 def main() -> None:
@@ -69,13 +102,20 @@ def main() -> None:
     parser.add_argument("--customers", type=int, required=True)
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--shuffle", action="store_true", help="write the rows in a random order (seeded)")
+    parser.add_argument("--order", choices=ORDERS, default="customer", help="row order (default: customer)")
+    parser.add_argument("--shuffle", action="store_true", help="the same as --order shuffled")
+    parser.add_argument("--time-of-day", action="store_true", help="give each purchase a time within its day")
     args = parser.parse_args()
+    order = "shuffled" if args.shuffle else args.order
     args.output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    rows = generate(args.customers, args.output, args.seed)
-    if args.shuffle:
-        shuffle_rows(args.output, args.seed)
+    csv = args.output.suffix == ".csv"
+    parquet = args.output.with_name(args.output.name + ".parquet") if csv else args.output
+    rows = generate(args.customers, parquet, args.seed)
+    reorder_rows(parquet, order, args.seed, args.time_of_day)
+    if csv:
+        parquet_to_csv(parquet, args.output)
+        parquet.unlink()
     print(f"{args.output}: {rows:,} transactions, {args.customers:,} customers "
           f"({time.perf_counter() - start:.1f} s)")
 

@@ -9,11 +9,9 @@ from pathlib import Path
 
 from mkdocs.structure.files import File
 
-RESULTS = ("RESULTS.md", "HTTP_RESULTS.md", "SPARK_RESULTS.md", "REASONS_RESULTS.md")
-
 
 def on_files(files, config):
     folder = Path(config["config_file_path"]).parent / "benchmarks"
-    for name in RESULTS:
-        files.append(File.generated(config, f"benchmarks/{name}", abs_src_path=str(folder / name)))
+    for path in sorted(folder.glob("*RESULTS.md")):
+        files.append(File.generated(config, f"benchmarks/{path.name}", abs_src_path=str(path)))
     return files
