@@ -150,10 +150,26 @@ class DuckDBEngine(CodedPurchasesEngine):
         self._con.execute("SET enable_progress_bar = false")
 
     # ------------------------------------------------------------------ loading
-    def _csv_source(self, delim: str) -> str:
+    def _csv_source(self, delim: str, header: Optional[list[str]] = None) -> str:
+        """The CSV as text columns; with ``header``, the amount column read as DOUBLE by the CSV
+        reader itself (the fast path of :meth:`_load`; a value it cannot read fails the statement)."""
         nulls = ", ".join(_quote(s) for s in _NA_STRINGS)
-        return (f"read_csv({_quote(self.path)}, all_varchar = true, header = true, delim = {_quote(delim)}, "
+        if header is None:
+            types = "all_varchar = true"
+        else:
+            declared = {name: "DOUBLE" if name == self.columns.amount else "VARCHAR" for name in header}
+            types = "columns = {" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in declared.items()) + "}"
+        return (f"read_csv({_quote(self.path)}, {types}, header = true, delim = {_quote(delim)}, "
                 f"quote = '\"', escape = '\"', encoding = {_quote(self.columns.encoding)}, nullstr = [{nulls}])")
+
+    def _typed_csv_source(self, found: list[str]) -> Optional[str]:
+        """The fast path's relation, or None where it does not apply: a log with amounts in a
+        decimal point and a header of distinct names (parsing text amounts in SQL, row by row,
+        costs several times the read; the CSV reader parses them while it reads)."""
+        cols = self.columns
+        if not cols.has_amounts or cols.decimal != "." or len(set(found)) != len(found) or cols.amount not in found:
+            return None
+        return self._csv_source(self._csv_sep, found)
 
     def _source(self, kind: str) -> tuple[str, str]:
         """(relation SQL, SQL of the same relation with a 1-based ``__row`` column)."""
@@ -171,6 +187,7 @@ class DuckDBEngine(CodedPurchasesEngine):
             raise CustscoreError(f"{source}: empty file")
         sep = csv_separator(self.path, self.columns)
         check_csv_shape(self.path, self.columns, sep)
+        self._csv_sep = sep
         rel = self._csv_source(sep)
         return rel, f"(SELECT *, row_number() OVER () AS __row FROM {rel})"
 
@@ -191,9 +208,7 @@ class DuckDBEngine(CodedPurchasesEngine):
         if self._con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0] == 0:
             raise CustscoreError(f"{source}: no transactions")
 
-        parse = _ColumnSql(self._con, rel, cols, types)
-        self._con.execute(f"CREATE TEMP TABLE tx AS SELECT {parse.customer} AS customer_id, {parse.ts} AS ts, "
-                          f"{parse.amount} AS amount{parse.optional_select}, {parse.aware} AS aware FROM {rel}")
+        parse = self._create_tx(kind, rel, found, types)
         error = _problem(self._con, numbered, parse, cols, source, keyed=kind == "arrow")
         if error is not None:
             raise error
@@ -214,6 +229,30 @@ class DuckDBEngine(CodedPurchasesEngine):
         ids = con.sql("SELECT customer_id FROM customers ORDER BY code").to_arrow_table().column(0).to_pandas()
         self._ids = pd.Index(ids, name="customer_id")
         self._merge_days()
+
+    def _create_tx(self, kind: str, rel: str, found: list[str], types: dict[str, str]) -> "_ColumnSql":
+        """Create ``tx`` (customer_id, ts, amount, optional columns, aware) from the log; return its parsing SQL.
+
+        A CSV is first read with its amounts typed by the CSV reader (:meth:`_typed_csv_source`);
+        if any value does not read as a number the statement fails and the all-text relation
+        ``rel`` is parsed instead, so a bad value is named exactly as before (``_problem``)."""
+        typed = self._typed_csv_source(found) if kind == "csv" else None
+        if typed is not None:
+            typed_types = {name: ("DOUBLE" if name == self.columns.amount else kind_) for name, kind_ in types.items()}
+            parse = _ColumnSql(self._con, typed, self.columns, typed_types)
+            try:
+                self._con.execute(self._tx_sql(parse, typed))
+                return parse
+            except duckdb.Error:
+                self._con.execute("DROP TABLE IF EXISTS tx")
+        parse = _ColumnSql(self._con, rel, self.columns, types)
+        self._con.execute(self._tx_sql(parse, rel))
+        return parse
+
+    @staticmethod
+    def _tx_sql(parse: "_ColumnSql", rel: str) -> str:
+        return (f"CREATE TEMP TABLE tx AS SELECT {parse.customer} AS customer_id, {parse.ts} AS ts, "
+                f"{parse.amount} AS amount{parse.optional_select}, {parse.aware} AS aware FROM {rel}")
 
     def _merge_days(self) -> None:
         """Build ``purchases`` (code, date, amount): one row per customer and day, netted exactly.

@@ -240,3 +240,23 @@ def test_a_huge_customer_reaches_pandas_as_purchase_days_in_bounded_chunks(tmp_p
     assert features.loc["c000", "frequency"] == 11
     assert features.loc["c000", "monetary_value"] == pytest.approx(
         whale[whale["date"] > whale["date"].min().normalize() + pd.Timedelta(days=1)]["amount"].sum() / 11, rel=1e-12)
+
+
+@pytest.mark.parametrize("amounts", [
+    ["12.5", " 7", "1e2", "+3", "0.1", "-0.25", "1000"],  # the CSV reader types them
+    ["12.5", "7", "3 EUR"],  # one it cannot read: the all-text path parses them and names the bad row
+])
+def test_amount_spellings_read_as_the_pandas_engine_reads_them(tmp_path, amounts):
+    """The CSV fast path (amounts typed by DuckDB's CSV reader) and its all-text fallback both
+    equal the pandas engine, value for value, or fail with its message."""
+    rows = "".join(f"c{i % 3},2020-01-{1 + i:02d},{a}\n" for i, a in enumerate(amounts))
+    path = tmp_path / "amounts.csv"
+    path.write_text("customer_id,date,amount\n" + rows)
+    try:
+        read_transactions(path)
+    except CustscoreError as expected:
+        with pytest.raises(CustscoreError) as got:
+            DuckDBEngine(path)
+        assert str(got.value) == str(expected)
+        return
+    assert_same_engines(path, ["2020-01-05", "2020-01-31"])
