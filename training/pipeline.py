@@ -15,6 +15,7 @@ from custscore.errors import CustscoreError, FitError
 from custscore.features.customers import FeatureEngine
 from custscore.training.calibration import calibration_window
 from custscore.training.churn import SPEND_FEATURES, ChurnClassifier, churn_features, churn_labels
+from custscore.training.covariates import covariate_engine
 from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, ChurnSelection, baseline_scores,
                                              choose_churn_model, validation_history_days,
                                              validation_horizon)
@@ -243,12 +244,18 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
             "no history to learn churn from; use a later cutoff or a shorter --horizon-days")
 
     calibration = engine.customer_features(cutoff, config.time_unit)
+    encoding, covariate_warnings = None, []
+    if config.covariates is not None:  # every feature frame from here on carries the encoded covariates
+        engine, encoding, covariate_warnings = covariate_engine(engine, calibration, config.covariates,
+                                                                config.columns.customer)
+        calibration = engine.customer_features(cutoff, config.time_unit)
     choice = select_purchase_model(engine, config, first_day, calibration)
     purchase = choice.shipped
     config = replace(config, purchase_model=choice.model)  # churn features use the chosen model
 
     gamma_gamma = fit_spend(calibration, config, f"cutoff {cutoff.date()}")
-    warnings = list(purchase.warnings_) + choice.warnings + (list(gamma_gamma.warnings_) if gamma_gamma is not None else [])
+    warnings = (covariate_warnings + list(purchase.warnings_) + choice.warnings
+                + (list(gamma_gamma.warnings_) if gamma_gamma is not None else []))
 
     # Churn examples: features <= each reference date, labels in (reference, cutoff].
     churn = select_churn(engine, config, first_day)
@@ -261,7 +268,8 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     scorer = CustomerScorer(purchase_model=purchase, gamma_gamma=gamma_gamma, churn=churn.shipped, time_unit=config.time_unit,
                             horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff,
                             churn_model=churn.selection.model, has_amounts=gamma_gamma is not None,
-                            fit_warnings=tuple(warnings), amount_decimals=config.columns.amount_decimals)
+                            fit_warnings=tuple(warnings), amount_decimals=config.columns.amount_decimals,
+                            covariate_encoding=encoding)
     # Segment cut points: fixed numbers learned once from the calibration customers (segments.py).
     calibration_scores = scorer.score_customers(calibration, cutoff, with_segments=False)
     scorer.segment_thresholds = fit_thresholds(scorer.segment_inputs(calibration_scores, calibration),
