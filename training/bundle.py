@@ -41,7 +41,7 @@ from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.calibration import ProbabilityCalibrator
 from custscore.training.churn import ChurnClassifier
 from custscore.training.churn_select import BaselineChurnModel
-from custscore.training.covariates import CovariateEncoding
+from custscore.training.covariates import CovariateEncoding, covariates_of_rows
 from custscore.training.gamma_gamma import GammaGammaModel
 from custscore.training.mbgnbd import ModifiedBetaGeoModel
 from custscore.training.paretonbd import ParetoNBDModel
@@ -189,7 +189,8 @@ class ScorerModel:
         tx = normalise_transactions(pd.DataFrame(model_input), PYFUNC_COLUMNS)
         as_of = params.get("as_of") or None
         horizon = params.get("horizon_days") or None
-        return self.scorer.score(tx, as_of=as_of, horizon_days=horizon)
+        covariates = covariates_of_rows(self.scorer.covariate_encoding, pd.DataFrame(model_input), "model input")
+        return self.scorer.score(tx, as_of=as_of, horizon_days=horizon, covariates=covariates)
 
 
 def _load_pyfunc(data_path: str) -> ScorerModel:

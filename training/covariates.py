@@ -325,11 +325,11 @@ class CovariateEngine:
     """A feature engine (:class:`~custscore.features.customers.FeatureEngine`) whose per-customer
     frames carry the encoded covariates (:func:`attach_covariates`); everything else is ``engine``'s."""
 
-    def __init__(self, engine: Any, encoded: pd.DataFrame, source: str) -> None:
-        self.engine, self.encoded, self.source = engine, encoded, source
+    def __init__(self, engine: Any, encoded: pd.DataFrame, source: str, table: Optional[pd.DataFrame] = None) -> None:
+        self.engine, self.encoded, self.source, self.table = engine, encoded, source, table
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("engine", "encoded", "source"):
+        if name.startswith("__") or name in ("engine", "encoded", "source", "table"):
             raise AttributeError(name)
         return getattr(self.engine, name)
 
@@ -347,12 +347,27 @@ def covariate_engine(engine: Any, customers: pd.DataFrame, path: str | Path,
     """Read the covariate file, learn its encoding on ``customers`` (the training customers at the
     cutoff, each of whom needs a row) and wrap ``engine`` so its frames carry the covariates.
 
-    Returns ``(engine, encoding, warnings)``; errors as :func:`read_covariates`,
-    :func:`fit_encoding` and :func:`attach_covariates`.
+    Returns ``(engine, encoding, warnings)``, the engine's ``table`` the whole file's
+    raw rows; errors as :func:`read_covariates`, :func:`fit_encoding` and :func:`attach_covariates`.
     """
     source = str(path)
     table = read_covariates(path, customer_col)
     attach_covariates(customers[[]], table[[ROW_COLUMN]], source)  # every training customer has a row
     training = table.loc[customers.index]
     encoding, warnings = fit_encoding(training, source)
-    return CovariateEngine(engine, encoding.transform(training, source), source), encoding, warnings
+    return CovariateEngine(engine, encoding.transform(training, source), source, table), encoding, warnings
+
+
+def covariates_of_rows(encoding: Optional[CovariateEncoding], rows: pd.DataFrame, source: str,
+                       customer_col: str = "customer_id") -> Optional[pd.DataFrame]:
+    """A covariate table from transaction rows that carry each customer's covariate columns
+    (the MLflow pyfunc's input); the first row of a customer counts. None without an encoding."""
+    if encoding is None:
+        return None
+    missing = [c for c in [customer_col] + encoding.columns if c not in rows.columns]
+    if missing:
+        raise CustscoreError(f"{source}: no column {missing[0]!r}; this model was trained with covariates "
+                             f"{encoding.columns}, given per transaction row")
+    first = rows.drop_duplicates(customer_col)
+    return first[encoding.columns].set_axis(pd.Index(first[customer_col].astype(str).str.strip().to_numpy(),
+                                                     name="customer_id"), axis=0)

@@ -47,6 +47,8 @@ class TrainResult:
     churn: Optional["ChurnFit"] = None
     #: the purchase model choice: every candidate fitted at the cutoff and the comparison
     purchase: Optional[PurchaseChoice] = None
+    #: the covariate file as read (None without ``--covariates``)
+    covariates: Optional[pd.DataFrame] = None
 
 
 def fit_purchase(rfm: pd.DataFrame, config: TrainConfig, when: str) -> PurchaseModel:
@@ -298,7 +300,8 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
                                    calibration)
         metrics.update(holdout.metrics)
     return TrainResult(scorer=scorer, metrics=metrics, n_customers=len(calibration), holdout=holdout,
-                       calibration=calibration, warnings=warnings, churn=churn, purchase=choice)
+                       calibration=calibration, warnings=warnings, churn=churn, purchase=choice,
+                       covariates=getattr(engine, "table", None) if encoding is not None else None)
 
 
 def _safe_corr(a: pd.Series, b: pd.Series) -> float:
