@@ -86,6 +86,7 @@ def test_bgnbd_recovers_parameters_and_coefficients(bg_fit: BetaGeoModel) -> Non
     assert bg_fit.diagnostics_["standard_errors"]["gamma_alpha_north"] < 0.15
 
 
+@pytest.mark.slow
 def test_paretonbd_recovers_parameters_and_coefficients(pnbd_fit: ParetoNBDModel) -> None:
     _assert_recovered(pnbd_fit, PNBD_TRUE)
     assert pnbd_fit.diagnostics_["standard_errors"]["gamma_alpha_north"] < 0.15
