@@ -223,7 +223,7 @@ def _labelled(scores: pd.DataFrame, version_label: Optional[str]) -> pd.DataFram
 
 
 def score_transactions(scorer: CustomerScorer, transactions: pd.DataFrame, config: ScoreConfig,
-                       version_label: Optional[str] = None) -> pd.DataFrame:
-    """Score normalised transactions with ``scorer`` at ``config.as_of``."""
-    return _labelled(scorer.score(transactions, as_of=config.as_of, horizon_days=config.horizon_days),
-                     version_label)
+                       version_label: Optional[str] = None, covariates: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """Score normalised transactions (and the customers' covariate table) with ``scorer`` at ``config.as_of``."""
+    return _labelled(scorer.score(transactions, as_of=config.as_of, horizon_days=config.horizon_days,
+                                  covariates=covariates, covariates_source="request"), version_label)

@@ -149,3 +149,65 @@ def test_a_model_without_covariates_refuses_them_and_with_refuses_none() -> None
     model.params_, model.covariate_names_ = {"r": 1.0, "alpha": 1.0, "a": 1.0, "b": 1.0}, ("age",)
     with pytest.raises(CustscoreError, match="trained with covariates \\(age\\): pass --covariates FILE"):
         for_customers(model, pd.DataFrame({"frequency": [1]}))
+
+
+@pytest.mark.slow
+def test_http_takes_covariates_per_customer_and_refuses_requests_without(world) -> None:
+    from fastapi.testclient import TestClient
+
+    from custscore.config import ScoreConfig, ServeConfig
+    from custscore.features.io import read_transactions
+    from custscore.serving.batch import score_transactions
+    from custscore.serving.http import create_app
+    from custscore.serving.model_holder import load_model
+    from custscore.training.tracking import use_tracking
+
+    folder, uri, run_id, _ = world
+    use_tracking(uri)
+    model = load_model(f"runs:/{run_id}/model")
+    assert model.fast_path_blocker == "the scorer's purchase model takes covariates"
+    log = read_transactions(folder / "log.csv")
+    cov = pd.read_csv(folder / "cov.csv", dtype={"customer_id": str}).set_index("customer_id")
+    ids = ["0003", "0010", "0042"]
+    tx = log[log["customer_id"].isin(ids)]
+    batch = score_transactions(model.scorer, tx, ScoreConfig(as_of="2021-12-31"), model.label,
+                               read_covariates(folder / "cov.csv", "customer_id")).set_index("customer_id")
+
+    def customer(cid: str, covariates=None) -> dict:
+        rows = tx[tx["customer_id"] == cid]
+        out = {"customer_id": cid, "transactions": [{"date": t.strftime("%Y-%m-%d"), "amount": float(a)}
+                                                    for t, a in zip(rows["ts"], rows["amount"])]}
+        if covariates is not None:
+            out["covariates"] = covariates
+        return out
+
+    own = {cid: {"region": cov.loc[cid, "region"], "age": int(cov.loc[cid, "age"])} for cid in ids}
+    with TestClient(create_app(f"runs:/{run_id}/model", ServeConfig(), model=model),
+                    raise_server_exceptions=False) as client:
+        answer = client.post("/score", json={"as_of": "2021-12-31", "customers": [customer(c, own[c]) for c in ids]})
+        assert answer.status_code == 200, answer.text
+        for row in answer.json()["scores"]:
+            for column in ("p_alive", "expected_purchases", "p_no_purchase", "clv", "churn_probability"):
+                assert row[column] == pytest.approx(batch.loc[row["customer_id"], column], rel=1e-9), column
+        without = client.post("/score", json={"as_of": "2021-12-31", "customers": [customer("0003")]})
+        assert without.status_code == 422, without.text
+        assert "customers[0].covariates: required (this model was trained with covariates ['age', 'region'])" \
+            in without.json()["error"]
+        east = client.post("/score", json={"as_of": "2021-12-31",
+                                           "customers": [customer("0003", {"region": "east", "age": 40})]})
+        assert east.status_code == 422 and "level 'east' was not seen in training" in east.text
+        typo = client.post("/score", json={"as_of": "2021-12-31",
+                                           "customers": [customer("0003", {"regoin": "north", "age": 40})]})
+        assert typo.status_code == 422 and "covariates: no 'region'" in typo.text
+
+
+def test_a_request_with_covariates_to_a_model_without_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from custscore.config import ServeConfig
+    from custscore.serving.http_schemas import score_request_model
+
+    body = {"as_of": "2021-01-01", "customers": [{"customer_id": "1", "transactions": [
+        {"date": "2020-01-01", "amount": 3.0}], "covariates": {"region": "north"}}]}
+    with pytest.raises(ValidationError, match="this model was trained without covariates; leave them out"):
+        score_request_model(ServeConfig()).model_validate(body, context={"has_amounts": True, "covariates": None})
