@@ -92,42 +92,34 @@ def test_paretonbd_recovers_parameters_and_coefficients(pnbd_fit: ParetoNBDModel
     assert pnbd_fit.diagnostics_["standard_errors"]["gamma_alpha_north"] < 0.15
 
 
-def _substituted(model, cls, params: dict):
+def _assert_equals_base_model(fitted, cls, hand: dict, z: pd.DataFrame) -> None:
+    """``fitted`` with covariates ``z`` against the base model ``cls`` at the parameters ``hand``."""
     base = cls()
-    base.params_ = params
-    return base
+    base.params_ = hand
+    x, t_x, T = [3], [20.0], [40.0]
+    for method in ("p_alive", "log_likelihood_per_customer"):
+        assert getattr(fitted, method)(x, t_x, T, covariates=z)[0] == pytest.approx(
+            getattr(base, method)(x, t_x, T)[0], rel=1e-12), method
+    for method in ("expected_purchases", "p_no_purchase"):
+        assert getattr(fitted, method)(13.0, x, t_x, T, covariates=z)[0] == pytest.approx(
+            getattr(base, method)(13.0, x, t_x, T)[0], rel=1e-12), method
+    np.testing.assert_allclose(fitted.purchase_pmf(13.0, x, t_x, T, 8, covariates=z),
+                               base.purchase_pmf(13.0, x, t_x, T, 8), rtol=1e-9)
 
 
 def test_row_likelihood_and_predictions_equal_base_model_with_parameters_substituted(bg_fit, pnbd_fit) -> None:
     # One customer, z = (1, 0.7): alpha_i etc. by hand, then the base model (no covariates) at those values.
     z = pd.DataFrame({"north": [1.0], "age": [0.7]})
-    x, t_x, T = [3], [20.0], [40.0]
     p = bg_fit.params_
-    hand = {"r": p["r"],
-            "alpha": p["alpha"] * np.exp(-(p["gamma_alpha_north"] * 1.0 + p["gamma_alpha_age"] * 0.7)),
-            "a": p["a"] * np.exp(p["gamma_a_north"] * 1.0 + p["gamma_a_age"] * 0.7),
-            "b": p["b"] * np.exp(p["gamma_b_north"] * 1.0 + p["gamma_b_age"] * 0.7)}
-    base = _substituted(bg_fit, BetaGeoModel, hand)
-    for method in ("p_alive", "log_likelihood_per_customer"):
-        assert getattr(bg_fit, method)(x, t_x, T, covariates=z)[0] == pytest.approx(
-            getattr(base, method)(x, t_x, T)[0], rel=1e-12), method
-    for method in ("expected_purchases", "p_no_purchase"):
-        assert getattr(bg_fit, method)(13.0, x, t_x, T, covariates=z)[0] == pytest.approx(
-            getattr(base, method)(13.0, x, t_x, T)[0], rel=1e-12), method
-    np.testing.assert_allclose(bg_fit.purchase_pmf(13.0, x, t_x, T, 8, covariates=z),
-                               base.purchase_pmf(13.0, x, t_x, T, 8), rtol=1e-12)
-
+    _assert_equals_base_model(bg_fit, BetaGeoModel, {
+        "r": p["r"], "alpha": p["alpha"] * np.exp(-(p["gamma_alpha_north"] * 1.0 + p["gamma_alpha_age"] * 0.7)),
+        "a": p["a"] * np.exp(p["gamma_a_north"] * 1.0 + p["gamma_a_age"] * 0.7),
+        "b": p["b"] * np.exp(p["gamma_b_north"] * 1.0 + p["gamma_b_age"] * 0.7)}, z)
     q = pnbd_fit.params_
-    hand = {"r": q["r"], "s": q["s"],
-            "alpha": q["alpha"] * np.exp(-(q["gamma_alpha_north"] * 1.0 + q["gamma_alpha_age"] * 0.7)),
-            "beta": q["beta"] * np.exp(-(q["gamma_beta_north"] * 1.0 + q["gamma_beta_age"] * 0.7))}
-    base = _substituted(pnbd_fit, ParetoNBDModel, hand)
-    for method in ("p_alive", "log_likelihood_per_customer"):
-        assert getattr(pnbd_fit, method)(x, t_x, T, covariates=z)[0] == pytest.approx(
-            getattr(base, method)(x, t_x, T)[0], rel=1e-12), method
-    for method in ("expected_purchases", "p_no_purchase"):
-        assert getattr(pnbd_fit, method)(13.0, x, t_x, T, covariates=z)[0] == pytest.approx(
-            getattr(base, method)(13.0, x, t_x, T)[0], rel=1e-12), method
+    _assert_equals_base_model(pnbd_fit, ParetoNBDModel, {
+        "r": q["r"], "s": q["s"],
+        "alpha": q["alpha"] * np.exp(-(q["gamma_alpha_north"] * 1.0 + q["gamma_alpha_age"] * 0.7)),
+        "beta": q["beta"] * np.exp(-(q["gamma_beta_north"] * 1.0 + q["gamma_beta_age"] * 0.7))}, z)
 
 
 def test_many_customers_predictions_match_one_by_one(bg_fit, bg_world) -> None:

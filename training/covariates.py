@@ -24,7 +24,7 @@ import pandas as pd
 
 from custscore.errors import CustscoreError
 from custscore.features.engines import iter_customer_features
-from custscore.features.io import _customer_ids, _one_line, _show, _suffix_kind
+from custscore.features.io import _customer_ids, _show, read_table_file
 from custscore.training.purchase_models import PurchaseModel
 
 #: Prefix of the encoded covariate columns in a per-customer feature frame.
@@ -56,17 +56,8 @@ def read_covariates(path: str | Path, customer_col: str) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise CustscoreError(f"{path}: covariate file not found")
-    try:
-        if _suffix_kind(path) == "csv":
-            frame = pd.read_csv(path, dtype={customer_col: str}, encoding="utf-8-sig", index_col=False)
-        else:
-            frame = pd.read_parquet(path)
-    except CustscoreError:
-        raise
-    except pd.errors.EmptyDataError as exc:
-        raise CustscoreError(f"{path}: empty covariate file") from exc
-    except Exception as exc:  # parser, pyarrow and decoding errors: one line
-        raise CustscoreError(f"{path}: cannot read covariate file ({_one_line(exc)})") from exc
+    frame = read_table_file(path, lambda p: pd.read_csv(p, dtype={customer_col: str}, encoding="utf-8-sig",
+                                                        index_col=False), "utf-8", "covariate file")
     frame.columns = [str(c).strip() for c in frame.columns]
     if customer_col not in frame.columns:
         raise CustscoreError(f"{path}: no customer id column {customer_col!r} (columns: {list(frame.columns)[:10]}); "
