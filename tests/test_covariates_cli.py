@@ -211,3 +211,12 @@ def test_a_request_with_covariates_to_a_model_without_is_refused() -> None:
         {"date": "2020-01-01", "amount": 3.0}], "covariates": {"region": "north"}}]}
     with pytest.raises(ValidationError, match="this model was trained without covariates; leave them out"):
         score_request_model(ServeConfig()).model_validate(body, context={"has_amounts": True, "covariates": None})
+
+
+def test_the_promotion_gate_backtests_a_champion_without_covariates_without_them() -> None:
+    from custscore.config import TrainConfig
+    from custscore.training.promotion import champion_recipe
+
+    new = TrainConfig(cutoff="2021-09-30", covariates="cov.csv")
+    assert champion_recipe({"purchase_model_requested": "bgnbd"}, new).covariates is None
+    assert champion_recipe({"covariates": "old.csv"}, new).covariates == "old.csv"
