@@ -104,6 +104,9 @@ def test_train_logs_coefficients_with_standard_errors_that_cover_the_truth(world
         se = metrics[f"{name}_se"]
         assert 0 < se < 0.2 and abs(float(params[name]) - value) <= 4 * se, (name, params[name], value, se)
     assert {f"gamma_{p}_{c}" for p in ("a", "b") for c in ("age", "region_south", "region_west")} <= set(params)
+    assert params["covariate_region_levels"] == "north,south,west"
+    assert float(params["covariate_age_mean"]) == pytest.approx(np.mean(age), rel=1e-9)  # all customers trained on
+    assert float(params["covariate_age_sd"]) == pytest.approx(np.std(age), rel=1e-9)
 
 
 @pytest.mark.slow

@@ -96,6 +96,16 @@ class CovariateEncoding:
         """The raw columns a covariate table must have."""
         return list(self.numeric) + list(self.levels)
 
+    def params(self) -> dict[str, str | float]:
+        """MLflow params of the encoding: ``covariate_<col>_mean`` / ``_sd``, ``covariate_<col>_levels``
+        (comma-separated, the first the reference)."""
+        out: dict[str, str | float] = {}
+        for column, (mean, sd) in self.numeric.items():
+            out.update({f"covariate_{_safe_name(column)}_mean": mean, f"covariate_{_safe_name(column)}_sd": sd})
+        for column, levels in self.levels.items():
+            out[f"covariate_{_safe_name(column)}_levels"] = ",".join(levels)[:500]
+        return out
+
     def transform(self, table: pd.DataFrame, source: str) -> pd.DataFrame:
         """Encoded covariates of every row of ``table`` (:func:`read_covariates`), same index, columns :attr:`names`.
 

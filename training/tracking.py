@@ -149,6 +149,9 @@ def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
     for model in fits.values() or [result.scorer.purchase_model]:  # the reference BG/NBD unprefixed
         params.update({f"{model.PARAM_PREFIX}{k}": v for k, v in model.params_.items()})
     params.update(result.scorer.spend_params())
+    encoding = result.scorer.covariate_encoding
+    if encoding is not None:  # how the covariates were encoded: standardisation and reference levels
+        params.update(encoding.params())
     params.update({k: v for k, v in config.as_params().items()
                    if k not in ("experiment", "tracking_uri", "register_as") and v is not None})
     params["purchase_model_requested"] = params.pop("purchase_model", config.purchase_model)
