@@ -17,7 +17,8 @@ from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
 from custscore.features.database import SPARK_REFUSED, DatabaseLog
 from custscore.features.engines import iter_customer_features, open_engine
-from custscore.training.covariates import CovariateEngine, read_covariates
+from custscore.training.covariate_file import read_covariates
+from custscore.training.covariates import CovariateEngine
 from custscore.serving.chunked_output import open_table_writer
 from custscore.serving.db_output import DatabaseOutput, check_database_output
 from custscore.serving.model_source import load_scorer_from_uri

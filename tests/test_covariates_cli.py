@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from custscore.errors import CustscoreError
-from custscore.training.covariates import (COVARIATE_PREFIX, ROW_COLUMN, attach_covariates, covariate_frame,
-                                           fit_encoding, for_customers, read_covariates)
+from custscore.training.covariate_file import ROW_COLUMN, fit_encoding, read_covariates
+from custscore.training.covariates import COVARIATE_PREFIX, attach_covariates, covariate_frame, for_customers
 from custscore.training.simulate import simulate_transactions
 from conftest import run_cli
 

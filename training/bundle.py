@@ -41,7 +41,7 @@ from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.calibration import ProbabilityCalibrator
 from custscore.training.churn import ChurnClassifier
 from custscore.training.churn_select import BaselineChurnModel
-from custscore.training.covariates import CovariateEncoding, covariates_of_rows
+from custscore.training.covariate_file import CovariateEncoding, covariates_of_rows
 from custscore.training.gamma_gamma import GammaGammaModel
 from custscore.training.mbgnbd import ModifiedBetaGeoModel
 from custscore.training.paretonbd import ParetoNBDModel

@@ -19,7 +19,8 @@ from custscore.features.periods import merge_periods
 from custscore.features.rfm import duration_columns
 from custscore.training.churn import ChurnClassifier, churn_features
 from custscore.training.churn_select import BaselineChurnModel
-from custscore.training.covariates import CovariateEncoding, attach_covariates, for_customers
+from custscore.training.covariate_file import CovariateEncoding
+from custscore.training.covariates import attach_covariates, for_customers
 from custscore.training.purchase_models import PurchaseModel
 from custscore.training.reasons import churn_reasons
 from custscore.training.segments import SegmentConfig, SegmentThresholds, assign_segments, required_columns

@@ -32,7 +32,7 @@ import custscore
 from custscore.config import DEFAULT_TRACKING_URI, TrainConfig
 from custscore.errors import CustscoreError
 from custscore.features.io import normalise_transactions
-from custscore.training.covariates import covariates_of_rows
+from custscore.training.covariate_file import covariates_of_rows
 from custscore.training.bundle import MANIFEST_PARAM, PYFUNC_COLUMNS, save_scorer
 from custscore.training.pipeline import TrainResult
 from custscore.training.promotion import PromotionDecision
