@@ -169,6 +169,7 @@ def test_http_takes_covariates_per_customer_and_refuses_requests_without(world) 
     use_tracking(uri)
     model = load_model(f"runs:/{run_id}/model")
     assert model.fast_path_blocker == "the scorer's purchase model takes covariates"
+    assert model.describe()["covariates"] == ["age", "region"]
     log = read_transactions(folder / "log.csv")
     cov = pd.read_csv(folder / "cov.csv", dtype={"customer_id": str}).set_index("customer_id")
     ids = ["0003", "0010", "0042"]
