@@ -82,7 +82,7 @@ def evaluate_holdout(scorer: CustomerScorer, engine: FeatureEngine, cutoff: pd.T
     days = DAYS_PER_UNIT[scorer.time_unit]
 
     actual = reindex_fill(engine.window_purchases(cutoff, holdout_end)["n_purchases"], ids)
-    predicted = for_customers(scorer.purchase_model, customers.loc[ids]).expected_purchases(holdout_days / days, x, t_x, T)
+    predicted = for_customers(scorer.purchase_model, customers.reindex(ids)).expected_purchases(holdout_days / days, x, t_x, T)
     m = report.metrics
     m["holdout_days"] = holdout_days
     m["holdout_customers"] = len(ids)
