@@ -174,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--discount-rate", type=float, default=_default(TrainConfig, "discount_rate"),
                        help="yearly discount rate for CLV (default %(default)s)")
     _add_penalizers(model, TrainConfig)
+    model.add_argument("--covariates", type=_optional_str, default=_default(TrainConfig, "covariates"),
+                       help="time-invariant covariates of the purchase model (BG/NBD, Pareto/NBD): CSV or Parquet, "
+                            "one row per customer, the customer id column plus numeric or categorical columns "
+                            "(default: none)")
     model.add_argument("--seed", type=int, default=_default(TrainConfig, "seed"),
                        help="random seed of the model fits and the churn-model bootstrap (default %(default)s)")
     _add_churn(train.add_argument_group("churn", "the churn classifier"), TrainConfig)
@@ -206,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--segments", type=_optional_str, default=_default(ScoreConfig, "segments_file"),
                        help="JSON of segment settings replacing the model's (e.g. an earlier "
                             "scores.csv.segments.json sidecar, or {\"alert_churn_probability\": 0.7})")
+    score.add_argument("--covariates", type=_optional_str, default=_default(ScoreConfig, "covariates"),
+                       help="covariate file of a model trained with --covariates (same columns, a row per "
+                            "customer scored) (default: none)")
     _add_columns(score, scoring=True)
     _add_database(score)
     _add_engine(score, ScoreConfig)
@@ -331,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
                              churn_windows=args.churn_windows, experiment=args.experiment,
                              tracking_uri=args.tracking_uri, register_as=args.register_as,
                              columns=_columns(args), engine=args.engine, promote=args.promote,
-                             purchase_model=args.purchase_model)
+                             purchase_model=args.purchase_model, covariates=args.covariates)
         from custscore.training.train import train_file
         from custscore.training.summary import format_training_summary
 
@@ -341,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "score":
         config = ScoreConfig(as_of=args.as_of, horizon_days=args.horizon_days, columns=_columns(args),
                              engine=args.engine, margin_rate=args.margin, segments_file=args.segments,
-                             amount_decimals=args.amount_decimals)
+                             amount_decimals=args.amount_decimals, covariates=args.covariates)
         from custscore.serving.batch import check_score_paths, score_file
 
         transactions, output = _transactions(args), _score_output(args)

@@ -270,6 +270,8 @@ class TrainConfig:
     #: model of repeat purchases (:data:`PURCHASE_MODEL_CHOICES`); ``auto`` chooses by
     #: out-of-time accuracy (training.purchase_choice)
     purchase_model: str = AUTO
+    #: covariate file (CSV/Parquet, one row per customer) of the purchase model; None = none
+    covariates: Optional[str] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cutoff", parse_date(self.cutoff, "cutoff"))
@@ -332,6 +334,8 @@ class ScoreConfig:
     margin_rate: Optional[float] = None
     segments_file: Optional[str] = None
     amount_decimals: Optional[int] = None
+    #: covariate file of a model trained with covariates (one row per customer); None = none
+    covariates: Optional[str] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "as_of", parse_date(self.as_of, "as_of"))

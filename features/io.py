@@ -17,7 +17,7 @@ import os
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -425,6 +425,32 @@ def longer_row_error(path: Path, columns: ColumnMap, sep: str) -> CustscoreError
     return None
 
 
+def read_table_file(path: Path, read_csv: Callable[[Path], pd.DataFrame], encoding: str,
+                    what: str = "file") -> pd.DataFrame:
+    """A CSV (read by ``read_csv``) or Parquet file by its suffix; every reader failure one line.
+
+    Empty, undecodable (in ``encoding``), truncated or corrupt files (``.gz``, Parquet)
+    become a :class:`CustscoreError` naming ``path`` (``what`` names the kind of file).
+    """
+    try:
+        return read_csv(path) if _suffix_kind(path) == "csv" else pd.read_parquet(path)
+    except CustscoreError:
+        raise
+    except pd.errors.EmptyDataError as exc:
+        raise CustscoreError(f"{path}: empty {what}") from exc
+    except UnicodeDecodeError as exc:
+        bad_byte = exc.object[exc.start:exc.start + 1].hex() if isinstance(exc.object, bytes) else "?"
+        raise CustscoreError(f"{path}: not valid {encoding} text (byte 0x{bad_byte}); pass --encoding "
+                             "with the file's encoding (e.g. latin-1, cp1252)") from exc
+    except (OSError, ValueError, UnicodeError, EOFError, zlib.error, pd.errors.ParserError,
+            pd.errors.ParserWarning) as exc:  # truncated or corrupt .gz / Parquet included
+        raise CustscoreError(f"{path}: cannot read {what} ({_one_line(exc)})") from exc
+    except Exception as exc:  # pyarrow errors and other reader failures
+        if type(exc).__module__.startswith(("pyarrow", "fastparquet")):
+            raise CustscoreError(f"{path}: cannot read {what} ({_one_line(exc)})") from exc
+        raise
+
+
 def read_transactions(path: str | os.PathLike, columns: ColumnMap = ColumnMap()) -> pd.DataFrame:
     """Read a CSV (``.csv``, ``.csv.gz``, ``.txt``) or Parquet (``.parquet``, ``.pq``) log.
 
@@ -437,35 +463,20 @@ def read_transactions(path: str | os.PathLike, columns: ColumnMap = ColumnMap())
     path = Path(path)
     if not path.exists():
         raise CustscoreError(f"{path}: file not found")
+
+    def read_csv(path: Path) -> pd.DataFrame:
+        sep = csv_separator(path, columns)
+        check_csv_shape(path, columns, sep)
+        try:
+            return _read_csv(path, columns, sep)
+        except (pd.errors.ParserError, pd.errors.ParserWarning):
+            longer = longer_row_error(path, columns, sep)
+            if longer is not None:
+                raise longer from None
+            raise
+
     kind = _suffix_kind(path)
-    try:
-        if kind == "csv":
-            sep = csv_separator(path, columns)
-            check_csv_shape(path, columns, sep)
-            try:
-                frame = _read_csv(path, columns, sep)
-            except (pd.errors.ParserError, pd.errors.ParserWarning):
-                longer = longer_row_error(path, columns, sep)
-                if longer is not None:
-                    raise longer from None
-                raise
-        else:
-            frame = pd.read_parquet(path)
-    except CustscoreError:
-        raise
-    except pd.errors.EmptyDataError as exc:
-        raise CustscoreError(f"{path}: empty file") from exc
-    except UnicodeDecodeError as exc:
-        bad_byte = exc.object[exc.start:exc.start + 1].hex() if isinstance(exc.object, bytes) else "?"
-        raise CustscoreError(f"{path}: not valid {columns.encoding} text (byte 0x{bad_byte}); pass --encoding "
-                             "with the file's encoding (e.g. latin-1, cp1252)") from exc
-    except (OSError, ValueError, UnicodeError, EOFError, zlib.error, pd.errors.ParserError,
-            pd.errors.ParserWarning) as exc:  # truncated or corrupt .gz / Parquet included
-        raise CustscoreError(f"{path}: cannot read file ({_one_line(exc)})") from exc
-    except Exception as exc:  # pyarrow errors and other reader failures
-        if type(exc).__module__.startswith(("pyarrow", "fastparquet")):
-            raise CustscoreError(f"{path}: cannot read file ({_one_line(exc)})") from exc
-        raise
+    frame = read_table_file(path, read_csv, columns.encoding)
     rows = np.arange(1, len(frame) + 1)
     if kind == "csv" and len(frame):
         blank = frame.isna().all(axis=1).to_numpy()

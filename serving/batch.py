@@ -17,6 +17,8 @@ from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
 from custscore.features.database import SPARK_REFUSED, DatabaseLog
 from custscore.features.engines import iter_customer_features, open_engine
+from custscore.training.covariate_file import read_covariates
+from custscore.training.covariates import CovariateEngine
 from custscore.serving.chunked_output import open_table_writer
 from custscore.serving.db_output import DatabaseOutput, check_database_output
 from custscore.serving.output import check_not_inputs, check_output_folder, check_output_path
@@ -82,6 +84,8 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
     output = check_score_paths(output_path, transactions_path, config)
     if config.engine == "spark" and isinstance(transactions_path, DatabaseLog):
         raise CustscoreError(f"{transactions_path}: {SPARK_REFUSED}")
+    if config.engine == "spark" and config.covariates is not None:
+        raise CustscoreError("--covariates: not supported with --engine spark; use another engine")
     if config.engine == "spark":  # scores on the executors, writes a Parquet dataset
         from custscore.serving.spark_batch import score_file_spark
 
@@ -94,7 +98,11 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
     scorer = with_segment_overrides(scorer, overrides)
     columns, warnings = netting_columns(scorer, config)
     config = dataclasses.replace(config, columns=columns)
+    covariates = None if config.covariates is None else read_covariates(config.covariates, columns.customer)
+    encoded = scorer.encode_covariates(covariates, str(config.covariates))  # checked before the log is read
     engine = open_engine(transactions_path, columns, config.engine)
+    if encoded is not None:
+        engine = CovariateEngine(engine, encoded, str(config.covariates))
     n_customers, _ = score_engine(scorer, engine, output_path, config, label, _Progress(), with_sidecar=True)
     return ScoreRun(output, n_customers, time.perf_counter() - start, tuple(scorer.fit_warnings) + warnings)
 
@@ -113,7 +121,8 @@ def check_score_paths(output_path: "str | os.PathLike | DatabaseOutput", transac
         return check_database_output(output_path, transactions_path)
     target = check_output_path(output_path, folder_ok=config.engine == "spark")
     sidecar = check_output_folder(sidecar_path(target), "--output sidecar")
-    check_not_inputs({"--output": target}, {"--transactions": transactions_path, "--segments": config.segments_file})
+    check_not_inputs({"--output": target}, {"--transactions": transactions_path, "--segments": config.segments_file,
+                                            "--covariates": config.covariates})
     check_not_inputs({"--output sidecar": sidecar}, {"--transactions": transactions_path})
     return target
 
@@ -216,7 +225,7 @@ def _labelled(scores: pd.DataFrame, version_label: Optional[str]) -> pd.DataFram
 
 
 def score_transactions(scorer: CustomerScorer, transactions: pd.DataFrame, config: ScoreConfig,
-                       version_label: Optional[str] = None) -> pd.DataFrame:
-    """Score normalised transactions with ``scorer`` at ``config.as_of``."""
-    return _labelled(scorer.score(transactions, as_of=config.as_of, horizon_days=config.horizon_days),
-                     version_label)
+                       version_label: Optional[str] = None, covariates: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """Score normalised transactions (and the customers' covariate table) with ``scorer`` at ``config.as_of``."""
+    return _labelled(scorer.score(transactions, as_of=config.as_of, horizon_days=config.horizon_days,
+                                  covariates=covariates, covariates_source="request"), version_label)

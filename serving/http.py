@@ -49,7 +49,7 @@ from custscore.serving.customer_table import CustomerTable, load_customer_table
 from custscore.serving.docs_ui import add_offline_docs
 from custscore.serving.http_answers import HEALTH_RESPONSES, RELOAD_RESPONSES, SCORE_RESPONSES, VERSION_RESPONSES
 from custscore.serving.http_protocol import guarded_protocol
-from custscore.serving.http_schemas import WITH_AMOUNTS, WITHOUT_AMOUNTS, ScoreRequest, score_request_model
+from custscore.serving.http_schemas import ScoreRequest, request_context, score_request_model
 from custscore.serving.lookup_routes import add_customer_page
 from custscore.serving.microbatch import MicroBatcher
 from custscore.serving.middleware import (ACCESS_LOGGER, AccessLogMiddleware, BodyLimitMiddleware,
@@ -246,7 +246,7 @@ def create_app(model_uri: str, config: ServeConfig = ServeConfig(), *, model: Op
         # same checks and messages, less server CPU per small request.
         current = ready_model()
         raw = await request.body()
-        context = WITH_AMOUNTS if getattr(current.scorer, "has_amounts", True) else WITHOUT_AMOUNTS
+        context = request_context(current.scorer)
         if len(raw) < config.large_body_min_bytes:
             body = parse_body(raw, context)
         else:  # megabytes of JSON hold the interpreter lock for a long time: checked in another process

@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sys
-from typing import Annotated, ClassVar, Optional
+from typing import Annotated, Any, ClassVar, Optional, Union
 
 import numpy as np
 import pandas as pd
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StringConstraints,
+                      ValidationInfo, model_validator)
 
 from custscore.config import NS_PER_DAY, ServeConfig
 
@@ -55,6 +55,13 @@ Day = Annotated[dt.date, BeforeValidator(_text_only), AfterValidator(_in_range)]
 #: An amount: a JSON number, finite, >= 0 (refunds are not accepted over HTTP).
 Amount = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 CustomerId = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=256)]
+#: Covariates of one customer (a model trained with ``--covariates``): column -> a level (text)
+#: or a number, e.g. ``{"region": "north", "age": 41}``; at most :data:`MAX_COVARIATES` columns.
+MAX_COVARIATES = 100
+CovariateValue = Union[Annotated[str, StringConstraints(strict=True, max_length=256)], StrictInt,
+                       Annotated[float, Field(strict=True, allow_inf_nan=False)]]
+Covariates = Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], CovariateValue],
+                       Field(max_length=MAX_COVARIATES)]
 
 
 class Transaction(BaseModel):
@@ -81,6 +88,29 @@ WITH_AMOUNTS: dict = {"has_amounts": True}
 WITHOUT_AMOUNTS: dict = {"has_amounts": False}
 
 
+def request_context(scorer: Any) -> dict:
+    """The validation context of requests to ``scorer``: amounts needed, covariate columns (None: none)."""
+    encoding = getattr(scorer, "covariate_encoding", None)
+    return {**(WITH_AMOUNTS if getattr(scorer, "has_amounts", True) else WITHOUT_AMOUNTS),
+            "covariates": None if encoding is None else tuple(encoding.columns)}
+
+
+def _check_covariates(i: int, given: Optional[dict], wanted: Optional[tuple[str, ...]]) -> None:
+    """A customer's covariates: exactly the model's columns, or none for a model without covariates."""
+    if wanted is None:
+        if given is not None:
+            raise ValueError(f"customers[{i}].covariates: this model was trained without covariates; leave them out")
+        return
+    if given is None:
+        raise ValueError(f"customers[{i}].covariates: required (this model was trained with covariates "
+                         f"{list(wanted)})")
+    missing = [c for c in wanted if c not in given]
+    unknown = [c for c in given if c not in wanted]
+    if missing or unknown:
+        what = f"no {missing[0]!r}" if missing else f"unknown {unknown[0]!r}"
+        raise ValueError(f"customers[{i}].covariates: {what} (this model was trained with covariates {list(wanted)})")
+
+
 class ScoreRequest(BaseModel):
     """Base of the request model; :func:`score_request_model` adds the configured limits."""
 
@@ -96,6 +126,7 @@ class ScoreRequest(BaseModel):
         Amounts are required unless the validation context says ``has_amounts: False``.
         """
         needs_amounts = (info.context or WITH_AMOUNTS).get("has_amounts", True)
+        covariates = (info.context or {}).get("covariates")
         seen: set[str] = set()
         total = 0
         as_of = self.as_of
@@ -104,6 +135,7 @@ class ScoreRequest(BaseModel):
                 raise ValueError(f"customers[{i}]: duplicate customer_id {customer.customer_id!r}; "
                                  "send each customer once with all its transactions")
             seen.add(customer.customer_id)
+            _check_covariates(i, customer.covariates, covariates)
             total += len(customer.transactions)
             first = as_of
             for j, tx in enumerate(customer.transactions):
@@ -144,6 +176,18 @@ class ScoreRequest(BaseModel):
                               "amount": np.array(amounts, dtype="float64")})
         return frame.sort_values(["customer_id", "ts", "amount"], kind="stable", ignore_index=True)
 
+    def covariates_table(self) -> Optional[pd.DataFrame]:
+        """The customers' covariates as a table indexed by customer id (request order), or None without any.
+
+        What :meth:`~custscore.training.scorer.CustomerScorer.score` takes; errors in its
+        values (a level not seen in training, text for a number) name the customer.
+        """
+        if all(customer.covariates is None for customer in self.customers):
+            return None
+        rows = [customer.covariates or {} for customer in self.customers]
+        index = pd.Index([customer.customer_id for customer in self.customers], name="customer_id")
+        return pd.DataFrame(rows, index=index)
+
 
 def score_request_model(config: ServeConfig) -> type[ScoreRequest]:
     """The ``POST /score`` body model with the limits of ``config``.
@@ -158,6 +202,9 @@ def score_request_model(config: ServeConfig) -> type[ScoreRequest]:
         customer_id: CustomerId
         transactions: Annotated[list[Transaction],
                                 Field(min_length=1, max_length=config.max_transactions_per_customer, fail_fast=True)]
+        covariates: Optional[Covariates] = Field(
+            default=None, description="the customer's covariates when the model was trained with --covariates, "
+                                      "e.g. {\"region\": \"north\", \"age\": 41}; refused otherwise")
 
     class ScoreRequestBody(ScoreRequest):
         """Customers with their transactions, scored at ``as_of`` over ``horizon_days``."""

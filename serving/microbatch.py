@@ -61,9 +61,10 @@ class _Limits:
         return n_customers <= self.fast_max_customers and n_transactions <= self.fast_max_transactions
 
 
-def score_one(model: LoadedModel, transactions: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
-    """Score one request's normalised transactions: the batch-scoring path, same columns."""
-    return score_transactions(model.scorer, transactions, config, model.label)
+def score_one(model: LoadedModel, transactions: pd.DataFrame, config: ScoreConfig,
+              covariates: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """Score one request's normalised transactions (and its covariates): the batch-scoring path, same columns."""
+    return score_transactions(model.scorer, transactions, config, model.label, covariates)
 
 
 def score_together(jobs: list[_Job], limits: _Limits) -> list[str | BaseException]:
@@ -92,12 +93,17 @@ def _score_combined(jobs: list[_Job], limits: _Limits) -> list[str]:
         columns, bounds = score_requests(model.scorer, [job.request for job in jobs], config, model.label)
         return columns_rows_json(columns, bounds)
     if len(jobs) == 1:
-        return [frame_rows_json(score_one(model, jobs[0].request.transactions_frame(), config))]
-    frames = []
+        request = jobs[0].request
+        return [frame_rows_json(score_one(model, request.transactions_frame(), config, request.covariates_table()))]
+    frames, tables = [], []
     for i, job in enumerate(jobs):
         tx = job.request.transactions_frame()
         frames.append(tx.assign(customer_id=f"{i:0{_PREFIX_DIGITS}d}:" + tx["customer_id"]))
-    scores = score_one(model, pd.concat(frames, ignore_index=True), config)
+        table = job.request.covariates_table()
+        if table is not None:
+            tables.append(table.set_axis(f"{i:0{_PREFIX_DIGITS}d}:" + table.index, axis=0))
+    covariates = pd.concat(tables) if tables else None
+    scores = score_one(model, pd.concat(frames, ignore_index=True), config, covariates)
     ids = scores["customer_id"]
     owner = ids.str.slice(0, _PREFIX_DIGITS).astype("int64").to_numpy()
     scores["customer_id"] = ids.str.slice(_PREFIX_DIGITS + 1)

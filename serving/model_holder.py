@@ -43,7 +43,8 @@ class LoadedModel:
         ``training_cutoff`` is the last calibration day; ``horizon_days`` the default
         horizon in days; ``discount_rate`` yearly; ``purchase_model`` names the model of
         repeat purchases, whose parameters are under that name (rates in ``time_unit``);
-        ``fast_path`` is ``on`` or why small requests take the pandas path; ``fit_warnings``
+        ``fast_path`` is ``on`` or why small requests take the pandas path; ``covariates`` the
+        columns each customer's ``covariates`` must have (``[]``: none); ``fit_warnings``
         what the training data could not tell (texts, see :class:`CustomerScorer`).
         """
         scorer = self.scorer
@@ -64,6 +65,7 @@ class LoadedModel:
                 "gamma_gamma": scorer.spend_params(),
             },
             "has_amounts": bool(scorer.has_amounts),
+            "covariates": [] if scorer.covariate_encoding is None else list(scorer.covariate_encoding.columns),
             "fit_warnings": list(scorer.fit_warnings),
             "loaded_at": self.loaded_at,
             "fast_path": self.fast_path_blocker or "on",

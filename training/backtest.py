@@ -128,6 +128,8 @@ def outcome_rows(train: TrainResult, engine: FeatureEngine, origin: pd.Timestamp
     """
     scorer = train.scorer
     customers = ClippedEngine(engine, origin).customer_features(origin, scorer.time_unit)
+    if scorer.covariate_encoding is not None:  # a recipe with --covariates: the file it was trained with
+        customers = scorer.with_covariates(customers, train.covariates, scorer.covariate_encoding.source)
     scores = scorer.score_customers(customers, origin, horizon_days)
     candidates = churn_candidates(scorer, customers, scores, train.churn.classifier, horizon_days)
     rows = outcome_frame(scores, engine, origin, horizon_days, candidates)

@@ -12,7 +12,7 @@ reported in that unit (``r``, ``a``, ``b`` are unit-free).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, hyp2f1, polygamma
@@ -33,6 +33,40 @@ FIT_ADVICE = "try --bgnbd-penalizer 0.001 or more data"
 _DEDUPE_FROM = 10_000
 #: Rows per block in per-customer loops: the temporaries of one block stay in the CPU cache.
 _BLOCK_ROWS = 1 << 15
+
+
+def bgnbd_log_likelihood_rows(theta: Sequence[Any], x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Per-row BG/NBD log-likelihood, FHL 2005 eq. 6 in log form (A1..A4 as in :func:`bgnbd_log_likelihood`).
+
+    ``theta = (r, alpha, a, b)``, each a scalar or a per-row array (covariates). Shape of ``x``.
+    """
+    r, alpha, a, b = theta
+    has_repeat = x > 0
+    bx1 = np.where(has_repeat, b + x - 1.0, 1.0)
+    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    a2 = (gammaln(a + b) - gammaln(a + b + x)) + (gammaln(b + x) - gammaln(b))  # exactly 0 at x = 0
+    a3 = -(r + x) * np.log(alpha + T)
+    a4 = np.where(has_repeat, np.log(a) - np.log(bx1) - (r + x) * np.log(alpha + t_x), -np.inf)
+    return a1 + a2 + np.logaddexp(a3, a4)
+
+
+def bgnbd_gradient_rows(theta: Sequence[Any], x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> list[np.ndarray]:
+    """Per-row analytic gradient of :func:`bgnbd_log_likelihood_rows` in ``(r, alpha, a, b)``, 4 arrays of shape (n,).
+
+    With ``w4 = [x > 0] sigmoid(A4 - A3)``: ``dLL = dA1 + dA2 + (1 - w4) dA3 + w4 dA4``.
+    """
+    r, alpha, a, b = theta
+    has_repeat = x > 0
+    bx1 = np.where(has_repeat, b + x - 1.0, 1.0)
+    a3 = -(r + x) * np.log(alpha + T)
+    a4 = np.where(has_repeat, np.log(a) - np.log(bx1) - (r + x) * np.log(alpha + t_x), -np.inf)
+    w4 = np.exp(a4 - np.logaddexp(a3, a4))  # 0 where x = 0
+    psi_ab, psi_abx = digamma(a + b), digamma(a + b + x)
+    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - (1 - w4) * np.log(alpha + T) - w4 * np.log(alpha + t_x)
+    d_alpha = r / alpha - (r + x) * ((1 - w4) / (alpha + T) + w4 / (alpha + t_x))
+    d_a = psi_ab - psi_abx + w4 / a
+    d_b = psi_ab + digamma(b + x) - digamma(b) - psi_abx - w4 / bx1
+    return [np.broadcast_to(d, np.shape(x)) for d in (d_r, d_alpha, d_a, d_b)]
 
 
 def bgnbd_log_likelihood(
@@ -245,16 +279,29 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
     PARAM_PREFIX = ""  # the reference model: logged as r, alpha, a, b
     FIT_ADVICE = FIT_ADVICE
     TIME_PARAMS = ("alpha",)
+    #: Fader and Hardie (2007, note 019): ``alpha_i = alpha0 exp(-gamma_alpha' z_i)`` (a positive
+    #: coefficient raises the purchase rate), ``a_i = a0 exp(gamma_a' z_i)``, ``b_i = b0 exp(gamma_b' z_i)``
+    #: (separate dropout coefficients; CLVTools constrains gamma_a = gamma_b).
+    COVARIATE_LINKS = (("alpha", -1.0), ("a", 1.0), ("b", 1.0))
+    PROCESSES = PROCESSES
 
     def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> "BetaGeoLikelihood":
         return BetaGeoLikelihood(x, t_x, T, w)
 
-    def _extra_diagnostics(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> dict[str, Any]:
-        """Mean dropout ``a/(a+b)`` and the lowest P(alive) of a repeat customer."""
+    def _row_log_likelihood(self, theta: Sequence[Any], x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        return bgnbd_log_likelihood_rows(theta, x, t_x, T)
+
+    def _row_gradient(self, theta: Sequence[Any], x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> list[np.ndarray]:
+        return bgnbd_gradient_rows(theta, x, t_x, T)
+
+    def _extra_diagnostics(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                           covariates: Optional[np.ndarray] = None) -> dict[str, Any]:
+        """Mean dropout ``a/(a+b)`` (at z = 0) and the lowest P(alive) of a repeat customer."""
         a, b = self.params_["a"], self.params_["b"]
         repeat = x > 0
+        z = None if covariates is None else covariates[repeat]
         return {"mean_dropout": a / (a + b),
-                "min_p_alive_repeat": float(np.min(self.p_alive(x[repeat], t_x[repeat], T[repeat])))}
+                "min_p_alive_repeat": float(np.min(self.p_alive(x[repeat], t_x[repeat], T[repeat], covariates=z)))}
 
     def _warnings(self) -> list[str]:
         """One text per identification problem of the fit (plain, no ``warning:`` prefix).
@@ -270,44 +317,46 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
                     f"limit, mean dropout per purchase {fmt(d['mean_dropout'])}): P(alive) is ~1 for everyone "
                     f"(1 - P(alive) <= {fmt(1 - d['min_p_alive_repeat'])}) and does not rank churn; rely on churn_probability "
                     "/ days since last purchase")]
-            return nbd + generic_warnings("BG/NBD", d, p, PROCESSES, _CONSEQUENCE, skip=("a", "b"))
-        return generic_warnings("BG/NBD", d, p, PROCESSES, _CONSEQUENCE)
+            return nbd + generic_warnings("BG/NBD", d, p, self._processes(), _CONSEQUENCE, skip=("a", "b"))
+        return generic_warnings("BG/NBD", d, p, self._processes(), _CONSEQUENCE)
 
     # ------------------------------------------------------------------ predictions
 
-    def log_likelihood_per_customer(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+    def log_likelihood_per_customer(self, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """Log-likelihood of each customer's ``(x, t_x, T)``, FHL 2005 eq. 6 in log form.
 
-        Uses log-sum-exp and ``scipy.special.gammaln``. Shape ``(n_customers,)``.
+        Uses log-sum-exp and ``scipy.special.gammaln`` (:func:`bgnbd_log_likelihood_rows`).
+        Shape ``(n_customers,)``.
         """
-        r, alpha, a, b = self._params()
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        has_repeat = x > 0
-        bx1 = np.where(has_repeat, b + x - 1.0, 1.0)
-        a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-        a2 = (gammaln(a + b) - gammaln(a + b + x)) + (gammaln(b + x) - gammaln(b))  # exactly 0 at x = 0
-        a3 = -(r + x) * np.log(alpha + t_cal)
-        a4 = np.where(has_repeat, np.log(a) - np.log(bx1) - (r + x) * np.log(alpha + t_x), -np.inf)
-        return a1 + a2 + np.logaddexp(a3, a4)
+        return bgnbd_log_likelihood_rows(self._params(covariates, len(x)), x, t_x, t_cal)
 
-    def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+    def p_alive(self, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """Probability that each customer is still alive at ``T``.
 
         FHL 2005 eq. 13 (also Fader, Hardie and Lee, "Computing P(alive) using the BG/NBD
         model", note 021): ``1 / (1 + [x > 0] a/(b+x-1) ((alpha+T)/(alpha+t_x))**(r+x))``,
         1 for customers with no repeat purchase. Shape ``(n_customers,)``, values in [0, 1].
         """
-        alpha = self._params()[1]
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        return self._p_alive_from_logs(x, sorted_codes(x), np.log(alpha + t_cal) - np.log(alpha + t_x))
+        params = self._params(covariates, len(x))
+        alpha = params[1]
+        return self._p_alive_from_logs(x, sorted_codes(x), np.log(alpha + t_cal) - np.log(alpha + t_x), params)
 
     def _p_alive_from_logs(self, x: np.ndarray, x_coded: tuple[np.ndarray, np.ndarray],
-                           log_ratio: np.ndarray) -> np.ndarray:
+                           log_ratio: np.ndarray, params: Optional[tuple[Any, ...]] = None) -> np.ndarray:
         """P(alive) from ``x`` (with its :func:`sorted_codes`) and ``ln((alpha+T)/(alpha+t_x))``.
 
         ``1 / (1 + exp(z))`` with ``z = ln(a/(b+x-1)) + (r+x) ln((alpha+T)/(alpha+t_x))``; 1 where x = 0.
+        ``params``: per-customer parameters (covariates), else the fitted ones.
         """
-        r, _, a, b = self._params()
+        r, _, a, b = self._params() if params is None else params
+        if np.ndim(a) or np.ndim(b):  # per-customer a, b: ln(b+x-1) per row
+            with np.errstate(divide="ignore", invalid="ignore"):
+                c_by_row = np.where(x > 0, np.log(a) - np.log(b + x - 1.0), -np.inf)
+            log_odds_dead = c_by_row + (r + x) * log_ratio
+            with np.errstate(over="ignore"):
+                return 1.0 / (1.0 + np.exp(log_odds_dead))
         x_codes, xs = x_coded  # ln(b+x-1) once per distinct x
         with np.errstate(divide="ignore", invalid="ignore"):
             # ln(a/(b+x-1)), and -inf for x = 0, where the odds of being dead are 0.
@@ -316,7 +365,7 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
         with np.errstate(over="ignore"):  # exp(z) = inf gives P(alive) = 0, as it should
             return 1.0 / (1.0 + np.exp(log_odds_dead))
 
-    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """Expected number of repeat purchases in ``(T, T + t]`` given ``(x, t_x, T)``.
 
         FHL 2005 eq. 10::
@@ -330,9 +379,11 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
         ``(1-z)**(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)``, which stays bounded for large x or t
         (the direct form overflows). Shape ``(n_customers,)``.
         """
-        r, alpha, a, b = self._params()
         x, t_x, t_cal = check_rfm(frequency, recency, T)
         t = check_horizon(t)
+        if covariates is not None:  # per-customer parameters: the bracket per row
+            params = self._params(covariates, len(x))
+            return conditional_bracket(t, x, t_cal, *params) * self.p_alive(x, t_x, t_cal, covariates=covariates)
         if t.ndim == 0 and x.size > _DEDUPE_FROM:
             # The bracket depends on (x, T) only: evaluate hyp2f1 once per distinct pair
             # (tens of thousands for millions of customers counted in days).
@@ -343,7 +394,7 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
         return numerator * self.p_alive(x, t_x, t_cal)
 
     def discounted_expected_purchases(self, step_ends: Any, discount_factors: Any, frequency: Any, recency: Any,
-                                      T: Any) -> np.ndarray:
+                                      T: Any, covariates: Any = None) -> np.ndarray:
         """``sum_k [E(end_k) - E(end_{k-1})] * discount_factors[k]`` per customer, E from eq. 10.
 
         ``step_ends`` (increasing, same unit as ``T``) and ``discount_factors`` have one
@@ -351,6 +402,9 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
         only, so the discounted sum of bracket increments is evaluated once per distinct
         ``(x, T)`` pair and multiplied by P(alive). Shape ``(n_customers,)``.
         """
+        if covariates is not None:  # per-customer parameters: no shared brackets, the generic sum
+            return super().discounted_expected_purchases(step_ends, discount_factors, frequency, recency, T,
+                                                         covariates=covariates)
         x, t_x, t_cal = check_rfm(frequency, recency, T)
         ends, factors = check_steps(step_ends, discount_factors)
         x_coded, T_coded = value_index(x), value_index(t_cal)
@@ -380,18 +434,20 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
         """``(a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(...)]`` of eq. 10."""
         return conditional_bracket(t, x, t_cal, *self._params())
 
-    def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+    def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """Probability of no repeat purchase in ``(T, T + t]`` (``t`` in the model's unit).
 
         See :func:`p_no_purchase_given_alive` (FHL 2005, section 3).
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        r, alpha = self.params_["r"], self.params_["alpha"]
-        return p_no_purchase_given_alive(r, alpha, check_horizon(t), x, t_cal, self.p_alive(x, t_x, t_cal))
+        r, alpha = self._params(covariates, len(x))[:2]
+        return p_no_purchase_given_alive(r, alpha, check_horizon(t), x, t_cal,
+                                         self.p_alive(x, t_x, t_cal, covariates=covariates))
 
-    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                      covariates: Optional[np.ndarray] = None) -> np.ndarray:
         """P(k purchases in ``(T, T + t]`` | alive at T): :func:`pmf_if_alive` with ``p ~ Beta(a, b + x)``."""
-        r, alpha, a, b = self._params()
+        r, alpha, a, b = self._params(covariates, len(x))
         return pmf_if_alive(r, alpha, a, b + x, t, k_max, x, T)
 
     def expected_purchases_new(self, t: Any) -> np.ndarray:
@@ -427,9 +483,10 @@ def conditional_bracket(t: np.ndarray, x: np.ndarray, t_cal: np.ndarray, r: floa
         # r, alpha -> inf of a fit on days of history); the direct form's series
         # converges there in a few terms because r b z / c is small.
         z_f, x_f = np.broadcast_to(z, failed.shape)[failed], np.broadcast_to(x, failed.shape)[failed]
-        series = _hyp2f1_series(r + x_f, b + x_f, np.broadcast_to(c, failed.shape)[failed], z_f)
+        r_f, b_f = (np.broadcast_to(v, failed.shape)[failed] for v in (r, b))  # per-customer with covariates
+        series = _hyp2f1_series(r_f + x_f, b_f + x_f, np.broadcast_to(c, failed.shape)[failed], z_f)
         hyp_term = np.array(hyp_term, dtype=float, copy=True)
-        hyp_term[failed] = np.exp((r + x_f) * np.log1p(-z_f)) * series
+        hyp_term[failed] = np.exp((r_f + x_f) * np.log1p(-z_f)) * series
     return c / (a - 1.0) * (1.0 - hyp_term)
 
 
@@ -465,6 +522,8 @@ def pmf_if_alive(r: float, alpha: float, a: float, b_post: np.ndarray, t: float,
     nbd = np.exp(log_nbd_pmf(r + x, alpha + T, t, k_max))
     tail = np.maximum(1.0 - np.cumsum(nbd, axis=1), 0.0)  # P(N > k)
     b_post = np.asarray(b_post, dtype=float)[:, None]
+    a = np.asarray(a, dtype=float)
+    a = a[:, None] if a.ndim else a  # per-customer a (covariates)
     k = np.arange(1, k_max + 1, dtype=float)
     out = np.empty_like(nbd)
     out[:, 0] = nbd[:, 0]

@@ -41,6 +41,7 @@ from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.calibration import ProbabilityCalibrator
 from custscore.training.churn import ChurnClassifier
 from custscore.training.churn_select import BaselineChurnModel
+from custscore.training.covariate_file import CovariateEncoding, covariates_of_rows
 from custscore.training.gamma_gamma import GammaGammaModel
 from custscore.training.mbgnbd import ModifiedBetaGeoModel
 from custscore.training.paretonbd import ParetoNBDModel
@@ -55,7 +56,7 @@ PYFUNC_COLUMNS = ColumnMap(customer="customer_id", date="date", amount="amount")
 #: The classes a model file may name: everything reachable from a fitted CustomerScorer.
 MODEL_CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
     CustomerScorer, BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel, GammaGammaModel, ObservedMeanSpend, ChurnClassifier, BaselineChurnModel,
-    ProbabilityCalibrator, SegmentConfig, SegmentThresholds)}
+    ProbabilityCalibrator, SegmentConfig, SegmentThresholds, CovariateEncoding)}
 TREE_FILE, ARRAYS_FILE, MANIFEST_FILE = "scorer.json", "arrays.npz", "manifest.json"
 #: The scorer folder inside a logged MLflow model (MLflow copies ``data_path`` to ``data/``).
 MODEL_SCORER_DIR = os.path.join("data", "scorer")
@@ -188,7 +189,8 @@ class ScorerModel:
         tx = normalise_transactions(pd.DataFrame(model_input), PYFUNC_COLUMNS)
         as_of = params.get("as_of") or None
         horizon = params.get("horizon_days") or None
-        return self.scorer.score(tx, as_of=as_of, horizon_days=horizon)
+        covariates = covariates_of_rows(self.scorer.covariate_encoding, pd.DataFrame(model_input), "model input")
+        return self.scorer.score(tx, as_of=as_of, horizon_days=horizon, covariates=covariates)
 
 
 def _load_pyfunc(data_path: str) -> ScorerModel:

@@ -17,6 +17,7 @@ from custscore.errors import CustscoreError
 from custscore.features.customers import FeatureEngine
 from custscore.features.lookup import index_positions
 from custscore.features.rfm import duration_columns
+from custscore.training.covariates import for_customers
 from custscore.training.purchase_models import PurchaseModel
 from custscore.training.calibration import ProbabilityCalibrator, clipped_logit, fitting_method
 
@@ -72,7 +73,9 @@ def churn_features(customers: pd.DataFrame, purchase_model: PurchaseModel, horiz
     P(alive) and expected purchases over the horizon become features. No NaN: a customer
     with fewer than two purchases gets ``ipt_mean_days`` = days since the first purchase.
     ``horizon_days`` is a feature too: stacked training windows carry different horizons.
+    A model fitted with covariates uses the ones ``customers`` carries (:func:`for_customers`).
     """
+    purchase_model = for_customers(purchase_model, customers)
     recency_col, t_col = duration_columns(time_unit)
     days = DAYS_PER_UNIT[time_unit]
     x = customers["frequency"].to_numpy()

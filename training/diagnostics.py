@@ -34,23 +34,30 @@ def fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
-def at_box(names: Sequence[str], params: np.ndarray, scales: np.ndarray) -> list[str]:
-    """Names of the parameters on (or within rounding of) the optimiser's box."""
-    z = np.log(np.asarray(params, dtype=float) / np.asarray(scales, dtype=float))
+def at_box(names: Sequence[str], params: np.ndarray, scales: np.ndarray,
+           free: Optional[np.ndarray] = None) -> list[str]:
+    """Names of the parameters on (or within rounding of) the optimiser's box (``free`` ones: the value itself)."""
+    params = np.asarray(params, dtype=float)
+    free = np.zeros(len(params), dtype=bool) if free is None else np.asarray(free, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(free, params, np.log(params / np.asarray(scales, dtype=float)))
     return [name for name, zj in zip(names, z) if abs(zj) >= LOG_PARAM_BOUND * (1 - 1e-9)]
 
 
 def information_summary(names: Sequence[str], params: np.ndarray, hessian: np.ndarray,
-                        n_customers: float) -> dict[str, Any]:
+                        n_customers: float, free: Optional[np.ndarray] = None) -> dict[str, Any]:
     """Condition number of the observed information per customer in log-parameters.
 
     ``hessian`` is the second-derivative matrix of the summed log-likelihood in natural
     parameters; the information in ``log theta`` is ``P (-H / n) P`` with ``P = diag(theta)``
-    (unit-free, so parameters of any size compare). Returns ``condition_number`` (inf when
+    (unit-free, so parameters of any size compare; ``free`` parameters, coefficients of
+    standardised covariates, enter as they are). Returns ``condition_number`` (inf when
     not positive definite or not finite), ``min_eigenvalue`` and ``weakest`` (the
     parameters that make up the least-determined direction).
     """
     params = np.asarray(params, dtype=float)
+    if free is not None:
+        params = np.where(np.asarray(free, dtype=bool), 1.0, params)
     info = -np.asarray(hessian, dtype=float) * np.outer(params, params) / float(n_customers)
     if not np.all(np.isfinite(info)):
         return {"condition_number": float("inf"), "min_eigenvalue": float("nan"), "weakest": list(names)}
@@ -71,11 +78,12 @@ def standard_errors(names: Sequence[str], variance: Optional[np.ndarray]) -> dic
 
 
 def fit_diagnostics(names: Sequence[str], params: np.ndarray, scales: np.ndarray, hessian: np.ndarray,
-                    n_customers: float, variance: Optional[np.ndarray]) -> dict[str, Any]:
+                    n_customers: float, variance: Optional[np.ndarray],
+                    free: Optional[np.ndarray] = None) -> dict[str, Any]:
     """The model-agnostic diagnostics of one fit, plain data: box, information, standard errors."""
-    info = information_summary(names, params, hessian, n_customers)
+    info = information_summary(names, params, hessian, n_customers, free)
     se = standard_errors(names, variance)
-    return {"at_bound": at_box(names, params, scales), **info, "standard_errors": se,
+    return {"at_bound": at_box(names, params, scales, free), **info, "standard_errors": se,
             "standard_errors_finite": bool(all(np.isfinite(v) for v in se.values()))}
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from custscore.config import DAYS_PER_UNIT
 from custscore.features.customers import FeatureEngine
 from custscore.features.lookup import reindex_fill
+from custscore.training.covariates import for_customers
 from custscore.training.churn import ChurnClassifier, churn_features, churn_labels
 from custscore.training.churn_select import candidate_scores
 from custscore.training.metrics import brier, expected_calibration_error, roc_auc
@@ -81,7 +82,7 @@ def evaluate_holdout(scorer: CustomerScorer, engine: FeatureEngine, cutoff: pd.T
     days = DAYS_PER_UNIT[scorer.time_unit]
 
     actual = reindex_fill(engine.window_purchases(cutoff, holdout_end)["n_purchases"], ids)
-    predicted = scorer.purchase_model.expected_purchases(holdout_days / days, x, t_x, T)
+    predicted = for_customers(scorer.purchase_model, customers.reindex(ids)).expected_purchases(holdout_days / days, x, t_x, T)
     m = report.metrics
     m["holdout_days"] = holdout_days
     m["holdout_customers"] = len(ids)

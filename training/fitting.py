@@ -454,11 +454,13 @@ def projected_gradient(z: np.ndarray, grad: np.ndarray, bound: Optional[float]) 
     return np.where(held, 0.0, grad)
 
 
-def numerical_hessian(grad_fn: Callable[[np.ndarray], np.ndarray], theta: np.ndarray) -> np.ndarray:
+def numerical_hessian(grad_fn: Callable[[np.ndarray], np.ndarray], theta: np.ndarray,
+                      floor: Any = 1e-8) -> np.ndarray:
     """Hessian by central differences of an analytic gradient, symmetrised.
 
-    The step for parameter ``j`` is ``eps**(1/3) * max(|theta_j|, 1e-8)`` (relative, so
-    positive parameters stay positive). Shape ``(k, k)`` for ``theta`` of shape ``(k,)``.
+    The step for parameter ``j`` is ``eps**(1/3) * max(|theta_j|, floor_j)`` (relative, so
+    positive parameters stay positive; ``floor`` of order 1 for coefficients that may be 0).
+    Shape ``(k, k)`` for ``theta`` of shape ``(k,)``.
 
     >>> import numpy as np
     >>> numerical_hessian(lambda z: np.array([2 * z[0] + z[1], z[0] + 6 * z[1]]), np.array([1.0, 2.0])).round(6).tolist()
@@ -466,7 +468,7 @@ def numerical_hessian(grad_fn: Callable[[np.ndarray], np.ndarray], theta: np.nda
     """
     theta = np.asarray(theta, dtype=float)
     k = theta.size
-    steps = np.finfo(float).eps ** (1.0 / 3.0) * np.maximum(np.abs(theta), 1e-8)
+    steps = np.finfo(float).eps ** (1.0 / 3.0) * np.maximum(np.abs(theta), floor)
     hess = np.empty((k, k))
     for j in range(k):
         up = theta.copy()
@@ -541,31 +543,46 @@ class FitSettings:
 
 
 class _LogObjective:
-    """Mean penalised negative log-likelihood over log-parameters in internal units."""
+    """Mean penalised negative log-likelihood over log-parameters in internal units.
 
-    def __init__(self, likelihood: Likelihood, scales: np.ndarray, penalizer: float) -> None:
+    Parameters flagged ``free`` (covariate coefficients, any real number) are optimised
+    as they are (``param = z``, penalty ``z**2``) instead of through ``scale * exp(z)``.
+    """
+
+    def __init__(self, likelihood: Likelihood, scales: np.ndarray, penalizer: float,
+                 free: Optional[np.ndarray] = None) -> None:
         self.likelihood, self.scales, self.penalizer = likelihood, scales, penalizer
+        self.free = np.zeros(len(scales), dtype=bool) if free is None else np.asarray(free, dtype=bool)
         self.n_total = float(likelihood.total_weight)
 
     def params(self, z: np.ndarray) -> np.ndarray:
-        return self.scales * np.exp(z)
+        return np.where(self.free, z, self.scales * np.exp(np.where(self.free, 0.0, z)))
+
+    def _internal(self, z: np.ndarray) -> np.ndarray:
+        """The penalised values: ``exp(z)`` (internal unit) or the free parameter itself."""
+        return np.where(self.free, z, np.exp(np.where(self.free, 0.0, z)))
 
     def value_and_gradient(self, z: np.ndarray) -> tuple[float, np.ndarray]:
-        params, internal = self.params(z), np.exp(z)
+        params, internal = self.params(z), self._internal(z)
         ll, grad = self.likelihood.value_and_gradient(params)
         value = -ll / self.n_total + self.penalizer * float(np.sum(internal**2))
-        return value, -grad * params / self.n_total + 2.0 * self.penalizer * internal**2
+        chain = np.where(self.free, 1.0, params)  # d param / d z
+        penalty = np.where(self.free, 2.0 * self.penalizer * z, 2.0 * self.penalizer * internal**2)
+        return value, -grad * chain / self.n_total + penalty
 
     def value_gradient_hessian(self, z: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Value, gradient and Hessian in ``z``; Hessian ``P (-H/n) P + diag(gradient + 2 pen internal**2)``.
 
-        ``P = diag(params)``. The likelihood's Hessian is asked for first: likelihoods that
-        remember their last evaluation then give the value and gradient for free.
+        ``P = diag(params)`` (1 for free parameters, whose diagonal term is ``2 pen``). The
+        likelihood's Hessian is asked for first: likelihoods that remember their last
+        evaluation then give the value and gradient for free.
         """
-        params, internal = self.params(z), np.exp(z)
-        hess = -self.likelihood.hessian(params) * np.outer(params, params) / self.n_total
+        params, internal = self.params(z), self._internal(z)
+        chain = np.where(self.free, 1.0, params)
+        hess = -self.likelihood.hessian(params) * np.outer(chain, chain) / self.n_total
         value, gradient = self.value_and_gradient(z)
-        return value, gradient, hess + np.diag(gradient + 2.0 * self.penalizer * internal**2)
+        diagonal = np.where(self.free, 2.0 * self.penalizer, gradient + 2.0 * self.penalizer * internal**2)
+        return value, gradient, hess + np.diag(diagonal)
 
 
 def newton_refine(objective: _LogObjective, z0: np.ndarray, max_steps: int) -> Optional[np.ndarray]:
@@ -605,7 +622,7 @@ def newton_refine(objective: _LogObjective, z0: np.ndarray, max_steps: int) -> O
 
 
 def fit_log_params(likelihood: Likelihood, param_names: Sequence[str], scales: np.ndarray,
-                   settings: FitSettings, model_name: str) -> np.ndarray:
+                   settings: FitSettings, model_name: str, free: Optional[np.ndarray] = None) -> np.ndarray:
     """Maximum-likelihood parameters (natural scale) of a weighted log-likelihood.
 
     The objective is the mean negative log-likelihood per customer plus
@@ -616,11 +633,14 @@ def fit_log_params(likelihood: Likelihood, param_names: Sequence[str], scales: n
     steps with the analytic Hessian on the full data. If the Newton steps fail, L-BFGS
     continues on the full data from the best point found. The search stays in the box
     :data:`LOG_PARAM_BOUND`; ``settings.advice`` ends the error of a fit that does not converge.
+    Parameters flagged in ``free`` (covariate coefficients) are real numbers, not logs,
+    start at 0 and stay in the same box.
     """
     scales = np.asarray(scales, dtype=float)
-    full = _LogObjective(likelihood, scales, settings.penalizer)
+    full = _LogObjective(likelihood, scales, settings.penalizer, free)
     large = likelihood.n_rows >= settings.subsample_from
-    search = _LogObjective(likelihood.subsample(settings.subsample_rows), scales, settings.penalizer) if large else full
+    search = (_LogObjective(likelihood.subsample(settings.subsample_rows), scales, settings.penalizer, free)
+              if large else full)
     z, _ = minimize_negative_log_likelihood(
         search.value_and_gradient, np.zeros(len(param_names)), param_names, n_starts=settings.n_starts,
         seed=settings.seed, model_name=model_name, advice=settings.advice, bound=LOG_PARAM_BOUND)

@@ -13,7 +13,7 @@ in that unit (``r``, ``a``, ``b`` are unit-free).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 from scipy.special import digamma, gammaln
@@ -91,26 +91,30 @@ class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
     def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> ModifiedBetaGeoLikelihood:
         return ModifiedBetaGeoLikelihood(x, t_x, T, w)
 
-    def _extra_diagnostics(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> dict[str, Any]:
+    def _extra_diagnostics(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                           covariates: Optional[np.ndarray] = None) -> dict[str, Any]:
         a, b = self.params_["a"], self.params_["b"]
         return {"mean_dropout": a / (a + b)}
 
     def _warnings(self) -> list[str]:
         return generic_warnings("MBG/NBD", self.diagnostics_, self.params_, PROCESSES, _CONSEQUENCE)
 
-    def log_likelihood_per_customer(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
-        """Log-likelihood of each customer's ``(x, t_x, T)`` (BDF 2007). Shape ``(n_customers,)``."""
+    def log_likelihood_per_customer(self, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
+        """Log-likelihood of each customer's ``(x, t_x, T)`` (BDF 2007). Shape ``(n_customers,)``.
+
+        (MBG/NBD takes no covariates: ``covariates`` must be None.)
+        """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        q = _terms(np.array(self._params()), x, t_x, t_cal)
+        q = _terms(np.array(self._params(covariates, len(x))), x, t_x, t_cal)
         return q["A"] + np.logaddexp(0.0, q["D"])
 
-    def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+    def p_alive(self, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """P(alive at T) = ``1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))**(r+x))`` (BDF 2007), < 1 also at x = 0."""
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        D = _terms(np.array(self._params()), x, t_x, t_cal)["D"]
+        D = _terms(np.array(self._params(covariates, len(x))), x, t_x, t_cal)["D"]
         return np.exp(-np.logaddexp(0.0, D))
 
-    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """Expected repeat purchases in ``(T, T + t]`` (BDF 2007, conditional expectation)::
 
             (a+b+x)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(r+x, b+x+1; a+b+x; t/(alpha+T+t))]
@@ -119,22 +123,23 @@ class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
         The bracket is BG/NBD's eq. 10 bracket at ``b + 1``
         (:func:`custscore.training.bgnbd.conditional_bracket`). ``t`` in the model's unit.
         """
-        r, alpha, a, b = self._params()
         x, t_x, t_cal = check_rfm(frequency, recency, T)
+        r, alpha, a, b = self._params(covariates, len(x))
         return conditional_bracket(check_horizon(t), x, t_cal, r, alpha, a, b + 1.0) * self.p_alive(x, t_x, t_cal)
 
-    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                      covariates: Optional[np.ndarray] = None) -> np.ndarray:
         """P(k purchases | alive at T): BG/NBD's (:func:`~custscore.training.bgnbd.pmf_if_alive`) with
         ``p ~ Beta(a, b + x + 1)`` (alive means x + 1 survived dropout chances, time zero included)."""
-        r, alpha, a, b = self._params()
+        r, alpha, a, b = self._params(covariates, len(x))
         return pmf_if_alive(r, alpha, a, b + x + 1.0, t, k_max, x, T)
 
-    def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+    def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """P(no repeat purchase in ``(T, T + t]``): dead, or alive and silent (dropout happens only at purchases).
 
         ``(1 - P(alive)) + P(alive) ((alpha+T)/(alpha+T+t))**(r+x)``, as BG/NBD
         (:func:`custscore.training.bgnbd.p_no_purchase_given_alive`) with MBG/NBD's P(alive).
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        r, alpha = self.params_["r"], self.params_["alpha"]
+        r, alpha = self._params(covariates, len(x))[:2]
         return p_no_purchase_given_alive(r, alpha, check_horizon(t), x, t_cal, self.p_alive(x, t_x, t_cal))

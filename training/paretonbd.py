@@ -12,7 +12,7 @@ caller's choosing; ``alpha`` and ``beta`` are in that unit (``r``, ``s`` are uni
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from scipy.special import gammaln, hyp2f1
@@ -20,15 +20,13 @@ from scipy.special import gammaln, hyp2f1
 from custscore.training.diagnostics import generic_warnings
 from custscore.training.fitting import check_rfm
 from custscore.training.purchase_models import (MaximumLikelihoodPurchaseModel, RowLikelihood, check_horizon,
-                                                log_nbd_coefficients, log_nbd_pmf)
+                                                log_nbd_coefficients, log_nbd_pmf, row_gradient_by_differences)
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 PROCESSES = {"r": "purchase rate", "alpha": "purchase rate", "s": "dropout", "beta": "dropout"}
 _CONSEQUENCE = "P(alive), expected purchases and CLV are uncertain; compare them with days since last purchase"
 #: Gauss-Legendre nodes of the integral over the death time in :meth:`ParetoNBDModel._pmf_if_alive`.
 _PMF_NODES = 48
-#: Relative step of the central differences that give the likelihood's gradient.
-_GRADIENT_STEP = 1e-5
 
 
 def log_tail_integral(p: Any, q: Any, alpha: Any, beta: Any, tau: Any) -> np.ndarray:
@@ -61,8 +59,10 @@ def _log_parts(params: Any, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tu
     - C = lnG(r+x) - lnG(r) + r ln(alpha) + s ln(beta)
     - A = -(r+x) ln(alpha+T) - s ln(beta+T)   (alive at T)
     - B = ln(s) + ln int_{t_x}^T (alpha+u)**-(r+x) (beta+u)**-(s+1) du   (died in (t_x, T])
+
+    ``params`` hold scalars or per-row arrays (covariates).
     """
-    r, alpha, s, beta = (float(v) for v in params)
+    r, alpha, s, beta = (np.asarray(v, dtype=float) for v in params)
     C = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     A = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
     B = np.log(s) + log_band_integral(r + x, s + 1.0, alpha, beta, t_x, T)
@@ -81,22 +81,16 @@ class ParetoNBDLikelihood(RowLikelihood):
 
     The 2F1 in the likelihood has no closed-form derivative in its parameters, so each
     gradient component is ``[LL(theta (1 + h e_j)) - LL(theta (1 - h e_j))] / (2 h theta_j)``
-    with ``h = 1e-5`` (truncation and rounding errors both ~1e-10 relative).
+    with ``h = 1e-5`` (truncation and rounding errors both ~1e-10 relative;
+    :func:`~custscore.training.purchase_models.row_gradient_by_differences`).
     """
 
     def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
-        theta = np.asarray(params, dtype=float)
+        theta = list(np.asarray(params, dtype=float))
         rows = (self.x, self.t_x, self.T)
         value = float(np.dot(self.w, pareto_nbd_log_likelihood_rows(theta, *rows)))
-        grad = np.empty(len(theta))
-        for j in range(len(theta)):
-            step = _GRADIENT_STEP * theta[j]
-            up, down = theta.copy(), theta.copy()
-            up[j] += step
-            down[j] -= step
-            diff = pareto_nbd_log_likelihood_rows(up, *rows) - pareto_nbd_log_likelihood_rows(down, *rows)
-            grad[j] = float(np.dot(self.w, diff)) / (up[j] - down[j])
-        return value, grad
+        per_row = row_gradient_by_differences(pareto_nbd_log_likelihood_rows, theta, *rows)
+        return value, np.array([float(np.dot(self.w, g)) for g in per_row])
 
 
 class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
@@ -116,43 +110,50 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
     MODEL_NAME = "Pareto/NBD"
     PARAM_PREFIX = "pnbd_"
     TIME_PARAMS = ("alpha", "beta")
+    #: Fader and Hardie (2007, note 019): ``alpha_i = alpha0 exp(-gamma_alpha' z_i)`` (purchase),
+    #: ``beta_i = beta0 exp(-gamma_beta' z_i)`` (dropout); a positive coefficient raises the rate.
+    COVARIATE_LINKS = (("alpha", -1.0), ("beta", -1.0))
+    PROCESSES = PROCESSES
 
     def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> ParetoNBDLikelihood:
         return ParetoNBDLikelihood(x, t_x, T, w)
 
-    def _warnings(self) -> list[str]:
-        return generic_warnings("Pareto/NBD", self.diagnostics_, self.params_, PROCESSES, _CONSEQUENCE)
+    def _row_log_likelihood(self, theta: Sequence[Any], x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        return pareto_nbd_log_likelihood_rows(theta, x, t_x, T)
 
-    def log_likelihood_per_customer(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+    def _warnings(self) -> list[str]:
+        return generic_warnings("Pareto/NBD", self.diagnostics_, self.params_, self._processes(), _CONSEQUENCE)
+
+    def log_likelihood_per_customer(self, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """Log-likelihood of each customer's ``(x, t_x, T)`` (FHL note, eq. 1). Shape ``(n_customers,)``."""
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        return pareto_nbd_log_likelihood_rows(self._params(), x, t_x, t_cal)
+        return pareto_nbd_log_likelihood_rows(self._params(covariates, len(x)), x, t_x, t_cal)
 
-    def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+    def p_alive(self, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """P(alive at T | x, t_x, T) = the alive term's share of the likelihood, ``exp(A - logaddexp(A, B))`` (SMC 1987, eq. 11)."""
         x, t_x, t_cal = check_rfm(frequency, recency, T)
         with np.errstate(divide="ignore"):
-            _, A, B = _log_parts(self._params(), x, t_x, t_cal)
+            _, A, B = _log_parts(self._params(covariates, len(x)), x, t_x, t_cal)
         return np.exp(A - np.logaddexp(A, B))
 
-    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """Expected purchases in ``(T, T + t]`` (SMC 1987, eq. 22)::
 
             P(alive) (r+x) (beta+T) / ((alpha+T) (s-1)) [1 - ((beta+T)/(beta+T+t))**(s-1)]
 
         with the limit ``ln((beta+T+t)/(beta+T))`` of ``[...]/(s-1)`` at s = 1. ``t`` in the model's unit.
         """
-        r, alpha, s, beta = self._params()
         x, t_x, t_cal = check_rfm(frequency, recency, T)
+        r, alpha, s, beta = self._params(covariates, len(x))
         t = check_horizon(t)
         log_growth = np.log1p(t / (beta + t_cal))
         if abs(s - 1.0) < 1e-12:
             factor = log_growth
         else:
             factor = -np.expm1(-(s - 1.0) * log_growth) / (s - 1.0)
-        return self.p_alive(x, t_x, t_cal) * (r + x) * (beta + t_cal) / (alpha + t_cal) * factor
+        return self.p_alive(x, t_x, t_cal, covariates) * (r + x) * (beta + t_cal) / (alpha + t_cal) * factor
 
-    def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+    def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """P(no purchase in ``(T, T + t]``): dead at T, or alive and no purchase before dying or ``T + t``.
 
         Given alive at T, ``lambda ~ Gamma(r+x, alpha+T)`` and ``mu ~ Gamma(s, beta+T)``, and
@@ -160,10 +161,10 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
         expectation is ``((alpha+T)/(alpha+T+t))**(r+x) ((beta+T)/(beta+T+t))**s + s (alpha+T)**(r+x)
         (beta+T)**s int_0^t (alpha+T+u)**-(r+x) (beta+T+u)**-(s+1) du`` (the likelihood's integral).
         """
-        r, alpha, s, beta = self._params()
         x, t_x, t_cal = check_rfm(frequency, recency, T)
+        r, alpha, s, beta = self._params(covariates, len(x))
         t = check_horizon(t)
-        alive = self.p_alive(x, t_x, t_cal)
+        alive = self.p_alive(x, t_x, t_cal, covariates)
         a_T, b_T = alpha + t_cal, beta + t_cal
         log_both = (r + x) * np.log(a_T) + s * np.log(b_T)
         survive = np.exp(log_both - (r + x) * np.log(a_T + t) - s * np.log(b_T + t))
@@ -171,7 +172,8 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
             died = np.exp(np.log(s) + log_both + log_band_integral(r + x, s + 1.0, a_T, b_T, 0.0, t))
         return (1.0 - alive) + alive * (survive + died)
 
-    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                      covariates: Optional[np.ndarray] = None) -> np.ndarray:
         """P(k purchases in ``(T, T + t]`` | alive at T), numerically (no practical closed form).
 
         Given alive at T, ``lambda ~ Gamma(r+x, alpha+T)``, ``mu ~ Gamma(s, beta+T)`` and the
@@ -183,7 +185,7 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
         (alive through the horizon, or died at u); the integral by Gauss-Legendre on
         :data:`_PMF_NODES` nodes. Shape ``(n, k_max + 1)``.
         """
-        r, alpha, s, beta = self._params()
+        r, alpha, s, beta = self._params(covariates, len(x))
         a_T, b_T = alpha + T, beta + T
         survive = np.exp(s * (np.log(b_T) - np.log(b_T + t)))[:, None]
         coefficients = log_nbd_coefficients(r + x, k_max)

@@ -16,6 +16,7 @@ from custscore.features.customers import FeatureEngine
 from custscore.training.calibration import calibration_window
 from custscore.training.cutoff_check import check_dates
 from custscore.training.churn import SPEND_FEATURES, ChurnClassifier, churn_features, churn_labels
+from custscore.training.covariates import covariate_engine
 from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, ChurnSelection, baseline_scores,
                                              choose_churn_model, validation_history_days,
                                              validation_horizon)
@@ -49,6 +50,8 @@ class TrainResult:
     churn: Optional["ChurnFit"] = None
     #: the purchase model choice: every candidate fitted at the cutoff and the comparison
     purchase: Optional[PurchaseChoice] = None
+    #: the covariate file as read (None without ``--covariates``)
+    covariates: Optional[pd.DataFrame] = None
 
 
 def purchase_key(config: TrainConfig) -> str:
@@ -234,14 +237,22 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     """
     first_day, last_day = check_dates(engine, config)
     cutoff = config.cutoff
-    engine = TrainingMemo(engine)  # features and purchase fits asked twice are computed once
     calibration = engine.customer_features(cutoff, config.time_unit)
+    encoding, covariate_warnings, covariate_table = None, [], None
+    if config.covariates is not None:  # every feature frame from here on carries the encoded covariates
+        engine, encoding, covariate_warnings = covariate_engine(engine, calibration, config.covariates,
+                                                                config.columns.customer)
+        covariate_table = engine.table
+        calibration = engine.customer_features(cutoff, config.time_unit)
+    # features and purchase fits asked twice are computed once (the calibration frame is the first)
+    engine = TrainingMemo(engine, known={(cutoff, config.time_unit): calibration})
     choice = select_purchase_model(engine, config, first_day, calibration)
     purchase = choice.shipped
     config = replace(config, purchase_model=choice.model)  # churn features use the chosen model
 
     gamma_gamma = fit_spend(calibration, config, f"cutoff {cutoff.date()}")
-    warnings = list(purchase.warnings_) + choice.warnings + (list(gamma_gamma.warnings_) if gamma_gamma is not None else [])
+    warnings = (covariate_warnings + list(purchase.warnings_) + choice.warnings
+                + (list(gamma_gamma.warnings_) if gamma_gamma is not None else []))
 
     # Churn examples: features <= each reference date, labels in (reference, cutoff].
     churn = select_churn(engine, config, first_day)
@@ -254,7 +265,8 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     scorer = CustomerScorer(purchase_model=purchase, gamma_gamma=gamma_gamma, churn=churn.shipped, time_unit=config.time_unit,
                             horizon_days=config.horizon_days, discount_rate=config.discount_rate, cutoff=cutoff,
                             churn_model=churn.selection.model, has_amounts=gamma_gamma is not None,
-                            fit_warnings=tuple(warnings), amount_decimals=config.columns.amount_decimals)
+                            fit_warnings=tuple(warnings), amount_decimals=config.columns.amount_decimals,
+                            covariate_encoding=encoding)
     # Segment cut points: fixed numbers learned once from the calibration customers (segments.py).
     calibration_scores = scorer.score_customers(calibration, cutoff, with_segments=False)
     scorer.segment_thresholds = fit_thresholds(scorer.segment_inputs(calibration_scores, calibration),
@@ -283,7 +295,8 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
                                    calibration)
         metrics.update(holdout.metrics)
     return TrainResult(scorer=scorer, metrics=metrics, n_customers=len(calibration), holdout=holdout,
-                       calibration=calibration, warnings=warnings, churn=churn, purchase=choice)
+                       calibration=calibration, warnings=warnings, churn=churn, purchase=choice,
+                       covariates=covariate_table)
 
 
 def _safe_corr(a: pd.Series, b: pd.Series) -> float:

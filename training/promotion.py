@@ -69,6 +69,8 @@ def champion_recipe(params: Mapping[str, str], new: TrainConfig) -> TrainConfig:
         changes["purchase_model"] = params["purchase_model_requested"]
     if "bgnbd_penalizer" in params and "penalizer" not in params:
         changes["penalizer"] = None  # the champion's own penalties, not the new run's shortcut
+    if "covariates" not in params:
+        changes["covariates"] = None  # a run without covariates logs none (None params are not logged)
     return dataclasses.replace(new, **changes)
 
 

@@ -15,12 +15,13 @@ import numpy as np
 import pandas as pd
 
 from custscore.config import AUTO, DAYS_PER_UNIT, TrainConfig
-from custscore.errors import FitError
+from custscore.errors import CustscoreError, FitError
 from custscore.features.customers import FeatureEngine
 from custscore.features.lookup import reindex_fill
 from custscore.features.rfm import duration_columns
 from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.churn_select import validation_history_days, validation_horizon
+from custscore.training.covariates import covariate_frame, for_customers
 from custscore.training.mbgnbd import ModifiedBetaGeoModel
 from custscore.training.paretonbd import ParetoNBDModel
 from custscore.training.purchase_models import PurchaseModel
@@ -43,12 +44,14 @@ def fit_purchase_model(key: str, rfm: pd.DataFrame, time_unit: str, penalizer: f
                        when: str, n_starts: int | None = None) -> PurchaseModel:
     """Fit the model ``key`` on a feature frame (durations in ``time_unit``); ``when`` names the date in errors.
 
-    ``n_starts``: optimiser starts (None: the model's default)."""
+    ``n_starts``: optimiser starts (None: the model's default). Covariates the frame
+    carries (:func:`~custscore.training.covariates.covariate_frame`) are fitted too."""
     recency_col, t_col = duration_columns(time_unit)
     starts = {} if n_starts is None else {"n_starts": n_starts}
     model = PURCHASE_MODELS[key](penalizer=penalizer, seed=seed, **starts)
     try:
-        return model.fit(rfm["frequency"].to_numpy(), rfm[recency_col].to_numpy(), rfm[t_col].to_numpy())
+        return model.fit(rfm["frequency"].to_numpy(), rfm[recency_col].to_numpy(), rfm[t_col].to_numpy(),
+                         covariates=covariate_frame(rfm))
     except FitError as exc:
         raise FitError(f"{model.MODEL_NAME} at {when} ({len(rfm)} customers, "
                        f"{int((rfm['frequency'] > 0).sum())} with repeat purchases): {exc}") from exc
@@ -182,18 +185,29 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
     requested = config.purchase_model
     history = (config.cutoff - first_day).days
     h = validation_horizon(config.horizon_days, history, 1)
+    warnings: list[str] = []
+    candidates = list(PURCHASE_MODELS)
+    if covariate_frame(calibration) is not None:
+        candidates = [k for k, cls in PURCHASE_MODELS.items() if cls.COVARIATE_LINKS]
+        if requested not in candidates + [AUTO]:
+            raise CustscoreError(f"--purchase-model {requested}: {PURCHASE_MODELS[requested].MODEL_NAME} takes no "
+                                 f"covariates; with --covariates use one of {candidates} or auto")
+        if requested == AUTO and h:
+            left_out = [PURCHASE_MODELS[k].MODEL_NAME for k in PURCHASE_MODELS if k not in candidates]
+            warnings.append(f"with covariates, auto chooses among {', '.join(PURCHASE_MODELS[k].MODEL_NAME for k in candidates)}"
+                            f" ({', '.join(left_out)} takes no covariates)")
     if requested != AUTO:
         keys = list(dict.fromkeys([REFERENCE_MODEL, requested]))
     else:
         # Without a validation span the reference ships whatever the others' fits: do not fit them.
-        keys = list(PURCHASE_MODELS) if h else [REFERENCE_MODEL]
+        keys = candidates if h else [REFERENCE_MODEL]
     required = (REFERENCE_MODEL,) if requested == AUTO else tuple(keys)
     fits, failed = _fit_candidates(engine, keys, calibration, config.cutoff, config, when, required)
     empty = pd.DataFrame([{"model": k, "identified": not m.warnings_, "log_likelihood": m.log_likelihood_,
                            "chosen": False} for k, m in fits.items()], columns=list(COMPARISON_COLUMNS))
-    warnings: list[str] = []
     if requested != AUTO:
-        return _chosen(PurchaseChoice(requested, requested, fits, empty, 0, "requested with --purchase-model"))
+        return _chosen(PurchaseChoice(requested, requested, fits, empty, 0, "requested with --purchase-model",
+                                      warnings))
     reference = fits[REFERENCE_MODEL]
     if not h:
         warnings.append(f"purchase model not validated ({history} days of history before cutoff "
@@ -212,7 +226,8 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
                                       f"{R.date()}", warnings))
     recency_col, t_col = duration_columns(config.time_unit)
     actual = reindex_fill(engine.window_purchases(R, config.cutoff)["n_purchases"], customers.index)
-    table = compare_purchase_models(early, customers["frequency"].to_numpy(), customers[recency_col].to_numpy(),
+    early_here = {key: for_customers(model, customers) for key, model in early.items()}
+    table = compare_purchase_models(early_here, customers["frequency"].to_numpy(), customers[recency_col].to_numpy(),
                                     customers[t_col].to_numpy(), actual, h / DAYS_PER_UNIT[config.time_unit])
     identified_at_cutoff = np.array([not fits[k].warnings_ for k in table["model"]], dtype=bool)
     table["identified"] = table["identified"].to_numpy(dtype=bool) & identified_at_cutoff

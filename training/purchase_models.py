@@ -12,7 +12,7 @@ a horizon. :class:`PurchaseModel` is the protocol callers use without naming a m
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,75 @@ MERGE_ROWS_UP_TO = 200_000
 _FIRST_K_MAX = 15
 #: Rows per block of the predictive distribution (its temporaries stay a few MB).
 _PMF_BLOCK_ROWS = 1 << 14
+#: Relative step of the central differences of per-row log-likelihoods (truncation and
+#: rounding errors both ~1e-10 relative).
+GRADIENT_STEP = 1e-5
+
+
+def coefficient_name(param: str, column: str) -> str:
+    """Name of the coefficient of covariate ``column`` on parameter ``param`` (``gamma_alpha_age``)."""
+    return f"gamma_{param}_{column}"
+
+
+def check_covariates(covariates: Any, n: int, names: Optional[Sequence[str]] = None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``(Z, column names)``: encoded covariates as a finite float matrix of shape ``(n, k)``.
+
+    ``covariates`` is a DataFrame of numeric columns (names from its columns) or a 2-D
+    array (names ``z0, z1, ...``, or ``names``); with ``names`` a DataFrame must have exactly
+    those columns in that order and an array that many columns.
+    """
+    if isinstance(covariates, pd.DataFrame):
+        given: tuple[str, ...] = tuple(str(c) for c in covariates.columns)
+        if names is not None and given != tuple(names):
+            raise CustscoreError(f"covariates: expected columns {list(names)}, got {list(given)}")
+        if any(not pd.api.types.is_numeric_dtype(covariates[c]) or pd.api.types.is_bool_dtype(covariates[c])
+               for c in covariates.columns):
+            raise CustscoreError("covariates: every column must be numeric (encode categories first)")
+        Z = covariates.to_numpy(dtype=float)
+    else:
+        Z = np.asarray(covariates)
+        if Z.ndim != 2 or Z.dtype.kind not in "iuf":
+            raise CustscoreError(f"covariates: must be a numeric matrix (customers x columns), got shape {Z.shape}")
+        Z = Z.astype(float)
+        given = tuple(names) if names is not None else tuple(f"z{j}" for j in range(Z.shape[1]))
+        if len(given) != Z.shape[1]:
+            raise CustscoreError(f"covariates: expected {len(given)} columns, got {Z.shape[1]}")
+    if Z.shape[0] != n:
+        raise CustscoreError(f"covariates: must have one row per customer ({n}), got {Z.shape[0]}")
+    if not np.all(np.isfinite(Z)):
+        i, j = (int(v[0]) for v in np.nonzero(~np.isfinite(Z)))
+        raise CustscoreError(f"covariates: must be finite; row {i} column {given[j]!r} has {Z[i, j]!r}")
+    return Z, given
+
+
+def linked_parameters(base: Sequence[Any], param_names: Sequence[str], links: Sequence[tuple[str, float]],
+                      gammas: np.ndarray, Z: np.ndarray) -> list[Any]:
+    """Per-customer parameters with time-invariant covariates (Fader and Hardie 2007 note).
+
+    For each linked parameter ``p`` with sign ``sign`` (``links``), ``p_i = p0 exp(sign gamma_p' z_i)``,
+    ``gammas[j]`` the coefficients of the j-th link, shape ``(n_links, k)``; the other
+    parameters stay scalars. Returns the parameters in ``param_names`` order, arrays of shape ``(n,)``.
+    """
+    out = list(base)
+    for (param, sign), gamma in zip(links, gammas):
+        i = list(param_names).index(param)
+        out[i] = out[i] * np.exp(sign * (Z @ gamma))
+    return out
+
+
+def row_gradient_by_differences(row_log_likelihood: Callable[..., np.ndarray], theta: Sequence[Any],
+                                x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> list[np.ndarray]:
+    """Per-row derivatives ``d LL_i / d theta_j`` by central differences in relative steps (:data:`GRADIENT_STEP`).
+
+    ``theta`` holds scalars or per-row arrays; one array of shape ``(n,)`` per parameter.
+    """
+    out = []
+    for j in range(len(theta)):
+        step = GRADIENT_STEP * np.asarray(theta[j], dtype=float)
+        up, down = list(theta), list(theta)
+        up[j], down[j] = theta[j] + step, theta[j] - step
+        out.append((row_log_likelihood(up, x, t_x, T) - row_log_likelihood(down, x, t_x, T)) / (2.0 * step))
+    return out
 
 
 def log_nbd_coefficients(shape: Any, k_max: int) -> np.ndarray:
@@ -78,6 +147,8 @@ class PurchaseModel(Protocol):
     ``params_`` (dict name -> float), ``log_likelihood_`` (summed over customers),
     ``warnings_`` (texts without the ``warning: `` prefix) and ``diagnostics_`` (plain data)
     exist after :meth:`fit`. Each prediction returns an array of shape ``(n_customers,)``.
+    A model fitted with ``covariates`` (encoded, one row per customer) needs them, in the
+    same columns, for every prediction; one fitted without refuses them.
     """
 
     #: short name in options, params and score tables (``bgnbd``, ``mbgnbd``, ``pnbd``)
@@ -92,21 +163,24 @@ class PurchaseModel(Protocol):
     diagnostics_: dict[str, Any]
     variance_matrix_: Optional[pd.DataFrame]
 
-    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> "PurchaseModel": ...
+    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None,
+            covariates: Any = None) -> "PurchaseModel": ...
 
-    def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray: ...
+    def p_alive(self, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray: ...
 
-    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray: ...
+    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any,
+                           covariates: Any = None) -> np.ndarray: ...
 
-    def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray: ...
+    def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray: ...
 
     def discounted_expected_purchases(self, step_ends: Any, discount_factors: Any, frequency: Any, recency: Any,
-                                      T: Any) -> np.ndarray: ...
+                                      T: Any, covariates: Any = None) -> np.ndarray: ...
 
-    def purchase_pmf(self, t: Any, frequency: Any, recency: Any, T: Any, k_max: int) -> np.ndarray: ...
+    def purchase_pmf(self, t: Any, frequency: Any, recency: Any, T: Any, k_max: int,
+                     covariates: Any = None) -> np.ndarray: ...
 
     def purchase_quantiles(self, t: Any, frequency: Any, recency: Any, T: Any,
-                           levels: tuple[float, ...] = (0.1, 0.9)) -> list[np.ndarray]: ...
+                           levels: tuple[float, ...] = (0.1, 0.9), covariates: Any = None) -> list[np.ndarray]: ...
 
 
 def check_steps(step_ends: Any, discount_factors: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +198,62 @@ def check_horizon(t: Any) -> np.ndarray:
     if np.any(~np.isfinite(t)) or np.any(t < 0):
         raise CustscoreError(f"t: must be finite and >= 0, got {t!r}")
     return t
+
+
+class CovariateLikelihood:
+    """Weighted log-likelihood of a purchase model whose parameters vary by customer.
+
+    Fader and Hardie (2007), "Incorporating time-invariant covariates into the Pareto/NBD
+    and BG/NBD models" (note 019): each linked parameter is ``p_i = p0 exp(sign gamma_p' z_i)``
+    (:func:`linked_parameters`; ``model.COVARIATE_LINKS`` gives the parameters and signs).
+    ``params`` are the base parameters (``model.PARAM_NAMES``, natural scale) followed by
+    the coefficients, one block of ``k`` per link. The row log-likelihood is the model's
+    own (``model._row_log_likelihood`` with per-row parameters), the gradient the chain rule
+    through its per-row gradient (``model._row_gradient``: analytic where the model has
+    one, central differences otherwise):
+    ``dLL/dp0 = sum_i w_i dLL_i/dp_i p_i / p0`` and ``dLL/dgamma_p = sum_i w_i dLL_i/dp_i p_i sign z_i``.
+    The Hessian is central differences of that gradient (coefficient steps of absolute size).
+    """
+
+    def __init__(self, model: "MaximumLikelihoodPurchaseModel", x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                 weights: np.ndarray, Z: np.ndarray) -> None:
+        self.model = model
+        self.x, self.t_x, self.T, self.w = (np.asarray(v, dtype=float) for v in (x, t_x, T, weights))
+        self.Z = np.asarray(Z, dtype=float)
+        self.n_rows = len(self.x)
+        self.total_weight = float(np.sum(self.w))
+        self._n_base = len(model.PARAM_NAMES)
+
+    def subsample(self, max_rows: int) -> "CovariateLikelihood":
+        """Every k-th row in the given order, each keeping its weight."""
+        return CovariateLikelihood(self.model, *systematic_sample([self.x, self.t_x, self.T, self.w, self.Z], max_rows))
+
+    def row_parameters(self, params: np.ndarray) -> list[Any]:
+        """Per-row parameters at ``params`` (base then coefficients)."""
+        params = np.asarray(params, dtype=float)
+        gammas = params[self._n_base:].reshape(len(self.model.COVARIATE_LINKS), self.Z.shape[1])
+        return linked_parameters(params[:self._n_base], self.model.PARAM_NAMES, self.model.COVARIATE_LINKS,
+                                 gammas, self.Z)
+
+    def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        params = np.asarray(params, dtype=float)
+        theta = self.row_parameters(params)
+        rows = (self.x, self.t_x, self.T)
+        value = float(np.dot(self.w, self.model._row_log_likelihood(theta, *rows)))
+        per_row = self.model._row_gradient(theta, *rows)
+        grad = np.array([float(np.dot(self.w, np.broadcast_to(g, self.x.shape))) for g in per_row])
+        blocks = []
+        for param, sign in self.model.COVARIATE_LINKS:
+            i = list(self.model.PARAM_NAMES).index(param)
+            scaled = self.w * per_row[i] * theta[i]  # w_i dLL_i/dp_i p_i
+            grad[i] = float(np.sum(scaled)) / params[i]
+            blocks.append(sign * (self.Z.T @ scaled))
+        return value, np.concatenate([grad] + blocks)
+
+    def hessian(self, params: np.ndarray) -> np.ndarray:
+        params = np.asarray(params, dtype=float)
+        floor = np.where(np.arange(len(params)) < self._n_base, 1e-8, 1.0)
+        return numerical_hessian(lambda p: self.value_and_gradient(p)[1], params, floor)
 
 
 class RowLikelihood:
@@ -167,7 +297,17 @@ class MaximumLikelihoodPurchaseModel:
     ``log_likelihood_`` (unpenalised, summed over customers), ``variance_matrix_``
     (DataFrame: inverse of minus the Hessian in natural parameters, or ``None`` if not
     positive definite), ``n_customers_`` (sum of weights), ``diagnostics_`` (plain data,
-    :func:`~custscore.training.diagnostics.fit_diagnostics`) and ``warnings_``.
+    :func:`~custscore.training.diagnostics.fit_diagnostics`), ``warnings_`` and
+    ``covariate_names_`` (the encoded covariate columns, ``()`` without covariates).
+
+    Time-invariant covariates (Fader and Hardie 2007, note 019): a subclass that lists
+    ``COVARIATE_LINKS`` (parameter, sign) and implements ``_row_log_likelihood(theta, x,
+    t_x, T)`` (per-row log-likelihood, parameters scalars or per-row arrays) can be fitted
+    with ``covariates``; each linked parameter becomes ``p_i = p0 exp(sign gamma_p' z_i)``
+    (:class:`CovariateLikelihood`) and ``params_`` gains the coefficients
+    ``gamma_<param>_<column>`` (:func:`coefficient_name`), with standard errors and
+    covariance like the base parameters. ``p0`` is the parameter of a customer with
+    ``z = 0`` (the mean customer for standardised covariates).
     """
 
     PARAM_NAMES: tuple[str, ...] = ()
@@ -176,6 +316,10 @@ class MaximumLikelihoodPurchaseModel:
     PARAM_PREFIX = "model_"
     FIT_ADVICE = "try a penalizer of 0.001 or more, or more data"
     TIME_PARAMS: tuple[str, ...] = ()
+    #: (parameter, sign of its exponent) scaled by covariates; empty: the model takes none
+    COVARIATE_LINKS: tuple[tuple[str, float], ...] = ()
+    #: the process each parameter describes (``alpha`` -> ``purchase rate``), for warnings
+    PROCESSES: dict[str, str] = {}
 
     def __init__(self, *, penalizer: float = 0.0, n_starts: int = 5, seed: int = 0) -> None:
         self.penalizer = penalizer
@@ -188,16 +332,35 @@ class MaximumLikelihoodPurchaseModel:
     def _warnings(self) -> list[str]:
         raise NotImplementedError
 
-    def _extra_diagnostics(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> dict[str, Any]:
+    def _extra_diagnostics(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                           covariates: Optional[np.ndarray] = None) -> dict[str, Any]:
         return {}
 
-    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> "MaximumLikelihoodPurchaseModel":
+    def _row_log_likelihood(self, theta: Sequence[Any], x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """Per-row log-likelihood at parameters ``theta`` (``PARAM_NAMES`` order, scalars or per-row arrays)."""
+        raise NotImplementedError
+
+    def _row_gradient(self, theta: Sequence[Any], x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> list[np.ndarray]:
+        """Per-row ``d LL_i / d theta_j``, one array per parameter; central differences unless overridden."""
+        return row_gradient_by_differences(self._row_log_likelihood, theta, x, t_x, T)
+
+    def _processes(self) -> dict[str, str]:
+        """:attr:`PROCESSES` plus each coefficient with the process of the parameter it scales."""
+        out = dict(self.PROCESSES)
+        for param, _ in self.COVARIATE_LINKS:
+            out.update({coefficient_name(param, c): self.PROCESSES[param] for c in getattr(self, "covariate_names_", ())})
+        return out
+
+    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None,
+            covariates: Any = None) -> "MaximumLikelihoodPurchaseModel":
         """Fit by maximum likelihood; ``weights`` are the number of customers each row stands for.
 
         Inputs are validated before any casting (:func:`custscore.training.fitting.check_rfm`);
-        identical ``(x, t_x, T)`` rows of small data are collapsed into one row with summed
-        weights. Raises :class:`FitError` if there are fewer than :data:`MIN_CUSTOMERS`
-        customers, no repeat purchase at all, or the optimiser does not converge.
+        identical ``(x, t_x, T)`` rows (with their covariates) of small data are collapsed into
+        one row with summed weights. ``covariates``: encoded, one row per customer
+        (:func:`check_covariates`; see the class docstring). Raises :class:`FitError` if there
+        are fewer than :data:`MIN_CUSTOMERS` customers, no repeat purchase at all, or the
+        optimiser does not converge.
         """
         check_hyperparameters(
             {"penalizer": self.penalizer, "n_starts": self.n_starts, "seed": self.seed}, ESTIMATOR_CONSTRAINTS
@@ -209,30 +372,65 @@ class MaximumLikelihoodPurchaseModel:
             raise FitError(f"cannot fit {name}: need at least {MIN_CUSTOMERS} customers, got {total_weight(w)}")
         if not np.any(x > 0):
             raise FitError(f"cannot fit {name}: no customer has a repeat purchase")
+        Z, columns = (None, ()) if covariates is None else check_covariates(covariates, len(x))
+        if Z is not None and not self.COVARIATE_LINKS:
+            raise CustscoreError(f"covariates: {name} does not take covariates (BG/NBD and Pareto/NBD do)")
 
         if len(x) <= MERGE_ROWS_UP_TO:
-            (x, t_x, t_cal), w = unique_rows([x, t_x, t_cal], w)
-        likelihood = self._likelihood(x, t_x, t_cal, w)
-        # Internal time unit: the largest T becomes 1 (start at all-ones, unit-free penalty).
-        scales = np.array([float(t_cal.max()) if p in self.TIME_PARAMS else 1.0 for p in self.PARAM_NAMES])
+            merged, w = unique_rows([x, t_x, t_cal] + ([] if Z is None else list(Z.T)), w)
+            x, t_x, t_cal = merged[:3]
+            Z = None if Z is None else np.column_stack(merged[3:])
+        likelihood = self._likelihood(x, t_x, t_cal, w) if Z is None else CovariateLikelihood(self, x, t_x, t_cal, w, Z)
+        names = list(self.PARAM_NAMES) + [coefficient_name(p, c) for p, _ in self.COVARIATE_LINKS for c in columns]
+        # Internal time unit: the largest T becomes 1 (start at all-ones, unit-free penalty);
+        # coefficients are free reals starting at 0.
+        free = np.arange(len(names)) >= len(self.PARAM_NAMES)
+        scales = np.array([float(t_cal.max()) if p in self.TIME_PARAMS else 1.0 for p in names])
         settings = FitSettings(penalizer=float(self.penalizer), n_starts=self.n_starts, seed=self.seed,
                                advice=self.FIT_ADVICE)
-        params = fit_log_params(likelihood, self.PARAM_NAMES, scales, settings, name)
+        params = fit_log_params(likelihood, names, scales, settings, name, free=free)
 
-        names = list(self.PARAM_NAMES)
+        self.covariate_names_ = columns
         self.params_ = {p: float(v) for p, v in zip(names, params)}
         self.log_likelihood_ = float(likelihood.value_and_gradient(params)[0])
         hessian = likelihood.hessian(params)
         inv = inverse_or_none(-hessian)
         self.variance_matrix_ = None if inv is None else pd.DataFrame(inv, index=names, columns=names)
         self.n_customers_ = total_weight(w)
-        self.diagnostics_ = fit_diagnostics(names, params, scales, hessian, likelihood.total_weight, inv)
-        self.diagnostics_.update(self._extra_diagnostics(x, t_x, t_cal))
+        self.diagnostics_ = fit_diagnostics(names, params, scales, hessian, likelihood.total_weight, inv, free)
+        self.diagnostics_.update(self._extra_diagnostics(x, t_x, t_cal, Z))
         self.warnings_ = tuple(self._warnings())
         return self
 
+    def _params(self, covariates: Any = None, n: Optional[int] = None) -> tuple[Any, ...]:
+        """The parameters in ``PARAM_NAMES`` order: floats, or per-customer arrays ``(n,)`` with covariates.
+
+        A model fitted with covariates needs them (``n`` rows, its ``covariate_names_``); one
+        fitted without refuses them: both are a :class:`CustscoreError`.
+        """
+        if not hasattr(self, "params_"):
+            raise FitError(f"{type(self).__name__} is not fitted yet: call fit first")
+        base = tuple(self.params_[p] for p in self.PARAM_NAMES)
+        columns = getattr(self, "covariate_names_", ())
+        if not columns:
+            if covariates is not None:
+                raise CustscoreError(f"covariates: this {self.MODEL_NAME} model was trained without covariates")
+            return base
+        if covariates is None:
+            raise CustscoreError(f"covariates: this {self.MODEL_NAME} model was trained with covariates "
+                                 f"({', '.join(columns)}); pass them for every customer")
+        Z, _ = check_covariates(covariates, len(covariates) if n is None else n, columns)
+        gammas = np.array([[self.params_[coefficient_name(p, c)] for c in columns] for p, _ in self.COVARIATE_LINKS])
+        return tuple(linked_parameters(base, self.PARAM_NAMES, self.COVARIATE_LINKS, gammas, Z))
+
+    def _covariate_rows(self, covariates: Any, n: int) -> Optional[np.ndarray]:
+        """``covariates`` as a checked matrix whose rows can be sliced with the customers (None stays None)."""
+        if covariates is None:
+            return None
+        return check_covariates(covariates, n, getattr(self, "covariate_names_", None) or None)[0]
+
     def discounted_expected_purchases(self, step_ends: Any, discount_factors: Any, frequency: Any, recency: Any,
-                                      T: Any) -> np.ndarray:
+                                      T: Any, covariates: Any = None) -> np.ndarray:
         """``sum_k [E(end_k) - E(end_{k-1})] * discount_factors[k]`` per customer, E = :meth:`expected_purchases`.
 
         ``step_ends`` (increasing, model unit) and ``discount_factors`` have one value per
@@ -242,16 +440,18 @@ class MaximumLikelihoodPurchaseModel:
         x, t_x, t_cal = check_rfm(frequency, recency, T)
         total, previous = np.zeros(len(x)), np.zeros(len(x))
         for end, factor in zip(ends, factors):
-            cumulative = self.expected_purchases(float(end), x, t_x, t_cal)
+            cumulative = self.expected_purchases(float(end), x, t_x, t_cal, covariates=covariates)
             total += (cumulative - previous) * factor
             previous = cumulative
         return total
 
-    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+                      covariates: Optional[np.ndarray] = None) -> np.ndarray:
         """P(k purchases in ``(T, T + t]`` | alive at T), k = 0..k_max, shape ``(n, k_max + 1)``."""
         raise NotImplementedError
 
-    def purchase_pmf(self, t: Any, frequency: Any, recency: Any, T: Any, k_max: int) -> np.ndarray:
+    def purchase_pmf(self, t: Any, frequency: Any, recency: Any, T: Any, k_max: int,
+                     covariates: Any = None) -> np.ndarray:
         """P(X = k | x, t_x, T) of the repeat purchases X in ``(T, T + t]``, k = 0..k_max.
 
         ``(1 - P(alive)) [k = 0] + P(alive) P(X = k | alive)``; shape ``(n_customers, k_max + 1)``
@@ -259,35 +459,34 @@ class MaximumLikelihoodPurchaseModel:
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
         t = float(check_horizon(t))
+        Z = self._covariate_rows(covariates, len(x))
         out = np.empty((len(x), int(k_max) + 1))
         for start in range(0, len(x), _PMF_BLOCK_ROWS):
             rows = slice(start, start + _PMF_BLOCK_ROWS)
-            alive = self.p_alive(x[rows], t_x[rows], t_cal[rows])
-            block = alive[:, None] * self._pmf_if_alive(t, int(k_max), x[rows], t_x[rows], t_cal[rows])
+            z = None if Z is None else Z[rows]
+            alive = self.p_alive(x[rows], t_x[rows], t_cal[rows], covariates=z)
+            block = alive[:, None] * self._pmf_if_alive(t, int(k_max), x[rows], t_x[rows], t_cal[rows], z)
             block[:, 0] += 1.0 - alive
             out[rows] = block
         return out
 
     def purchase_quantiles(self, t: Any, frequency: Any, recency: Any, T: Any,
-                           levels: tuple[float, ...] = (0.1, 0.9)) -> list[np.ndarray]:
+                           levels: tuple[float, ...] = (0.1, 0.9), covariates: Any = None) -> list[np.ndarray]:
         """For each level q, the smallest k with P(X <= k | x, t_x, T) >= q (X as :meth:`purchase_pmf`).
 
         One array of shape ``(n_customers,)`` per level. Counts are discrete, so
         ``[q10, q90]`` holds at least 80 % of the predictive mass, usually more.
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
+        Z = self._covariate_rows(covariates, len(x))
         out = [np.zeros(len(x)) for _ in levels]
         rows, k_max = np.arange(len(x)), _FIRST_K_MAX
         top = max(levels)
         while len(rows):
-            cdf = np.cumsum(self.purchase_pmf(t, x[rows], t_x[rows], t_cal[rows], k_max), axis=1)
+            cdf = np.cumsum(self.purchase_pmf(t, x[rows], t_x[rows], t_cal[rows], k_max,
+                                              covariates=None if Z is None else Z[rows]), axis=1)
             done = cdf[:, -1] >= top - 1e-12
             for q, level in zip(out, levels):
                 q[rows[done]] = np.argmax(cdf[done] >= level - 1e-12, axis=1)
             rows, k_max = rows[~done], 4 * k_max + 3
         return out
-
-    def _params(self) -> tuple[float, ...]:
-        if not hasattr(self, "params_"):
-            raise FitError(f"{type(self).__name__} is not fitted yet: call fit first")
-        return tuple(self.params_[p] for p in self.PARAM_NAMES)

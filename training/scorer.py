@@ -19,6 +19,8 @@ from custscore.features.periods import merge_periods
 from custscore.features.rfm import duration_columns
 from custscore.training.churn import ChurnClassifier, churn_features
 from custscore.training.churn_select import BaselineChurnModel
+from custscore.training.covariate_file import CovariateEncoding
+from custscore.training.covariates import attach_covariates, for_customers
 from custscore.training.purchase_models import PurchaseModel
 from custscore.training.reasons import churn_reasons
 from custscore.training.segments import SegmentConfig, SegmentThresholds, assign_segments, required_columns
@@ -85,6 +87,9 @@ class CustomerScorer:
     had no amounts: then ``has_amounts`` is False and ``monetary_value``,
     ``expected_avg_spend`` and ``clv`` are NaN. ``fit_warnings`` are the training fit
     warnings (texts without the ``warning: `` prefix), shown by ``score`` and ``/version``.
+    ``covariate_encoding`` (None: trained without covariates) turns a covariate table into
+    the purchase model's columns; then every customer scored needs a row of covariates
+    (:meth:`with_covariates`), and a model without covariates refuses a covariate table.
     """
 
     purchase_model: PurchaseModel
@@ -105,14 +110,43 @@ class CustomerScorer:
     #: the training log's day-netting precision (ColumnMap.amount_decimals): every scoring
     #: path nets a day as training did
     amount_decimals: int = ColumnMap.amount_decimals
+    #: how covariates are encoded for the purchase model (None: trained without covariates)
+    covariate_encoding: Optional[CovariateEncoding] = None
 
-    def score(self, transactions: pd.DataFrame, as_of=None, horizon_days: Optional[int] = None) -> pd.DataFrame:
+    def with_covariates(self, customers: pd.DataFrame, covariates: Optional[pd.DataFrame],
+                        source: str = "covariates") -> pd.DataFrame:
+        """``customers`` with the encoded covariates of ``covariates`` (indexed by customer id) attached.
+
+        Errors (one line, naming ``source``): a model trained with covariates given none or
+        a table missing a customer, a column or with an unseen level; a model trained
+        without covariates given a table.
+        """
+        encoded = self.encode_covariates(covariates, source)
+        return customers if encoded is None else attach_covariates(customers, encoded, source)
+
+    def encode_covariates(self, covariates: Optional[pd.DataFrame], source: str = "covariates") -> Optional[pd.DataFrame]:
+        """The purchase model's covariate columns of a covariate table (None for a model without
+        covariates); the refusals of :meth:`with_covariates`."""
+        encoding = self.covariate_encoding
+        if encoding is None:
+            if covariates is not None:
+                raise CustscoreError(f"{source}: this model was trained without covariates; score without them")
+            return None
+        if covariates is None:
+            raise CustscoreError(f"this model was trained with covariates ({', '.join(encoding.columns)}): "
+                                 "pass them (--covariates FILE, or \"covariates\" per customer over HTTP)")
+        return encoding.transform(covariates, source)
+
+    def score(self, transactions: pd.DataFrame, as_of=None, horizon_days: Optional[int] = None,
+              covariates: Optional[pd.DataFrame] = None, covariates_source: str = "covariates") -> pd.DataFrame:
         """Score normalised transactions (``customer_id``, ``ts``, ``amount``) at ``as_of``.
 
         Transactions after ``as_of`` (inclusive day) are ignored, so scoring a full log
         at an earlier date equals scoring the log cut at that date. ``as_of`` of None
         means the last transaction day. Returns one row per customer whose first
-        purchase is on or before ``as_of``, sorted by ``customer_id``.
+        purchase is on or before ``as_of``, sorted by ``customer_id``. ``covariates``:
+        the covariate table (:func:`~custscore.training.covariates.read_covariates`) of a
+        model trained with covariates.
         """
         if len(transactions) == 0:
             raise CustscoreError("no transactions to score")
@@ -122,7 +156,9 @@ class CustomerScorer:
             first = transactions["ts"].min().date()
             raise CustscoreError(f"as_of {as_of.date()} is before the first transaction ({first}): nothing to score")
         purchases = merge_periods(kept, amount_decimals=self.amount_decimals)
-        return self.score_customers(customer_features(purchases, as_of, self.time_unit), as_of, horizon_days)
+        customers = self.with_covariates(customer_features(purchases, as_of, self.time_unit), covariates,
+                                         covariates_source)
+        return self.score_customers(customers, as_of, horizon_days)
 
     def score_customers(self, customers: pd.DataFrame, as_of: pd.Timestamp,
                         horizon_days: Optional[int] = None, with_segments: bool = True) -> pd.DataFrame:
@@ -130,12 +166,14 @@ class CustomerScorer:
 
         Any feature engine (pandas, DuckDB, ...) can produce ``customers``; this is the
         only place the fitted models are applied. ``with_segments=False`` returns only
-        :data:`SCORE_COLUMNS` (used to fit the segment thresholds).
+        :data:`SCORE_COLUMNS` (used to fit the segment thresholds). A model with covariates
+        needs them attached (:meth:`with_covariates`).
         """
         horizon = self.horizon_days if horizon_days is None else int(horizon_days)
         if horizon <= 0:
             raise CustscoreError(f"horizon_days: must be > 0, got {horizon}")
-        X = churn_features(customers, self.purchase_model, horizon, self.time_unit)
+        purchase_model = for_customers(self.purchase_model, customers)
+        X = churn_features(customers, purchase_model, horizon, self.time_unit)
         recency_col, t_col = duration_columns(self.time_unit)
         x = customers["frequency"].to_numpy()
         t_x = customers[recency_col].to_numpy()
@@ -143,10 +181,10 @@ class CustomerScorer:
         monetary = customers["monetary_value"].to_numpy(dtype=float)
         if self.has_amounts:
             spend = self.expected_avg_spend(x, monetary)
-            clv = expected_clv(self.purchase_model, x, t_x, T, spend, horizon_days=horizon,
+            clv = expected_clv(purchase_model, x, t_x, T, spend, horizon_days=horizon,
                                days_per_unit=DAYS_PER_UNIT[self.time_unit],
                                discount_rate_yearly=self.discount_rate)
-            clv_range = clv_interval(self.purchase_model, x, t_x, T, spend, horizon_days=horizon,
+            clv_range = clv_interval(purchase_model, x, t_x, T, spend, horizon_days=horizon,
                                      days_per_unit=DAYS_PER_UNIT[self.time_unit],
                                      discount_rate_yearly=self.discount_rate)
         else:  # no amounts in the log: value is not known, never 0
@@ -171,7 +209,7 @@ class CustomerScorer:
             **churn_reasons(self.churn, X.to_numpy(dtype=float)),
             "expected_purchases": X["expected_purchases_horizon"].to_numpy(),
             "p_no_purchase": X["p_no_purchase_horizon"].to_numpy(),
-            **purchase_interval(self.purchase_model, horizon / DAYS_PER_UNIT[self.time_unit], x, t_x, T),
+            **purchase_interval(purchase_model, horizon / DAYS_PER_UNIT[self.time_unit], x, t_x, T),
             "expected_avg_spend": spend,
             "clv": clv,
             **clv_range,

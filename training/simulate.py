@@ -1,6 +1,10 @@
 """Seeded, vectorised simulators of the BG/NBD and Gamma-Gamma generative stories.
 
 Used by the tests (parameter recovery) and the benchmarks. No per-customer Python loops.
+The purchase-model parameters of :func:`simulate_bgnbd`, :func:`simulate_mbgnbd` and
+:func:`simulate_paretonbd` are scalars or one value per customer: a world with
+time-invariant covariates (Fader and Hardie 2007, note 019) passes e.g.
+``alpha = alpha0 * exp(-gamma' z)`` per customer.
 """
 from __future__ import annotations
 
@@ -13,14 +17,16 @@ from custscore.config import parse_date
 from custscore.errors import CustscoreError
 
 
-def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise CustscoreError(f"{name}: must be a finite number > 0, got {value!r}")
-    return value
+def _positive(name: str, value: Any) -> Any:
+    """``value`` (a number, or an array of per-customer values) if finite and > 0 everywhere."""
+    arr = np.asarray(value, dtype=float)
+    if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        shown = float(arr) if arr.ndim == 0 else f"an array with min {float(np.min(arr)) if arr.size else 'none'}"
+        raise CustscoreError(f"{name}: must be a finite number > 0, got {shown!r}")
+    return float(arr) if arr.ndim == 0 else arr
 
 
-def _draw_bgnbd(rng: np.random.Generator, n: int, r: float, alpha: float, a: float, b: float, T: np.ndarray,
+def _draw_bgnbd(rng: np.random.Generator, n: int, r: Any, alpha: Any, a: Any, b: Any, T: np.ndarray,
                 dropout_at_zero: bool = False):
     """Return per-customer ``(lam, x, n_arrivals)`` for observation windows ``(0, T]``.
 
@@ -48,6 +54,10 @@ def _windows(n_customers: int, T: Any, **params: float) -> np.ndarray:
     T_arr = np.broadcast_to(np.asarray(T, dtype=float), (int(n_customers),)).copy()
     if np.any(~np.isfinite(T_arr)) or np.any(T_arr <= 0):
         raise CustscoreError("T: must be finite and > 0")
+    for name, val in params.items():
+        if np.ndim(val) and np.shape(val) != T_arr.shape:
+            raise CustscoreError(f"{name}: must be a number or one value per customer ({len(T_arr)}), "
+                                 f"got shape {np.shape(val)}")
     return T_arr
 
 
@@ -76,7 +86,8 @@ def simulate_bgnbd(
     ``N`` uniforms, so ``recency = T * Beta(x, N - x + 1)`` (0 when ``x = 0``).
 
     ``T`` is a scalar or an array of length ``n_customers``; ``alpha`` is in the unit of
-    ``T``. Returns a DataFrame with columns ``frequency`` (int), ``recency``, ``T``.
+    ``T``; each parameter is a number or one value per customer (covariates). Returns a
+    DataFrame with columns ``frequency`` (int), ``recency``, ``T``.
 
     >>> simulate_bgnbd(3, 0.25, 4.0, 0.8, 2.5, 39.0, seed=1).shape
     (3, 3)

@@ -56,6 +56,8 @@ def unsupported_reason(scorer: CustomerScorer, feature_names: frozenset[str]) ->
     """
     if scorer.segment_thresholds is None:
         return "the scorer has no segment thresholds"
+    if getattr(scorer, "covariate_encoding", None) is not None:
+        return "the scorer's purchase model takes covariates"
     if not scorer.has_amounts:
         return "the scorer was trained on a log without amounts"
     unknown = sorted(set(CHURN_FEATURES) - KNOWN_CHURN_FEATURES)

@@ -32,6 +32,7 @@ import custscore
 from custscore.config import DEFAULT_TRACKING_URI, TrainConfig
 from custscore.errors import CustscoreError
 from custscore.features.io import normalise_transactions
+from custscore.training.covariate_file import covariates_of_rows
 from custscore.training.bundle import MANIFEST_PARAM, PYFUNC_COLUMNS, save_scorer
 from custscore.training.pipeline import TrainResult
 from custscore.training.promotion import PromotionDecision
@@ -148,6 +149,9 @@ def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
     for model in fits.values() or [result.scorer.purchase_model]:  # the reference BG/NBD unprefixed
         params.update({f"{model.PARAM_PREFIX}{k}": v for k, v in model.params_.items()})
     params.update(result.scorer.spend_params())
+    encoding = result.scorer.covariate_encoding
+    if encoding is not None:  # how the covariates were encoded: standardisation and reference levels
+        params.update(encoding.params())
     params.update({k: v for k, v in config.as_params().items()
                    if k not in ("experiment", "tracking_uri", "register_as") and v is not None})
     params["purchase_model_requested"] = params.pop("purchase_model", config.purchase_model)
@@ -248,7 +252,9 @@ def _log_training(result: TrainResult, config: TrainConfig, input_example: pd.Da
             for name, table in result.holdout.tables.items():
                 mlflow.log_table(table, f"tables/{name}.json")
         mlflow.log_dict(json.loads(json.dumps(_finite(result.metrics))), "metrics.json")
-        output_example = result.scorer.score(normalise_transactions(input_example, PYFUNC_COLUMNS))
+        output_example = result.scorer.score(
+            normalise_transactions(input_example, PYFUNC_COLUMNS),
+            covariates=covariates_of_rows(result.scorer.covariate_encoding, input_example, "input example"))
         with warnings.catch_warnings():  # the integer-columns hint: our outputs never hold NaN counts
             warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
             signature = infer_signature(input_example, output_example,

@@ -33,5 +33,9 @@ def train_file(transactions_path: str | os.PathLike, config: TrainConfig) -> tup
     if config.register_as:  # the gate reads the log only up to the cutoff
         champion = registered_champion(config.register_as) if config.promote == "auto" else None
         decision = promotion_decision(engine, config, champion)
-    logged = log_training(result, config, engine.example_transactions(), experiment_id, decision)
+    example = engine.example_transactions()
+    if result.covariates is not None:  # the pyfunc takes each customer's covariates on its rows
+        columns = result.scorer.covariate_encoding.columns
+        example = example.merge(result.covariates[columns], left_on="customer_id", right_index=True, how="left")
+    logged = log_training(result, config, example, experiment_id, decision)
     return result, logged

@@ -12,7 +12,7 @@ the second question costs nothing. It lives for one ``train_scorer`` call only.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Hashable
+from typing import Callable, Hashable, Optional
 
 import pandas as pd
 
@@ -27,9 +27,12 @@ KEEP_FEATURES = 2
 class TrainingMemo:
     """A feature engine that remembers; see the module docstring. Frames are shared: callers must not modify them."""
 
-    def __init__(self, engine: FeatureEngine) -> None:
+    def __init__(self, engine: FeatureEngine,
+                 known: Optional[dict[tuple[pd.Timestamp, str], pd.DataFrame]] = None) -> None:
+        """``known``: frames the caller already has, by ``(as_of, time_unit)``."""
         self.engine = engine
-        self._features: OrderedDict[tuple[pd.Timestamp, str], pd.DataFrame] = OrderedDict()
+        self._features: OrderedDict[tuple[pd.Timestamp, str], pd.DataFrame] = OrderedDict(
+            ((pd.Timestamp(d), u), f) for (d, u), f in (known or {}).items())
         self._fits: dict[Hashable, PurchaseModel | FitError] = {}
         #: how many feature passes and purchase fits were asked for and actually computed
         self.counts = {"features_asked": 0, "features_computed": 0, "fits_asked": 0, "fits_computed": 0}

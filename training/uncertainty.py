@@ -13,6 +13,8 @@
   (tests/test_uncertainty.py); the delta method costs 8 CLV evaluations instead of one per
   draw, so single-customer HTTP answers and millions of rows stay fast. The spend model
   stays at its point estimate. NaN when the fit has no positive-definite covariance.
+  Covariate coefficients (any sign, ``gamma_*``) enter as they are, not in logs: normal
+  around the fit with their own variances, steps of :data:`_LOG_STEP` in the coefficient.
 """
 from __future__ import annotations
 
@@ -44,24 +46,36 @@ def purchase_interval(model: PurchaseModel, t: float, frequency: Any, recency: A
 
 
 def parameter_draws(model: PurchaseModel, n_draws: int = CLV_DRAWS, seed: int = DRAW_SEED) -> list[dict[str, float]]:
-    """``n_draws`` parameter dicts with ``ln theta ~ N(ln theta_hat, D^-1 V D^-1)``; [] without a covariance."""
+    """``n_draws`` parameter dicts with ``ln theta ~ N(ln theta_hat, D^-1 V D^-1)``; [] without a covariance.
+
+    (Covariate coefficients are drawn as they are, not in logs.)
+    """
     found = log_parameter_covariance(model)
     if found is None:
         return []
     names, theta, cov = found
+    free = _free(model, names)
     rng = np.random.default_rng(seed)
-    draws = np.exp(rng.multivariate_normal(np.log(theta), cov, size=n_draws, method="eigh"))
+    draws = rng.multivariate_normal(np.where(free, theta, np.log(np.abs(theta))), cov, size=n_draws, method="eigh")
+    draws = np.where(free, draws, np.exp(draws))
     return [dict(zip(names, row.tolist())) for row in draws]
 
 
+def _free(model: PurchaseModel, names: list[str]) -> np.ndarray:
+    """True for the parameters that are not in logs: covariate coefficients (any sign)."""
+    base = getattr(model, "PARAM_NAMES", ())
+    return np.array([bool(base) and n not in base for n in names], dtype=bool)
+
+
 def log_parameter_covariance(model: PurchaseModel) -> tuple[list[str], np.ndarray, np.ndarray] | None:
-    """``(names, theta, Cov(ln theta))`` of a fit, or None without a finite covariance."""
+    """``(names, theta, Cov(ln theta))`` of a fit (coefficients not in logs), or None without a finite covariance."""
     variance = model.variance_matrix_
     if variance is None:
         return None
     names = list(variance.index)
     theta = np.array([model.params_[n] for n in names])
-    cov = variance.to_numpy(dtype=float) / np.outer(theta, theta)
+    scale = np.where(_free(model, names), 1.0, theta)
+    cov = variance.to_numpy(dtype=float) / np.outer(scale, scale)
     return (names, theta, cov) if np.all(np.isfinite(cov)) else None
 
 
@@ -73,6 +87,7 @@ def clv_interval(model: PurchaseModel, frequency: Any, recency: Any, T: Any, exp
     if found is None or n == 0:
         return {"clv_p10": np.full(n, np.nan), "clv_p90": np.full(n, np.nan)}
     names, theta, cov = found
+    free = _free(model, names)
 
     def clv(params: np.ndarray) -> np.ndarray:
         shifted = copy.copy(model)
@@ -86,7 +101,8 @@ def clv_interval(model: PurchaseModel, frequency: Any, recency: Any, T: Any, exp
         for j in range(len(names)):
             step = np.zeros(len(names))
             step[j] = _LOG_STEP
-            gradient[j] = (np.log(clv(theta * np.exp(step))) - np.log(clv(theta * np.exp(-step)))) / (2 * _LOG_STEP)
+            up, down = (np.where(free, theta + sign * step, theta * np.exp(sign * step)) for sign in (1.0, -1.0))
+            gradient[j] = (np.log(clv(up)) - np.log(clv(down))) / (2 * _LOG_STEP)
         sd = np.sqrt(np.maximum(np.einsum("in,ij,jn->n", gradient, cov, gradient), 0.0))
         sd = np.where(point > 0, sd, 0.0)  # CLV 0 (no spend) has no spread
         low, high = point * np.exp(-_Z90 * sd), point * np.exp(_Z90 * sd)

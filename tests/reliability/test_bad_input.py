@@ -79,10 +79,29 @@ CASES = {
     "amounts whose sum could overflow": (HEADER + "".join(f"{i % 20},2020-01-{1 + i % 28:02d},9e11\n"
                                                           for i in range(600)), [],
                                          "the amounts add up to more than 2**62 units of 10**-4"),
+    # --covariates FILE: ("covariates", file content) beside a good log of 12 customers
+    "covariates: missing customer": (("covariates", "customer_id,age\n" + "".join(
+        f"{i:05d},{30 + i}\n" for i in range(1, 12))), ["--covariates", "{covariates}"],
+        "no covariates for customer '00012' (1 of 12 customers missing)"),
+    "covariates: duplicate id": (("covariates", "customer_id,age\n00001,30\n" + "".join(
+        f"{i:05d},{30 + i}\n" for i in range(1, 13))), ["--covariates", "{covariates}"],
+        "row 2: column 'customer_id': duplicate customer id '00001' (also row 1)"),
+    "covariates: text in a numeric column": (("covariates", "customer_id,age\n" + "".join(
+        f"{i:05d},{'abc' if i == 3 else 30 + i}\n" for i in range(1, 13))), ["--covariates", "{covariates}"],
+        "row 3 (customer '00003'): column 'age': not a finite number: 'abc'"),
+    "covariates: no id column": (("covariates", "id,age\n1,30\n"), ["--covariates", "{covariates}"],
+                                 "no customer id column 'customer_id'"),
+    "covariates: missing file": (HEADER + GOOD_ROWS, ["--covariates", "nope.csv"], "covariate file not found"),
 }
 
 
 def _write(tmp_path, name: str, content):
+    if isinstance(content, tuple):  # ("covariates", text): a good log of 12 customers and the covariate file
+        (tmp_path / "covariates.csv").write_text(content[1])
+        path = tmp_path / "log.csv"
+        path.write_text(HEADER + "".join(f"{i:05d},2020-01-0{1 + i % 5},5\n{i:05d},2020-01-2{1 + i % 5},6\n"
+                                         for i in range(1, 13)))
+        return path
     if name == "unsupported file type":
         path = tmp_path / "log.xlsx"
         path.write_text("x")
@@ -121,7 +140,7 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path, name):
     path = _write(tmp_path, name, content)
     args = {"--cutoff": "2020-01-25", "--horizon-days": "10"}
     for key, value in zip(extra[::2], extra[1::2]):
-        args[key] = value
+        args[key] = value.replace("{covariates}", str(tmp_path / "covariates.csv"))
     argv = ["train", "--transactions", str(path), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     for key, value in args.items():
         argv += [key, value]
