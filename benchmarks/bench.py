@@ -226,6 +226,17 @@ def run_child_or_workdir(args: argparse.Namespace, children: dict) -> Path | Non
     return args.workdir
 
 
+def start_run(parser: argparse.ArgumentParser, children: dict, default_workdir: str) -> tuple[argparse.Namespace, Path | None]:
+    """Parse the arguments (with the shared options); in a child run its step and return no folder,
+    in the parent print the machine and return ``(args, work folder)``."""
+    add_child_and_workdir(parser, default_workdir)
+    args = parser.parse_args()
+    work = run_child_or_workdir(args, children)
+    if work is not None:
+        print(f"machine: {machine()}")
+    return args, work
+
+
 def step(name: str, *args: str) -> dict:
     result = measured_child(__file__, name, *args)
     print(f"  {name:<16} {result['seconds']:8.2f} s  peak RSS {result['rss_gb']:6.2f} GB", flush=True)
@@ -273,12 +284,9 @@ def main() -> None:
     parser.add_argument("--rfm-log", type=Path, help="log for steps 1-3 (e.g. 10M transactions, 1M customers)")
     parser.add_argument("--e2e-log", type=Path, help="log for step 4 (e.g. 50M transactions, 5M customers)")
     parser.add_argument("--e2e-engine", default="auto", help="--engine of train and score in step 4 (default auto)")
-    add_child_and_workdir(parser, "bench-run")
-    args = parser.parse_args()
-    work = run_child_or_workdir(args, CHILDREN)
+    args, work = start_run(parser, CHILDREN, "bench-run")
     if work is None:
         return
-    print(f"machine: {machine()}")
     lines = []
     if args.rfm_log:
         print(f"1. RFM summary of {args.rfm_log} at {AS_OF}")

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import AS_OF, add_child_and_workdir, machine, measured_child, run_child_or_workdir  # noqa: E402
+from bench import AS_OF, measured_child, start_run  # noqa: E402
 
 
 def child_custscore(log: str, engine: str, out: str) -> dict:
@@ -104,12 +104,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="RFM summary by row order and format")
     parser.add_argument("--logs", nargs="+", type=Path, help="logs from benchmarks/generate.py (.csv or .parquet)")
     parser.add_argument("--engine", default="auto", help="custscore's --engine (default auto)")
-    add_child_and_workdir(parser, "orders-bench-run")
-    args = parser.parse_args()
-    work = run_child_or_workdir(args, CHILDREN)
+    args, work = start_run(parser, CHILDREN, "orders-bench-run")
     if work is None:
         return
-    print(f"machine: {machine()}")
     summary = []
     for log in args.logs:
         print(f"{log} (as of {AS_OF})", flush=True)
