@@ -82,6 +82,7 @@ def test_config_needs_exactly_one_way_to_give_origins():
         BacktestConfig(n_origins=2, step_days=0)
 
 
+@pytest.mark.slow
 def test_backtest_is_reproducible_and_its_auc_matches_sklearn(sample_tx):
     config = BacktestConfig(cutoffs="1998-03-31", horizon_days=90, time_unit="W", n_bootstrap=50, seed=3)
     first = run_backtest(PandasEngine(sample_tx), config)

@@ -222,6 +222,7 @@ def test_rerunning_a_job_leaves_exactly_one_copy(trained, cdnow_sample_csv, db_u
         execute(db_url, f"INSERT INTO {out} SELECT * FROM {out} LIMIT 1")
 
 
+@pytest.mark.slow
 def test_a_job_killed_while_writing_leaves_the_previous_rows_intact_and_readable(trained, cdnow_sample_csv,
                                                                                   db_url, tmp_path):
     """The second run (another --margin, so other values) is SIGKILLed after its DELETE and

@@ -190,6 +190,7 @@ def test_routes_are_absent_without_scores(model):
         assert c.get("/customers").status_code == 404 and c.get("/customers/api/table").status_code == 404
 
 
+@pytest.mark.slow
 def test_bad_scores_file_is_one_line_and_exit_2_before_the_model_loads(files, tmp_path):
     garbage = tmp_path / "garbage.parquet"
     garbage.write_bytes(b"not parquet at all")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from conftest import run_cli
 from custscore.config import TrainConfig
@@ -34,6 +35,7 @@ def test_scores_do_not_depend_on_row_order(trained, cdnow_sample_csv):
     pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
+@pytest.mark.slow
 def test_two_score_runs_write_byte_identical_files(trained, cdnow_sample_csv, tmp_path):
     outputs = []
     for name in ("a.csv", "b.csv"):
