@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, hyp2f1, polygamma
 
-from custscore.threads import for_each_block, map_in_threads
 from custscore.training.diagnostics import NBD_LIMIT_MEAN_DROPOUT, fmt, generic_warnings
-from custscore.training.fitting import PairIndex, check_rfm, sorted_codes, systematic_sample, unique_inverse, value_index
-from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, check_horizon, check_steps, log_nbd_pmf
+from custscore.training.fitting import check_rfm, sorted_codes, systematic_sample
+from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, check_horizon, log_nbd_pmf
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 #: The process each parameter describes, for fit warnings.
@@ -29,8 +28,6 @@ PROCESSES = {"r": "purchase rate", "alpha": "purchase rate", "a": "dropout", "b"
 _CONSEQUENCE = "P(alive), expected purchases and CLV are uncertain; compare them with days since last purchase"
 #: Advice of a fit that does not converge: the option that penalises BG/NBD alone.
 FIT_ADVICE = "try --bgnbd-penalizer 0.001 or more data"
-#: From this many customers, conditional expectations are computed on distinct (x, T) pairs.
-_DEDUPE_FROM = 10_000
 #: Rows per block in per-customer loops: the temporaries of one block stay in the CPU cache.
 _BLOCK_ROWS = 1 << 15
 
@@ -316,69 +313,17 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
         with np.errstate(over="ignore"):  # exp(z) = inf gives P(alive) = 0, as it should
             return 1.0 / (1.0 + np.exp(log_odds_dead))
 
-    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
-        """Expected number of repeat purchases in ``(T, T + t]`` given ``(x, t_x, T)``.
-
-        FHL 2005 eq. 10::
+    def _expected_if_alive(self, t: Any, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """The bracket of FHL 2005 eq. 10, so that expected purchases in ``(T, T + t]`` are::
 
             E[Y(t) | x, t_x, T] = (a+b+x-1)/(a-1)
                 * [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))]
                 / (1 + [x > 0] a/(b+x-1) ((alpha+T)/(alpha+t_x))**(r+x))
 
-        ``t`` (same unit as ``T``) is a scalar or broadcasts against the customers.
-        ``(1-z)**(r+x) 2F1(...)`` is evaluated via Euler's transformation as
-        ``(1-z)**(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)``, which stays bounded for large x or t
-        (the direct form overflows). Shape ``(n_customers,)``.
+        i.e. P(alive) times this (:func:`conditional_bracket`, via Euler's transformation,
+        which stays bounded for large x or t). ``t`` in the unit of ``T``.
         """
-        r, alpha, a, b = self._params()
-        x, t_x, t_cal = check_rfm(frequency, recency, T)
-        t = check_horizon(t)
-        if t.ndim == 0 and x.size > _DEDUPE_FROM:
-            # The bracket depends on (x, T) only: evaluate hyp2f1 once per distinct pair
-            # (tens of thousands for millions of customers counted in days).
-            (ux, uT), inverse = unique_inverse([x, t_cal])
-            numerator = self._conditional_bracket(t, ux, uT)[inverse]
-        else:
-            numerator = self._conditional_bracket(t, x, t_cal)
-        return numerator * self.p_alive(x, t_x, t_cal)
-
-    def discounted_expected_purchases(self, step_ends: Any, discount_factors: Any, frequency: Any, recency: Any,
-                                      T: Any) -> np.ndarray:
-        """``sum_k [E(end_k) - E(end_{k-1})] * discount_factors[k]`` per customer, E from eq. 10.
-
-        ``step_ends`` (increasing, same unit as ``T``) and ``discount_factors`` have one
-        value per step. Eq. 10 is P(alive) times a bracket that depends on ``(x, T)``
-        only, so the discounted sum of bracket increments is evaluated once per distinct
-        ``(x, T)`` pair and multiplied by P(alive). Shape ``(n_customers,)``.
-        """
-        x, t_x, t_cal = check_rfm(frequency, recency, T)
-        ends, factors = check_steps(step_ends, discount_factors)
-        x_coded, T_coded = value_index(x), value_index(t_cal)
-        pairs = PairIndex(x_coded, T_coded)
-        ux, uT = pairs.a, pairs.b
-        brackets = map_in_threads(lambda end: self._conditional_bracket(np.asarray(end), ux, uT), ends,
-                                  work=len(ux) * len(ends))
-        total, previous = np.zeros(len(ux)), np.zeros(len(ux))
-        for cumulative, factor in zip(brackets, factors):
-            total += (cumulative - previous) * factor
-            previous = cumulative
-        # P(alive) per block of customers (small temporaries stay in the CPU cache; blocks on
-        # all cores); ln(alpha + T) once per distinct T, ln(alpha + t_x) per row.
-        alpha = self._params()[1]
-        log_T = np.log(alpha + T_coded[1])
-        out = np.empty(len(x))
-
-        def block(rows: slice) -> None:
-            log_ratio = log_T[T_coded[0][rows]] - np.log(alpha + t_x[rows])
-            out[rows] = total[pairs.of(rows)] * self._p_alive_from_logs(
-                x[rows], (x_coded[0][rows], x_coded[1]), log_ratio)
-
-        for_each_block(block, len(x), _BLOCK_ROWS)
-        return out
-
-    def _conditional_bracket(self, t: np.ndarray, x: np.ndarray, t_cal: np.ndarray) -> np.ndarray:
-        """``(a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(...)]`` of eq. 10."""
-        return conditional_bracket(t, x, t_cal, *self._params())
+        return conditional_bracket(t, x, T, *self._params())
 
     def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Probability of no repeat purchase in ``(T, T + t]`` (``t`` in the model's unit).
@@ -389,7 +334,7 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
         r, alpha = self.params_["r"], self.params_["alpha"]
         return p_no_purchase_given_alive(r, alpha, check_horizon(t), x, t_cal, self.p_alive(x, t_x, t_cal))
 
-    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """P(k purchases in ``(T, T + t]`` | alive at T): :func:`pmf_if_alive` with ``p ~ Beta(a, b + x)``."""
         r, alpha, a, b = self._params()
         return pmf_if_alive(r, alpha, a, b + x, t, k_max, x, T)

@@ -110,20 +110,19 @@ class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
         D = _terms(np.array(self._params()), x, t_x, t_cal)["D"]
         return np.exp(-np.logaddexp(0.0, D))
 
-    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
-        """Expected repeat purchases in ``(T, T + t]`` (BDF 2007, conditional expectation)::
+    def _expected_if_alive(self, t: Any, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """Expected repeat purchases in ``(T, T + t]`` if alive at T (BDF 2007, conditional expectation)::
 
-            (a+b+x)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(r+x, b+x+1; a+b+x; t/(alpha+T+t))]
-                / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))**(r+x))
+            E = P(alive) (a+b+x)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(r+x, b+x+1; a+b+x; t/(alpha+T+t))]
 
-        The bracket is BG/NBD's eq. 10 bracket at ``b + 1``
-        (:func:`custscore.training.bgnbd.conditional_bracket`). ``t`` in the model's unit.
+        with P(alive) = ``1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))**(r+x))``; the bracket is
+        BG/NBD's eq. 10 bracket at ``b + 1`` (:func:`custscore.training.bgnbd.conditional_bracket`).
+        ``t`` in the model's unit.
         """
         r, alpha, a, b = self._params()
-        x, t_x, t_cal = check_rfm(frequency, recency, T)
-        return conditional_bracket(check_horizon(t), x, t_cal, r, alpha, a, b + 1.0) * self.p_alive(x, t_x, t_cal)
+        return conditional_bracket(t, x, T, r, alpha, a, b + 1.0)
 
-    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """P(k purchases | alive at T): BG/NBD's (:func:`~custscore.training.bgnbd.pmf_if_alive`) with
         ``p ~ Beta(a, b + x + 1)`` (alive means x + 1 survived dropout chances, time zero included)."""
         r, alpha, a, b = self._params()

@@ -12,7 +12,7 @@ a horizon. :class:`PurchaseModel` is the protocol callers use without naming a m
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -29,11 +29,14 @@ from custscore.training.fitting import (
     check_weights,
     fit_log_params,
     inverse_or_none,
+    PairIndex,
     numerical_hessian,
     systematic_sample,
     total_weight,
     unique_rows,
+    value_index,
 )
+from custscore.threads import map_in_threads
 
 #: Fewer customers than this cannot identify four parameters: refuse rather than guess.
 MIN_CUSTOMERS = 10
@@ -46,6 +49,32 @@ MERGE_ROWS_UP_TO = 200_000
 _FIRST_K_MAX = 15
 #: Rows per block of the predictive distribution (its temporaries stay a few MB).
 _PMF_BLOCK_ROWS = 1 << 14
+#: From this many customers on, what depends on ``(x, T)`` only is evaluated once per
+#: distinct pair (:class:`DistinctPairs`; tens of thousands for millions of customers counted in days).
+DEDUPE_FROM = 10_000
+
+
+class DistinctPairs:
+    """The distinct ``(x, T)`` pairs of customers (``x``, ``T``, ``n``) and each customer's pair.
+
+    Every model's prediction given alive at T (expected purchases, their distribution)
+    depends on ``(x, T)`` only: it is evaluated on the pairs and :meth:`expand`-ed to the
+    customers. Up to :data:`DEDUPE_FROM` customers each customer is its own pair.
+    """
+
+    def __init__(self, x: np.ndarray, T: np.ndarray) -> None:
+        self._index = PairIndex(value_index(x), value_index(T)) if len(x) > DEDUPE_FROM else None
+        self.x, self.T = (x, T) if self._index is None else (self._index.a, self._index.b)
+        self.n = len(self.x)
+        self._rows = len(x)
+
+    def inverse(self) -> np.ndarray:
+        """Each customer's position among the pairs, shape ``(n_customers,)``."""
+        return np.arange(self._rows) if self._index is None else self._index.of(slice(None))
+
+    def expand(self, values: np.ndarray) -> np.ndarray:
+        """Per-pair ``values`` (first axis: pairs) as per-customer values."""
+        return values if self._index is None else values[self._index.of(slice(None))]
 
 
 def log_nbd_coefficients(shape: Any, k_max: int) -> np.ndarray:
@@ -69,6 +98,15 @@ def log_nbd_pmf(shape: np.ndarray, rate: np.ndarray, t: Any, k_max: int,
     k = np.arange(k_max + 1, dtype=float)
     with np.errstate(divide="ignore"):
         return coefficients + shape * np.log(rate / (rate + t)) + k * np.log(t / (rate + t))
+
+
+def on_pairs(fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], t: np.ndarray, x: np.ndarray,
+             T: np.ndarray) -> np.ndarray:
+    """``fn(t, x, T)`` of a function of ``(x, T)`` and the horizon ``t``: once per distinct pair for a scalar ``t``."""
+    if np.ndim(t) != 0:
+        return fn(t, x, T)
+    pairs = DistinctPairs(x, T)
+    return pairs.expand(fn(t, pairs.x, pairs.T))
 
 
 @runtime_checkable
@@ -231,25 +269,58 @@ class MaximumLikelihoodPurchaseModel:
         self.warnings_ = tuple(self._warnings())
         return self
 
+    def _expected_if_alive(self, t: Any, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """E[repeat purchases in ``(T, T + t]`` | alive at T, x, T]: depends on ``(x, T)`` only.
+
+        ``t`` (model unit) is a scalar or broadcasts against ``x``. Conditional expected
+        purchases are P(alive) times this (:meth:`expected_purchases`).
+        """
+        raise NotImplementedError
+
+    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
+        """Expected repeat purchases in ``(T, T + t]``: ``P(alive) E[X(t) | alive at T]``.
+
+        The second factor (:meth:`_expected_if_alive`, each model's closed form) depends on
+        ``(x, T)`` only, so for a scalar ``t`` it is evaluated once per distinct pair.
+        ``t`` in the model's unit, a scalar or broadcasting against the customers. Shape ``(n_customers,)``.
+        """
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        return on_pairs(self._expected_if_alive, check_horizon(t), x, t_cal) * self.p_alive(x, t_x, t_cal)
+
     def discounted_expected_purchases(self, step_ends: Any, discount_factors: Any, frequency: Any, recency: Any,
                                       T: Any) -> np.ndarray:
         """``sum_k [E(end_k) - E(end_{k-1})] * discount_factors[k]`` per customer, E = :meth:`expected_purchases`.
 
         ``step_ends`` (increasing, model unit) and ``discount_factors`` have one value per
-        step. Shape ``(n_customers,)``.
+        step. E is P(alive) times a factor of ``(x, T)`` only, so the discounted sum of that
+        factor's increments is taken once per distinct pair (steps on all cores) and
+        multiplied by P(alive), evaluated once. Shape ``(n_customers,)``.
         """
         ends, factors = check_steps(step_ends, discount_factors)
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        total, previous = np.zeros(len(x)), np.zeros(len(x))
-        for end, factor in zip(ends, factors):
-            cumulative = self.expected_purchases(float(end), x, t_x, t_cal)
-            total += (cumulative - previous) * factor
-            previous = cumulative
-        return total
+        pairs = DistinctPairs(x, t_cal)
+        cumulative = map_in_threads(lambda end: self._expected_if_alive(np.asarray(end), pairs.x, pairs.T), ends,
+                                    work=pairs.n * len(ends))
+        total, previous = np.zeros(pairs.n), np.zeros(pairs.n)
+        for value, factor in zip(cumulative, factors):
+            total += (value - previous) * factor
+            previous = value
+        return pairs.expand(total) * self.p_alive(x, t_x, t_cal)
 
-    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-        """P(k purchases in ``(T, T + t]`` | alive at T), k = 0..k_max, shape ``(n, k_max + 1)``."""
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """P(k purchases in ``(T, T + t]`` | alive at T), k = 0..k_max, shape ``(n, k_max + 1)``.
+
+        Depends on ``(x, T)`` only (the callers evaluate it once per distinct pair).
+        """
         raise NotImplementedError
+
+    def _pmf_if_alive_blocks(self, t: float, k_max: int, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """:meth:`_pmf_if_alive` in blocks of :data:`_PMF_BLOCK_ROWS` rows (bounded temporaries)."""
+        out = np.empty((len(x), int(k_max) + 1))
+        for start in range(0, len(x), _PMF_BLOCK_ROWS):
+            rows = slice(start, start + _PMF_BLOCK_ROWS)
+            out[rows] = self._pmf_if_alive(t, int(k_max), x[rows], T[rows])
+        return out
 
     def purchase_pmf(self, t: Any, frequency: Any, recency: Any, T: Any, k_max: int) -> np.ndarray:
         """P(X = k | x, t_x, T) of the repeat purchases X in ``(T, T + t]``, k = 0..k_max.
@@ -259,13 +330,11 @@ class MaximumLikelihoodPurchaseModel:
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
         t = float(check_horizon(t))
-        out = np.empty((len(x), int(k_max) + 1))
-        for start in range(0, len(x), _PMF_BLOCK_ROWS):
-            rows = slice(start, start + _PMF_BLOCK_ROWS)
-            alive = self.p_alive(x[rows], t_x[rows], t_cal[rows])
-            block = alive[:, None] * self._pmf_if_alive(t, int(k_max), x[rows], t_x[rows], t_cal[rows])
-            block[:, 0] += 1.0 - alive
-            out[rows] = block
+        pairs = DistinctPairs(x, t_cal)
+        if_alive = self._pmf_if_alive_blocks(t, int(k_max), pairs.x, pairs.T)
+        alive = self.p_alive(x, t_x, t_cal)
+        out = alive[:, None] * pairs.expand(if_alive)
+        out[:, 0] += 1.0 - alive
         return out
 
     def purchase_quantiles(self, t: Any, frequency: Any, recency: Any, T: Any,
@@ -274,17 +343,35 @@ class MaximumLikelihoodPurchaseModel:
 
         One array of shape ``(n_customers,)`` per level. Counts are discrete, so
         ``[q10, q90]`` holds at least 80 % of the predictive mass, usually more.
+
+        With ``C_k`` the cumulative P(X <= k | alive), one row per distinct ``(x, T)`` pair,
+        the customer's cumulative is ``(1 - P(alive)) + P(alive) C_k``, so each quantile
+        is the number of k whose cumulative stays below q. A pair's ``C`` runs to k = 15
+        first, then to 4 k_max + 3 until it reaches the top level.
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
+        t = float(check_horizon(t))
         out = [np.zeros(len(x)) for _ in levels]
-        rows, k_max = np.arange(len(x)), _FIRST_K_MAX
-        top = max(levels)
-        while len(rows):
-            cdf = np.cumsum(self.purchase_pmf(t, x[rows], t_x[rows], t_cal[rows], k_max), axis=1)
+        if len(x) == 0:
+            return out
+        alive = self.p_alive(x, t_x, t_cal)
+        pairs = DistinctPairs(x, t_cal)
+        of_pair = pairs.inverse()
+        open_pairs, k_max, top = np.arange(pairs.n), _FIRST_K_MAX, max(levels)
+        while len(open_pairs):
+            cdf = np.cumsum(self._pmf_if_alive_blocks(t, k_max, pairs.x[open_pairs], pairs.T[open_pairs]), axis=1)
             done = cdf[:, -1] >= top - 1e-12
-            for q, level in zip(out, levels):
-                q[rows[done]] = np.argmax(cdf[done] >= level - 1e-12, axis=1)
-            rows, k_max = rows[~done], 4 * k_max + 3
+            # pairs whose cumulative reaches the top here, by position in cdf (-1: not here)
+            position = np.full(pairs.n, -1)
+            position[open_pairs[done]] = np.flatnonzero(done)
+            rows = np.flatnonzero(position[of_pair] >= 0)
+            for start in range(0, len(rows), _PMF_BLOCK_ROWS):
+                block = rows[start:start + _PMF_BLOCK_ROWS]
+                a = alive[block, None]
+                customer_cdf = (1.0 - a) + a * cdf[position[of_pair[block]]]
+                for q, level in zip(out, levels):
+                    q[block] = np.count_nonzero(customer_cdf < level - 1e-12, axis=1)
+            open_pairs, k_max = open_pairs[~done], 4 * k_max + 3
         return out
 
     def _params(self) -> tuple[float, ...]:
