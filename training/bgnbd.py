@@ -69,13 +69,22 @@ class BetaGeoLikelihood:
       (r+x) (1/(alpha+T) - 1/(alpha+t_x)), 1/a, -1/(b+x-1))``;
     - Hessian of softplus(D) = ``u grad D grad D' + w4 Hess D``.
 
+    ``dropout_at_zero=True`` gives MBG/NBD's likelihood (Batislam, Denizel and Filiztekin
+    2007; :mod:`custscore.training.mbgnbd`): a dropout chance at time zero too, so the
+    dropout terms count ``x + 1`` purchases (``lnG(b+x+1) - lnG(a+b+x+1)`` in A2 and
+    ``ln(a) - ln(b+x)`` in D) and every row, ``x = 0`` included, has the softplus(D) term.
+
     Time unit: any, the same for ``t_x`` and ``T``; ``alpha`` is in that unit. The last
     evaluation is remembered, so the gradient and Hessian at one point cost one pass.
     """
 
-    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> None:
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray,
+                 dropout_at_zero: bool = False) -> None:
         x, t_x, T, w = (np.asarray(v, dtype=float) for v in (x, t_x, T, weights))
         self._rows = (x, t_x, T, w)
+        self._dropout_at_zero = bool(dropout_at_zero)
+        #: MBG/NBD's extra dropout chance (at time zero) per customer
+        self._shift = 1.0 if dropout_at_zero else 0.0
         self.n_rows = len(x)
         self.total_weight = float(np.sum(w))
         self._w_by_x = np.bincount(x.astype(np.int64), weights=w)
@@ -83,7 +92,7 @@ class BetaGeoLikelihood:
         T_codes, self._T_values = sorted_codes(T)
         self._w_by_T = np.bincount(T_codes, weights=w, minlength=len(self._T_values))
         self._wx_by_T = np.bincount(T_codes, weights=w * x, minlength=len(self._T_values))
-        repeat = x > 0
+        repeat = x + self._shift > 0  # the rows with a softplus(D) term
         self._t_codes, self._t_values = sorted_codes(t_x[repeat])
         self._T_codes = T_codes[repeat]
         self._x, self._w = x[repeat], w[repeat]
@@ -92,7 +101,7 @@ class BetaGeoLikelihood:
 
     def subsample(self, max_rows: int) -> "BetaGeoLikelihood":
         """Every k-th row in the given order, each keeping its weight."""
-        return BetaGeoLikelihood(*systematic_sample(self._rows, max_rows))
+        return BetaGeoLikelihood(*systematic_sample(self._rows, max_rows), dropout_at_zero=self._dropout_at_zero)
 
     def _row_sums(self, params: np.ndarray, order: int) -> dict[str, Any]:
         """Weighted sums over the x > 0 rows of the softplus(D) terms (order 1: value and
@@ -103,7 +112,7 @@ class BetaGeoLikelihood:
         r, alpha, a, b = (float(v) for v in params)
         log_T, log_t = np.log(alpha + self._T_values), np.log(alpha + self._t_values)
         inv_T, inv_t = 1.0 / (alpha + self._T_values), 1.0 / (alpha + self._t_values)
-        c_by_x = np.log(a) - np.log(b + self._group_x - 1.0)
+        c_by_x = np.log(a) - np.log(b + self._group_x + self._shift - 1.0)
         n_x = len(self._group_x)
         names1 = ("softplus", "diff", "alpha", "ww4")
         names2 = ("diff_diff", "diff_alpha", "ww4_inv_diff", "u_diff", "alpha_alpha", "ww4_rx_inv2", "u_alpha", "u")
@@ -149,17 +158,18 @@ class BetaGeoLikelihood:
         q = self._row_sums(params, 1)
         r, alpha, a, b = (float(v) for v in params)
         xs, w_by_x, W = self._xs, self._w_by_x, self.total_weight
+        xd = xs + self._shift  # purchases that were dropout chances, per distinct x
         a3_weight = r * self._w_by_T + self._wx_by_T  # sum of w (r + x) per distinct T
-        ll = (float(np.dot(w_by_x, gammaln(r + xs) + gammaln(b + xs) - gammaln(a + b + xs)))
+        ll = (float(np.dot(w_by_x, gammaln(r + xs) + gammaln(b + xd) - gammaln(a + b + xd)))
               + W * (r * np.log(alpha) - gammaln(r) + gammaln(a + b) - gammaln(b))
               - float(np.dot(a3_weight, q["log_T"])) + q["softplus"])
-        psi_ab, psi_abx = digamma(a + b), digamma(a + b + xs)
+        psi_ab, psi_abx = digamma(a + b), digamma(a + b + xd)
         d_r = (float(np.dot(w_by_x, digamma(r + xs))) + W * (np.log(alpha) - digamma(r))
                - float(np.dot(self._w_by_T, q["log_T"])) + q["diff"])
         d_alpha = W * r / alpha - float(np.dot(a3_weight, q["inv_T"])) + q["alpha"]
         d_a = W * psi_ab - float(np.dot(w_by_x, psi_abx)) + q["ww4"] / a
-        d_b = (W * (psi_ab - digamma(b)) + float(np.dot(w_by_x, digamma(b + xs) - psi_abx))
-               - float(np.dot(q["by_x"]["ww4"], 1.0 / (b + self._group_x - 1.0))))
+        d_b = (W * (psi_ab - digamma(b)) + float(np.dot(w_by_x, digamma(b + xd) - psi_abx))
+               - float(np.dot(q["by_x"]["ww4"], 1.0 / (b + self._group_x + self._shift - 1.0))))
         return float(ll), np.array([d_r, d_alpha, d_a, d_b])
 
     def hessian(self, params: np.ndarray) -> np.ndarray:
@@ -167,8 +177,9 @@ class BetaGeoLikelihood:
         q = self._row_sums(params, 2)
         r, alpha, a, b = (float(v) for v in params)
         xs, w_by_x, W, by_x = self._xs, self._w_by_x, self.total_weight, q["by_x"]
-        inv_b = 1.0 / (b + self._group_x - 1.0)
-        tri_ab, tri_abx = polygamma(1, a + b), polygamma(1, a + b + xs)
+        xd = xs + self._shift
+        inv_b = 1.0 / (b + self._group_x + self._shift - 1.0)
+        tri_ab, tri_abx = polygamma(1, a + b), polygamma(1, a + b + xd)
         h = np.zeros((4, 4))
         h[0, 0] = float(np.dot(w_by_x, polygamma(1, r + xs))) - W * polygamma(1, r) + q["diff_diff"]
         h[0, 1] = W / alpha - float(np.dot(self._w_by_T, q["inv_T"])) + q["diff_alpha"] + q["ww4_inv_diff"]
@@ -180,7 +191,7 @@ class BetaGeoLikelihood:
         h[1, 3] = -float(np.dot(by_x["u_alpha"], inv_b))
         h[2, 2] = W * tri_ab - float(np.dot(w_by_x, tri_abx)) + (q["u"] - q["ww4"]) / a**2
         h[2, 3] = W * tri_ab - float(np.dot(w_by_x, tri_abx)) - float(np.dot(by_x["u"], inv_b)) / a
-        h[3, 3] = (W * (tri_ab - polygamma(1, b)) + float(np.dot(w_by_x, polygamma(1, b + xs) - tri_abx))
+        h[3, 3] = (W * (tri_ab - polygamma(1, b)) + float(np.dot(w_by_x, polygamma(1, b + xd) - tri_abx))
                    + float(np.dot(by_x["u"] + by_x["ww4"], inv_b**2)))
         return np.triu(h) + np.triu(h, 1).T
 

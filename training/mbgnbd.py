@@ -16,12 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import digamma, gammaln
+from scipy.special import gammaln
 
-from custscore.training.bgnbd import conditional_bracket, p_no_purchase_given_alive, pmf_if_alive
+from custscore.training.bgnbd import BetaGeoLikelihood, conditional_bracket, p_no_purchase_given_alive, pmf_if_alive
 from custscore.training.diagnostics import generic_warnings
 from custscore.training.fitting import check_rfm
-from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, RowLikelihood, check_horizon
+from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, check_horizon
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 PROCESSES = {"r": "purchase rate", "alpha": "purchase rate", "a": "dropout", "b": "dropout"}
@@ -44,29 +44,16 @@ def _terms(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) ->
     return {"A": A, "D": D, "log_ratio": log_ratio}
 
 
-class ModifiedBetaGeoLikelihood(RowLikelihood):
+def ModifiedBetaGeoLikelihood(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> BetaGeoLikelihood:
     """BDF 2007's MBG/NBD log-likelihood (their eq. for L(r, alpha, a, b | x, t_x, T), in log form).
 
     ``L = Gamma(r+x) alpha**r / Gamma(r) * B(a, b+x+1) / B(a, b)
     * [(alpha+T)**-(r+x) + a/(b+x) (alpha+t_x)**-(r+x)]``; the second term is present for
-    every customer (dropout at time zero), unlike BG/NBD's ``[x > 0]``. Analytic gradient
-    with ``sigmoid(D)`` weighting the second term; time unit of ``t_x`` and ``T``.
+    every customer (dropout at time zero), unlike BG/NBD's ``[x > 0]``. BG/NBD's grouped
+    likelihood with its analytic gradient and Hessian (:class:`~custscore.training.bgnbd.BetaGeoLikelihood`,
+    ``dropout_at_zero=True``); time unit of ``t_x`` and ``T``.
     """
-
-    def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
-        r, alpha, a, b = (float(v) for v in params)
-        x, t_x, T, w = self.x, self.t_x, self.T, self.w
-        q = _terms(params, x, t_x, T)
-        D = q["D"]
-        ll = q["A"] + np.logaddexp(0.0, D)
-        s = np.exp(-np.logaddexp(0.0, -D))  # sigmoid(D)
-        psi_ab, psi_abx = digamma(a + b), digamma(a + b + x + 1.0)
-        d_r = digamma(r + x) - digamma(r) + np.log(alpha) - np.log(alpha + T) + s * q["log_ratio"]
-        d_alpha = r / alpha - (r + x) / (alpha + T) + s * (r + x) * (1.0 / (alpha + T) - 1.0 / (alpha + t_x))
-        d_a = psi_ab - psi_abx + s / a
-        d_b = psi_ab + digamma(b + x + 1.0) - digamma(b) - psi_abx - s / (b + x)
-        grad = np.array([np.dot(w, d) for d in (d_r, d_alpha, d_a, d_b)])
-        return float(np.dot(w, ll)), grad
+    return BetaGeoLikelihood(x, t_x, T, weights, dropout_at_zero=True)
 
 
 class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
@@ -88,7 +75,7 @@ class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
     FIT_ADVICE = "try a penalizer of 0.001 or more, or more data"
     TIME_PARAMS = ("alpha",)
 
-    def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> ModifiedBetaGeoLikelihood:
+    def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> BetaGeoLikelihood:
         return ModifiedBetaGeoLikelihood(x, t_x, T, w)
 
     def _extra_diagnostics(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> dict[str, Any]:
