@@ -119,6 +119,8 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
     MODEL_NAME = "Pareto/NBD"
     PARAM_PREFIX = "pnbd_"
     TIME_PARAMS = ("alpha", "beta")
+    #: each row costs two 2F1 per likelihood evaluation and a fit takes hundreds: merging always pays
+    MERGE_ROWS_UP_TO = None
 
     def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> ParetoNBDLikelihood:
         return ParetoNBDLikelihood(x, t_x, T, w)

@@ -43,6 +43,7 @@ MIN_CUSTOMERS = 10
 #: Up to this many customers, identical (x, t_x, T) rows are merged before fitting. Above
 #: it the merge (a sort) costs more than it saves: a large fit passes over the full data only
 #: a few times (3 for the 1M-customer benchmark; :func:`custscore.training.fitting.fit_log_params`).
+#: A model whose rows are expensive sets its own ``MERGE_ROWS_UP_TO`` (None: always merge).
 MERGE_ROWS_UP_TO = 200_000
 #: Purchase counts of the first try of :meth:`MaximumLikelihoodPurchaseModel.purchase_quantiles`
 #: (k = 0..15); rows whose distribution reaches further are redone with 4 times as many.
@@ -214,6 +215,8 @@ class MaximumLikelihoodPurchaseModel:
     PARAM_PREFIX = "model_"
     FIT_ADVICE = "try a penalizer of 0.001 or more, or more data"
     TIME_PARAMS: tuple[str, ...] = ()
+    #: identical rows are merged before the fit up to this many rows (None: always)
+    MERGE_ROWS_UP_TO: Optional[int] = MERGE_ROWS_UP_TO
 
     def __init__(self, *, penalizer: float = 0.0, n_starts: int = 5, seed: int = 0) -> None:
         self.penalizer = penalizer
@@ -248,7 +251,7 @@ class MaximumLikelihoodPurchaseModel:
         if not np.any(x > 0):
             raise FitError(f"cannot fit {name}: no customer has a repeat purchase")
 
-        if len(x) <= MERGE_ROWS_UP_TO:
+        if self.MERGE_ROWS_UP_TO is None or len(x) <= self.MERGE_ROWS_UP_TO:
             (x, t_x, t_cal), w = unique_rows([x, t_x, t_cal], w)
         likelihood = self._likelihood(x, t_x, t_cal, w)
         # Internal time unit: the largest T becomes 1 (start at all-ones, unit-free penalty).
