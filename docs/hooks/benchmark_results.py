@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mkdocs.structure.files import File
 
-RESULTS = ("RESULTS.md", "HTTP_RESULTS.md", "SPARK_RESULTS.md", "REASONS_RESULTS.md")
+RESULTS = ("RESULTS.md", "HTTP_RESULTS.md", "SPARK_RESULTS.md", "REASONS_RESULTS.md", "PURCHASE_RESULTS.md")
 
 
 def on_files(files, config):
