@@ -121,10 +121,13 @@ def child_score(model: str, train_log: str, score_log: str, repeats: str) -> dic
         best = min(best, time.perf_counter() - start)
         x, t_x, T = (customers[c].to_numpy() for c in ("frequency", "recency_days", "T_days"))
         spend = scores["expected_avg_spend"].to_numpy()
+        # the spend model's uncertainty as scoring passes it (code before it existed: none)
+        monetary = customers["monetary_value"].to_numpy(dtype=float)
+        extra = scorer.spend_uncertainty(x, monetary) if hasattr(scorer, "spend_uncertainty") else {}
         start = time.perf_counter()
         purchase_interval(scorer.purchase_model, HORIZON / DAYS_PER_UNIT["D"], x, t_x, T)
         clv_interval(scorer.purchase_model, x, t_x, T, spend, horizon_days=HORIZON, days_per_unit=1.0,
-                     discount_rate_yearly=scorer.discount_rate)
+                     discount_rate_yearly=scorer.discount_rate, **extra)
         best_intervals = min(best_intervals, time.perf_counter() - start)
     inside = ((scores["clv_p10"] <= scores["clv"]) & (scores["clv"] <= scores["clv_p90"])).mean()
     return {"seconds": best, "intervals_seconds": best_intervals, "train_seconds": train_seconds,

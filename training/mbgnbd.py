@@ -28,20 +28,24 @@ PROCESSES = {"r": "purchase rate", "alpha": "purchase rate", "a": "dropout", "b"
 _CONSEQUENCE = "P(alive), expected purchases and CLV are uncertain; compare them with days since last purchase"
 
 
+def _log_odds_dead(params: Any, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``D = ln(a) - ln(b+x) + (r+x) (ln(alpha+T) - ln(alpha+t_x))`` (every x, also x = 0): P(alive) = sigmoid(-D)."""
+    r, alpha, a, b = (float(v) for v in params)
+    return np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+
+
 def _terms(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> dict[str, np.ndarray]:
     """Per-row pieces of BDF 2007's likelihood: ``A = A1 + A2 + A3`` and ``D``, ``LL = A + softplus(D)``.
 
     - A1 = lnG(r+x) - lnG(r) + r ln(alpha)
     - A2 = lnG(a+b) + lnG(b+x+1) - lnG(b) - lnG(a+b+x+1)
     - A3 = -(r+x) ln(alpha+T)
-    - D = ln(a) - ln(b+x) + (r+x) (ln(alpha+T) - ln(alpha+t_x))   (every x, also x = 0)
+    - D: :func:`_log_odds_dead`
     """
     r, alpha, a, b = (float(v) for v in params)
-    log_ratio = np.log(alpha + T) - np.log(alpha + t_x)
     A = (gammaln(r + x) - gammaln(r) + r * np.log(alpha) + gammaln(a + b) + gammaln(b + x + 1.0) - gammaln(b)
          - gammaln(a + b + x + 1.0) - (r + x) * np.log(alpha + T))
-    D = np.log(a) - np.log(b + x) + (r + x) * log_ratio
-    return {"A": A, "D": D, "log_ratio": log_ratio}
+    return {"A": A, "D": _log_odds_dead(params, x, t_x, T)}
 
 
 def ModifiedBetaGeoLikelihood(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> BetaGeoLikelihood:
@@ -94,8 +98,7 @@ class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
     def p_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """P(alive at T) = ``1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))**(r+x))`` (BDF 2007), < 1 also at x = 0."""
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        D = _terms(np.array(self._params()), x, t_x, t_cal)["D"]
-        return np.exp(-np.logaddexp(0.0, D))
+        return np.exp(-np.logaddexp(0.0, _log_odds_dead(self._params(), x, t_x, t_cal)))
 
     def _expected_if_alive(self, t: Any, x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """Expected repeat purchases in ``(T, T + t]`` if alive at T (BDF 2007, conditional expectation)::
