@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import add_child_and_workdir, machine, measured_child, run_child_or_workdir  # noqa: E402
+from bench import measured_child, start_run  # noqa: E402
 
 #: True parameters of the simulated populations, days: the CDNOW sample fits (weeks) of
 #: issue #16 with alpha, beta times 7.
@@ -216,12 +216,9 @@ def main() -> None:
     parser.add_argument("--score-models", nargs="+", default=["bgnbd", "mbgnbd", "pnbd"])
     parser.add_argument("--train-customers", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=2)
-    add_child_and_workdir(parser, "/tmp/bench/purchase")
-    args = parser.parse_args()
-    work = run_child_or_workdir(args, CHILDREN)
+    args, work = start_run(parser, CHILDREN, "/tmp/bench/purchase")
     if work is None:
         return
-    print(f"machine: {machine()}", flush=True)
     lines = fits(args.customers, args.models, args.lifetimes_timeout)
     if args.score_customers:
         lines += scoring(work, args.score_models, args.train_customers, args.score_customers, args.repeats)
