@@ -14,7 +14,7 @@ from custscore.errors import CustscoreError
 from custscore.training.bgnbd import BetaGeoModel
 from custscore.training.mbgnbd import ModifiedBetaGeoModel
 from custscore.training.paretonbd import ParetoNBDModel
-from custscore.training.purchase_models import CovariateLikelihood
+from custscore.training.purchase_models import DEDUPE_FROM, CovariateLikelihood
 from custscore.training.simulate import simulate_bgnbd, simulate_paretonbd
 
 #: Customers per simulated world: recovery tolerances are derived from the fit's own
@@ -205,3 +205,37 @@ def test_standard_errors_match_the_spread_over_seeds() -> None:
         errors.append(fit.diagnostics_["standard_errors"]["gamma_alpha_north"])
     ratio = np.std(estimates, ddof=1) / np.mean(errors)
     assert 0.5 < ratio < 2.0, (ratio, estimates, errors)
+
+
+@pytest.mark.parametrize("cls, true", [(BetaGeoModel, BG_TRUE), (ParetoNBDModel, PNBD_TRUE)])
+def test_many_customers_sharing_x_and_T_keep_their_own_parameters(cls, true) -> None:
+    # Above DEDUPE_FROM customers the no-covariate paths evaluate once per distinct (x, T);
+    # with covariates, customers of one pair differ. 12,000 customers on 3 (x, t_x, T) rows,
+    # each against the base model at its parameters substituted by hand.
+    n = DEDUPE_FROM + 2000
+    x, t_x, T = (np.resize(v, n) for v in ([0, 3, 3], [0.0, 20.0, 20.0], [40.0, 40.0, 40.0]))
+    Z = _world_covariates(n, seed=31)
+    fitted = cls()
+    fitted.params_, fitted.covariate_names_ = dict(true), ("north", "age")
+    levels = (0.1, 0.9)
+    got = {"p_alive": fitted.p_alive(x, t_x, T, covariates=Z),
+           "expected": fitted.expected_purchases(13.0, x, t_x, T, covariates=Z),
+           "silent": fitted.p_no_purchase(13.0, x, t_x, T, covariates=Z),
+           "discounted": fitted.discounted_expected_purchases([10.0, 20.0], [0.9, 0.8], x, t_x, T, covariates=Z),
+           "pmf": fitted.purchase_pmf(13.0, x, t_x, T, 8, covariates=Z),
+           "quantiles": np.column_stack(fitted.purchase_quantiles(13.0, x, t_x, T, levels, covariates=Z))}
+    signs = dict(cls.COVARIATE_LINKS)
+    for i in (1, 4, 7, 5000, n - 2):  # rows 1, 4, 7, ... share (x, t_x, T) = (3, 20, 40)
+        base = cls()
+        base.params_ = {p: (_per_customer(true, p, Z.iloc[[i]], signs[p])[0] if p in signs else true[p])
+                        for p in cls.PARAM_NAMES}
+        one = ([x[i]], [t_x[i]], [T[i]])
+        assert got["p_alive"][i] == pytest.approx(base.p_alive(*one)[0], rel=1e-12)
+        assert got["expected"][i] == pytest.approx(base.expected_purchases(13.0, *one)[0], rel=1e-12)
+        assert got["silent"][i] == pytest.approx(base.p_no_purchase(13.0, *one)[0], rel=1e-12)
+        assert got["discounted"][i] == pytest.approx(
+            base.discounted_expected_purchases([10.0, 20.0], [0.9, 0.8], *one)[0], rel=1e-12)
+        np.testing.assert_allclose(got["pmf"][i], base.purchase_pmf(13.0, *one, 8)[0], rtol=1e-9)
+        assert tuple(got["quantiles"][i]) == tuple(q[0] for q in base.purchase_quantiles(13.0, *one, levels))
+    # the covariates move the answers within one (x, T) pair: a shared evaluation would not
+    assert np.ptp(got["expected"][1::3]) > 0.1 * np.mean(got["expected"][1::3])

@@ -44,7 +44,8 @@ def test_mkdocs_build_strict_is_self_contained(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     pages = {p.relative_to(tmp_path / "site").as_posix() for p in (tmp_path / "site").rglob("index.html")}
     for page in ("cli", "inputs", "models", "mlflow", "http", "spark", "benchmarks", "design", "research", "tour",
-                 "benchmarks/RESULTS", "benchmarks/HTTP_RESULTS", "benchmarks/SPARK_RESULTS"):
+                 "benchmarks/RESULTS", "benchmarks/HTTP_RESULTS", "benchmarks/SPARK_RESULTS",
+                 "benchmarks/PURCHASE_RESULTS"):
         assert f"{page}/index.html" in pages, sorted(pages)
     html = "".join(p.read_text() for p in (tmp_path / "site").rglob("*.html"))
     assert "fonts.googleapis" not in html and "fonts.gstatic" not in html  # theme.font: false

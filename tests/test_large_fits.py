@@ -33,11 +33,12 @@ def population():
     return data, spend
 
 
+@pytest.mark.parametrize("dropout_at_zero", [False, True], ids=["bgnbd", "mbgnbd"])
 @pytest.mark.parametrize("theta", [np.array([0.243, 4.414, 0.793, 2.426]), np.array([1.5, 0.7, 3.0, 0.6])])
-def test_bgnbd_hessian_equals_finite_differences(population, theta) -> None:
+def test_bgnbd_hessian_equals_finite_differences(population, theta, dropout_at_zero) -> None:
     data, _ = population
     w = np.random.default_rng(1).uniform(0.5, 2.0, len(data))
-    lik = BetaGeoLikelihood(data["frequency"], data["recency"], data["T"], w)
+    lik = BetaGeoLikelihood(data["frequency"], data["recency"], data["T"], w, dropout_at_zero=dropout_at_zero)
     numeric = numerical_hessian(lambda p: lik.value_and_gradient(p)[1], theta)
     np.testing.assert_allclose(lik.hessian(theta), numeric, rtol=1e-6, atol=1e-6 * np.abs(numeric).max())
 

@@ -12,11 +12,13 @@ import pandas as pd
 import pytest
 
 from custscore.training.bgnbd import BetaGeoModel
+from custscore.training.gamma_gamma import GammaGammaModel
 from custscore.training.mbgnbd import ModifiedBetaGeoModel
 from custscore.training.metrics import expected_calibration_error
 from custscore.training.paretonbd import ParetoNBDModel
-from custscore.training.simulate import simulate_with_holdout
+from custscore.training.simulate import simulate_bgnbd, simulate_spend, simulate_with_holdout
 from custscore.training.uncertainty import clv_interval, parameter_draws
+from custscore.training.value import expected_clv
 
 #: Published CDNOW fits (weeks): FHL 2005, BDF 2007 as quoted in issue #16, FHL's MATLAB note.
 CDNOW = {BetaGeoModel: {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426},
@@ -134,3 +136,46 @@ def test_clv_interval_matches_parameter_draws_from_the_covariance(cdnow_weeks, c
         assert np.log(draws[name]).std() == pytest.approx(se / model.params_[name], rel=0.1), name
     model.variance_matrix_ = None
     assert np.isnan(clv_interval(model, *part, 30.0, **kw)["clv_p90"]).all()
+
+
+def _spend(model: GammaGammaModel, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Expected spend per purchase: eq. 5 for repeat customers, the population mean for the others."""
+    out = np.full(len(x), model.expected_average_spend([0], [1.0])[0])
+    out[x > 0] = model.expected_average_spend(x[x > 0], m[x > 0])
+    return out
+
+
+@pytest.mark.slow
+def test_clv_interval_with_spend_uncertainty_covers_the_true_clv_80_percent_of_worlds() -> None:
+    """150 worlds of 5,000 customers from known BG/NBD (weeks) and Gamma-Gamma parameters, both
+    refitted in each; four fixed customers. The true parameters' CLV falls inside [clv_p10, clv_p90]
+    in 80 % of worlds (0.05: the delta method is asymptotic; 600 correlated indicators), below and
+    above in 10 % each (0.04). Without the Gamma-Gamma covariance the same intervals miss more often:
+    measured 0.818 inside with it and 0.735 without (200 worlds of 6,000)."""
+    bg_truth, gg_truth = dict(r=2.0, alpha=4.0, a=1.5, b=8.0), dict(p=1.0, q=2.5, v=15.0)
+    x0, t_x0, T0, m0 = np.array([0, 1, 3, 8]), np.array([0.0, 10.0, 25.0, 35.0]), np.full(4, 38.0), \
+        np.array([0.0, 30.0, 20.0, 25.0])
+    kw = dict(horizon_days=364.0, days_per_unit=7.0, discount_rate_yearly=0.1)
+    true_bg, true_gg = BetaGeoModel(), GammaGammaModel()
+    true_bg.params_, true_gg.params_ = dict(bg_truth), dict(gg_truth)
+    truth = expected_clv(true_bg, x0, t_x0, T0, _spend(true_gg, x0, m0), **kw)
+    sides = {"with spend": [], "purchase only": []}
+    for world in range(150):
+        T_cal = np.random.default_rng(world).uniform(20, 39, 5_000)
+        d = simulate_bgnbd(5_000, **bg_truth, T=T_cal, seed=1000 + world)
+        x = d["frequency"].to_numpy()
+        m = simulate_spend(x, **gg_truth, seed=2000 + world)
+        bg = BetaGeoModel(n_starts=2).fit(x, d["recency"], d["T"])
+        gg = GammaGammaModel(n_starts=2).fit(x[x > 0], m[x > 0])
+        spend = _spend(gg, x0, m0)
+        for key, extra in (("with spend", dict(spend_model=gg, spend_at=lambda fit: _spend(fit, x0, m0))),
+                           ("purchase only", {})):
+            ci = clv_interval(bg, x0, t_x0, T0, spend, **kw, **extra)
+            sides[key].append(np.sign((truth > ci["clv_p90"]).astype(int) - (truth < ci["clv_p10"]).astype(int)))
+    got = {key: np.array(v) for key, v in sides.items()}
+    shares = {key: [float(np.mean(v == side)) for side in (-1, 0, 1)] for key, v in got.items()}
+    print("below / inside / above the interval", shares)
+    below, inside, above = shares["with spend"]
+    assert inside == pytest.approx(0.8, abs=0.05)
+    assert below == pytest.approx(0.1, abs=0.04) and above == pytest.approx(0.1, abs=0.04)
+    assert shares["purchase only"][1] < inside - 0.04

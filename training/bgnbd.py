@@ -17,10 +17,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, hyp2f1, polygamma
 
-from custscore.threads import for_each_block, map_in_threads
 from custscore.training.diagnostics import NBD_LIMIT_MEAN_DROPOUT, fmt, generic_warnings
-from custscore.training.fitting import PairIndex, check_rfm, sorted_codes, systematic_sample, unique_inverse, value_index
-from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, check_horizon, check_steps, log_nbd_pmf
+from custscore.training.fitting import check_rfm, sorted_codes, systematic_sample
+from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, check_horizon, log_nbd_pmf
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 #: The process each parameter describes, for fit warnings.
@@ -29,8 +28,6 @@ PROCESSES = {"r": "purchase rate", "alpha": "purchase rate", "a": "dropout", "b"
 _CONSEQUENCE = "P(alive), expected purchases and CLV are uncertain; compare them with days since last purchase"
 #: Advice of a fit that does not converge: the option that penalises BG/NBD alone.
 FIT_ADVICE = "try --bgnbd-penalizer 0.001 or more data"
-#: From this many customers, conditional expectations are computed on distinct (x, T) pairs.
-_DEDUPE_FROM = 10_000
 #: Rows per block in per-customer loops: the temporaries of one block stay in the CPU cache.
 _BLOCK_ROWS = 1 << 15
 
@@ -106,13 +103,22 @@ class BetaGeoLikelihood:
       (r+x) (1/(alpha+T) - 1/(alpha+t_x)), 1/a, -1/(b+x-1))``;
     - Hessian of softplus(D) = ``u grad D grad D' + w4 Hess D``.
 
+    ``dropout_at_zero=True`` gives MBG/NBD's likelihood (Batislam, Denizel and Filiztekin
+    2007; :mod:`custscore.training.mbgnbd`): a dropout chance at time zero too, so the
+    dropout terms count ``x + 1`` purchases (``lnG(b+x+1) - lnG(a+b+x+1)`` in A2 and
+    ``ln(a) - ln(b+x)`` in D) and every row, ``x = 0`` included, has the softplus(D) term.
+
     Time unit: any, the same for ``t_x`` and ``T``; ``alpha`` is in that unit. The last
     evaluation is remembered, so the gradient and Hessian at one point cost one pass.
     """
 
-    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> None:
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray,
+                 dropout_at_zero: bool = False) -> None:
         x, t_x, T, w = (np.asarray(v, dtype=float) for v in (x, t_x, T, weights))
         self._rows = (x, t_x, T, w)
+        self._dropout_at_zero = bool(dropout_at_zero)
+        #: MBG/NBD's extra dropout chance (at time zero) per customer
+        self._shift = 1.0 if dropout_at_zero else 0.0
         self.n_rows = len(x)
         self.total_weight = float(np.sum(w))
         self._w_by_x = np.bincount(x.astype(np.int64), weights=w)
@@ -120,7 +126,7 @@ class BetaGeoLikelihood:
         T_codes, self._T_values = sorted_codes(T)
         self._w_by_T = np.bincount(T_codes, weights=w, minlength=len(self._T_values))
         self._wx_by_T = np.bincount(T_codes, weights=w * x, minlength=len(self._T_values))
-        repeat = x > 0
+        repeat = x + self._shift > 0  # the rows with a softplus(D) term
         self._t_codes, self._t_values = sorted_codes(t_x[repeat])
         self._T_codes = T_codes[repeat]
         self._x, self._w = x[repeat], w[repeat]
@@ -129,7 +135,7 @@ class BetaGeoLikelihood:
 
     def subsample(self, max_rows: int) -> "BetaGeoLikelihood":
         """Every k-th row in the given order, each keeping its weight."""
-        return BetaGeoLikelihood(*systematic_sample(self._rows, max_rows))
+        return BetaGeoLikelihood(*systematic_sample(self._rows, max_rows), dropout_at_zero=self._dropout_at_zero)
 
     def _row_sums(self, params: np.ndarray, order: int) -> dict[str, Any]:
         """Weighted sums over the x > 0 rows of the softplus(D) terms (order 1: value and
@@ -140,7 +146,7 @@ class BetaGeoLikelihood:
         r, alpha, a, b = (float(v) for v in params)
         log_T, log_t = np.log(alpha + self._T_values), np.log(alpha + self._t_values)
         inv_T, inv_t = 1.0 / (alpha + self._T_values), 1.0 / (alpha + self._t_values)
-        c_by_x = np.log(a) - np.log(b + self._group_x - 1.0)
+        c_by_x = np.log(a) - np.log(b + self._group_x + self._shift - 1.0)
         n_x = len(self._group_x)
         names1 = ("softplus", "diff", "alpha", "ww4")
         names2 = ("diff_diff", "diff_alpha", "ww4_inv_diff", "u_diff", "alpha_alpha", "ww4_rx_inv2", "u_alpha", "u")
@@ -186,17 +192,18 @@ class BetaGeoLikelihood:
         q = self._row_sums(params, 1)
         r, alpha, a, b = (float(v) for v in params)
         xs, w_by_x, W = self._xs, self._w_by_x, self.total_weight
+        xd = xs + self._shift  # purchases that were dropout chances, per distinct x
         a3_weight = r * self._w_by_T + self._wx_by_T  # sum of w (r + x) per distinct T
-        ll = (float(np.dot(w_by_x, gammaln(r + xs) + gammaln(b + xs) - gammaln(a + b + xs)))
+        ll = (float(np.dot(w_by_x, gammaln(r + xs) + gammaln(b + xd) - gammaln(a + b + xd)))
               + W * (r * np.log(alpha) - gammaln(r) + gammaln(a + b) - gammaln(b))
               - float(np.dot(a3_weight, q["log_T"])) + q["softplus"])
-        psi_ab, psi_abx = digamma(a + b), digamma(a + b + xs)
+        psi_ab, psi_abx = digamma(a + b), digamma(a + b + xd)
         d_r = (float(np.dot(w_by_x, digamma(r + xs))) + W * (np.log(alpha) - digamma(r))
                - float(np.dot(self._w_by_T, q["log_T"])) + q["diff"])
         d_alpha = W * r / alpha - float(np.dot(a3_weight, q["inv_T"])) + q["alpha"]
         d_a = W * psi_ab - float(np.dot(w_by_x, psi_abx)) + q["ww4"] / a
-        d_b = (W * (psi_ab - digamma(b)) + float(np.dot(w_by_x, digamma(b + xs) - psi_abx))
-               - float(np.dot(q["by_x"]["ww4"], 1.0 / (b + self._group_x - 1.0))))
+        d_b = (W * (psi_ab - digamma(b)) + float(np.dot(w_by_x, digamma(b + xd) - psi_abx))
+               - float(np.dot(q["by_x"]["ww4"], 1.0 / (b + self._group_x + self._shift - 1.0))))
         return float(ll), np.array([d_r, d_alpha, d_a, d_b])
 
     def hessian(self, params: np.ndarray) -> np.ndarray:
@@ -204,8 +211,9 @@ class BetaGeoLikelihood:
         q = self._row_sums(params, 2)
         r, alpha, a, b = (float(v) for v in params)
         xs, w_by_x, W, by_x = self._xs, self._w_by_x, self.total_weight, q["by_x"]
-        inv_b = 1.0 / (b + self._group_x - 1.0)
-        tri_ab, tri_abx = polygamma(1, a + b), polygamma(1, a + b + xs)
+        xd = xs + self._shift
+        inv_b = 1.0 / (b + self._group_x + self._shift - 1.0)
+        tri_ab, tri_abx = polygamma(1, a + b), polygamma(1, a + b + xd)
         h = np.zeros((4, 4))
         h[0, 0] = float(np.dot(w_by_x, polygamma(1, r + xs))) - W * polygamma(1, r) + q["diff_diff"]
         h[0, 1] = W / alpha - float(np.dot(self._w_by_T, q["inv_T"])) + q["diff_alpha"] + q["ww4_inv_diff"]
@@ -217,7 +225,7 @@ class BetaGeoLikelihood:
         h[1, 3] = -float(np.dot(by_x["u_alpha"], inv_b))
         h[2, 2] = W * tri_ab - float(np.dot(w_by_x, tri_abx)) + (q["u"] - q["ww4"]) / a**2
         h[2, 3] = W * tri_ab - float(np.dot(w_by_x, tri_abx)) - float(np.dot(by_x["u"], inv_b)) / a
-        h[3, 3] = (W * (tri_ab - polygamma(1, b)) + float(np.dot(w_by_x, polygamma(1, b + xs) - tri_abx))
+        h[3, 3] = (W * (tri_ab - polygamma(1, b)) + float(np.dot(w_by_x, polygamma(1, b + xd) - tri_abx))
                    + float(np.dot(by_x["u"] + by_x["ww4"], inv_b**2)))
         return np.triu(h) + np.triu(h, 1).T
 
@@ -365,74 +373,17 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
         with np.errstate(over="ignore"):  # exp(z) = inf gives P(alive) = 0, as it should
             return 1.0 / (1.0 + np.exp(log_odds_dead))
 
-    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
-        """Expected number of repeat purchases in ``(T, T + t]`` given ``(x, t_x, T)``.
-
-        FHL 2005 eq. 10::
+    def _expected_if_alive(self, t: Any, x: np.ndarray, T: np.ndarray, params: Sequence[Any]) -> np.ndarray:
+        """The bracket of FHL 2005 eq. 10, so that expected purchases in ``(T, T + t]`` are::
 
             E[Y(t) | x, t_x, T] = (a+b+x-1)/(a-1)
                 * [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))]
                 / (1 + [x > 0] a/(b+x-1) ((alpha+T)/(alpha+t_x))**(r+x))
 
-        ``t`` (same unit as ``T``) is a scalar or broadcasts against the customers.
-        ``(1-z)**(r+x) 2F1(...)`` is evaluated via Euler's transformation as
-        ``(1-z)**(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)``, which stays bounded for large x or t
-        (the direct form overflows). Shape ``(n_customers,)``.
+        i.e. P(alive) times this (:func:`conditional_bracket`, via Euler's transformation,
+        which stays bounded for large x or t). ``t`` in the unit of ``T``.
         """
-        x, t_x, t_cal = check_rfm(frequency, recency, T)
-        t = check_horizon(t)
-        if covariates is not None:  # per-customer parameters: the bracket per row
-            params = self._params(covariates, len(x))
-            return conditional_bracket(t, x, t_cal, *params) * self.p_alive(x, t_x, t_cal, covariates=covariates)
-        if t.ndim == 0 and x.size > _DEDUPE_FROM:
-            # The bracket depends on (x, T) only: evaluate hyp2f1 once per distinct pair
-            # (tens of thousands for millions of customers counted in days).
-            (ux, uT), inverse = unique_inverse([x, t_cal])
-            numerator = self._conditional_bracket(t, ux, uT)[inverse]
-        else:
-            numerator = self._conditional_bracket(t, x, t_cal)
-        return numerator * self.p_alive(x, t_x, t_cal)
-
-    def discounted_expected_purchases(self, step_ends: Any, discount_factors: Any, frequency: Any, recency: Any,
-                                      T: Any, covariates: Any = None) -> np.ndarray:
-        """``sum_k [E(end_k) - E(end_{k-1})] * discount_factors[k]`` per customer, E from eq. 10.
-
-        ``step_ends`` (increasing, same unit as ``T``) and ``discount_factors`` have one
-        value per step. Eq. 10 is P(alive) times a bracket that depends on ``(x, T)``
-        only, so the discounted sum of bracket increments is evaluated once per distinct
-        ``(x, T)`` pair and multiplied by P(alive). Shape ``(n_customers,)``.
-        """
-        if covariates is not None:  # per-customer parameters: no shared brackets, the generic sum
-            return super().discounted_expected_purchases(step_ends, discount_factors, frequency, recency, T,
-                                                         covariates=covariates)
-        x, t_x, t_cal = check_rfm(frequency, recency, T)
-        ends, factors = check_steps(step_ends, discount_factors)
-        x_coded, T_coded = value_index(x), value_index(t_cal)
-        pairs = PairIndex(x_coded, T_coded)
-        ux, uT = pairs.a, pairs.b
-        brackets = map_in_threads(lambda end: self._conditional_bracket(np.asarray(end), ux, uT), ends,
-                                  work=len(ux) * len(ends))
-        total, previous = np.zeros(len(ux)), np.zeros(len(ux))
-        for cumulative, factor in zip(brackets, factors):
-            total += (cumulative - previous) * factor
-            previous = cumulative
-        # P(alive) per block of customers (small temporaries stay in the CPU cache; blocks on
-        # all cores); ln(alpha + T) once per distinct T, ln(alpha + t_x) per row.
-        alpha = self._params()[1]
-        log_T = np.log(alpha + T_coded[1])
-        out = np.empty(len(x))
-
-        def block(rows: slice) -> None:
-            log_ratio = log_T[T_coded[0][rows]] - np.log(alpha + t_x[rows])
-            out[rows] = total[pairs.of(rows)] * self._p_alive_from_logs(
-                x[rows], (x_coded[0][rows], x_coded[1]), log_ratio)
-
-        for_each_block(block, len(x), _BLOCK_ROWS)
-        return out
-
-    def _conditional_bracket(self, t: np.ndarray, x: np.ndarray, t_cal: np.ndarray) -> np.ndarray:
-        """``(a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(...)]`` of eq. 10."""
-        return conditional_bracket(t, x, t_cal, *self._params())
+        return conditional_bracket(t, x, T, *params)
 
     def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """Probability of no repeat purchase in ``(T, T + t]`` (``t`` in the model's unit).
@@ -444,10 +395,9 @@ class BetaGeoModel(MaximumLikelihoodPurchaseModel):
         return p_no_purchase_given_alive(r, alpha, check_horizon(t), x, t_cal,
                                          self.p_alive(x, t_x, t_cal, covariates=covariates))
 
-    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
-                      covariates: Optional[np.ndarray] = None) -> np.ndarray:
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, T: np.ndarray, params: Sequence[Any]) -> np.ndarray:
         """P(k purchases in ``(T, T + t]`` | alive at T): :func:`pmf_if_alive` with ``p ~ Beta(a, b + x)``."""
-        r, alpha, a, b = self._params(covariates, len(x))
+        r, alpha, a, b = params
         return pmf_if_alive(r, alpha, a, b + x, t, k_max, x, T)
 
     def expected_purchases_new(self, t: Any) -> np.ndarray:

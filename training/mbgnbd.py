@@ -13,19 +13,25 @@ in that unit (``r``, ``a``, ``b`` are unit-free).
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
-from scipy.special import digamma, gammaln
+from scipy.special import gammaln
 
-from custscore.training.bgnbd import conditional_bracket, p_no_purchase_given_alive, pmf_if_alive
+from custscore.training.bgnbd import BetaGeoLikelihood, conditional_bracket, p_no_purchase_given_alive, pmf_if_alive
 from custscore.training.diagnostics import generic_warnings
 from custscore.training.fitting import check_rfm
-from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, RowLikelihood, check_horizon
+from custscore.training.purchase_models import MaximumLikelihoodPurchaseModel, check_horizon
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 PROCESSES = {"r": "purchase rate", "alpha": "purchase rate", "a": "dropout", "b": "dropout"}
 _CONSEQUENCE = "P(alive), expected purchases and CLV are uncertain; compare them with days since last purchase"
+
+
+def _log_odds_dead(params: Any, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``D = ln(a) - ln(b+x) + (r+x) (ln(alpha+T) - ln(alpha+t_x))`` (every x, also x = 0): P(alive) = sigmoid(-D)."""
+    r, alpha, a, b = (float(v) for v in params)
+    return np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
 
 
 def _terms(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> dict[str, np.ndarray]:
@@ -34,39 +40,24 @@ def _terms(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) ->
     - A1 = lnG(r+x) - lnG(r) + r ln(alpha)
     - A2 = lnG(a+b) + lnG(b+x+1) - lnG(b) - lnG(a+b+x+1)
     - A3 = -(r+x) ln(alpha+T)
-    - D = ln(a) - ln(b+x) + (r+x) (ln(alpha+T) - ln(alpha+t_x))   (every x, also x = 0)
+    - D: :func:`_log_odds_dead`
     """
     r, alpha, a, b = (float(v) for v in params)
-    log_ratio = np.log(alpha + T) - np.log(alpha + t_x)
     A = (gammaln(r + x) - gammaln(r) + r * np.log(alpha) + gammaln(a + b) + gammaln(b + x + 1.0) - gammaln(b)
          - gammaln(a + b + x + 1.0) - (r + x) * np.log(alpha + T))
-    D = np.log(a) - np.log(b + x) + (r + x) * log_ratio
-    return {"A": A, "D": D, "log_ratio": log_ratio}
+    return {"A": A, "D": _log_odds_dead(params, x, t_x, T)}
 
 
-class ModifiedBetaGeoLikelihood(RowLikelihood):
+def ModifiedBetaGeoLikelihood(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> BetaGeoLikelihood:
     """BDF 2007's MBG/NBD log-likelihood (their eq. for L(r, alpha, a, b | x, t_x, T), in log form).
 
     ``L = Gamma(r+x) alpha**r / Gamma(r) * B(a, b+x+1) / B(a, b)
     * [(alpha+T)**-(r+x) + a/(b+x) (alpha+t_x)**-(r+x)]``; the second term is present for
-    every customer (dropout at time zero), unlike BG/NBD's ``[x > 0]``. Analytic gradient
-    with ``sigmoid(D)`` weighting the second term; time unit of ``t_x`` and ``T``.
+    every customer (dropout at time zero), unlike BG/NBD's ``[x > 0]``. BG/NBD's grouped
+    likelihood with its analytic gradient and Hessian (:class:`~custscore.training.bgnbd.BetaGeoLikelihood`,
+    ``dropout_at_zero=True``); time unit of ``t_x`` and ``T``.
     """
-
-    def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
-        r, alpha, a, b = (float(v) for v in params)
-        x, t_x, T, w = self.x, self.t_x, self.T, self.w
-        q = _terms(params, x, t_x, T)
-        D = q["D"]
-        ll = q["A"] + np.logaddexp(0.0, D)
-        s = np.exp(-np.logaddexp(0.0, -D))  # sigmoid(D)
-        psi_ab, psi_abx = digamma(a + b), digamma(a + b + x + 1.0)
-        d_r = digamma(r + x) - digamma(r) + np.log(alpha) - np.log(alpha + T) + s * q["log_ratio"]
-        d_alpha = r / alpha - (r + x) / (alpha + T) + s * (r + x) * (1.0 / (alpha + T) - 1.0 / (alpha + t_x))
-        d_a = psi_ab - psi_abx + s / a
-        d_b = psi_ab + digamma(b + x + 1.0) - digamma(b) - psi_abx - s / (b + x)
-        grad = np.array([np.dot(w, d) for d in (d_r, d_alpha, d_a, d_b)])
-        return float(np.dot(w, ll)), grad
+    return BetaGeoLikelihood(x, t_x, T, weights, dropout_at_zero=True)
 
 
 class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
@@ -88,7 +79,7 @@ class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
     FIT_ADVICE = "try a penalizer of 0.001 or more, or more data"
     TIME_PARAMS = ("alpha",)
 
-    def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> ModifiedBetaGeoLikelihood:
+    def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> BetaGeoLikelihood:
         return ModifiedBetaGeoLikelihood(x, t_x, T, w)
 
     def _extra_diagnostics(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
@@ -111,27 +102,24 @@ class ModifiedBetaGeoModel(MaximumLikelihoodPurchaseModel):
     def p_alive(self, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """P(alive at T) = ``1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))**(r+x))`` (BDF 2007), < 1 also at x = 0."""
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        D = _terms(np.array(self._params(covariates, len(x))), x, t_x, t_cal)["D"]
-        return np.exp(-np.logaddexp(0.0, D))
+        return np.exp(-np.logaddexp(0.0, _log_odds_dead(self._params(covariates, len(x)), x, t_x, t_cal)))
 
-    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
-        """Expected repeat purchases in ``(T, T + t]`` (BDF 2007, conditional expectation)::
+    def _expected_if_alive(self, t: Any, x: np.ndarray, T: np.ndarray, params: Sequence[Any]) -> np.ndarray:
+        """Expected repeat purchases in ``(T, T + t]`` if alive at T (BDF 2007, conditional expectation)::
 
-            (a+b+x)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(r+x, b+x+1; a+b+x; t/(alpha+T+t))]
-                / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))**(r+x))
+            E = P(alive) (a+b+x)/(a-1) [1 - ((alpha+T)/(alpha+T+t))**(r+x) 2F1(r+x, b+x+1; a+b+x; t/(alpha+T+t))]
 
-        The bracket is BG/NBD's eq. 10 bracket at ``b + 1``
-        (:func:`custscore.training.bgnbd.conditional_bracket`). ``t`` in the model's unit.
+        with P(alive) = ``1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))**(r+x))``; the bracket is
+        BG/NBD's eq. 10 bracket at ``b + 1`` (:func:`custscore.training.bgnbd.conditional_bracket`).
+        ``t`` in the model's unit.
         """
-        x, t_x, t_cal = check_rfm(frequency, recency, T)
-        r, alpha, a, b = self._params(covariates, len(x))
-        return conditional_bracket(check_horizon(t), x, t_cal, r, alpha, a, b + 1.0) * self.p_alive(x, t_x, t_cal)
+        r, alpha, a, b = params
+        return conditional_bracket(t, x, T, r, alpha, a, b + 1.0)
 
-    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
-                      covariates: Optional[np.ndarray] = None) -> np.ndarray:
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, T: np.ndarray, params: Sequence[Any]) -> np.ndarray:
         """P(k purchases | alive at T): BG/NBD's (:func:`~custscore.training.bgnbd.pmf_if_alive`) with
         ``p ~ Beta(a, b + x + 1)`` (alive means x + 1 survived dropout chances, time zero included)."""
-        r, alpha, a, b = self._params(covariates, len(x))
+        r, alpha, a, b = params
         return pmf_if_alive(r, alpha, a, b + x + 1.0, t, k_max, x, T)
 
     def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:

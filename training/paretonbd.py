@@ -12,15 +12,16 @@ caller's choosing; ``alpha`` and ``beta`` are in that unit (``r``, ``s`` are uni
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from scipy.special import gammaln, hyp2f1
 
 from custscore.training.diagnostics import generic_warnings
 from custscore.training.fitting import check_rfm
-from custscore.training.purchase_models import (MaximumLikelihoodPurchaseModel, RowLikelihood, check_horizon,
-                                                log_nbd_coefficients, log_nbd_pmf, row_gradient_by_differences)
+from custscore.training.purchase_models import (DistinctPairs, MaximumLikelihoodPurchaseModel, RowLikelihood,
+                                                check_horizon, log_nbd_coefficients, log_nbd_pmf, on_pairs,
+                                                row_gradient_by_differences)
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 PROCESSES = {"r": "purchase rate", "alpha": "purchase rate", "s": "dropout", "beta": "dropout"}
@@ -47,8 +48,11 @@ def log_tail_integral(p: Any, q: Any, alpha: Any, beta: Any, tau: Any) -> np.nda
 
 def log_band_integral(p: Any, q: Any, alpha: Any, beta: Any, lo: Any, hi: Any) -> np.ndarray:
     """``ln int_lo^hi (alpha+u)**-p (beta+u)**-q du`` (-inf when lo == hi), from :func:`log_tail_integral`."""
-    upper = log_tail_integral(p, q, alpha, beta, lo)
-    lower = log_tail_integral(p, q, alpha, beta, hi)
+    return log_band_from_tails(log_tail_integral(p, q, alpha, beta, lo), log_tail_integral(p, q, alpha, beta, hi))
+
+
+def log_band_from_tails(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """``ln(exp(upper) - exp(lower))`` of two :func:`log_tail_integral` values (lower <= upper)."""
     with np.errstate(divide="ignore"):
         return upper + np.log1p(-np.exp(np.minimum(lower - upper, 0.0)))
 
@@ -114,6 +118,8 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
     #: ``beta_i = beta0 exp(-gamma_beta' z_i)`` (dropout); a positive coefficient raises the rate.
     COVARIATE_LINKS = (("alpha", -1.0), ("beta", -1.0))
     PROCESSES = PROCESSES
+    #: each row costs two 2F1 per likelihood evaluation and a fit takes hundreds: merging always pays
+    MERGE_ROWS_UP_TO = None
 
     def _likelihood(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> ParetoNBDLikelihood:
         return ParetoNBDLikelihood(x, t_x, T, w)
@@ -130,28 +136,40 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
         return pareto_nbd_log_likelihood_rows(self._params(covariates, len(x)), x, t_x, t_cal)
 
     def p_alive(self, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
-        """P(alive at T | x, t_x, T) = the alive term's share of the likelihood, ``exp(A - logaddexp(A, B))`` (SMC 1987, eq. 11)."""
+        """P(alive at T | x, t_x, T) = the alive term's share of the likelihood, ``exp(A - logaddexp(A, B))`` (SMC 1987, eq. 11).
+
+        ``A`` and ``B`` as in the likelihood (FHL note, eq. 1), with ``A`` and the 2F1 of ``B``
+        at ``T`` evaluated once per distinct ``(x, T)`` and the 2F1 at ``t_x`` once per
+        distinct ``(x, t_x)``: tens of thousands of pairs for millions of customers in days
+        (per customer with covariates, :class:`~custscore.training.purchase_models.DistinctPairs`).
+        """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        with np.errstate(divide="ignore"):
-            _, A, B = _log_parts(self._params(covariates, len(x)), x, t_x, t_cal)
+        params = self._params(covariates, len(x))
+        at_T, at_t_x = DistinctPairs(x, t_cal, params), DistinctPairs(x, t_x, params)
+
+        def tail(pairs: DistinctPairs) -> np.ndarray:
+            r, alpha, s, beta = pairs.params
+            return pairs.expand(log_tail_integral(r + pairs.x, s + 1.0, alpha, beta, pairs.T))
+
+        r, alpha, s, beta = at_T.params
+        A = at_T.expand(-(r + at_T.x) * np.log(alpha + at_T.T) - s * np.log(beta + at_T.T))
+        B = np.log(params[2]) + log_band_from_tails(tail(at_t_x), tail(at_T))
         return np.exp(A - np.logaddexp(A, B))
 
-    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
-        """Expected purchases in ``(T, T + t]`` (SMC 1987, eq. 22)::
+    def _expected_if_alive(self, t: Any, x: np.ndarray, T: np.ndarray, params: Sequence[Any]) -> np.ndarray:
+        """Expected purchases in ``(T, T + t]`` if alive at T (SMC 1987, eq. 22, divided by P(alive))::
 
-            P(alive) (r+x) (beta+T) / ((alpha+T) (s-1)) [1 - ((beta+T)/(beta+T+t))**(s-1)]
+            (r+x) (beta+T) / ((alpha+T) (s-1)) [1 - ((beta+T)/(beta+T+t))**(s-1)]
 
         with the limit ``ln((beta+T+t)/(beta+T))`` of ``[...]/(s-1)`` at s = 1. ``t`` in the model's unit.
         """
-        x, t_x, t_cal = check_rfm(frequency, recency, T)
-        r, alpha, s, beta = self._params(covariates, len(x))
-        t = check_horizon(t)
-        log_growth = np.log1p(t / (beta + t_cal))
+        r, alpha, s, beta = params
+        log_growth = np.log1p(t / (beta + T))
         if abs(s - 1.0) < 1e-12:
             factor = log_growth
         else:
             factor = -np.expm1(-(s - 1.0) * log_growth) / (s - 1.0)
-        return self.p_alive(x, t_x, t_cal, covariates) * (r + x) * (beta + t_cal) / (alpha + t_cal) * factor
+        return (r + x) * (beta + T) / (alpha + T) * factor
 
     def p_no_purchase(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
         """P(no purchase in ``(T, T + t]``): dead at T, or alive and no purchase before dying or ``T + t``.
@@ -159,21 +177,25 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
         Given alive at T, ``lambda ~ Gamma(r+x, alpha+T)`` and ``mu ~ Gamma(s, beta+T)``, and
         ``P(silent | lambda, mu) = exp(-(lambda+mu) t) + int_0^t mu exp(-(lambda+mu) u) du``, whose
         expectation is ``((alpha+T)/(alpha+T+t))**(r+x) ((beta+T)/(beta+T+t))**s + s (alpha+T)**(r+x)
-        (beta+T)**s int_0^t (alpha+T+u)**-(r+x) (beta+T+u)**-(s+1) du`` (the likelihood's integral).
+        (beta+T)**s int_0^t (alpha+T+u)**-(r+x) (beta+T+u)**-(s+1) du`` (the likelihood's integral),
+        a function of ``(x, T)`` (evaluated once per distinct pair).
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        r, alpha, s, beta = self._params(covariates, len(x))
-        t = check_horizon(t)
         alive = self.p_alive(x, t_x, t_cal, covariates)
-        a_T, b_T = alpha + t_cal, beta + t_cal
+        return (1.0 - alive) + alive * on_pairs(self._silent_if_alive, check_horizon(t), x, t_cal,
+                                                self._params(covariates, len(x)))
+
+    def _silent_if_alive(self, t: Any, x: np.ndarray, T: np.ndarray, params: Sequence[Any]) -> np.ndarray:
+        """P(no purchase in ``(T, T + t]`` | alive at T), see :meth:`p_no_purchase`."""
+        r, alpha, s, beta = params
+        a_T, b_T = alpha + T, beta + T
         log_both = (r + x) * np.log(a_T) + s * np.log(b_T)
         survive = np.exp(log_both - (r + x) * np.log(a_T + t) - s * np.log(b_T + t))
         with np.errstate(divide="ignore"):
             died = np.exp(np.log(s) + log_both + log_band_integral(r + x, s + 1.0, a_T, b_T, 0.0, t))
-        return (1.0 - alive) + alive * (survive + died)
+        return survive + died
 
-    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
-                      covariates: Optional[np.ndarray] = None) -> np.ndarray:
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, T: np.ndarray, params: Sequence[Any]) -> np.ndarray:
         """P(k purchases in ``(T, T + t]`` | alive at T), numerically (no practical closed form).
 
         Given alive at T, ``lambda ~ Gamma(r+x, alpha+T)``, ``mu ~ Gamma(s, beta+T)`` and the
@@ -185,7 +207,7 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
         (alive through the horizon, or died at u); the integral by Gauss-Legendre on
         :data:`_PMF_NODES` nodes. Shape ``(n, k_max + 1)``.
         """
-        r, alpha, s, beta = self._params(covariates, len(x))
+        r, alpha, s, beta = params
         a_T, b_T = alpha + T, beta + T
         survive = np.exp(s * (np.log(b_T) - np.log(b_T + t)))[:, None]
         coefficients = log_nbd_coefficients(r + x, k_max)

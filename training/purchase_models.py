@@ -29,17 +29,21 @@ from custscore.training.fitting import (
     check_weights,
     fit_log_params,
     inverse_or_none,
+    PairIndex,
     numerical_hessian,
     systematic_sample,
     total_weight,
     unique_rows,
+    value_index,
 )
+from custscore.threads import map_in_threads
 
 #: Fewer customers than this cannot identify four parameters: refuse rather than guess.
 MIN_CUSTOMERS = 10
 #: Up to this many customers, identical (x, t_x, T) rows are merged before fitting. Above
 #: it the merge (a sort) costs more than it saves: a large fit passes over the full data only
 #: a few times (3 for the 1M-customer benchmark; :func:`custscore.training.fitting.fit_log_params`).
+#: A model whose rows are expensive sets its own ``MERGE_ROWS_UP_TO`` (None: always merge).
 MERGE_ROWS_UP_TO = 200_000
 #: Purchase counts of the first try of :meth:`MaximumLikelihoodPurchaseModel.purchase_quantiles`
 #: (k = 0..15); rows whose distribution reaches further are redone with 4 times as many.
@@ -49,6 +53,9 @@ _PMF_BLOCK_ROWS = 1 << 14
 #: Relative step of the central differences of per-row log-likelihoods (truncation and
 #: rounding errors both ~1e-10 relative).
 GRADIENT_STEP = 1e-5
+#: From this many customers on, what depends on ``(x, T)`` only is evaluated once per
+#: distinct pair (:class:`DistinctPairs`; tens of thousands for millions of customers counted in days).
+DEDUPE_FROM = 10_000
 
 
 def coefficient_name(param: str, column: str) -> str:
@@ -117,6 +124,40 @@ def row_gradient_by_differences(row_log_likelihood: Callable[..., np.ndarray], t
     return out
 
 
+def params_at(params: Sequence[Any], rows: Any) -> tuple[Any, ...]:
+    """``params`` (scalars or per-customer arrays) at ``rows``: arrays indexed, scalars kept."""
+    return tuple(p[rows] if np.ndim(p) else p for p in params)
+
+
+class DistinctPairs:
+    """The distinct ``(x, T)`` pairs of customers (``x``, ``T``, ``n``), each customer's pair, the parameters there.
+
+    Every model's prediction given alive at T (expected purchases, their distribution)
+    depends on ``(x, T)`` and the parameters only: it is evaluated on the pairs and
+    :meth:`expand`-ed to the customers. Up to :data:`DEDUPE_FROM` customers, or when any of
+    ``params`` is per customer (covariates: customers with one pair differ), each customer
+    is its own pair. ``params`` (scalars or arrays ``(n_customers,)``) become ``self.params``
+    aligned with the pairs.
+    """
+
+    def __init__(self, x: np.ndarray, T: np.ndarray, params: Sequence[Any] = ()) -> None:
+        per_customer = any(np.ndim(p) for p in params)
+        dedupe = len(x) > DEDUPE_FROM and not per_customer
+        self._index = PairIndex(value_index(x), value_index(T)) if dedupe else None
+        self.x, self.T = (x, T) if self._index is None else (self._index.a, self._index.b)
+        self.params = tuple(params)
+        self.n = len(self.x)
+        self._rows = len(x)
+
+    def inverse(self) -> np.ndarray:
+        """Each customer's position among the pairs, shape ``(n_customers,)``."""
+        return np.arange(self._rows) if self._index is None else self._index.of(slice(None))
+
+    def expand(self, values: np.ndarray) -> np.ndarray:
+        """Per-pair ``values`` (first axis: pairs) as per-customer values."""
+        return values if self._index is None else values[self._index.of(slice(None))]
+
+
 def log_nbd_coefficients(shape: Any, k_max: int) -> np.ndarray:
     """``lnG(shape+k) - lnG(shape) - ln k!``, k = 0..k_max: the part of :func:`log_nbd_pmf` free of t."""
     shape = np.asarray(shape, dtype=float)[..., None]
@@ -138,6 +179,18 @@ def log_nbd_pmf(shape: np.ndarray, rate: np.ndarray, t: Any, k_max: int,
     k = np.arange(k_max + 1, dtype=float)
     with np.errstate(divide="ignore"):
         return coefficients + shape * np.log(rate / (rate + t)) + k * np.log(t / (rate + t))
+
+
+def on_pairs(fn: Callable[..., np.ndarray], t: np.ndarray, x: np.ndarray, T: np.ndarray,
+             params: Sequence[Any]) -> np.ndarray:
+    """``fn(t, x, T, params)`` of a function of ``(x, T)``, the parameters and the horizon ``t``.
+
+    Once per distinct pair for a scalar ``t`` and scalar ``params`` (:class:`DistinctPairs`).
+    """
+    if np.ndim(t) != 0:
+        return fn(t, x, T, params)
+    pairs = DistinctPairs(x, T, params)
+    return pairs.expand(fn(t, pairs.x, pairs.T, pairs.params))
 
 
 @runtime_checkable
@@ -261,13 +314,15 @@ class RowLikelihood:
 
     A subclass implements ``value_and_gradient(params)`` (natural parameters); the
     Hessian is central differences of that gradient
-    (:func:`custscore.training.fitting.numerical_hessian`).
+    (:func:`custscore.training.fitting.numerical_hessian`), remembered for the last point:
+    the fit's Newton steps end where its covariance is then taken (one Hessian fewer).
     """
 
     def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> None:
         self.x, self.t_x, self.T, self.w = (np.asarray(v, dtype=float) for v in (x, t_x, T, weights))
         self.n_rows = len(self.x)
         self.total_weight = float(np.sum(self.w))
+        self._last_hessian: Optional[tuple[bytes, np.ndarray]] = None
 
     def subsample(self, max_rows: int) -> "RowLikelihood":
         """Every k-th row in the given order, each keeping its weight."""
@@ -277,7 +332,11 @@ class RowLikelihood:
         raise NotImplementedError
 
     def hessian(self, params: np.ndarray) -> np.ndarray:
-        return numerical_hessian(lambda p: self.value_and_gradient(p)[1], np.asarray(params, dtype=float))
+        params = np.asarray(params, dtype=float)
+        key = params.tobytes()
+        if self._last_hessian is None or self._last_hessian[0] != key:
+            self._last_hessian = (key, numerical_hessian(lambda p: self.value_and_gradient(p)[1], params))
+        return self._last_hessian[1].copy()
 
 
 class MaximumLikelihoodPurchaseModel:
@@ -287,7 +346,11 @@ class MaximumLikelihoodPurchaseModel:
     ``FIT_ADVICE``, ``TIME_PARAMS`` (the parameters in the time unit, put in an internal
     unit where the largest ``T`` is 1) and implements ``_likelihood(x, t_x, T, w)`` (a
     :class:`~custscore.training.fitting.Likelihood`) and ``_warnings()``; it may add
-    diagnostics in ``_extra_diagnostics(x, t_x, T)``.
+    diagnostics in ``_extra_diagnostics(x, t_x, T)``. For predictions it implements
+    ``p_alive`` and the parts given alive, ``_expected_if_alive(t, x, T, params)`` and
+    ``_pmf_if_alive(t, k_max, x, T, params)`` (``params`` scalars, or per-customer arrays
+    with covariates), which the shared methods evaluate once per distinct ``(x, T)``
+    (:class:`DistinctPairs`, per customer with covariates).
 
     Parameters: ``penalizer`` (L2 penalty on the internal parameters added to the mean
     negative log-likelihood per customer, as in lifetimes; 0 = plain MLE), ``n_starts``
@@ -320,6 +383,8 @@ class MaximumLikelihoodPurchaseModel:
     COVARIATE_LINKS: tuple[tuple[str, float], ...] = ()
     #: the process each parameter describes (``alpha`` -> ``purchase rate``), for warnings
     PROCESSES: dict[str, str] = {}
+    #: identical rows are merged before the fit up to this many rows (None: always)
+    MERGE_ROWS_UP_TO: Optional[int] = MERGE_ROWS_UP_TO
 
     def __init__(self, *, penalizer: float = 0.0, n_starts: int = 5, seed: int = 0) -> None:
         self.penalizer = penalizer
@@ -376,7 +441,7 @@ class MaximumLikelihoodPurchaseModel:
         if Z is not None and not self.COVARIATE_LINKS:
             raise CustscoreError(f"covariates: {name} does not take covariates (BG/NBD and Pareto/NBD do)")
 
-        if len(x) <= MERGE_ROWS_UP_TO:
+        if self.MERGE_ROWS_UP_TO is None or len(x) <= self.MERGE_ROWS_UP_TO:
             merged, w = unique_rows([x, t_x, t_cal] + ([] if Z is None else list(Z.T)), w)
             x, t_x, t_cal = merged[:3]
             Z = None if Z is None else np.column_stack(merged[3:])
@@ -423,32 +488,64 @@ class MaximumLikelihoodPurchaseModel:
         gammas = np.array([[self.params_[coefficient_name(p, c)] for c in columns] for p, _ in self.COVARIATE_LINKS])
         return tuple(linked_parameters(base, self.PARAM_NAMES, self.COVARIATE_LINKS, gammas, Z))
 
-    def _covariate_rows(self, covariates: Any, n: int) -> Optional[np.ndarray]:
-        """``covariates`` as a checked matrix whose rows can be sliced with the customers (None stays None)."""
-        if covariates is None:
-            return None
-        return check_covariates(covariates, n, getattr(self, "covariate_names_", None) or None)[0]
+    def _expected_if_alive(self, t: Any, x: np.ndarray, T: np.ndarray, params: Sequence[Any]) -> np.ndarray:
+        """E[repeat purchases in ``(T, T + t]`` | alive at T, x, T]: depends on ``(x, T)`` and ``params`` only.
+
+        ``t`` (model unit) is a scalar or broadcasts against ``x``; ``params`` in
+        ``PARAM_NAMES`` order, scalars or per-row arrays (covariates). Conditional expected
+        purchases are P(alive) times this (:meth:`expected_purchases`).
+        """
+        raise NotImplementedError
+
+    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any, covariates: Any = None) -> np.ndarray:
+        """Expected repeat purchases in ``(T, T + t]``: ``P(alive) E[X(t) | alive at T]``.
+
+        The second factor (:meth:`_expected_if_alive`, each model's closed form) depends on
+        ``(x, T)`` only, so for a scalar ``t`` (and no covariates) it is evaluated once per
+        distinct pair. ``t`` in the model's unit, a scalar or broadcasting against the
+        customers. Shape ``(n_customers,)``.
+        """
+        x, t_x, t_cal = check_rfm(frequency, recency, T)
+        params = self._params(covariates, len(x))
+        return (on_pairs(self._expected_if_alive, check_horizon(t), x, t_cal, params)
+                * self.p_alive(x, t_x, t_cal, covariates=covariates))
 
     def discounted_expected_purchases(self, step_ends: Any, discount_factors: Any, frequency: Any, recency: Any,
                                       T: Any, covariates: Any = None) -> np.ndarray:
         """``sum_k [E(end_k) - E(end_{k-1})] * discount_factors[k]`` per customer, E = :meth:`expected_purchases`.
 
         ``step_ends`` (increasing, model unit) and ``discount_factors`` have one value per
-        step. Shape ``(n_customers,)``.
+        step. E is P(alive) times a factor of ``(x, T)`` only, so the discounted sum of that
+        factor's increments is taken once per distinct pair (steps on all cores) and
+        multiplied by P(alive), evaluated once. Shape ``(n_customers,)``.
         """
         ends, factors = check_steps(step_ends, discount_factors)
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        total, previous = np.zeros(len(x)), np.zeros(len(x))
-        for end, factor in zip(ends, factors):
-            cumulative = self.expected_purchases(float(end), x, t_x, t_cal, covariates=covariates)
-            total += (cumulative - previous) * factor
-            previous = cumulative
-        return total
+        pairs = DistinctPairs(x, t_cal, self._params(covariates, len(x)))
+        cumulative = map_in_threads(lambda end: self._expected_if_alive(np.asarray(end), pairs.x, pairs.T, pairs.params),
+                                    ends, work=pairs.n * len(ends))
+        total, previous = np.zeros(pairs.n), np.zeros(pairs.n)
+        for value, factor in zip(cumulative, factors):
+            total += (value - previous) * factor
+            previous = value
+        return pairs.expand(total) * self.p_alive(x, t_x, t_cal, covariates=covariates)
 
-    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
-                      covariates: Optional[np.ndarray] = None) -> np.ndarray:
-        """P(k purchases in ``(T, T + t]`` | alive at T), k = 0..k_max, shape ``(n, k_max + 1)``."""
+    def _pmf_if_alive(self, t: float, k_max: int, x: np.ndarray, T: np.ndarray, params: Sequence[Any]) -> np.ndarray:
+        """P(k purchases in ``(T, T + t]`` | alive at T), k = 0..k_max, shape ``(n, k_max + 1)``.
+
+        Depends on ``(x, T)`` and ``params`` (scalars or per-row arrays) only (the callers
+        evaluate it once per distinct pair).
+        """
         raise NotImplementedError
+
+    def _pmf_if_alive_blocks(self, t: float, k_max: int, x: np.ndarray, T: np.ndarray,
+                             params: Sequence[Any]) -> np.ndarray:
+        """:meth:`_pmf_if_alive` in blocks of :data:`_PMF_BLOCK_ROWS` rows (bounded temporaries)."""
+        out = np.empty((len(x), int(k_max) + 1))
+        for start in range(0, len(x), _PMF_BLOCK_ROWS):
+            rows = slice(start, start + _PMF_BLOCK_ROWS)
+            out[rows] = self._pmf_if_alive(t, int(k_max), x[rows], T[rows], params_at(params, rows))
+        return out
 
     def purchase_pmf(self, t: Any, frequency: Any, recency: Any, T: Any, k_max: int,
                      covariates: Any = None) -> np.ndarray:
@@ -459,15 +556,11 @@ class MaximumLikelihoodPurchaseModel:
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
         t = float(check_horizon(t))
-        Z = self._covariate_rows(covariates, len(x))
-        out = np.empty((len(x), int(k_max) + 1))
-        for start in range(0, len(x), _PMF_BLOCK_ROWS):
-            rows = slice(start, start + _PMF_BLOCK_ROWS)
-            z = None if Z is None else Z[rows]
-            alive = self.p_alive(x[rows], t_x[rows], t_cal[rows], covariates=z)
-            block = alive[:, None] * self._pmf_if_alive(t, int(k_max), x[rows], t_x[rows], t_cal[rows], z)
-            block[:, 0] += 1.0 - alive
-            out[rows] = block
+        pairs = DistinctPairs(x, t_cal, self._params(covariates, len(x)))
+        if_alive = self._pmf_if_alive_blocks(t, int(k_max), pairs.x, pairs.T, pairs.params)
+        alive = self.p_alive(x, t_x, t_cal, covariates=covariates)
+        out = alive[:, None] * pairs.expand(if_alive)
+        out[:, 0] += 1.0 - alive
         return out
 
     def purchase_quantiles(self, t: Any, frequency: Any, recency: Any, T: Any,
@@ -476,17 +569,34 @@ class MaximumLikelihoodPurchaseModel:
 
         One array of shape ``(n_customers,)`` per level. Counts are discrete, so
         ``[q10, q90]`` holds at least 80 % of the predictive mass, usually more.
+
+        With ``C_k`` the cumulative P(X <= k | alive), one row per distinct ``(x, T)`` pair,
+        the customer's cumulative is ``(1 - P(alive)) + P(alive) C_k``, so each quantile
+        is the number of k whose cumulative stays below q. A pair's ``C`` runs to k = 15
+        first, then to 4 k_max + 3 until it reaches the top level.
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
-        Z = self._covariate_rows(covariates, len(x))
+        t = float(check_horizon(t))
         out = [np.zeros(len(x)) for _ in levels]
-        rows, k_max = np.arange(len(x)), _FIRST_K_MAX
-        top = max(levels)
-        while len(rows):
-            cdf = np.cumsum(self.purchase_pmf(t, x[rows], t_x[rows], t_cal[rows], k_max,
-                                              covariates=None if Z is None else Z[rows]), axis=1)
+        if len(x) == 0:
+            return out
+        alive = self.p_alive(x, t_x, t_cal, covariates=covariates)
+        pairs = DistinctPairs(x, t_cal, self._params(covariates, len(x)))
+        of_pair = pairs.inverse()
+        open_pairs, k_max, top = np.arange(pairs.n), _FIRST_K_MAX, max(levels)
+        while len(open_pairs):
+            cdf = np.cumsum(self._pmf_if_alive_blocks(t, k_max, pairs.x[open_pairs], pairs.T[open_pairs],
+                                                      params_at(pairs.params, open_pairs)), axis=1)
             done = cdf[:, -1] >= top - 1e-12
-            for q, level in zip(out, levels):
-                q[rows[done]] = np.argmax(cdf[done] >= level - 1e-12, axis=1)
-            rows, k_max = rows[~done], 4 * k_max + 3
+            # pairs whose cumulative reaches the top here, by position in cdf (-1: not here)
+            position = np.full(pairs.n, -1)
+            position[open_pairs[done]] = np.flatnonzero(done)
+            rows = np.flatnonzero(position[of_pair] >= 0)
+            for start in range(0, len(rows), _PMF_BLOCK_ROWS):
+                block = rows[start:start + _PMF_BLOCK_ROWS]
+                a = alive[block, None]
+                customer_cdf = (1.0 - a) + a * cdf[position[of_pair[block]]]
+                for q, level in zip(out, levels):
+                    q[block] = np.count_nonzero(customer_cdf < level - 1e-12, axis=1)
+            open_pairs, k_max = open_pairs[~done], 4 * k_max + 3
         return out

@@ -7,7 +7,7 @@ customer, so batch scoring, the MLflow pyfunc and the HTTP server all call the s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -186,7 +186,7 @@ class CustomerScorer:
                                discount_rate_yearly=self.discount_rate)
             clv_range = clv_interval(purchase_model, x, t_x, T, spend, horizon_days=horizon,
                                      days_per_unit=DAYS_PER_UNIT[self.time_unit],
-                                     discount_rate_yearly=self.discount_rate)
+                                     discount_rate_yearly=self.discount_rate, **self.spend_uncertainty(x, monetary))
         else:  # no amounts in the log: value is not known, never 0
             monetary = spend = clv = np.full(len(x), np.nan)
             clv_range = {"clv_p10": clv, "clv_p90": clv}
@@ -254,21 +254,28 @@ class CustomerScorer:
             params["observed_mean_spend"] = self.gamma_gamma.population_mean_
         return {k: float(v) for k, v in params.items()}
 
-    def expected_avg_spend(self, frequency: np.ndarray, monetary_value: np.ndarray) -> np.ndarray:
-        """Expected spend per purchase of the spend model, shape (n_customers,).
+    def expected_avg_spend(self, frequency: np.ndarray, monetary_value: np.ndarray,
+                           spend_model: Optional[SpendModel] = None) -> np.ndarray:
+        """Expected spend per purchase of the spend model (or of ``spend_model``), shape (n_customers,).
 
         Customers without a positive mean repeat spend (no repeat purchase, or returns
         netting their spend to <= 0) get the population mean (Gamma-Gamma's
         ``p * v / (q - 1)``, or the observed one).
         """
-        if self.gamma_gamma is None:
+        model = self.gamma_gamma if spend_model is None else spend_model
+        if model is None:
             raise CustscoreError("this model was trained on a log without amounts: no expected spend")
         frequency = np.asarray(frequency)
         monetary_value = np.asarray(monetary_value, dtype=float)
         informative = (frequency > 0) & (monetary_value > 0)
-        spend = np.asarray(self.gamma_gamma.expected_average_spend(np.zeros(1, dtype=int), np.ones(1)))[0]
+        spend = np.asarray(model.expected_average_spend(np.zeros(1, dtype=int), np.ones(1)))[0]
         out = np.full(frequency.shape, spend, dtype=float)
         if informative.any():
-            out[informative] = self.gamma_gamma.expected_average_spend(
-                frequency[informative], monetary_value[informative])
+            out[informative] = model.expected_average_spend(frequency[informative], monetary_value[informative])
         return out
+
+    def spend_uncertainty(self, frequency: np.ndarray, monetary_value: np.ndarray) -> dict[str, Any]:
+        """The ``spend_model`` and ``spend_at`` arguments of :func:`~custscore.training.uncertainty.clv_interval`:
+        the spend model's parameter uncertainty enters the CLV range."""
+        return {"spend_model": self.gamma_gamma,
+                "spend_at": lambda fit: self.expected_avg_spend(frequency, monetary_value, spend_model=fit)}

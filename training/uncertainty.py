@@ -11,15 +11,21 @@
   ``CLV exp(-+ 1.2816 sd)``. Parameter vectors drawn from that distribution
   (:func:`parameter_draws`) give the same percentiles within a few % on CDNOW
   (tests/test_uncertainty.py); the delta method costs 8 CLV evaluations instead of one per
-  draw, so single-customer HTTP answers and millions of rows stay fast. The spend model
-  stays at its point estimate. NaN when the fit has no positive-definite covariance.
-  Covariate coefficients (any sign, ``gamma_*``) enter as they are, not in logs: normal
-  around the fit with their own variances, steps of :data:`_LOG_STEP` in the coefficient.
+  draw, so single-customer HTTP answers and millions of rows stay fast. NaN when the
+  purchase fit has no positive-definite covariance. Covariate coefficients (any sign,
+  ``gamma_*``) enter as they are, not in logs: normal around the fit with their own
+  variances, steps of :data:`_LOG_STEP` in the coefficient.
+- The spend model's parameters (Gamma-Gamma ``p, q, v``) are uncertain too: ``ln CLV =
+  ln E[discounted purchases] + ln E[spend]``, and the two fits' likelihoods share no
+  parameter (the joint information is block-diagonal), so their variances add:
+  ``sd^2 = g' Cov(ln theta) g + h' Cov(ln phi) h`` with ``h`` the gradient of ln E[spend]
+  in ``ln phi`` (central differences, 2 x 3 spend evaluations). A spend model without a
+  covariance (the observed mean spend that replaces an unusable Gamma-Gamma) adds nothing.
 """
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -61,15 +67,16 @@ def parameter_draws(model: PurchaseModel, n_draws: int = CLV_DRAWS, seed: int = 
     return [dict(zip(names, row.tolist())) for row in draws]
 
 
-def _free(model: PurchaseModel, names: list[str]) -> np.ndarray:
+def _free(model: Any, names: list[str]) -> np.ndarray:
     """True for the parameters that are not in logs: covariate coefficients (any sign)."""
     base = getattr(model, "PARAM_NAMES", ())
     return np.array([bool(base) and n not in base for n in names], dtype=bool)
 
 
-def log_parameter_covariance(model: PurchaseModel) -> tuple[list[str], np.ndarray, np.ndarray] | None:
-    """``(names, theta, Cov(ln theta))`` of a fit (coefficients not in logs), or None without a finite covariance."""
-    variance = model.variance_matrix_
+def log_parameter_covariance(model: Any) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """``(names, theta, Cov(ln theta))`` of a fit (``params_``, ``variance_matrix_``; coefficients not in logs),
+    or None without a finite covariance."""
+    variance = getattr(model, "variance_matrix_", None)
     if variance is None:
         return None
     names = list(variance.index)
@@ -79,31 +86,59 @@ def log_parameter_covariance(model: PurchaseModel) -> tuple[list[str], np.ndarra
     return (names, theta, cov) if np.all(np.isfinite(cov)) else None
 
 
-def clv_interval(model: PurchaseModel, frequency: Any, recency: Any, T: Any, expected_spend: Any,
-                 horizon_days: float, days_per_unit: float, discount_rate_yearly: float) -> dict[str, np.ndarray]:
-    """``clv_p10`` and ``clv_p90`` of :func:`expected_clv` under parameter uncertainty (delta method in logs)."""
-    n = len(np.atleast_1d(frequency))
+def log_variance(model: Any, value_at: Callable[[Any], np.ndarray]) -> np.ndarray | None:
+    """Delta-method ``Var(ln value)`` per customer under ``model``'s parameter covariance, or None without one.
+
+    ``value_at(fit)`` evaluates the per-customer value (> 0, shape ``(n,)``) with ``fit``, a
+    copy of ``model`` with shifted ``params_``; the gradient of its log in ``ln theta`` (covariate
+    coefficients as they are, :func:`_free`) is taken by central differences (2 evaluations
+    per parameter); NaN where the value is 0.
+    """
     found = log_parameter_covariance(model)
-    if found is None or n == 0:
-        return {"clv_p10": np.full(n, np.nan), "clv_p90": np.full(n, np.nan)}
+    if found is None:
+        return None
     names, theta, cov = found
     free = _free(model, names)
 
-    def clv(params: np.ndarray) -> np.ndarray:
+    def at(params: np.ndarray) -> np.ndarray:
         shifted = copy.copy(model)
         shifted.params_ = {**model.params_, **dict(zip(names, params.tolist()))}
-        return expected_clv(shifted, frequency, recency, T, expected_spend, horizon_days=horizon_days,
-                            days_per_unit=days_per_unit, discount_rate_yearly=discount_rate_yearly)
+        return value_at(shifted)
 
-    point = clv(theta)
     with np.errstate(divide="ignore", invalid="ignore"):
-        gradient = np.empty((len(names), n))
+        gradient = []
         for j in range(len(names)):
             step = np.zeros(len(names))
             step[j] = _LOG_STEP
             up, down = (np.where(free, theta + sign * step, theta * np.exp(sign * step)) for sign in (1.0, -1.0))
-            gradient[j] = (np.log(clv(up)) - np.log(clv(down))) / (2 * _LOG_STEP)
-        sd = np.sqrt(np.maximum(np.einsum("in,ij,jn->n", gradient, cov, gradient), 0.0))
-        sd = np.where(point > 0, sd, 0.0)  # CLV 0 (no spend) has no spread
-        low, high = point * np.exp(-_Z90 * sd), point * np.exp(_Z90 * sd)
-    return {"clv_p10": low, "clv_p90": high}
+            gradient.append((np.log(at(up)) - np.log(at(down))) / (2 * _LOG_STEP))
+        gradient = np.array(gradient)
+        return np.maximum(np.einsum("in,ij,jn->n", gradient, cov, gradient), 0.0)
+
+
+def clv_interval(model: PurchaseModel, frequency: Any, recency: Any, T: Any, expected_spend: Any,
+                 horizon_days: float, days_per_unit: float, discount_rate_yearly: float,
+                 spend_model: Any = None, spend_at: Optional[Callable[[Any], np.ndarray]] = None
+                 ) -> dict[str, np.ndarray]:
+    """``clv_p10`` and ``clv_p90`` of :func:`expected_clv` under parameter uncertainty (delta method in logs).
+
+    ``spend_model`` (the fitted spend model) and ``spend_at(fit)`` (the per-customer
+    ``expected_spend`` computed with ``fit``, a copy of ``spend_model`` with shifted
+    parameters) add the spend parameters' uncertainty; without them the spend is taken as known.
+    """
+    n = len(np.atleast_1d(frequency))
+    if n == 0:
+        return {"clv_p10": np.full(0, np.nan), "clv_p90": np.full(0, np.nan)}
+
+    def clv(fit: PurchaseModel) -> np.ndarray:
+        return expected_clv(fit, frequency, recency, T, expected_spend, horizon_days=horizon_days,
+                            days_per_unit=days_per_unit, discount_rate_yearly=discount_rate_yearly)
+
+    purchase = log_variance(model, clv)
+    if purchase is None:
+        return {"clv_p10": np.full(n, np.nan), "clv_p90": np.full(n, np.nan)}
+    spend = None if spend_model is None or spend_at is None else log_variance(spend_model, spend_at)
+    point = clv(model)
+    with np.errstate(invalid="ignore"):
+        sd = np.where(point > 0, np.sqrt(purchase + (0.0 if spend is None else spend)), 0.0)  # CLV 0 has no spread
+    return {"clv_p10": point * np.exp(-_Z90 * sd), "clv_p90": point * np.exp(_Z90 * sd)}
