@@ -89,7 +89,7 @@ def main() -> None:
     customers = pd.concat(list(iter_customer_features(open_engine(score_log, engine="arrow"), as_of, "D")))
     print(f"features of {len(customers):,} customers ({time.perf_counter() - start:.1f} s)", flush=True)
     for name, scorer in models.items():
-        X = churn_features(customers, scorer.bgnbd, HORIZON, "D").to_numpy(dtype=float)
+        X = churn_features(customers, scorer.purchase_model, HORIZON, "D").to_numpy(dtype=float)
         with mock.patch.object(scorer_module, "churn_reasons", no_reasons):
             plain, _ = best_of(args.repeats, lambda: scorer.score_customers(customers, as_of))
         shipped, scores = best_of(args.repeats, lambda: scorer.score_customers(customers, as_of))
