@@ -150,26 +150,27 @@ class DuckDBEngine(CodedPurchasesEngine):
         self._con.execute("SET enable_progress_bar = false")
 
     # ------------------------------------------------------------------ loading
-    def _csv_source(self, delim: str, header: Optional[list[str]] = None) -> str:
-        """The CSV as text columns; with ``header``, the amount column read as DOUBLE by the CSV
-        reader itself (the fast path of :meth:`_load`; a value it cannot read fails the statement)."""
+    def _csv_source(self, delim: str, declared: Optional[dict[str, str]] = None) -> str:
+        """The CSV as text columns; with ``declared`` (column -> DuckDB type), read as those types by
+        the CSV reader itself (the fast path of :meth:`_load`; a value it cannot read fails the statement)."""
         nulls = ", ".join(_quote(s) for s in _NA_STRINGS)
-        if header is None:
+        if declared is None:
             types = "all_varchar = true"
         else:
-            declared = {name: "DOUBLE" if name == self.columns.amount else "VARCHAR" for name in header}
             types = "columns = {" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in declared.items()) + "}"
         return (f"read_csv({_quote(self.path)}, {types}, header = true, delim = {_quote(delim)}, "
                 f"quote = '\"', escape = '\"', encoding = {_quote(self.columns.encoding)}, nullstr = [{nulls}])")
 
-    def _typed_csv_source(self, found: list[str]) -> Optional[str]:
-        """The fast path's relation, or None where it does not apply: a log with amounts in a
-        decimal point and a header of distinct names (parsing text amounts in SQL, row by row,
-        costs several times the read; the CSV reader parses them while it reads)."""
+    def _typed_csv_source(self, found: list[str]) -> Optional[tuple[str, dict[str, str]]]:
+        """The fast path's relation and its column types (the amount DOUBLE, the rest text), or None
+        where it does not apply: a log with amounts in a decimal point and a header of distinct
+        names (parsing text amounts in SQL, row by row, costs several times the read; the CSV
+        reader parses them while it reads)."""
         cols = self.columns
         if not cols.has_amounts or cols.decimal != "." or len(set(found)) != len(found) or cols.amount not in found:
             return None
-        return self._csv_source(self._csv_sep, found)
+        declared = {name: "DOUBLE" if name == cols.amount else "VARCHAR" for name in found}
+        return self._csv_source(self._csv_sep, declared), declared
 
     def _source(self, kind: str) -> tuple[str, str]:
         """(relation SQL, SQL of the same relation with a 1-based ``__row`` column)."""
@@ -238,10 +239,10 @@ class DuckDBEngine(CodedPurchasesEngine):
         ``rel`` is parsed instead, so a bad value is named exactly as before (``_problem``)."""
         typed = self._typed_csv_source(found) if kind == "csv" else None
         if typed is not None:
-            typed_types = {name: ("DOUBLE" if name == self.columns.amount else kind_) for name, kind_ in types.items()}
-            parse = _ColumnSql(self._con, typed, self.columns, typed_types)
+            typed_rel, typed_types = typed
+            parse = _ColumnSql(self._con, typed_rel, self.columns, typed_types)
             try:
-                self._con.execute(self._tx_sql(parse, typed))
+                self._con.execute(self._tx_sql(parse, typed_rel))
                 return parse
             except duckdb.Error:
                 self._con.execute("DROP TABLE IF EXISTS tx")
