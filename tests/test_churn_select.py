@@ -113,11 +113,11 @@ def test_validation_horizon_by_hand():
 @pytest.mark.slow
 def test_no_dropout_world_has_p_alive_at_float_noise():
     """The no-dropout world is the one the issue describes: P(alive) ~ 1 - 1e-9, spread float noise."""
-    from custscore.training.pipeline import fit_purchase
+    from custscore.training.purchase_choice import fit_purchase_model
     tx = _simulated(**WORLDS["no_dropout"])
     config = TrainConfig(cutoff="2021-10-02", horizon_days=90, purchase_model="bgnbd")
     customers = PandasEngine(tx).customer_features(config.reference_date, "D")
-    bgnbd = fit_purchase(customers, config, "test")
+    bgnbd = fit_purchase_model("bgnbd", customers, "D", config.bgnbd_penalizer, config.seed, "test")
     alive = bgnbd.p_alive(customers["frequency"], customers["recency_days"], customers["T_days"])
     repeaters = customers["frequency"].to_numpy() > 0
     assert np.all(1.0 - alive[repeaters] < 1e-6)

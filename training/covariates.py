@@ -120,17 +120,21 @@ class CovariateEngine:
         self.engine, self.encoded, self.source, self.table = engine, encoded, source, table
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("engine", "encoded", "source", "table"):
+        if name.startswith("__") or name in ("engine", "encoded", "source", "table", "attach"):
             raise AttributeError(name)
         return getattr(self.engine, name)
 
+    def attach(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` (customers of the wrapped engine) with the encoded covariates."""
+        return attach_covariates(frame, self.encoded, self.source)
+
     def customer_features(self, as_of: pd.Timestamp, time_unit: str) -> pd.DataFrame:
-        return attach_covariates(self.engine.customer_features(as_of, time_unit), self.encoded, self.source)
+        return self.attach(self.engine.customer_features(as_of, time_unit))
 
     def iter_customer_features(self, as_of: pd.Timestamp, time_unit: str) -> Iterator[pd.DataFrame]:
         """The engine's chunks (:func:`~custscore.features.engines.iter_customer_features`) with covariates."""
         for chunk in iter_customer_features(self.engine, as_of, time_unit):
-            yield attach_covariates(chunk, self.encoded, self.source)
+            yield self.attach(chunk)
 
 
 def covariate_engine(engine: Any, customers: pd.DataFrame, path: str | Path,

@@ -21,9 +21,7 @@ from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, Chu
                                              choose_churn_model, validation_history_days,
                                              validation_horizon)
 from custscore.training.evaluate import HoldoutReport, evaluate_holdout
-from custscore.training.purchase_choice import (REFERENCE_MODEL, PurchaseChoice, fit_purchase_at, fit_purchase_model,
-                                                select_purchase_model)
-from custscore.training.purchase_models import PurchaseModel
+from custscore.training.purchase_choice import REFERENCE_MODEL, PurchaseChoice, fit_purchase_at, select_purchase_model
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import SegmentConfig, fit_gap_days, fit_thresholds
 from custscore.training.spend import SpendModel, fit_spend_model
@@ -57,11 +55,6 @@ class TrainResult:
 def purchase_key(config: TrainConfig) -> str:
     """The key of ``config.purchase_model``; ``auto`` (not chosen yet) is the reference model."""
     return REFERENCE_MODEL if config.purchase_model == AUTO else config.purchase_model
-
-
-def fit_purchase(rfm: pd.DataFrame, config: TrainConfig, when: str) -> PurchaseModel:
-    """Fit :func:`purchase_key` of ``config`` on an RFM summary; ``when`` names the date in error messages."""
-    return fit_purchase_model(purchase_key(config), rfm, config.time_unit, config.bgnbd_penalizer, config.seed, when)
 
 
 def has_amounts(config: TrainConfig) -> bool:
@@ -243,7 +236,7 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
         engine, encoding, covariate_warnings = covariate_engine(engine, calibration, config.covariates,
                                                                 config.columns.customer)
         covariate_table = engine.table
-        calibration = engine.customer_features(cutoff, config.time_unit)
+        calibration = engine.attach(calibration)  # the frame at the cutoff, not a second pass over the log
     # features and purchase fits asked twice are computed once (the calibration frame is the first)
     engine = TrainingMemo(engine, known={(cutoff, config.time_unit): calibration})
     choice = select_purchase_model(engine, config, first_day, calibration)

@@ -34,8 +34,6 @@ class TrainingMemo:
         self._features: OrderedDict[tuple[pd.Timestamp, str], pd.DataFrame] = OrderedDict(
             ((pd.Timestamp(d), u), f) for (d, u), f in (known or {}).items())
         self._fits: dict[Hashable, PurchaseModel | FitError] = {}
-        #: how many feature passes and purchase fits were asked for and actually computed
-        self.counts = {"features_asked": 0, "features_computed": 0, "fits_asked": 0, "fits_computed": 0}
 
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         return self.engine.date_range()
@@ -48,12 +46,10 @@ class TrainingMemo:
 
     def customer_features(self, as_of: pd.Timestamp, time_unit: str) -> pd.DataFrame:
         key = (pd.Timestamp(as_of), time_unit)
-        self.counts["features_asked"] += 1
         if key in self._features:
             self._features.move_to_end(key)
             return self._features[key]
         frame = self.engine.customer_features(as_of, time_unit)
-        self.counts["features_computed"] += 1
         self._features[key] = frame
         while len(self._features) > KEEP_FEATURES:
             self._features.popitem(last=False)
@@ -62,9 +58,7 @@ class TrainingMemo:
     def purchase_fit(self, key: Hashable, fit: Callable[[], PurchaseModel]) -> PurchaseModel:
         """The model ``fit()`` returns for ``key`` (model, date, unit, penalizer, seed), fitted once; a
         :class:`FitError` is remembered and raised again."""
-        self.counts["fits_asked"] += 1
         if key not in self._fits:
-            self.counts["fits_computed"] += 1
             try:
                 self._fits[key] = fit()
             except FitError as exc:
