@@ -154,6 +154,13 @@ def _add_penalizers(parser: argparse.ArgumentParser, cls) -> None:
                         help="shortcut: the same L2 penalty on both models (a model's own option wins)")
 
 
+def _add_covariates(parser: argparse.ArgumentParser, cls) -> None:
+    parser.add_argument("--covariates", type=_optional_str, default=_default(cls, "covariates"),
+                        help="time-invariant covariates of the purchase model (BG/NBD, Pareto/NBD): CSV or Parquet, "
+                             "one row per customer, the customer id column plus numeric or categorical columns "
+                             "(default: none)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="custscore", description="Customer churn and lifetime-value scoring.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,10 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--discount-rate", type=float, default=_default(TrainConfig, "discount_rate"),
                        help="yearly discount rate for CLV (default %(default)s)")
     _add_penalizers(model, TrainConfig)
-    model.add_argument("--covariates", type=_optional_str, default=_default(TrainConfig, "covariates"),
-                       help="time-invariant covariates of the purchase model (BG/NBD, Pareto/NBD): CSV or Parquet, "
-                            "one row per customer, the customer id column plus numeric or categorical columns "
-                            "(default: none)")
+    _add_covariates(model, TrainConfig)
     model.add_argument("--seed", type=int, default=_default(TrainConfig, "seed"),
                        help="random seed of the model fits and the churn-model bootstrap (default %(default)s)")
     _add_churn(train.add_argument_group("churn", "the churn classifier"), TrainConfig)
@@ -231,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--discount-rate", type=float, default=_default(BacktestConfig, "discount_rate"),
                       help="yearly discount rate for CLV (default %(default)s)")
     _add_penalizers(back, BacktestConfig)
+    _add_covariates(back, BacktestConfig)
     back.add_argument("--seed", type=int, default=_default(BacktestConfig, "seed"))
     _add_churn(back, BacktestConfig)
     back.add_argument("--n-bootstrap", type=int, default=_default(BacktestConfig, "n_bootstrap"),
@@ -368,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
                                 churn_calibration=args.churn_calibration, churn_windows=args.churn_windows,
                                 n_bootstrap=args.n_bootstrap, output_dir=args.output_dir,
                                 experiment=args.experiment, tracking_uri=args.tracking_uri, columns=_columns(args),
-                                purchase_model=args.purchase_model)
+                                purchase_model=args.purchase_model, covariates=args.covariates)
         from custscore.training.backtest import backtest_warnings, format_comparison
         from custscore.training.backtest_report import backtest_file
 

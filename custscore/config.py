@@ -492,6 +492,7 @@ class BacktestConfig:
     churn_calibration: str = TrainConfig.churn_calibration
     churn_windows: str = TrainConfig.churn_windows
     purchase_model: str = TrainConfig.purchase_model
+    covariates: Optional[str] = TrainConfig.covariates
     n_bootstrap: int = 1000
     confidence: float = 0.95
     experiment: str = "custscore-backtest"
@@ -526,7 +527,7 @@ class BacktestConfig:
                            gg_penalizer=self.gg_penalizer, penalizer=self.penalizer, seed=self.seed,
                            churn_calibration=self.churn_calibration, churn_windows=self.churn_windows,
                            experiment=self.experiment, tracking_uri=self.tracking_uri, columns=self.columns,
-                           purchase_model=self.purchase_model)
+                           purchase_model=self.purchase_model, covariates=self.covariates)
 
 
 @dataclass(frozen=True)

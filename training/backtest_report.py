@@ -76,6 +76,7 @@ def log_backtest(result: BacktestResult, experiment_id: str | None) -> str:
                            "discount_rate": cfg.discount_rate,
                            "churn_calibration": _calibration_methods(result),
                            "churn_windows": cfg.churn_windows,
+                           **({"covariates": cfg.covariates} if cfg.covariates is not None else {}),
                            "churn_model": ",".join(r.train.scorer.churn_model for r in result.origins)})
         mlflow.log_metrics(_finite(result.metrics))
         _log_tables_and_plots(metrics_table(result), result.figures)
