@@ -354,14 +354,9 @@ def run(args: argparse.Namespace) -> int:
         config = ScoreConfig(as_of=args.as_of, horizon_days=args.horizon_days, columns=_columns(args),
                              engine=args.engine, margin_rate=args.margin, segments_file=args.segments,
                              amount_decimals=args.amount_decimals, covariates=args.covariates)
-        from custscore.serving.batch import check_score_paths, score_file
+        from custscore.serving.batch import score_file
 
-        transactions, output = _transactions(args), _score_output(args)
-        check_score_paths(output, transactions, config)  # before MLflow is imported
-        from custscore.training.tracking import use_tracking
-
-        use_tracking(args.tracking_uri)
-        scores = score_file(args.model, transactions, output, config)
+        scores = score_file(args.model, _transactions(args), _score_output(args), config, args.tracking_uri)
         print(f"scored {len(scores)} customers as of {config.as_of.date()} -> {scores.output} "
               f"({scores.rows_per_second:,.0f} rows/s, {scores.seconds:.1f} s)")
         warn_all(scores.warnings)

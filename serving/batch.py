@@ -69,8 +69,12 @@ class _Progress:
             self.stream.flush()
 
 
+#: ``score_file(tracking_uri=...)``'s default: MLflow stays pointed where the caller pointed it.
+KEEP_TRACKING: object = object()
+
+
 def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path: str | os.PathLike,
-               config: ScoreConfig) -> ScoreRun:
+               config: ScoreConfig, tracking_uri: "Optional[str] | object" = KEEP_TRACKING) -> ScoreRun:
     """Score the log at ``transactions_path`` and write one row per customer to ``output_path``.
 
     The log is read by the engine ``config.engine`` selects; customers are scored and
@@ -79,13 +83,19 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
     the scores (both or neither). A progress line goes to stderr when it is a terminal.
     The log may be a database table or query (:class:`~custscore.features.database.DatabaseLog`)
     and the output a table (:class:`~custscore.serving.db_output.DatabaseOutput`: one
-    transaction, the settings in its companion table).
+    transaction, the settings in its companion table). ``tracking_uri`` (None: the default
+    store, ``MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``) points MLflow at the model's
+    store once the paths are checked, so a bad path never imports MLflow.
     """
     output = check_score_paths(output_path, transactions_path, config)
     if config.engine == "spark" and isinstance(transactions_path, DatabaseLog):
         raise CustscoreError(f"{transactions_path}: {SPARK_REFUSED}")
     if config.engine == "spark" and config.covariates is not None:
         raise CustscoreError("--covariates: not supported with --engine spark; use another engine")
+    if tracking_uri is not KEEP_TRACKING:
+        from custscore.training.tracking import use_tracking
+
+        use_tracking(tracking_uri)
     if config.engine == "spark":  # scores on the executors, writes a Parquet dataset
         from custscore.serving.spark_batch import score_file_spark
 
