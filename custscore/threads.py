@@ -2,16 +2,18 @@
 
 numpy ufunc loops (``np.log``, ``np.exp``, ``scipy.special.hyp2f1`` on arrays, ...) release
 the interpreter lock, so threads run them in parallel; small inputs stay on the calling
-thread, where a hand-over would cost more than it saves.
+thread, where a hand-over would cost more than it saves. Because these threads are the
+parallelism, BLAS keeps one thread of its own during fits (:func:`one_blas_thread`).
 """
 from __future__ import annotations
 
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from typing import Any, Callable, ContextManager, Iterable, Optional, TypeVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -33,6 +35,18 @@ def _shared_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="custscore-math")
         return _pool
+
+
+def one_blas_thread() -> ContextManager[Any]:
+    """BLAS (OpenBLAS, MKL) on one thread inside the ``with`` block.
+
+    OpenBLAS' own threads spin after a large ``np.dot`` and fight the math threads above and
+    any other process for the cores: a 1M-customer MBG/NBD fit took 1.05-2.89 s with them and
+    0.19-0.26 s without on this 2-core machine with other work running
+    (``python benchmarks/blas_bench.py``, benchmarks/PURCHASE_RESULTS.md). The dot products of
+    a fit are memory-bound, so one thread loses nothing.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def map_in_threads(fn: Callable[[T], R], items: Iterable[T], work: int) -> list[R]:

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy.optimize import OptimizeResult, minimize
 
 from custscore.errors import CustscoreError, FitError
-from custscore.threads import all_blocks, for_each_block
+from custscore.threads import all_blocks, for_each_block, one_blas_thread
 
 #: A fit is accepted only if the largest absolute gradient component of the objective
 #: (in log-parameter space) is below this. The models minimise the *mean* negative
@@ -636,7 +636,12 @@ def fit_log_params(likelihood: Likelihood, param_names: Sequence[str], scales: n
     Parameters flagged in ``free`` (covariate coefficients) are real numbers, not logs,
     start at 0 and stay in the same box.
     """
-    scales = np.asarray(scales, dtype=float)
+    with one_blas_thread():
+        return _fit_log_params(likelihood, param_names, np.asarray(scales, dtype=float), settings, model_name, free)
+
+
+def _fit_log_params(likelihood: Likelihood, param_names: Sequence[str], scales: np.ndarray,
+                    settings: FitSettings, model_name: str, free: Optional[np.ndarray]) -> np.ndarray:
     full = _LogObjective(likelihood, scales, settings.penalizer, free)
     large = likelihood.n_rows >= settings.subsample_from
     search = (_LogObjective(likelihood.subsample(settings.subsample_rows), scales, settings.penalizer, free)
