@@ -18,6 +18,7 @@ from custscore.config import (ADMIN_TOKEN_ENV, CHURN_CALIBRATION_METHODS, CHURN_
                               PROMOTE_CHOICES, PURCHASE_MODEL_CHOICES, BacktestConfig, ColumnMap, DriftConfig,
                               EvaluateConfig, ScoreConfig, ServeConfig, TrainConfig)
 from custscore.errors import CustscoreError, warn_all
+from custscore.threads import one_blas_thread
 
 
 def _default(cls, name: str):
@@ -446,7 +447,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
-        status = run(args)
+        with one_blas_thread():  # the whole command: custscore's own threads are the parallelism
+            status = run(args)
     except CustscoreError as exc:
         message = " ".join(str(exc).split())
         print(f"custscore {args.command}: error: {message}", file=sys.stderr)

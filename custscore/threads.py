@@ -46,6 +46,8 @@ def one_blas_thread() -> ContextManager[Any]:
     (``python benchmarks/blas_bench.py``, benchmarks/PURCHASE_RESULTS.md). The dot products of
     a fit are memory-bound, so one thread loses nothing.
     """
+    import scipy.linalg  # noqa: F401  loads scipy's own BLAS, so that the limit reaches it too
+
     return threadpool_limits(limits=1, user_api="blas")
 
 
