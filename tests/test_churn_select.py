@@ -157,3 +157,49 @@ def test_cdnow_master_short_history_ships_a_score_as_good_as_the_best_baseline(m
     row = result.by_origin.iloc[0]
     assert row["churn_model"] == shipped
     assert row["auc_churn_probability"] >= max(v for k, v in row.items() if k.startswith("auc_baseline_")) - 0.005
+
+
+def _correlated_scores(rng: np.random.Generator, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Churn labels and three scores sharing noise (so their AUCs are correlated), a < b < c in noise."""
+    y = (rng.random(n) < 0.7).astype(float)
+    common = rng.normal(size=n)
+    return y, {k: 0.6 * y + common + rng.normal(size=n) * (0.8 + 0.2 * i) for i, k in enumerate("abc")}
+
+
+def test_delong_difference_is_the_auc_difference_and_its_interval_the_bootstraps() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from custscore.training.metrics import bootstrap_table, paired_auc_delong
+
+    y, scores = _correlated_scores(np.random.default_rng(0), 20_000)
+    delong = paired_auc_delong(y, scores, "a")
+    table = bootstrap_table(y, scores, reference="a", n_boot=1000, seed=1, ranking=("auc",)).set_index("score")
+    for name in ("b", "c"):
+        d, low, high = delong[name]
+        assert d == pytest.approx(roc_auc_score(y, scores[name]) - roc_auc_score(y, scores["a"]), abs=1e-12)
+        assert low == pytest.approx(table.loc[name, "diff_low"], abs=6e-4)  # interval width ~0.016
+        assert high == pytest.approx(table.loc[name, "diff_high"], abs=6e-4)
+
+
+def test_delong_standard_error_matches_the_spread_over_repeated_worlds() -> None:
+    """Independent truth: 400 worlds drawn from one model; the spread of the estimated AUC
+    difference against DeLong's mean standard error (normal interval of width 2 x 1.96 SE)."""
+    from custscore.training.metrics import paired_auc_delong
+
+    rng = np.random.default_rng(3)
+    diffs, ses = [], []
+    for _ in range(400):
+        y, scores = _correlated_scores(rng, 1500)
+        d, low, high = paired_auc_delong(y, scores, "a")["c"]
+        diffs.append(d)
+        ses.append((high - low) / (2 * 1.959964))
+    assert np.mean(ses) == pytest.approx(np.std(diffs, ddof=1), rel=0.1)
+
+
+def test_selection_from_delong_from_customers_on_uses_delongs_interval(monkeypatch) -> None:
+    import custscore.training.churn_select as select
+    from custscore.training.metrics import paired_auc_delong
+
+    y, scores = _correlated_scores(np.random.default_rng(4), 2000)
+    monkeypatch.setattr(select, "DELONG_FROM", 2000)
+    assert select._paired_auc(y, scores, "a", seed=0, n_boot=10) == paired_auc_delong(y, scores, "a")

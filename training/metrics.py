@@ -9,7 +9,7 @@ decile takes the same share of every tied group at its boundary).
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, Mapping, Optional
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -85,6 +85,53 @@ def roc_auc(y, score, weight=None) -> float:
     0.75
     """
     return _auc_from_groups(*_grouped(*_prepare(y, score, weight)))
+
+
+def _placements(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's placement values ``(V10 of each positive, V01 of each negative)``, ties 1/2.
+
+    ``V10_i`` = share of negatives scored below positive i; ``V01_j`` = share of positives
+    scored above negative j (DeLong, DeLong and Clarke-Pearson 1988, eq. 3, through midranks
+    as in Sun and Xu 2014, "Fast implementation of DeLong's algorithm"); both average to the AUC.
+    """
+    from scipy.stats import rankdata
+
+    positive = y == 1.0
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    every = rankdata(score)
+    v10 = (every[positive] - rankdata(score[positive])) / n_neg
+    v01 = 1.0 - (every[~positive] - rankdata(score[~positive])) / n_pos
+    return v10, v01
+
+
+def paired_auc_delong(y, scores: Mapping[str, np.ndarray], reference: str,
+                      level: float = 0.95) -> dict[str, tuple[float, float, float]]:
+    """``AUC(name) - AUC(reference)`` with its normal interval from DeLong's covariance, per other name.
+
+    DeLong, DeLong and Clarke-Pearson (1988), "Comparing the Areas under Two or More
+    Correlated Receiver Operating Characteristic Curves", Biometrics 44(3): the variance of
+    the paired difference is ``var(V10_a - V10_b) / m + var(V01_a - V01_b) / n`` over the m
+    positives and n negatives. O(N log N) once, where a bootstrap evaluates every resample.
+
+    >>> d, low, high = paired_auc_delong([0, 0, 1, 1], {"a": [0.1, 0.4, 0.35, 0.8], "b": [0.1, 0.2, 0.3, 0.4]}, "b")["a"]
+    >>> round(d, 2)
+    -0.25
+    """
+    from scipy.stats import norm
+
+    y = np.asarray(y, dtype=float)
+    parts = {name: _placements(*_prepare(y, score, None)[:2]) for name, score in scores.items()}
+    ref10, ref01 = parts[reference]
+    z = float(norm.ppf(0.5 + level / 2.0))
+    out = {}
+    for name, (v10, v01) in parts.items():
+        if name == reference:
+            continue
+        d10, d01 = v10 - ref10, v01 - ref01
+        diff = float(d10.mean())
+        se = float(np.sqrt(d10.var(ddof=1) / d10.size + d01.var(ddof=1) / d01.size))
+        out[name] = (diff, diff - z * se, diff + z * se)
+    return out
 
 
 def pr_auc(y, score, weight=None) -> float:
@@ -207,12 +254,13 @@ def bootstrap_weights(n_rows: int, n_boot: int, seed: int,
 
 def bootstrap_table(y, scores: Mapping[str, np.ndarray], *, probabilities: tuple[str, ...] = (),
                     reference: Optional[str] = None, n_boot: int = 1000, seed: int = 0,
-                    level: float = 0.95, groups: Optional[np.ndarray] = None) -> pd.DataFrame:
+                    level: float = 0.95, groups: Optional[np.ndarray] = None,
+                    ranking: Sequence[str] = tuple(RANKING_METRICS)) -> pd.DataFrame:
     """Point estimate and percentile interval of every metric of every score.
 
     ``scores`` maps a name to a churn score (higher = more likely to churn); the
-    :data:`RANKING_METRICS` are computed for all, the :data:`PROBABILITY_METRICS` only for
-    the names in ``probabilities``. All scores are evaluated on the same resamples of
+    :data:`RANKING_METRICS` named in ``ranking`` (default all) are computed for all, the
+    :data:`PROBABILITY_METRICS` only for the names in ``probabilities``. All scores are evaluated on the same resamples of
     customers (``groups``: see :func:`bootstrap_weights`), so with ``reference`` the
     table also gives the paired difference ``score - reference`` and its interval: the
     test of whether one score beats another by more than the noise.
@@ -226,7 +274,7 @@ def bootstrap_table(y, scores: Mapping[str, np.ndarray], *, probabilities: tuple
         out = {}
         for name, score in prepared.items():
             pos, neg = _group_counts(y, inverse[name], weight)
-            out.update({(name, m): f(pos, neg) for m, f in RANKING_METRICS.items()})
+            out.update({(name, m): RANKING_METRICS[m](pos, neg) for m in ranking})
             if name in probabilities:
                 out.update({(name, m): f(y, score, weight) for m, f in PROBABILITY_METRICS.items()})
         return out
