@@ -55,13 +55,15 @@ def format_purchase_choice(result: TrainResult) -> str:
         return f"purchase_model: {result.scorer.purchase_model.KEY}"
     lines = [f"purchase_model: {choice.model} (requested {choice.requested})", f"  why: {choice.reason}"]
     if choice.validation_days:
-        lines.append(f"  {'model':<8}{'identified':>11}{'deviance':>10}{'MAE':>8}{'predicted':>11}{'actual':>8}"
-                     f"{'log-lik':>11}")
-        for row in choice.table.itertuples():
-            mark = " *" if row.chosen else ""
-            lines.append(f"  {row.model:<8}{'yes' if row.identified else 'no':>11}"
-                         f"{row.validation_poisson_deviance:>10.4f}{row.validation_mae:>8.4f}"
-                         f"{row.validation_predicted:>11.1f}{row.validation_actual:>8.0f}{row.log_likelihood:>11.1f}{mark}")
+        header = ["model", "identified", "deviance", "MAE", "predicted", "actual", "log-lik"]
+        cells = [[row.model, "yes" if row.identified else "no", f"{row.validation_poisson_deviance:.4f}",
+                  f"{row.validation_mae:.4f}", f"{row.validation_predicted:.1f}", f"{row.validation_actual:.0f}",
+                  f"{row.log_likelihood:.1f}"] for row in choice.table.itertuples()]
+        marks = [""] + [" *" if row.chosen else "" for row in choice.table.itertuples()]
+        widths = [max(len(r[j]) for r in [header] + cells) for j in range(len(header))]
+        for r, mark in zip([header] + cells, marks):  # the name left, the numbers right, two spaces apart
+            lines.append("  " + r[0].ljust(widths[0]) + "".join("  " + c.rjust(w) for c, w in zip(r[1:], widths[1:]))
+                         + mark)
         lines.append(f"  (validation: refitted {choice.validation_days} days before the cutoff, purchases per "
                      "customer predicted vs actual up to it; deviance = mean Poisson deviance, lower is better)")
     return "\n".join(lines)
