@@ -1,8 +1,9 @@
-"""Pareto/NBD per-row log-likelihood and analytic gradient against mpmath at 30 digits.
+"""Pareto/NBD per-row log-likelihood and analytic gradient against mpmath at 40 digits.
 
-The truth is independent of the code's formulas: mpmath's ``quad`` of the FHL note's
-integral (eq. 1) gives the log-likelihood, ``mpmath.diff`` (numerical differentiation at
-raised precision) its derivatives. The grid is hostile: many purchases, alpha/beta ratios
+The truth is independent of the code's formulas: the FHL note's likelihood (eq. 1) with
+its integral in the note's 2F1 form (eq. 3) evaluated by mpmath, and ``mpmath.diff``
+(numerical differentiation at raised precision) for the derivatives; the code uses neither
+the 2F1 nor differences. The grid is hostile: many purchases, alpha/beta ratios
 that put the FHL note's 2F1 argument at z = 0.999, t_x = 0 and t_x within 1e-4 of T, short
 and long T.
 """
@@ -25,19 +26,29 @@ COUNTS = [0, 1, 5, 30, 100, 300]
 
 
 def _mp_log_likelihood(r, alpha, s, beta, x, t_x, T):
-    """FHL note eq. 1 at mpmath precision; the integral split at t_x + d 2^k (d below the decay scale)."""
+    """FHL note eq. 1 at mpmath precision, the integral as the difference of eq. 3's 2F1 tails.
+
+    (mpmath's ``quad`` of the integral itself, split at t_x + d 2^k, was off by up to 3e-11
+    relative on this grid, e.g. x = 100, alpha = 5, beta = 0.5, T = 0.5, where the 2F1 tails
+    and this module's quadrature agree to 2e-14.)
+    """
     C = mp.loggamma(r + x) - mp.loggamma(r) + r * mp.log(alpha) + s * mp.log(beta)
     A = -(r + x) * mp.log(alpha + T) - s * mp.log(beta + T)
     if t_x == T:
         return C + A
-    d = min(alpha + t_x, beta + t_x) / (r + x + s + 1) / 4
-    points = [t_x] + [t_x + d * 2 ** k for k in range(200) if t_x + d * 2 ** k < T] + [T]
-    integral = mp.quad(lambda u: (alpha + u) ** -(r + x) * (beta + u) ** -(s + 1), points)
-    return C + mp.log(mp.exp(A) + s * integral)
+    p, q = r + x, s + 1
+    c = p + q
+
+    def tail(tau):  # int_tau^inf (alpha+u)**-p (beta+u)**-q du
+        if alpha >= beta:
+            return mp.hyp2f1(c - 1, q, c, (alpha - beta) / (alpha + tau)) / ((c - 1) * (alpha + tau) ** (c - 1))
+        return mp.hyp2f1(c - 1, p, c, (beta - alpha) / (beta + tau)) / ((c - 1) * (beta + tau) ** (c - 1))
+
+    return C + mp.log(mp.exp(A) + s * (tail(t_x) - tail(T)))
 
 
 def _truth(x, alpha, beta, t_x, T):
-    with mp.workdps(40):  # at 30 digits quad itself drifts by ~1e-13 relative on the long windows
+    with mp.workdps(40):  # t_x = 4999.9, T = 5000: the tails' difference loses 5 of the 40 digits
         theta = [mp.mpf(v) for v in (R, alpha, S, beta)]
         rows = (x, mp.mpf(t_x), mp.mpf(T))
         value = _mp_log_likelihood(*theta, *rows)
@@ -51,6 +62,16 @@ def _ours(x, alpha, beta, t_x, T):
     return float(value[0]), [float(g[0]) for g in grad]
 
 
+def _rounding(x, alpha, beta, T):
+    """Float64 rounding of LL = C + logaddexp(A, B): 1e-14 of the size of its terms, plus 1e-12.
+
+    (x = 300, T = 5000: |lnG(r+x)| + (r+x) ln(alpha+T) ~ 4000, so 4e-11; 1e-12 of the likelihood itself at most
+    when the terms are small.)
+    """
+    terms = abs(float(mp.loggamma(R + x))) + (R + x) * abs(np.log(alpha + T)) + S * abs(np.log(beta + T))
+    return 1e-14 * terms + 1e-12
+
+
 def _grid():
     return [(x, a, b, tx, T) for x, (a, b), (tx, T) in itertools.product(COUNTS, RATES, WINDOWS)
             if not (x == 0 and tx > 0)]
@@ -59,23 +80,11 @@ def _grid():
 def _check(x, alpha, beta, t_x, T):
     value, grad = _ours(x, alpha, beta, t_x, T)
     true_value, true_grad = _truth(x, alpha, beta, t_x, T)
-    assert abs(value - true_value) <= 1e-12  # the likelihood itself to 1e-12 relative
+    assert abs(value - true_value) <= _rounding(x, alpha, beta, T)
     for j, (g, t) in enumerate(zip(grad, true_grad)):
         assert g == pytest.approx(t, rel=1e-8), ("r alpha s beta".split()[j], g, t)
 
 
-#: one of each corner, quick: z = 0.999 both ways, x = 300 at t_x = 0, t_x near T, t_x = T
-QUICK = [(300, 5.0, 0.5, 0.0, 0.5), (100, 1000.0, 1.0, 0.0, 5000.0), (30, 1.0, 1000.0, 2.0, 5000.0),
-         (0, 1000.0, 1.0, 0.0, 0.5), (300, 1.0, 1000.0, 0.4999, 0.5), (5, 10.0, 12.0, 4999.9, 5000.0),
-         (1, 10.0, 12.0, 5000.0, 5000.0)]
-
-
-@pytest.mark.parametrize("row", QUICK)
-def test_gradient_equals_mpmath_at_the_corners(row):
-    _check(*row)
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize("row", _grid())
 def test_gradient_equals_mpmath_on_the_hostile_grid(row):
     _check(*row)
@@ -90,7 +99,7 @@ def test_scipy_hyp2f1_overflow_row_has_a_finite_likelihood():
         assert np.isnan(log_band_integral(300 + R, S + 1.0, 1.0, 1000.0, 0.0, 0.5))
     value, grad = _ours(*row)
     assert np.isfinite(value) and all(np.isfinite(grad))
-    assert abs(value - _truth(*row)[0]) <= 1e-12
+    assert abs(value - _truth(*row)[0]) <= _rounding(*row[:3], row[4])
 
 
 def test_covariate_fit_uses_the_analytic_gradient(monkeypatch):
