@@ -91,15 +91,22 @@ def test_gradient_equals_mpmath_on_the_hostile_grid(row):
 
 
 def test_scipy_hyp2f1_overflow_row_has_a_finite_likelihood():
-    """x = 300, z = 0.999: the FHL note's 2F1 form gives nan in scipy; the quadrature mpmath's value."""
-    from custscore.training.paretonbd import log_band_integral
+    """x = 300, z = 0.999: the FHL note's 2F1 form is nan in scipy; the likelihood, its gradient and the
+    repaired band integral (used by the predictions) are mpmath's."""
+    from custscore.training.paretonbd import log_band_from_tails, log_band_integral, log_tail_integral
 
     row = (300, 1.0, 1000.0, 0.0, 0.5)
+    args = (300 + R, S + 1.0, 1.0, 1000.0)
     with np.errstate(invalid="ignore"):
-        assert np.isnan(log_band_integral(300 + R, S + 1.0, 1.0, 1000.0, 0.0, 0.5))
+        assert np.isnan(log_band_from_tails(log_tail_integral(*args, 0.0), log_tail_integral(*args, 0.5)))
     value, grad = _ours(*row)
-    assert np.isfinite(value) and all(np.isfinite(grad))
-    assert abs(value - _truth(*row)[0]) <= _rounding(*row[:3], row[4])
+    true_value, true_grad = _truth(*row)
+    assert abs(value - true_value) <= _rounding(*row[:3], row[4])
+    assert grad == pytest.approx(true_grad, rel=1e-8)
+    with mp.workdps(40):
+        p, q = mp.mpf(R) + 300, mp.mpf(S) + 1
+        truth = mp.log(mp.quad(lambda u: (1 + u) ** -p * (1000 + u) ** -q, mp.linspace(0, 0.5, 50)))
+    assert float(log_band_integral(*args, 0.0, 0.5)) == pytest.approx(float(truth), rel=1e-13)
 
 
 def test_covariate_fit_uses_the_analytic_gradient(monkeypatch):
@@ -116,3 +123,23 @@ def test_covariate_fit_uses_the_analytic_gradient(monkeypatch):
                                               np.full(200, 3.0), np.full(200, 10.0), np.ones(200), z)
     value, grad = lik.value_and_gradient(np.array([0.5, 5.0, 0.6, 8.0, 0.1, -0.1]))
     assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def test_p_alive_where_scipy_hyp2f1_overflows():
+    """The no-dropout world's fit (s -> 0, beta -> 1e7 days along the ridge): scipy's 2F1 overflows for
+    x ~ 70; P(alive) is still mpmath's e^A / (e^A + s I), and exactly 1 when t_x = T."""
+    params = {"r": 0.8265332923479667, "alpha": 42.26553501745981, "s": 2.7499153364880187e-06,
+              "beta": 24771661.92476838}
+    model = ParetoNBDModel()
+    model.params_ = params
+    x, t_x, T = np.array([71.0, 70.0, 5.0]), np.array([475.0, 461.0, 100.0]), np.array([483.0, 461.0, 483.0])
+    got = model.p_alive(x, t_x, T)
+    with mp.workdps(40):
+        theta = [mp.mpf(params[k]) for k in ("r", "alpha", "s", "beta")]
+        for i in range(3):
+            C = mp.loggamma(theta[0] + x[i]) - mp.loggamma(theta[0]) + theta[0] * mp.log(theta[1]) \
+                + theta[2] * mp.log(theta[3])
+            A = -(theta[0] + x[i]) * mp.log(theta[1] + T[i]) - theta[2] * mp.log(theta[3] + T[i])
+            truth = mp.exp(C + A - _mp_log_likelihood(*theta, x[i], mp.mpf(t_x[i]), mp.mpf(T[i])))
+            assert got[i] == pytest.approx(float(truth), rel=1e-10), i
+    assert got[1] == 1.0

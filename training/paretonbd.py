@@ -61,8 +61,33 @@ def log_tail_integral(p: Any, q: Any, alpha: Any, beta: Any, tau: Any) -> np.nda
 
 
 def log_band_integral(p: Any, q: Any, alpha: Any, beta: Any, lo: Any, hi: Any) -> np.ndarray:
-    """``ln int_lo^hi (alpha+u)**-p (beta+u)**-q du`` (-inf when lo == hi), from :func:`log_tail_integral`."""
-    return log_band_from_tails(log_tail_integral(p, q, alpha, beta, lo), log_tail_integral(p, q, alpha, beta, hi))
+    """``ln int_lo^hi (alpha+u)**-p (beta+u)**-q du`` (-inf when lo == hi), from :func:`log_tail_integral`.
+
+    Rows where scipy's 2F1 fails (not finite) are redone by quadrature (:func:`repair_band`).
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        tails = log_band_from_tails(log_tail_integral(p, q, alpha, beta, lo), log_tail_integral(p, q, alpha, beta, hi))
+    return repair_band(tails, p, q, alpha, beta, lo, hi)
+
+
+def repair_band(log_band: np.ndarray, p: Any, q: Any, alpha: Any, beta: Any, lo: Any, hi: Any) -> np.ndarray:
+    """``log_band`` (the 2F1 form of the band integral) with its failed rows (nan or +inf) redone.
+
+    Rows with lo < hi take :func:`band_moments`, empty bands (lo == hi) -inf.
+
+    scipy's hyp2f1 overflows for large first parameters with the argument near 1 (x ~ 300,
+    z = 0.999; or a fit along an unidentified ridge, beta ~ 1e7 days): those rows, usually
+    none, take the quadrature's value.
+    """
+    args = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (log_band, p, q, alpha, beta, lo, hi)))
+    failed = ~np.isfinite(args[0]) & ~(args[0] == -np.inf)
+    if not np.any(failed):
+        return log_band
+    out = np.array(args[0], dtype=float)
+    bad = failed & (args[5] < args[6])
+    out[failed & ~bad] = -np.inf  # an empty band (lo == hi) whose two tails both overflowed
+    out[bad] = band_moments(*(v[bad] for v in args[1:]))[0]
+    return out
 
 
 def log_band_from_tails(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -272,7 +297,8 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
         ``A`` and ``B`` as in the likelihood (FHL note, eq. 1), with ``A`` and the 2F1 of ``B``
         at ``T`` evaluated once per distinct ``(x, T)`` and the 2F1 at ``t_x`` once per
         distinct ``(x, t_x)``: tens of thousands of pairs for millions of customers in days
-        (per customer with covariates, :class:`~custscore.training.purchase_models.DistinctPairs`).
+        (per customer with covariates, :class:`~custscore.training.purchase_models.DistinctPairs`);
+        customers whose 2F1s fail take the quadrature (:func:`repair_band`).
         """
         x, t_x, t_cal = check_rfm(frequency, recency, T)
         params = self._params(covariates, len(x))
@@ -284,7 +310,10 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
 
         r, alpha, s, beta = at_T.params
         A = at_T.expand(-(r + at_T.x) * np.log(alpha + at_T.T) - s * np.log(beta + at_T.T))
-        B = np.log(params[2]) + log_band_from_tails(tail(at_t_x), tail(at_T))
+        with np.errstate(invalid="ignore", over="ignore"):
+            band = log_band_from_tails(tail(at_t_x), tail(at_T))
+        r, alpha, s, beta = params
+        B = np.log(s) + repair_band(band, r + x, s + 1.0, alpha, beta, t_x, t_cal)
         return np.exp(A - np.logaddexp(A, B))
 
     def _expected_if_alive(self, t: Any, x: np.ndarray, T: np.ndarray, params: Sequence[Any]) -> np.ndarray:
