@@ -377,7 +377,8 @@ def minimize_negative_log_likelihood(
     with the lowest objective wins. With ``stop_when_agreeing`` (the default), ``n_starts``
     is a maximum: once two accepted runs agree on the objective to ``AGREEMENT_RTOL`` the
     search stops (usually after two starts; the BG/NBD and Gamma-Gamma likelihoods have
-    one optimum in practice, so later starts only repeat it). Without it every start runs.
+    one optimum in practice, so later starts only repeat it; the first of the two is kept).
+    Without it every start runs.
 
     With ``bound``, every log-parameter is kept in ``[-bound, bound]`` and the gradient
     test ignores components held at the box by a gradient pointing out of it (the
@@ -423,9 +424,10 @@ def minimize_negative_log_likelihood(
         accepted = bool(res.success) and value < 1e100 and np.isfinite(value) and grad_max <= GRADIENT_TOLERANCE
         if (stop_when_agreeing and accepted and best is not None
                 and abs(value - best.fun) <= AGREEMENT_RTOL * max(1.0, abs(value))):
-            # Two starts reached the same optimum: further starts would only repeat it.
-            if value < best.fun:
-                best, best_grad = res, grad_max
+            # Two starts reached the same optimum: further starts would only repeat it. The
+            # first is kept: the later one is lower by float noise at most, and along a
+            # direction the data do not pin down (the coefficient of a constant covariate,
+            # gradient exactly 0) it still sits at its random start.
             break
         if accepted and (best is None or value < best.fun):
             best = res

@@ -263,7 +263,7 @@ class CovariateLikelihood:
     the coefficients, one block of ``k`` per link. The row log-likelihood is the model's
     own (``model._row_log_likelihood`` with per-row parameters), the gradient the chain rule
     through its per-row gradient (``model._row_gradient``: analytic where the model has
-    one, central differences otherwise):
+    one, central differences otherwise; both from ``model._row_value_and_gradient``):
     ``dLL/dp0 = sum_i w_i dLL_i/dp_i p_i / p0`` and ``dLL/dgamma_p = sum_i w_i dLL_i/dp_i p_i sign z_i``.
     The Hessian is central differences of that gradient (coefficient steps of absolute size).
     """
@@ -292,8 +292,8 @@ class CovariateLikelihood:
         params = np.asarray(params, dtype=float)
         theta = self.row_parameters(params)
         rows = (self.x, self.t_x, self.T)
-        value = float(np.dot(self.w, self.model._row_log_likelihood(theta, *rows)))
-        per_row = self.model._row_gradient(theta, *rows)
+        row_values, per_row = self.model._row_value_and_gradient(theta, *rows)
+        value = float(np.dot(self.w, row_values))
         grad = np.array([float(np.dot(self.w, np.broadcast_to(g, self.x.shape))) for g in per_row])
         blocks = []
         for param, sign in self.model.COVARIATE_LINKS:
@@ -408,6 +408,11 @@ class MaximumLikelihoodPurchaseModel:
     def _row_gradient(self, theta: Sequence[Any], x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> list[np.ndarray]:
         """Per-row ``d LL_i / d theta_j``, one array per parameter; central differences unless overridden."""
         return row_gradient_by_differences(self._row_log_likelihood, theta, x, t_x, T)
+
+    def _row_value_and_gradient(self, theta: Sequence[Any], x: np.ndarray, t_x: np.ndarray,
+                                T: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """:meth:`_row_log_likelihood` and :meth:`_row_gradient` together (a model may share their work)."""
+        return self._row_log_likelihood(theta, x, t_x, T), self._row_gradient(theta, x, t_x, T)
 
     def _processes(self) -> dict[str, str]:
         """:attr:`PROCESSES` plus each coefficient with the process of the parameter it scales."""
