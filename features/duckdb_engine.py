@@ -1,19 +1,26 @@
 """The DuckDB feature engine: large CSV/Parquet logs without loading them into pandas.
 
 DuckDB does the heavy, memory-hungry part out of core (with a memory limit, spilling
-to a temporary folder): scanning and parsing the file, validating every value,
-merging purchases per customer and day, and sorting. Customers get an integer code in
-``customer_id`` order, so the per-day purchases are a compact ``(code, date, amount)``
-table. Feature questions are then answered chunk by chunk (contiguous customer-code
-ranges of at most ``rows_per_chunk`` purchase rows) by the *same* pure functions the
-pandas engine uses (:class:`custscore.features.coded_engine.CodedPurchasesEngine`), so
-both engines agree to the last digit by construction and each feature is defined once.
+to a temporary folder), in two passes over the log: one streaming check of every row,
+then the per-day merge straight from the parsed rows (``days``: one row per customer and
+day, netted exactly). A CSV is read with its amounts and ISO dates typed by DuckDB's CSV
+reader when it can (dates in the strict format of the first one, so a column it reads has
+no zone; others, e.g. with UTC offsets, are parsed as text). ``rfm_summary`` is one sorted
+query over ``days`` added up by :func:`custscore.features.rfm.btyd_from_runs`. For the
+other feature questions customers get an integer code in ``customer_id`` order on first
+use, so the per-day purchases are a compact ``(code, date, amount)`` table answered chunk
+by chunk (contiguous customer-code ranges of at most ``rows_per_chunk`` purchase rows) by
+the *same* pure functions the pandas engine uses
+(:class:`custscore.features.coded_engine.CodedPurchasesEngine`), so both engines agree to
+the last digit by construction and each feature is defined once.
 
 Validation: every row is checked in SQL; if any is wrong, the offending rows (with
 their row numbers) go through :mod:`custscore.features.io`'s own validator, so the
 one-line message is the pandas engine's word for word. Differences: CSV row numbers do
 not count blank lines, and a few ISO 8601 forms pandas accepts (``19970105``,
-``1997-01-05T10``) are refused with a message pointing to ``--engine pandas``.
+``1997-01-05T10``) are refused with a message pointing
+to ``--engine pandas``. A zone name after the time (``Europe/Paris``, ``EST``, ``UTC``) is
+refused as pandas refuses it, though DuckDB's casts would read (or silently drop) it.
 """
 from __future__ import annotations
 
@@ -478,8 +485,7 @@ class _ColumnSql:
             # DuckDB's casts ignore what follows a valid time (a zone name, "xyz") or, naive, the offset.
             self.aware = f"regexp_matches({text}, {_quote(_TZ_SUFFIX)})"
             self.ts = (f"CASE WHEN {self.aware} THEN CAST(try_cast({text} AS TIMESTAMPTZ) AS TIMESTAMP) "
-                       f"WHEN regexp_full_match(trim({text}, {_quote(_WHITESPACE)}), {_quote(_NAIVE_ISO)}) "
-                       f"THEN try_cast(trim({text}, {_quote(_WHITESPACE)}) AS TIMESTAMP) END")
+                       f"WHEN regexp_full_match({text}, {_quote(_NAIVE_ISO)}) THEN try_cast({text} AS TIMESTAMP) END")
 
         if a is None:  # a log without amounts: every row 0.0
             self.amount = "CAST(0.0 AS DOUBLE)"
@@ -517,8 +523,9 @@ def _problem(con: duckdb.DuckDBPyConnection, numbered: str, sql: _ColumnSql, col
 
     ``flags`` are :meth:`DuckDBEngine._checked_rows`' check of every row; only when something
     is wrong are the offending rows (at most ``_MAX_PROBLEM_ROWS``, with their 1-based row
-    numbers) handed to features.io's own validator, so the message is the pandas engine's, word for word. ``keyed``: rows are
-    named by number and customer id (:class:`~custscore.features.row_keys.KeyedRows`).
+    numbers) handed to features.io's own validator, so the message is the pandas engine's,
+    word for word. ``keyed``: rows are named by number and customer id
+    (:class:`~custscore.features.row_keys.KeyedRows`).
     """
     any_bad, any_aware, any_naive = flags[:3]
     mixed = any_aware and any_naive
