@@ -187,7 +187,7 @@ class DuckDBEngine(CodedPurchasesEngine):
                     timestamp_format: Optional[str] = None) -> str:
         """The CSV as text columns; with ``declared`` (column -> DuckDB type), read as those types by
         the CSV reader itself, TIMESTAMP columns in ``timestamp_format`` (the fast paths of
-        :meth:`_create_days`; a value it cannot read fails the statement)."""
+        :meth:`_checked_rows`; a value it cannot read fails the statement)."""
         nulls = ", ".join(_quote(s) for s in _NA_STRINGS)
         if declared is None:
             types = "all_varchar = true"
@@ -599,10 +599,6 @@ class _Optional:
         self.day = tuple(per_day[what][0] for what in self.tx)
         self.per_day = "".join(f", {per_day[what][1]} AS {per_day[what][0]}" for what in self.tx)
         self.day_columns = self.day_columns_of("")
-
-    def columns(self, prefix: str) -> str:
-        """``, t.discount, t.arrears`` (the named ones) for a transactions table alias ``prefix``."""
-        return "".join(f", {prefix}{what}" for what in self.tx)
 
     def day_columns_of(self, prefix: str) -> str:
         """``, d.discounted, d.arrears`` (the present ones) for a per-day table alias ``prefix``."""
