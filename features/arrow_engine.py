@@ -37,11 +37,11 @@ import pyarrow.parquet as pq
 from custscore.config import DAYS_PER_UNIT, NS_PER_DAY, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
-from custscore.features.days import day_number_of
+from custscore.features.days import day_dates as _dates, day_number_of
 from custscore.features.io import (_TS_MAX, _TS_MIN, _suffix_kind, check_log_columns, log_column_names,
                                    optional_columns)
 from custscore.features.netting import MAX_TOTAL_UNITS, amount_units, day_units, too_large, units_amount
-from custscore.features.rfm import btyd_from_runs, duration_columns
+from custscore.features.rfm import btyd_from_runs, rfm_frame
 from custscore.threads import all_blocks, for_each_block
 
 _NS_PER_UNIT = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
@@ -340,11 +340,7 @@ class ArrowEngine(CodedPurchasesEngine):
         # The codes are the runs when every customer is present (first purchase before the cutoff).
         runs = code if len(starts) == len(self._ids) else _run_numbers(starts, len(code))
         out = btyd_from_runs(runs, starts, day, amount, float(day_number_of(cutoff)), DAYS_PER_UNIT[time_unit])
-        recency_col, t_col = duration_columns(time_unit)
-        return pd.DataFrame({"frequency": out["frequency"], recency_col: out["recency"], t_col: out["T"],
-                             "monetary_value": out["monetary_value"],
-                             "first_purchase": _dates(day[starts]), "last_purchase": _dates(day[out["last_row"]])},
-                            index=self._ids.take(code[starts]))
+        return rfm_frame(out, _dates(day[starts]), _dates(day[out["last_row"]]), self._ids.take(code[starts]), time_unit)
 
     def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
         """Raw rows (customer_id, ISO date, amount) of the first customers by id (at most 10)."""
@@ -365,8 +361,3 @@ def _examples(log: _Log) -> pd.DataFrame:
     return pd.DataFrame({"customer_id": ids[log.code[rows]].astype(str),
                          "date": pd.to_datetime(ts_ns).strftime("%Y-%m-%d").to_numpy().astype(str),
                          "amount": log.amount[rows].astype(float)})
-
-
-def _dates(days: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 -> datetime64[ns]."""
-    return (days.astype(np.int64) * NS_PER_DAY).view("datetime64[ns]")

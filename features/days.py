@@ -36,3 +36,12 @@ def day_number_of(ts: pd.Timestamp) -> int:
     -106803
     """
     return int(ts.asm8.view("i8")) // _PER_DAY[ts.unit]
+
+
+def day_dates(days: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 -> ``datetime64[ns]`` (midnight).
+
+    >>> day_dates(np.array([0, 10134])).tolist() == [0, 10134 * NS_PER_DAY]
+    True
+    """
+    return (np.asarray(days).astype(np.int64) * NS_PER_DAY).view("datetime64[ns]")

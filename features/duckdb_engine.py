@@ -1,42 +1,52 @@
 """The DuckDB feature engine: large CSV/Parquet logs without loading them into pandas.
 
 DuckDB does the heavy, memory-hungry part out of core (with a memory limit, spilling
-to a temporary folder): scanning and parsing the file, validating every value,
-merging purchases per customer and day, and sorting. Customers get an integer code in
-``customer_id`` order, so the per-day purchases are a compact ``(code, date, amount)``
-table. Feature questions are then answered chunk by chunk (contiguous customer-code
-ranges of at most ``rows_per_chunk`` purchase rows) by the *same* pure functions the
-pandas engine uses (:class:`custscore.features.coded_engine.CodedPurchasesEngine`), so
-both engines agree to the last digit by construction and each feature is defined once.
+to a temporary folder), in two passes over the log: one streaming check of every row,
+then the per-day merge straight from the parsed rows (``days``: one row per customer and
+day, netted exactly). A CSV is read with its amounts and ISO dates typed by DuckDB's CSV
+reader when it can (dates in the strict format of the first one, so a column it reads has
+no zone; others, e.g. with UTC offsets, are parsed as text). ``rfm_summary`` is one sorted
+query over ``days`` added up by :func:`custscore.features.rfm.btyd_from_runs`. For the
+other feature questions customers get an integer code in ``customer_id`` order on first
+use, so the per-day purchases are a compact ``(code, date, amount)`` table answered chunk
+by chunk (contiguous customer-code ranges of at most ``rows_per_chunk`` purchase rows) by
+the *same* pure functions the pandas engine uses
+(:class:`custscore.features.coded_engine.CodedPurchasesEngine`), so both engines agree to
+the last digit by construction and each feature is defined once.
 
 Validation: every row is checked in SQL; if any is wrong, the offending rows (with
 their row numbers) go through :mod:`custscore.features.io`'s own validator, so the
 one-line message is the pandas engine's word for word. Differences: CSV row numbers do
 not count blank lines, and a few ISO 8601 forms pandas accepts (``19970105``,
-``1997-01-05T10``) are refused with a message pointing to ``--engine pandas``.
+``1997-01-05T10``) are refused with a message pointing
+to ``--engine pandas``. A zone name after the time (``Europe/Paris``, ``EST``, ``UTC``) is
+refused as pandas refuses it, though DuckDB's casts would read (or silently drop) it.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from custscore.config import ColumnMap
+from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.errors import CustscoreError
 from custscore.features.coded_engine import CodedPurchasesEngine
-from custscore.features.io import (_TS_MAX, _TS_MIN, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
+from custscore.features.days import day_dates as _dates, day_number_of
+from custscore.features.io import (_TS_MAX, _TS_MIN, _TZ_SUFFIX, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
                                    check_csv_shape, check_log_columns, csv_separator,
                                    longer_row_error, optional_columns)
 from custscore.features.netting import MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount_sql, units_sql
 from custscore.features.periods import ARREARS, DISCOUNTED
+from custscore.features.rfm import btyd_from_runs, duration_columns, rfm_frame
 from custscore.features.row_keys import KeyedRows
 
 # pandas' default missing-value markers (read_csv na_values), so both engines agree on
@@ -49,6 +59,29 @@ _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
 _FLOAT_TYPES = ("FLOAT", "DOUBLE")
 _EXAMPLE_CUSTOMERS = 10
 _MAX_PROBLEM_ROWS = 1_000_000
+#: Text dates DuckDB's naive TIMESTAMP cast reads exactly: ISO date, optional time (RE2 syntax).
+_NAIVE_ISO = r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d\d(?::\d\d(?:\.\d+)?)?)?"
+#: The shapes the CSV reader may parse itself (:func:`_strict_iso_format`): regex -> strptime format.
+_STRICT_ISO = ((re.compile(r"\d{4}-\d\d-\d\d"), "%Y-%m-%d"),
+               (re.compile(r"\d{4}-\d\d-\d\d([ T])\d\d:\d\d"), "%Y-%m-%d{}%H:%M"),
+               (re.compile(r"\d{4}-\d\d-\d\d([ T])\d\d:\d\d:\d\d"), "%Y-%m-%d{}%H:%M:%S"),
+               (re.compile(r"\d{4}-\d\d-\d\d([ T])\d\d:\d\d:\d\d\.\d{1,6}"), "%Y-%m-%d{}%H:%M:%S.%f"))
+
+
+def _strict_iso_format(value: str) -> Optional[str]:
+    """The strptime format of a naive ISO date-time like ``value``, or None (other shapes, zones).
+
+    DuckDB's strptime refuses trailing text, so a column read in this format has no offset,
+    Z or zone name in any row.
+
+    >>> _strict_iso_format("2021-01-01 00:00:13.000"), _strict_iso_format("2021-01-01T10:00Z")
+    ('%Y-%m-%d %H:%M:%S.%f', None)
+    """
+    for pattern, fmt in _STRICT_ISO:
+        match = pattern.fullmatch(str(value))
+        if match:
+            return fmt.format(*match.groups())
+    return None
 
 
 @dataclass(frozen=True)
@@ -146,38 +179,58 @@ class DuckDBEngine(CodedPurchasesEngine):
             config["threads"] = settings.threads
         self._con = duckdb.connect(":memory:", config=config)
         self._con.execute("SET TimeZone = 'UTC'")
-        self._con.execute("SET preserve_insertion_order = true")
+        self._con.execute("SET preserve_insertion_order = false")  # on where order matters (_ordered)
         self._con.execute("SET enable_progress_bar = false")
 
     # ------------------------------------------------------------------ loading
-    def _csv_source(self, delim: str, declared: Optional[dict[str, str]] = None) -> str:
+    def _csv_source(self, delim: str, declared: Optional[dict[str, str]] = None,
+                    timestamp_format: Optional[str] = None) -> str:
         """The CSV as text columns; with ``declared`` (column -> DuckDB type), read as those types by
-        the CSV reader itself (the fast path of :meth:`_load`; a value it cannot read fails the statement)."""
+        the CSV reader itself, TIMESTAMP columns in ``timestamp_format`` (the fast paths of
+        :meth:`_checked_rows`; a value it cannot read fails the statement)."""
         nulls = ", ".join(_quote(s) for s in _NA_STRINGS)
         if declared is None:
             types = "all_varchar = true"
         else:
             types = "columns = {" + ", ".join(f"{_quote(k)}: {_quote(v)}" for k, v in declared.items()) + "}"
+            if timestamp_format:
+                types += f", timestampformat = {_quote(timestamp_format)}"
         return (f"read_csv({_quote(self.path)}, {types}, header = true, delim = {_quote(delim)}, "
                 f"quote = '\"', escape = '\"', encoding = {_quote(self.columns.encoding)}, nullstr = [{nulls}])")
 
-    def _typed_csv_source(self, found: list[str]) -> Optional[tuple[str, dict[str, str]]]:
-        """The fast path's relation and its column types (the amount DOUBLE, the rest text), or None
-        where it does not apply: a log with amounts in a decimal point and a header of distinct
-        names (parsing text amounts in SQL, row by row, costs several times the read; the CSV
-        reader parses them while it reads)."""
+    def _typed_csv_sources(self, found: list[str]) -> list[tuple[str, dict[str, str]]]:
+        """The fast paths' relations and column types, fastest first (the rest of the columns text).
+
+        Amounts DOUBLE when they are written with a decimal point and the header names are
+        distinct (parsing text amounts in SQL, row by row, costs several times the read; the CSV
+        reader parses them while it reads); ISO dates also TIMESTAMP, read by the reader in the
+        strict format of the first date (:func:`_strict_iso_format`), when no ``date_format`` is
+        given: the reader then refuses any other shape, so a column it reads carries no zone (a
+        naive cast would drop an offset or a zone name silently). Empty where none applies.
+        """
         cols = self.columns
-        if not cols.has_amounts or cols.decimal != "." or len(set(found)) != len(found) or cols.amount not in found:
-            return None
-        declared = {name: "DOUBLE" if name == cols.amount else "VARCHAR" for name in found}
-        return self._csv_source(self._csv_sep, declared), declared
+        if len(set(found)) != len(found):
+            return []
+        text = {name: "VARCHAR" for name in found}
+        amounts = dict(text)
+        if cols.has_amounts and cols.decimal == "." and cols.amount in found:
+            amounts[cols.amount] = "DOUBLE"
+        first = None if cols.date_format else self._con.execute(
+            f"SELECT {_ident(cols.date)} FROM {self._csv_source(self._csv_sep)} "
+            f"WHERE {_ident(cols.date)} IS NOT NULL LIMIT 1").fetchone()
+        fmt = _strict_iso_format(first[0]) if first else None
+        candidates = [({**amounts, cols.date: "TIMESTAMP"}, fmt)] if fmt else []
+        candidates.append((amounts, None))
+        return [(self._csv_source(self._csv_sep, declared, fmt), declared)
+                for declared, fmt in candidates if declared != text]
 
     def _source(self, kind: str) -> tuple[str, str]:
         """(relation SQL, SQL of the same relation with a 1-based ``__row`` column)."""
         source = self.source
-        if kind == "arrow":  # loaded once, batch by batch, in stream order (preserve_insertion_order)
+        if kind == "arrow":  # loaded once, batch by batch, in stream order (_ordered)
             self._con.register("arrow_log", self._arrow)
-            self._con.execute("CREATE TEMP TABLE raw_log AS SELECT * FROM arrow_log")
+            with self._ordered():
+                self._con.execute("CREATE TEMP TABLE raw_log AS SELECT * FROM arrow_log")
             self._con.unregister("arrow_log")
             return "raw_log", "(SELECT *, rowid + 1 AS __row FROM raw_log)"
         if kind == "parquet":
@@ -209,76 +262,95 @@ class DuckDBEngine(CodedPurchasesEngine):
         if self._con.execute(f"SELECT 1 FROM {rel} LIMIT 1").fetchone() is None:  # stops at the first row
             raise CustscoreError(f"{source}: no transactions")
 
-        parse = self._create_tx(kind, rel, found, types)
-        error = _problem(self._con, numbered, parse, cols, source, keyed=kind == "arrow")
+        self._numbered, self._text_parse = numbered, _ColumnSql(self._con, rel, cols, types)
+        rows, flags = self._checked_rows(kind, rel, found)
+        with self._ordered():  # row numbers
+            error = _problem(self._con, numbered, self._text_parse, cols, source, flags, keyed=kind == "arrow")
         if error is not None:
             raise error
-        if kind == "arrow":
+        if flags[3] > MAX_TOTAL_UNITS:
+            raise total_error(self.source, cols.amount_decimals)
+        self._con.execute(f"CREATE TEMP TABLE days AS SELECT customer_id, CAST(ts AS DATE) AS date, "
+                          f"CAST(sum(units) AS BIGINT) AS units{self._optional.per_day} FROM ({rows}) "
+                          "GROUP BY customer_id, CAST(ts AS DATE)")
+        self._con.execute(f"CREATE TEMP VIEW purchase_days AS SELECT customer_id, date, "
+                          f"{units_amount_sql('units', cols.amount_decimals)} AS amount{self._optional.day_columns} "
+                          "FROM days WHERE units >= 0")
+        self._coded: Optional[tuple[pd.Index, np.ndarray]] = None
+        self._examples: Optional[pd.DataFrame] = None
+        if kind == "arrow":  # the stream cannot be read again: take the examples now
+            self.example_transactions()
             self._con.execute("DROP TABLE raw_log")
 
-        con = self._con
-        con.execute("CREATE TEMP TABLE customers AS SELECT customer_id, "
-                    "(row_number() OVER (ORDER BY customer_id) - 1)::INTEGER AS code "
-                    "FROM (SELECT DISTINCT customer_id FROM tx)")
-        units = units_sql("t.amount", cols.amount_decimals)
-        con.execute(f"CREATE TEMP TABLE coded AS SELECT c.code, t.ts, t.amount, {units} AS units"
-                    f"{self._optional.columns('t.')}, t.seq FROM "
-                    "(SELECT rowid AS seq, * FROM tx) t JOIN customers c USING (customer_id)")
-        con.execute("DROP TABLE tx")
-        con.execute("CREATE TEMP TABLE examples AS SELECT k.code, k.seq, c.customer_id, k.ts, k.amount "
-                    f"FROM coded k JOIN customers c USING (code) WHERE k.code < {_EXAMPLE_CUSTOMERS}")
-        ids = con.sql("SELECT customer_id FROM customers ORDER BY code").to_arrow_table().column(0).to_pandas()
-        self._ids = pd.Index(ids, name="customer_id")
-        self._merge_days()
+    def _checked_rows(self, kind: str, rel: str, found: list[str]) -> tuple[str, tuple]:
+        """The parsed rows' SQL (:meth:`_rows_sql`) and their check, one streaming pass over the log:
+        (any row features.io refuses, any with / without a UTC offset, the sum of ``|units|``).
 
-    def _create_tx(self, kind: str, rel: str, found: list[str], types: dict[str, str]) -> "_ColumnSql":
-        """Create ``tx`` (customer_id, ts, amount, optional columns, aware) from the log; return its parsing SQL.
-
-        A CSV is first read with its amounts typed by the CSV reader (:meth:`_typed_csv_source`);
-        if any value does not read as a number the statement fails and the all-text relation
-        ``rel`` is parsed instead, so a bad value is named exactly as before (``_problem``)."""
-        typed = self._typed_csv_source(found) if kind == "csv" else None
-        if typed is not None:
-            typed_rel, typed_types = typed
-            parse = _ColumnSql(self._con, typed_rel, self.columns, typed_types)
+        A CSV is first read with its amounts and ISO dates typed by the CSV reader
+        (:meth:`_typed_csv_sources`, fastest first); if a value does not read as declared the
+        pass fails and the next, finally the all-text relation ``rel``, is read instead, so a bad
+        value is named exactly as before (``_problem`` re-reads the text)."""
+        candidates = [(_ColumnSql(self._con, typed_rel, self.columns, typed_types), typed_rel)
+                      for typed_rel, typed_types in (self._typed_csv_sources(found) if kind == "csv" else ())]
+        for parse, source in candidates + [(self._text_parse, rel)]:
+            rows = self._rows_sql(parse, source)
+            bad = _bad("customer_id", "ts", "amount", self.columns.amount_decimals, tuple(parse.optional))
+            check = (f"SELECT coalesce(bool_or({bad}), false), coalesce(bool_or(aware), false), "
+                     f"coalesce(bool_or(NOT aware), false), coalesce(sum(abs(CAST(units AS DOUBLE))), 0) FROM ({rows})")
             try:
-                self._con.execute(self._tx_sql(parse, typed_rel))
-                return parse
+                return rows, self._con.execute(check).fetchone()
             except duckdb.Error:
-                self._con.execute("DROP TABLE IF EXISTS tx")
-        parse = _ColumnSql(self._con, rel, self.columns, types)
-        self._con.execute(self._tx_sql(parse, rel))
-        return parse
+                if source == rel:
+                    raise
 
-    @staticmethod
-    def _tx_sql(parse: "_ColumnSql", rel: str) -> str:
-        return (f"CREATE TEMP TABLE tx AS SELECT {parse.customer} AS customer_id, {parse.ts} AS ts, "
-                f"{parse.amount} AS amount{parse.optional_select}, {parse.aware} AS aware FROM {rel}")
+    def _rows_sql(self, parse: "_ColumnSql", rel: str) -> str:
+        """SQL of the log's parsed rows: customer_id, ts, amount, optional columns, ``aware`` and ``units``.
 
-    def _merge_days(self) -> None:
-        """Build ``purchases`` (code, date, amount): one row per customer and day, netted exactly.
-
-        :mod:`custscore.features.netting` in SQL: each row's BIGINT units, summed per day
-        (exact, order-free), the day kept when its units are >= 0 (merge_periods' returns
-        policy), its amount the units divided back; so the amounts are bit-identical to the
-        pandas engine's.
+        :mod:`custscore.features.netting` in SQL: each row's BIGINT units (NULL where the amount
+        cannot be netted, a row the check refuses); ``days`` sums them per customer and day (exact,
+        order-free), a day is a purchase when its units are >= 0 (the ``purchase_days`` view), its
+        amount the units divided back, so bit-identical to the pandas engine's.
         """
-        con = self._con
-        decimals = self.columns.amount_decimals
-        total = con.execute("SELECT coalesce(sum(abs(units)), 0) FROM coded").fetchone()[0]
-        if total > MAX_TOTAL_UNITS:
-            raise total_error(self.source, decimals)
-        extra = self._optional.day_columns
-        con.execute(f"CREATE TEMP TABLE purchases AS SELECT code, date, {units_amount_sql('units', decimals)} AS amount"
-                    f"{extra} FROM (SELECT code, CAST(ts AS DATE) AS date, CAST(sum(units) AS BIGINT) AS units"
-                    f"{self._optional.per_day} FROM coded GROUP BY ALL) WHERE units >= 0 ORDER BY code, date")
-        con.execute("DROP TABLE coded")
-        self._rows_before = self._cumulative_rows("purchases")
+        units = units_sql(parse.amount, self.columns.amount_decimals, exact=False)
+        return (f"SELECT {parse.customer} AS customer_id, {parse.ts} AS ts, {parse.amount} AS amount"
+                f"{parse.optional_select}, {parse.aware} AS aware, {units} AS units FROM {rel}")
 
-    def _cumulative_rows(self, table: str) -> np.ndarray:
+    def _codes(self) -> tuple[pd.Index, np.ndarray]:
+        """(customer ids by code, rows before code k), building the coded ``purchases`` table on first use.
+
+        ``purchases`` (code, date, amount, optional per-day columns): the purchase days with each
+        customer's code (0.. in ``customer_id`` order), sorted; only the chunked feature questions need it.
+        """
+        if self._coded is None:
+            con = self._con
+            con.execute("CREATE TEMP TABLE customers AS SELECT customer_id, "
+                        "(row_number() OVER (ORDER BY customer_id) - 1)::INTEGER AS code "
+                        "FROM (SELECT DISTINCT customer_id FROM days)")
+            with self._ordered():
+                con.execute(f"CREATE TEMP TABLE purchases AS SELECT c.code, d.date, d.amount"
+                            f"{self._optional.day_columns_of('d.')} FROM purchase_days d JOIN customers c "
+                            "USING (customer_id) ORDER BY c.code, d.date")
+                ids = con.sql("SELECT customer_id FROM customers ORDER BY code").to_arrow_table().column(0)
+            ids = pd.Index(ids.to_pandas(), name="customer_id")
+            self._coded = ids, self._cumulative_rows("purchases", len(ids))
+        return self._coded
+
+    @property
+    def _ids(self) -> pd.Index:
+        return self._codes()[0]
+
+    @property
+    def _rows_before(self) -> np.ndarray:
+        return self._codes()[1]
+
+    def _ordered(self) -> "_InsertionOrder":
+        """Context in which DuckDB keeps the row order (row numbers, sorted tables); off elsewhere (memory)."""
+        return _InsertionOrder(self._con)
+
+    def _cumulative_rows(self, table: str, n_customers: int) -> np.ndarray:
         """Rows of ``table`` with a code below k, for k = 0 .. n_customers."""
         counts = self._con.execute(f"SELECT code, count(*) AS n FROM {table} GROUP BY code").fetchnumpy()
-        rows = np.zeros(len(self._ids), dtype=np.int64)
+        rows = np.zeros(n_customers, dtype=np.int64)
         rows[counts["code"]] = counts["n"]
         return np.concatenate(([0], np.cumsum(rows)))
 
@@ -291,6 +363,7 @@ class DuckDBEngine(CodedPurchasesEngine):
     # ------------------------------------------------------------------ chunks
     def _purchases(self, lo: int, hi: int, after: Optional[pd.Timestamp], until: pd.Timestamp) -> pd.DataFrame:
         """Per-day purchases of codes in [lo, hi) with after < date <= until; customer_id = code."""
+        self._codes()
         where = f"code >= {lo} AND code < {hi} AND date <= {_day(until)}"
         if after is not None:
             where += f" AND date > {_day(after)}"
@@ -303,17 +376,66 @@ class DuckDBEngine(CodedPurchasesEngine):
 
     # ------------------------------------------------------------------ FeatureEngine
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        first, last = self._con.execute("SELECT min(date), max(date) FROM purchases").fetchone()
+        first, last = self._con.execute("SELECT min(date), max(date) FROM purchase_days").fetchone()
         return pd.Timestamp(first).as_unit("ns"), pd.Timestamp(last).as_unit("ns")
 
+    def rfm_summary(self, cutoff: Any, time_unit: str = "D") -> pd.DataFrame:
+        """:func:`custscore.features.rfm.rfm_summary` of the whole log, bit for bit, without chunks.
+
+        SQL filters, counts and sorts: the customers with a purchase day on or before ``cutoff``
+        (sorted, with their number of days), then the days' numbers and amounts in (customer, day)
+        order; :func:`~custscore.features.rfm.btyd_from_runs` adds them up in that order, so the
+        float sums are the pandas engine's (DuckDB's ``sum`` adds in no fixed order, and its ordered
+        ``sum(... ORDER BY date)`` measured twice as slow as this sort and fetch).
+        """
+        cutoff = parse_date(cutoff, "cutoff")
+        duration_columns(time_unit)  # an unknown unit is refused before any work
+        until = f"date <= {_day(cutoff)}"
+        customers = self._con.sql(f"SELECT customer_id, count(*) AS n FROM purchase_days WHERE {until} "
+                                  "GROUP BY customer_id ORDER BY customer_id").to_arrow_table()
+        with self._ordered():
+            rows = self._con.execute(f"SELECT date - DATE '1970-01-01' AS day, amount FROM purchase_days "
+                                     f"WHERE {until} ORDER BY customer_id, date").fetchnumpy()
+        count = customers.column("n").to_numpy()
+        starts = (np.cumsum(count) - count).astype(np.int64)
+        runs = np.repeat(np.arange(len(count)), count)
+        day = np.asarray(rows["day"], dtype=np.int64)
+        out = btyd_from_runs(runs, starts, day, np.asarray(rows["amount"], dtype=np.float64),
+                             float(day_number_of(cutoff)), DAYS_PER_UNIT[time_unit])
+        index = pd.Index(customers.column("customer_id").to_pandas(), name="customer_id")
+        return rfm_frame(out, _dates(day[starts]), _dates(day[out["last_row"]]), index, time_unit)
+
     def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
-        """Raw rows (customer_id, ISO date, amount) of the first customers by id (at most 10)."""
-        rows = self._con.execute(
-            "SELECT customer_id, strftime(ts, '%Y-%m-%d') AS date, amount FROM examples "
-            f"WHERE code < {int(n_customers)} ORDER BY code, ts, seq").fetchnumpy()
-        return pd.DataFrame({"customer_id": rows["customer_id"].astype(str),
-                             "date": rows["date"].astype(str),
-                             "amount": rows["amount"].astype(float)})
+        """Raw rows (customer_id, ISO date, amount) of the first customers by id (at most 10).
+
+        Read again from the log on first use (a CSV or Parquet file; a stream's are taken while loading)."""
+        if self._examples is None:
+            sql = self._text_parse
+            with self._ordered():
+                rows = self._con.execute(
+                    f"SELECT customer_id, strftime(ts, '%Y-%m-%d') AS date, amount FROM (SELECT {sql.customer} "
+                    f"AS customer_id, {sql.ts} AS ts, {sql.amount} AS amount, __row FROM {self._numbered}) "
+                    f"WHERE customer_id IN (SELECT DISTINCT customer_id FROM days ORDER BY customer_id "
+                    f"LIMIT {_EXAMPLE_CUSTOMERS}) ORDER BY customer_id, ts, __row").fetchnumpy()
+            self._examples = pd.DataFrame({"customer_id": rows["customer_id"].astype(str),
+                                           "date": rows["date"].astype(str),
+                                           "amount": rows["amount"].astype(float)})
+        rows = self._examples
+        first = rows["customer_id"].drop_duplicates().head(int(n_customers))
+        return rows[rows["customer_id"].isin(first)].reset_index(drop=True)
+
+
+class _InsertionOrder:
+    """``with``: ``preserve_insertion_order`` on inside, off again after (see :meth:`DuckDBEngine._ordered`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def __enter__(self) -> None:
+        self._con.execute("SET preserve_insertion_order = true")
+
+    def __exit__(self, *exc: object) -> None:
+        self._con.execute("SET preserve_insertion_order = false")
 
 
 class _ColumnSql:
@@ -322,7 +444,9 @@ class _ColumnSql:
     ``customer`` -> VARCHAR (trimmed; integer-valued numbers without ``.0``), ``ts`` ->
     naive TIMESTAMP (aware values converted to UTC), ``amount`` -> DOUBLE; an expression
     is NULL where the value cannot be parsed. ``aware`` is TRUE for text dates carrying a
-    UTC offset or Z (a column may not mix them with naive dates, as in features.io).
+    UTC offset or Z (a column may not mix them with naive dates, as in features.io); other
+    text dates are read only in plain ISO form (:data:`_NAIVE_ISO`), so a zone name is refused
+    as pandas refuses it.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, rel: str, cols: ColumnMap, types: dict[str, str]) -> None:
@@ -340,8 +464,10 @@ class _ColumnSql:
             whole = con.execute(f"SELECT coalesce(bool_and(isfinite({c}) AND floor({c}) = {c}), true) "
                                 f"FROM {rel}").fetchone()[0]
             self.customer = f"CAST(CAST({c} AS BIGINT) AS VARCHAR)" if whole else f"CAST({c} AS VARCHAR)"
-        else:
-            self.customer = f"trim(CAST({c} AS VARCHAR), {_quote(_WHITESPACE)})"
+        else:  # trim only ids that start or end with a control character or blank (trim with a set is slow)
+            text = f"CAST({c} AS VARCHAR)"
+            self.customer = (f"CASE WHEN ascii({text}) <= 32 OR ascii({text}[-1]) <= 32 "
+                             f"THEN trim({text}, {_quote(_WHITESPACE)}) ELSE {text} END")
 
         self.aware = "false"
         if dtype.startswith(("TIMESTAMP", "DATE")):
@@ -355,9 +481,11 @@ class _ColumnSql:
             self.ts = f"try_strptime(CAST({d} AS VARCHAR), {_quote(cols.date_format)})"
         else:
             text = f"CAST({d} AS VARCHAR)"
-            self.ts = f"CAST(try_cast({text} AS TIMESTAMPTZ) AS TIMESTAMP)"
-            tail = f"upper(substr({text}, 11))"
-            self.aware = f"(strpos({tail}, '+') > 0 OR strpos({tail}, '-') > 0 OR strpos({tail}, 'Z') > 0)"
+            # features.io's own test for an offset or Z; a naive value must be plain ISO, since
+            # DuckDB's casts ignore what follows a valid time (a zone name, "xyz") or, naive, the offset.
+            self.aware = f"regexp_matches({text}, {_quote(_TZ_SUFFIX)})"
+            self.ts = (f"CASE WHEN {self.aware} THEN CAST(try_cast({text} AS TIMESTAMPTZ) AS TIMESTAMP) "
+                       f"WHEN regexp_full_match({text}, {_quote(_NAIVE_ISO)}) THEN try_cast({text} AS TIMESTAMP) END")
 
         if a is None:  # a log without amounts: every row 0.0
             self.amount = "CAST(0.0 AS DOUBLE)"
@@ -390,20 +518,18 @@ def _bad(customer: str, ts: str, amount: str, decimals: int, optional: tuple[str
 
 
 def _problem(con: duckdb.DuckDBPyConnection, numbered: str, sql: _ColumnSql, columns: ColumnMap,
-             source: str, keyed: bool = False) -> Optional[CustscoreError]:
-    """The features.io error for the file loaded into ``tx``, or None if every row is valid.
+             source: str, flags: tuple, keyed: bool = False) -> Optional[CustscoreError]:
+    """The features.io error for the log, or None if every row is valid.
 
-    Cheap aggregate over ``tx`` first; only when something is wrong are the offending rows (at most
-    ``_MAX_PROBLEM_ROWS``, with their 1-based row numbers) handed to features.io's own
-    validator, so the message is the pandas engine's, word for word. ``keyed``: rows are
-    named by number and customer id (:class:`~custscore.features.row_keys.KeyedRows`).
+    ``flags`` are :meth:`DuckDBEngine._checked_rows`' check of every row; only when something
+    is wrong are the offending rows (at most ``_MAX_PROBLEM_ROWS``, with their 1-based row
+    numbers) handed to features.io's own validator, so the message is the pandas engine's,
+    word for word. ``keyed``: rows are named by number and customer id
+    (:class:`~custscore.features.row_keys.KeyedRows`).
     """
-    n_bad, n_aware, n_naive = con.execute(
-        f"SELECT count(*) FILTER (WHERE {_bad('customer_id', 'ts', 'amount', columns.amount_decimals, tuple(sql.optional))}), "
-        "count(*) FILTER (WHERE aware), "
-        "count(*) FILTER (WHERE NOT aware) FROM tx").fetchone()
-    mixed = n_aware > 0 and n_naive > 0
-    if not n_bad and not mixed:
+    any_bad, any_aware, any_naive = flags[:3]
+    mixed = any_aware and any_naive
+    if not any_bad and not mixed:
         return None
     bad = _bad(sql.customer, sql.ts, sql.amount, columns.amount_decimals, tuple(sql.optional.values()))
     extra = ""
@@ -473,10 +599,6 @@ class _Optional:
         self.day = tuple(per_day[what][0] for what in self.tx)
         self.per_day = "".join(f", {per_day[what][1]} AS {per_day[what][0]}" for what in self.tx)
         self.day_columns = self.day_columns_of("")
-
-    def columns(self, prefix: str) -> str:
-        """``, t.discount, t.arrears`` (the named ones) for a transactions table alias ``prefix``."""
-        return "".join(f", {prefix}{what}" for what in self.tx)
 
     def day_columns_of(self, prefix: str) -> str:
         """``, d.discounted, d.arrears`` (the present ones) for a per-day table alias ``prefix``."""

@@ -122,7 +122,7 @@ def iter_customer_features(engine: FeatureEngine, as_of: pd.Timestamp, time_unit
 def rfm_table(engine: FeatureEngine, as_of: pd.Timestamp, time_unit: str = "D") -> pd.DataFrame:
     """The BTYD summary of every customer at ``as_of``: :func:`custscore.features.rfm.rfm_summary`'s frame.
 
-    Engines that compute it directly (pandas, arrow) do; the others select it from their
+    Engines that compute it directly (pandas, arrow, duckdb) do; the others select it from their
     customer features.
     """
     as_of = parse_date(as_of, "as_of")

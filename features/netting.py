@@ -100,9 +100,13 @@ def units_amount(units: np.ndarray, decimals: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- SQL (DuckDB)
-def units_sql(amount: str, decimals: int) -> str:
-    """DuckDB SQL of :func:`amount_units` (``round_even`` = numpy's ``rint``) for a DOUBLE expression."""
-    return f"CAST(round_even(({amount}) * {unit_scale(decimals)!r}, 0) AS BIGINT)"
+def units_sql(amount: str, decimals: int, exact: bool = True) -> str:
+    """DuckDB SQL of :func:`amount_units` (``round_even`` = numpy's ``rint``) for a DOUBLE expression.
+
+    With ``exact=False`` an amount out of BIGINT's range (or not finite) gives NULL instead of
+    failing the statement (for SQL that refuses such rows itself, :func:`too_large_sql`)."""
+    cast = "CAST" if exact else "try_cast"
+    return f"{cast}(round_even(({amount}) * {unit_scale(decimals)!r}, 0) AS BIGINT)"
 
 
 def too_large_sql(amount: str, decimals: int) -> str:

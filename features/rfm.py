@@ -122,7 +122,7 @@ def rfm_summary(purchases: pd.DataFrame, cutoff: Any, time_unit: str = "D") -> p
     >>> rfm_summary(p, "2020-01-15")[["frequency", "recency_days", "T_days", "monetary_value"]].to_dict("index")
     {'a': {'frequency': 2, 'recency_days': 14.0, 'T_days': 14.0, 'monetary_value': 15.0}}
     """
-    recency_col, t_col = duration_columns(time_unit)
+    duration_columns(time_unit)  # an unknown unit is refused before any work
     cutoff = parse_date(cutoff, "cutoff")
     frame = _checked_purchases(purchases, "rfm_summary")
     frame = frame[frame["date"] <= cutoff]  # still sorted by customer, then date
@@ -132,14 +132,22 @@ def rfm_summary(purchases: pd.DataFrame, cutoff: Any, time_unit: str = "D") -> p
     days = ((dates - np.datetime64(0, "ns")) / day).astype("float64")
     out = btyd_from_runs(codes, starts, days, frame["amount"].to_numpy(dtype="float64"),
                          float((np.datetime64(cutoff, "ns") - np.datetime64(0, "ns")) / day), DAYS_PER_UNIT[time_unit])
+    return rfm_frame(out, dates[starts], dates[out["last_row"]], index, time_unit)
+
+
+def rfm_frame(out: dict[str, np.ndarray], first_purchase: np.ndarray, last_purchase: np.ndarray,
+              index: pd.Index, time_unit: str) -> pd.DataFrame:
+    """:func:`rfm_summary`'s frame from :func:`btyd_from_runs`' arrays and the first and
+    last purchase dates (``datetime64[ns]``), one row per customer of ``index``."""
+    recency_col, t_col = duration_columns(time_unit)
     return pd.DataFrame(
         {
             "frequency": out["frequency"],
             recency_col: out["recency"],
             t_col: out["T"],
             "monetary_value": out["monetary_value"],
-            "first_purchase": dates[starts],
-            "last_purchase": dates[out["last_row"]],
+            "first_purchase": first_purchase,
+            "last_purchase": last_purchase,
         },
         index=index,
     )

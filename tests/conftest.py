@@ -68,6 +68,19 @@ def screenshot_folder() -> Path | None:
     return target
 
 
+def same_error_as_pandas(open_engine, path: Path) -> str:
+    """``open_engine(path)``'s one-line error, asserted equal to the pandas engine's (features.io); returned."""
+    from custscore.errors import CustscoreError
+    from custscore.features.io import read_transactions
+
+    with pytest.raises(CustscoreError) as expected:
+        read_transactions(path)
+    with pytest.raises(CustscoreError) as got:
+        open_engine(path)
+    assert str(got.value) == str(expected.value)
+    return str(got.value)
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``custscore ARGS`` in a subprocess, as a user would."""
     full_env = {**os.environ, **(env or {})}

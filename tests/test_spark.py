@@ -26,6 +26,7 @@ pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e 
 if shutil.which("java") is None:
     pytest.skip("Java is not installed (Spark needs Java 17+)", allow_module_level=True)
 
+from conftest import same_error_as_pandas  # noqa: E402
 from custscore.cli import main  # noqa: E402
 from custscore.features.spark_engine import SparkEngine, spark_session  # noqa: E402
 from custscore.training.bgnbd import BetaGeoModel  # noqa: E402
@@ -130,12 +131,7 @@ def test_score_spark_refuses_csv_output_in_one_line(trained, cdnow_sample_csv, t
 
 def _same_error_as_pandas(spark, path: Path) -> str:
     """The Spark engine's error on ``path``, asserted equal to the pandas engine's."""
-    with pytest.raises(CustscoreError) as expected:
-        read_transactions(path)
-    with pytest.raises(CustscoreError) as got:
-        SparkEngine(path, spark=spark)
-    assert str(got.value) == str(expected.value)
-    return str(got.value)
+    return same_error_as_pandas(lambda log: SparkEngine(log, spark=spark), path)
 
 
 def test_bad_row_gives_the_pandas_engine_message(spark, tmp_path):
