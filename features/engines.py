@@ -5,8 +5,10 @@
 (:class:`~custscore.features.arrow_engine.ArrowEngine`, the fastest; a log it does not
 read, e.g. CSV or one with bad values, goes to duckdb); ``duckdb`` works out of core
 (:class:`~custscore.features.duckdb_engine.DuckDBEngine`). ``auto`` picks pandas for files
-under :data:`AUTO_LARGE_BYTES` bytes, else arrow for Parquet logs whose estimated
-in-memory size (:data:`ARROW_BYTES_PER_ROW` per transaction) is at most
+under :data:`AUTO_LARGE_BYTES` bytes, else arrow for Parquet logs grouped by customer
+(:func:`parquet_grouped_by`: the arrow engine's fast case; on a shuffled or time-ordered
+log the DuckDB engine is faster and lighter, benchmarks/ORDERS_RESULTS.md run 12) whose
+estimated in-memory size (:data:`ARROW_BYTES_PER_ROW` per transaction) is at most
 :data:`ARROW_MEMORY_SHARE` of the memory available, else duckdb. All give identical
 features (tested), so the choice only affects speed and memory.
 """
@@ -47,7 +49,32 @@ def available_memory_bytes() -> Optional[int]:
     return None
 
 
-def choose_engine(path: str | os.PathLike, engine: str = "auto") -> str:
+def parquet_grouped_by(path: Path, column: str) -> bool:
+    """Whether the Parquet file's row groups hold ``column`` in increasing, non-overlapping ranges
+    (each group's minimum >= the previous group's maximum), by the footer's statistics only.
+
+    True also where it cannot tell (one row group, no statistics, no such column): then
+    ``auto`` keeps the arrow engine, which reads any order, only slower.
+    """
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+        index = meta.schema.names.index(column)
+        previous = None
+        for k in range(meta.num_row_groups):
+            stats = meta.row_group(k).column(index).statistics
+            if stats is None or not stats.has_min_max:
+                return True
+            if previous is not None and stats.min < previous:
+                return False
+            previous = stats.max
+    except Exception:  # not readable or not comparable here: the engine that opens it says why
+        return True
+    return True
+
+
+def choose_engine(path: str | os.PathLike, engine: str = "auto", columns: ColumnMap = ColumnMap()) -> str:
     """The engine for the file at ``path``: ``engine`` itself, or for ``auto`` by size (module doc).
 
     >>> choose_engine("missing.csv", "pandas")
@@ -63,7 +90,8 @@ def choose_engine(path: str | os.PathLike, engine: str = "auto") -> str:
     if path.name.lower().endswith(_PARQUET_SUFFIXES):
         rows = _parquet_rows(path)
         memory = available_memory_bytes()
-        if rows is not None and memory is not None and rows * ARROW_BYTES_PER_ROW <= ARROW_MEMORY_SHARE * memory:
+        if (rows is not None and memory is not None and rows * ARROW_BYTES_PER_ROW <= ARROW_MEMORY_SHARE * memory
+                and parquet_grouped_by(path, columns.customer)):
             return "arrow"
     return "duckdb"
 
@@ -86,7 +114,7 @@ def open_engine(path: "str | os.PathLike | DatabaseLog", columns: ColumnMap = Co
         from custscore.features.database import open_database_engine
 
         return open_database_engine(path, columns, engine)
-    chosen = choose_engine(path, engine)
+    chosen = choose_engine(path, engine, columns)
     if chosen == "arrow":
         from custscore.features.arrow_engine import open_arrow_engine
 

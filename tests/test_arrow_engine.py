@@ -195,6 +195,27 @@ def test_auto_picks_arrow_for_large_parquet_that_fits(tmp_path, cdnow_sample_csv
     assert choose_engine(path) == "duckdb"  # would not fit
 
 
+def test_auto_keeps_arrow_for_logs_grouped_by_customer_only(tmp_path, monkeypatch):
+    """Row-group statistics tell a customer-sorted log from a time-ordered one (the arrow
+    engine's fast case against the DuckDB engine's, benchmarks/ORDERS_RESULTS.md run 12)."""
+    tx = pd.DataFrame({"who": [f"c{i:03d}" for i in range(300) for _ in range(2)],
+                       "date": pd.to_datetime("2020-01-01") + pd.to_timedelta(np.tile([0, 5], 300), unit="D"),
+                       "amount": 1.0})
+    by_customer, by_time = tmp_path / "customer.parquet", tmp_path / "time.parquet"
+    pq.write_table(pa.Table.from_pandas(tx, preserve_index=False), by_customer, row_group_size=100)
+    pq.write_table(pa.Table.from_pandas(tx.sort_values(["date", "who"]), preserve_index=False), by_time,
+                   row_group_size=100)
+    assert pq.ParquetFile(by_time).metadata.num_row_groups == 6
+    monkeypatch.setattr(engines, "AUTO_LARGE_BYTES", 0)
+    columns = ColumnMap(customer="who")
+    assert choose_engine(by_customer, "auto", columns) == "arrow"
+    assert choose_engine(by_time, "auto", columns) == "duckdb"
+    assert choose_engine(by_time, "auto") == "arrow"  # no such column: cannot tell, the arrow engine reads any order
+    assert choose_engine(by_time, "arrow", columns) == "arrow"  # asked for by name
+    pd.testing.assert_frame_equal(rfm_table(open_engine(by_time, columns), "2020-03-01"),
+                                  rfm_table(open_engine(by_customer, columns, "pandas"), "2020-03-01"))
+
+
 def test_rfm_command_gives_one_table_whatever_the_engine(tmp_path, cdnow_sample_csv):
     path = cdnow_parquet(tmp_path, cdnow_sample_csv)
     outputs = {}
