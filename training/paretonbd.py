@@ -399,6 +399,10 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
                                 T: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         return pareto_nbd_rows(theta, x, t_x, T)
 
+    def _row_value_gradient_hessian(self, theta: Sequence[Any], x: np.ndarray, t_x: np.ndarray,
+                                    T: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        return pareto_nbd_rows_hessian(theta, x, t_x, T)
+
     def _warnings(self) -> list[str]:
         return generic_warnings("Pareto/NBD", self.diagnostics_, self.params_, self._processes(), _CONSEQUENCE)
 
