@@ -10,9 +10,9 @@ rate alpha)`` and dies at an exponential time with rate ``mu ~ Gamma(shape s, ra
 beta)``. Inputs ``frequency`` x, ``recency`` t_x and ``T`` are in one time unit of the
 caller's choosing; ``alpha`` and ``beta`` are in that unit (``r``, ``s`` are unit-free).
 
-The fit's likelihood and its analytic gradient (:func:`pareto_nbd_rows`) take the FHL
-note's integral and its parameter derivatives from one Gauss-Legendre quadrature
-(:func:`band_moments`); the predictions use the note's 2F1 form (:func:`log_tail_integral`),
+The fit's likelihood, its analytic gradient (:func:`pareto_nbd_rows`) and Hessian
+(:func:`pareto_nbd_rows_hessian`) take the FHL note's integral and its first and second
+parameter derivatives from one Gauss-Legendre quadrature (:func:`band_moments`); the predictions use the note's 2F1 form (:func:`log_tail_integral`),
 which agrees with the quadrature to 3e-12 in log on the 379,124 distinct rows of
 ``benchmarks/purchase_bench.py``'s 1M customers but is nan for some extreme rows
 (x = 300 with the 2F1 argument at 0.999).

@@ -352,8 +352,8 @@ class CovariateLikelihood:
 class RowLikelihood:
     """A weighted log-likelihood over fixed rows ``(x, t_x, T, weight)``, evaluated row by row.
 
-    A subclass implements ``value_and_gradient(params)`` (natural parameters); the
-    Hessian is central differences of that gradient
+    A subclass implements ``value_and_gradient(params)`` (natural parameters); unless it
+    overrides ``hessian`` (Pareto/NBD's is analytic), the Hessian is central differences of that gradient
     (:func:`custscore.training.fitting.numerical_hessian`), remembered for the last point:
     the fit's Newton steps end where its covariance is then taken (one Hessian fewer).
     """
