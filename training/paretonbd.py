@@ -12,10 +12,10 @@ caller's choosing; ``alpha`` and ``beta`` are in that unit (``r``, ``s`` are uni
 
 The fit's likelihood, its analytic gradient (:func:`pareto_nbd_rows`) and Hessian
 (:func:`pareto_nbd_rows_hessian`) take the FHL note's integral and its first and second
-parameter derivatives from one Gauss-Legendre quadrature (:func:`band_moments`); the predictions use the note's 2F1 form (:func:`log_tail_integral`),
-which agrees with the quadrature to 3e-12 in log on the 379,124 distinct rows of
-``benchmarks/purchase_bench.py``'s 1M customers but is nan for some extreme rows
-(x = 300 with the 2F1 argument at 0.999).
+parameter derivatives from one Gauss-Legendre quadrature (:func:`band_moments`); the
+predictions use the note's 2F1 form (:func:`log_tail_integral`), which agrees with the
+quadrature to 3e-12 in log on the 379,124 distinct rows of ``benchmarks/purchase_bench.py``'s
+1M customers but is nan for some extreme rows (x = 300 with the 2F1 argument at 0.999).
 """
 from __future__ import annotations
 
@@ -237,7 +237,10 @@ def pareto_nbd_rows(params: Any, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
 
 def pareto_nbd_rows_hessian(params: Any, x: np.ndarray, t_x: np.ndarray,
                             T: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """:func:`pareto_nbd_rows` (value, gradient) and the per-row Hessian in ``(r, alpha, s, beta)``, shape ``(4, 4) + x.shape``.
+    """:func:`pareto_nbd_rows` (value, gradient) and the per-row Hessian in ``(r, alpha, s, beta)``.
+
+    The Hessian has shape ``(4, 4) + x.shape``; per-row relative error <= 1e-7 against mpmath on
+    ``tests/test_paretonbd_gradient.py``'s grid (``tests/test_paretonbd_hessian.py``).
 
     From the same quadrature (:func:`band_moments` with ``second``):
     ``Hess LL = Hess C + pi_A Hess A + pi_B Hess B + pi_A pi_B (dA - dB)(dA - dB)'`` (the second
