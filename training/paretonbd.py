@@ -10,19 +10,19 @@ rate alpha)`` and dies at an exponential time with rate ``mu ~ Gamma(shape s, ra
 beta)``. Inputs ``frequency`` x, ``recency`` t_x and ``T`` are in one time unit of the
 caller's choosing; ``alpha`` and ``beta`` are in that unit (``r``, ``s`` are unit-free).
 
-The fit's likelihood and its analytic gradient (:func:`pareto_nbd_rows`) take the FHL
-note's integral and its parameter derivatives from one Gauss-Legendre quadrature
-(:func:`band_moments`); the predictions use the note's 2F1 form (:func:`log_tail_integral`),
-which agrees with the quadrature to 3e-12 in log on the 379,124 distinct rows of
-``benchmarks/purchase_bench.py``'s 1M customers but is nan for some extreme rows
-(x = 300 with the 2F1 argument at 0.999).
+The fit's likelihood, its analytic gradient (:func:`pareto_nbd_rows`) and Hessian
+(:func:`pareto_nbd_rows_hessian`) take the FHL note's integral and its first and second
+parameter derivatives from one Gauss-Legendre quadrature (:func:`band_moments`); the
+predictions use the note's 2F1 form (:func:`log_tail_integral`), which agrees with the
+quadrature to 3e-12 in log on the 379,124 distinct rows of ``benchmarks/purchase_bench.py``'s
+1M customers but is nan for some extreme rows (x = 300 with the 2F1 argument at 0.999).
 """
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
 import numpy as np
-from scipy.special import digamma, gammaln, hyp2f1
+from scipy.special import digamma, gammaln, hyp2f1, polygamma
 
 from custscore.threads import for_each_block
 from custscore.training.diagnostics import generic_warnings
@@ -96,7 +96,8 @@ def log_band_from_tails(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
         return upper + np.log1p(-np.exp(np.minimum(lower - upper, 0.0)))
 
 
-def band_moments(p: Any, q: Any, alpha: Any, beta: Any, lo: Any, hi: Any) -> tuple[np.ndarray, ...]:
+def band_moments(p: Any, q: Any, alpha: Any, beta: Any, lo: Any, hi: Any,
+                 second: bool = False) -> tuple[np.ndarray, ...]:
     """``ln int_lo^hi (alpha+u)**-p (beta+u)**-q du`` (lo < hi) and means under that band's density f.
 
     Returns ``(log_integral, m_alpha, m_beta, e_alpha, e_beta)``, the means ``E_f[ln((alpha+u)/(alpha+lo))]``,
@@ -104,6 +105,13 @@ def band_moments(p: Any, q: Any, alpha: Any, beta: Any, lo: Any, hi: Any) -> tup
     (per time unit): the derivatives of ``ln int_lo^hi (alpha+u)**-p (beta+u)**-q du`` in
     ``p``, ``q``, ``alpha``, ``beta`` are ``-ln(alpha+lo) - m_alpha``, ``-ln(beta+lo) - m_beta``,
     ``-p e_alpha``, ``-q e_beta`` (differentiation under the integral; no 2F1 form for the first two).
+    With ``second``, a sixth item: the covariance matrix under f of
+    ``(ln(alpha+u), 1/(alpha+u), ln(beta+u), 1/(beta+u))``, shape ``(4, 4) + p.shape``
+    (units: 1, per time unit, 1, per time unit), from the same nodes; the second
+    derivatives of the log-integral are that covariance scaled by ``(-1, -p, -1, -q)`` plus
+    ``E_f`` of the integrand's second log-derivatives (:func:`pareto_nbd_rows`). The
+    products are accumulated about the variables' values at the mode, so a narrow band
+    density does not cancel ``E[XY] - E[X] E[Y]`` away.
 
     With ``a >= b`` the larger and smaller of (alpha, beta) and ``p_a``, ``p_b`` their
     exponents, the variable ``v = ln((b+u)/(b+lo))`` in ``[0, V]``, ``V = ln((b+hi)/(b+lo))``, gives
@@ -151,26 +159,53 @@ def band_moments(p: Any, q: Any, alpha: Any, beta: Any, lo: Any, hi: Any) -> tup
     panels = list(zip(edges[:-1], edges[1:]))[0 if np.any(mode > 0) else 1:]
     nodes, weights = np.polynomial.legendre.leggauss(_BAND_NODES)
     shrink = kappa / (1.0 + kappa)
+
+    def variables(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``ln((1 + kappa e^-v) / (1 + kappa))`` (exact near v = 0), ``e^-v`` and ``e^-v / (1 + kappa e^-v)``."""
+        em1 = np.expm1(-v)
+        e = 1.0 + em1
+        return np.log1p(shrink * em1), e, e / (1.0 + kappa * e)
+
+    if second:  # ln((a+u)/(a+lo)), base/(a+u), ln((b+u)/(b+lo)), base/(b+u) at the mode
+        rel_m, e_m, ea_m = variables(mode)
+        centre = (mode + rel_m, ea_m, mode, e_m)
+        first = [np.zeros(p.shape) for _ in range(4)]
+        products = {(i, j): np.zeros(p.shape) for i in range(4) for j in range(i, 4)}
     mass, sum_v, sum_rel, sum_e, sum_ea = (np.zeros(p.shape) for _ in range(5))
     for left, right in panels:
         half = 0.5 * (right - left)
         for t, wt in zip(nodes, weights):
             v = left + half * (t + 1.0)
-            em1 = np.expm1(-v)
-            rel = np.log1p(shrink * em1)  # ln((1 + kappa e^-v) / (1 + kappa)), exact near v = 0
-            e = 1.0 + em1
+            rel, e, ea = variables(v)
             h = wt * half * np.exp(-P1 * v - pa * (rel + log1p_kappa) - g_mode)
             mass += h
             sum_v += h * v
             sum_rel += h * rel
             sum_e += h * e
-            sum_ea += h * e / (1.0 + kappa * e)
+            sum_ea += h * ea
+            if second:
+                d = [value - c for value, c in zip((v + rel, ea, v, e), centre)]
+                hd = [h * di for di in d]
+                for i in range(4):
+                    first[i] += hd[i]
+                    for j in range(i, 4):
+                        products[i, j] += hd[i] * d[j]
     log_integral = (1.0 - p - q) * np.log(base) + g_mode + np.log(mass)
     mean_b = sum_v / mass
     mean_a = mean_b + sum_rel / mass
     inv_b, inv_a = sum_e / mass / base, sum_ea / mass / base
-    return (log_integral, np.where(swap, mean_b, mean_a), np.where(swap, mean_a, mean_b),
-            np.where(swap, inv_b, inv_a), np.where(swap, inv_a, inv_b))
+    out = (log_integral, np.where(swap, mean_b, mean_a), np.where(swap, mean_a, mean_b),
+           np.where(swap, inv_b, inv_a), np.where(swap, inv_a, inv_b))
+    if not second:
+        return out
+    units = (1.0, 1.0 / base, 1.0, 1.0 / base)  # the 1/(a+u), 1/(b+u) variables were in units of 1/base
+    cov = np.empty((4, 4) + p.shape)
+    for (i, j), total in products.items():
+        cov[i, j] = cov[j, i] = (total / mass - (first[i] / mass) * (first[j] / mass)) * units[i] * units[j]
+    # frame (a, b) -> (alpha, beta): swapped rows exchange the (ln, inverse) pairs
+    order = np.array([2, 3, 0, 1])
+    cov = np.where(swap, cov[order][:, order], cov)
+    return out + (cov,)
 
 
 def pareto_nbd_rows(params: Any, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
@@ -196,19 +231,55 @@ def pareto_nbd_rows(params: Any, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
     unit. ``params`` hold scalars or per-row arrays (covariates); blocks of rows run on all
     cores. Returns ``(LL, [d/dr, d/dalpha, d/ds, d/dbeta] or None)``, arrays of the shape of ``x``.
     """
+    value, grads, _ = _rows(params, x, t_x, T, 1 if gradient else 0)
+    return value, grads
+
+
+def pareto_nbd_rows_hessian(params: Any, x: np.ndarray, t_x: np.ndarray,
+                            T: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """:func:`pareto_nbd_rows` (value, gradient) and the per-row Hessian in ``(r, alpha, s, beta)``.
+
+    The Hessian has shape ``(4, 4) + x.shape``; per-row relative error <= 1e-7 against mpmath on
+    ``tests/test_paretonbd_gradient.py``'s grid (``tests/test_paretonbd_hessian.py``).
+
+    From the same quadrature (:func:`band_moments` with ``second``):
+    ``Hess LL = Hess C + pi_A Hess A + pi_B Hess B + pi_A pi_B (dA - dB)(dA - dB)'`` (the second
+    derivative of logaddexp), with the closed forms
+
+    - Hess C: ``psi'(r+x) - psi'(r)`` (r, r), ``1/alpha`` (r, alpha), ``-r/alpha**2`` (alpha, alpha),
+      ``1/beta`` (s, beta), ``-s/beta**2`` (beta, beta);
+    - Hess A: ``-1/(alpha+T)`` (r, alpha), ``(r+x)/(alpha+T)**2`` (alpha, alpha), ``-1/(beta+T)`` (s, beta),
+      ``s/(beta+T)**2`` (beta, beta);
+
+    and ``Hess B = -1/s**2`` at (s, s) plus the log-integral's: ``Cov_f(g) + E_f[dg]``, ``g`` the
+    integrand's log-derivatives ``(-ln(alpha+u), -p/(alpha+u), -ln(beta+u), -q/(beta+u))``, whose
+    own derivatives are ``-1/(alpha+u)`` (r, alpha), ``p/(alpha+u)**2`` (alpha, alpha), ``-1/(beta+u)``
+    (s, beta) and ``q/(beta+u)**2`` (beta, beta). Alpha and beta entries per time unit (squared
+    for (alpha, alpha), (alpha, beta), (beta, beta)).
+    """
+    return _rows(params, x, t_x, T, 2)
+
+
+def _rows(params: Any, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
+          order: int) -> tuple[np.ndarray, Optional[list[np.ndarray]], Optional[np.ndarray]]:
+    """Value, and up to ``order`` (0, 1, 2) gradient and Hessian per row: :func:`pareto_nbd_rows_hessian`."""
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
     value = np.empty(x.shape)
-    grads = [np.empty(x.shape) for _ in range(4)] if gradient else None
+    grads = [np.empty(x.shape) for _ in range(4)] if order >= 1 else None
+    hess = np.empty((4, 4) + x.shape) if order >= 2 else None
 
     def block(rows: slice) -> None:
         r, alpha, s, beta = (np.broadcast_to(np.asarray(v, dtype=float), x.shape)[rows] for v in params)
         xb, lo, hi = x[rows], t_x[rows], T[rows]
         band = lo < hi
         moments = [np.full(xb.shape, -np.inf)] + [np.zeros(xb.shape) for _ in range(4)]
+        if order >= 2:
+            moments.append(np.zeros((4, 4) + xb.shape))
         if np.any(band):
-            for out, v in zip(moments, band_moments(*(w[band] for w in (r + xb, s + 1.0, alpha, beta, lo, hi)))):
-                out[band] = v
-        log_integral, m_alpha, m_beta, e_alpha, e_beta = moments
+            found = band_moments(*(w[band] for w in (r + xb, s + 1.0, alpha, beta, lo, hi)), second=order >= 2)
+            for out, v in zip(moments, found):
+                out[..., band] = v
+        log_integral, m_alpha, m_beta, e_alpha, e_beta = moments[:5]
         C = gammaln(r + xb) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
         A = -(r + xb) * np.log(alpha + hi) - s * np.log(beta + hi)
         B = np.log(s) + log_integral
@@ -223,9 +294,41 @@ def pareto_nbd_rows(params: Any, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
         grads[1][rows] = r / alpha - (r + xb) * (pi_A / (alpha + hi) + pi_B * e_alpha)
         grads[2][rows] = -pi_A * np.log1p(hi / beta) + pi_B * (1.0 / s - np.log1p(lo / beta) - m_beta)
         grads[3][rows] = s / beta - pi_A * s / (beta + hi) - pi_B * (s + 1.0) * e_beta
+        if hess is None:
+            return
+        p, q = r + xb, s + 1.0
+        cov = moments[5]
+        scale = (-1.0, -p, -1.0, -q)
+        h_B = np.array([[scale[i] * scale[j] * cov[i, j] for j in range(4)] for i in range(4)])
+        a_T, b_T = alpha + hi, beta + hi
+        h_B[0, 1] = h_B[1, 0] = h_B[0, 1] - e_alpha
+        h_B[1, 1] += p * (cov[1, 1] + e_alpha**2)
+        h_B[2, 3] = h_B[3, 2] = h_B[2, 3] - e_beta
+        h_B[3, 3] += q * (cov[3, 3] + e_beta**2)
+        # dA - dB = diff - 1/s at s (the ln(s) of B): d/dr and d/ds as m - ln((alpha+T)/(alpha+t_x)), exact
+        # for t_x near T. The -1/s**2 of Hess B and the 1/s**2 of the outer product give -pi_B**2/s**2,
+        # taken as such: when pi_B is ~1e-10 (t_x within 1e-4 of T) the two terms cancel to 1e-19.
+        diff = (m_alpha - np.log1p((hi - lo) / (alpha + lo)), p * (e_alpha - 1.0 / a_T),
+                m_beta - np.log1p((hi - lo) / (beta + lo)), q * e_beta - s / b_T)
+        both_pi = np.exp(A - both) * pi_B  # pi_A pi_B, pi_A exact when small
+        h = pi_B * h_B + both_pi * np.array([[diff[i] * diff[j] for j in range(4)] for i in range(4)])
+        for j in range(4):
+            h[2, j] -= both_pi * diff[j] / s
+            h[j, 2] -= both_pi * diff[j] / s
+        h[2, 2] -= pi_B**2 / s**2
+        h[0, 0] += polygamma(1, p) - polygamma(1, r)
+        cross_a = 1.0 / alpha - pi_A / a_T
+        cross_b = 1.0 / beta - pi_A / b_T
+        h[0, 1] += cross_a
+        h[1, 0] += cross_a
+        h[1, 1] += -r / alpha**2 + pi_A * p / a_T**2
+        h[2, 3] += cross_b
+        h[3, 2] += cross_b
+        h[3, 3] += -s / beta**2 + pi_A * s / b_T**2
+        hess[:, :, rows] = h
 
     for_each_block(block, len(x))
-    return value, grads
+    return value, grads, hess
 
 
 def pareto_nbd_log_likelihood_rows(params: Any, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -234,15 +337,31 @@ def pareto_nbd_log_likelihood_rows(params: Any, x: np.ndarray, t_x: np.ndarray, 
 
 
 class ParetoNBDLikelihood(RowLikelihood):
-    """The weighted Pareto/NBD log-likelihood (FHL note, eq. 1) with its analytic gradient.
+    """The weighted Pareto/NBD log-likelihood (FHL note, eq. 1) with its analytic gradient and Hessian.
 
-    Value and gradient from one pass of :func:`pareto_nbd_rows` (the same quadrature), in
-    natural parameters (alpha, beta in the data's time unit).
+    Value and gradient from one pass of :func:`pareto_nbd_rows`, the Hessian (with value and
+    gradient, remembered for that point: Newton's steps ask for all three) from one pass of
+    :func:`pareto_nbd_rows_hessian`, both on the same quadrature nodes; natural parameters
+    (alpha, beta in the data's time unit).
     """
 
+    _memo: Optional[tuple[bytes, float, np.ndarray, np.ndarray]] = None
+
     def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
-        value, per_row = pareto_nbd_rows(list(np.asarray(params, dtype=float)), self.x, self.t_x, self.T)
+        params = np.asarray(params, dtype=float)
+        if self._memo is not None and self._memo[0] == params.tobytes():
+            return self._memo[1], self._memo[2].copy()
+        value, per_row = pareto_nbd_rows(list(params), self.x, self.t_x, self.T)
         return float(np.dot(self.w, value)), np.array([float(np.dot(self.w, g)) for g in per_row])
+
+    def hessian(self, params: np.ndarray) -> np.ndarray:
+        """Second derivatives of ``sum_i w_i LL_i`` in ``(r, alpha, s, beta)``, shape (4, 4) (alpha, beta per time unit)."""
+        params = np.asarray(params, dtype=float)
+        if self._memo is None or self._memo[0] != params.tobytes():
+            value, per_row, per_row_hessian = pareto_nbd_rows_hessian(list(params), self.x, self.t_x, self.T)
+            self._memo = (params.tobytes(), float(np.dot(self.w, value)),
+                          np.array([float(np.dot(self.w, g)) for g in per_row]), per_row_hessian @ self.w)
+        return self._memo[3].copy()
 
 
 class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
@@ -282,6 +401,10 @@ class ParetoNBDModel(MaximumLikelihoodPurchaseModel):
     def _row_value_and_gradient(self, theta: Sequence[Any], x: np.ndarray, t_x: np.ndarray,
                                 T: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         return pareto_nbd_rows(theta, x, t_x, T)
+
+    def _row_value_gradient_hessian(self, theta: Sequence[Any], x: np.ndarray, t_x: np.ndarray,
+                                    T: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        return pareto_nbd_rows_hessian(theta, x, t_x, T)
 
     def _warnings(self) -> list[str]:
         return generic_warnings("Pareto/NBD", self.diagnostics_, self.params_, self._processes(), _CONSEQUENCE)

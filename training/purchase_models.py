@@ -50,6 +50,8 @@ MERGE_ROWS_UP_TO = 200_000
 _FIRST_K_MAX = 15
 #: Rows per block of the predictive distribution (its temporaries stay a few MB).
 _PMF_BLOCK_ROWS = 1 << 14
+#: Rows per block of :meth:`CovariateLikelihood.hessian`'s per-row Jacobians (a few MB).
+_CHAIN_BLOCK_ROWS = 1 << 14
 #: Relative step of the central differences of per-row log-likelihoods (truncation and
 #: rounding errors both ~1e-10 relative).
 GRADIENT_STEP = 1e-5
@@ -265,7 +267,11 @@ class CovariateLikelihood:
     through its per-row gradient (``model._row_gradient``: analytic where the model has
     one, central differences otherwise; both from ``model._row_value_and_gradient``):
     ``dLL/dp0 = sum_i w_i dLL_i/dp_i p_i / p0`` and ``dLL/dgamma_p = sum_i w_i dLL_i/dp_i p_i sign z_i``.
-    The Hessian is central differences of that gradient (coefficient steps of absolute size).
+    The Hessian chains the model's per-row Hessian where it has one (``model._row_value_gradient_hessian``):
+    ``sum_i w_i J_i' H_i J_i`` (``J_i`` the per-row parameters' Jacobian, ``dp_i/dp0 = p_i/p0``,
+    ``dp_i/dgamma_p = sign z_i p_i``) plus the gradient times their second derivatives
+    (``sign z_i p_i / p0`` in (p0, gamma_p), ``z_i z_i' p_i`` in (gamma_p, gamma_p)); otherwise it is
+    central differences of the gradient (coefficient steps of absolute size).
     """
 
     def __init__(self, model: "MaximumLikelihoodPurchaseModel", x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
@@ -276,6 +282,8 @@ class CovariateLikelihood:
         self.n_rows = len(self.x)
         self.total_weight = float(np.sum(self.w))
         self._n_base = len(model.PARAM_NAMES)
+        #: value and gradient at the point of the last chained Hessian (Newton asks for all three)
+        self._memo: Optional[tuple[bytes, float, np.ndarray]] = None
 
     def subsample(self, max_rows: int) -> "CovariateLikelihood":
         """Every k-th row in the given order, each keeping its weight."""
@@ -290,30 +298,62 @@ class CovariateLikelihood:
 
     def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         params = np.asarray(params, dtype=float)
+        if self._memo is not None and self._memo[0] == params.tobytes():
+            return self._memo[1], self._memo[2].copy()
         theta = self.row_parameters(params)
-        rows = (self.x, self.t_x, self.T)
-        row_values, per_row = self.model._row_value_and_gradient(theta, *rows)
-        value = float(np.dot(self.w, row_values))
+        row_values, per_row = self.model._row_value_and_gradient(theta, self.x, self.t_x, self.T)
+        return float(np.dot(self.w, row_values)), self._chained_gradient(params, theta, per_row)
+
+    def _links(self) -> list[tuple[int, float, slice]]:
+        """Per link: the linked parameter's index, the sign and its coefficients' positions in ``params``."""
+        k = self.Z.shape[1]
+        return [(list(self.model.PARAM_NAMES).index(param), sign, slice(self._n_base + l * k, self._n_base + (l + 1) * k))
+                for l, (param, sign) in enumerate(self.model.COVARIATE_LINKS)]
+
+    def _chained_gradient(self, params: np.ndarray, theta: Sequence[Any], per_row: Sequence[np.ndarray]) -> np.ndarray:
         grad = np.array([float(np.dot(self.w, np.broadcast_to(g, self.x.shape))) for g in per_row])
         blocks = []
-        for param, sign in self.model.COVARIATE_LINKS:
-            i = list(self.model.PARAM_NAMES).index(param)
+        for i, sign, _ in self._links():
             scaled = self.w * per_row[i] * theta[i]  # w_i dLL_i/dp_i p_i
             grad[i] = float(np.sum(scaled)) / params[i]
             blocks.append(sign * (self.Z.T @ scaled))
-        return value, np.concatenate([grad] + blocks)
+        return np.concatenate([grad] + blocks)
 
     def hessian(self, params: np.ndarray) -> np.ndarray:
         params = np.asarray(params, dtype=float)
-        floor = np.where(np.arange(len(params)) < self._n_base, 1e-8, 1.0)
-        return numerical_hessian(lambda p: self.value_and_gradient(p)[1], params, floor)
+        theta = self.row_parameters(params)
+        found = self.model._row_value_gradient_hessian(theta, self.x, self.t_x, self.T)
+        if found is None:
+            floor = np.where(np.arange(len(params)) < self._n_base, 1e-8, 1.0)
+            return numerical_hessian(lambda p: self.value_and_gradient(p)[1], params, floor)
+        row_values, per_row, per_row_hessian = found
+        self._memo = (params.tobytes(), float(np.dot(self.w, row_values)), self._chained_gradient(params, theta, per_row))
+        n_base, n = self._n_base, len(self.x)
+        theta = [np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v in theta]
+        hess = np.zeros((len(params), len(params)))
+        for start in range(0, n, _CHAIN_BLOCK_ROWS):
+            rows = slice(start, start + _CHAIN_BLOCK_ROWS)
+            jac = np.zeros((len(self.x[rows]), n_base, len(params)))  # d p_ij / d params, row by row
+            jac[:, np.arange(n_base), np.arange(n_base)] = 1.0
+            for i, sign, cols in self._links():
+                jac[:, i, i] = theta[i][rows] / params[i]
+                jac[:, i, cols] = sign * self.Z[rows] * theta[i][rows, None]
+            weighted = per_row_hessian[:, :, rows] * self.w[rows]
+            hess += np.einsum("jkn,nja,nkb->ab", weighted, jac, jac, optimize=True)
+        for i, sign, cols in self._links():
+            scaled = self.w * per_row[i] * theta[i]  # w_i dLL_i/dp_i p_i
+            cross = sign * (self.Z.T @ scaled) / params[i]
+            hess[i, cols] += cross
+            hess[cols, i] += cross
+            hess[cols, cols] += (self.Z * scaled[:, None]).T @ self.Z
+        return 0.5 * (hess + hess.T)
 
 
 class RowLikelihood:
     """A weighted log-likelihood over fixed rows ``(x, t_x, T, weight)``, evaluated row by row.
 
-    A subclass implements ``value_and_gradient(params)`` (natural parameters); the
-    Hessian is central differences of that gradient
+    A subclass implements ``value_and_gradient(params)`` (natural parameters); unless it
+    overrides ``hessian`` (Pareto/NBD's is analytic), the Hessian is central differences of that gradient
     (:func:`custscore.training.fitting.numerical_hessian`), remembered for the last point:
     the fit's Newton steps end where its covariance is then taken (one Hessian fewer).
     """
@@ -413,6 +453,12 @@ class MaximumLikelihoodPurchaseModel:
                                 T: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """:meth:`_row_log_likelihood` and :meth:`_row_gradient` together (a model may share their work)."""
         return self._row_log_likelihood(theta, x, t_x, T), self._row_gradient(theta, x, t_x, T)
+
+    def _row_value_gradient_hessian(self, theta: Sequence[Any], x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+                                    ) -> Optional[tuple[np.ndarray, list[np.ndarray], np.ndarray]]:
+        """Per-row value, gradient and Hessian (shape ``(k, k) + x.shape``) at ``theta``, or ``None`` (no
+        analytic per-row Hessian: :class:`CovariateLikelihood` then differences its gradient)."""
+        return None
 
     def _processes(self) -> dict[str, str]:
         """:attr:`PROCESSES` plus each coefficient with the process of the parameter it scales."""
