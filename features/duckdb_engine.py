@@ -59,8 +59,9 @@ _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
 _FLOAT_TYPES = ("FLOAT", "DOUBLE")
 _EXAMPLE_CUSTOMERS = 10
 _MAX_PROBLEM_ROWS = 1_000_000
-#: Text dates DuckDB's naive TIMESTAMP cast reads exactly: ISO date, optional time (RE2 syntax).
-_NAIVE_ISO = r"\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d\d(?::\d\d(?:\.\d+)?)?)?"
+#: Text dates DuckDB's naive TIMESTAMP cast reads exactly, as features.io does: ISO date (or
+#: with slashes, 2020/01/05), optional time (RE2 syntax); matched after trimming blanks.
+_NAIVE_ISO = r"\d{4}(?:-\d{1,2}-\d{1,2}|/\d{1,2}/\d{1,2})(?:[ T]\d{1,2}:\d\d(?::\d\d(?:\.\d+)?)?)?"
 #: The shapes the CSV reader may parse itself (:func:`_strict_iso_format`): regex -> strptime format.
 _STRICT_ISO = ((re.compile(r"\d{4}-\d\d-\d\d"), "%Y-%m-%d"),
                (re.compile(r"\d{4}-\d\d-\d\d([ T])\d\d:\d\d"), "%Y-%m-%d{}%H:%M"),
@@ -215,9 +216,11 @@ class DuckDBEngine(CodedPurchasesEngine):
         amounts = dict(text)
         if cols.has_amounts and cols.decimal == "." and cols.amount in found:
             amounts[cols.amount] = "DOUBLE"
-        first = None if cols.date_format else self._con.execute(
-            f"SELECT {_ident(cols.date)} FROM {self._csv_source(self._csv_sep)} "
-            f"WHERE {_ident(cols.date)} IS NOT NULL LIMIT 1").fetchone()
+        first = None
+        if not cols.date_format:
+            with self._ordered():  # the file's first date, not any date
+                first = self._con.execute(f"SELECT {_ident(cols.date)} FROM {self._csv_source(self._csv_sep)} "
+                                          f"WHERE {_ident(cols.date)} IS NOT NULL LIMIT 1").fetchone()
         fmt = _strict_iso_format(first[0]) if first else None
         candidates = [({**amounts, cols.date: "TIMESTAMP"}, fmt)] if fmt else []
         candidates.append((amounts, None))
@@ -480,7 +483,7 @@ class _ColumnSql:
         elif cols.date_format:
             self.ts = f"try_strptime(CAST({d} AS VARCHAR), {_quote(cols.date_format)})"
         else:
-            text = f"CAST({d} AS VARCHAR)"
+            text = f"trim(CAST({d} AS VARCHAR), {_quote(_WHITESPACE)})"  # features.io reads " 2020-01-05"
             # features.io's own test for an offset or Z; a naive value must be plain ISO, since
             # DuckDB's casts ignore what follows a valid time (a zone name, "xyz") or, naive, the offset.
             self.aware = f"regexp_matches({text}, {_quote(_TZ_SUFFIX)})"

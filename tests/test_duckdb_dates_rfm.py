@@ -121,6 +121,20 @@ def test_mixed_shapes_and_long_fractions_fall_back_and_still_equal_pandas(tmp_pa
     assert_rfm_equal(path, ["2020-01-03", "2020-01-10"])
 
 
+@pytest.mark.parametrize("first", [" 2020-01-05", "\t2020-01-05", "2020/01/05", "2020/1/5 10:00", "2020-1-5"])
+@pytest.mark.parametrize("where", ["first row", "later row"])
+def test_dates_features_io_reads_are_read_the_same_anywhere_in_the_column(tmp_path, first, where):
+    """Blanks around a date, slashes, one-digit months: features.io reads them, so must DuckDB
+    (the first row picks the CSV reader's strict format; a later one goes through the typed read)."""
+    rows = [f"a,{first},1.0", "a,2020-01-09,2.0", "b,2020-01-07,1.0"]
+    if where == "later row":
+        rows = rows[1:] + rows[:1]
+    path = tmp_path / "d.csv"
+    path.write_text(HEADER + "\n".join(rows) + "\n")
+    assert days_of(path) == ["2020-01-05", "2020-01-07"]
+    assert_rfm_equal(path, ["2020-01-06", "2020-02-01"])
+
+
 def test_strict_iso_formats():
     assert _strict_iso_format("2020-01-01") == "%Y-%m-%d"
     assert _strict_iso_format("2020-01-01T10:00") == "%Y-%m-%dT%H:%M"
