@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, ContextManager, Iterable, Optional, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -23,6 +24,10 @@ MIN_PARALLEL_WORK = 200_000
 
 _pool: Optional[ThreadPoolExecutor] = None
 _lock = threading.Lock()
+#: Open :func:`one_blas_thread` blocks and the limit they share.
+_blas_lock = threading.Lock()
+_blas_depth = 0
+_blas_limit: Optional[Any] = None
 
 
 def _workers() -> int:
@@ -37,7 +42,8 @@ def _shared_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def one_blas_thread() -> ContextManager[Any]:
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
     """BLAS (OpenBLAS, MKL) on one thread inside the ``with`` block.
 
     OpenBLAS' own threads spin after a large ``np.dot`` and fight the math threads above and
@@ -45,10 +51,26 @@ def one_blas_thread() -> ContextManager[Any]:
     0.19-0.26 s without on this 2-core machine with other work running
     (``python benchmarks/blas_bench.py``, benchmarks/PURCHASE_RESULTS.md). The dot products of
     a fit are memory-bound, so one thread loses nothing.
-    """
-    import scipy.linalg  # noqa: F401  loads scipy's own BLAS, so that the limit reaches it too
 
-    return threadpool_limits(limits=1, user_api="blas")
+    The limit is process-wide (threadpoolctl), so it is counted: the first of overlapping
+    blocks (fits in two threads, a fit inside the CLI's block) sets it and the last one out
+    restores BLAS' own setting.
+    """
+    global _blas_depth, _blas_limit
+    with _blas_lock:
+        if _blas_depth == 0:
+            import scipy.linalg  # noqa: F401  loads scipy's own BLAS, so that the limit reaches it too
+
+            _blas_limit = threadpool_limits(limits=1, user_api="blas")
+        _blas_depth += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0 and _blas_limit is not None:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
 
 
 def map_in_threads(fn: Callable[[T], R], items: Iterable[T], work: int) -> list[R]:
