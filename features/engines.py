@@ -6,7 +6,7 @@
 read, e.g. CSV or one with bad values, goes to duckdb); ``duckdb`` works out of core
 (:class:`~custscore.features.duckdb_engine.DuckDBEngine`). ``auto`` picks pandas for files
 under :data:`AUTO_LARGE_BYTES` bytes, else arrow for Parquet logs grouped by customer
-(:func:`parquet_grouped_by`: the arrow engine's fast case; on a shuffled or time-ordered
+(:func:`parquet_sorted_by`: the arrow engine's fast case; on a shuffled or time-ordered
 log the DuckDB engine is faster and lighter, benchmarks/ORDERS_RESULTS.md run 12) whose
 estimated in-memory size (:data:`ARROW_BYTES_PER_ROW` per transaction) is at most
 :data:`ARROW_MEMORY_SHARE` of the memory available, else duckdb. All give identical
@@ -49,9 +49,10 @@ def available_memory_bytes() -> Optional[int]:
     return None
 
 
-def parquet_grouped_by(path: Path, column: str) -> bool:
+def parquet_sorted_by(path: Path, column: str) -> bool:
     """Whether the Parquet file's row groups hold ``column`` in increasing, non-overlapping ranges
-    (each group's minimum >= the previous group's maximum), by the footer's statistics only.
+    (each group's minimum >= the previous group's maximum: sorted by it, as far as the footer's
+    statistics tell; a log grouped by customer in another order counts as unsorted).
 
     True also where it cannot tell (one row group, no statistics, no such column): then
     ``auto`` keeps the arrow engine, which reads any order, only slower.
@@ -91,7 +92,7 @@ def choose_engine(path: str | os.PathLike, engine: str = "auto", columns: Column
         rows = _parquet_rows(path)
         memory = available_memory_bytes()
         if (rows is not None and memory is not None and rows * ARROW_BYTES_PER_ROW <= ARROW_MEMORY_SHARE * memory
-                and parquet_grouped_by(path, columns.customer)):
+                and parquet_sorted_by(path, columns.customer)):
             return "arrow"
     return "duckdb"
 

@@ -203,3 +203,12 @@ def test_selection_from_delong_from_customers_on_uses_delongs_interval(monkeypat
     y, scores = _correlated_scores(np.random.default_rng(4), 2000)
     monkeypatch.setattr(select, "DELONG_FROM", 2000)
     assert select._paired_auc(y, scores, "a", seed=0, n_boot=10) == paired_auc_delong(y, scores, "a")
+    # one churner, or a score that is not finite: no variance from DeLong, the bootstrap answers
+    one = np.zeros_like(y)
+    one[0] = 1.0
+    with pytest.raises(ValueError, match="at least 2 churners"):
+        paired_auc_delong(one, scores, "a")
+    assert all(np.isfinite(v[0]) for v in select._paired_auc(one, scores, "a", seed=0, n_boot=10).values())
+    scores["b"][5] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        paired_auc_delong(y, scores, "a")

@@ -204,8 +204,9 @@ def _paired_auc(y: np.ndarray, scores: Mapping[str, np.ndarray], reference: str,
     """AUC(name) - AUC(reference) with its 95 % interval, per other name: paired bootstrap, or
     DeLong's from :data:`DELONG_FROM` customers on (the same interval there, and seconds
     instead of a minute for millions of customers)."""
-    if len(y) >= DELONG_FROM:
-        return paired_auc_delong(y, scores, reference)
+    if len(y) >= DELONG_FROM and min(int(np.sum(y == 1)), int(np.sum(y == 0))) >= 2 \
+            and all(np.isfinite(s).all() for s in scores.values()):
+        return paired_auc_delong(y, scores, reference)  # its variance needs 2 of each class
     table = bootstrap_table(y, scores, reference=reference, n_boot=n_boot, seed=seed, ranking=("auc",))
     rows = table[(table["metric"] == "auc") & (table["score"] != reference)]
     return {r.score: (float(r.diff), float(r.diff_low), float(r.diff_high)) for r in rows.itertuples()}

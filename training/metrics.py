@@ -112,6 +112,7 @@ def paired_auc_delong(y, scores: Mapping[str, np.ndarray], reference: str,
     Correlated Receiver Operating Characteristic Curves", Biometrics 44(3): the variance of
     the paired difference is ``var(V10_a - V10_b) / m + var(V01_a - V01_b) / n`` over the m
     positives and n negatives. O(N log N) once, where a bootstrap evaluates every resample.
+    Needs finite scores and at least 2 positives and 2 negatives (else ``ValueError``).
 
     >>> d, low, high = paired_auc_delong([0, 0, 1, 1], {"a": [0.1, 0.4, 0.35, 0.8], "b": [0.1, 0.2, 0.3, 0.4]}, "b")["a"]
     >>> round(d, 2)
@@ -120,6 +121,10 @@ def paired_auc_delong(y, scores: Mapping[str, np.ndarray], reference: str,
     from scipy.stats import norm
 
     y = np.asarray(y, dtype=float)
+    if min(int(np.sum(y == 1.0)), int(np.sum(y == 0.0))) < 2:
+        raise ValueError("DeLong's interval needs at least 2 churners and 2 non-churners")
+    if not all(np.isfinite(np.asarray(score, dtype=float)).all() for score in scores.values()):
+        raise ValueError("DeLong's interval needs finite scores")
     parts = {name: _placements(*_prepare(y, score, None)[:2]) for name, score in scores.items()}
     ref10, ref01 = parts[reference]
     z = float(norm.ppf(0.5 + level / 2.0))
