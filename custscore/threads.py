@@ -52,11 +52,15 @@ def one_blas_thread() -> Iterator[None]:
     (``python benchmarks/blas_bench.py``, benchmarks/PURCHASE_RESULTS.md). The dot products of
     a fit are memory-bound, so one thread loses nothing.
 
-    The limit is process-wide (threadpoolctl), so it is counted: the first of overlapping
-    blocks (fits in two threads, a fit inside the CLI's block) sets it and the last one out
-    restores BLAS' own setting.
+    The limit is process-wide (threadpoolctl), and OpenBLAS 0.3.30 ignores a thread count set
+    from another thread than the one that lowered it (tests/test_blas_threads.py), so only the
+    main thread sets and restores it, counting nested blocks (a fit inside the CLI's block);
+    elsewhere (fits in a library user's threads) the block changes nothing.
     """
     global _blas_depth, _blas_limit
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     with _blas_lock:
         if _blas_depth == 0:
             import scipy.linalg  # noqa: F401  loads scipy's own BLAS, so that the limit reaches it too
