@@ -41,7 +41,7 @@ from custscore.features.days import day_dates as _dates, day_number_of
 from custscore.features.io import (_TS_MAX, _TS_MIN, _suffix_kind, check_log_columns, log_column_names,
                                    optional_columns)
 from custscore.features.netting import MAX_TOTAL_UNITS, amount_units, day_units, too_large, units_amount
-from custscore.features.rfm import btyd_from_runs, rfm_frame
+from custscore.features.rfm import btyd_from_runs, rfm_frame, run_numbers
 from custscore.threads import all_blocks, for_each_block
 
 _NS_PER_UNIT = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
@@ -202,7 +202,7 @@ def _customer_codes(ids: pa.ChunkedArray) -> Optional[tuple[pa.Array, np.ndarray
         heads = ids.filter(pa.array(change)).combine_chunks()  # the first id of each run of equal ids
         # Sorted by id exactly when each run's id is below the next run's: then runs are customers.
         if len(heads) == 1 or pc.all(pc.less(heads.slice(0, len(heads) - 1), heads.slice(1))).as_py():
-            return (heads, _run_numbers(np.flatnonzero(change), len(ids))) if _plain_ids(heads) else None
+            return (heads, run_numbers(np.flatnonzero(change), len(ids))) if _plain_ids(heads) else None
         del change, heads
     if isinstance(ids, pa.ChunkedArray):  # one array, so one dictionary
         ids = ids.combine_chunks()
@@ -214,11 +214,6 @@ def _customer_codes(ids: pa.ChunkedArray) -> Optional[tuple[pa.Array, np.ndarray
     rank[order] = np.arange(len(order), dtype=np.int32)
     uniques = text.take(pa.array(order))
     return (uniques, rank[indices]) if _plain_ids(uniques) else None
-
-
-def _run_numbers(starts: np.ndarray, n: int) -> np.ndarray:
-    """Row -> number of its run (int32) for runs starting at ``starts`` (sorted, ``starts[0] == 0``) of ``n`` rows."""
-    return np.repeat(np.arange(len(starts), dtype=np.int32), np.diff(starts, append=n))
 
 
 def _plain_ids(uniques: pa.Array) -> bool:
@@ -338,7 +333,7 @@ class ArrowEngine(CodedPurchasesEngine):
         np.not_equal(code[1:], code[:-1], out=change[1:])
         starts = np.flatnonzero(change)
         # The codes are the runs when every customer is present (first purchase before the cutoff).
-        runs = code if len(starts) == len(self._ids) else _run_numbers(starts, len(code))
+        runs = code if len(starts) == len(self._ids) else run_numbers(starts, len(code))
         out = btyd_from_runs(runs, starts, day, amount, float(day_number_of(cutoff)), DAYS_PER_UNIT[time_unit])
         return rfm_frame(out, _dates(day[starts]), _dates(day[out["last_row"]]), self._ids.take(code[starts]), time_unit)
 

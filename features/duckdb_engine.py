@@ -46,7 +46,7 @@ from custscore.features.io import (_TS_MAX, _TS_MIN, _TZ_SUFFIX, FLAG_TEXT, _nor
                                    longer_row_error, optional_columns)
 from custscore.features.netting import MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount_sql, units_sql
 from custscore.features.periods import ARREARS, DISCOUNTED
-from custscore.features.rfm import btyd_from_runs, duration_columns, rfm_frame
+from custscore.features.rfm import btyd_from_runs, duration_columns, rfm_frame, run_numbers
 from custscore.features.row_keys import KeyedRows
 
 # pandas' default missing-value markers (read_csv na_values), so both engines agree on
@@ -401,8 +401,8 @@ class DuckDBEngine(CodedPurchasesEngine):
                                      f"WHERE {until} ORDER BY customer_id, date").fetchnumpy()
         count = customers.column("n").to_numpy()
         starts = (np.cumsum(count) - count).astype(np.int64)
-        runs = np.repeat(np.arange(len(count)), count)
         day = np.asarray(rows["day"], dtype=np.int64)
+        runs = run_numbers(starts, len(day))
         out = btyd_from_runs(runs, starts, day, np.asarray(rows["amount"], dtype=np.float64),
                              float(day_number_of(cutoff)), DAYS_PER_UNIT[time_unit])
         index = pd.Index(customers.column("customer_id").to_pandas(), name="customer_id")

@@ -153,6 +153,16 @@ def rfm_frame(out: dict[str, np.ndarray], first_purchase: np.ndarray, last_purch
     )
 
 
+def run_numbers(starts: np.ndarray, n: int) -> np.ndarray:
+    """Row -> number of its run (int32) for runs starting at ``starts`` (sorted, ``starts[0] == 0``) of ``n`` rows:
+    :func:`btyd_from_runs`' ``runs``.
+
+    >>> run_numbers(np.array([0, 2, 3]), 5).tolist()
+    [0, 0, 1, 2, 2]
+    """
+    return np.repeat(np.arange(len(starts), dtype=np.int32), np.diff(starts, append=n))
+
+
 def btyd_from_runs(runs: np.ndarray, starts: np.ndarray, days: np.ndarray, amount: np.ndarray,
                    cutoff_day: float, days_per_unit: float) -> dict[str, np.ndarray]:
     """The BTYD summary arrays of purchases sorted by customer, then day (one row per day).
