@@ -352,17 +352,14 @@ class CovariateLikelihood:
 class RowLikelihood:
     """A weighted log-likelihood over fixed rows ``(x, t_x, T, weight)``, evaluated row by row.
 
-    A subclass implements ``value_and_gradient(params)`` (natural parameters); unless it
-    overrides ``hessian`` (Pareto/NBD's is analytic), the Hessian is central differences of that gradient
-    (:func:`custscore.training.fitting.numerical_hessian`), remembered for the last point:
-    the fit's Newton steps end where its covariance is then taken (one Hessian fewer).
+    A subclass implements ``value_and_gradient(params)`` and ``hessian(params)`` (natural
+    parameters; Pareto/NBD's are analytic).
     """
 
     def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> None:
         self.x, self.t_x, self.T, self.w = (np.asarray(v, dtype=float) for v in (x, t_x, T, weights))
         self.n_rows = len(self.x)
         self.total_weight = float(np.sum(self.w))
-        self._last_hessian: Optional[tuple[bytes, np.ndarray]] = None
 
     def subsample(self, max_rows: int) -> "RowLikelihood":
         """Every k-th row in the given order, each keeping its weight."""
@@ -372,11 +369,7 @@ class RowLikelihood:
         raise NotImplementedError
 
     def hessian(self, params: np.ndarray) -> np.ndarray:
-        params = np.asarray(params, dtype=float)
-        key = params.tobytes()
-        if self._last_hessian is None or self._last_hessian[0] != key:
-            self._last_hessian = (key, numerical_hessian(lambda p: self.value_and_gradient(p)[1], params))
-        return self._last_hessian[1].copy()
+        raise NotImplementedError
 
 
 class MaximumLikelihoodPurchaseModel:
