@@ -51,7 +51,7 @@ import pandas as pd
 from custscore.config import CHURN_SELECT_MARGIN
 from custscore.training.calibration import ProbabilityCalibrator
 from custscore.training.churn import CHURN_FEATURES, feature_correlation, transform_features
-from custscore.training.metrics import bootstrap_table, paired_auc_delong, roc_auc
+from custscore.training.metrics import bootstrap_table, delong_problem, paired_auc_delong, roc_auc
 
 #: The classifier's name in :attr:`CustomerScorer.churn_model` and the selection tables.
 CLASSIFIER = "classifier"
@@ -204,9 +204,8 @@ def _paired_auc(y: np.ndarray, scores: Mapping[str, np.ndarray], reference: str,
     """AUC(name) - AUC(reference) with its 95 % interval, per other name: paired bootstrap, or
     DeLong's from :data:`DELONG_FROM` customers on (the same interval there, and seconds
     instead of a minute for millions of customers)."""
-    if len(y) >= DELONG_FROM and min(int(np.sum(y == 1)), int(np.sum(y == 0))) >= 2 \
-            and all(np.isfinite(s).all() for s in scores.values()):
-        return paired_auc_delong(y, scores, reference)  # its variance needs 2 of each class
+    if len(y) >= DELONG_FROM and delong_problem(y, scores) is None:
+        return paired_auc_delong(y, scores, reference)
     table = bootstrap_table(y, scores, reference=reference, n_boot=n_boot, seed=seed, ranking=("auc",))
     rows = table[(table["metric"] == "auc") & (table["score"] != reference)]
     return {r.score: (float(r.diff), float(r.diff_low), float(r.diff_high)) for r in rows.itertuples()}

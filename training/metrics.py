@@ -104,6 +104,20 @@ def _placements(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return v10, v01
 
 
+def delong_problem(y, scores: Mapping[str, np.ndarray]) -> Optional[str]:
+    """Why :func:`paired_auc_delong` cannot give a variance for these labels and scores, or None.
+
+    >>> delong_problem([0, 1, 1], {"a": [0.1, 0.2, 0.3]})
+    "DeLong's interval needs at least 2 churners and 2 non-churners"
+    """
+    y = np.asarray(y, dtype=float)
+    if min(int(np.sum(y == 1.0)), int(np.sum(y == 0.0))) < 2:
+        return "DeLong's interval needs at least 2 churners and 2 non-churners"
+    if not all(np.isfinite(np.asarray(score, dtype=float)).all() for score in scores.values()):
+        return "DeLong's interval needs finite scores"
+    return None
+
+
 def paired_auc_delong(y, scores: Mapping[str, np.ndarray], reference: str,
                       level: float = 0.95) -> dict[str, tuple[float, float, float]]:
     """``AUC(name) - AUC(reference)`` with its normal interval from DeLong's covariance, per other name.
@@ -121,10 +135,9 @@ def paired_auc_delong(y, scores: Mapping[str, np.ndarray], reference: str,
     from scipy.stats import norm
 
     y = np.asarray(y, dtype=float)
-    if min(int(np.sum(y == 1.0)), int(np.sum(y == 0.0))) < 2:
-        raise ValueError("DeLong's interval needs at least 2 churners and 2 non-churners")
-    if not all(np.isfinite(np.asarray(score, dtype=float)).all() for score in scores.values()):
-        raise ValueError("DeLong's interval needs finite scores")
+    problem = delong_problem(y, scores)
+    if problem is not None:
+        raise ValueError(problem)
     parts = {name: _placements(*_prepare(y, score, None)[:2]) for name, score in scores.items()}
     ref10, ref01 = parts[reference]
     z = float(norm.ppf(0.5 + level / 2.0))
