@@ -24,8 +24,7 @@ MIN_PARALLEL_WORK = 200_000
 
 _pool: Optional[ThreadPoolExecutor] = None
 _lock = threading.Lock()
-#: Open :func:`one_blas_thread` blocks and the limit they share.
-_blas_lock = threading.Lock()
+#: Open :func:`one_blas_thread` blocks (main thread only, so no lock) and the limit they share.
 _blas_depth = 0
 _blas_limit: Optional[Any] = None
 
@@ -61,20 +60,18 @@ def one_blas_thread() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    with _blas_lock:
-        if _blas_depth == 0:
-            import scipy.linalg  # noqa: F401  loads scipy's own BLAS, so that the limit reaches it too
+    if _blas_depth == 0:
+        import scipy.linalg  # noqa: F401  loads scipy's own BLAS, so that the limit reaches it too
 
-            _blas_limit = threadpool_limits(limits=1, user_api="blas")
-        _blas_depth += 1
+        _blas_limit = threadpool_limits(limits=1, user_api="blas")
+    _blas_depth += 1
     try:
         yield
     finally:
-        with _blas_lock:
-            _blas_depth -= 1
-            if _blas_depth == 0 and _blas_limit is not None:
-                _blas_limit.restore_original_limits()
-                _blas_limit = None
+        _blas_depth -= 1
+        if _blas_depth == 0 and _blas_limit is not None:
+            _blas_limit.restore_original_limits()
+            _blas_limit = None
 
 
 def map_in_threads(fn: Callable[[T], R], items: Iterable[T], work: int) -> list[R]:
