@@ -351,7 +351,10 @@ class ParetoNBDLikelihood(RowLikelihood):
         params = np.asarray(params, dtype=float)
         if self._memo is not None and self._memo[0] == params.tobytes():
             return self._memo[1], self._memo[2].copy()
-        value, per_row = pareto_nbd_rows(list(params), self.x, self.t_x, self.T)
+        return self._weighted(*pareto_nbd_rows(list(params), self.x, self.t_x, self.T))
+
+    def _weighted(self, value: np.ndarray, per_row: Sequence[np.ndarray]) -> tuple[float, np.ndarray]:
+        """``(sum_i w_i LL_i, [sum_i w_i dLL_i/dtheta_j])`` of per-row values and gradients."""
         return float(np.dot(self.w, value)), np.array([float(np.dot(self.w, g)) for g in per_row])
 
     def hessian(self, params: np.ndarray) -> np.ndarray:
@@ -359,8 +362,7 @@ class ParetoNBDLikelihood(RowLikelihood):
         params = np.asarray(params, dtype=float)
         if self._memo is None or self._memo[0] != params.tobytes():
             value, per_row, per_row_hessian = pareto_nbd_rows_hessian(list(params), self.x, self.t_x, self.T)
-            self._memo = (params.tobytes(), float(np.dot(self.w, value)),
-                          np.array([float(np.dot(self.w, g)) for g in per_row]), per_row_hessian @ self.w)
+            self._memo = (params.tobytes(), *self._weighted(value, per_row), per_row_hessian @ self.w)
         return self._memo[3].copy()
 
 
