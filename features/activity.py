@@ -13,8 +13,12 @@ import pandas as pd
 
 from custscore.config import parse_date
 from custscore.errors import CustscoreError
-from custscore.features.days import day_number_of, day_numbers
-from custscore.features.rfm import _checked_purchases, _customer_runs
+from custscore.features.days import day_number_of
+from custscore.features.runs import PurchaseRuns, purchase_runs
+
+#: Default trailing windows and trend window, in days.
+WINDOWS_DAYS: tuple[int, ...] = (30, 90, 365)
+TREND_DAYS = 90
 
 
 def _check_days(value: Any, name: str) -> int:
@@ -26,8 +30,8 @@ def _check_days(value: Any, name: str) -> int:
 def activity_features(
     purchases: pd.DataFrame,
     as_of: Any,
-    windows_days: tuple[int, ...] = (30, 90, 365),
-    trend_days: int = 90,
+    windows_days: tuple[int, ...] = WINDOWS_DAYS,
+    trend_days: int = TREND_DAYS,
 ) -> pd.DataFrame:
     """Per-customer activity at ``as_of`` (inclusive; later purchases are ignored).
 
@@ -58,45 +62,48 @@ def activity_features(
         raise CustscoreError(f"windows_days: duplicate windows in {list(windows_days)}")
     trend_days = _check_days(trend_days, "trend_days")
 
-    frame = _checked_purchases(purchases, "activity_features")
-    frame = frame[frame["date"] <= as_of]
-    index, starts, codes = _customer_runs(frame)  # frame is sorted by customer, then date
-    n_customers = len(index)
+    runs = purchase_runs(purchases, "activity_features", as_of)
+    return pd.DataFrame(activity_arrays(runs, windows, trend_days), index=runs.index)
 
-    # days before as_of, >= 0, from whole day numbers: no timedelta64[ns], so any span of
-    # datetime64[ns] dates (up to 584 years) works
-    age = day_number_of(as_of) - day_numbers(frame["date"].to_numpy(dtype="datetime64[ns]"))
-    amount = frame["amount"].to_numpy(dtype="float64")
-    count = np.bincount(codes, minlength=n_customers)
 
+def activity_arrays(runs: PurchaseRuns, windows_days: tuple[int, ...], trend_days: int) -> dict[str, np.ndarray]:
+    """:func:`activity_features`' columns (name -> array, in order) of checked purchase runs
+    at ``as_of = runs.until``, for checked windows (whole days > 0, distinct)."""
+    # Whole day numbers, no timedelta64[ns]: any span of datetime64[ns] dates (584 years)
+    # works. A purchase is "w days back" (age < w) when its day is after as_of - w; the
+    # days rise within a customer, so those are the last rows of its run.
+    as_of = day_number_of(runs.until)
+    first, last = runs.day[runs.starts], runs.day[runs.last_row]
     columns: dict[str, np.ndarray] = {
-        "tenure_days": age[starts].astype("float64"),
-        "days_since_last_purchase": age[starts + count - 1].astype("float64"),
+        "tenure_days": (as_of - first).astype("float64"),
+        "days_since_last_purchase": (as_of - last).astype("float64"),
     }
-    for w in windows:
-        inside = age < w
-        columns[f"n_purchases_{w}d"] = np.bincount(codes, weights=inside, minlength=n_customers).astype("int64")
-        columns[f"spend_{w}d"] = np.bincount(codes, weights=amount * inside, minlength=n_customers)
+    within: dict[int, np.ndarray] = {}  # days back -> purchase days in that window
+    for w in windows_days:
+        inside = runs.day > as_of - w
+        within[w] = columns[f"n_purchases_{w}d"] = runs.count_rows(inside)
+        columns[f"spend_{w}d"] = runs.sums(runs.amount * inside)
 
-    # Gaps between consecutive purchase days of the same customer (frame is sorted).
-    same = np.zeros(len(codes), dtype=bool)
-    same[1:] = codes[1:] == codes[:-1]
-    gaps = np.zeros(len(codes), dtype="float64")
-    gaps[1:] = (age[:-1] - age[1:]).astype("float64")
-    n_gaps = count - 1
+    # Gaps between consecutive purchase days of a customer: they add up (exactly, whole
+    # days) to last minus first; the spread is summed in row order.
+    n_gaps = runs.count - 1
     with np.errstate(divide="ignore", invalid="ignore"):
-        gap_sum = np.bincount(codes, weights=np.where(same, gaps, 0.0), minlength=n_customers)
-        ipt_mean = np.where(n_gaps >= 1, gap_sum / n_gaps, np.nan)
-        dev = np.where(same, gaps - ipt_mean[codes], 0.0)
-        ipt_var = np.bincount(codes, weights=dev * dev, minlength=n_customers) / n_gaps
-        ipt_std = np.where(n_gaps >= 2, np.sqrt(ipt_var), np.nan)
-    columns["ipt_mean_days"] = ipt_mean
-    columns["ipt_std_days"] = ipt_std
+        ipt_mean = np.where(n_gaps >= 1, (last - first).astype("float64") / n_gaps, np.nan)
+        dev = np.empty(len(runs.day), dtype="float64")
+        dev[1:] = runs.day[1:] - runs.day[:-1]
+        dev -= np.repeat(ipt_mean, runs.count)
+        dev[runs.starts] = 0.0
+        dev *= dev
+        ipt_var = runs.sums(dev) / n_gaps
+        columns["ipt_mean_days"] = ipt_mean
+        columns["ipt_std_days"] = np.where(n_gaps >= 2, np.sqrt(ipt_var), np.nan)
 
-    n_last = np.bincount(codes, weights=age < trend_days, minlength=n_customers)
-    n_prev = np.bincount(codes, weights=(age >= trend_days) & (age < 2 * trend_days), minlength=n_customers)
+    def n_within(days_back: int) -> np.ndarray:
+        return within[days_back] if days_back in within else runs.count_rows(runs.day > as_of - days_back)
+
+    n_last = n_within(trend_days).astype("float64")
+    n_prev = (n_within(2 * trend_days) - n_within(trend_days)).astype("float64")
     both = n_last + n_prev
     with np.errstate(divide="ignore", invalid="ignore"):
         columns[f"trend_{trend_days}d"] = np.where(both > 0, (n_last - n_prev) / both, 0.0)
-
-    return pd.DataFrame(columns, index=index)
+    return columns

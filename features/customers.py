@@ -21,12 +21,13 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from custscore.config import ColumnMap
-from custscore.features.activity import activity_features
-from custscore.features.discount_credit import discount_credit_features
-from custscore.features.months import calendar_month_counts
+from custscore.config import ColumnMap, parse_date
+from custscore.features.activity import TREND_DAYS, WINDOWS_DAYS, activity_arrays
+from custscore.features.discount_credit import discount_credit_arrays, optional_columns
+from custscore.features.months import month_count_arrays
 from custscore.features.periods import merge_periods
-from custscore.features.rfm import rfm_summary, window_purchases
+from custscore.features.rfm import duration_columns, rfm_arrays, rfm_summary, window_purchases
+from custscore.features.runs import purchase_runs
 
 
 def customer_features(purchases: pd.DataFrame, as_of: Any, time_unit: str = "D") -> pd.DataFrame:
@@ -36,12 +37,23 @@ def customer_features(purchases: pd.DataFrame, as_of: Any, time_unit: str = "D")
     (inclusive day) are ignored. Index ``customer_id``: every customer whose first
     purchase is on or before ``as_of``, sorted. When ``purchases`` carries ``discounted``
     / ``arrears``, the columns ``discount_share`` / ``arrears`` follow; otherwise none.
+
+    The purchases are checked and grouped once (:func:`~custscore.features.runs.purchase_runs`,
+    errors named as :func:`~custscore.features.rfm.rfm_summary`'s); the columns are those of
+    ``rfm_summary``, ``activity_features`` (default windows), ``calendar_month_counts`` and
+    ``discount_credit_features``, in that order.
     """
-    rfm = rfm_summary(purchases, as_of, time_unit)
-    activity = activity_features(purchases, as_of)
-    out = rfm.join(activity, how="left").join(calendar_month_counts(purchases, as_of), how="left")
-    extra = discount_credit_features(purchases, as_of)
-    return out.join(extra, how="left") if len(extra.columns) else out
+    duration_columns(time_unit)  # an unknown unit is refused before any work
+    runs = purchase_runs(purchases, "rfm_summary", parse_date(as_of, "cutoff"), extra=optional_columns(purchases))
+    parts = (rfm_arrays(runs, time_unit), activity_arrays(runs, WINDOWS_DAYS, TREND_DAYS),
+             month_count_arrays(runs), discount_credit_arrays(runs))
+    if runs.index.hasnans:  # missing ids are not one customer: keep the joins' many-to-many rows
+        frames = [pd.DataFrame(part, index=runs.index) for part in parts if part]
+        out = frames[0]
+        for frame in frames[1:]:
+            out = out.join(frame, how="left")
+        return out
+    return pd.DataFrame({name: values for part in parts for name, values in part.items()}, index=runs.index)
 
 
 class FeatureEngine(Protocol):

@@ -20,7 +20,7 @@ def day_numbers(ts) -> np.ndarray:
     >>> day_numbers(np.array(["1677-09-22T00:00", "2262-04-11T23:00"], dtype="datetime64[ns]")).tolist()
     [-106751, 106751]
     """
-    return np.asarray(ts).astype("datetime64[ns]").view("int64") // NS_PER_DAY
+    return np.asarray(ts).astype("datetime64[ns]", copy=False).view("int64") // NS_PER_DAY
 
 
 #: Ticks per day of each Timestamp unit (``Timestamp.asm8`` counts ticks of ``Timestamp.unit``).

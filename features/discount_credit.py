@@ -23,7 +23,7 @@ import pandas as pd
 
 from custscore.config import parse_date
 from custscore.features.periods import ARREARS, DISCOUNTED
-from custscore.features.rfm import _checked_purchases, _customer_runs
+from custscore.features.runs import PurchaseRuns, purchase_runs
 
 #: Feature columns, in order (each present only with its input column).
 DISCOUNT_SHARE = "discount_share"
@@ -44,18 +44,24 @@ def discount_credit_features(purchases: pd.DataFrame, as_of: Any) -> pd.DataFram
     >>> discount_credit_features(p, "2020-01-31").to_dict("index")
     {'a': {'discount_share': 0.5, 'arrears': 30.0}, 'b': {'discount_share': 1.0, 'arrears': 12.5}}
     """
-    extra = tuple(c for c in (DISCOUNTED, ARREARS) if c in purchases.columns)
+    extra = optional_columns(purchases)
     if not extra:
         return pd.DataFrame(index=pd.Index([], name="customer_id"))
-    as_of = parse_date(as_of, "as_of")
-    frame = _checked_purchases(purchases, "discount_credit_features", extra)
-    frame = frame[frame["date"] <= as_of]
-    index, starts, codes = _customer_runs(frame)
-    count = np.bincount(codes, minlength=len(index))
+    runs = purchase_runs(purchases, "discount_credit_features", parse_date(as_of, "as_of"), extra=extra)
+    return pd.DataFrame(discount_credit_arrays(runs), index=runs.index)
+
+
+def optional_columns(purchases: pd.DataFrame) -> tuple[str, ...]:
+    """The optional per-day columns (``discounted``, ``arrears``) ``purchases`` carries, in order."""
+    return tuple(c for c in (DISCOUNTED, ARREARS) if c in purchases.columns)
+
+
+def discount_credit_arrays(runs: PurchaseRuns) -> dict[str, np.ndarray]:
+    """:func:`discount_credit_features`' columns (name -> float64 array) of checked purchase
+    runs carrying the optional columns in ``runs.extra`` (none without them)."""
     columns: dict[str, np.ndarray] = {}
-    if DISCOUNTED in extra:
-        on_discount = frame[DISCOUNTED].to_numpy(dtype="float64")
-        columns[DISCOUNT_SHARE] = np.bincount(codes, weights=on_discount, minlength=len(index)) / count
-    if ARREARS in extra:
-        columns[ARREARS] = frame[ARREARS].to_numpy(dtype="float64")[starts + count - 1]
-    return pd.DataFrame(columns, index=index)
+    if DISCOUNTED in runs.extra:
+        columns[DISCOUNT_SHARE] = runs.sums(runs.extra[DISCOUNTED]) / runs.count
+    if ARREARS in runs.extra:
+        columns[ARREARS] = runs.extra[ARREARS][runs.last_row]
+    return columns

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from custscore.config import parse_date
-from custscore.features.days import day_number_of, day_numbers
-from custscore.features.rfm import _checked_purchases, _customer_runs
+from custscore.features.days import day_number_of
+from custscore.features.runs import PurchaseRuns, purchase_runs
 
 #: Columns produced by :func:`calendar_month_counts`, in order.
 MONTH_COLUMNS: tuple[str, ...] = ("n_purchases_last_month", "n_purchases_month_before")
@@ -60,18 +60,19 @@ def calendar_month_counts(purchases: pd.DataFrame, as_of: Any) -> pd.DataFrame:
     >>> calendar_month_counts(p, "1997-10-15").to_dict("index")
     {'a': {'n_purchases_last_month': 2, 'n_purchases_month_before': 1}, 'b': {'n_purchases_last_month': 0, 'n_purchases_month_before': 0}}
     """
-    as_of = parse_date(as_of, "as_of")
-    start, end = last_complete_month(as_of)
+    runs = purchase_runs(purchases, "calendar_month_counts", parse_date(as_of, "as_of"))
+    return pd.DataFrame(month_count_arrays(runs), index=runs.index)
+
+
+def month_count_arrays(runs: PurchaseRuns) -> dict[str, np.ndarray]:
+    """:func:`calendar_month_counts`' columns (name -> int64 array) of checked purchase runs at ``as_of = runs.until``."""
+    start, end = last_complete_month(runs.until)
     before_start = (start - pd.Timedelta(days=1)).replace(day=1)
-    frame = _checked_purchases(purchases, "calendar_month_counts")
-    frame = frame[frame["date"] <= as_of]
-    index, _, codes = _customer_runs(frame)
-    days = day_numbers(frame["date"].to_numpy(dtype="datetime64[ns]"))
     first, last, before = day_number_of(start), day_number_of(end), day_number_of(before_start)
-    in_last = (days >= first) & (days <= last)
-    in_before = (days >= before) & (days < first)
-    n = len(index)
-    return pd.DataFrame({
-        MONTH_COLUMNS[0]: np.bincount(codes, weights=in_last, minlength=n).astype("int64"),
-        MONTH_COLUMNS[1]: np.bincount(codes, weights=in_before, minlength=n).astype("int64"),
-    }, index=index)
+    # the days rise within a customer: a month's purchases are those from its first day on
+    # minus those after its last day
+    since_first = runs.count_rows(runs.day >= first)
+    return {
+        MONTH_COLUMNS[0]: since_first - runs.count_rows(runs.day > last),
+        MONTH_COLUMNS[1]: runs.count_rows(runs.day >= before) - since_first,
+    }

@@ -15,11 +15,9 @@ import pandas as pd
 
 from custscore.config import DAYS_PER_UNIT, parse_date
 from custscore.errors import CustscoreError
-from custscore.features.periods import PURCHASE_COLUMNS, _require_columns
+from custscore.features.runs import PurchaseRuns, purchase_runs
 
 _UNIT_NAMES = {"D": "days", "W": "weeks"}
-#: Rows up to which customer ids are compared as Python objects (see _new_customer).
-_SMALL_COLUMN = 10_000
 
 
 def duration_columns(time_unit: str) -> tuple[str, str]:
@@ -46,61 +44,6 @@ def rfm_columns(time_unit: str) -> tuple[str, ...]:
     return ("frequency", recency_col, t_col, "monetary_value", "first_purchase", "last_purchase")
 
 
-def _checked_purchases(purchases: pd.DataFrame, what: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Columns present, one row per (customer, date); returned sorted (a new frame).
-
-    The frame keeps :data:`PURCHASE_COLUMNS` and the ``extra`` columns, in that order.
-    """
-    _require_columns(purchases, PURCHASE_COLUMNS + tuple(extra), what)
-    frame = purchases.loc[:, list(PURCHASE_COLUMNS) + list(extra)]
-    if not _is_sorted(frame):  # merge_periods output is already sorted: skip the sort
-        frame = frame.sort_values(["customer_id", "date"], kind="stable")
-    same = ~_new_customer(frame["customer_id"])
-    dates = frame["date"].to_numpy()
-    if (same[1:] & (dates[1:] == dates[:-1])).any():
-        raise CustscoreError(f"{what}: purchases must have one row per customer and day (use merge_periods first)")
-    return frame
-
-
-def _customer_runs(frame: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.ndarray]:
-    """For a frame sorted by customer: (customer index, run starts, group code per row).
-
-    Groups by contiguous runs instead of hashing the string ids (much faster).
-    """
-    change = _new_customer(frame["customer_id"])
-    starts = np.flatnonzero(change)
-    codes = np.cumsum(change) - 1
-    index = pd.Index(frame["customer_id"].iloc[starts], name="customer_id")
-    return index, starts, codes
-
-
-def _is_sorted(frame: pd.DataFrame) -> bool:
-    """True when ``frame`` is sorted by customer_id, then date (checked in O(n))."""
-    if not frame["customer_id"].is_monotonic_increasing:
-        return False
-    same = ~_new_customer(frame["customer_id"])[1:]
-    dates = frame["date"].to_numpy()
-    return bool((dates[1:][same] >= dates[:-1][same]).all())
-
-
-def _new_customer(customers: pd.Series) -> np.ndarray:
-    """Boolean per row: True where the id differs from the previous row (and at row 0).
-
-    Stays in the column's own engine (Arrow for pandas' str dtype) instead of
-    materialising millions of Python strings; short columns (e.g. one HTTP request)
-    compare as Python objects, which skips the engine's fixed cost.
-    """
-    if len(customers) <= _SMALL_COLUMN and not customers.hasnans:
-        values = customers.to_numpy(dtype=object)
-        change = np.ones(len(values), dtype=bool)
-        change[1:] = values[1:] != values[:-1]
-        return change
-    change = customers.ne(customers.shift()).to_numpy(dtype=bool, na_value=True, copy=True)
-    if len(change):
-        change[0] = True
-    return change
-
-
 def rfm_summary(purchases: pd.DataFrame, cutoff: Any, time_unit: str = "D") -> pd.DataFrame:
     """BTYD summary of the purchases on or before ``cutoff`` (inclusive).
 
@@ -123,34 +66,43 @@ def rfm_summary(purchases: pd.DataFrame, cutoff: Any, time_unit: str = "D") -> p
     {'a': {'frequency': 2, 'recency_days': 14.0, 'T_days': 14.0, 'monetary_value': 15.0}}
     """
     duration_columns(time_unit)  # an unknown unit is refused before any work
-    cutoff = parse_date(cutoff, "cutoff")
-    frame = _checked_purchases(purchases, "rfm_summary")
-    frame = frame[frame["date"] <= cutoff]  # still sorted by customer, then date
-    index, starts, codes = _customer_runs(frame)
-    dates = frame["date"].to_numpy().astype("datetime64[ns]")
-    day = np.timedelta64(1, "D")
-    days = ((dates - np.datetime64(0, "ns")) / day).astype("float64")
-    out = btyd_from_runs(codes, starts, days, frame["amount"].to_numpy(dtype="float64"),
-                         float((np.datetime64(cutoff, "ns") - np.datetime64(0, "ns")) / day), DAYS_PER_UNIT[time_unit])
-    return rfm_frame(out, dates[starts], dates[out["last_row"]], index, time_unit)
+    runs = purchase_runs(purchases, "rfm_summary", parse_date(cutoff, "cutoff"))
+    return pd.DataFrame(rfm_arrays(runs, time_unit), index=runs.index)
+
+
+def rfm_arrays(runs: PurchaseRuns, time_unit: str) -> dict[str, np.ndarray]:
+    """:func:`rfm_summary`'s columns (name -> array, in order) of checked purchase runs, cutoff ``runs.until``."""
+    first_purchase, last_purchase = runs.dates[runs.starts], runs.dates[runs.last_row]
+    out = btyd_of_customers(runs.count, _days(first_purchase), _days(last_purchase),
+                            runs.sums(runs.amount) - runs.amount[runs.starts],
+                            float(_days(np.datetime64(runs.until, "ns"))), DAYS_PER_UNIT[time_unit])
+    return btyd_columns(out, first_purchase, last_purchase, time_unit)
+
+
+def _days(dates: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of ``datetime64[ns]`` values, time of day as a fraction (float64)."""
+    return ((dates - np.datetime64(0, "ns")) / np.timedelta64(1, "D")).astype("float64")
 
 
 def rfm_frame(out: dict[str, np.ndarray], first_purchase: np.ndarray, last_purchase: np.ndarray,
               index: pd.Index, time_unit: str) -> pd.DataFrame:
     """:func:`rfm_summary`'s frame from :func:`btyd_from_runs`' arrays and the first and
     last purchase dates (``datetime64[ns]``), one row per customer of ``index``."""
+    return pd.DataFrame(btyd_columns(out, first_purchase, last_purchase, time_unit), index=index)
+
+
+def btyd_columns(out: dict[str, np.ndarray], first_purchase: np.ndarray, last_purchase: np.ndarray,
+                 time_unit: str) -> dict[str, np.ndarray]:
+    """:func:`rfm_frame`'s columns (name -> array, in :func:`rfm_columns` order)."""
     recency_col, t_col = duration_columns(time_unit)
-    return pd.DataFrame(
-        {
-            "frequency": out["frequency"],
-            recency_col: out["recency"],
-            t_col: out["T"],
-            "monetary_value": out["monetary_value"],
-            "first_purchase": first_purchase,
-            "last_purchase": last_purchase,
-        },
-        index=index,
-    )
+    return {
+        "frequency": out["frequency"],
+        recency_col: out["recency"],
+        t_col: out["T"],
+        "monetary_value": out["monetary_value"],
+        "first_purchase": first_purchase,
+        "last_purchase": last_purchase,
+    }
 
 
 def run_numbers(starts: np.ndarray, n: int) -> np.ndarray:
@@ -174,18 +126,24 @@ def btyd_from_runs(runs: np.ndarray, starts: np.ndarray, days: np.ndarray, amoun
     ``monetary_value`` (mean repeat spend, 0 without repeats) and ``last_row`` (each
     customer's last row). Spend adds up in row order, so every engine gets the same bits.
     """
-    n = len(starts)
     count = np.diff(starts, append=len(runs)).astype("int64")
     last_row = starts + count - 1
-    first, last = days[starts], days[last_row]
+    repeat_spend = np.bincount(runs, weights=amount, minlength=len(starts)) - amount[starts]
+    out = btyd_of_customers(count, days[starts], days[last_row], repeat_spend, cutoff_day, days_per_unit)
+    out["last_row"] = last_row
+    return out
+
+
+def btyd_of_customers(count: np.ndarray, first_day: np.ndarray, last_day: np.ndarray, repeat_spend: np.ndarray,
+                      cutoff_day: float, days_per_unit: float) -> dict[str, np.ndarray]:
+    """The BTYD summary arrays from each customer's purchase days ``count`` (int64), first and
+    last purchase day and spend on the repeat days (:func:`btyd_from_runs`, without ``last_row``)."""
     frequency = count - 1
-    repeat_spend = np.bincount(runs, weights=amount, minlength=n) - amount[starts]
     return {
         "frequency": frequency,
-        "recency": (last - first) / days_per_unit,
-        "T": (cutoff_day - first) / days_per_unit,
+        "recency": (last_day - first_day) / days_per_unit,
+        "T": (cutoff_day - first_day) / days_per_unit,
         "monetary_value": np.where(frequency > 0, repeat_spend / np.maximum(frequency, 1), 0.0).astype("float64"),
-        "last_row": last_row,
     }
 
 
@@ -206,14 +164,5 @@ def window_purchases(purchases: pd.DataFrame, start: Any, end: Any) -> pd.DataFr
     end = parse_date(end, "end")
     if end < start:
         raise CustscoreError(f"window: end {end.date()} is before start {start.date()}")
-    frame = _checked_purchases(purchases, "window_purchases")
-    frame = frame[(frame["date"] > start) & (frame["date"] <= end)]
-    index, _, codes = _customer_runs(frame)
-    amount = frame["amount"].to_numpy(dtype="float64")
-    return pd.DataFrame(
-        {
-            "n_purchases": np.bincount(codes, minlength=len(index)).astype("int64"),
-            "spend": np.bincount(codes, weights=amount, minlength=len(index)).astype("float64"),
-        },
-        index=index,
-    )
+    runs = purchase_runs(purchases, "window_purchases", end, after=start)
+    return pd.DataFrame({"n_purchases": runs.count, "spend": runs.sums(runs.amount).astype("float64")}, index=runs.index)
