@@ -82,7 +82,7 @@ def activity_arrays(runs: PurchaseRuns, windows_days: tuple[int, ...], trend_day
     for w in windows_days:
         inside = runs.day > as_of - w
         within[w] = columns[f"n_purchases_{w}d"] = runs.count_rows(inside)
-        columns[f"spend_{w}d"] = runs.sums(runs.amount * inside)
+        columns[f"spend_{w}d"] = runs.sums_where(inside, runs.amount)  # amounts are finite (merge_periods)
 
     # Gaps between consecutive purchase days of a customer: they add up (exactly, whole
     # days) to last minus first; the spread is summed in row order.
@@ -91,7 +91,7 @@ def activity_arrays(runs: PurchaseRuns, windows_days: tuple[int, ...], trend_day
         ipt_mean = np.where(n_gaps >= 1, (last - first).astype("float64") / n_gaps, np.nan)
         dev = np.empty(len(runs.day), dtype="float64")
         dev[1:] = runs.day[1:] - runs.day[:-1]
-        dev -= np.repeat(ipt_mean, runs.count)
+        dev -= ipt_mean[runs.codes]
         dev[runs.starts] = 0.0
         dev *= dev
         ipt_var = runs.sums(dev) / n_gaps

@@ -32,10 +32,11 @@ _SMALL_COLUMN = 10_000
 class PurchaseRuns:
     """Checked purchases with ``after < date <= until``, sorted by customer, then date.
 
-    Per customer (``n`` of them, in ``index`` order): ``starts`` (int64, first row),
-    ``count`` (int64, purchase days) and ``last_row`` (int64, the latest purchase day's row). Per row: ``codes`` (int64, customer number 0..n-1),
-    ``dates`` (``datetime64[ns]``), ``day`` (int64 whole days since 1970-01-01, time of day
-    dropped), ``amount`` (float64) and the optional columns in ``extra`` (float64).
+    Per customer (``n`` of them, in ``index`` order): ``starts`` (first row), ``count``
+    (purchase days) and ``last_row`` (the latest purchase day's row), all int64. Per row:
+    ``codes`` (int64 customer number 0..n-1), ``dates`` (``datetime64[ns]``), ``day``
+    (int32 whole days since 1970-01-01, time of day dropped; every ``datetime64[ns]`` date
+    fits), ``amount`` (float64) and the optional columns of ``extra`` (float64).
     """
 
     index: pd.Index
@@ -57,8 +58,19 @@ class PurchaseRuns:
         return np.diff(running[self.last_row], prepend=0).astype(np.int64)
 
     def sums(self, weights: np.ndarray) -> np.ndarray:
-        """Per-customer sums of a per-row float array, added up in row order (float64)."""
+        """Per-customer sums of a per-row float array, added up in row order (float64; int64
+        zeros without rows, as :func:`numpy.bincount` gives)."""
         return np.bincount(self.codes, weights=weights, minlength=len(self.starts))
+
+    def sums_where(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``sums(values * rows)`` for finite ``values``, adding up only the rows where ``rows`` is True.
+
+        The same bits: the rows left out would add 0.0 to a sum that starts at +0.0.
+        """
+        chosen = np.flatnonzero(rows)
+        if not len(chosen):
+            return self.sums(np.zeros(len(self.codes)))
+        return np.bincount(self.codes[chosen], weights=values[chosen], minlength=len(self.starts))
 
 
 def purchase_runs(purchases: pd.DataFrame, what: str, until: pd.Timestamp,
@@ -70,22 +82,9 @@ def purchase_runs(purchases: pd.DataFrame, what: str, until: pd.Timestamp,
     not sorted by customer, then date, is sorted (a copy; ``purchases`` is not modified).
     """
     _require_columns(purchases, PURCHASE_COLUMNS + tuple(extra), what)
-    frame = purchases
-    ids = frame["customer_id"]
-    dates = frame["date"].to_numpy(dtype="datetime64[ns]")
-    sorted_ids = _ids_sorted(ids)
-    change = _new_customer(ids) if sorted_ids else None
-    if change is None or not _rising_within(dates, change, strictly=True):
-        if change is None or not _rising_within(dates, change, strictly=False):
-            frame = frame.loc[:, list(PURCHASE_COLUMNS) + list(extra)].sort_values(["customer_id", "date"], kind="stable")
-            ids = frame["customer_id"]
-            dates = frame["date"].to_numpy(dtype="datetime64[ns]")
-            change = _new_customer(ids)
-        if (~change[1:] & (dates[1:] == dates[:-1])).any():
-            raise CustscoreError(f"{what}: purchases must have one row per customer and day (use merge_periods first)")
+    frame, dates, change = _sorted_frame(purchases, what, extra)
     amount = frame["amount"].to_numpy(dtype="float64")
     columns = {c: frame[c].to_numpy(dtype="float64") for c in extra}
-
     keep = dates <= until.to_datetime64()
     if after is not None:
         keep &= dates > after.to_datetime64()
@@ -100,12 +99,31 @@ def purchase_runs(purchases: pd.DataFrame, what: str, until: pd.Timestamp,
         dates, amount = dates[keep], amount[keep]
         columns = {c: values[keep] for c, values in columns.items()}
     count = np.diff(starts, append=len(dates)).astype(np.int64)
-    codes = np.repeat(np.arange(len(starts), dtype=np.int64), count)
     return PurchaseRuns(
-        index=pd.Index(ids.iloc[first_rows], name="customer_id"), starts=starts, count=count,
-        last_row=starts + count - 1, codes=codes, dates=dates, day=day_numbers(dates), amount=amount,
-        extra=columns, until=until,
+        index=pd.Index(frame["customer_id"].iloc[first_rows], name="customer_id"),
+        starts=starts, count=count, last_row=starts + count - 1,
+        codes=np.repeat(np.arange(len(starts), dtype=np.int64), count),
+        dates=dates, day=day_numbers(dates).astype(np.int32), amount=amount, extra=columns, until=until,
     )
+
+
+def _sorted_frame(purchases: pd.DataFrame, what: str, extra: tuple[str, ...]
+                  ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """``purchases`` (or a sorted copy), its dates (``datetime64[ns]``) and :func:`_new_customer`;
+    refused when a customer has two rows on one date."""
+    dates = purchases["date"].to_numpy(dtype="datetime64[ns]")
+    change = _new_customer(purchases["customer_id"]) if _ids_sorted(purchases["customer_id"]) else None
+    if change is not None and _rising_within(dates, change, strictly=True):
+        return purchases, dates, change  # merge_periods output: already sorted, one row per day
+    frame = purchases
+    if change is None or not _rising_within(dates, change, strictly=False):
+        frame = purchases.loc[:, list(PURCHASE_COLUMNS) + list(extra)]
+        frame = frame.sort_values(["customer_id", "date"], kind="stable")
+        dates = frame["date"].to_numpy(dtype="datetime64[ns]")
+        change = _new_customer(frame["customer_id"])
+    if (~change[1:] & (dates[1:] == dates[:-1])).any():
+        raise CustscoreError(f"{what}: purchases must have one row per customer and day (use merge_periods first)")
+    return frame, dates, change
 
 
 def _rising_within(dates: np.ndarray, change: np.ndarray, strictly: bool) -> bool:
