@@ -4,6 +4,7 @@ Data path (each step a new frame; inputs are never modified)::
 
     read_transactions / normalise_transactions   (io)        customer_id, ts, amount
       -> merge_periods                           (periods)   customer_id, date, amount (one row per day)
+      -> purchase_runs                           (runs)      checked once, grouped by customer
       -> rfm_summary / window_purchases          (rfm)       BTYD frequency, recency, T, monetary
       -> activity_features                       (activity)  tenure, windows, gaps, trend
 
