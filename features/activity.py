@@ -90,7 +90,7 @@ def activity_arrays(runs: PurchaseRuns, windows_days: tuple[int, ...], trend_day
     with np.errstate(divide="ignore", invalid="ignore"):
         ipt_mean = np.where(n_gaps >= 1, (last - first).astype("float64") / n_gaps, np.nan)
         dev = np.empty(len(runs.day), dtype="float64")
-        dev[1:] = runs.day[1:] - runs.day[:-1]
+        np.subtract(runs.day[1:], runs.day[:-1], out=dev[1:])  # whole days, exact
         dev -= ipt_mean[runs.codes]
         dev[runs.starts] = 0.0
         dev *= dev

@@ -53,7 +53,8 @@ def customer_features(purchases: pd.DataFrame, as_of: Any, time_unit: str = "D")
         for frame in frames[1:]:
             out = out.join(frame, how="left")
         return out
-    return pd.DataFrame({name: values for part in parts for name, values in part.items()}, index=runs.index)
+    columns = {name: values for part in parts for name, values in part.items()}
+    return pd.DataFrame(columns, index=runs.index, copy=False)  # fresh arrays: no copy into blocks
 
 
 class FeatureEngine(Protocol):
