@@ -65,7 +65,8 @@ def calendar_month_counts(purchases: pd.DataFrame, as_of: Any) -> pd.DataFrame:
 
 
 def month_count_arrays(runs: PurchaseRuns) -> dict[str, np.ndarray]:
-    """:func:`calendar_month_counts`' columns (name -> int64 array) of checked purchase runs at ``as_of = runs.until``."""
+    """:func:`calendar_month_counts`' columns (name -> int64 array) of checked purchase runs
+    at ``as_of = runs.until``."""
     start, end = last_complete_month(runs.until)
     before_start = (start - pd.Timedelta(days=1)).replace(day=1)
     first, last, before = day_number_of(start), day_number_of(end), day_number_of(before_start)
