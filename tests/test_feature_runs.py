@@ -137,3 +137,15 @@ def test_window_sums_over_chosen_rows_are_the_same_bits():
         got, expected = runs.sums_where(rows, values), runs.sums(values * rows)
         assert got.dtype == expected.dtype == np.float64
         assert np.array_equal(got.view(np.int64), expected.view(np.int64))
+
+
+def test_integer_ids_beyond_float_precision_stay_two_customers():
+    # 2**53 and 2**53 + 1 are one float64: comparing the ids as floats would merge them
+    n = _SMALL_COLUMN // 2 + 1
+    purchases = pd.DataFrame({
+        "customer_id": np.repeat(np.array([2**53, 2**53 + 1], dtype=np.int64), n),
+        "date": np.tile(pd.date_range("2000-01-01", periods=n).to_numpy(dtype="datetime64[ns]"), 2),
+        "amount": 1.0,
+    })
+    out = rfm_summary(purchases, "2040-01-01")
+    assert out.index.tolist() == [2**53, 2**53 + 1] and out["frequency"].tolist() == [n - 1, n - 1]
