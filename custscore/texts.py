@@ -14,7 +14,7 @@ in the base package.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence, Union
+from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ import pyarrow.compute as pc
 
 #: Up to this many rows a text column is an object array (cheaper than Arrow for a few rows).
 SMALL_ROWS = 32
+
+#: No rows: a numpy text array (pandas makes a ``str`` column of it, not an object one).
+_EMPTY = np.array([], dtype=str)
 
 #: A text column: an object array of ``str`` (up to :data:`SMALL_ROWS` rows) or a pandas ``str`` array.
 TextArray = Union[np.ndarray, pd.api.extensions.ExtensionArray]
@@ -37,6 +40,8 @@ def take_texts(words: Sequence[str], codes: np.ndarray) -> TextArray:
     <StringDtype(na_value=nan)>
     """
     codes = np.asarray(codes)
+    if len(codes) == 0:
+        return _EMPTY.copy()
     if len(codes) <= SMALL_ROWS:
         out = np.empty(len(words), dtype=object)
         out[:] = list(words)
@@ -61,6 +66,8 @@ def join_texts(pieces: Sequence[Union[str, TextArray]], n: int) -> TextArray:
     >>> list(join_texts(["no purchase for ", np.array(["3 days", "1 day"], dtype=object), "."], 2))
     ['no purchase for 3 days.', 'no purchase for 1 day.']
     """
+    if n == 0:
+        return _EMPTY.copy()
     if n <= SMALL_ROWS:
         columns = [[piece] * n if isinstance(piece, str) else list(piece) for piece in pieces]
         out = np.empty(n, dtype=object)
@@ -82,6 +89,8 @@ def scatter_texts(n: int, parts: Iterable[tuple[np.ndarray, TextArray]], fill: s
     ['a', '-', '-', 'd']
     """
     parts = [(np.asarray(rows), texts) for rows, texts in parts if len(rows)]
+    if n == 0:
+        return _EMPTY.copy()
     if n <= SMALL_ROWS:
         out = np.full(n, fill, dtype=object)
         for rows, texts in parts:
@@ -92,6 +101,43 @@ def scatter_texts(n: int, parts: Iterable[tuple[np.ndarray, TextArray]], fill: s
     where[rows] = np.arange(len(rows))
     texts = pa.concat_arrays([to_arrow(t) for _, t in parts] + [pa.array([fill], type=pa.large_string())])
     return _pandas(texts.take(pa.array(where)))
+
+
+def format_distinct(values: np.ndarray, words: Callable[[float], str]) -> TextArray:
+    """``words(v)`` for each value of ``values`` (floats, shape ``(n,)``), called once per
+    distinct value (by its bits: -0.0 and 0.0 are two values).
+
+    >>> list(format_distinct(np.array([0.5, 0.5, -0.0]), "{:.1f}".format))
+    ['0.5', '0.5', '-0.0']
+    """
+    values = np.ascontiguousarray(values, dtype=float)
+    if len(values) <= SMALL_ROWS:
+        return take_texts([words(v) for v in values.tolist()], np.arange(len(values)))
+    codes, bits = pd.factorize(values.view(np.int64))
+    return take_texts([words(v) for v in bits.view(np.float64).tolist()], codes)
+
+
+def shown_numbers(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Per value, a number that prints as the value does with ``decimals`` decimals (``{:.Nf}``),
+    so that values printing the same share one number (for :func:`format_distinct`).
+
+    Whole numbers are ``np.rint`` (round half to even, as Python's format). With decimals,
+    ``rint(v * 10**d) / 10**d`` prints as ``v`` does unless ``v * 10**d`` lies within rounding
+    error of a half (or is huge, or not finite): those keep their own value.
+
+    >>> shown_numbers(np.array([0.5, 1.5, 2.4]), 0).tolist(), shown_numbers(np.array([0.123, 1.005]), 2).tolist()
+    ([0.0, 2.0, 2.0], [0.12, 1.005])
+    """
+    values = np.asarray(values, dtype=float)
+    if decimals == 0:
+        return np.rint(values)
+    scale = 10.0 ** decimals
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = values * scale
+        k = np.rint(p)
+        safe = (np.isfinite(p) & (np.abs(p) < 2.0 ** 50)
+                & (np.abs(np.abs(p - k) - 0.5) > 1e-9 * np.maximum(1.0, np.abs(p))))
+    return np.where(safe, k / scale, values)
 
 
 def to_arrow(texts: Any) -> pa.Array:

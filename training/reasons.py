@@ -31,7 +31,7 @@ grouping.
 
 Each reason quotes the customer's own numbers and, where it helps, the typical customer
 of the population (the mean mapped back through the inverse transform). Each number is
-formatted once per distinct value shown (:func:`_shown_numbers`), the texts are taken and joined
+formatted once per distinct value shown (:func:`~custscore.texts.shown_numbers`), the texts are taken and joined
 in Arrow (:mod:`custscore.texts`), and :func:`churn_reasons` works on blocks of rows.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import Any, Mapping, NamedTuple, Optional
 import numpy as np
 import pandas as pd
 
-from custscore.texts import SMALL_ROWS, TextArray, join_texts, scatter_texts, take_texts
+from custscore.texts import TextArray, format_distinct, join_texts, scatter_texts, shown_numbers, take_texts
 from custscore.training.churn import CHURN_FEATURES, PROBABILITY_FEATURES, transform_features
 from custscore.training.churn_select import BASELINES
 
@@ -177,24 +177,6 @@ def _words(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def _shown_numbers(values: np.ndarray, spec: str) -> np.ndarray:
-    """Per value, a number whose words (:func:`_number_words`) are the value's: the value
-    rounded to the decimals shown, so values that read the same share one number.
-
-    Rounding to whole numbers is ``np.rint`` (round half to even, as Python's format). With
-    decimals, ``rint(y * 10**d) / 10**d`` prints as ``y`` does unless ``y * 10**d`` lies within
-    rounding error of a half (or is huge or not finite): those keep their own value.
-    """
-    multiplier, decimals, _ = _NUMBERS[spec]
-    y = values if multiplier == 1 else multiplier * values
-    if decimals == 0:
-        return np.rint(y)
-    scale = 10.0 ** decimals
-    with np.errstate(invalid="ignore", over="ignore"):
-        p = y * scale
-        k = np.rint(p)
-        safe = np.isfinite(p) & (np.abs(p) < 2.0 ** 50) & (np.abs(np.abs(p - k) - 0.5) > 1e-9 * np.maximum(1.0, np.abs(p)))
-    return np.where(safe, k / scale, y)
 #: Driver -> template over the churn features by name, ``typical`` (the population's value)
 #: and ``only`` ("only " when the customer's value is below the typical one). A key
 #: ``NAME/zero`` is used instead when the feature ``zero_of[NAME]`` is 0.
@@ -242,20 +224,13 @@ def _parts(template: str) -> tuple[tuple[str, Optional[str], str], ...]:
 
 
 def _words_of(values: np.ndarray, spec: str) -> TextArray:
-    """``values`` (floats, shape ``(n,)``) in the words of ``spec``, one text per value.
-
-    Values that read the same (:func:`_shown_numbers`; any other spec: the same bits, so
-    -0.0 stays "-0") are formatted once and taken by code.
-    """
-    shown = _shown_numbers(values, spec) if spec in _NUMBERS else values
-    if len(shown) <= SMALL_ROWS:
-        codes, uniques = np.arange(len(shown)), shown
-    else:
-        codes, bits = pd.factorize(np.ascontiguousarray(shown, dtype=float).view(np.int64))
-        uniques = bits.view(np.float64)
-    if spec in _NUMBERS:
-        return take_texts([_number_words(v, spec) for v in uniques.tolist()], codes)
-    return take_texts([format(v, spec) for v in uniques.tolist()], codes)
+    """``values`` (floats, shape ``(n,)``) in the words of ``spec``, each text made once per
+    distinct number shown (:func:`~custscore.texts.shown_numbers`; any other spec: per value)."""
+    if spec not in _NUMBERS:
+        return format_distinct(values, lambda v: format(v, spec))
+    multiplier, decimals, _ = _NUMBERS[spec]
+    shown = shown_numbers(values if multiplier == 1 else multiplier * values, decimals)
+    return format_distinct(shown, lambda v: _number_words(v, spec))
 
 
 def _fill(template: str, fields: Mapping[str, Any], n: int) -> TextArray:
