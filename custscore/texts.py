@@ -2,19 +2,22 @@
 
 Score tables repeat a few texts over millions of rows (segment names, policies, the
 constant ``as_of`` / ``model_version``, reason words). Built as object arrays, pandas then
-converts them to its ``str`` dtype (Arrow-backed) one Python object per cell. Here the
-distinct texts are made once and *taken* by row codes in Arrow, and pieces are joined
-element-wise in Arrow; the pandas column is the same (dtype ``str``, same values) as one
-built from the object array.
+converts them to its ``str`` dtype (Arrow-backed) one Python object per cell. Here a text
+column is kept as :class:`CodedTexts` (per row, a code into a short array of distinct
+texts) while it is built: pieces are joined once per distinct combination of their codes,
+parts of rows are put together by their codes, and the column is made once, by an Arrow
+``take`` (:meth:`CodedTexts.column`). The pandas column is the same (dtype ``str``, same
+values) as one built from the object array.
 
-A few rows (:data:`SMALL_ROWS`, an HTTP request) stay object arrays of ``str``: there the
-Arrow hand-over costs more than the Python strings. Either kind is a :data:`TextArray`;
-pandas makes the same ``str`` column of both. Shared by training and serving, so it lives
-in the base package.
+A few rows (:data:`SMALL_ROWS`, an HTTP request) stay Python lists and object arrays of
+``str``: there the Arrow hand-over costs more than the Python strings. Either kind of
+column is a :data:`TextArray`; pandas makes the same ``str`` column of both. Shared by
+training and serving, so it lives in the base package.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence, Union
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -24,11 +27,49 @@ import pyarrow.compute as pc
 #: Up to this many rows a text column is an object array (cheaper than Arrow for a few rows).
 SMALL_ROWS = 32
 
+#: A text column: an object array of ``str`` (up to :data:`SMALL_ROWS` rows) or a pandas ``str`` array.
+TextArray = Union[np.ndarray, pd.api.extensions.ExtensionArray]
+
 #: No rows: a numpy text array (pandas makes a ``str`` column of it, not an object one).
 _EMPTY = np.array([], dtype=str)
 
-#: A text column: an object array of ``str`` (up to :data:`SMALL_ROWS` rows) or a pandas ``str`` array.
-TextArray = Union[np.ndarray, pd.api.extensions.ExtensionArray]
+
+@dataclass(frozen=True)
+class CodedTexts:
+    """The texts of ``len(codes)`` rows: row ``i`` reads ``words[codes[i]]``.
+
+    ``words`` is a list of ``str`` (few rows) or an Arrow text array; they need not be unique.
+    """
+
+    codes: np.ndarray
+    words: Union[list, pa.Array]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def column(self) -> TextArray:
+        """The texts as a column (an object array for a few rows, else a pandas ``str`` array)."""
+        n = len(self.codes)
+        if n == 0:
+            return _EMPTY.copy()
+        if n <= SMALL_ROWS:
+            words = self.words if isinstance(self.words, list) else self.words.to_pylist()
+            out = np.empty(n, dtype=object)
+            out[:] = [words[c] for c in self.codes.tolist()]
+            return out
+        return pd.array(_arrow(self.words).take(pa.array(self.codes)), dtype="str")
+
+
+def _arrow(words: Union[list, pa.Array]) -> pa.Array:
+    if isinstance(words, pa.Array):
+        return words if words.type == pa.large_string() else words.cast(pa.large_string())
+    return pa.array(words, type=pa.large_string())
+
+
+def coded(words: Sequence[str], codes: np.ndarray) -> CodedTexts:
+    """:class:`CodedTexts` of the distinct ``words`` and the rows' ``codes`` (integers, shape ``(n,)``)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    return CodedTexts(codes, list(words) if len(codes) <= SMALL_ROWS else _arrow(list(words)))
 
 
 def take_texts(words: Sequence[str], codes: np.ndarray) -> TextArray:
@@ -39,14 +80,7 @@ def take_texts(words: Sequence[str], codes: np.ndarray) -> TextArray:
     >>> take_texts(["A", "B"], np.zeros(40, dtype=int)).dtype
     <StringDtype(na_value=nan)>
     """
-    codes = np.asarray(codes)
-    if len(codes) == 0:
-        return _EMPTY.copy()
-    if len(codes) <= SMALL_ROWS:
-        out = np.empty(len(words), dtype=object)
-        out[:] = list(words)
-        return out[codes]
-    return _pandas(pa.array(list(words), type=pa.large_string()).take(pa.array(codes)))
+    return coded(words, codes).column()
 
 
 def repeat_text(text: str, n: int) -> TextArray:
@@ -58,63 +92,18 @@ def repeat_text(text: str, n: int) -> TextArray:
     return take_texts([text], np.zeros(n, dtype=np.int8))
 
 
-def join_texts(pieces: Sequence[Union[str, TextArray]], n: int) -> TextArray:
-    """The row-wise concatenation of ``pieces`` over ``n`` rows.
-
-    Each piece is a ``str`` (the same in every row) or a text column of ``n`` rows.
-
-    >>> list(join_texts(["no purchase for ", np.array(["3 days", "1 day"], dtype=object), "."], 2))
-    ['no purchase for 3 days.', 'no purchase for 1 day.']
-    """
-    if n == 0:
-        return _EMPTY.copy()
-    if n <= SMALL_ROWS:
-        columns = [[piece] * n if isinstance(piece, str) else list(piece) for piece in pieces]
-        out = np.empty(n, dtype=object)
-        out[:] = ["".join(row) for row in zip(*columns)] if columns else [""] * n
-        return out
-    arrays = [piece if isinstance(piece, str) else to_arrow(piece) for piece in pieces]
-    if not any(isinstance(a, pa.Array) for a in arrays):
-        return repeat_text("".join(arrays), n)
-    if len(arrays) == 1:
-        return _pandas(arrays[0])
-    large = [pa.scalar(a, pa.large_string()) if isinstance(a, str) else a for a in arrays]
-    return _pandas(pc.binary_join_element_wise(*large, pa.scalar("", pa.large_string())))
-
-
-def scatter_texts(n: int, parts: Iterable[tuple[np.ndarray, TextArray]], fill: str = "") -> TextArray:
-    """A column of ``n`` rows: each part's texts at its rows (positions), ``fill`` elsewhere.
-
-    >>> list(scatter_texts(4, [(np.array([3, 0]), np.array(["d", "a"], dtype=object))], "-"))
-    ['a', '-', '-', 'd']
-    """
-    parts = [(np.asarray(rows), texts) for rows, texts in parts if len(rows)]
-    if n == 0:
-        return _EMPTY.copy()
-    if n <= SMALL_ROWS:
-        out = np.full(n, fill, dtype=object)
-        for rows, texts in parts:
-            out[rows] = np.asarray(texts, dtype=object)
-        return out
-    rows = np.concatenate([r for r, _ in parts] + [np.zeros(0, dtype=np.int64)]).astype(np.int64)
-    where = np.full(n, len(rows), dtype=np.int64)  # the fill, after the parts' texts
-    where[rows] = np.arange(len(rows))
-    texts = pa.concat_arrays([to_arrow(t) for _, t in parts] + [pa.array([fill], type=pa.large_string())])
-    return _pandas(texts.take(pa.array(where)))
-
-
-def format_distinct(values: np.ndarray, words: Callable[[float], str]) -> TextArray:
+def format_distinct(values: np.ndarray, words: Callable[[float], str]) -> CodedTexts:
     """``words(v)`` for each value of ``values`` (floats, shape ``(n,)``), called once per
     distinct value (by its bits: -0.0 and 0.0 are two values).
 
-    >>> list(format_distinct(np.array([0.5, 0.5, -0.0]), "{:.1f}".format))
+    >>> format_distinct(np.array([0.5, 0.5, -0.0]), "{:.1f}".format).column().tolist()
     ['0.5', '0.5', '-0.0']
     """
     values = np.ascontiguousarray(values, dtype=float)
     if len(values) <= SMALL_ROWS:
-        return take_texts([words(v) for v in values.tolist()], np.arange(len(values)))
+        return coded([words(v) for v in values.tolist()], np.arange(len(values)))
     codes, bits = pd.factorize(values.view(np.int64))
-    return take_texts([words(v) for v in bits.view(np.float64).tolist()], codes)
+    return coded([words(v) for v in bits.view(np.float64).tolist()], codes)
 
 
 def shown_numbers(values: np.ndarray, decimals: int) -> np.ndarray:
@@ -140,15 +129,44 @@ def shown_numbers(values: np.ndarray, decimals: int) -> np.ndarray:
     return np.where(safe, k / scale, values)
 
 
-def to_arrow(texts: Any) -> pa.Array:
-    """A text column (Arrow array, pandas text array or object array of ``str``) as an Arrow ``large_string`` array."""
-    if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks()
-    elif not isinstance(texts, pa.Array):
-        texts = pa.array(texts if hasattr(texts, "__arrow_array__") else np.asarray(texts, dtype=object))
-    return texts if texts.type == pa.large_string() else texts.cast(pa.large_string())
+def join_texts(pieces: Sequence[Union[str, CodedTexts]], n: int) -> CodedTexts:
+    """The row-wise concatenation of ``pieces`` over ``n`` rows, joined once per distinct
+    combination of the pieces' codes.
+
+    Each piece is a ``str`` (the same in every row) or :class:`CodedTexts` of ``n`` rows.
+
+    >>> join_texts(["no purchase for ", coded(["3 days", "1 day"], [1, 0]), "."], 2).column().tolist()
+    ['no purchase for 1 day.', 'no purchase for 3 days.']
+    """
+    if n <= SMALL_ROWS:
+        rows = [[p] * n if isinstance(p, str) else list(p.column()) for p in pieces]
+        return coded(["".join(r) for r in zip(*rows)] if rows else [""] * n, np.arange(n))
+    texts = [p for p in pieces if not isinstance(p, str)]
+    if not texts:
+        return coded(["".join(pieces)], np.zeros(n, dtype=np.int64))
+    codes = texts[0].codes
+    for piece in texts[1:]:  # codes of the distinct combinations, at most n
+        codes, _ = pd.factorize(codes * np.int64(len(piece.words)) + piece.codes)
+    first = np.zeros(codes.max() + 1, dtype=np.int64)  # a code no row has reads row 0 (never taken)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # each combination's first row (the last write wins)
+    arrays = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else _arrow(p.words).take(pa.array(p.codes[first]))
+              for p in pieces]
+    words = arrays[0] if len(arrays) == 1 else pc.binary_join_element_wise(*arrays, pa.scalar("", pa.large_string()))
+    return CodedTexts(codes.astype(np.int64), words)
 
 
-def _pandas(texts: pa.Array) -> pd.api.extensions.ExtensionArray:
-    """An Arrow text array as a pandas ``str`` column (the texts are not copied)."""
-    return pd.array(texts, dtype="str")
+def scatter_texts(n: int, parts: Iterable[tuple[np.ndarray, CodedTexts]], fill: str = "") -> CodedTexts:
+    """The texts of ``n`` rows: each part's texts at its rows (positions), ``fill`` elsewhere.
+
+    >>> scatter_texts(4, [(np.array([3, 0]), coded(["d", "a"], [0, 1]))], "-").column().tolist()
+    ['a', '-', '-', 'd']
+    """
+    parts = [(np.asarray(rows), texts) for rows, texts in parts if len(rows)]
+    codes = np.zeros(n, dtype=np.int64)  # 0: the fill
+    offset = 1
+    for rows, texts in parts:
+        codes[rows] = texts.codes + offset
+        offset += len(texts.words)
+    if n <= SMALL_ROWS and all(isinstance(t.words, list) for _, t in parts):
+        return CodedTexts(codes, [fill, *(w for _, t in parts for w in t.words)])
+    return CodedTexts(codes, pa.concat_arrays([_arrow([fill]), *(_arrow(t.words) for _, t in parts)]))

@@ -43,7 +43,7 @@ from typing import Any, Mapping, NamedTuple, Optional
 import numpy as np
 import pandas as pd
 
-from custscore.texts import TextArray, format_distinct, join_texts, scatter_texts, shown_numbers, take_texts
+from custscore.texts import CodedTexts, TextArray, coded, format_distinct, join_texts, scatter_texts, shown_numbers
 from custscore.training.churn import CHURN_FEATURES, PROBABILITY_FEATURES, transform_features
 from custscore.training.churn_select import BASELINES
 
@@ -223,7 +223,7 @@ def _parts(template: str) -> tuple[tuple[str, Optional[str], str], ...]:
     return tuple((literal, field, spec or "") for literal, field, spec, _ in string.Formatter().parse(template))
 
 
-def _words_of(values: np.ndarray, spec: str) -> TextArray:
+def _words_of(values: np.ndarray, spec: str) -> CodedTexts:
     """``values`` (floats, shape ``(n,)``) in the words of ``spec``, each text made once per
     distinct number shown (:func:`~custscore.texts.shown_numbers`; any other spec: per value)."""
     if spec not in _NUMBERS:
@@ -233,21 +233,21 @@ def _words_of(values: np.ndarray, spec: str) -> TextArray:
     return format_distinct(shown, lambda v: _number_words(v, spec))
 
 
-def _fill(template: str, fields: Mapping[str, Any], n: int) -> TextArray:
+def _fill(template: str, fields: Mapping[str, Any], n: int) -> CodedTexts:
     """``template`` filled for ``n`` customers; ``fields`` maps each field to an array of
-    numbers, a text column or a number (the same for everyone: formatted once)."""
+    numbers, :class:`~custscore.texts.CodedTexts` or a number (the same for everyone: formatted once)."""
     pieces: list[Any] = []
     for literal, field, spec in _parts(template):
         if literal:
             pieces.append(literal)
         if field is not None:
             value = fields[field]
-            if not np.ndim(value):
-                pieces.append(_words(value, spec))
-            elif isinstance(value, np.ndarray) and value.dtype != object:
-                pieces.append(_words_of(value, spec))
-            else:
+            if isinstance(value, CodedTexts):
                 pieces.append(value)
+            elif np.ndim(value):
+                pieces.append(_words_of(np.asarray(value, dtype=float), spec))
+            else:
+                pieces.append(_words(value, spec))
     return join_texts(pieces, n)
 
 
@@ -257,6 +257,11 @@ def reason_texts(name: str, features: Mapping[str, np.ndarray], typical: float) 
     ``features`` maps churn feature names to equally long arrays; ``typical`` is the
     population's value of ``name``.
     """
+    return _reason_coded(name, features, typical).column()
+
+
+def _reason_coded(name: str, features: Mapping[str, np.ndarray], typical: float) -> CodedTexts:
+    """:func:`reason_texts` as :class:`~custscore.texts.CodedTexts`."""
     value = np.asarray(features[name], dtype=float)
     n = len(value)
     template = _TEMPLATES.get(name, f"{name.replace('_', ' ')} {{{name}:g}}")
@@ -270,7 +275,7 @@ def reason_texts(name: str, features: Mapping[str, np.ndarray], typical: float) 
         for field in needed - {"typical", "only", "purchases", "gap"}:
             fields[field] = np.asarray(features[field], dtype=float)[rows]
         if "only" in needed:
-            fields["only"] = take_texts(["", "only "], (value[rows] < typical).astype(np.int8))
+            fields["only"] = coded(["", "only "], value[rows] < typical)
         if "purchases" in needed:
             fields["purchases"] = np.asarray(features["frequency"], dtype=float)[rows] + 1
         if "gap" in needed:
@@ -308,7 +313,7 @@ def churn_reasons(model, A: np.ndarray, k: int = N_REASONS) -> dict[str, TextArr
     it is handled in blocks of :data:`REASON_BLOCK_ROWS` rows.
     """
     A = np.asarray(A, dtype=float)
-    parts: list[list[tuple[np.ndarray, TextArray]]] = [[] for _ in range(k)]
+    parts: list[list[tuple[np.ndarray, CodedTexts]]] = [[] for _ in range(k)]
     for start in range(0, len(A), REASON_BLOCK_ROWS):
         block = A[start:start + REASON_BLOCK_ROWS]
         names, C, mean, ranked, R = driver_contributions(model, block)
@@ -318,6 +323,6 @@ def churn_reasons(model, A: np.ndarray, k: int = N_REASONS) -> dict[str, TextArr
         for s in range(k):
             for j in np.unique(picks[:, s][picks[:, s] >= 0]):
                 rows = np.flatnonzero(picks[:, s] == j)
-                parts[s].append((start + rows, reason_texts(names[j], _Columns(block, rows),
-                                                            typical_value(mean[j], names[j]))))
-    return {f"reason_{s + 1}": scatter_texts(len(A), parts[s]) for s in range(k)}
+                parts[s].append((start + rows, _reason_coded(names[j], _Columns(block, rows),
+                                                             typical_value(mean[j], names[j]))))
+    return {f"reason_{s + 1}": scatter_texts(len(A), parts[s]).column() for s in range(k)}

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from custscore.errors import CustscoreError
-from custscore.texts import TextArray, format_distinct, join_texts, scatter_texts, shown_numbers, take_texts
+from custscore.texts import TextArray, coded, format_distinct, join_texts, scatter_texts, shown_numbers, take_texts
 from custscore.features.discount_credit import DISCOUNT_CREDIT_COLUMNS, DISCOUNT_SHARE
 from custscore.features.io import check_columns
 from custscore.features.months import MONTH_COLUMNS
@@ -632,12 +632,12 @@ def _alert_reasons(tier: np.ndarray, previous: np.ndarray, dropped: np.ndarray, 
             continue
         pieces: list[Any] = []
         if drop:
-            pieces += ["tier ", take_texts(ACTIVITY_TIERS, previous[rows]), "->", take_texts(ACTIVITY_TIERS, tier[rows])]
+            pieces += ["tier ", coded(ACTIVITY_TIERS, previous[rows]), "->", coded(ACTIVITY_TIERS, tier[rows])]
         if risk:
             pieces += ["; " if drop else "", "churn risk ",
                        format_distinct(shown_numbers(churn[rows], 2), "{:.2f}".format), " with high future value"]
         parts.append((rows, join_texts(pieces, len(rows))))
-    return scatter_texts(len(tier), parts)
+    return scatter_texts(len(tier), parts).column()
 
 
 def segment_settings(config: SegmentConfig, thresholds: SegmentThresholds) -> dict[str, dict[str, Any]]:
