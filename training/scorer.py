@@ -187,7 +187,8 @@ class CustomerScorer:
                                discount_rate_yearly=self.discount_rate)
             clv_range = clv_interval(purchase_model, x, t_x, T, spend, horizon_days=horizon,
                                      days_per_unit=DAYS_PER_UNIT[self.time_unit],
-                                     discount_rate_yearly=self.discount_rate, **self.spend_uncertainty(x, monetary))
+                                     discount_rate_yearly=self.discount_rate, point=clv,
+                                     **self.spend_uncertainty(x, monetary))
         else:  # no amounts in the log: value is not known, never 0
             monetary = spend = clv = np.full(len(x), np.nan)
             clv_range = {"clv_p10": clv, "clv_p90": clv}
