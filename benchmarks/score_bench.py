@@ -7,7 +7,7 @@ so repeated runs isolate scoring from reading the log), then times, best of ``--
 - ``CustomerScorer.score_customers`` on the whole frame (one chunk, as the arrow engine gives);
 - its steps alone: ``churn_reasons``, ``assign_segments``, ``clv_interval``, ``purchase_interval``;
 - writing the scores with :class:`~custscore.serving.chunked_output.ChunkedTableWriter`
-  as Parquet and as CSV.
+  as Parquet (and as CSV with ``--csv``).
 
 ``--save FILE.parquet`` keeps the scores; ``--check FILE.parquet`` compares them with a
 saved table (same columns, dtypes, values and row order) and fails when they differ, so a
@@ -20,28 +20,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from custscore.config import DAYS_PER_UNIT
-from custscore.features.engines import iter_customer_features, open_engine
-from custscore.features.rfm import duration_columns
-from custscore.serving.chunked_output import ChunkedTableWriter
-from custscore.training.churn import churn_features
-from custscore.training.reasons import churn_reasons
-from custscore.training.segments import assign_segments, required_columns
-from custscore.training.uncertainty import clv_interval, purchase_interval
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import best_of  # noqa: E402
 
-
-def best_of(repeats: int, call) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = call()
-        times.append(time.perf_counter() - start)
-    return min(times), out
+from custscore.config import DAYS_PER_UNIT  # noqa: E402
+from custscore.features.engines import iter_customer_features, open_engine  # noqa: E402
+from custscore.features.rfm import duration_columns  # noqa: E402
+from custscore.serving.chunked_output import ChunkedTableWriter  # noqa: E402
+from custscore.training.churn import churn_features  # noqa: E402
+from custscore.training.reasons import churn_reasons  # noqa: E402
+from custscore.training.segments import assign_segments, required_columns  # noqa: E402
+from custscore.training.uncertainty import clv_interval, purchase_interval  # noqa: E402
 
 
 def features_of(path: str, as_of: pd.Timestamp, time_unit: str, workdir: Path) -> pd.DataFrame:
@@ -64,6 +59,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--save", type=Path, default=None)
     parser.add_argument("--check", type=Path, default=None)
+    parser.add_argument("--csv", action="store_true", help="also time writing CSV (pandas: ~40x Parquet's time)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.tracking_uri:
@@ -78,7 +74,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f}; {len(customers):,} customers; churn model {scorer.churn_model}",
           flush=True)
 
-    seconds, scores = best_of(args.repeats, lambda: scorer.score_customers(customers, as_of))
+    scores, seconds = best_of(args.repeats, lambda: scorer.score_customers(customers, as_of))
     print(f"score_customers: {seconds:.2f} s", flush=True)
     horizon, unit = scorer.horizon_days, scorer.time_unit
     X = churn_features(customers, scorer.purchase_model, horizon, unit)
@@ -99,15 +95,15 @@ def main() -> None:
         "purchase_interval": lambda: purchase_interval(scorer.purchase_model, horizon / DAYS_PER_UNIT[unit], x, t_x, T),
     }
     for name, call in steps.items():
-        print(f"  {name}: {best_of(args.repeats, call)[0]:.2f} s", flush=True)
-    for suffix in (".parquet", ".csv"):
+        print(f"  {name}: {best_of(args.repeats, call)[1]:.2f} s", flush=True)
+    for suffix in (".parquet", ".csv") if args.csv else (".parquet",):
         target = args.workdir / f"bench_scores{suffix}"
 
         def write() -> None:
             with ChunkedTableWriter(target) as writer:
                 writer.write(scores)
 
-        print(f"write {suffix}: {best_of(args.repeats, write)[0]:.2f} s, {target.stat().st_size / 1e6:.0f} MB",
+        print(f"write {suffix}: {best_of(args.repeats, write)[1]:.2f} s, {target.stat().st_size / 1e6:.0f} MB",
               flush=True)
     if args.save is not None:
         scores.to_parquet(args.save, index=False)
