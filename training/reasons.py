@@ -41,7 +41,6 @@ import string
 from typing import Any, Mapping, NamedTuple, Optional
 
 import numpy as np
-import pandas as pd
 
 from custscore.texts import CodedTexts, TextArray, coded, format_distinct, join_texts, scatter_texts, shown_numbers
 from custscore.training.churn import CHURN_FEATURES, PROBABILITY_FEATURES, transform_features
