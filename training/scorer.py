@@ -17,6 +17,7 @@ from custscore.errors import CustscoreError
 from custscore.features.customers import customer_features
 from custscore.features.periods import merge_periods
 from custscore.features.rfm import duration_columns
+from custscore.columns import frame_of
 from custscore.texts import repeat_text
 from custscore.training.churn import ChurnClassifier, churn_features
 from custscore.training.churn_select import BaselineChurnModel
@@ -193,7 +194,7 @@ class CustomerScorer:
             monetary = spend = clv = np.full(len(x), np.nan)
             clv_range = {"clv_p10": clv, "clv_p90": clv}
         n = len(customers)
-        out = pd.DataFrame({
+        out = frame_of({
             "customer_id": _ids(customers.index),
             "frequency": x,
             "recency": t_x,

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import pandas as pd
 
+from custscore.columns import frame_of
 from custscore.errors import CustscoreError
 from custscore.texts import TextArray, coded, format_distinct, join_texts, scatter_texts, shown_numbers, take_texts
 from custscore.features.discount_credit import DISCOUNT_CREDIT_COLUMNS, DISCOUNT_SHARE
@@ -563,7 +564,7 @@ def assign_segments(frame: pd.DataFrame, config: SegmentConfig, thresholds: Segm
     statistic of the batch is used. See :func:`segment_arrays`.
     """
     _require(frame, [c for c in required_columns(config, thresholds) if c not in DISCOUNT_CREDIT_COLUMNS])
-    return pd.DataFrame(segment_arrays(frame, config, thresholds))[list(SEGMENT_COLUMNS)]
+    return frame_of(segment_arrays(frame, config, thresholds))[list(SEGMENT_COLUMNS)]
 
 
 def segment_arrays(columns: Mapping[str, Any], config: SegmentConfig,
