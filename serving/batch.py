@@ -85,14 +85,17 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
     and the output a table (:class:`~custscore.serving.db_output.DatabaseOutput`: one
     transaction, the settings in its companion table). ``tracking_uri`` (None: the default
     store, ``MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``) points MLflow at the model's
-    store once the paths are checked, so a bad path never imports MLflow.
+    store once the paths are checked, so a bad path never imports MLflow; a local model folder
+    is read without MLflow.
     """
     output = check_score_paths(output_path, transactions_path, config)
     if config.engine == "spark" and isinstance(transactions_path, DatabaseLog):
         raise CustscoreError(f"{transactions_path}: {SPARK_REFUSED}")
     if config.engine == "spark" and config.covariates is not None:
         raise CustscoreError("--covariates: not supported with --engine spark; use another engine")
-    if tracking_uri is not KEEP_TRACKING:
+    from custscore.serving.model_source import is_local_folder, load_scorer_from_uri  # MLflow only when used
+
+    if tracking_uri is not KEEP_TRACKING and not is_local_folder(model_uri):  # a folder needs no store
         from custscore.training.tracking import use_tracking
 
         use_tracking(tracking_uri)
@@ -102,8 +105,6 @@ def score_file(model_uri: str, transactions_path: str | os.PathLike, output_path
         return score_file_spark(model_uri, transactions_path, output_path, config)
     start = time.perf_counter()
     overrides = read_segment_overrides(config)
-    from custscore.serving.model_source import load_scorer_from_uri  # MLflow: imported once the inputs are checked
-
     scorer, label = load_scorer_from_uri(model_uri)
     scorer = with_segment_overrides(scorer, overrides)
     columns, warnings = netting_columns(scorer, config)

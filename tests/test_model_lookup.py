@@ -5,6 +5,9 @@ a store left an empty ~1 MB ./mlflow.db behind (MLflow creates the SQLite file o
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from conftest import run_cli
@@ -62,3 +65,34 @@ def test_a_local_model_folder_needs_no_store(tmp_path):
                             env=NO_ENV_STORE))
     assert "tracking store" not in err and "cannot load model" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_folder_is_read_in_place_without_mlflow(tmp_path, trained, cdnow_sample_csv):
+    """``score --model FOLDER``: MLflow is never imported, the folder is untouched, and the
+    scores equal those of the same model looked up by its run (``runs:/ID/model``)."""
+    import subprocess
+    import sys
+
+    import mlflow
+    import pandas as pd
+
+    store = trained["config"].tracking_uri
+    mlflow.set_tracking_uri(store)
+    folder = Path(mlflow.artifacts.download_artifacts(trained["logged"].model_uri, dst_path=str(tmp_path / "model")))
+    before = sorted((p.relative_to(folder), p.stat().st_mtime_ns) for p in folder.rglob("*"))
+    script = ("import sys; from custscore.config import ScoreConfig; from custscore.serving.batch import score_file; "
+              f"score_file({str(folder)!r}, {str(cdnow_sample_csv)!r}, {str(tmp_path / 'folder.csv')!r}, "
+              "ScoreConfig(as_of='1997-09-30'), None); "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": ""}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"  # no mlflow module imported
+    assert list(tmp_path.glob("mlflow.db")) == []  # and no store created
+    assert sorted((p.relative_to(folder), p.stat().st_mtime_ns) for p in folder.rglob("*")) == before
+    run_id = trained["logged"].run_id
+    by_run = run_cli("score", "--model", f"runs:/{run_id}/model", "--transactions", str(cdnow_sample_csv),
+                     "--as-of", "1997-09-30", "--output", str(tmp_path / "run.csv"), "--tracking-uri", store)
+    assert by_run.returncode == 0, by_run.stderr[-2000:]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "folder.csv"), pd.read_csv(tmp_path / "run.csv"),
+                                  check_exact=True)

@@ -21,7 +21,7 @@ from custscore.features.periods import merge_periods
 from custscore.training.bundle import load_scorer, save_scorer
 from custscore.training.churn import CHURN_FEATURES, ChurnClassifier, churn_features, churn_labels
 from custscore.training.churn_select import BaselineChurnModel
-from custscore.training.reasons import REASON_COLUMNS, reason_text
+from custscore.training.reasons import REASON_COLUMNS, reason_text, reason_texts
 from custscore.features.customers import PandasEngine
 from custscore.serving.model_holder import load_model
 from custscore.training.tracking import use_tracking
@@ -109,6 +109,39 @@ def test_words_of_a_hand_made_customer():
     assert reason_text("spend_90d", f, 100.0) == "only 40.00 spent in the last 90 days (typical customer: 100.00)"
     assert reason_text("p_no_purchase_horizon", f, 0.6) == (
         "purchase model: 83 % chance of no purchase in the next 90 days (typical customer: 60 %)")
+
+
+#: (value, expected words) at the rounding edges of each spec, written by hand: Python's format
+#: rounds the exact binary value half to even (1.005 is 1.00499999..., 0.05 is 0.0500000000000000027...).
+_EDGES = {
+    "spend_90d": [(0.125, "0.12"), (0.375, "0.38"), (1.005, "1.00"), (2.675, "2.67"), (-0.001, "-0.00"),
+                  (1234567.891, "1,234,567.89"), (40.0, "40.00"), (0.005, "0.01")],
+    "trend_90d": [(0.125, "0.12"), (-0.125, "-0.12"), (0.995, "0.99"), (-0.0, "-0.00"), (0.3, "0.30")],
+    "purchase_rate_per_year": [(0.05, "0.1"), (0.25, "0.2"), (0.35, "0.3"), (2.45, "2.5"), (12.0, "12.0")],
+    "days_since_last_purchase": [(0.5, "0 days"), (1.5, "2 days"), (2.5, "2 days"), (1.0, "1 day"),
+                                 (1.4, "1 day"), (1234.0, "1,234 days")],
+    "p_alive": [(0.125, "12 %"), (0.135, "14 %"), (0.005, "0 %"), (0.015, "2 %"), (1.0, "100 %")],
+}
+_EDGE_TEMPLATES = {
+    "spend_90d": "{only}{v} spent in the last 90 days (typical customer: 100.00)",
+    "trend_90d": "purchase rate trend {v} (last 90 days vs the 90 before; typical customer: 0.00)",
+    "purchase_rate_per_year": "{only}{v} repeat purchases a year (typical customer: 1.0)",
+    "days_since_last_purchase": "no purchase for {v} (typical customer: 30 days)",
+    "p_alive": "purchase model: probability still active {v} (typical customer: 50 %)",
+}
+_EDGE_TYPICAL = {"spend_90d": 100.0, "trend_90d": 0.0, "purchase_rate_per_year": 1.0,
+                 "days_since_last_purchase": 30.0, "p_alive": 0.5}
+
+
+@pytest.mark.parametrize("name", sorted(_EDGES))
+@pytest.mark.parametrize("repeat", [1, 50])  # a few customers (object arrays) and many (Arrow)
+def test_words_at_rounding_edges_match_hand_written_texts(name, repeat):
+    values = np.array([v for v, _ in _EDGES[name]] * repeat)
+    typical = _EDGE_TYPICAL[name]
+    want = [_EDGE_TEMPLATES[name].format(v=words, only="only " if v < typical else "")
+            for v, words in _EDGES[name]] * repeat
+    features = {c: np.zeros(len(values)) for c in CHURN_FEATURES} | {name: values}
+    assert list(reason_texts(name, features, typical)) == want
 
 
 def test_baseline_reasons_are_its_driver_then_the_activity_facts(population, cdnow):

@@ -30,8 +30,9 @@ other can both be listed). A model saved before this existed lists its drivers w
 grouping.
 
 Each reason quotes the customer's own numbers and, where it helps, the typical customer
-of the population (the mean mapped back through the inverse transform). The words are
-formatted per distinct value, and :func:`churn_reasons` works on blocks of rows.
+of the population (the mean mapped back through the inverse transform). Each number is
+formatted once per distinct value shown (:func:`~custscore.texts.shown_numbers`), the texts are taken and joined
+in Arrow (:mod:`custscore.texts`), and :func:`churn_reasons` works on blocks of rows.
 """
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ import string
 from typing import Any, Mapping, NamedTuple, Optional
 
 import numpy as np
-import pandas as pd
 
+from custscore.texts import CodedTexts, TextArray, coded, format_distinct, join_texts, scatter_texts, shown_numbers
 from custscore.training.churn import CHURN_FEATURES, PROBABILITY_FEATURES, transform_features
 from custscore.training.churn_select import BASELINES
 
@@ -144,21 +145,37 @@ def top_drivers(contributions: np.ndarray, k: int = N_REASONS, ranked: bool = Tr
     return out
 
 
-class _Words(string.Formatter):
-    """Format specs of the reason templates: ``days``, ``purchases``, ``money``, ``pct``, ``x``
-    (one decimal), ``d2`` (two decimals); a plain value otherwise."""
-
-    def format_field(self, value: Any, spec: str) -> str:
-        if spec in ("days", "purchases"):
-            unit = "day" if spec == "days" else "purchase"
-            return f"{value:,.0f} {unit}" + ("" if round(value) == 1 else "s")
-        formats = {"money": "{:,.2f}", "pct": "{:.0f} %", "x": "{:.1f}", "d2": "{:.2f}"}
-        if spec in formats:
-            return formats[spec].format(100 * value if spec == "pct" else value)
-        return super().format_field(value, spec)
+#: Number specs of the reason templates: spec -> (multiplier, decimals, unit). The number
+#: shown is ``multiplier * value`` with ``decimals`` decimals (thousands separated for days,
+#: purchases and money); a unit is pluralised unless the number rounds to 1.
+_NUMBERS: Mapping[str, tuple[float, int, Optional[str]]] = {
+    "days": (1.0, 0, "day"), "purchases": (1.0, 0, "purchase"), "money": (1.0, 2, None),
+    "pct": (100.0, 0, None), "x": (1.0, 1, None), "d2": (1.0, 2, None)}
+_SEPARATED = frozenset({"days", "purchases", "money"})
 
 
-_WORDS = _Words()
+def _number_words(number: float, spec: str) -> str:
+    """The words of an already multiplied number for a :data:`_NUMBERS` spec.
+
+    >>> _number_words(1.4, "days"), _number_words(2.5, "purchases"), _number_words(1234.5, "money")
+    ('1 day', '2 purchases', '1,234.50')
+    """
+    _, decimals, unit = _NUMBERS[spec]
+    text = format(number, f"{',' if spec in _SEPARATED else ''}.{decimals}f")
+    if spec == "pct":
+        return f"{text} %"
+    return text if unit is None else f"{text} {unit}" + ("" if round(number) == 1 else "s")
+
+
+def _words(value: Any, spec: str) -> str:
+    """One value in the words of template spec ``spec`` (``days``, ``purchases``, ``money``,
+    ``pct``, ``x`` one decimal, ``d2`` two decimals; Python's format spec otherwise)."""
+    if spec in _NUMBERS:
+        multiplier = _NUMBERS[spec][0]
+        return _number_words(value if multiplier == 1 else multiplier * value, spec)
+    return format(value, spec)
+
+
 #: Driver -> template over the churn features by name, ``typical`` (the population's value)
 #: and ``only`` ("only " when the customer's value is below the typical one). A key
 #: ``NAME/zero`` is used instead when the feature ``zero_of[NAME]`` is 0.
@@ -195,8 +212,6 @@ _ZERO_OF: Mapping[str, str] = {"ipt_mean_days": "frequency",
                                **{f"n_purchases_{w}d": f"n_purchases_{w}d" for w in (30, 90, 365)}}
 
 
-#: Below this many customers the words are formatted value by value (no hashing of values).
-_SMALL = 32
 #: Rows of ``A`` handled at once by :func:`churn_reasons` (bounds the temporaries: ~20 columns).
 REASON_BLOCK_ROWS = 262_144
 
@@ -207,44 +222,50 @@ def _parts(template: str) -> tuple[tuple[str, Optional[str], str], ...]:
     return tuple((literal, field, spec or "") for literal, field, spec, _ in string.Formatter().parse(template))
 
 
-def _words_of(values: np.ndarray, spec: str) -> np.ndarray:
-    """``values`` formatted with the template spec ``spec`` (object array of text).
-
-    Each distinct value (by its bits: -0.0 stays "-0") is formatted once.
-    """
-    if values.dtype == object:
-        return values
-    if len(values) <= _SMALL:
-        return np.array([_WORDS.format_field(v, spec) for v in values.tolist()], dtype=object)
-    codes, uniques = pd.factorize(np.ascontiguousarray(values, dtype=float).view(np.int64))
-    words = np.array([_WORDS.format_field(v, spec) for v in uniques.view(np.float64).tolist()], dtype=object)
-    return words[codes]
+def _words_of(values: np.ndarray, spec: str) -> CodedTexts:
+    """``values`` (floats, shape ``(n,)``) in the words of ``spec``, each text made once per
+    distinct number shown (:func:`~custscore.texts.shown_numbers`; any other spec: per value)."""
+    if spec not in _NUMBERS:
+        return format_distinct(values, lambda v: format(v, spec))
+    multiplier, decimals, _ = _NUMBERS[spec]
+    shown = shown_numbers(values if multiplier == 1 else multiplier * values, decimals)
+    return format_distinct(shown, lambda v: _number_words(v, spec))
 
 
-def _fill(template: str, fields: Mapping[str, Any], n: int) -> np.ndarray:
-    """``template`` filled for ``n`` customers; ``fields`` maps each field to an array or a scalar."""
-    out = np.full(n, "", dtype=object)
+def _fill(template: str, fields: Mapping[str, Any], n: int) -> CodedTexts:
+    """``template`` filled for ``n`` customers; ``fields`` maps each field to an array of
+    numbers, :class:`~custscore.texts.CodedTexts` or a number (the same for everyone: formatted once)."""
+    pieces: list[Any] = []
     for literal, field, spec in _parts(template):
         if literal:
-            out = out + literal
+            pieces.append(literal)
         if field is not None:
             value = fields[field]
-            value = np.asarray(value) if np.ndim(value) else np.full(n, value, dtype=float)
-            out = out + _words_of(value, spec)
-    return out
+            if isinstance(value, CodedTexts):
+                pieces.append(value)
+            elif np.ndim(value):
+                pieces.append(_words_of(np.asarray(value, dtype=float), spec))
+            else:
+                pieces.append(_words(value, spec))
+    return join_texts(pieces, n)
 
 
-def reason_texts(name: str, features: Mapping[str, np.ndarray], typical: float) -> np.ndarray:
-    """The words for driver ``name`` of many customers (object array of text).
+def reason_texts(name: str, features: Mapping[str, np.ndarray], typical: float) -> TextArray:
+    """The words for driver ``name`` of many customers (a text column, :mod:`custscore.texts`).
 
     ``features`` maps churn feature names to equally long arrays; ``typical`` is the
     population's value of ``name``.
     """
+    return _reason_coded(name, features, typical).column()
+
+
+def _reason_coded(name: str, features: Mapping[str, np.ndarray], typical: float) -> CodedTexts:
+    """:func:`reason_texts` as :class:`~custscore.texts.CodedTexts`."""
     value = np.asarray(features[name], dtype=float)
     n = len(value)
     template = _TEMPLATES.get(name, f"{name.replace('_', ' ')} {{{name}:g}}")
     zero = (np.asarray(features[_ZERO_OF[name]], dtype=float) == 0) if name in _ZERO_OF else np.zeros(n, bool)
-    out = np.empty(n, dtype=object)
+    parts = []
     for rows, text in ((np.flatnonzero(~zero), template), (np.flatnonzero(zero), _TEMPLATES.get(f"{name}/zero"))):
         if not len(rows):
             continue
@@ -253,13 +274,13 @@ def reason_texts(name: str, features: Mapping[str, np.ndarray], typical: float) 
         for field in needed - {"typical", "only", "purchases", "gap"}:
             fields[field] = np.asarray(features[field], dtype=float)[rows]
         if "only" in needed:
-            fields["only"] = np.where(value[rows] < typical, "only ", "").astype(object)
+            fields["only"] = coded(["", "only "], value[rows] < typical)
         if "purchases" in needed:
             fields["purchases"] = np.asarray(features["frequency"], dtype=float)[rows] + 1
         if "gap" in needed:
             fields["gap"] = np.maximum(np.asarray(features["ipt_mean_days"], dtype=float)[rows], 1.0)
-        out[rows] = _fill(text, fields, len(rows))
-    return out
+        parts.append((rows, _fill(text, fields, len(rows))))
+    return parts[0][1] if len(parts) == 1 else scatter_texts(n, parts)
 
 
 def reason_text(name: str, features: Mapping[str, float], typical: float) -> str:
@@ -283,14 +304,15 @@ class _Columns(Mapping[str, np.ndarray]):
         return len(CHURN_FEATURES)
 
 
-def churn_reasons(model, A: np.ndarray, k: int = N_REASONS) -> dict[str, np.ndarray]:
-    """``{reason_1: texts, ..., reason_k: texts}`` (object arrays, "" when fewer) for ``model`` on ``A``.
+def churn_reasons(model, A: np.ndarray, k: int = N_REASONS) -> dict[str, TextArray]:
+    """``{reason_1: texts, ..., reason_k: texts}`` (text columns, :mod:`custscore.texts`; "" when
+    fewer) for ``model`` on ``A``.
 
     ``A`` holds the :data:`CHURN_FEATURES` columns in that order, one row per customer;
     it is handled in blocks of :data:`REASON_BLOCK_ROWS` rows.
     """
     A = np.asarray(A, dtype=float)
-    out = {f"reason_{s + 1}": np.full(len(A), "", dtype=object) for s in range(k)}
+    parts: list[list[tuple[np.ndarray, CodedTexts]]] = [[] for _ in range(k)]
     for start in range(0, len(A), REASON_BLOCK_ROWS):
         block = A[start:start + REASON_BLOCK_ROWS]
         names, C, mean, ranked, R = driver_contributions(model, block)
@@ -298,9 +320,8 @@ def churn_reasons(model, A: np.ndarray, k: int = N_REASONS) -> dict[str, np.ndar
             break
         picks = top_drivers(C, k, ranked, R)
         for s in range(k):
-            column = out[f"reason_{s + 1}"]
             for j in np.unique(picks[:, s][picks[:, s] >= 0]):
                 rows = np.flatnonzero(picks[:, s] == j)
-                column[start + rows] = reason_texts(names[j], _Columns(block, rows),
-                                                    typical_value(mean[j], names[j]))
-    return out
+                parts[s].append((start + rows, _reason_coded(names[j], _Columns(block, rows),
+                                                             typical_value(mean[j], names[j]))))
+    return {f"reason_{s + 1}": scatter_texts(len(A), parts[s]).column() for s in range(k)}

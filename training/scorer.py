@@ -17,6 +17,8 @@ from custscore.errors import CustscoreError
 from custscore.features.customers import customer_features
 from custscore.features.periods import merge_periods
 from custscore.features.rfm import duration_columns
+from custscore.columns import frame_of
+from custscore.texts import repeat_text
 from custscore.training.churn import ChurnClassifier, churn_features
 from custscore.training.churn_select import BaselineChurnModel
 from custscore.training.covariate_file import CovariateEncoding
@@ -186,16 +188,18 @@ class CustomerScorer:
                                discount_rate_yearly=self.discount_rate)
             clv_range = clv_interval(purchase_model, x, t_x, T, spend, horizon_days=horizon,
                                      days_per_unit=DAYS_PER_UNIT[self.time_unit],
-                                     discount_rate_yearly=self.discount_rate, **self.spend_uncertainty(x, monetary))
+                                     discount_rate_yearly=self.discount_rate, point=clv,
+                                     **self.spend_uncertainty(x, monetary))
         else:  # no amounts in the log: value is not known, never 0
             monetary = spend = clv = np.full(len(x), np.nan)
             clv_range = {"clv_p10": clv, "clv_p90": clv}
-        out = pd.DataFrame({
-            "customer_id": customers.index.to_numpy(),
+        n = len(customers)
+        out = frame_of({
+            "customer_id": _ids(customers.index),
             "frequency": x,
             "recency": t_x,
             "T": T,
-            "time_unit": self.time_unit,
+            "time_unit": repeat_text(self.time_unit, n),
             "monetary_value": monetary,
             "tenure_days": customers["tenure_days"].to_numpy(dtype=float),
             "days_since_last_purchase": X["days_since_last_purchase"].to_numpy(),
@@ -215,9 +219,9 @@ class CustomerScorer:
             **clv_range,
             "horizon_days": horizon,
             "discount_rate": self.discount_rate,
-            "as_of": pd.Timestamp(as_of).date().isoformat(),
-            "model_version": self.model_version,
-            "purchase_model": self.purchase_model.KEY,
+            "as_of": repeat_text(pd.Timestamp(as_of).date().isoformat(), n),
+            "model_version": repeat_text(self.model_version, n),
+            "purchase_model": repeat_text(self.purchase_model.KEY, n),
         })
         out = out[list(SCORE_COLUMNS)].reset_index(drop=True)
         if not with_segments:
@@ -279,3 +283,8 @@ class CustomerScorer:
         the spend model's parameter uncertainty enters the CLV range."""
         return {"spend_model": self.gamma_gamma,
                 "spend_at": lambda fit: self.expected_avg_spend(frequency, monetary_value, spend_model=fit)}
+
+
+def _ids(index: pd.Index) -> Any:
+    """The customer ids of a feature frame's index as a column (an Arrow-backed text index as it is)."""
+    return index.array if isinstance(index.dtype, pd.StringDtype) else index.to_numpy()

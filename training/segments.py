@@ -26,7 +26,9 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import pandas as pd
 
+from custscore.columns import frame_of
 from custscore.errors import CustscoreError
+from custscore.texts import TextArray, coded, format_distinct, join_texts, scatter_texts, shown_numbers, take_texts
 from custscore.features.discount_credit import DISCOUNT_CREDIT_COLUMNS, DISCOUNT_SHARE
 from custscore.features.io import check_columns
 from custscore.features.months import MONTH_COLUMNS
@@ -341,6 +343,16 @@ def _require(frame: pd.DataFrame, columns) -> None:
     check_columns(frame.columns, columns, "segments", unique=False)
 
 
+def first_index(conditions: list) -> np.ndarray:
+    """Per row, the position of the first true condition (1-D, one length), ``len(conditions)`` when none.
+
+    >>> first_index([np.array([True, False, False]), np.array([True, True, False])]).tolist()
+    [0, 1, 2]
+    """
+    n = len(conditions[0])
+    return np.vstack([*conditions, np.ones(n, dtype=bool)]).argmax(axis=0)
+
+
 def first_match(conditions: list, choices: list, default: Any) -> np.ndarray:
     """``np.select`` for scalar choices: per row, the choice of the first true condition, else ``default``.
 
@@ -351,9 +363,17 @@ def first_match(conditions: list, choices: list, default: Any) -> np.ndarray:
     >>> first_match([np.array([True, False, False]), np.array([True, True, False])], ["a", "b"], "c").tolist()
     ['a', 'b', 'c']
     """
-    n = len(conditions[0])
-    index = np.vstack([*conditions, np.ones(n, dtype=bool)]).argmax(axis=0)
-    return np.array([*choices, default])[index]
+    return np.array([*choices, default])[first_index(conditions)]
+
+
+#: Activity tier codes (positions in :data:`ACTIVITY_TIERS`) and their ranks (:data:`_TIER_RANK`).
+_A, _B, _C, _D, _NONE = range(len(ACTIVITY_TIERS))
+_RANK_OF_CODE = np.array([_TIER_RANK[t] for t in ACTIVITY_TIERS])
+#: Stage codes: positions in :data:`LIFECYCLE_STAGES`.
+_EXPLORATION, _FORMATION, _STABILITY, _DECLINE = (LIFECYCLE_STAGES.index(s) for s in
+                                                  ("exploration", "formation", "stability", "decline"))
+#: Class-I cause codes: positions in ``_CAUSES`` ("" for the other classes, then the causes, then unknown).
+_CAUSES: tuple[str, ...] = ("", *CLASS_I_CAUSES, "unknown")
 
 
 def activity_tier(purchases_month: np.ndarray, config: SegmentConfig) -> np.ndarray:
@@ -362,8 +382,12 @@ def activity_tier(purchases_month: np.ndarray, config: SegmentConfig) -> np.ndar
     >>> activity_tier(np.array([12, 11, 10, 6, 5, 1, 0]), SegmentConfig()).tolist()
     ['A', 'A', 'B', 'B', 'C', 'C', 'none']
     """
+    return np.array(ACTIVITY_TIERS)[_tier_codes(purchases_month, config)]
+
+
+def _tier_codes(purchases_month: np.ndarray, config: SegmentConfig) -> np.ndarray:
     n = np.asarray(purchases_month)
-    return first_match([n >= config.tier_a_min, n >= config.tier_b_min, n >= 1], ["A", "B", "C"], "none")
+    return first_match([n >= config.tier_a_min, n >= config.tier_b_min, n >= 1], [_A, _B, _C], _NONE)
 
 
 def activity_tiers(last_month: np.ndarray, month_before: np.ndarray,
@@ -374,18 +398,19 @@ def activity_tiers(last_month: np.ndarray, month_before: np.ndarray,
     not last month, ``none`` when neither; ``previous`` is A/B/C/none by the month before;
     ``dropped`` is True when ``tier`` ranks below ``previous`` (A->B, B->C, any -> D).
     """
+    tier, previous, dropped = _monthly_tier_codes(last_month, month_before, config)
+    return np.array(ACTIVITY_TIERS)[tier], np.array(ACTIVITY_TIERS)[previous], dropped
+
+
+def _monthly_tier_codes(last_month: np.ndarray, month_before: np.ndarray,
+                        config: SegmentConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`activity_tiers` as tier codes."""
     last_month = np.asarray(last_month)
     month_before = np.asarray(month_before)
-    tier = activity_tier(last_month, config)
-    tier = np.where((last_month == 0) & (month_before > 0), "D", tier)
-    previous = activity_tier(month_before, config)
-    dropped = (previous != "none") & (_tier_rank(tier) < _tier_rank(previous))
+    tier = np.where((last_month == 0) & (month_before > 0), _D, _tier_codes(last_month, config))
+    previous = _tier_codes(month_before, config)
+    dropped = (previous != _NONE) & (_RANK_OF_CODE[tier] < _RANK_OF_CODE[previous])
     return tier, previous, dropped
-
-
-def _tier_rank(tiers: np.ndarray) -> np.ndarray:
-    """Rank of each activity tier (:data:`_TIER_RANK`), vectorised."""
-    return first_match([tiers == name for name in _TIER_RANK], list(_TIER_RANK.values()), -1)
 
 
 def _numbers(columns: Mapping[str, Any], name: str) -> np.ndarray:
@@ -420,6 +445,14 @@ def lifecycle_stage(tenure_days: np.ndarray, trend: np.ndarray, days_since_last_
     ...                 np.array([0, 70, 5, 5, 30, 5]), SegmentConfig(), b, np.array([0, 3, 3, 3, 0, 3])).tolist()
     ['exploration', 'decline', 'decline', 'formation', 'exploration', 'stability']
     """
+    return np.array(LIFECYCLE_STAGES)[_stage_codes(tenure_days, trend, days_since_last_purchase, config, bounds,
+                                                   frequency)]
+
+
+def _stage_codes(tenure_days: np.ndarray, trend: np.ndarray, days_since_last_purchase: np.ndarray,
+                 config: SegmentConfig, bounds: Optional[CadenceBounds] = None,
+                 frequency: Optional[np.ndarray] = None) -> np.ndarray:
+    """:func:`lifecycle_stage` as stage codes (positions in :data:`LIFECYCLE_STAGES`)."""
     tenure = np.asarray(tenure_days, dtype=float)
     trend = np.asarray(trend, dtype=float)
     idle = np.asarray(days_since_last_purchase, dtype=float)
@@ -432,8 +465,8 @@ def lifecycle_stage(tenure_days: np.ndarray, trend: np.ndarray, days_since_last_
          single,
          young & (trend >= config.trend_band),
          young],
-        ["exploration", "decline", "exploration", "formation", "exploration"],
-        "stability")
+        [_EXPLORATION, _DECLINE, _EXPLORATION, _FORMATION, _EXPLORATION],
+        _STABILITY)
 
 
 def learnt_activity_tiers(days_since_last_purchase: np.ndarray,
@@ -449,16 +482,23 @@ def learnt_activity_tiers(days_since_last_purchase: np.ndarray,
     >>> [t.tolist() for t in learnt_activity_tiers(np.array([5, 35, 45, 65, 95]), b)]
     [['A', 'C', 'D', 'none', 'none'], ['A', 'A', 'B', 'C', 'none'], [False, True, True, False, False]]
     """
+    tier, previous, dropped = _learnt_tier_codes(days_since_last_purchase, bounds)
+    return np.array(ACTIVITY_TIERS)[tier], np.array(ACTIVITY_TIERS)[previous], dropped
+
+
+def _learnt_tier_codes(days_since_last_purchase: np.ndarray,
+                       bounds: CadenceBounds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`learnt_activity_tiers` as tier codes."""
     idle = np.asarray(days_since_last_purchase, dtype=float)
 
     def tier_at(days: np.ndarray) -> np.ndarray:
         return first_match([days <= bounds.tier_a_days, days <= bounds.tier_b_days, days <= bounds.tier_c_days,
-                            days <= bounds.lapse_days], ["A", "B", "C", "D"], "none")
+                            days <= bounds.lapse_days], [_A, _B, _C, _D], _NONE)
 
     tier = tier_at(idle)
     before = idle - PREVIOUS_TIER_DAYS
     previous = np.where(before >= 0, tier_at(before), tier)
-    dropped = (tier != "none") & (_tier_rank(tier) < _tier_rank(previous))
+    dropped = (tier != _NONE) & (_RANK_OF_CODE[tier] < _RANK_OF_CODE[previous])
     return tier, previous, dropped
 
 
@@ -501,13 +541,19 @@ def class_i_cause(frame: Mapping[str, Any], is_i: np.ndarray, stage: np.ndarray,
     >>> class_i_cause(f, np.array([True, True, True, False]), np.array(["decline"] * 4), SegmentConfig()).tolist()
     ['poor credit', 'price-sensitive', 'decline', '']
     """
+    return np.array(_CAUSES)[_cause_codes(frame, is_i, np.asarray(stage) == "decline", config, stability_days)]
+
+
+def _cause_codes(frame: Mapping[str, Any], is_i: np.ndarray, declining: np.ndarray, config: SegmentConfig,
+                 stability_days: Optional[float] = None) -> np.ndarray:
+    """:func:`class_i_cause` as cause codes (positions in ``_CAUSES``), given who is in decline."""
     never = np.zeros(len(is_i), dtype=bool)
     poor_credit = _numbers(frame, ARREARS) > config.poor_credit_arrears if ARREARS in frame else never
     price_sensitive = (_numbers(frame, DISCOUNT_SHARE) > config.price_sensitive_share
                        if DISCOUNT_SHARE in frame else never)
-    applies = [poor_credit, price_sensitive, stage == "decline",
+    applies = [poor_credit, price_sensitive, declining,
                _numbers(frame, "tenure_days") < (config.stability_days if stability_days is None else stability_days)]
-    return first_match([~is_i, *applies], ["", *CLASS_I_CAUSES], "unknown")
+    return first_match([~is_i, *applies], list(range(len(_CAUSES) - 1)), len(_CAUSES) - 1)
 
 
 def assign_segments(frame: pd.DataFrame, config: SegmentConfig, thresholds: SegmentThresholds) -> pd.DataFrame:
@@ -518,7 +564,7 @@ def assign_segments(frame: pd.DataFrame, config: SegmentConfig, thresholds: Segm
     statistic of the batch is used. See :func:`segment_arrays`.
     """
     _require(frame, [c for c in required_columns(config, thresholds) if c not in DISCOUNT_CREDIT_COLUMNS])
-    return pd.DataFrame(segment_arrays(frame, config, thresholds))[list(SEGMENT_COLUMNS)]
+    return frame_of(segment_arrays(frame, config, thresholds))[list(SEGMENT_COLUMNS)]
 
 
 def segment_arrays(columns: Mapping[str, Any], config: SegmentConfig,
@@ -538,55 +584,61 @@ def segment_arrays(columns: Mapping[str, Any], config: SegmentConfig,
     high_potential = clv > thresholds.clv_high
     class_index = first_match([high_current & high_potential, high_current, high_potential], [3, 2, 1], 0)
     classes = ["I", "II", "III", "IV"]  # indexed by class_index
-    value_class = np.array(classes)[class_index]
-    names, resources, retention_by_class = (np.array([VALUE_CLASSES[c][k] for c in classes], dtype=object)
-                                            for k in range(3))
+    names, resources, retention_by_class = ([VALUE_CLASSES[c][k] for c in classes] for k in range(3))
 
     bounds = cadence_bounds(config, thresholds)
     idle, trend = _numbers(columns, "days_since_last_purchase"), _numbers(columns, config.trend_column)
     if bounds is None:
-        stage = lifecycle_stage(tenure, trend, idle, config)
-        tier, previous, dropped = activity_tiers(np.asarray(columns[MONTH_COLUMNS[0]]),
-                                                 np.asarray(columns[MONTH_COLUMNS[1]]), config)
+        stage = _stage_codes(tenure, trend, idle, config)
+        tier, previous, dropped = _monthly_tier_codes(np.asarray(columns[MONTH_COLUMNS[0]]),
+                                                      np.asarray(columns[MONTH_COLUMNS[1]]), config)
     else:
-        stage = lifecycle_stage(tenure, trend, idle, config, bounds, np.asarray(columns["frequency"]))
-        tier, previous, dropped = learnt_activity_tiers(idle, bounds)
-    cause = class_i_cause(columns, class_index == 0, stage, config, None if bounds is None else bounds.stability_days)
-    retention = np.select([cause == name for name in CLASS_I_CAUSES],
-                          [np.array(policy, dtype=object) for policy in CLASS_I_CAUSES.values()],
-                          retention_by_class[class_index])
+        stage = _stage_codes(tenure, trend, idle, config, bounds, np.asarray(columns["frequency"]))
+        tier, previous, dropped = _learnt_tier_codes(idle, bounds)
+    cause = _cause_codes(columns, class_index == 0, stage == _DECLINE, config,
+                         None if bounds is None else bounds.stability_days)
+    # the retention policy: the class's, or the cause's (codes 1..4 of _CAUSES) listed after them
+    has_cause = (cause > 0) & (cause <= len(CLASS_I_CAUSES))
+    retention = np.where(has_cause, len(classes) - 1 + cause, class_index)
 
     at_risk = high_potential & (churn >= config.alert_churn_probability)
-    reason = np.full(len(spend), "", dtype=object)
-    alerted = np.flatnonzero(dropped | at_risk)  # only these rows get a text
-    if len(alerted):
-        drop, risk = dropped[alerted], at_risk[alerted]
-        drop_text = np.char.add(np.char.add("tier ", previous[alerted].astype(str)),
-                                np.char.add("->", tier[alerted].astype(str)))
-        risk_text = np.char.add(np.char.add("churn risk ", np.char.mod("%.2f", churn[alerted])),
-                                " with high future value")
-        reason[alerted] = np.where(drop & risk, np.char.add(np.char.add(drop_text, "; "), risk_text),
-                                   np.where(drop, drop_text, risk_text))
-    if not len(reason):
-        reason = reason.astype(str)  # an empty text column, as for the other text columns
-
-    pyramid = first_match([clv > thresholds.clv_key, clv > thresholds.clv_potential], ["key", "potential"], "regular")
+    pyramid = first_match([clv > thresholds.clv_key, clv > thresholds.clv_potential], [0, 1], 2)
     return {
         "current_value": spend * config.margin_rate,
         "future_value": clv * config.margin_rate,
-        "value_class": value_class,
-        "value_class_name": names[class_index],
-        "resource_policy": resources[class_index],
-        "retention_policy": retention,
-        "class_i_cause": cause,
-        "pyramid_tier": pyramid,
-        "activity_tier": tier,
-        "previous_activity_tier": previous,
+        "value_class": take_texts(classes, class_index),
+        "value_class_name": take_texts(names, class_index),
+        "resource_policy": take_texts(resources, class_index),
+        "retention_policy": take_texts([*retention_by_class, *CLASS_I_CAUSES.values()], retention),
+        "class_i_cause": take_texts(_CAUSES, cause),
+        "pyramid_tier": take_texts(PYRAMID_TIERS, pyramid),
+        "activity_tier": take_texts(ACTIVITY_TIERS, tier),
+        "previous_activity_tier": take_texts(ACTIVITY_TIERS, previous),
         "alert": dropped | at_risk,
-        "alert_reason": reason,
-        "lifecycle_stage": stage,
+        "alert_reason": _alert_reasons(tier, previous, dropped, at_risk, churn),
+        "lifecycle_stage": take_texts(LIFECYCLE_STAGES, stage),
         "partial_churn": partial_churn(columns, config),
     }
+
+
+def _alert_reasons(tier: np.ndarray, previous: np.ndarray, dropped: np.ndarray, at_risk: np.ndarray,
+                   churn: np.ndarray) -> TextArray:
+    """Per row: ``tier B->C`` for a drop, ``churn risk 0.63 with high future value`` for a
+    risk, both joined by ``; ``, "" for neither (tiers as codes)."""
+    parts = []
+    for rows, drop, risk in ((np.flatnonzero(dropped & at_risk), True, True),
+                             (np.flatnonzero(dropped & ~at_risk), True, False),
+                             (np.flatnonzero(~dropped & at_risk), False, True)):
+        if not len(rows):
+            continue
+        pieces: list[Any] = []
+        if drop:
+            pieces += ["tier ", coded(ACTIVITY_TIERS, previous[rows]), "->", coded(ACTIVITY_TIERS, tier[rows])]
+        if risk:
+            pieces += ["; " if drop else "", "churn risk ",
+                       format_distinct(shown_numbers(churn[rows], 2), "{:.2f}".format), " with high future value"]
+        parts.append((rows, join_texts(pieces, len(rows))))
+    return scatter_texts(len(tier), parts).column()
 
 
 def segment_settings(config: SegmentConfig, thresholds: SegmentThresholds) -> dict[str, dict[str, Any]]:

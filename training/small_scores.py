@@ -157,7 +157,7 @@ def score_small_columns(scorer: CustomerScorer, customer_ids: Any, features: Map
     clv = expected_clv(scorer.purchase_model, x, t_x, T, spend, horizon_days=horizon, days_per_unit=days,
                        discount_rate_yearly=scorer.discount_rate)
     clv_range = clv_interval(scorer.purchase_model, x, t_x, T, spend, horizon_days=horizon, days_per_unit=days,
-                             discount_rate_yearly=scorer.discount_rate,
+                             discount_rate_yearly=scorer.discount_rate, point=clv,
                              **scorer.spend_uncertainty(x, features["monetary_value"]))
     n = len(x)
     constant = {"time_unit": time_unit, "horizon_days": horizon, "discount_rate": float(scorer.discount_rate),

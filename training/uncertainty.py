@@ -118,13 +118,15 @@ def log_variance(model: Any, value_at: Callable[[Any], np.ndarray]) -> np.ndarra
 
 def clv_interval(model: PurchaseModel, frequency: Any, recency: Any, T: Any, expected_spend: Any,
                  horizon_days: float, days_per_unit: float, discount_rate_yearly: float,
-                 spend_model: Any = None, spend_at: Optional[Callable[[Any], np.ndarray]] = None
-                 ) -> dict[str, np.ndarray]:
+                 spend_model: Any = None, spend_at: Optional[Callable[[Any], np.ndarray]] = None,
+                 point: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
     """``clv_p10`` and ``clv_p90`` of :func:`expected_clv` under parameter uncertainty (delta method in logs).
 
     ``spend_model`` (the fitted spend model) and ``spend_at(fit)`` (the per-customer
     ``expected_spend`` computed with ``fit``, a copy of ``spend_model`` with shifted
     parameters) add the spend parameters' uncertainty; without them the spend is taken as known.
+    ``point``: :func:`expected_clv` at the fit with these arguments when the caller has it
+    (the score's ``clv``), so it is not computed again.
     """
     n = len(np.atleast_1d(frequency))
     if n == 0:
@@ -138,7 +140,7 @@ def clv_interval(model: PurchaseModel, frequency: Any, recency: Any, T: Any, exp
     if purchase is None:
         return {"clv_p10": np.full(n, np.nan), "clv_p90": np.full(n, np.nan)}
     spend = None if spend_model is None or spend_at is None else log_variance(spend_model, spend_at)
-    point = clv(model)
+    point = clv(model) if point is None else np.asarray(point, dtype=float)
     with np.errstate(invalid="ignore"):
         sd = np.where(point > 0, np.sqrt(purchase + (0.0 if spend is None else spend)), 0.0)  # CLV 0 has no spread
     return {"clv_p10": point * np.exp(-_Z90 * sd), "clv_p90": point * np.exp(_Z90 * sd)}

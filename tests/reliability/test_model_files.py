@@ -337,17 +337,16 @@ class _MovingAlias:
 
 @pytest.fixture()
 def moving_alias(trained, monkeypatch):
-    from custscore.serving import model_source
     mlflow.set_tracking_uri(trained["config"].tracking_uri)
     mlflow.set_registry_uri(trained["config"].tracking_uri)
     real = mlflow.tracking.MlflowClient()
     name = "moving-alias"
     versions = [mlflow.register_model(trained["logged"].model_uri, name) for _ in range(2)]
     client = _MovingAlias(real, versions)
-    monkeypatch.setattr(model_source, "MlflowClient", lambda: client)
+    monkeypatch.setattr(mlflow.tracking, "MlflowClient", lambda: client)  # model_source imports it when used
     downloaded = []
     download = mlflow.artifacts.download_artifacts
-    monkeypatch.setattr(model_source.mlflow.artifacts, "download_artifacts",
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts",
                         lambda artifact_uri, **k: downloaded.append(artifact_uri) or download(artifact_uri, **k))
     return name, client, downloaded
 
