@@ -39,12 +39,15 @@ import pyarrow as pa
 
 from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.errors import CustscoreError
+from custscore.features.coded_arrays import CodedArrays, id_runs
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.days import day_dates as _dates, day_number_of
+from custscore.features.engines import in_memory_rows
 from custscore.features.io import (_TS_MAX, _TS_MIN, _TZ_SUFFIX, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
                                    check_csv_shape, check_log_columns, csv_separator,
                                    longer_row_error, optional_columns)
-from custscore.features.netting import MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount_sql, units_sql
+from custscore.features.netting import (MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount, units_amount_sql,
+                                        units_sql)
 from custscore.features.periods import ARREARS, DISCOUNTED
 from custscore.features.rfm import btyd_from_runs, duration_columns, rfm_frame, run_numbers
 from custscore.features.row_keys import KeyedRows
@@ -93,12 +96,18 @@ class DuckDBSettings:
     ``None`` there means a fresh folder under the system temp dir, removed on close);
     ``threads`` of ``None`` means one per core; ``rows_per_chunk`` bounds the purchase
     rows (customer-days) handed to numpy at once, and so the pandas-side memory.
+    ``in_memory_bytes``: the memory (bytes) the per-day purchases may take in numpy, estimated
+    per transaction as :func:`custscore.features.engines.in_memory_rows` does; a log within it
+    is answered in memory (:class:`~custscore.features.coded_arrays.CodedArrays`), a larger one
+    out of core in SQL. ``None``: half the memory available (out of core where unknown); 0:
+    always out of core.
     """
 
     memory_limit: str = "4GB"
     threads: Optional[int] = None
     temp_directory: Optional[str] = None
     rows_per_chunk: int = 4_000_000
+    in_memory_bytes: Optional[int] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.rows_per_chunk, bool) or not isinstance(self.rows_per_chunk, int) or self.rows_per_chunk <= 0:
@@ -106,6 +115,9 @@ class DuckDBSettings:
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
                                          or self.threads <= 0):
             raise CustscoreError(f"threads: must be a whole number > 0, got {self.threads!r}")
+        if self.in_memory_bytes is not None and (isinstance(self.in_memory_bytes, bool)
+                                                 or not isinstance(self.in_memory_bytes, int) or self.in_memory_bytes < 0):
+            raise CustscoreError(f"in_memory_bytes: must be a whole number >= 0, got {self.in_memory_bytes!r}")
 
 
 def _quote(text: str) -> str:
@@ -273,21 +285,50 @@ class DuckDBEngine(CodedPurchasesEngine):
             raise error
         if flags[3] > MAX_TOTAL_UNITS:
             raise total_error(self.source, cols.amount_decimals)
-        self._con.execute(f"CREATE TEMP TABLE days AS SELECT customer_id, CAST(ts AS DATE) AS date, "
-                          f"CAST(sum(units) AS BIGINT) AS units{self._optional.per_day} FROM ({rows}) "
-                          "GROUP BY customer_id, CAST(ts AS DATE)")
-        self._con.execute(f"CREATE TEMP VIEW purchase_days AS SELECT customer_id, date, "
-                          f"{units_amount_sql('units', cols.amount_decimals)} AS amount{self._optional.day_columns} "
-                          "FROM days WHERE units >= 0")
+        per_day = (f"SELECT customer_id, CAST(ts AS DATE) AS date, CAST(sum(units) AS BIGINT) AS units"
+                   f"{self._optional.per_day} FROM ({rows}) GROUP BY customer_id, CAST(ts AS DATE)")
         self._coded: Optional[tuple[pd.Index, np.ndarray]] = None
         self._examples: Optional[pd.DataFrame] = None
+        self._memory: Optional[CodedArrays] = None
+        budget = in_memory_rows(self.settings.in_memory_bytes)
+        if budget is not None and flags[4] <= budget:
+            self._memory = self._in_memory(per_day)
+        else:
+            self._con.execute(f"CREATE TEMP TABLE days AS {per_day}")
+            self._con.execute(f"CREATE TEMP VIEW purchase_days AS SELECT customer_id, date, "
+                              f"{units_amount_sql('units', cols.amount_decimals)} AS amount"
+                              f"{self._optional.day_columns} FROM days WHERE units >= 0")
         if kind == "arrow":  # the stream cannot be read again: take the examples now
-            self.example_transactions()
+            self._example_rows()
             self._con.execute("DROP TABLE raw_log")
+
+    def _in_memory(self, per_day: str) -> CodedArrays:
+        """The per-day rows of ``per_day`` (SQL: customer_id, date, units, optional columns), fetched
+        once sorted by (customer_id, date) into coded arrays: codes from the runs of equal ids,
+        return-only days (units < 0) dropped, amounts the units divided back (bit for bit the
+        out-of-core ``purchase_days``)."""
+        with self._ordered():
+            table = self._con.execute(f"{per_day} ORDER BY customer_id, date").to_arrow_table()
+        heads, starts = id_runs(table.column("customer_id"))
+        ids = pd.Index(heads.to_pandas(), name="customer_id")
+        del heads
+        units = table.column("units").to_numpy()
+        keep = units >= 0
+        day = table.column("date").cast(pa.int32()).to_numpy()[keep]
+        optional = self._optional.day_frame_columns({name: table.column(name).to_numpy() for name in self._optional.day})
+        del table
+        code = run_numbers(starts, len(units))[keep]
+        return CodedArrays(ids, code, day, units_amount(units[keep], self.columns.amount_decimals),
+                           {name: values[keep] for name, values in optional.items()}, self.rows_per_chunk)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the features are answered from numpy arrays (the log fit in memory), not out of core."""
+        return self._memory is not None
 
     def _checked_rows(self, kind: str, rel: str, found: list[str]) -> tuple[str, tuple]:
         """The parsed rows' SQL (:meth:`_rows_sql`) and their check, one streaming pass over the log:
-        (any row features.io refuses, any with / without a UTC offset, the sum of ``|units|``).
+        (any row features.io refuses, any with / without a UTC offset, the sum of ``|units|``, the rows).
 
         A CSV is first read with its amounts and ISO dates typed by the CSV reader
         (:meth:`_typed_csv_sources`, fastest first); if a value does not read as declared the
@@ -299,7 +340,8 @@ class DuckDBEngine(CodedPurchasesEngine):
             rows = self._rows_sql(parse, source)
             bad = _bad("customer_id", "ts", "amount", self.columns.amount_decimals, tuple(parse.optional))
             check = (f"SELECT coalesce(bool_or({bad}), false), coalesce(bool_or(aware), false), "
-                     f"coalesce(bool_or(NOT aware), false), coalesce(sum(abs(CAST(units AS DOUBLE))), 0) FROM ({rows})")
+                     f"coalesce(bool_or(NOT aware), false), coalesce(sum(abs(CAST(units AS DOUBLE))), 0), count(*) "
+                     f"FROM ({rows})")
             try:
                 return rows, self._con.execute(check).fetchone()
             except duckdb.Error:
@@ -340,11 +382,11 @@ class DuckDBEngine(CodedPurchasesEngine):
 
     @property
     def _ids(self) -> pd.Index:
-        return self._codes()[0]
+        return self._memory._ids if self._memory is not None else self._codes()[0]
 
     @property
     def _rows_before(self) -> np.ndarray:
-        return self._codes()[1]
+        return self._memory._rows_before if self._memory is not None else self._codes()[1]
 
     def _ordered(self) -> "_InsertionOrder":
         """Context in which DuckDB keeps the row order (row numbers, sorted tables); off elsewhere (memory)."""
@@ -366,6 +408,8 @@ class DuckDBEngine(CodedPurchasesEngine):
     # ------------------------------------------------------------------ chunks
     def _purchases(self, lo: int, hi: int, after: Optional[pd.Timestamp], until: pd.Timestamp) -> pd.DataFrame:
         """Per-day purchases of codes in [lo, hi) with after < date <= until; customer_id = code."""
+        if self._memory is not None:
+            return self._memory._purchases(lo, hi, after, until)
         self._codes()
         where = f"code >= {lo} AND code < {hi} AND date <= {_day(until)}"
         if after is not None:
@@ -379,6 +423,8 @@ class DuckDBEngine(CodedPurchasesEngine):
 
     # ------------------------------------------------------------------ FeatureEngine
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        if self._memory is not None:
+            return self._memory.date_range()
         first, last = self._con.execute("SELECT min(date), max(date) FROM purchase_days").fetchone()
         return pd.Timestamp(first).as_unit("ns"), pd.Timestamp(last).as_unit("ns")
 
@@ -391,6 +437,8 @@ class DuckDBEngine(CodedPurchasesEngine):
         float sums are the pandas engine's (DuckDB's ``sum`` adds in no fixed order, and its ordered
         ``sum(... ORDER BY date)`` measured twice as slow as this sort and fetch).
         """
+        if self._memory is not None:
+            return self._memory.rfm_summary(cutoff, time_unit)
         cutoff = parse_date(cutoff, "cutoff")
         duration_columns(time_unit)  # an unknown unit is refused before any work
         until = f"date <= {_day(cutoff)}"
@@ -408,24 +456,23 @@ class DuckDBEngine(CodedPurchasesEngine):
         index = pd.Index(customers.column("customer_id").to_pandas(), name="customer_id")
         return rfm_frame(out, _dates(day[starts]), _dates(day[out["last_row"]]), index, time_unit)
 
-    def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
+    def _example_rows(self) -> pd.DataFrame:
         """Raw rows (customer_id, ISO date, amount) of the first customers by id (at most 10).
 
         Read again from the log on first use (a CSV or Parquet file; a stream's are taken while loading)."""
         if self._examples is None:
             sql = self._text_parse
+            first = (", ".join(_quote(i) for i in self._memory._ids[:_EXAMPLE_CUSTOMERS]) if self._memory is not None
+                     else f"SELECT DISTINCT customer_id FROM days ORDER BY customer_id LIMIT {_EXAMPLE_CUSTOMERS}")
             with self._ordered():
                 rows = self._con.execute(
                     f"SELECT customer_id, strftime(ts, '%Y-%m-%d') AS date, amount FROM (SELECT {sql.customer} "
                     f"AS customer_id, {sql.ts} AS ts, {sql.amount} AS amount, __row FROM {self._numbered}) "
-                    f"WHERE customer_id IN (SELECT DISTINCT customer_id FROM days ORDER BY customer_id "
-                    f"LIMIT {_EXAMPLE_CUSTOMERS}) ORDER BY customer_id, ts, __row").fetchnumpy()
+                    f"WHERE customer_id IN ({first}) ORDER BY customer_id, ts, __row").fetchnumpy()
             self._examples = pd.DataFrame({"customer_id": rows["customer_id"].astype(str),
                                            "date": rows["date"].astype(str),
                                            "amount": rows["amount"].astype(float)})
-        rows = self._examples
-        first = rows["customer_id"].drop_duplicates().head(int(n_customers))
-        return rows[rows["customer_id"].isin(first)].reset_index(drop=True)
+        return self._examples
 
 
 class _InsertionOrder:

@@ -49,6 +49,22 @@ def available_memory_bytes() -> Optional[int]:
     return None
 
 
+def in_memory_rows(budget_bytes: Optional[float] = None) -> Optional[float]:
+    """The most transactions the in-memory engines may take: :data:`ARROW_BYTES_PER_ROW` each within
+    ``budget_bytes`` (default :data:`ARROW_MEMORY_SHARE` of :func:`available_memory_bytes`); None
+    where the memory available is unknown.
+
+    >>> in_memory_rows(1200)
+    10.0
+    """
+    if budget_bytes is None:
+        memory = available_memory_bytes()
+        if memory is None:
+            return None
+        budget_bytes = ARROW_MEMORY_SHARE * memory
+    return budget_bytes / ARROW_BYTES_PER_ROW
+
+
 def parquet_sorted_by(path: Path, column: str) -> bool:
     """Whether the Parquet file's row groups hold ``column`` in increasing, non-overlapping ranges
     (each group's minimum >= the previous group's maximum: sorted by it, as far as the footer's
@@ -89,10 +105,8 @@ def choose_engine(path: str | os.PathLike, engine: str = "auto", columns: Column
     if not path.is_file() or path.stat().st_size < AUTO_LARGE_BYTES:
         return "pandas"
     if path.name.lower().endswith(_PARQUET_SUFFIXES):
-        rows = _parquet_rows(path)
-        memory = available_memory_bytes()
-        if (rows is not None and memory is not None and rows * ARROW_BYTES_PER_ROW <= ARROW_MEMORY_SHARE * memory
-                and parquet_sorted_by(path, columns.customer)):
+        rows, budget = _parquet_rows(path), in_memory_rows()
+        if rows is not None and budget is not None and rows <= budget and parquet_sorted_by(path, columns.customer):
             return "arrow"
     return "duckdb"
 
