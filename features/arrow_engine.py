@@ -6,9 +6,10 @@ else through an Arrow dictionary), one sort by (customer, day) unless the rows a
 already in that order, and per-day sums netted exactly in int64 units as
 :func:`~custscore.features.periods.merge_periods` nets them (the shared
 :mod:`custscore.features.netting`), so the purchases, and every feature computed from
-them, are bit-identical to the pandas engine's. The BTYD summary comes
-straight from the coded arrays (:meth:`ArrowEngine.rfm_summary`); the other features
-through the shared chunked functions (:class:`~custscore.features.coded_engine.CodedPurchasesEngine`).
+them, are bit-identical to the pandas engine's. The per-day merge and every answer from
+the coded arrays are the in-memory back end it shares with the DuckDB engine
+(:mod:`custscore.features.coded_arrays`): the BTYD summary straight from the arrays, the
+other features through the shared chunked functions.
 A database result arrives as Arrow batches and is read the same way (:func:`arrow_engine_of_table`).
 
 What it reads: a Parquet file whose customer column is text or integers, date column a
@@ -36,12 +37,12 @@ import pyarrow.parquet as pq
 
 from custscore.config import NS_PER_DAY, ColumnMap
 from custscore.errors import CustscoreError
-from custscore.features.coded_arrays import CodedArrays, id_runs
+from custscore.features.coded_arrays import CodedArrays, id_runs, merged_days
 from custscore.features.io import (_TS_MAX, _TS_MIN, _suffix_kind, check_log_columns, log_column_names,
                                    optional_columns)
-from custscore.features.netting import MAX_TOTAL_UNITS, amount_units, day_units, too_large, units_amount
+from custscore.features.netting import MAX_TOTAL_UNITS, amount_units, too_large
 from custscore.features.rfm import run_numbers
-from custscore.threads import all_blocks, for_each_block
+from custscore.threads import all_blocks
 
 _NS_PER_UNIT = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
@@ -221,79 +222,14 @@ def _plain_ids(uniques: pa.Array) -> bool:
     return not any(ch.isspace() for ch in ends.to_pylist())
 
 
-def _per_day(log: _Log, decimals: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(code, day, amount) of each purchase day, sorted by code then day; return-only days dropped.
-
-    Days are netted exactly (:mod:`custscore.features.netting`): each row's int64 units,
-    summed per day, the day kept when its units are >= 0, its amount the units divided
-    back. The passes over all rows run in cache-sized blocks on all cores.
-    """
-    code, day, units = log.code, log.day, log.units
-    in_order, later_rows = _continued_days(code, day)
-    if not in_order:
-        first_day = int(day.min())
-        key = code.astype(np.int64)
-        key *= int(day.max()) - first_day + 1
-        key += day - first_day
-        order = np.argsort(key, kind="stable")
-        del key
-        code, day, units = code[order], day[order], units[order]
-        _, later_rows = _continued_days(code, day)
-    if len(later_rows):
-        day_code, day_day = _without_rows((code, day), later_rows)
-        first_rows = np.ones(len(code), dtype=bool)
-        first_rows[later_rows] = False
-        units = day_units(units, np.flatnonzero(first_rows))
-    else:
-        day_code, day_day = code, day
-    if not all_blocks(lambda rows: units[rows] >= 0, len(units)):
-        keep = units >= 0
-        day_code, day_day, units = day_code[keep], day_day[keep], units[keep]
-    return day_code, day_day, units_amount(units, decimals)
-
-
-def _continued_days(code: np.ndarray, day: np.ndarray) -> tuple[bool, np.ndarray]:
-    """(rows sorted by (code, day)?, the rows that continue the day of the row before them, sorted)."""
-    n = len(code)
-
-    def block(rows: slice) -> tuple[bool, np.ndarray]:
-        lo, hi = max(rows.start, 1), min(rows.stop, n)
-        if lo >= hi:
-            return True, np.zeros(0, dtype=np.int64)
-        c1, c0, d1, d0 = code[lo:hi], code[lo - 1:hi - 1], day[lo:hi], day[lo - 1:hi - 1]
-        same = c1 == c0
-        ordered = bool(((c1 > c0) | (same & (d1 >= d0))).all())
-        return ordered, np.flatnonzero(same & (d1 == d0)) + lo
-
-    parts = for_each_block(block, n)
-    return all(p[0] for p in parts), np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
-
-
-def _without_rows(arrays: tuple[np.ndarray, ...], dropped: np.ndarray) -> list[np.ndarray]:
-    """Copies of ``arrays`` without the rows ``dropped`` (sorted, unique), built block by block."""
-    n = len(arrays[0])
-    out = [np.empty(n - len(dropped), dtype=a.dtype) for a in arrays]
-
-    def block(rows: slice) -> None:
-        lo, hi = rows.start, min(rows.stop, n)
-        first, last = np.searchsorted(dropped, (lo, hi))
-        keep = np.ones(hi - lo, dtype=bool)
-        keep[dropped[first:last] - lo] = False
-        at = lo - first  # rows kept before this block
-        for source, target in zip(arrays, out):
-            target[at:at + (hi - lo) - (last - first)] = source[lo:hi][keep]
-
-    for_each_block(block, n)
-    return out
-
-
 class ArrowEngine(CodedArrays):
     """Feature engine over a Parquet log in memory (module doc); open it with :func:`open_arrow_engine`."""
 
     def __init__(self, log: _Log, settings: ArrowSettings = ArrowSettings()) -> None:
         self.settings = settings
         self._examples = _examples(log)
-        super().__init__(pd.Index(log.ids.to_pandas(), name="customer_id"), *_per_day(log, log.decimals),
+        code, day, amount, _ = merged_days(log.code, log.day, log.units, log.decimals)
+        super().__init__(pd.Index(log.ids.to_pandas(), name="customer_id"), code, day, amount,
                          rows_per_chunk=settings.rows_per_chunk)
 
     def _example_rows(self) -> pd.DataFrame:

@@ -5,13 +5,24 @@ to a temporary folder), in two passes over the log: one streaming check of every
 then the per-day merge straight from the parsed rows (``days``: one row per customer and
 day, netted exactly). A CSV is read with its amounts and ISO dates typed by DuckDB's CSV
 reader when it can (dates in the strict format of the first one, so a column it reads has
-no zone; others, e.g. with UTC offsets, are parsed as text). ``rfm_summary`` is one sorted
-query over ``days`` added up by :func:`custscore.features.rfm.btyd_from_runs`. For the
-other feature questions customers get an integer code in ``customer_id`` order on first
-use, so the per-day purchases are a compact ``(code, date, amount)`` table answered chunk
-by chunk (contiguous customer-code ranges of at most ``rows_per_chunk`` purchase rows) by
-the *same* pure functions the pandas engine uses
-(:class:`custscore.features.coded_engine.CodedPurchasesEngine`), so both engines agree to
+no zone; others, e.g. with UTC offsets, are parsed as text).
+
+Two modes, chosen from the row count of the check pass (:class:`DuckDBSettings`'
+``in_memory_bytes``):
+
+- in memory (the log fits): the parsed rows are fetched ONCE, sorted by (customer, day), and
+  merged per day in numpy into the coded arrays every in-memory engine shares
+  (:class:`custscore.features.coded_arrays.CodedArrays`, also the Arrow engine's back end);
+  DuckDB keeps no table and hands its memory back, and every question is answered from the
+  arrays;
+- out of core: the per-day merge is a DuckDB table (``days``). ``rfm_summary`` is one sorted
+  query over it added up by :func:`custscore.features.rfm.btyd_from_runs`. For the other
+  feature questions customers get an integer code in ``customer_id`` order on first use, so
+  the per-day purchases are a compact ``(code, date, amount)`` table.
+
+Either way the features are answered chunk by chunk (contiguous customer-code ranges of at
+most ``rows_per_chunk`` purchase rows) by the *same* pure functions the pandas engine uses
+(:class:`custscore.features.coded_engine.CodedPurchasesEngine`), so the engines agree to
 the last digit by construction and each feature is defined once.
 
 Validation: every row is checked in SQL; if any is wrong, the offending rows (with
@@ -39,15 +50,14 @@ import pyarrow as pa
 
 from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.errors import CustscoreError
-from custscore.features.coded_arrays import CodedArrays, id_runs
+from custscore.features.coded_arrays import CodedArrays, id_runs, merged_days
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.days import day_dates as _dates, day_number_of
 from custscore.features.engines import in_memory_rows
 from custscore.features.io import (_TS_MAX, _TS_MIN, _TZ_SUFFIX, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
                                    check_csv_shape, check_log_columns, csv_separator,
                                    longer_row_error, optional_columns)
-from custscore.features.netting import (MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount, units_amount_sql,
-                                        units_sql)
+from custscore.features.netting import MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount_sql, units_sql
 from custscore.features.periods import ARREARS, DISCOUNTED
 from custscore.features.rfm import btyd_from_runs, duration_columns, rfm_frame, run_numbers
 from custscore.features.row_keys import KeyedRows
@@ -138,7 +148,8 @@ class DuckDBEngine(CodedPurchasesEngine):
     """Feature engine over a CSV or Parquet log, executed by DuckDB (see the module doc).
 
     Implements :class:`custscore.features.customers.FeatureEngine`; the file is read,
-    validated and merged per day once, in the constructor.
+    validated and merged per day once, in the constructor. In memory (:attr:`in_memory`) the
+    questions go to the coded arrays, else to SQL.
     """
 
     def __init__(self, path: str | Path, columns: ColumnMap = ColumnMap(),
@@ -285,16 +296,16 @@ class DuckDBEngine(CodedPurchasesEngine):
             raise error
         if flags[3] > MAX_TOTAL_UNITS:
             raise total_error(self.source, cols.amount_decimals)
-        per_day = (f"SELECT customer_id, CAST(ts AS DATE) AS date, CAST(sum(units) AS BIGINT) AS units"
-                   f"{self._optional.per_day} FROM ({rows}) GROUP BY customer_id, CAST(ts AS DATE)")
         self._coded: Optional[tuple[pd.Index, np.ndarray]] = None
         self._examples: Optional[pd.DataFrame] = None
         self._memory: Optional[CodedArrays] = None
         budget = in_memory_rows(self.settings.in_memory_bytes)
         if budget is not None and flags[4] <= budget:
-            self._memory = self._in_memory(per_day)
+            self._memory = self._in_memory(rows)
         else:
-            self._con.execute(f"CREATE TEMP TABLE days AS {per_day}")
+            self._con.execute(f"CREATE TEMP TABLE days AS SELECT customer_id, CAST(ts AS DATE) AS date, "
+                              f"CAST(sum(units) AS BIGINT) AS units{self._optional.per_day} FROM ({rows}) "
+                              "GROUP BY customer_id, CAST(ts AS DATE)")
             self._con.execute(f"CREATE TEMP VIEW purchase_days AS SELECT customer_id, date, "
                               f"{units_amount_sql('units', cols.amount_decimals)} AS amount"
                               f"{self._optional.day_columns} FROM days WHERE units >= 0")
@@ -302,24 +313,29 @@ class DuckDBEngine(CodedPurchasesEngine):
             self._example_rows()
             self._con.execute("DROP TABLE raw_log")
 
-    def _in_memory(self, per_day: str) -> CodedArrays:
-        """The per-day rows of ``per_day`` (SQL: customer_id, date, units, optional columns), fetched
-        once sorted by (customer_id, date) into coded arrays: codes from the runs of equal ids,
-        return-only days (units < 0) dropped, amounts the units divided back (bit for bit the
-        out-of-core ``purchase_days``)."""
+    def _in_memory(self, rows: str) -> CodedArrays:
+        """The parsed rows of ``rows`` (:meth:`_rows_sql`), fetched once sorted by (customer_id, day)
+        and merged per day in numpy (:func:`~custscore.features.coded_arrays.merged_days`: int64
+        units summed exactly, return-only days dropped, so bit for bit the out-of-core
+        ``purchase_days``); codes from the runs of equal ids. Sorting the rows measured faster
+        and lighter than a per-day ``GROUP BY`` then a sort (benchmarks/ORDERS_RESULTS.md, run 16).
+        Then DuckDB's memory is handed back (a lower memory limit frees its buffers)."""
+        per_row = "".join(f", {expr} AS {name}" for name, expr in self._optional.per_row.items())
         with self._ordered():
-            table = self._con.execute(f"{per_day} ORDER BY customer_id, date").to_arrow_table()
+            table = self._con.sql(f"SELECT customer_id, CAST(ts AS DATE) AS date, units{per_row} FROM ({rows}) "
+                                  "ORDER BY customer_id, date").to_arrow_table()
+        self._con.execute("SET memory_limit = '64MB'")
+        self._con.execute(f"SET memory_limit = {_quote(self.settings.memory_limit)}")
         heads, starts = id_runs(table.column("customer_id"))
         ids = pd.Index(heads.to_pandas(), name="customer_id")
         del heads
+        day = table.column("date").cast(pa.int32()).to_numpy()
         units = table.column("units").to_numpy()
-        keep = units >= 0
-        day = table.column("date").cast(pa.int32()).to_numpy()[keep]
-        optional = self._optional.day_frame_columns({name: table.column(name).to_numpy() for name in self._optional.day})
+        maxima = {name: table.column(name).to_numpy() for name in self._optional.day}
         del table
-        code = run_numbers(starts, len(units))[keep]
-        return CodedArrays(ids, code, day, units_amount(units[keep], self.columns.amount_decimals),
-                           {name: values[keep] for name, values in optional.items()}, self.rows_per_chunk)
+        code, day, amount, maxima = merged_days(run_numbers(starts, len(units)), day, units,
+                                                self.columns.amount_decimals, maxima)
+        return CodedArrays(ids, code, day, amount, self._optional.day_frame_columns(maxima), self.rows_per_chunk)
 
     @property
     def in_memory(self) -> bool:
@@ -457,7 +473,8 @@ class DuckDBEngine(CodedPurchasesEngine):
         return rfm_frame(out, _dates(day[starts]), _dates(day[out["last_row"]]), index, time_unit)
 
     def _example_rows(self) -> pd.DataFrame:
-        """Raw rows (customer_id, ISO date, amount) of the first customers by id (at most 10).
+        """Raw rows (customer_id, ISO date, amount) of the first customers by id (at most 10), in
+        (id, time, amount) order as features.io sorts them.
 
         Read again from the log on first use (a CSV or Parquet file; a stream's are taken while loading)."""
         if self._examples is None:
@@ -468,7 +485,7 @@ class DuckDBEngine(CodedPurchasesEngine):
                 rows = self._con.execute(
                     f"SELECT customer_id, strftime(ts, '%Y-%m-%d') AS date, amount FROM (SELECT {sql.customer} "
                     f"AS customer_id, {sql.ts} AS ts, {sql.amount} AS amount, __row FROM {self._numbered}) "
-                    f"WHERE customer_id IN ({first}) ORDER BY customer_id, ts, __row").fetchnumpy()
+                    f"WHERE customer_id IN ({first}) ORDER BY customer_id, ts, amount, __row").fetchnumpy()
             self._examples = pd.DataFrame({"customer_id": rows["customer_id"].astype(str),
                                            "date": rows["date"].astype(str),
                                            "amount": rows["amount"].astype(float)})
@@ -637,17 +654,19 @@ def _numeric_like_pandas(con: duckdb.DuckDBPyConnection, numbered: str, rows: pd
 class _Optional:
     """SQL and frame pieces carrying the optional columns (discount, arrears) through the engine.
 
-    Per day (features.periods' rule): ``discounted`` = 1 when a non-negative row of the day
+    Per day (features.periods' rule), the largest of a per-row value: ``discounted`` = 1 when a non-negative row of the day
     has discount > 0, ``arrears`` = the day's largest arrears. Every piece is empty when
     the ColumnMap names neither column, so the engine's tables are then as without them.
     """
 
     def __init__(self, columns: ColumnMap) -> None:
         self.tx = optional_columns(columns)
-        per_day = {"discount": (DISCOUNTED, "max(CASE WHEN amount >= 0 AND discount > 0 THEN 1 ELSE 0 END)"),
-                   "arrears": (ARREARS, "max(arrears)")}
-        self.day = tuple(per_day[what][0] for what in self.tx)
-        self.per_day = "".join(f", {per_day[what][1]} AS {per_day[what][0]}" for what in self.tx)
+        rules = {"discount": (DISCOUNTED, "CASE WHEN amount >= 0 AND discount > 0 THEN 1 ELSE 0 END"),
+                 "arrears": (ARREARS, "arrears")}
+        #: Per parsed row, the value whose largest over the day is the day's (name -> SQL).
+        self.per_row = {rules[what][0]: rules[what][1] for what in self.tx}
+        self.day = tuple(self.per_row)
+        self.per_day = "".join(f", max({expr}) AS {name}" for name, expr in self.per_row.items())
         self.day_columns = self.day_columns_of("")
 
     def day_columns_of(self, prefix: str) -> str:
