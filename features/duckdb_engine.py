@@ -47,6 +47,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.errors import CustscoreError
@@ -289,7 +290,9 @@ class DuckDBEngine(CodedPurchasesEngine):
             raise CustscoreError(f"{source}: no transactions")
 
         self._numbered, self._text_parse = numbered, _ColumnSql(self._con, rel, cols, types)
-        rows, flags = self._checked_rows(kind, rel, found)
+        budget = in_memory_rows(self.settings.in_memory_bytes)
+        fits = budget is not None and self._rows_estimate(kind, rel) <= budget
+        rows, flags, table = self._checked_rows(kind, rel, found, fetch=fits)
         with self._ordered():  # row numbers
             error = _problem(self._con, numbered, self._text_parse, cols, source, flags, keyed=kind == "arrow")
         if error is not None:
@@ -299,9 +302,9 @@ class DuckDBEngine(CodedPurchasesEngine):
         self._coded: Optional[tuple[pd.Index, np.ndarray]] = None
         self._examples: Optional[pd.DataFrame] = None
         self._memory: Optional[CodedArrays] = None
-        budget = in_memory_rows(self.settings.in_memory_bytes)
-        if budget is not None and flags[4] <= budget:
-            self._memory = self._in_memory(rows)
+        if table is not None:
+            self._memory = self._in_memory(table)
+            del table
         else:
             self._con.execute(f"CREATE TEMP TABLE days AS SELECT customer_id, CAST(ts AS DATE) AS date, "
                               f"CAST(sum(units) AS BIGINT) AS units{self._optional.per_day} FROM ({rows}) "
@@ -313,19 +316,35 @@ class DuckDBEngine(CodedPurchasesEngine):
             self._example_rows()
             self._con.execute("DROP TABLE raw_log")
 
-    def _in_memory(self, rows: str) -> CodedArrays:
-        """The parsed rows of ``rows`` (:meth:`_rows_sql`), fetched once sorted by (customer_id, day)
-        and merged per day in numpy (:func:`~custscore.features.coded_arrays.merged_days`: int64
-        units summed exactly, return-only days dropped, so bit for bit the out-of-core
-        ``purchase_days``); codes from the runs of equal ids. Sorting the rows measured faster
-        and lighter than a per-day ``GROUP BY`` then a sort (benchmarks/ORDERS_RESULTS.md, run 16).
-        Then DuckDB's memory is handed back (a lower memory limit frees its buffers)."""
+    def _rows_estimate(self, kind: str, rel: str) -> int:
+        """The log's rows: counted for Parquet (from its footer) and streams (loaded), estimated for a CSV."""
+        if kind == "csv":
+            return _csv_rows_estimate(self.path)
+        return int(self._con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0])
+
+    def _sorted_rows(self, rows: str, bad: str) -> tuple[tuple, pa.Table]:
+        """The check of :meth:`_checked_rows` and, in the same pass, the parsed rows fetched sorted
+        by (customer_id, day): customer_id, date, units, the optional per-row values. Sorting the
+        rows measured faster and lighter than a per-day ``GROUP BY`` then a sort, and checking them
+        in the same pass saves a read of the log (benchmarks/ORDERS_RESULTS.md, run 16). Then
+        DuckDB's memory is handed back (a lower memory limit frees its buffers; measured)."""
         per_row = "".join(f", {expr} AS {name}" for name, expr in self._optional.per_row.items())
         with self._ordered():
-            table = self._con.sql(f"SELECT customer_id, CAST(ts AS DATE) AS date, units{per_row} FROM ({rows}) "
-                                  "ORDER BY customer_id, date").to_arrow_table()
+            table = self._con.sql(f"SELECT customer_id, CAST(ts AS DATE) AS date, units{per_row}, ({bad}) AS bad, "
+                                  f"aware FROM ({rows}) ORDER BY customer_id, date").to_arrow_table()
         self._con.execute("SET memory_limit = '64MB'")
         self._con.execute(f"SET memory_limit = {_quote(self.settings.memory_limit)}")
+        aware = table.column("aware")
+        total = pc.sum(pc.abs(table.column("units").cast(pa.float64(), safe=False))).as_py()
+        flags = (bool(pc.any(table.column("bad")).as_py()), bool(pc.any(aware).as_py()),
+                 bool(pc.any(pc.invert(aware)).as_py()), float(total or 0.0), table.num_rows)
+        return flags, table.drop_columns(["bad", "aware"])
+
+    def _in_memory(self, table: pa.Table) -> CodedArrays:
+        """The coded arrays of the sorted parsed rows (:meth:`_sorted_rows`), merged per day in numpy
+        (:func:`~custscore.features.coded_arrays.merged_days`: int64 units summed exactly,
+        return-only days dropped, so bit for bit the out-of-core ``purchase_days``); codes from
+        the runs of equal ids."""
         heads, starts = id_runs(table.column("customer_id"))
         ids = pd.Index(heads.to_pandas(), name="customer_id")
         del heads
@@ -342,9 +361,11 @@ class DuckDBEngine(CodedPurchasesEngine):
         """Whether the features are answered from numpy arrays (the log fit in memory), not out of core."""
         return self._memory is not None
 
-    def _checked_rows(self, kind: str, rel: str, found: list[str]) -> tuple[str, tuple]:
+    def _checked_rows(self, kind: str, rel: str, found: list[str],
+                      fetch: bool) -> tuple[str, tuple, Optional[pa.Table]]:
         """The parsed rows' SQL (:meth:`_rows_sql`) and their check, one streaming pass over the log:
-        (any row features.io refuses, any with / without a UTC offset, the sum of ``|units|``, the rows).
+        (any row features.io refuses, any with / without a UTC offset, the sum of ``|units|``, the rows);
+        with ``fetch``, the same pass also fetches the rows sorted (:meth:`_sorted_rows`), else None.
 
         A CSV is first read with its amounts and ISO dates typed by the CSV reader
         (:meth:`_typed_csv_sources`, fastest first); if a value does not read as declared the
@@ -359,7 +380,9 @@ class DuckDBEngine(CodedPurchasesEngine):
                      f"coalesce(bool_or(NOT aware), false), coalesce(sum(abs(CAST(units AS DOUBLE))), 0), count(*) "
                      f"FROM ({rows})")
             try:
-                return rows, self._con.execute(check).fetchone()
+                if fetch:
+                    return (rows, *self._sorted_rows(rows, bad))
+                return rows, self._con.execute(check).fetchone(), None
             except duckdb.Error:
                 if source == rel:
                     raise
@@ -490,6 +513,17 @@ class DuckDBEngine(CodedPurchasesEngine):
                                            "date": rows["date"].astype(str),
                                            "amount": rows["amount"].astype(float)})
         return self._examples
+
+
+def _csv_rows_estimate(path: Path, sample_bytes: int = 2**20) -> int:
+    """The data rows of a CSV file: counted when it is at most ``sample_bytes`` long, else its size
+    times the lines per byte of its first ``sample_bytes`` (quoted line breaks count as rows)."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(sample_bytes)
+    if len(head) >= size:
+        return max(head.count(b"\n") + (not head.endswith(b"\n")) - 1, 0)
+    return int(np.ceil(size * head.count(b"\n") / len(head)))
 
 
 class _InsertionOrder:

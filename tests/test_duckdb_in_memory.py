@@ -34,9 +34,9 @@ def edge_csv(tmp_path):
 
 
 def test_the_mode_follows_the_estimate_at_the_boundary(edge_csv):
-    fits = DuckDBEngine(edge_csv, settings=replace(TINY_CHUNKS, in_memory_bytes=EDGE_ROWS * engines.ARROW_BYTES_PER_ROW))
-    short = DuckDBEngine(edge_csv,
-                         settings=replace(TINY_CHUNKS, in_memory_bytes=EDGE_ROWS * engines.ARROW_BYTES_PER_ROW - 1))
+    budget = EDGE_ROWS * engines.ARROW_BYTES_PER_ROW
+    fits = DuckDBEngine(edge_csv, settings=replace(TINY_CHUNKS, in_memory_bytes=budget))
+    short = DuckDBEngine(edge_csv, settings=replace(TINY_CHUNKS, in_memory_bytes=budget - 1))
     try:
         assert fits.in_memory and not short.in_memory
         # out of core keeps its SQL tables; in memory DuckDB holds none
@@ -114,3 +114,15 @@ def test_a_log_of_only_returns_has_no_purchases_in_either_mode(tmp_path):
                                           reference.rfm_summary(pd.Timestamp("2020-12-31"), "D"), check_exact=True)
         finally:
             duck.close()
+
+
+def test_csv_rows_are_counted_when_short_and_estimated_from_the_first_lines_when_long(tmp_path):
+    from custscore.features.duckdb_engine import _csv_rows_estimate
+
+    short = tmp_path / "short.csv"
+    short.write_text("customer_id,date,amount\na,2020-01-01,1\nb,2020-01-02,2")  # no final line break
+    assert _csv_rows_estimate(short) == 2
+    long = tmp_path / "long.csv"
+    long.write_text("customer_id,date,amount\n" + "".join(f"c{i % 977},2020-01-{1 + i % 28:02d},{i % 50}.5\n"
+                                                          for i in range(20_000)))
+    assert _csv_rows_estimate(long, sample_bytes=4096) == pytest.approx(20_000, rel=0.05)
