@@ -3,8 +3,9 @@
 ``pandas`` reads the whole log into memory (:class:`~custscore.features.customers.PandasEngine`);
 ``arrow`` reads a Parquet log into memory with pyarrow and merges it per day in numpy
 (:class:`~custscore.features.arrow_engine.ArrowEngine`, the fastest; a log it does not
-read, e.g. CSV or one with bad values, goes to duckdb); ``duckdb`` works out of core
-(:class:`~custscore.features.duckdb_engine.DuckDBEngine`). ``auto`` picks pandas for files
+read, e.g. CSV or one with bad values, goes to duckdb); ``duckdb`` reads any log with DuckDB
+(:class:`~custscore.features.duckdb_engine.DuckDBEngine`) and answers from the same in-memory
+arrays as arrow when it fits (:func:`in_memory_rows`), else out of core. ``auto`` picks pandas for files
 under :data:`AUTO_LARGE_BYTES` bytes, else arrow for Parquet logs grouped by customer
 (:func:`parquet_sorted_by`: the arrow engine's fast case; on a shuffled or time-ordered
 log the DuckDB engine is faster and lighter, benchmarks/ORDERS_RESULTS.md run 12) whose
