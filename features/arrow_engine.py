@@ -6,9 +6,10 @@ else through an Arrow dictionary), one sort by (customer, day) unless the rows a
 already in that order, and per-day sums netted exactly in int64 units as
 :func:`~custscore.features.periods.merge_periods` nets them (the shared
 :mod:`custscore.features.netting`), so the purchases, and every feature computed from
-them, are bit-identical to the pandas engine's. The BTYD summary comes
-straight from the coded arrays (:meth:`ArrowEngine.rfm_summary`); the other features
-through the shared chunked functions (:class:`~custscore.features.coded_engine.CodedPurchasesEngine`).
+them, are bit-identical to the pandas engine's. The per-day merge and every answer from
+the coded arrays are the in-memory back end it shares with the DuckDB engine
+(:mod:`custscore.features.coded_arrays`): the BTYD summary straight from the arrays, the
+other features through the shared chunked functions.
 A database result arrives as Arrow batches and is read the same way (:func:`arrow_engine_of_table`).
 
 What it reads: a Parquet file whose customer column is text or integers, date column a
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -34,15 +35,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from custscore.config import DAYS_PER_UNIT, NS_PER_DAY, ColumnMap, parse_date
+from custscore.config import NS_PER_DAY, ColumnMap
 from custscore.errors import CustscoreError
-from custscore.features.coded_engine import CodedPurchasesEngine
-from custscore.features.days import day_dates as _dates, day_number_of
+from custscore.features.coded_arrays import CodedArrays, id_runs, merged_days
 from custscore.features.io import (_TS_MAX, _TS_MIN, _suffix_kind, check_log_columns, log_column_names,
                                    optional_columns)
-from custscore.features.netting import MAX_TOTAL_UNITS, amount_units, day_units, too_large, units_amount
-from custscore.features.rfm import btyd_from_runs, rfm_frame, run_numbers
-from custscore.threads import all_blocks, for_each_block
+from custscore.features.netting import MAX_TOTAL_UNITS, amount_units, too_large
+from custscore.features.rfm import run_numbers
+from custscore.threads import all_blocks
 
 _NS_PER_UNIT = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
@@ -196,14 +196,11 @@ def _customer_codes(ids: pa.ChunkedArray) -> Optional[tuple[pa.Array, np.ndarray
     if not pa.types.is_integer(ids.type):
         if pa.types.is_large_string(ids.type):
             ids = ids.cast(pa.string())
-        change = np.empty(len(ids), dtype=bool)
-        change[0] = True
-        change[1:] = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_numpy()
-        heads = ids.filter(pa.array(change)).combine_chunks()  # the first id of each run of equal ids
+        heads, starts = id_runs(ids)
         # Sorted by id exactly when each run's id is below the next run's: then runs are customers.
         if len(heads) == 1 or pc.all(pc.less(heads.slice(0, len(heads) - 1), heads.slice(1))).as_py():
-            return (heads, run_numbers(np.flatnonzero(change), len(ids))) if _plain_ids(heads) else None
-        del change, heads
+            return (heads, run_numbers(starts, len(ids))) if _plain_ids(heads) else None
+        del starts, heads
     if isinstance(ids, pa.ChunkedArray):  # one array, so one dictionary
         ids = ids.combine_chunks()
     encoded = pc.dictionary_encode(ids)
@@ -225,122 +222,18 @@ def _plain_ids(uniques: pa.Array) -> bool:
     return not any(ch.isspace() for ch in ends.to_pylist())
 
 
-def _per_day(log: _Log, decimals: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(code, day, amount) of each purchase day, sorted by code then day; return-only days dropped.
-
-    Days are netted exactly (:mod:`custscore.features.netting`): each row's int64 units,
-    summed per day, the day kept when its units are >= 0, its amount the units divided
-    back. The passes over all rows run in cache-sized blocks on all cores.
-    """
-    code, day, units = log.code, log.day, log.units
-    in_order, later_rows = _continued_days(code, day)
-    if not in_order:
-        first_day = int(day.min())
-        key = code.astype(np.int64)
-        key *= int(day.max()) - first_day + 1
-        key += day - first_day
-        order = np.argsort(key, kind="stable")
-        del key
-        code, day, units = code[order], day[order], units[order]
-        _, later_rows = _continued_days(code, day)
-    if len(later_rows):
-        day_code, day_day = _without_rows((code, day), later_rows)
-        first_rows = np.ones(len(code), dtype=bool)
-        first_rows[later_rows] = False
-        units = day_units(units, np.flatnonzero(first_rows))
-    else:
-        day_code, day_day = code, day
-    if not all_blocks(lambda rows: units[rows] >= 0, len(units)):
-        keep = units >= 0
-        day_code, day_day, units = day_code[keep], day_day[keep], units[keep]
-    return day_code, day_day, units_amount(units, decimals)
-
-
-def _continued_days(code: np.ndarray, day: np.ndarray) -> tuple[bool, np.ndarray]:
-    """(rows sorted by (code, day)?, the rows that continue the day of the row before them, sorted)."""
-    n = len(code)
-
-    def block(rows: slice) -> tuple[bool, np.ndarray]:
-        lo, hi = max(rows.start, 1), min(rows.stop, n)
-        if lo >= hi:
-            return True, np.zeros(0, dtype=np.int64)
-        c1, c0, d1, d0 = code[lo:hi], code[lo - 1:hi - 1], day[lo:hi], day[lo - 1:hi - 1]
-        same = c1 == c0
-        ordered = bool(((c1 > c0) | (same & (d1 >= d0))).all())
-        return ordered, np.flatnonzero(same & (d1 == d0)) + lo
-
-    parts = for_each_block(block, n)
-    return all(p[0] for p in parts), np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
-
-
-def _without_rows(arrays: tuple[np.ndarray, ...], dropped: np.ndarray) -> list[np.ndarray]:
-    """Copies of ``arrays`` without the rows ``dropped`` (sorted, unique), built block by block."""
-    n = len(arrays[0])
-    out = [np.empty(n - len(dropped), dtype=a.dtype) for a in arrays]
-
-    def block(rows: slice) -> None:
-        lo, hi = rows.start, min(rows.stop, n)
-        first, last = np.searchsorted(dropped, (lo, hi))
-        keep = np.ones(hi - lo, dtype=bool)
-        keep[dropped[first:last] - lo] = False
-        at = lo - first  # rows kept before this block
-        for source, target in zip(arrays, out):
-            target[at:at + (hi - lo) - (last - first)] = source[lo:hi][keep]
-
-    for_each_block(block, n)
-    return out
-
-
-class ArrowEngine(CodedPurchasesEngine):
+class ArrowEngine(CodedArrays):
     """Feature engine over a Parquet log in memory (module doc); open it with :func:`open_arrow_engine`."""
 
     def __init__(self, log: _Log, settings: ArrowSettings = ArrowSettings()) -> None:
         self.settings = settings
-        self.rows_per_chunk = settings.rows_per_chunk
-        self._ids = pd.Index(log.ids.to_pandas(), name="customer_id")
         self._examples = _examples(log)
-        self._code, self._day, self._amount = _per_day(log, log.decimals)
-        # The codes are sorted: the rows before code k start where k would be inserted.
-        self._rows_before = np.searchsorted(self._code, np.arange(len(self._ids) + 1, dtype=self._code.dtype))
+        code, day, amount, _ = merged_days(log.code, log.day, log.units, log.decimals)
+        super().__init__(pd.Index(log.ids.to_pandas(), name="customer_id"), code, day, amount,
+                         rows_per_chunk=settings.rows_per_chunk)
 
-    def _purchases(self, lo: int, hi: int, after: Optional[pd.Timestamp], until: pd.Timestamp) -> pd.DataFrame:
-        rows = slice(int(self._rows_before[lo]), int(self._rows_before[hi]))
-        day = self._day[rows]
-        keep = day <= day_number_of(until)
-        if after is not None:
-            keep &= day > day_number_of(after)
-        return pd.DataFrame({"customer_id": self._code[rows][keep].astype(np.int64), "date": _dates(day[keep]),
-                             "amount": self._amount[rows][keep]})
-
-    def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """First and last purchase day."""
-        return pd.Timestamp(_dates(self._day.min())), pd.Timestamp(_dates(self._day.max()))
-
-    def rfm_summary(self, cutoff: Any, time_unit: str = "D") -> pd.DataFrame:
-        """:func:`custscore.features.rfm.rfm_summary` of the whole log, from the coded arrays (no chunks).
-
-        Same frame, bit for bit: index ``customer_id`` (sorted), ``frequency``,
-        ``recency_<unit>``, ``T_<unit>``, ``monetary_value``, ``first_purchase``,
-        ``last_purchase``; durations in ``time_unit`` (days, or days / 7 for weeks).
-        """
-        cutoff = parse_date(cutoff, "cutoff")
-        code, day, amount = self._code, self._day, self._amount
-        keep = day <= day_number_of(cutoff)
-        if not keep.all():
-            code, day, amount = code[keep], day[keep], amount[keep]
-        change = np.empty(len(code), dtype=bool)
-        change[:1] = True
-        np.not_equal(code[1:], code[:-1], out=change[1:])
-        starts = np.flatnonzero(change)
-        # The codes are the runs when every customer is present (first purchase before the cutoff).
-        runs = code if len(starts) == len(self._ids) else run_numbers(starts, len(code))
-        out = btyd_from_runs(runs, starts, day, amount, float(day_number_of(cutoff)), DAYS_PER_UNIT[time_unit])
-        return rfm_frame(out, _dates(day[starts]), _dates(day[out["last_row"]]), self._ids.take(code[starts]), time_unit)
-
-    def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
-        """Raw rows (customer_id, ISO date, amount) of the first customers by id (at most 10)."""
-        rows = self._examples
-        return rows[rows["customer_id"].isin(self._ids[:n_customers])].reset_index(drop=True)
+    def _example_rows(self) -> pd.DataFrame:
+        return self._examples
 
 
 _EXAMPLE_CUSTOMERS = 10

@@ -8,7 +8,8 @@ rows), through the *same* pure functions the pandas engine uses
 (:func:`custscore.features.customers.customer_features`,
 :func:`custscore.features.rfm.window_purchases`), so every engine agrees to the last digit
 by construction. A subclass sets ``_ids`` (customer ids by code), ``_rows_before`` (rows
-with a code below k, for k = 0..n) and implements :meth:`_purchases`.
+with a code below k, for k = 0..n) and implements :meth:`_purchases` and :meth:`_example_rows`.
+The in-memory subclass is :class:`custscore.features.coded_arrays.CodedArrays`.
 """
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ class CodedPurchasesEngine:
     def _purchases(self, lo: int, hi: int, after: Optional[pd.Timestamp], until: pd.Timestamp) -> pd.DataFrame:
         """Per-day purchases of codes in [lo, hi) with after < date <= until; ``customer_id`` = code."""
         raise NotImplementedError
+
+    def _example_rows(self) -> pd.DataFrame:
+        """Raw rows (customer_id, ISO date, amount) of the first customers by id (at most 10), in
+        (id, time, row) order."""
+        raise NotImplementedError
+
+    def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
+        """Raw rows (customer_id, ISO date, amount) of the first ``n_customers`` customers by id (at most 10)."""
+        rows = self._example_rows()
+        first = rows["customer_id"].drop_duplicates().head(int(n_customers))
+        return rows[rows["customer_id"].isin(first)].reset_index(drop=True)
 
     def _code_ranges(self) -> list[tuple[int, int]]:
         """Contiguous customer-code ranges of at most ``rows_per_chunk`` purchase rows (>= 1 customer)."""

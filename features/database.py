@@ -248,7 +248,7 @@ def open_database_engine(log: DatabaseLog, columns: ColumnMap = ColumnMap(), eng
     import pyarrow as pa
 
     from custscore.features.customers import PandasEngine
-    from custscore.features.engines import ARROW_BYTES_PER_ROW, ARROW_MEMORY_SHARE, available_memory_bytes
+    from custscore.features.engines import in_memory_rows
     from custscore.features.io import normalise_keyed
 
     if engine == "spark":
@@ -259,8 +259,7 @@ def open_database_engine(log: DatabaseLog, columns: ColumnMap = ColumnMap(), eng
     if engine == "pandas":
         frame = _as_table(stream, log).to_pandas(date_as_object=False)
         return PandasEngine(normalise_keyed(frame, columns, log.label), columns.amount_decimals)
-    memory = available_memory_bytes()
-    budget = None if engine == "arrow" or memory is None else ARROW_MEMORY_SHARE * memory / ARROW_BYTES_PER_ROW
+    budget = None if engine == "arrow" else in_memory_rows()
     gathered: list[pa.RecordBatch] = []
     n_rows = 0
     for batch in _checked(stream, log):

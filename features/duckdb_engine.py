@@ -5,13 +5,24 @@ to a temporary folder), in two passes over the log: one streaming check of every
 then the per-day merge straight from the parsed rows (``days``: one row per customer and
 day, netted exactly). A CSV is read with its amounts and ISO dates typed by DuckDB's CSV
 reader when it can (dates in the strict format of the first one, so a column it reads has
-no zone; others, e.g. with UTC offsets, are parsed as text). ``rfm_summary`` is one sorted
-query over ``days`` added up by :func:`custscore.features.rfm.btyd_from_runs`. For the
-other feature questions customers get an integer code in ``customer_id`` order on first
-use, so the per-day purchases are a compact ``(code, date, amount)`` table answered chunk
-by chunk (contiguous customer-code ranges of at most ``rows_per_chunk`` purchase rows) by
-the *same* pure functions the pandas engine uses
-(:class:`custscore.features.coded_engine.CodedPurchasesEngine`), so both engines agree to
+no zone; others, e.g. with UTC offsets, are parsed as text).
+
+Two modes, chosen from the row count of the check pass (:class:`DuckDBSettings`'
+``in_memory_bytes``):
+
+- in memory (the log fits): the parsed rows are fetched ONCE, sorted by (customer, day), and
+  merged per day in numpy into the coded arrays every in-memory engine shares
+  (:class:`custscore.features.coded_arrays.CodedArrays`, also the Arrow engine's back end);
+  DuckDB keeps no table and hands its memory back, and every question is answered from the
+  arrays;
+- out of core: the per-day merge is a DuckDB table (``days``). ``rfm_summary`` is one sorted
+  query over it added up by :func:`custscore.features.rfm.btyd_from_runs`. For the other
+  feature questions customers get an integer code in ``customer_id`` order on first use, so
+  the per-day purchases are a compact ``(code, date, amount)`` table.
+
+Either way the features are answered chunk by chunk (contiguous customer-code ranges of at
+most ``rows_per_chunk`` purchase rows) by the *same* pure functions the pandas engine uses
+(:class:`custscore.features.coded_engine.CodedPurchasesEngine`), so the engines agree to
 the last digit by construction and each feature is defined once.
 
 Validation: every row is checked in SQL; if any is wrong, the offending rows (with
@@ -36,11 +47,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.errors import CustscoreError
+from custscore.features.coded_arrays import CodedArrays, id_runs, merged_days
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.days import day_dates as _dates, day_number_of
+from custscore.features.engines import in_memory_rows
 from custscore.features.io import (_TS_MAX, _TS_MIN, _TZ_SUFFIX, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
                                    check_csv_shape, check_log_columns, csv_separator,
                                    longer_row_error, optional_columns)
@@ -93,12 +107,18 @@ class DuckDBSettings:
     ``None`` there means a fresh folder under the system temp dir, removed on close);
     ``threads`` of ``None`` means one per core; ``rows_per_chunk`` bounds the purchase
     rows (customer-days) handed to numpy at once, and so the pandas-side memory.
+    ``in_memory_bytes``: the memory (bytes) the per-day purchases may take in numpy, estimated
+    per transaction as :func:`custscore.features.engines.in_memory_rows` does; a log within it
+    is answered in memory (:class:`~custscore.features.coded_arrays.CodedArrays`), a larger one
+    out of core in SQL. ``None``: half the memory available (out of core where unknown); 0:
+    always out of core.
     """
 
     memory_limit: str = "4GB"
     threads: Optional[int] = None
     temp_directory: Optional[str] = None
     rows_per_chunk: int = 4_000_000
+    in_memory_bytes: Optional[int] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.rows_per_chunk, bool) or not isinstance(self.rows_per_chunk, int) or self.rows_per_chunk <= 0:
@@ -106,6 +126,9 @@ class DuckDBSettings:
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
                                          or self.threads <= 0):
             raise CustscoreError(f"threads: must be a whole number > 0, got {self.threads!r}")
+        if self.in_memory_bytes is not None and (isinstance(self.in_memory_bytes, bool)
+                                                 or not isinstance(self.in_memory_bytes, int) or self.in_memory_bytes < 0):
+            raise CustscoreError(f"in_memory_bytes: must be a whole number >= 0, got {self.in_memory_bytes!r}")
 
 
 def _quote(text: str) -> str:
@@ -126,7 +149,8 @@ class DuckDBEngine(CodedPurchasesEngine):
     """Feature engine over a CSV or Parquet log, executed by DuckDB (see the module doc).
 
     Implements :class:`custscore.features.customers.FeatureEngine`; the file is read,
-    validated and merged per day once, in the constructor.
+    validated and merged per day once, in the constructor. In memory (:attr:`in_memory`) the
+    questions go to the coded arrays, else to SQL.
     """
 
     def __init__(self, path: str | Path, columns: ColumnMap = ColumnMap(),
@@ -266,28 +290,89 @@ class DuckDBEngine(CodedPurchasesEngine):
             raise CustscoreError(f"{source}: no transactions")
 
         self._numbered, self._text_parse = numbered, _ColumnSql(self._con, rel, cols, types)
-        rows, flags = self._checked_rows(kind, rel, found)
+        budget = in_memory_rows(self.settings.in_memory_bytes)
+        fits = budget is not None and self._rows_estimate(kind, rel) <= budget
+        rows, flags, table = self._checked_rows(kind, rel, found, fetch=fits)
+        if table is not None and kind != "arrow":  # before the arrays are built: a lower peak (measured)
+            self._release_buffers()
         with self._ordered():  # row numbers
             error = _problem(self._con, numbered, self._text_parse, cols, source, flags, keyed=kind == "arrow")
         if error is not None:
             raise error
         if flags[3] > MAX_TOTAL_UNITS:
             raise total_error(self.source, cols.amount_decimals)
-        self._con.execute(f"CREATE TEMP TABLE days AS SELECT customer_id, CAST(ts AS DATE) AS date, "
-                          f"CAST(sum(units) AS BIGINT) AS units{self._optional.per_day} FROM ({rows}) "
-                          "GROUP BY customer_id, CAST(ts AS DATE)")
-        self._con.execute(f"CREATE TEMP VIEW purchase_days AS SELECT customer_id, date, "
-                          f"{units_amount_sql('units', cols.amount_decimals)} AS amount{self._optional.day_columns} "
-                          "FROM days WHERE units >= 0")
         self._coded: Optional[tuple[pd.Index, np.ndarray]] = None
         self._examples: Optional[pd.DataFrame] = None
+        self._memory: Optional[CodedArrays] = None
+        if table is not None:
+            self._memory = self._in_memory(table)
+            del table
+        else:
+            self._con.execute(f"CREATE TEMP TABLE days AS SELECT customer_id, CAST(ts AS DATE) AS date, "
+                              f"CAST(sum(units) AS BIGINT) AS units{self._optional.per_day} FROM ({rows}) "
+                              "GROUP BY customer_id, CAST(ts AS DATE)")
+            self._con.execute(f"CREATE TEMP VIEW purchase_days AS SELECT customer_id, date, "
+                              f"{units_amount_sql('units', cols.amount_decimals)} AS amount"
+                              f"{self._optional.day_columns} FROM days WHERE units >= 0")
         if kind == "arrow":  # the stream cannot be read again: take the examples now
-            self.example_transactions()
+            self._example_rows()
             self._con.execute("DROP TABLE raw_log")
+            if self._memory is not None:
+                self._release_buffers()
 
-    def _checked_rows(self, kind: str, rel: str, found: list[str]) -> tuple[str, tuple]:
+    def _release_buffers(self) -> None:
+        """Hand DuckDB's buffers back to the system when it holds no table: a lower memory limit for a
+        moment frees them (RSS 1.19 GB -> 0.47 GB after the sorted fetch of 10.6M rows, measured)."""
+        self._con.execute("SET memory_limit = '64MB'")
+        self._con.execute(f"SET memory_limit = {_quote(self.settings.memory_limit)}")
+
+    def _rows_estimate(self, kind: str, rel: str) -> int:
+        """The log's rows: counted for Parquet (from its footer) and streams (loaded), estimated for a CSV."""
+        if kind == "csv":
+            return _csv_rows_estimate(self.path)
+        return int(self._con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0])
+
+    def _sorted_rows(self, rows: str, bad: str) -> tuple[tuple, pa.Table]:
+        """The check of :meth:`_checked_rows` and, in the same pass, the parsed rows fetched sorted
+        by (customer_id, day): customer_id, date, units, the optional per-row values. Sorting the
+        rows measured faster and lighter than a per-day ``GROUP BY`` then a sort, and checking them
+        in the same pass saves a read of the log (benchmarks/ORDERS_RESULTS.md, run 18)."""
+        per_row = "".join(f", {expr} AS {name}" for name, expr in self._optional.per_row.items())
+        with self._ordered():
+            table = self._con.sql(f"SELECT customer_id, CAST(ts AS DATE) AS date, units{per_row}, ({bad}) AS bad, "
+                                  f"aware FROM ({rows}) ORDER BY customer_id, date").to_arrow_table()
+        aware = table.column("aware")
+        total = pc.sum(pc.abs(table.column("units").cast(pa.float64(), safe=False))).as_py()
+        flags = (bool(pc.any(table.column("bad")).as_py()), bool(pc.any(aware).as_py()),
+                 bool(pc.any(pc.invert(aware)).as_py()), float(total or 0.0), table.num_rows)
+        return flags, table.drop_columns(["bad", "aware"])
+
+    def _in_memory(self, table: pa.Table) -> CodedArrays:
+        """The coded arrays of the sorted parsed rows (:meth:`_sorted_rows`), merged per day in numpy
+        (:func:`~custscore.features.coded_arrays.merged_days`: int64 units summed exactly,
+        return-only days dropped, so bit for bit the out-of-core ``purchase_days``); codes from
+        the runs of equal ids."""
+        heads, starts = id_runs(table.column("customer_id"))
+        ids = pd.Index(heads.to_pandas(), name="customer_id")
+        del heads
+        day = table.column("date").cast(pa.int32()).to_numpy()
+        units = table.column("units").to_numpy()
+        maxima = {name: table.column(name).to_numpy() for name in self._optional.day}
+        del table
+        code, day, amount, maxima = merged_days(run_numbers(starts, len(units)), day, units,
+                                                self.columns.amount_decimals, maxima)
+        return CodedArrays(ids, code, day, amount, self._optional.day_frame_columns(maxima), self.rows_per_chunk)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the features are answered from numpy arrays (the log fit in memory), not out of core."""
+        return self._memory is not None
+
+    def _checked_rows(self, kind: str, rel: str, found: list[str],
+                      fetch: bool) -> tuple[str, tuple, Optional[pa.Table]]:
         """The parsed rows' SQL (:meth:`_rows_sql`) and their check, one streaming pass over the log:
-        (any row features.io refuses, any with / without a UTC offset, the sum of ``|units|``).
+        (any row features.io refuses, any with / without a UTC offset, the sum of ``|units|``, the rows);
+        with ``fetch``, the same pass also fetches the rows sorted (:meth:`_sorted_rows`), else None.
 
         A CSV is first read with its amounts and ISO dates typed by the CSV reader
         (:meth:`_typed_csv_sources`, fastest first); if a value does not read as declared the
@@ -299,9 +384,12 @@ class DuckDBEngine(CodedPurchasesEngine):
             rows = self._rows_sql(parse, source)
             bad = _bad("customer_id", "ts", "amount", self.columns.amount_decimals, tuple(parse.optional))
             check = (f"SELECT coalesce(bool_or({bad}), false), coalesce(bool_or(aware), false), "
-                     f"coalesce(bool_or(NOT aware), false), coalesce(sum(abs(CAST(units AS DOUBLE))), 0) FROM ({rows})")
+                     f"coalesce(bool_or(NOT aware), false), coalesce(sum(abs(CAST(units AS DOUBLE))), 0), count(*) "
+                     f"FROM ({rows})")
             try:
-                return rows, self._con.execute(check).fetchone()
+                if fetch:
+                    return (rows, *self._sorted_rows(rows, bad))
+                return rows, self._con.execute(check).fetchone(), None
             except duckdb.Error:
                 if source == rel:
                     raise
@@ -340,11 +428,11 @@ class DuckDBEngine(CodedPurchasesEngine):
 
     @property
     def _ids(self) -> pd.Index:
-        return self._codes()[0]
+        return self._memory._ids if self._memory is not None else self._codes()[0]
 
     @property
     def _rows_before(self) -> np.ndarray:
-        return self._codes()[1]
+        return self._memory._rows_before if self._memory is not None else self._codes()[1]
 
     def _ordered(self) -> "_InsertionOrder":
         """Context in which DuckDB keeps the row order (row numbers, sorted tables); off elsewhere (memory)."""
@@ -366,6 +454,8 @@ class DuckDBEngine(CodedPurchasesEngine):
     # ------------------------------------------------------------------ chunks
     def _purchases(self, lo: int, hi: int, after: Optional[pd.Timestamp], until: pd.Timestamp) -> pd.DataFrame:
         """Per-day purchases of codes in [lo, hi) with after < date <= until; customer_id = code."""
+        if self._memory is not None:
+            return self._memory._purchases(lo, hi, after, until)
         self._codes()
         where = f"code >= {lo} AND code < {hi} AND date <= {_day(until)}"
         if after is not None:
@@ -379,6 +469,8 @@ class DuckDBEngine(CodedPurchasesEngine):
 
     # ------------------------------------------------------------------ FeatureEngine
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        if self._memory is not None:
+            return self._memory.date_range()
         first, last = self._con.execute("SELECT min(date), max(date) FROM purchase_days").fetchone()
         return pd.Timestamp(first).as_unit("ns"), pd.Timestamp(last).as_unit("ns")
 
@@ -391,6 +483,8 @@ class DuckDBEngine(CodedPurchasesEngine):
         float sums are the pandas engine's (DuckDB's ``sum`` adds in no fixed order, and its ordered
         ``sum(... ORDER BY date)`` measured twice as slow as this sort and fetch).
         """
+        if self._memory is not None:
+            return self._memory.rfm_summary(cutoff, time_unit)
         cutoff = parse_date(cutoff, "cutoff")
         duration_columns(time_unit)  # an unknown unit is refused before any work
         until = f"date <= {_day(cutoff)}"
@@ -408,24 +502,35 @@ class DuckDBEngine(CodedPurchasesEngine):
         index = pd.Index(customers.column("customer_id").to_pandas(), name="customer_id")
         return rfm_frame(out, _dates(day[starts]), _dates(day[out["last_row"]]), index, time_unit)
 
-    def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
-        """Raw rows (customer_id, ISO date, amount) of the first customers by id (at most 10).
+    def _example_rows(self) -> pd.DataFrame:
+        """Raw rows (customer_id, ISO date, amount) of the first customers by id (at most 10), in
+        (id, time, amount) order as features.io sorts them.
 
         Read again from the log on first use (a CSV or Parquet file; a stream's are taken while loading)."""
         if self._examples is None:
             sql = self._text_parse
+            first = (", ".join(_quote(i) for i in self._memory._ids[:_EXAMPLE_CUSTOMERS]) if self._memory is not None
+                     else f"SELECT DISTINCT customer_id FROM days ORDER BY customer_id LIMIT {_EXAMPLE_CUSTOMERS}")
             with self._ordered():
                 rows = self._con.execute(
                     f"SELECT customer_id, strftime(ts, '%Y-%m-%d') AS date, amount FROM (SELECT {sql.customer} "
                     f"AS customer_id, {sql.ts} AS ts, {sql.amount} AS amount, __row FROM {self._numbered}) "
-                    f"WHERE customer_id IN (SELECT DISTINCT customer_id FROM days ORDER BY customer_id "
-                    f"LIMIT {_EXAMPLE_CUSTOMERS}) ORDER BY customer_id, ts, __row").fetchnumpy()
+                    f"WHERE customer_id IN ({first}) ORDER BY customer_id, ts, amount, __row").fetchnumpy()
             self._examples = pd.DataFrame({"customer_id": rows["customer_id"].astype(str),
                                            "date": rows["date"].astype(str),
                                            "amount": rows["amount"].astype(float)})
-        rows = self._examples
-        first = rows["customer_id"].drop_duplicates().head(int(n_customers))
-        return rows[rows["customer_id"].isin(first)].reset_index(drop=True)
+        return self._examples
+
+
+def _csv_rows_estimate(path: Path, sample_bytes: int = 2**20) -> int:
+    """The data rows of a CSV file: counted when it is at most ``sample_bytes`` long, else its size
+    times the lines per byte of its first ``sample_bytes`` (quoted line breaks count as rows)."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(sample_bytes)
+    if len(head) >= size:
+        return max(head.count(b"\n") + (not head.endswith(b"\n")) - 1, 0)
+    return int(np.ceil(size * head.count(b"\n") / len(head)))
 
 
 class _InsertionOrder:
@@ -590,17 +695,19 @@ def _numeric_like_pandas(con: duckdb.DuckDBPyConnection, numbered: str, rows: pd
 class _Optional:
     """SQL and frame pieces carrying the optional columns (discount, arrears) through the engine.
 
-    Per day (features.periods' rule): ``discounted`` = 1 when a non-negative row of the day
+    Per day (features.periods' rule), the largest of a per-row value: ``discounted`` = 1 when a non-negative row of the day
     has discount > 0, ``arrears`` = the day's largest arrears. Every piece is empty when
     the ColumnMap names neither column, so the engine's tables are then as without them.
     """
 
     def __init__(self, columns: ColumnMap) -> None:
         self.tx = optional_columns(columns)
-        per_day = {"discount": (DISCOUNTED, "max(CASE WHEN amount >= 0 AND discount > 0 THEN 1 ELSE 0 END)"),
-                   "arrears": (ARREARS, "max(arrears)")}
-        self.day = tuple(per_day[what][0] for what in self.tx)
-        self.per_day = "".join(f", {per_day[what][1]} AS {per_day[what][0]}" for what in self.tx)
+        rules = {"discount": (DISCOUNTED, "CASE WHEN amount >= 0 AND discount > 0 THEN 1 ELSE 0 END"),
+                 "arrears": (ARREARS, "arrears")}
+        #: Per parsed row, the value whose largest over the day is the day's (name -> SQL).
+        self.per_row = {rules[what][0]: rules[what][1] for what in self.tx}
+        self.day = tuple(self.per_row)
+        self.per_day = "".join(f", max({expr}) AS {name}" for name, expr in self.per_row.items())
         self.day_columns = self.day_columns_of("")
 
     def day_columns_of(self, prefix: str) -> str:

@@ -3,8 +3,9 @@
 ``pandas`` reads the whole log into memory (:class:`~custscore.features.customers.PandasEngine`);
 ``arrow`` reads a Parquet log into memory with pyarrow and merges it per day in numpy
 (:class:`~custscore.features.arrow_engine.ArrowEngine`, the fastest; a log it does not
-read, e.g. CSV or one with bad values, goes to duckdb); ``duckdb`` works out of core
-(:class:`~custscore.features.duckdb_engine.DuckDBEngine`). ``auto`` picks pandas for files
+read, e.g. CSV or one with bad values, goes to duckdb); ``duckdb`` reads any log with DuckDB
+(:class:`~custscore.features.duckdb_engine.DuckDBEngine`) and answers from the same in-memory
+arrays as arrow when it fits (:func:`in_memory_rows`), else out of core. ``auto`` picks pandas for files
 under :data:`AUTO_LARGE_BYTES` bytes, else arrow for Parquet logs grouped by customer
 (:func:`parquet_sorted_by`: the arrow engine's fast case; on a shuffled or time-ordered
 log the DuckDB engine is faster and lighter, benchmarks/ORDERS_RESULTS.md run 12) whose
@@ -49,6 +50,22 @@ def available_memory_bytes() -> Optional[int]:
     return None
 
 
+def in_memory_rows(budget_bytes: Optional[float] = None) -> Optional[float]:
+    """The most transactions the in-memory engines may take: :data:`ARROW_BYTES_PER_ROW` each within
+    ``budget_bytes`` (default :data:`ARROW_MEMORY_SHARE` of :func:`available_memory_bytes`); None
+    where the memory available is unknown.
+
+    >>> in_memory_rows(1200)
+    10.0
+    """
+    if budget_bytes is None:
+        memory = available_memory_bytes()
+        if memory is None:
+            return None
+        budget_bytes = ARROW_MEMORY_SHARE * memory
+    return budget_bytes / ARROW_BYTES_PER_ROW
+
+
 def parquet_sorted_by(path: Path, column: str) -> bool:
     """Whether the Parquet file's row groups hold ``column`` in increasing, non-overlapping ranges
     (each group's minimum >= the previous group's maximum: sorted by it, as far as the footer's
@@ -89,10 +106,8 @@ def choose_engine(path: str | os.PathLike, engine: str = "auto", columns: Column
     if not path.is_file() or path.stat().st_size < AUTO_LARGE_BYTES:
         return "pandas"
     if path.name.lower().endswith(_PARQUET_SUFFIXES):
-        rows = _parquet_rows(path)
-        memory = available_memory_bytes()
-        if (rows is not None and memory is not None and rows * ARROW_BYTES_PER_ROW <= ARROW_MEMORY_SHARE * memory
-                and parquet_sorted_by(path, columns.customer)):
+        rows, budget = _parquet_rows(path), in_memory_rows()
+        if rows is not None and budget is not None and rows <= budget and parquet_sorted_by(path, columns.customer):
             return "arrow"
     return "duckdb"
 

@@ -7,6 +7,8 @@ a naive cast would silently drop it (checked below that DuckDB's casts do drop i
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import duckdb
 import pandas as pd
 import pytest
@@ -19,29 +21,29 @@ from custscore.features.io import read_transactions
 
 from conftest import same_error_as_pandas
 from test_arrow_engine import edge_log
-from test_duckdb_engine import EDGE_LOG
+from test_duckdb_engine import EDGE_LOG, both_modes
 
 SMALL = DuckDBSettings(rows_per_chunk=300, threads=2, memory_limit="1GB")
 HEADER = "customer_id,date,amount\n"
 
 
-def engines(path, columns: ColumnMap = ColumnMap()):
-    return PandasEngine(read_transactions(path, columns), columns.amount_decimals), DuckDBEngine(path, columns, SMALL)
-
-
 def assert_rfm_equal(path, cutoffs, columns: ColumnMap = ColumnMap()) -> pd.DataFrame:
-    """DuckDB's rfm_summary (what rfm_table uses) equals the pandas engine's bit for bit: columns,
-    dtypes, index (values and dtype), every value."""
-    reference, duck = engines(path, columns)
-    try:
-        for cutoff in cutoffs:
-            for unit in ("D", "W"):
-                expected = reference.rfm_summary(pd.Timestamp(cutoff), unit)
-                pd.testing.assert_frame_equal(duck.rfm_summary(cutoff, unit), expected, check_exact=True)
-                pd.testing.assert_frame_equal(rfm_table(duck, cutoff, unit), expected, check_exact=True)
-        return duck.rfm_summary(cutoffs[-1], "D")
-    finally:
-        duck.close()
+    """DuckDB's rfm_summary (what rfm_table uses), in memory and out of core, equals the pandas
+    engine's bit for bit: columns, dtypes, index (values and dtype), every value."""
+    reference = PandasEngine(read_transactions(path, columns), columns.amount_decimals)
+    for settings, in_memory in both_modes(SMALL):
+        duck = DuckDBEngine(path, columns, settings)
+        try:
+            assert duck.in_memory is in_memory
+            for cutoff in cutoffs:
+                for unit in ("D", "W"):
+                    expected = reference.rfm_summary(pd.Timestamp(cutoff), unit)
+                    pd.testing.assert_frame_equal(duck.rfm_summary(cutoff, unit), expected, check_exact=True)
+                    pd.testing.assert_frame_equal(rfm_table(duck, cutoff, unit), expected, check_exact=True)
+            got = duck.rfm_summary(cutoffs[-1], "D")
+        finally:
+            duck.close()
+    return got
 
 
 def dates_log(folder, dates, amount="1.5"):
@@ -207,7 +209,8 @@ def test_rfm_summary_before_every_first_purchase_is_empty_as_in_pandas(tmp_path)
 def test_rfm_summary_after_the_chunked_features_is_unchanged(tmp_path):
     path = tmp_path / "edge.csv"
     path.write_text(EDGE_LOG)
-    reference, duck = engines(path)
+    reference = PandasEngine(read_transactions(path))
+    duck = DuckDBEngine(path, settings=replace(SMALL, in_memory_bytes=0))  # out of core: SQL tables
     try:
         before = duck.rfm_summary("2020-06-30", "D")
         duck.customer_features("2020-06-30", "D")  # builds the coded purchases table

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -27,19 +28,31 @@ def assert_frames_equal(got: pd.DataFrame, expected: pd.DataFrame, approx=(), rt
     pd.testing.assert_frame_equal(got[close], expected[close], check_exact=False, rtol=rtol, atol=0)
 
 
+def both_modes(settings: DuckDBSettings) -> list[tuple[DuckDBSettings, bool]]:
+    """``settings`` in memory (a budget of 1 GB) and out of core (a budget of 0 bytes), with the
+    mode each must give."""
+    return [(replace(settings, in_memory_bytes=2**30), True), (replace(settings, in_memory_bytes=0), False)]
+
+
 def assert_same_engines(path, dates, columns: ColumnMap = ColumnMap(), settings=TINY_CHUNKS):
-    pandas_engine = PandasEngine(read_transactions(path, columns))
-    duck = DuckDBEngine(path, columns, settings)
-    try:
-        assert duck.date_range() == pandas_engine.date_range()
-        for as_of in dates:
-            for unit in ("D", "W"):
-                assert_frames_equal(duck.customer_features(as_of, unit), pandas_engine.customer_features(as_of, unit))
-        for start, end in zip(dates[:-1], dates[1:]):
-            assert_frames_equal(duck.window_purchases(start, end), pandas_engine.window_purchases(start, end))
-        pd.testing.assert_frame_equal(duck.example_transactions(3), pandas_engine.example_transactions(3))
-    finally:
-        duck.close()
+    """The DuckDB engine, in memory and out of core, equals the pandas engine bit for bit on every question."""
+    pandas_engine = PandasEngine(read_transactions(path, columns), columns.amount_decimals)
+    for mode_settings, in_memory in both_modes(settings):
+        duck = DuckDBEngine(path, columns, mode_settings)
+        try:
+            assert duck.in_memory is in_memory
+            assert duck.date_range() == pandas_engine.date_range()
+            for as_of in dates:
+                for unit in ("D", "W"):
+                    assert_frames_equal(duck.customer_features(as_of, unit),
+                                        pandas_engine.customer_features(as_of, unit))
+                    pd.testing.assert_frame_equal(duck.rfm_summary(as_of, unit),
+                                                  pandas_engine.rfm_summary(pd.Timestamp(as_of), unit), check_exact=True)
+            for start, end in zip(dates[:-1], dates[1:]):
+                assert_frames_equal(duck.window_purchases(start, end), pandas_engine.window_purchases(start, end))
+            pd.testing.assert_frame_equal(duck.example_transactions(3), pandas_engine.example_transactions(3))
+        finally:
+            duck.close()
     return pandas_engine
 
 

@@ -217,11 +217,13 @@ def test_read_errors(tmp_path: Path):
 
 def test_doctests_of_features_modules():
     import custscore.features.activity as activity
+    import custscore.features.coded_arrays as coded_arrays
+    import custscore.features.engines as engines
     import custscore.features.io as io
     import custscore.features.periods as periods
     import custscore.features.rfm as rfm
 
-    for module in (io, periods, rfm, activity):
+    for module in (io, periods, rfm, activity, coded_arrays, engines):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 

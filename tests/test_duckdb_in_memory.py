@@ -1,0 +1,128 @@
+"""The DuckDB engine's two modes: in memory (per-day arrays in numpy) when the log fits, out of core (SQL) when not.
+
+Which mode: the check pass counts the transactions, and the log goes in memory when they fit
+``in_memory_bytes`` at ``ARROW_BYTES_PER_ROW`` each (half the memory available by default,
+out of core where that is unknown). Both modes must equal the pandas engine bit for bit
+(the edge-case logs of test_duckdb_engine.py run in both through ``assert_same_engines``).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from custscore.config import ColumnMap
+from custscore.errors import CustscoreError
+from custscore.features import engines
+from custscore.features.customers import PandasEngine
+from custscore.features.duckdb_engine import DuckDBEngine, DuckDBSettings
+from custscore.features.io import read_transactions
+
+from test_duckdb_engine import EDGE_LOG, TINY_CHUNKS, assert_frames_equal, assert_same_engines, both_modes
+
+EDGE_ROWS = EDGE_LOG.count("\n") - 1  # 15 transactions
+
+
+@pytest.fixture
+def edge_csv(tmp_path):
+    path = tmp_path / "edge.csv"
+    path.write_text(EDGE_LOG)
+    return path
+
+
+def test_the_mode_follows_the_estimate_at_the_boundary(edge_csv):
+    budget = EDGE_ROWS * engines.ARROW_BYTES_PER_ROW
+    fits = DuckDBEngine(edge_csv, settings=replace(TINY_CHUNKS, in_memory_bytes=budget))
+    short = DuckDBEngine(edge_csv, settings=replace(TINY_CHUNKS, in_memory_bytes=budget - 1))
+    try:
+        assert fits.in_memory and not short.in_memory
+        # out of core keeps its SQL tables; in memory DuckDB holds none
+        tables = {row[0] for row in short._con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert tables == {"days"}
+        assert fits._con.execute("SELECT count(*) FROM duckdb_tables()").fetchone()[0] == 0
+    finally:
+        fits.close()
+        short.close()
+
+
+def test_default_budget_is_half_the_available_memory_and_unknown_means_out_of_core(edge_csv, monkeypatch):
+    monkeypatch.setattr(engines, "available_memory_bytes", lambda: 2 * EDGE_ROWS * engines.ARROW_BYTES_PER_ROW)
+    assert DuckDBEngine(edge_csv).in_memory
+    monkeypatch.setattr(engines, "available_memory_bytes", lambda: 2 * EDGE_ROWS * engines.ARROW_BYTES_PER_ROW - 2)
+    assert not DuckDBEngine(edge_csv).in_memory
+    monkeypatch.setattr(engines, "available_memory_bytes", lambda: None)
+    assert not DuckDBEngine(edge_csv).in_memory
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "1GB"])
+def test_in_memory_bytes_must_be_a_whole_number(bad):
+    with pytest.raises(CustscoreError, match="in_memory_bytes: must be a whole number >= 0"):
+        DuckDBSettings(in_memory_bytes=bad)
+
+
+def test_shuffled_log_with_returns_net_zero_days_and_optional_columns_in_both_modes(tmp_path):
+    """A simulated log (300 customers, many rows per day, returns, days netting to exactly 0,
+    discount flags and arrears), rows shuffled: both modes equal the pandas engine, one chunk and many."""
+    rng = np.random.default_rng(17)
+    n = 4_000
+    frame = pd.DataFrame({
+        "customer_id": [f"c{i:03d}" for i in rng.integers(0, 300, n)],
+        "date": (pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 120 * 24, n), unit="h")).astype(str),
+        "amount": np.round(rng.normal(20, 15, n), 2),
+        "disc": rng.integers(0, 2, n),
+        "overdue": rng.integers(0, 40, n).astype(float)})
+    zero = frame.iloc[:50].copy()
+    zero["amount"] = -zero["amount"]  # each of these days nets to 0 (same customer, same timestamp)
+    frame = pd.concat([frame, zero]).sample(frac=1.0, random_state=3)
+    path = tmp_path / "shuffled.csv"
+    frame.to_csv(path, index=False)
+    columns = ColumnMap(discount="disc", arrears="overdue")
+    assert_same_engines(path, ["2021-02-15", "2021-03-31", "2021-06-30"], columns)
+    assert_same_engines(path, ["2021-03-31"], columns, settings=DuckDBSettings())
+
+
+def test_a_stream_of_arrow_batches_in_both_modes(edge_csv):
+    """``DuckDBEngine.from_arrow`` (a database result) reads the same purchases in either mode."""
+    reference = PandasEngine(read_transactions(edge_csv))
+    frame = pd.read_csv(edge_csv, dtype={"customer_id": str})
+    frame["date"] = pd.to_datetime(frame["date"], format="ISO8601")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for settings, in_memory in both_modes(TINY_CHUNKS):
+        stream = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=4))
+        duck = DuckDBEngine.from_arrow(stream, ColumnMap(), "edge stream", settings)
+        try:
+            assert duck.in_memory is in_memory
+            for as_of in ("2020-06-30", "2020-08-31"):
+                assert_frames_equal(duck.customer_features(as_of, "D"), reference.customer_features(as_of, "D"))
+            pd.testing.assert_frame_equal(duck.example_transactions(3), reference.example_transactions(3))
+        finally:
+            duck.close()
+
+
+def test_a_log_of_only_returns_has_no_purchases_in_either_mode(tmp_path):
+    path = tmp_path / "returns.csv"
+    path.write_text("customer_id,date,amount\na,2020-01-01,-1\nb,2020-01-02,-2\n")
+    reference = PandasEngine(read_transactions(path))
+    for settings, _ in both_modes(TINY_CHUNKS):
+        duck = DuckDBEngine(path, settings=settings)
+        try:
+            assert len(duck.customer_features("2020-12-31", "D")) == len(reference.customer_features("2020-12-31", "D"))
+            pd.testing.assert_frame_equal(duck.rfm_summary("2020-12-31", "D"),
+                                          reference.rfm_summary(pd.Timestamp("2020-12-31"), "D"), check_exact=True)
+        finally:
+            duck.close()
+
+
+def test_csv_rows_are_counted_when_short_and_estimated_from_the_first_lines_when_long(tmp_path):
+    from custscore.features.duckdb_engine import _csv_rows_estimate
+
+    short = tmp_path / "short.csv"
+    short.write_text("customer_id,date,amount\na,2020-01-01,1\nb,2020-01-02,2")  # no final line break
+    assert _csv_rows_estimate(short) == 2
+    long = tmp_path / "long.csv"
+    long.write_text("customer_id,date,amount\n" + "".join(f"c{i % 977},2020-01-{1 + i % 28:02d},{i % 50}.5\n"
+                                                          for i in range(20_000)))
+    assert _csv_rows_estimate(long, sample_bytes=4096) == pytest.approx(20_000, rel=0.05)
