@@ -20,6 +20,7 @@ from custscore.features.rfm import duration_columns
 from custscore.training.covariates import for_customers
 from custscore.training.purchase_models import PurchaseModel
 from custscore.training.calibration import ProbabilityCalibrator, clipped_logit, fitting_method
+from custscore.training.sampling import sample_positions
 
 #: Columns the classifier sees, in this order (training and scoring share the list).
 CHURN_FEATURES: tuple[str, ...] = (
@@ -196,8 +197,8 @@ class ChurnClassifier:
                 f"label ({'churned' if y.size and y[0] == 1 else 'active'}); choose another cutoff or horizon"
             )
         self.features_ = [c for c in CHURN_FEATURES if c not in self.exclude]
-        if y.size > self.max_train_examples:  # draw the examples before building their matrix
-            keep = np.sort(np.random.default_rng(self.seed).choice(y.size, self.max_train_examples, replace=False))
+        keep = sample_positions(y.size, self.max_train_examples, self.seed)
+        if keep is not None:  # draw the examples before building their matrix
             A, y = X[self.features_].iloc[keep].to_numpy(dtype=float), y[keep]
         else:
             A = X[self.features_].to_numpy(dtype=float)

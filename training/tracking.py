@@ -158,6 +158,11 @@ def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
     params["purchase_model"] = result.scorer.purchase_model.KEY
     if result.purchase is not None:
         params["purchase_validation_days"] = result.purchase.validation_days
+    for step, fit in (("purchase", result.purchase), ("churn", result.churn)):
+        sample = getattr(fit, "validation_sample", None)
+        if sample is not None:  # the customers the choice was validated on, of those known then
+            params[f"{step}_validation_customers"] = sample.used
+            params[f"{step}_validation_known_customers"] = sample.known
     params["n_customers"] = result.n_customers
     params["churn_model"] = result.scorer.churn_model
     classifier = result.churn.classifier if result.churn is not None else None
