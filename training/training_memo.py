@@ -24,6 +24,7 @@ import pandas as pd
 
 from custscore.errors import FitError
 from custscore.features.customers import FeatureEngine
+from custscore.features.lookup import index_positions
 from custscore.training.purchase_models import PurchaseModel
 from custscore.training.sampling import sample_customers
 
@@ -103,8 +104,9 @@ class CustomerSample:
         self.name = name
 
     def cut(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The rows of ``frame`` (indexed by customer id) of the sampled customers."""
-        return frame[frame.index.isin(self.customers)]
+        """The rows of ``frame`` (indexed by customer id) of the sampled customers, in its order."""
+        # Arrow's hash lookup: ``Index.isin`` of a million text ids took 5 s (features.lookup)
+        return frame[index_positions(self.customers, frame.index) >= 0]
 
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         return self.engine.date_range()
