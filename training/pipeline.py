@@ -200,6 +200,11 @@ def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Times
     elif isinstance(sampled, CustomerSample):  # the shipped examples at the same date, cut to the sample
         X_val = sampled.cut(X_val)
         y_val = y_val.loc[X_val.index]
+    if isinstance(engine, TrainingMemo):  # no step asks for the frames of those dates again
+        engine.keep_only([(config.cutoff, config.time_unit)])
+    # the shipped classifier first: with an "earlier" calibration its full frame one horizon before is the
+    # one the validated classifier's sample is cut from
+    classifier, why = _try_classifier(engine, config, first_day, windows)
     scores = baseline_scores(X_val)
     validated, missing = (_try_classifier(sampled, validation_config(config, h), first_day) if h else
                           (None, f"{history} days of history before the cutoff; validating it needs "
@@ -207,7 +212,6 @@ def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Times
     if validated is not None:
         scores[CLASSIFIER] = validated.predict_proba(X_val)
     selection = choose_churn_model(y_val.to_numpy(), scores, seed=config.seed, classifier_missing=missing)
-    classifier, why = _try_classifier(engine, config, first_day, windows)
     warnings = []
     if validated is None:
         warnings.append(f"churn classifier not validated at cutoff {config.cutoff.date()} ({missing}); "
