@@ -30,11 +30,11 @@ def test_roc_points_are_scikit_learns_curve_with_ties():
     rng = np.random.default_rng(4)
     y = rng.integers(0, 2, 3_000)
     score = np.round(rng.normal(size=3_000) + y, 1)  # many ties between churners and others
-    fpr, tpr = M.roc_points(y, score)
+    fpr, tpr, auc = M.roc_points(y, score)
     ref_fpr, ref_tpr, _ = roc_curve(y, score, drop_intermediate=False)
     np.testing.assert_allclose(fpr, ref_fpr, atol=1e-12)
     np.testing.assert_allclose(tpr, ref_tpr, atol=1e-12)
-    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc_score(y, score), abs=1e-12) == M.roc_auc(y, score)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc_score(y, score), abs=1e-12) == auc == M.roc_auc(y, score)
 
 
 def test_pr_auc_by_hand():

@@ -250,7 +250,6 @@ def _log_training(result: TrainResult, config: TrainConfig, input_example: pd.Da
         if result.purchase is not None:
             mlflow.set_tag("purchase_model_reason", result.purchase.reason[:8000])
             mlflow.log_table(result.purchase.table, "tables/purchase_models.json")
-        mlflow.log_metrics(_finite(result.metrics))
         if result.holdout is not None:
             for name, fig in result.holdout.figures.items():
                 mlflow.log_figure(fig, f"plots/{name}")
@@ -276,6 +275,9 @@ def _log_training(result: TrainResult, config: TrainConfig, input_example: pd.Da
                 metadata={"custscore_version": custscore.__version__, "time_unit": config.time_unit,
                           "cutoff": config.cutoff.date().isoformat(), "horizon_days": config.horizon_days},
             )
+        # After the model, linked to it in one batch: logged before, MLflow 3's Model.log copies every run
+        # metric to the model with one metric-history query each (mlflow/models/model.py, log_model_metrics_for_step)
+        mlflow.log_metrics(_finite(result.metrics), model_id=info.model_id)
     model_uri = f"runs:/{run_id}/model"
     if not config.register_as:
         return LoggedModel(run_id=run_id, model_uri=model_uri)
