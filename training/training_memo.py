@@ -32,7 +32,22 @@ from custscore.training.sampling import sample_customers
 KEEP_FEATURES = 2
 
 
-class TrainingMemo:
+class _OverEngine:
+    """A feature engine over ``self.engine`` that answers every question but the features as it does."""
+
+    engine: FeatureEngine
+
+    def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self.engine.date_range()
+
+    def window_purchases(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        return self.engine.window_purchases(start, end)
+
+    def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
+        return self.engine.example_transactions(n_customers)
+
+
+class TrainingMemo(_OverEngine):
     """A feature engine that remembers; see the module docstring. Frames are shared: callers must not modify them."""
 
     def __init__(self, engine: FeatureEngine,
@@ -43,15 +58,6 @@ class TrainingMemo:
         self._features: OrderedDict[tuple[pd.Timestamp, str, Optional[str]], pd.DataFrame] = OrderedDict(
             ((pd.Timestamp(d), u, None), f) for (d, u), f in (known or {}).items())
         self._fits: dict[Hashable, PurchaseModel | FitError] = {}
-
-    def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        return self.engine.date_range()
-
-    def window_purchases(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-        return self.engine.window_purchases(start, end)
-
-    def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
-        return self.engine.example_transactions(n_customers)
 
     def customer_features(self, as_of: pd.Timestamp, time_unit: str) -> pd.DataFrame:
         return self.sample_features(as_of, time_unit, None)
@@ -93,7 +99,7 @@ class TrainingMemo:
         return found
 
 
-class CustomerSample:
+class CustomerSample(_OverEngine):
     """A feature engine over ``engine`` that knows only the customers ``customers`` (a
     :class:`~pandas.Index` of ids): its feature frames hold their rows only, and its purchase
     fits are remembered apart from the full-data ones (``name`` tells them apart)."""
@@ -107,15 +113,6 @@ class CustomerSample:
         """The rows of ``frame`` (indexed by customer id) of the sampled customers, in its order."""
         # Arrow's hash lookup: ``Index.isin`` of a million text ids took 5 s (features.lookup)
         return frame[index_positions(self.customers, frame.index) >= 0]
-
-    def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        return self.engine.date_range()
-
-    def window_purchases(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-        return self.engine.window_purchases(start, end)
-
-    def example_transactions(self, n_customers: int = 3) -> pd.DataFrame:
-        return self.engine.example_transactions(n_customers)
 
     def customer_features(self, as_of: pd.Timestamp, time_unit: str) -> pd.DataFrame:
         if isinstance(self.engine, TrainingMemo):
