@@ -186,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--seed", type=int, default=_default(TrainConfig, "seed"),
                        help="random seed of the model fits and the churn-model bootstrap (default %(default)s)")
     _add_churn(train.add_argument_group("churn", "the churn classifier"), TrainConfig)
+    model.add_argument("--validation-sample", type=int, default=_default(TrainConfig, "validation_sample"),
+                       help="customers the purchase-model and churn-model choices are validated on: a seeded "
+                            "uniform sample of this many when there are more, 0 = all; the shipped models use "
+                            "every customer (default %(default)s)")
     tracking = train.add_argument_group("tracking", "MLflow run and model registry")
     _add_tracking(tracking, TrainConfig)
     tracking.add_argument("--experiment", default=_default(TrainConfig, "experiment"),
@@ -344,7 +348,8 @@ def run(args: argparse.Namespace) -> int:
                              churn_windows=args.churn_windows, experiment=args.experiment,
                              tracking_uri=args.tracking_uri, register_as=args.register_as,
                              columns=_columns(args), engine=args.engine, promote=args.promote,
-                             purchase_model=args.purchase_model, covariates=args.covariates)
+                             purchase_model=args.purchase_model, covariates=args.covariates,
+                             validation_sample=args.validation_sample)
         from custscore.training.train import train_file
         from custscore.training.summary import format_training_summary
 

@@ -177,3 +177,18 @@ def test_float_noise_feature_gets_no_weight():
     # scoring a customer whose P(alive) moved by float noise changes nothing
     shifted = X.assign(p_alive=1.0 - 1e-7)
     np.testing.assert_allclose(model.predict_proba(shifted), model.predict_proba(X), rtol=1e-12)
+
+
+def test_feature_correlation_over_many_blocks_is_numpys_and_the_transform_is_the_formula():
+    """Both are computed in blocks / in place for million-row frames: same numbers as the textbook."""
+    from custscore.training.churn import feature_correlation, transform_features
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(150_000, 3)) @ np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 1.0]])
+    Z = np.column_stack([Z, np.full(len(Z), 2.0)])  # a constant column: correlation 0, diagonal 1
+    R = feature_correlation(Z)
+    np.testing.assert_allclose(R[:3, :3], np.corrcoef(Z[:, :3], rowvar=False), atol=1e-12)
+    assert R[3, 3] == 1.0 and not R[3, :3].any()
+    A = rng.normal(scale=50.0, size=(1_000, 2))
+    A[0, 0] = 0.0
+    np.testing.assert_array_equal(transform_features(A, ["frequency", "spend_90d"]), np.sign(A) * np.log1p(np.abs(A)))

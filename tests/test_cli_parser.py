@@ -14,7 +14,7 @@ TRAIN_GROUPS = {  # what a user looks for under each heading, written by hand
     "transaction-log columns": ["--customer-col", "--date-col", "--amount-col", "--date-format", "--encoding",
                                 "--csv-sep", "--decimal", "--amount-decimals", "--discount-col", "--arrears-col"],
     "model": ["--time-unit", "--discount-rate", "--purchase-model", "--bgnbd-penalizer", "--gg-penalizer", "--penalizer", "--covariates",
-              "--seed"],
+              "--seed", "--validation-sample"],
     "churn": ["--churn-calibration", "--churn-windows"],
     "tracking": ["--tracking-uri", "--experiment", "--register-as", "--promote"],
 }

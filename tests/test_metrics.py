@@ -23,6 +23,20 @@ def test_roc_auc_by_hand():
     assert math.isnan(M.roc_auc([1, 1], [0.2, 0.3]))
 
 
+def test_roc_points_are_scikit_learns_curve_with_ties():
+    """Every distinct score a threshold: scikit-learn's roc_curve without dropping collinear points."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 3_000)
+    score = np.round(rng.normal(size=3_000) + y, 1)  # many ties between churners and others
+    fpr, tpr, auc = M.roc_points(y, score)
+    ref_fpr, ref_tpr, _ = roc_curve(y, score, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, ref_fpr, atol=1e-12)
+    np.testing.assert_allclose(tpr, ref_tpr, atol=1e-12)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc_score(y, score), abs=1e-12) == auc == M.roc_auc(y, score)
+
+
 def test_pr_auc_by_hand():
     # ranked 0.8 (churner: precision 1, recall 1/2), 0.4 (no), 0.35 (churner: precision 2/3)
     assert M.pr_auc(Y, S) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)

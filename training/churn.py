@@ -20,6 +20,7 @@ from custscore.features.rfm import duration_columns
 from custscore.training.covariates import for_customers
 from custscore.training.purchase_models import PurchaseModel
 from custscore.training.calibration import ProbabilityCalibrator, clipped_logit, fitting_method
+from custscore.training.sampling import sample_positions
 
 #: Columns the classifier sees, in this order (training and scoring share the list).
 CHURN_FEATURES: tuple[str, ...] = (
@@ -103,8 +104,9 @@ def churn_features(customers: pd.DataFrame, purchase_model: PurchaseModel, horiz
     return out[list(CHURN_FEATURES)]
 
 
-#: Rows per block in :meth:`ChurnClassifier.predict_proba` (bounds its temporaries to a few MB).
-_PROBA_BLOCK_ROWS = 1 << 16
+#: Rows per block in :meth:`ChurnClassifier.predict_proba` and :func:`feature_correlation` (bounds their
+#: temporaries to a few MB).
+_BLOCK_ROWS = 1 << 16
 #: Features that are probabilities: they enter as clipped logits (bounded by +-13.8), not
 #: as signed_log1p of a value squeezed against 1 (docs/models.md, "Churn model").
 PROBABILITY_FEATURES: frozenset[str] = frozenset({"p_alive", "p_no_purchase_horizon"})
@@ -114,7 +116,10 @@ NOISE_RTOL = 1e-8
 
 
 def _signed_log1p(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log1p(np.abs(x))
+    """``sign(x) log1p(|x|)`` with one temporary the size of ``x`` (a million-row frame is 160 MB)."""
+    out = np.abs(x)
+    np.log1p(out, out=out)
+    return np.copysign(out, x, out=out)
 
 
 def transform_features(A: np.ndarray, names: list[str]) -> np.ndarray:
@@ -134,10 +139,14 @@ def feature_correlation(Z: np.ndarray) -> np.ndarray:
     [[1.0, 0.993, 0.0], [0.993, 1.0, 0.0], [0.0, 0.0, 1.0]]
     """
     Z = np.asarray(Z, dtype=float)
-    centred = Z - Z.mean(axis=0)
-    norm = np.sqrt((centred ** 2).sum(axis=0))
+    mean = Z.mean(axis=0)
+    cross = np.zeros((Z.shape[1], Z.shape[1]))
+    for start in range(0, len(Z), _BLOCK_ROWS):  # centred in blocks: no copy of a million rows
+        centred = Z[start:start + _BLOCK_ROWS] - mean
+        cross += centred.T @ centred
+    norm = np.sqrt(np.diag(cross))
     with np.errstate(invalid="ignore", divide="ignore"):
-        R = (centred.T @ centred) / np.outer(norm, norm)
+        R = cross / np.outer(norm, norm)
     R = np.where(np.isfinite(R), R, 0.0)
     np.fill_diagonal(R, 1.0)
     return np.clip(R, -1.0, 1.0)
@@ -196,8 +205,8 @@ class ChurnClassifier:
                 f"label ({'churned' if y.size and y[0] == 1 else 'active'}); choose another cutoff or horizon"
             )
         self.features_ = [c for c in CHURN_FEATURES if c not in self.exclude]
-        if y.size > self.max_train_examples:  # draw the examples before building their matrix
-            keep = np.sort(np.random.default_rng(self.seed).choice(y.size, self.max_train_examples, replace=False))
+        keep = sample_positions(y.size, self.max_train_examples, self.seed)
+        if keep is not None:  # draw the examples before building their matrix
             A, y = X[self.features_].iloc[keep].to_numpy(dtype=float), y[keep]
         else:
             A = X[self.features_].to_numpy(dtype=float)
@@ -239,10 +248,10 @@ class ChurnClassifier:
     def _raw_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         if not isinstance(X, np.ndarray) and list(X.columns) != self.features_:
             X = X[self.features_]  # churn_features() frames already hold exactly these columns
-        if len(X) > _PROBA_BLOCK_ROWS:  # rows in blocks: the temporaries of millions of rows stay small
+        if len(X) > _BLOCK_ROWS:  # rows in blocks: the temporaries of millions of rows stay small
             out = np.empty(len(X))
-            for start in range(0, len(X), _PROBA_BLOCK_ROWS):
-                rows = slice(start, start + _PROBA_BLOCK_ROWS)
+            for start in range(0, len(X), _BLOCK_ROWS):
+                rows = slice(start, start + _BLOCK_ROWS)
                 out[rows] = self._raw_proba(X[rows] if isinstance(X, np.ndarray) else X.iloc[rows])
             return out
         A = np.asarray(X, dtype=float) if isinstance(X, np.ndarray) else X.to_numpy(dtype=float)

@@ -19,7 +19,7 @@ from custscore.features.lookup import reindex_fill
 from custscore.training.covariates import for_customers
 from custscore.training.churn import ChurnClassifier, churn_features, churn_labels
 from custscore.training.churn_select import candidate_scores
-from custscore.training.metrics import brier, expected_calibration_error, roc_auc
+from custscore.training.metrics import brier, expected_calibration_error, roc_points
 from custscore.training.plots import calibration_purchases_plot, purchases_by_frequency, roc_plot
 from custscore.training.scorer import CustomerScorer
 
@@ -99,11 +99,12 @@ def evaluate_holdout(scorer: CustomerScorer, engine: FeatureEngine, cutoff: pd.T
         m["churn_rate_predicted"] = float(scores["churn_probability"].mean())
         if 0 < churned.sum() < churned.size:
             candidates = churn_candidates(scorer, customers, scores, classifier)
-            aucs = {name: roc_auc(churned, score) for name, score in candidates.items()}
+            curves = {name: roc_points(churned, score) for name, score in candidates.items()}  # one sort each
+            aucs = {name: curve[2] for name, curve in curves.items()}
             m.update({f"auc_{name}": auc for name, auc in aucs.items()})
             for name in (MODEL, CLASSIFIER_SCORE):
                 if name in candidates:
                     m[f"brier_{name}"] = brier(churned, candidates[name])
                     m[f"ece_{name}"] = expected_calibration_error(churned, candidates[name])
-            report.figures["roc_churn.png"] = roc_plot(churned, candidates, horizon, aucs)
+            report.figures["roc_churn.png"] = roc_plot(churned, candidates, horizon, curves=curves)
     return report

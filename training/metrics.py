@@ -87,6 +87,20 @@ def roc_auc(y, score, weight=None) -> float:
     return _auc_from_groups(*_grouped(*_prepare(y, score, weight)))
 
 
+def roc_points(y, score, weight=None) -> tuple[np.ndarray, np.ndarray, float]:
+    """The ROC curve ``(false positive rate, true positive rate)``, each distinct score a threshold
+    (highest first), from (0, 0) to (1, 1), and its area (:func:`roc_auc`): one sort of the score.
+
+    >>> fpr, tpr, auc = roc_points([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    >>> fpr.tolist(), tpr.tolist(), auc
+    ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0], 0.75)
+    """
+    pos, neg = _grouped(*_prepare(y, score, weight))
+    tp = np.concatenate([[0.0], np.cumsum(pos[::-1])])
+    fp = np.concatenate([[0.0], np.cumsum(neg[::-1])])
+    return fp / max(fp[-1], 1e-300), tp / max(tp[-1], 1e-300), _auc_from_groups(pos, neg)
+
+
 def _placements(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """DeLong's placement values ``(V10 of each positive, V01 of each negative)``, ties 1/2.
 

@@ -25,7 +25,7 @@ from custscore.training.purchase_choice import REFERENCE_MODEL, PurchaseChoice, 
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import SegmentConfig, fit_gap_days, fit_thresholds
 from custscore.training.spend import SpendModel, fit_spend_model
-from custscore.training.training_memo import TrainingMemo
+from custscore.training.training_memo import CustomerSample, TrainingMemo, ValidationSample, validation_engine
 
 
 @dataclass
@@ -156,6 +156,8 @@ class ChurnFit:
     classifier: Optional[ChurnClassifier]
     selection: ChurnSelection
     warnings: list[str] = field(default_factory=list)
+    #: the customers the choice was validated on (:func:`~custscore.training.training_memo.validation_engine`)
+    validation_sample: Optional[ValidationSample] = None
 
 
 def _try_classifier(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestamp,
@@ -179,24 +181,37 @@ def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Times
     (:func:`~custscore.training.churn_select.validation_horizon`, :func:`validation_config`).
     The chosen model is then refitted on the latest window, as of the cutoff: the
     classifier on :func:`churn_examples` at the cutoff, a baseline calibrated on
-    ``(cutoff - horizon, cutoff]``.
+    ``(cutoff - horizon, cutoff]``. The validation runs on a seeded sample of
+    ``config.validation_sample`` of the customers known at ``cutoff - h`` when there are
+    more (:func:`~custscore.training.training_memo.validation_engine`); the shipped models
+    see every customer (the classifier at most its ``max_train_examples``).
     """
     windows = churn_examples(engine, config, config.cutoff)
     history = (config.cutoff - first_day).days
     before = 2 if calibration_window(config.churn_calibration) == "earlier" else 1
     h = validation_horizon(config.horizon_days, history, before)
+    # the validation (examples, validated classifier, baselines, DeLong) on a customer sample at scale
+    sampled, sample = validation_engine(engine, config.cutoff - pd.Timedelta(days=h or config.horizon_days),
+                                        config.time_unit, config.validation_sample, config.seed)
     X_val, y_val = windows[0]
     if 0 < h < config.horizon_days:  # short history: the same rule on a shorter window ending at the cutoff
-        X_val, y_val = churn_examples(engine, replace(config, horizon_days=h, churn_windows="single"),
+        X_val, y_val = churn_examples(sampled, replace(config, horizon_days=h, churn_windows="single"),
                                       config.cutoff)[0]
+    elif isinstance(sampled, CustomerSample):  # the shipped examples at the same date, cut to the sample
+        X_val = sampled.cut(X_val)
+        y_val = y_val.loc[X_val.index]
+    if isinstance(engine, TrainingMemo):  # no step asks for the frames of those dates again
+        engine.keep_only([(config.cutoff, config.time_unit)])
+    # the shipped classifier first: with an "earlier" calibration its full frame one horizon before is the
+    # one the validated classifier's sample is cut from
+    classifier, why = _try_classifier(engine, config, first_day, windows)
     scores = baseline_scores(X_val)
-    validated, missing = (_try_classifier(engine, validation_config(config, h), first_day) if h else
+    validated, missing = (_try_classifier(sampled, validation_config(config, h), first_day) if h else
                           (None, f"{history} days of history before the cutoff; validating it needs "
                                  f"{validation_history_days(config.horizon_days, before)} days"))
     if validated is not None:
         scores[CLASSIFIER] = validated.predict_proba(X_val)
     selection = choose_churn_model(y_val.to_numpy(), scores, seed=config.seed, classifier_missing=missing)
-    classifier, why = _try_classifier(engine, config, first_day, windows)
     warnings = []
     if validated is None:
         warnings.append(f"churn classifier not validated at cutoff {config.cutoff.date()} ({missing}); "
@@ -217,7 +232,8 @@ def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Times
     selection = replace(selection, validation_horizon_days=h or config.horizon_days)
     shipped = classifier if selection.model == CLASSIFIER else BaselineChurnModel(name=selection.model).fit(
         *windows[0], calibrate=selection.informative)  # calibrated at the full horizon
-    return ChurnFit(shipped=shipped, classifier=classifier, selection=selection, warnings=warnings)
+    return ChurnFit(shipped=shipped, classifier=classifier, selection=selection, warnings=warnings,
+                    validation_sample=sample)
 
 
 def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
@@ -249,6 +265,7 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
 
     # Churn examples: features <= each reference date, labels in (reference, cutoff].
     churn = select_churn(engine, config, first_day)
+    engine.keep_only([(cutoff, config.time_unit)])  # only the calibration frame is asked for from here on
 
     warnings += churn.warnings
     gap_days = fit_gap_days(calibration["ipt_mean_days"].to_numpy(dtype=float))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Mapping, Optional
 import numpy as np
 import pandas as pd
 
-from custscore.training.metrics import gains_curve, reliability_table, roc_auc
+from custscore.training.metrics import gains_curve, reliability_table, roc_points
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -79,14 +79,14 @@ def _diagonal_figure(draw, xlabel: str, ylabel: str, title: str, diagonal_label:
 
 
 def roc_plot(churned: np.ndarray, candidates: Mapping[str, np.ndarray], horizon: int,
-             aucs: Optional[Mapping[str, float]] = None) -> Figure:
-    """ROC curves of several churn scores on the same customers (``aucs`` if already computed)."""
-    from sklearn.metrics import roc_curve
-
+             aucs: Optional[Mapping[str, float]] = None,
+             curves: Optional[Mapping[str, tuple[np.ndarray, np.ndarray, float]]] = None) -> Figure:
+    """ROC curves of several churn scores on the same customers (``aucs`` if already computed;
+    ``curves``: :func:`~custscore.training.metrics.roc_points` of each score if already computed)."""
     def draw(ax):
         for name, score in candidates.items():
-            fpr, tpr, _ = roc_curve(churned, score)
-            auc = aucs[name] if aucs is not None else roc_auc(churned, score)
+            fpr, tpr, auc = curves[name] if curves is not None else roc_points(churned, score)
+            auc = aucs[name] if aucs is not None else auc
             ax.plot(*thinned(fpr, tpr), label=f"{name} (AUC {auc:.3f})")
     return _diagonal_figure(draw, "false positive rate", "true positive rate", f"churn within {horizon} days",
                             "random")

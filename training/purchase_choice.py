@@ -9,7 +9,7 @@ actual purchases per customer over a validation span before the cutoff).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from custscore.training.covariates import covariate_frame, for_customers
 from custscore.training.mbgnbd import ModifiedBetaGeoModel
 from custscore.training.paretonbd import ParetoNBDModel
 from custscore.training.purchase_models import PurchaseModel
-from custscore.training.training_memo import memo_fit
+from custscore.training.training_memo import ValidationSample, memo_fit, validation_engine
 
 #: Every purchase model by its key; the first is the reference, always fitted and logged unprefixed.
 PURCHASE_MODELS: dict[str, type] = {cls.KEY: cls for cls in (BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel)}
@@ -145,6 +145,8 @@ class PurchaseChoice:
     validation_days: int
     reason: str
     warnings: list[str] = field(default_factory=list)
+    #: the customers validated on (None when nothing was validated)
+    validation_sample: Optional[ValidationSample] = None
 
     @property
     def shipped(self) -> PurchaseModel:
@@ -177,7 +179,10 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
     against what happened wins among fits identified both at ``R`` and at the cutoff
     (:func:`choose_model`), never the in-sample likelihood. ``h`` is the churn
     validation horizon (:func:`~custscore.training.churn_select.validation_horizon`: the
-    model horizon, shorter with short history); without enough history the reference
+    model horizon, shorter with short history). The fits at ``R`` and their deviances use a
+    seeded sample of ``config.validation_sample`` customers when more are known at ``R``
+    (:func:`~custscore.training.training_memo.validation_engine`); the fits at the cutoff use
+    every customer. Without enough history the reference
     model ships with a warning. A named model ships as asked; the reference is fitted
     (and logged) next to it. ``calibration`` are the features at the cutoff.
     """
@@ -216,8 +221,10 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
         return _chosen(PurchaseChoice(REFERENCE_MODEL, requested, fits, empty, 0, "not validated: short history",
                                       warnings))
     R = config.cutoff - pd.Timedelta(days=h)
-    customers = engine.customer_features(R, config.time_unit)
-    early, failed_early = _fit_candidates(engine, list(fits), customers, R, config, f"validation date {R.date()}", ())
+    # the early fits and their deviances on a customer sample at scale (config.validation_sample)
+    sampled, sample = validation_engine(engine, R, config.time_unit, config.validation_sample, config.seed)
+    customers = sampled.customer_features(R, config.time_unit)
+    early, failed_early = _fit_candidates(sampled, list(fits), customers, R, config, f"validation date {R.date()}", ())
     failed.update(failed_early)
     if not early:
         warnings.append(f"purchase model not validated: no model could be fitted at {R.date()} "
@@ -233,13 +240,13 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
     table["identified"] = table["identified"].to_numpy(dtype=bool) & identified_at_cutoff
     table["log_likelihood"] = [fits[k].log_likelihood_ for k in table["model"]]
     model, reason = choose_model(table)
-    reason = f"{reason}, over the {h} days before the cutoff"
+    reason = f"{reason}, over the {h} days before the cutoff on {sample.describe()}"
     for key, why in failed.items():
         reason += f"; {key} not fitted ({why})"
     if not table["identified"].any():
         warnings.append(f"no purchase model is identified at cutoff {config.cutoff.date()}: "
                         f"{fits[model].MODEL_NAME} is used, its P(alive) and expected purchases are uncertain")
-    return _chosen(PurchaseChoice(model, requested, fits, table, h, reason, warnings))
+    return _chosen(PurchaseChoice(model, requested, fits, table, h, reason, warnings, sample))
 
 
 def _chosen(choice: PurchaseChoice) -> PurchaseChoice:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # annotations only: keeps `custscore train` fast to fail on bad input
+    from custscore.training.training_memo import ValidationSample
     from custscore.training.pipeline import TrainResult
     from custscore.training.tracking import LoggedModel
 
@@ -66,6 +67,7 @@ def format_purchase_choice(result: TrainResult) -> str:
                          + mark)
         lines.append(f"  (validation: refitted {choice.validation_days} days before the cutoff, purchases per "
                      "customer predicted vs actual up to it; deviance = mean Poisson deviance, lower is better)")
+        lines += _sample_line(choice.validation_sample)
     return "\n".join(lines)
 
 
@@ -90,11 +92,20 @@ def format_metrics(result: TrainResult) -> str:
     return "\n".join(lines)
 
 
+def _sample_line(sample: Optional[ValidationSample]) -> list[str]:
+    """``  validated on 250,000 of 1,000,000 customers (...)`` when the choice used a sample, else nothing."""
+    if sample is None or not sample.sampled:
+        return []
+    return [f"  validated on {sample.describe()} (a seeded uniform sample, --validation-sample; "
+            "the shipped models use every customer)"]
+
+
 def format_churn_choice(result: TrainResult) -> str:
     """What ships as ``churn_probability`` and why (training.churn_select)."""
     lines = [f"churn_probability: {result.scorer.churn_model}"]
     if result.churn is not None:
         lines.append(f"  why: {result.churn.selection.reason}")
+        lines += _sample_line(result.churn.validation_sample)
         classifier = result.churn.classifier
         if classifier is not None and classifier.dropped_features_:
             lines.append(f"  classifier features dropped (constant or float noise at fit time): "

@@ -158,6 +158,11 @@ def model_params(result: TrainResult, config: TrainConfig) -> dict[str, object]:
     params["purchase_model"] = result.scorer.purchase_model.KEY
     if result.purchase is not None:
         params["purchase_validation_days"] = result.purchase.validation_days
+    for step, fit in (("purchase", result.purchase), ("churn", result.churn)):
+        sample = getattr(fit, "validation_sample", None)
+        if sample is not None:  # the customers the choice was validated on, of those known then
+            params[f"{step}_validation_customers"] = sample.used
+            params[f"{step}_validation_known_customers"] = sample.known
     params["n_customers"] = result.n_customers
     params["churn_model"] = result.scorer.churn_model
     classifier = result.churn.classifier if result.churn is not None else None
@@ -245,7 +250,6 @@ def _log_training(result: TrainResult, config: TrainConfig, input_example: pd.Da
         if result.purchase is not None:
             mlflow.set_tag("purchase_model_reason", result.purchase.reason[:8000])
             mlflow.log_table(result.purchase.table, "tables/purchase_models.json")
-        mlflow.log_metrics(_finite(result.metrics))
         if result.holdout is not None:
             for name, fig in result.holdout.figures.items():
                 mlflow.log_figure(fig, f"plots/{name}")
@@ -271,6 +275,9 @@ def _log_training(result: TrainResult, config: TrainConfig, input_example: pd.Da
                 metadata={"custscore_version": custscore.__version__, "time_unit": config.time_unit,
                           "cutoff": config.cutoff.date().isoformat(), "horizon_days": config.horizon_days},
             )
+        # After the model, linked to it in one batch: logged before, MLflow 3's Model.log copies every run
+        # metric to the model with one metric-history query each (mlflow/models/model.py, log_model_metrics_for_step)
+        mlflow.log_metrics(_finite(result.metrics), model_id=info.model_id)
     model_uri = f"runs:/{run_id}/model"
     if not config.register_as:
         return LoggedModel(run_id=run_id, model_uri=model_uri)
