@@ -289,7 +289,7 @@ class DuckDBEngine(CodedPurchasesEngine):
         if self._con.execute(f"SELECT 1 FROM {rel} LIMIT 1").fetchone() is None:  # stops at the first row
             raise CustscoreError(f"{source}: no transactions")
 
-        self._numbered, self._text_parse = numbered, _ColumnSql(self._con, rel, cols, types)
+        self._rel, self._numbered, self._text_parse = rel, numbered, _ColumnSql(self._con, rel, cols, types)
         budget = in_memory_rows(self.settings.in_memory_bytes)
         fits = budget is not None and self._rows_estimate(kind, rel) <= budget
         rows, flags, table = self._checked_rows(kind, rel, found, fetch=fits)
@@ -511,11 +511,12 @@ class DuckDBEngine(CodedPurchasesEngine):
             sql = self._text_parse
             first = (", ".join(_quote(i) for i in self._memory._ids[:_EXAMPLE_CUSTOMERS]) if self._memory is not None
                      else f"SELECT DISTINCT customer_id FROM days ORDER BY customer_id LIMIT {_EXAMPLE_CUSTOMERS}")
-            with self._ordered():
-                rows = self._con.execute(
-                    f"SELECT customer_id, strftime(ts, '%Y-%m-%d') AS date, amount FROM (SELECT {sql.customer} "
-                    f"AS customer_id, {sql.ts} AS ts, {sql.amount} AS amount, __row FROM {self._numbered}) "
-                    f"WHERE customer_id IN ({first}) ORDER BY customer_id, ts, amount, __row").fetchnumpy()
+            # filtered on the id before the other columns are parsed; rows equal in (id, time, amount) are
+            # equal in the output, so no row numbers (an ordered, numbered scan of the whole log) are needed
+            rows = self._con.execute(
+                f"SELECT customer_id, strftime(ts, '%Y-%m-%d') AS date, amount FROM (SELECT {sql.customer} "
+                f"AS customer_id, {sql.ts} AS ts, {sql.amount} AS amount FROM {self._rel} "
+                f"WHERE {sql.customer} IN ({first})) ORDER BY customer_id, ts, amount").fetchnumpy()
             self._examples = pd.DataFrame({"customer_id": rows["customer_id"].astype(str),
                                            "date": rows["date"].astype(str),
                                            "amount": rows["amount"].astype(float)})
