@@ -108,7 +108,7 @@ def test_expected_clv_steps_and_zero_rate(cdnow: pd.DataFrame) -> None:
         expected_clv(bg, x, t_x, T, np.ones(3), 30, 7, 0.1)
 
 
-@pytest.mark.parametrize("module", ["fitting", "bgnbd", "gamma_gamma", "value", "simulate"])
+@pytest.mark.parametrize("module", ["fitting", "bgnbd", "gamma_gamma", "value", "simulate", "texts", "columns"])
 def test_docstring_examples(module: str) -> None:
     mod = importlib.import_module(f"custscore.training.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)

@@ -31,8 +31,8 @@ grouping.
 
 Each reason quotes the customer's own numbers and, where it helps, the typical customer
 of the population (the mean mapped back through the inverse transform). Each number is
-formatted once per distinct value shown (:func:`~custscore.texts.shown_numbers`), the texts are taken and joined
-in Arrow (:mod:`custscore.texts`), and :func:`churn_reasons` works on blocks of rows.
+formatted once per distinct value shown (:func:`~custscore.training.texts.shown_numbers`), the texts are taken and joined
+in Arrow (:mod:`custscore.training.texts`), and :func:`churn_reasons` works on blocks of rows.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from typing import Any, Mapping, NamedTuple, Optional
 
 import numpy as np
 
-from custscore.texts import CodedTexts, TextArray, coded, format_distinct, join_texts, scatter_texts, shown_numbers
+from custscore.training.texts import CodedTexts, TextArray, coded, format_distinct, join_texts, scatter_texts, shown_numbers
 from custscore.training.churn import CHURN_FEATURES, PROBABILITY_FEATURES, transform_features
 from custscore.training.churn_select import BASELINES
 
@@ -224,7 +224,7 @@ def _parts(template: str) -> tuple[tuple[str, Optional[str], str], ...]:
 
 def _words_of(values: np.ndarray, spec: str) -> CodedTexts:
     """``values`` (floats, shape ``(n,)``) in the words of ``spec``, each text made once per
-    distinct number shown (:func:`~custscore.texts.shown_numbers`; any other spec: per value)."""
+    distinct number shown (:func:`~custscore.training.texts.shown_numbers`; any other spec: per value)."""
     if spec not in _NUMBERS:
         return format_distinct(values, lambda v: format(v, spec))
     multiplier, decimals, _ = _NUMBERS[spec]
@@ -234,7 +234,7 @@ def _words_of(values: np.ndarray, spec: str) -> CodedTexts:
 
 def _fill(template: str, fields: Mapping[str, Any], n: int) -> CodedTexts:
     """``template`` filled for ``n`` customers; ``fields`` maps each field to an array of
-    numbers, :class:`~custscore.texts.CodedTexts` or a number (the same for everyone: formatted once)."""
+    numbers, :class:`~custscore.training.texts.CodedTexts` or a number (the same for everyone: formatted once)."""
     pieces: list[Any] = []
     for literal, field, spec in _parts(template):
         if literal:
@@ -251,7 +251,7 @@ def _fill(template: str, fields: Mapping[str, Any], n: int) -> CodedTexts:
 
 
 def reason_texts(name: str, features: Mapping[str, np.ndarray], typical: float) -> TextArray:
-    """The words for driver ``name`` of many customers (a text column, :mod:`custscore.texts`).
+    """The words for driver ``name`` of many customers (a text column, :mod:`custscore.training.texts`).
 
     ``features`` maps churn feature names to equally long arrays; ``typical`` is the
     population's value of ``name``.
@@ -260,7 +260,7 @@ def reason_texts(name: str, features: Mapping[str, np.ndarray], typical: float) 
 
 
 def _reason_coded(name: str, features: Mapping[str, np.ndarray], typical: float) -> CodedTexts:
-    """:func:`reason_texts` as :class:`~custscore.texts.CodedTexts`."""
+    """:func:`reason_texts` as :class:`~custscore.training.texts.CodedTexts`."""
     value = np.asarray(features[name], dtype=float)
     n = len(value)
     template = _TEMPLATES.get(name, f"{name.replace('_', ' ')} {{{name}:g}}")
@@ -305,7 +305,7 @@ class _Columns(Mapping[str, np.ndarray]):
 
 
 def churn_reasons(model, A: np.ndarray, k: int = N_REASONS) -> dict[str, TextArray]:
-    """``{reason_1: texts, ..., reason_k: texts}`` (text columns, :mod:`custscore.texts`; "" when
+    """``{reason_1: texts, ..., reason_k: texts}`` (text columns, :mod:`custscore.training.texts`; "" when
     fewer) for ``model`` on ``A``.
 
     ``A`` holds the :data:`CHURN_FEATURES` columns in that order, one row per customer;

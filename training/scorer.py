@@ -17,8 +17,8 @@ from custscore.errors import CustscoreError
 from custscore.features.customers import customer_features
 from custscore.features.periods import merge_periods
 from custscore.features.rfm import duration_columns
-from custscore.columns import frame_of
-from custscore.texts import repeat_text
+from custscore.training.columns import frame_of
+from custscore.training.texts import repeat_text
 from custscore.training.churn import ChurnClassifier, churn_features
 from custscore.training.churn_select import BaselineChurnModel
 from custscore.training.covariate_file import CovariateEncoding

@@ -26,9 +26,9 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import pandas as pd
 
-from custscore.columns import frame_of
+from custscore.training.columns import frame_of
 from custscore.errors import CustscoreError
-from custscore.texts import TextArray, coded, format_distinct, join_texts, scatter_texts, shown_numbers, take_texts
+from custscore.training.texts import TextArray, coded, format_distinct, join_texts, scatter_texts, shown_numbers, take_texts
 from custscore.features.discount_credit import DISCOUNT_CREDIT_COLUMNS, DISCOUNT_SHARE
 from custscore.features.io import check_columns
 from custscore.features.months import MONTH_COLUMNS
