@@ -9,11 +9,11 @@ steps cannot inflate each other's numbers. Inputs come from ``benchmarks/generat
 
 Steps (the issue's targets):
 
-1. RFM summary of ``--rfm-log`` at ``--as-of``, file -> summary: custscore's arrow engine
-   (``open_engine(..., "arrow")`` + ``rfm_table``, what ``custscore rfm`` runs) vs
+1. RFM summary of ``--rfm-log`` at ``--as-of``, file -> summary: custscore's DuckDB engine
+   (``open_engine(..., "duckdb")`` + ``rfm_table``, what ``custscore rfm`` runs on a large log) vs
    ``pd.read_parquet`` + ``lifetimes.utils.summary_data_from_transaction_data``
    (``freq="D"``); the two summaries are compared. For reference, all of custscore's
-   customer features (RFM, activity, calendar months) with the arrow and DuckDB engines.
+   customer features (RFM, activity, calendar months) with the DuckDB engine.
 2. BG/NBD + Gamma-Gamma fit on that summary (durations in days): custscore (unique rows
    + weights, analytic gradients) vs lifetimes on the raw rows; log-likelihoods compared.
 3. CLV over 12 months of 30 days for every customer, same fitted parameters:
@@ -62,7 +62,7 @@ def child_rfm_custscore(log: str, out: str) -> dict:
     from custscore.features.engines import open_engine, rfm_table
 
     start = time.perf_counter()
-    summary = rfm_table(open_engine(log, engine="arrow"), AS_OF, "D")
+    summary = rfm_table(open_engine(log, engine="duckdb"), AS_OF, "D")
     seconds = time.perf_counter() - start
     summary.to_parquet(out)
     return {"seconds": seconds, "customers": len(summary)}
@@ -295,7 +295,7 @@ def main() -> None:
         theirs = step("rfm_lifetimes", str(args.rfm_log), str(work / "rfm_lifetimes.parquet"))
         print(compare_rfm(work / "rfm_ours.parquet", work / "rfm_lifetimes.parquet"))
         lines.append(ratio_line("RFM", ours, theirs))
-        for engine in ("arrow", "duckdb"):
+        for engine in ("duckdb",):
             full = measured_child(__file__, "features", str(args.rfm_log), engine)
             print(f"  {'features_' + engine:<16} {full['seconds']:8.2f} s  peak RSS {full['rss_gb']:6.2f} GB  "
                   f"(all {full['columns']} feature columns, reference)", flush=True)

@@ -4,12 +4,12 @@ Each step runs in a fresh process (peak RSS = the child's ``ru_maxrss``, see ben
 computes the BTYD summary of every customer at the log's last day:
 
 - ``adbc_auto``: ``open_engine(DatabaseLog(url, table))``, Arrow record batches from the
-  ADBC PostgreSQL driver into the Arrow engine (``--engine auto``);
-- ``adbc_duckdb``: the same batches streamed into the DuckDB engine (``--engine duckdb``,
-  the bounded-memory path ``auto`` takes for results larger than memory);
+  ADBC PostgreSQL driver streamed into the DuckDB engine (``--engine auto``; since the arrow
+  engine's removal the same path as ``--engine duckdb``);
+- ``adbc_duckdb``: the same batches streamed into the DuckDB engine (``--engine duckdb``);
 - ``read_sql``: ``pandas.read_sql`` through SQLAlchemy + psycopg (the ``bench`` extra), then
   features.io's validation and the pandas engine;
-- ``parquet``: the same rows from the Parquet file with the same Arrow engine (``--engine arrow``).
+- ``parquet``: the same rows from the Parquet file with the DuckDB engine (``--engine duckdb``).
 
 The summaries must be equal (checked). The log comes from benchmarks/generate.py and is
 loaded into table ``bench_tx`` (COPY through ADBC) unless it holds the same row count.
@@ -100,7 +100,7 @@ def child_parquet(log: str, as_of: str, out: str) -> dict:
     from custscore.features.engines import open_engine
 
     start = time.perf_counter()
-    opened = open_engine(log, ColumnMap(), "arrow")
+    opened = open_engine(log, ColumnMap(), "duckdb")
     n = _summary_out(opened, as_of, out)
     return {"seconds": time.perf_counter() - start, "customers": n, "engine": type(opened).__name__}
 

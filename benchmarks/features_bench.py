@@ -3,7 +3,7 @@
 ``customer_features`` (:mod:`custscore.features.customers`) is what every engine runs per
 chunk, and ``train`` computes it at 3+ dates, ``score`` at 1. Each round runs one fresh
 child process per Python given, alternating, so both see the same machine load: the child
-opens the log with the arrow engine (in memory, not timed), then times the engine's
+opens the log with the DuckDB engine (in memory, not timed), then times the engine's
 ``customer_features(date, "W")`` (its chunks of purchases, the pure function on each, the
 concatenation) at each date once, then repeats the first date under
 ``tracemalloc`` for the peak of the memory numpy and Python allocate during one call
@@ -41,7 +41,7 @@ def child(log: str, *dates: str) -> dict:
     import custscore
     from custscore.features.engines import open_engine
 
-    engine = open_engine(log, engine="arrow")
+    engine = open_engine(log, engine="duckdb")
     seconds, cpu = {}, 0.0
     for as_of in dates:
         start, start_cpu = time.perf_counter(), time.process_time()

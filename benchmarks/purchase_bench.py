@@ -110,10 +110,10 @@ def child_score(model: str, train_log: str, score_log: str, repeats: str) -> dic
     start = time.perf_counter()
     config = TrainConfig(cutoff=CUTOFF, horizon_days=HORIZON, time_unit="D", tracking_uri="sqlite:///unused.db",
                          purchase_model=model)
-    scorer = train_scorer(open_engine(train_log, engine="arrow"), config).scorer
+    scorer = train_scorer(open_engine(train_log, engine="duckdb"), config).scorer
     train_seconds = time.perf_counter() - start
     as_of = pd.Timestamp(AS_OF)
-    customers = pd.concat(list(iter_customer_features(open_engine(score_log, engine="arrow"), as_of, "D")))
+    customers = pd.concat(list(iter_customer_features(open_engine(score_log, engine="duckdb"), as_of, "D")))
     best, best_intervals = float("inf"), float("inf")
     for _ in range(int(repeats)):
         start = time.perf_counter()

@@ -76,7 +76,7 @@ def main() -> None:
     score_log = log_of(args.workdir, args.customers, seed=0)
     start = time.perf_counter()
     config = TrainConfig(cutoff=CUTOFF, horizon_days=HORIZON, time_unit="D", tracking_uri="sqlite:///unused.db")
-    result = train_scorer(open_engine(train_log, engine="arrow"), config)
+    result = train_scorer(open_engine(train_log, engine="duckdb"), config)
     print(f"trained on {args.train_customers:,} customers ({time.perf_counter() - start:.1f} s): "
           f"churn model {result.scorer.churn_model}", flush=True)
     models = {result.scorer.churn_model: result.scorer}
@@ -86,7 +86,7 @@ def main() -> None:
 
     start = time.perf_counter()
     as_of = pd.Timestamp(AS_OF)
-    customers = pd.concat(list(iter_customer_features(open_engine(score_log, engine="arrow"), as_of, "D")))
+    customers = pd.concat(list(iter_customer_features(open_engine(score_log, engine="duckdb"), as_of, "D")))
     print(f"features of {len(customers):,} customers ({time.perf_counter() - start:.1f} s)", flush=True)
     for name, scorer in models.items():
         X = churn_features(customers, scorer.purchase_model, HORIZON, "D").to_numpy(dtype=float)

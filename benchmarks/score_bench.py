@@ -4,7 +4,7 @@ Loads a trained model (any ``--model`` URI ``score`` takes), computes the custom
 features of ``--transactions`` at ``--as-of`` once (cached as Parquet under ``--workdir``,
 so repeated runs isolate scoring from reading the log), then times, best of ``--repeats``:
 
-- ``CustomerScorer.score_customers`` on the whole frame (one chunk, as the arrow engine gives);
+- ``CustomerScorer.score_customers`` on the whole frame (one chunk, as the pandas engine gives);
 - its steps alone: ``churn_reasons``, ``assign_segments``, ``clv_interval``, ``purchase_interval``;
 - writing the scores with :class:`~custscore.serving.chunked_output.ChunkedTableWriter`
   as Parquet (and as CSV with ``--csv``).

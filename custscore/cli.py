@@ -118,10 +118,10 @@ def _separator(text: Optional[str]) -> Optional[str]:
 
 def _add_engine(parser: argparse.ArgumentParser, cls) -> None:
     parser.add_argument("--engine", choices=list(ENGINES), default=_default(cls, "engine"),
-                        help="feature engine: pandas (in memory), arrow (Parquet in memory with pyarrow + "
-                             "numpy, fastest; other logs go to duckdb), duckdb (out of core, large logs), spark "
-                             "(needs the [spark] extra; score writes Parquet) or auto (arrow for large Parquet "
-                             "logs that fit in memory, duckdb for other large files) (default %(default)s)")
+                        help="feature engine: pandas (in memory, the reference), duckdb (CSV and Parquet, in "
+                             "memory when the log fits, else out of core), spark (needs the [spark] extra; score "
+                             "writes Parquet) or auto (pandas for small files, duckdb for large ones) "
+                             "(default %(default)s)")
 
 
 def _add_tracking(parser: argparse.ArgumentParser, cls=None) -> None:

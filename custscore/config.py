@@ -21,12 +21,11 @@ DAYS_PER_UNIT = {"D": 1.0, "W": 7.0}
 DAYS_PER_YEAR = 365.25
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-#: Feature engines: ``pandas`` (in memory), ``arrow`` (Parquet in memory, pyarrow + numpy:
-#: the fastest), ``duckdb`` (out of core, for large logs), ``auto`` (pandas for small
-#: files, arrow for large Parquet logs that fit in memory, else duckdb; see
-#: features.engines), ``spark`` (Spark DataFrames, optional extra ``[spark]``; never
-#: chosen by ``auto``).
-ENGINES = ("auto", "pandas", "arrow", "duckdb", "spark")
+#: Feature engines: ``pandas`` (in memory, the readable reference), ``duckdb`` (CSV and
+#: Parquet, in memory when the log fits, else out of core), ``auto`` (pandas for small
+#: files, else duckdb; see features.engines), ``spark`` (Spark DataFrames, optional extra
+#: ``[spark]``; never chosen by ``auto``). The ``arrow`` engine was removed (issue #17).
+ENGINES = ("auto", "pandas", "duckdb", "spark")
 #: Churn probability calibration (custscore.training.calibration): ``none``; ``sigmoid`` or
 #: ``isotonic`` fitted on the latest window for a classifier fitted one horizon earlier;
 #: ``sigmoid-latest`` fitted on the latest full-horizon window itself.

@@ -1,8 +1,7 @@
-"""Coded per-day purchases held in numpy arrays: the one in-memory back end of the fast engines.
+"""Coded per-day purchases held in numpy arrays: the in-memory back end of the DuckDB engine.
 
-Both the Arrow engine (a Parquet log merged per day in numpy) and the DuckDB engine's
-in-memory mode (DuckDB reads, checks and merges the log, then hands over the sorted per-day
-rows once) end with the same arrays: one row per customer and purchase day, sorted by
+The DuckDB engine's in-memory mode (DuckDB reads, checks and merges the log, then hands over
+the sorted per-day rows once) ends with these arrays: one row per customer and purchase day, sorted by
 customer code, then day, where codes 0..n-1 follow ``customer_id`` order. :class:`CodedArrays`
 answers every feature question from them: the BTYD summary straight from the arrays
 (:func:`custscore.features.rfm.btyd_from_runs`, the pandas engine's own sums), the other

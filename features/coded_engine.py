@@ -1,6 +1,6 @@
 """Feature engines over per-day purchases whose customers are coded 0..n-1 in id order.
 
-The DuckDB and Arrow engines both reduce a log to one purchase row per customer and day
+The DuckDB engine (in memory and out of core) reduces a log to one purchase row per customer and day
 with an integer customer code (codes follow ``customer_id`` order). This base class
 answers the :class:`~custscore.features.customers.FeatureEngine` questions from such a
 table chunk by chunk (contiguous code ranges of at most ``rows_per_chunk`` purchase

@@ -5,15 +5,16 @@
 ADBC drivers (the optional extra ``db``): the driver streams the result as Arrow record
 batches, which go straight into a feature engine (:func:`open_database_engine`):
 
-- ``auto``: batches are gathered in memory for the Arrow engine while they fit (the same
-  rule as for Parquet files, :data:`~custscore.features.engines.ARROW_BYTES_PER_ROW`);
-  a larger result streams on into DuckDB, which spills to disk (bounded memory);
-- ``arrow``: all batches in memory; ``duckdb``: streamed into DuckDB; ``pandas``: one frame.
+- ``auto`` and ``duckdb``: streamed into the DuckDB engine
+  (:meth:`~custscore.features.duckdb_engine.DuckDBEngine.from_arrow`), which answers from
+  memory when the result fits (the same rule as for files,
+  :func:`~custscore.features.engines.in_memory_rows`) and else spills to disk (bounded memory);
+- ``pandas``: one frame.
 
-Values the Arrow engine does not read (NUMERIC amounts arrive as text, dates stored as
-text, NULLs, bad values) go through the DuckDB engine, whose validation names the bad
-row as features.io does: its number in the result and its customer id
-(:class:`~custscore.features.row_keys.KeyedRows`), since a table has no row order.
+The DuckDB engine validates every value (NUMERIC amounts arrive as text, dates stored as
+text, NULLs, bad values) and names a bad row as features.io does: its number in the result
+and its customer id (:class:`~custscore.features.row_keys.KeyedRows`), since a table has no
+row order.
 
 Credentials come from the URL, the environment (``PGPASSWORD``, ``PGUSER``, ...) or
 ``PGPASSFILE`` (libpq reads them); a password in the URL never appears in a message, a
@@ -39,7 +40,7 @@ DATABASE_SCHEMES = ("postgresql", "postgres", "sqlite")
 EXTRA_HINT = "database URLs need the optional extra db: pip install 'custscore[db]'"
 
 #: Why ``--engine spark`` refuses a database log.
-SPARK_REFUSED = "--engine spark reads files only; use --engine auto, arrow, duckdb or pandas for a database"
+SPARK_REFUSED = "--engine spark reads files only; use --engine auto, duckdb or pandas for a database"
 
 _PASSWORD_PARAM = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
 
@@ -245,36 +246,16 @@ def read_batches(log: DatabaseLog, columns: ColumnMap) -> pa.RecordBatchReader:
 def open_database_engine(log: DatabaseLog, columns: ColumnMap = ColumnMap(), engine: str = "auto"):
     """Read and validate the log with the chosen engine (module doc): a
     :class:`~custscore.features.customers.FeatureEngine`."""
-    import pyarrow as pa
-
     from custscore.features.customers import PandasEngine
-    from custscore.features.engines import in_memory_rows
     from custscore.features.io import normalise_keyed
 
     if engine == "spark":
         raise CustscoreError(f"{log.label}: {SPARK_REFUSED}")
     stream = read_batches(log, columns)
-    if engine == "duckdb":
-        return _duckdb_engine(stream, log, columns)
     if engine == "pandas":
         frame = _as_table(stream, log).to_pandas(date_as_object=False)
         return PandasEngine(normalise_keyed(frame, columns, log.label), columns.amount_decimals)
-    budget = None if engine == "arrow" else in_memory_rows()
-    gathered: list[pa.RecordBatch] = []
-    n_rows = 0
-    for batch in _checked(stream, log):
-        gathered.append(batch)
-        n_rows += batch.num_rows
-        if budget is not None and n_rows > budget:  # larger than memory: stream on into DuckDB
-            rest = pa.RecordBatchReader.from_batches(stream.schema, _chain(gathered, stream))
-            del gathered
-            return _duckdb_engine(rest, log, columns)
-    table = pa.Table.from_batches(gathered, schema=stream.schema)
-    del gathered
-    from custscore.features.arrow_engine import arrow_engine_of_table
-
-    arrow = arrow_engine_of_table(table, columns)
-    return arrow if arrow is not None else _duckdb_engine(table, log, columns)
+    return _duckdb_engine(stream, log, columns)
 
 
 def _checked(stream: pa.RecordBatchReader, log: DatabaseLog) -> Iterator[pa.RecordBatch]:
@@ -284,12 +265,6 @@ def _checked(stream: pa.RecordBatchReader, log: DatabaseLog) -> Iterator[pa.Reco
         raise
     except Exception as exc:  # pyarrow re-raises the generator's error as its own type
         raise CustscoreError(f"{log.label}: cannot read ({driver_message(exc, log.url)})") from exc
-
-
-def _chain(first: list[pa.RecordBatch], rest: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
-    while first:
-        yield first.pop(0)
-    yield from rest
 
 
 def _as_table(stream: pa.RecordBatchReader, log: DatabaseLog) -> pa.Table:

@@ -11,8 +11,8 @@ Two modes, chosen from the row count of the check pass (:class:`DuckDBSettings`'
 ``in_memory_bytes``):
 
 - in memory (the log fits): the parsed rows are fetched ONCE, sorted by (customer, day), and
-  merged per day in numpy into the coded arrays every in-memory engine shares
-  (:class:`custscore.features.coded_arrays.CodedArrays`, also the Arrow engine's back end);
+  merged per day in numpy into the coded arrays
+  (:class:`custscore.features.coded_arrays.CodedArrays`);
   DuckDB keeps no table and hands its memory back, and every question is answered from the
   arrays;
 - out of core: the per-day merge is a DuckDB table (``days``). ``rfm_summary`` is one sorted

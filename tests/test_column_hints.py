@@ -10,7 +10,6 @@ import pytest
 
 from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
-from custscore.features.arrow_engine import open_arrow_engine
 from custscore.features.duckdb_engine import DuckDBEngine
 from custscore.features.io import read_transactions
 
@@ -70,14 +69,14 @@ def test_parquet_types_pick_and_exclude_columns_on_every_engine(tmp_path):
     ids, days = ["1", "2"], pd.to_datetime(["2020-01-01", "2020-01-02"])
     # no name matches; "x" is the only number, so it is the amount
     path = _parquet(tmp_path, customer_id=ids, date=days, note=["a", "b"], x=[1.5, 2.0])
-    messages = {_error(read, path) for read in (read_transactions, DuckDBEngine, open_arrow_engine)}
+    messages = {_error(read, path) for read in (read_transactions, DuckDBEngine)}
     assert len(messages) == 1
     assert messages.pop().endswith("; did you mean --amount-col x?")
     # "value_date" holds the word "value", but it is a date column: never an amount
     path = _parquet(tmp_path, customer_id=ids, date=days, value_date=days)
-    for read in (read_transactions, DuckDBEngine, open_arrow_engine):
+    for read in (read_transactions, DuckDBEngine):
         assert "did you mean" not in _error(read, path)
     # the only date-typed column is the date
     path = _parquet(tmp_path, customer_id=ids, when=days, amount=[1.0, 2.0])
-    for read in (read_transactions, DuckDBEngine, open_arrow_engine):
+    for read in (read_transactions, DuckDBEngine):
         assert _error(read, path).endswith("; did you mean --date-col when?")

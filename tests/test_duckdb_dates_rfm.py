@@ -20,8 +20,7 @@ from custscore.features.engines import rfm_table
 from custscore.features.io import read_transactions
 
 from conftest import same_error_as_pandas
-from test_arrow_engine import edge_log
-from test_duckdb_engine import EDGE_LOG, both_modes
+from test_duckdb_engine import EDGE_LOG, both_modes, edge_log
 
 SMALL = DuckDBSettings(rows_per_chunk=300, threads=2, memory_limit="1GB")
 HEADER = "customer_id,date,amount\n"

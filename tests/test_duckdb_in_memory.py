@@ -1,7 +1,7 @@
 """The DuckDB engine's two modes: in memory (per-day arrays in numpy) when the log fits, out of core (SQL) when not.
 
 Which mode: the check pass counts the transactions, and the log goes in memory when they fit
-``in_memory_bytes`` at ``ARROW_BYTES_PER_ROW`` each (half the memory available by default,
+``in_memory_bytes`` at ``IN_MEMORY_BYTES_PER_ROW`` each (half the memory available by default,
 out of core where that is unknown). Both modes must equal the pandas engine bit for bit
 (the edge-case logs of test_duckdb_engine.py run in both through ``assert_same_engines``).
 """
@@ -34,7 +34,7 @@ def edge_csv(tmp_path):
 
 
 def test_the_mode_follows_the_estimate_at_the_boundary(edge_csv):
-    budget = EDGE_ROWS * engines.ARROW_BYTES_PER_ROW
+    budget = EDGE_ROWS * engines.IN_MEMORY_BYTES_PER_ROW
     fits = DuckDBEngine(edge_csv, settings=replace(TINY_CHUNKS, in_memory_bytes=budget))
     short = DuckDBEngine(edge_csv, settings=replace(TINY_CHUNKS, in_memory_bytes=budget - 1))
     try:
@@ -49,9 +49,9 @@ def test_the_mode_follows_the_estimate_at_the_boundary(edge_csv):
 
 
 def test_default_budget_is_half_the_available_memory_and_unknown_means_out_of_core(edge_csv, monkeypatch):
-    monkeypatch.setattr(engines, "available_memory_bytes", lambda: 2 * EDGE_ROWS * engines.ARROW_BYTES_PER_ROW)
+    monkeypatch.setattr(engines, "available_memory_bytes", lambda: 2 * EDGE_ROWS * engines.IN_MEMORY_BYTES_PER_ROW)
     assert DuckDBEngine(edge_csv).in_memory
-    monkeypatch.setattr(engines, "available_memory_bytes", lambda: 2 * EDGE_ROWS * engines.ARROW_BYTES_PER_ROW - 2)
+    monkeypatch.setattr(engines, "available_memory_bytes", lambda: 2 * EDGE_ROWS * engines.IN_MEMORY_BYTES_PER_ROW - 2)
     assert not DuckDBEngine(edge_csv).in_memory
     monkeypatch.setattr(engines, "available_memory_bytes", lambda: None)
     assert not DuckDBEngine(edge_csv).in_memory

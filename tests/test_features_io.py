@@ -292,7 +292,7 @@ def test_bad_csv_shapes_name_the_column_or_row(tmp_path, engine, case):
     assert fragment in _error(open_engine, path, ColumnMap(), engine)
 
 
-@pytest.mark.parametrize("engine", ["pandas", "duckdb", "arrow"])
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
 def test_truncated_gzip_and_parquet_and_nested_ids_are_one_line_errors(tmp_path, engine):
     from custscore.features.engines import open_engine
 
@@ -304,7 +304,7 @@ def test_truncated_gzip_and_parquet_and_nested_ids_are_one_line_errors(tmp_path,
     frame = pd.DataFrame({"customer_id": ["1"] * 50, "date": pd.date_range("2020-01-01", periods=50), "amount": 1.0})
     frame.to_parquet(tmp_path / "p.parquet")
     (tmp_path / "t.parquet").write_bytes((tmp_path / "p.parquet").read_bytes()[:300])
-    for path in ([truncated] if engine != "arrow" else []) + [tmp_path / "t.parquet"]:
+    for path in (truncated, tmp_path / "t.parquet"):
         assert "cannot read file" in _error(open_engine, path, ColumnMap(), engine)
     nested = tmp_path / "nested.parquet"
     pd.DataFrame({"customer_id": [{"a": 1}, {"a": 2}], "date": pd.to_datetime(["2020-01-01", "2020-01-02"]),
@@ -313,7 +313,7 @@ def test_truncated_gzip_and_parquet_and_nested_ids_are_one_line_errors(tmp_path,
         open_engine, nested, ColumnMap(), engine)
 
 
-@pytest.mark.parametrize("engine", ["pandas", "duckdb", "arrow"])
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
 def test_ids_differing_by_surrounding_blanks_are_one_customer_on_every_engine(tmp_path, engine):
     from custscore.features.engines import open_engine, rfm_table
 

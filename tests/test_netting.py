@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 
 from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
-from custscore.features.arrow_engine import ArrowEngine, open_arrow_engine
-from custscore.features.duckdb_engine import DuckDBEngine
+from custscore.features.duckdb_engine import DuckDBEngine, DuckDBSettings
 from custscore.features.engines import open_engine, rfm_table
 from custscore.features.io import read_transactions
 from custscore.features.netting import amount_units, checked_units
@@ -58,7 +57,7 @@ def read_transactions_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("first_day", [[0.3, -0.1, -0.2], [0.1, 0.2, -0.3], [-0.2, 0.3, -0.1]])
-@pytest.mark.parametrize("engine", ["pandas", "arrow", "duckdb-csv", "duckdb-parquet", "small"])
+@pytest.mark.parametrize("engine", ["pandas", "duckdb-csv", "duckdb-parquet", "small"])
 def test_toy_day_nets_to_zero_and_counts_in_every_order(tmp_path, engine, first_day):
     # float64: 0.3 - 0.1 - 0.2 = -5.6e-17 (was dropped), 0.1 + 0.2 - 0.3 = +2.8e-17 (was kept)
     frame = toy_log(first_day)
@@ -66,10 +65,9 @@ def test_toy_day_nets_to_zero_and_counts_in_every_order(tmp_path, engine, first_
         got = small_rfm(frame).iloc[0]
     else:
         kind, _, suffix = engine.partition("-")
-        path = write(frame, tmp_path / f"log.{suffix or ('parquet' if kind == 'arrow' else 'csv')}")
+        path = write(frame, tmp_path / f"log.{suffix or 'csv'}")
         eng = open_engine(path, ColumnMap(), kind)
-        assert type(eng).__name__ == {"pandas": "PandasEngine", "arrow": "ArrowEngine",
-                                      "duckdb": "DuckDBEngine"}[kind]
+        assert type(eng).__name__ == {"pandas": "PandasEngine", "duckdb": "DuckDBEngine"}[kind]
         got = rfm_table(eng, AS_OF).loc["c1"]
     assert (got["frequency"], got["recency_days"], got["T_days"]) == (1, 31.0, 60.0)
 
@@ -123,9 +121,10 @@ def _engine_days(frame: pd.DataFrame, tmp_path, tag: str) -> dict:
     small = merge_days(codes, day_numbers(tx["ts"].to_numpy()), tx["amount"].to_numpy())
     out["small"] = pd.DataFrame({"customer_id": ids[small.codes], "date": (small.days * 86_400 * 10**9)
                                  .astype("datetime64[ns]"), "amount": small.amounts})
-    arrow = open_arrow_engine(parquet)
-    assert isinstance(arrow, ArrowEngine)
-    for name, eng in (("arrow", arrow), ("duckdb", DuckDBEngine(csv))):
+    out_of_core = DuckDBSettings(in_memory_bytes=0)
+    for name, eng in (("duckdb-parquet", DuckDBEngine(parquet)), ("duckdb-csv", DuckDBEngine(csv)),
+                      ("duckdb-out-of-core", DuckDBEngine(parquet, settings=out_of_core))):
+        assert eng.in_memory is (name != "duckdb-out-of-core")
         got = eng._purchases(0, len(eng._ids), None, pd.Timestamp("2030-01-01"))
         out[name] = pd.DataFrame({"customer_id": eng._ids[got["customer_id"].to_numpy()], "date": got["date"],
                                   "amount": got["amount"].to_numpy()})
@@ -170,9 +169,8 @@ def test_amount_too_large_for_the_precision_is_refused_naming_row_value_and_opti
     assert len(rfm_table(open_engine(log, ColumnMap(amount_decimals=2), "pandas"), "2020-01-05")) == 2
     parquet = write(pd.DataFrame({"customer_id": ["1", "2"], "date": pd.to_datetime(["2020-01-01", "2020-01-02"]),
                                   "amount": [5.0, 1e12]}), tmp_path / "log.parquet")
-    assert open_arrow_engine(parquet) is None  # handed to DuckDB, which names the row
     with pytest.raises(CustscoreError, match="row 2: column 'amount': amount"):
-        open_engine(parquet, ColumnMap(), "arrow")
+        open_engine(parquet, ColumnMap(), "duckdb")
 
 
 def test_log_whose_units_could_overflow_int64_is_refused(tmp_path):
