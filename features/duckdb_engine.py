@@ -51,7 +51,7 @@ import pyarrow.compute as pc
 
 from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.errors import CustscoreError
-from custscore.features.coded_arrays import CodedArrays, id_runs, merged_days
+from custscore.features.coded_arrays import CodedArrays, grouped_days
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.days import day_dates as _dates, day_number_of
 from custscore.features.engines import in_memory_rows
@@ -129,6 +129,13 @@ class DuckDBSettings:
         if self.in_memory_bytes is not None and (isinstance(self.in_memory_bytes, bool)
                                                  or not isinstance(self.in_memory_bytes, int) or self.in_memory_bytes < 0):
             raise CustscoreError(f"in_memory_bytes: must be a whole number >= 0, got {self.in_memory_bytes!r}")
+
+
+def _one_row(con: duckdb.DuckDBPyConnection, sql: str) -> Optional[tuple]:
+    """The first row of ``sql`` (None if none), its result read to the end: DuckDB refuses a new
+    relation on the connection while a result is unfinished (``fetchone`` leaves it so)."""
+    rows = con.execute(sql).fetchall()
+    return rows[0] if rows else None
 
 
 def _quote(text: str) -> str:
@@ -243,8 +250,8 @@ class DuckDBEngine(CodedPurchasesEngine):
         first = None
         if not cols.date_format:
             with self._ordered():  # the file's first date, not any date
-                first = self._con.execute(f"SELECT {_ident(cols.date)} FROM {self._csv_source(self._csv_sep)} "
-                                          f"WHERE {_ident(cols.date)} IS NOT NULL LIMIT 1").fetchone()
+                first = _one_row(self._con, f"SELECT {_ident(cols.date)} FROM {self._csv_source(self._csv_sep)} "
+                                 f"WHERE {_ident(cols.date)} IS NOT NULL LIMIT 1")
         fmt = _strict_iso_format(first[0]) if first else None
         candidates = [({**amounts, cols.date: "TIMESTAMP"}, fmt)] if fmt else []
         candidates.append((amounts, None))
@@ -286,7 +293,7 @@ class DuckDBEngine(CodedPurchasesEngine):
             if longer is not None:
                 raise longer from None
             raise
-        if self._con.execute(f"SELECT 1 FROM {rel} LIMIT 1").fetchone() is None:  # stops at the first row
+        if not self._con.execute(f"SELECT 1 FROM {rel} LIMIT 1").fetchall():  # stops at the first row
             raise CustscoreError(f"{source}: no transactions")
 
         self._rel, self._numbered, self._text_parse = rel, numbered, _ColumnSql(self._con, rel, cols, types)
@@ -330,17 +337,17 @@ class DuckDBEngine(CodedPurchasesEngine):
         """The log's rows: counted for Parquet (from its footer) and streams (loaded), estimated for a CSV."""
         if kind == "csv":
             return _csv_rows_estimate(self.path)
-        return int(self._con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0])
+        return int(_one_row(self._con, f"SELECT count(*) FROM {rel}")[0])
 
     def _sorted_rows(self, rows: str, bad: str) -> tuple[tuple, pa.Table]:
-        """The check of :meth:`_checked_rows` and, in the same pass, the parsed rows fetched sorted
-        by (customer_id, day): customer_id, date, units, the optional per-row values. Sorting the
-        rows measured faster and lighter than a per-day ``GROUP BY`` then a sort, and checking them
-        in the same pass saves a read of the log (benchmarks/ORDERS_RESULTS.md, run 18)."""
+        """The check of :meth:`_checked_rows` and, in the same pass, the parsed rows fetched grouped
+        by customer: customer_id, date, units, the optional per-row values, sorted by (a hash of
+        the id, day). An integer sort: by the text id it took twice as long
+        (benchmarks/ORDERS_RESULTS.md run 22); :meth:`_in_memory` puts the customers in id order.
+        Checking the rows in the same pass saves a read of the log (run 18)."""
         per_row = "".join(f", {expr} AS {name}" for name, expr in self._optional.per_row.items())
-        with self._ordered():
-            table = self._con.sql(f"SELECT customer_id, CAST(ts AS DATE) AS date, units{per_row}, ({bad}) AS bad, "
-                                  f"aware FROM ({rows}) ORDER BY customer_id, date").to_arrow_table()
+        table = self._con.sql(f"SELECT customer_id, CAST(ts AS DATE) AS date, units{per_row}, ({bad}) AS bad, "
+                              f"aware FROM ({rows}) ORDER BY hash(customer_id), date").to_arrow_table()
         aware = table.column("aware")
         total = pc.sum(pc.abs(table.column("units").cast(pa.float64(), safe=False))).as_py()
         flags = (bool(pc.any(table.column("bad")).as_py()), bool(pc.any(aware).as_py()),
@@ -348,19 +355,15 @@ class DuckDBEngine(CodedPurchasesEngine):
         return flags, table.drop_columns(["bad", "aware"])
 
     def _in_memory(self, table: pa.Table) -> CodedArrays:
-        """The coded arrays of the sorted parsed rows (:meth:`_sorted_rows`), merged per day in numpy
-        (:func:`~custscore.features.coded_arrays.merged_days`: int64 units summed exactly,
-        return-only days dropped, so bit for bit the out-of-core ``purchase_days``); codes from
-        the runs of equal ids."""
-        heads, starts = id_runs(table.column("customer_id"))
-        ids = pd.Index(heads.to_pandas(), name="customer_id")
-        del heads
+        """The coded arrays of the grouped parsed rows (:meth:`_sorted_rows`), merged per day in numpy
+        and put in id order (:func:`~custscore.features.coded_arrays.grouped_days`: int64 units
+        summed exactly, return-only days dropped, so bit for bit the out-of-core ``purchase_days``)."""
+        ids = table.column("customer_id")
         day = table.column("date").cast(pa.int32()).to_numpy()
         units = table.column("units").to_numpy()
         maxima = {name: table.column(name).to_numpy() for name in self._optional.day}
         del table
-        code, day, amount, maxima = merged_days(run_numbers(starts, len(units)), day, units,
-                                                self.columns.amount_decimals, maxima)
+        ids, code, day, amount, maxima = grouped_days(ids, day, units, self.columns.amount_decimals, maxima)
         return CodedArrays(ids, code, day, amount, self._optional.day_frame_columns(maxima), self.rows_per_chunk)
 
     @property
@@ -389,7 +392,7 @@ class DuckDBEngine(CodedPurchasesEngine):
             try:
                 if fetch:
                     return (rows, *self._sorted_rows(rows, bad))
-                return rows, self._con.execute(check).fetchone(), None
+                return rows, _one_row(self._con, check), None
             except duckdb.Error:
                 if source == rel:
                     raise
@@ -471,7 +474,7 @@ class DuckDBEngine(CodedPurchasesEngine):
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         if self._memory is not None:
             return self._memory.date_range()
-        first, last = self._con.execute("SELECT min(date), max(date) FROM purchase_days").fetchone()
+        first, last = _one_row(self._con, "SELECT min(date), max(date) FROM purchase_days")
         return pd.Timestamp(first).as_unit("ns"), pd.Timestamp(last).as_unit("ns")
 
     def rfm_summary(self, cutoff: Any, time_unit: str = "D") -> pd.DataFrame:
@@ -570,8 +573,8 @@ class _ColumnSql:
         if ctype.startswith(_INTEGER_TYPES):
             self.customer = f"CAST({c} AS VARCHAR)"
         elif ctype in _FLOAT_TYPES:
-            whole = con.execute(f"SELECT coalesce(bool_and(isfinite({c}) AND floor({c}) = {c}), true) "
-                                f"FROM {rel}").fetchone()[0]
+            whole = _one_row(con, f"SELECT coalesce(bool_and(isfinite({c}) AND floor({c}) = {c}), true) "
+                             f"FROM {rel}")[0]
             self.customer = f"CAST(CAST({c} AS BIGINT) AS VARCHAR)" if whole else f"CAST({c} AS VARCHAR)"
         else:  # trim only ids that start or end with a control character or blank (trim with a set is slow)
             text = f"CAST({c} AS VARCHAR)"
@@ -643,8 +646,8 @@ def _problem(con: duckdb.DuckDBPyConnection, numbered: str, sql: _ColumnSql, col
     bad = _bad(sql.customer, sql.ts, sql.amount, columns.amount_decimals, tuple(sql.optional.values()))
     extra = ""
     if mixed:
-        first_aware, first_naive = con.execute(f"SELECT min(__row) FILTER (WHERE {sql.aware}), "
-                                               f"min(__row) FILTER (WHERE NOT {sql.aware}) FROM {numbered}").fetchone()
+        first_aware, first_naive = _one_row(con, f"SELECT min(__row) FILTER (WHERE {sql.aware}), "
+                                            f"min(__row) FILTER (WHERE NOT {sql.aware}) FROM {numbered}")
         extra = f" OR __row IN ({int(first_aware)}, {int(first_naive)})"
     rows = con.execute(f"SELECT __row, {sql.raw} FROM {numbered} WHERE {bad}{extra} "
                        f"ORDER BY __row LIMIT {_MAX_PROBLEM_ROWS}").df()
@@ -685,9 +688,9 @@ def _numeric_like_pandas(con: duckdb.DuckDBPyConnection, numbered: str, rows: pd
     """
     for name in (name for name in rows.columns if name in sql.optional_text):
         text = f"trim({_ident(name)}, {_quote(_WHITESPACE)})"
-        n, n_set, n_float, n_int = con.execute(
-            f"SELECT count(*), count({_ident(name)}), count(try_cast({text} AS DOUBLE)), "
-            f"count(try_cast({text} AS BIGINT)) FROM {numbered}").fetchone()
+        n, n_set, n_float, n_int = _one_row(
+            con, f"SELECT count(*), count({_ident(name)}), count(try_cast({text} AS DOUBLE)), "
+                 f"count(try_cast({text} AS BIGINT)) FROM {numbered}")
         if n_set and n_float == n_set:
             numbers = pd.to_numeric(rows[name].str.strip())
             rows[name] = numbers.astype("int64") if n_int == n_set == n else numbers.astype("float64")
