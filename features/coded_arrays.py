@@ -110,26 +110,28 @@ def grouped_days(ids: "pa.Array | pa.ChunkedArray", day: np.ndarray, units: np.n
                  maxima: Optional[Mapping[str, np.ndarray]] = None
                  ) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """(customer ids in id order, then :func:`merged_days`' code, day, amount and ``maxima``) of
-    transaction rows grouped by customer: each customer's rows together, in increasing day, and
-    the customers in any order (a database sorts by a hash of the id and the day much faster than
-    by a text id: benchmarks/ORDERS_RESULTS.md run 22).
+    transaction rows grouped by customer: each customer's rows together (fastest with the days
+    increasing), the customers in any order (a database sorts by a hash of the id and the day much
+    faster than by a text id: benchmarks/ORDERS_RESULTS.md run 22).
 
-    The days are merged group by group (no sort), then the groups are put in id order, a gather.
-    If a customer's rows come in more than one group (two ids sharing a hash, interleaved on
-    a day), the rows are coded by id and sorted instead (:func:`merged_days`), so the result is the
-    same either way.
+    The days are merged group by group (no sort), then the groups are put in id order, a gather
+    (none if they are in id order already). If a customer's rows come in more than one group (two
+    ids sharing a hash, interleaved on a day; a file not grouped after all), the rows are coded by
+    id and sorted instead (:func:`merged_days`), so the result is the same either way.
 
     >>> ids, c, d, a, _ = grouped_days(pa.array(["b", "b", "a"]), np.array([5, 6, 7]), np.array([10, 20, 30]), 1)
     >>> ids.tolist(), c.tolist(), d.tolist(), a.tolist()
     (['a', 'b'], [0, 1, 1], [7, 5, 6], [3.0, 1.0, 2.0])
     """
     heads, starts = id_runs(ids)
+    runs = run_numbers(starts, len(day))
+    if len(heads) < 2 or pc.all(pc.less(heads.slice(0, len(heads) - 1), heads.slice(1))).as_py():
+        code, day, amount, maxima = merged_days(runs, day, units, decimals, maxima)  # in id order already
+        return pd.Index(heads.to_pandas(), name="customer_id"), code, day, amount, maxima
     order = pc.sort_indices(heads)
     ordered = heads.take(order)
-    runs = run_numbers(starts, len(day))
     repeated = np.zeros(len(ordered), dtype=bool)
-    if len(ordered) > 1:
-        repeated[1:] = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1)).to_numpy(zero_copy_only=False)
+    repeated[1:] = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1)).to_numpy(zero_copy_only=False)
     if repeated.any():
         distinct = ordered.filter(pa.array(~repeated))
         run_code = pc.index_in(heads, value_set=distinct).to_numpy().astype(np.int32)
