@@ -26,6 +26,7 @@ from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.days import day_dates, day_number_of
 from custscore.features.netting import day_units, units_amount
 from custscore.features.rfm import btyd_from_runs, duration_columns, rfm_frame, run_numbers
+from custscore.features.runs import arrow_id_changes
 from custscore.threads import all_blocks, for_each_block
 
 
@@ -98,10 +99,7 @@ def id_runs(ids: "pa.Array | pa.ChunkedArray") -> tuple[pa.Array, np.ndarray]:
     >>> heads.to_pylist(), starts.tolist()
     (['a', 'b', 'c'], [0, 2, 3])
     """
-    change = np.empty(len(ids), dtype=bool)
-    change[:1] = True
-    if len(ids) > 1:
-        change[1:] = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_numpy(zero_copy_only=False)
+    change = arrow_id_changes(ids)
     heads = ids.filter(pa.array(change))
     return (heads.combine_chunks() if isinstance(heads, pa.ChunkedArray) else heads), np.flatnonzero(change)
 
