@@ -36,6 +36,7 @@ refused as pandas refuses it, though DuckDB's casts would read (or silently drop
 from __future__ import annotations
 
 import contextlib
+import mmap
 import re
 import shutil
 import tempfile
@@ -77,7 +78,7 @@ _MAX_PROBLEM_ROWS = 1_000_000
 _FETCH_ROWS = 1 << 20  # rows per Arrow batch of the in-memory fetch
 #: Text dates DuckDB's naive TIMESTAMP cast reads exactly, as features.io does: ISO date (or
 #: with slashes, 2020/01/05), optional time (RE2 syntax); matched after trimming blanks.
-_NAIVE_ISO = r"\d{4}(?:-\d{1,2}-\d{1,2}|/\d{1,2}/\d{1,2})(?:[ T]\d{1,2}:\d\d(?::\d\d(?:\.\d+)?)?)?"
+_NAIVE_ISO = r"\d{4}(?:-\d{1,2}-\d{1,2}|/\d{1,2}/\d{1,2})(?:[ T](?:[01]?\d|2[0-3]):\d\d(?::\d\d(?:\.\d+)?)?)?"
 #: The shapes the CSV reader may parse itself (:func:`_strict_iso_format`): regex -> strptime format.
 _STRICT_ISO = ((re.compile(r"\d{4}-\d\d-\d\d"), "%Y-%m-%d"),
                (re.compile(r"\d{4}-\d\d-\d\d([ T])\d\d:\d\d"), "%Y-%m-%d{}%H:%M"),
@@ -247,7 +248,7 @@ class DuckDBEngine(CodedPurchasesEngine):
             return []
         text = {name: "VARCHAR" for name in found}
         amounts = dict(text)
-        if cols.has_amounts and cols.decimal == "." and cols.amount in found:
+        if cols.has_amounts and cols.decimal == "." and cols.amount in found and not self._grouped_digits(text):
             amounts[cols.amount] = "DOUBLE"
         first = None
         if not cols.date_format:
@@ -259,6 +260,18 @@ class DuckDBEngine(CodedPurchasesEngine):
         candidates.append((amounts, None))
         return [(self._csv_source(self._csv_sep, declared, fmt), declared)
                 for declared, fmt in candidates if declared != text]
+
+    def _grouped_digits(self, text: dict[str, str]) -> bool:
+        """Whether an amount is written with ``_`` (``1_000.5``: the CSV reader's DOUBLE reads it, pandas
+        refuses it, so such a log is read as text and the row named). Looked for in SQL only when the
+        file holds a ``_`` at all, a byte search."""
+        if not self.path.name.lower().endswith(".gz"):  # the bytes of a compressed file tell nothing
+            with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                if data.find(b"_") < 0:
+                    return False
+        amount = _ident(self.columns.amount)
+        return bool(_one_row(self._con, f"SELECT coalesce(bool_or(contains({amount}, '_')), false) "
+                                        f"FROM {self._csv_source(self._csv_sep, text)}")[0])
 
     def _source(self, kind: str) -> tuple[str, str]:
         """(relation SQL, SQL of the same relation with a 1-based ``__row`` column)."""
@@ -631,7 +644,8 @@ class _ColumnSql:
             # features.io's own test for an offset or Z; a naive value must be plain ISO, since
             # DuckDB's casts ignore what follows a valid time (a zone name, "xyz") or, naive, the offset.
             self.aware = f"regexp_matches({text}, {_quote(_TZ_SUFFIX)})"
-            self.ts = (f"CASE WHEN {self.aware} THEN CAST(try_cast({text} AS TIMESTAMPTZ) AS TIMESTAMP) "
+            self.ts = (f"CASE WHEN regexp_matches({text}, '[ T]24:') THEN NULL "  # DuckDB reads hour 24, pandas not
+                       f"WHEN {self.aware} THEN CAST(try_cast({text} AS TIMESTAMPTZ) AS TIMESTAMP) "
                        f"WHEN regexp_full_match({text}, {_quote(_NAIVE_ISO)}) THEN try_cast({text} AS TIMESTAMP) END")
 
         if a is None:  # a log without amounts: every row 0.0
@@ -642,7 +656,7 @@ class _ColumnSql:
             text = f"trim(CAST({a} AS VARCHAR), {_quote(_WHITESPACE)})"
             if cols.decimal == ",":  # features.io: 29,33 reads as 29.33
                 text = f"replace({text}, ',', '.')"
-            self.amount = f"try_cast({text} AS DOUBLE)"
+            self.amount = _text_number(text)
         else:
             self.amount = f"try_cast({a} AS DOUBLE)"
         self.raw = f"{c}, {d}" + (f", {a}" if a is not None else "")
@@ -710,9 +724,15 @@ def _number_sql(column: str, sql_type: str, flags: bool) -> str:
         return f"try_cast({column} AS DOUBLE)"
     text = f"trim(CAST({column} AS VARCHAR), {_quote(_WHITESPACE)})"
     if not flags:
-        return f"try_cast({text} AS DOUBLE)"
+        return _text_number(text)
     cases = " ".join(f"WHEN {_quote(word)} THEN {value}" for word, value in FLAG_TEXT.items())
-    return f"CASE lower({text}) {cases} ELSE try_cast({text} AS DOUBLE) END"
+    return f"CASE lower({text}) {cases} ELSE {_text_number(text)} END"
+
+
+def _text_number(text: str) -> str:
+    """SQL: the DOUBLE a text number reads as, NULL where features.io refuses it. DuckDB's cast also
+    reads digits grouped with ``_`` (``1_000.5``), which pandas refuses."""
+    return f"CASE WHEN contains({text}, '_') THEN NULL ELSE try_cast({text} AS DOUBLE) END"
 
 
 def _numeric_like_pandas(con: duckdb.DuckDBPyConnection, numbered: str, rows: pd.DataFrame, sql: _ColumnSql) -> None:
