@@ -25,6 +25,7 @@ from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.days import day_dates, day_number_of
 from custscore.features.netting import day_units, units_amount
 from custscore.features.rfm import btyd_from_runs, duration_columns, rfm_frame, run_numbers
+from custscore.features.runs import arrow_id_changes
 from custscore.threads import all_blocks, for_each_block
 
 
@@ -97,12 +98,52 @@ def id_runs(ids: "pa.Array | pa.ChunkedArray") -> tuple[pa.Array, np.ndarray]:
     >>> heads.to_pylist(), starts.tolist()
     (['a', 'b', 'c'], [0, 2, 3])
     """
-    change = np.empty(len(ids), dtype=bool)
-    change[:1] = True
-    if len(ids) > 1:
-        change[1:] = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_numpy()
+    change = arrow_id_changes(ids)
     heads = ids.filter(pa.array(change))
     return (heads.combine_chunks() if isinstance(heads, pa.ChunkedArray) else heads), np.flatnonzero(change)
+
+
+def grouped_days(ids: "pa.Array | pa.ChunkedArray", day: np.ndarray, units: np.ndarray, decimals: int,
+                 maxima: Optional[Mapping[str, np.ndarray]] = None
+                 ) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(customer ids in id order, then :func:`merged_days`' code, day, amount and ``maxima``) of
+    transaction rows grouped by customer: each customer's rows together (fastest with the days
+    increasing), the customers in any order (a database sorts by a hash of the id and the day much
+    faster than by a text id: benchmarks/ORDERS_RESULTS.md run 22).
+
+    The days are merged group by group (no sort), then the groups are put in id order, a gather
+    (none if they are in id order already). If a customer's rows come in more than one group (two
+    ids sharing a hash, interleaved on a day; a file not grouped after all), the rows are coded by
+    id and sorted instead (:func:`merged_days`), so the result is the same either way.
+
+    >>> ids, c, d, a, _ = grouped_days(pa.array(["b", "b", "a"]), np.array([5, 6, 7]), np.array([10, 20, 30]), 1)
+    >>> ids.tolist(), c.tolist(), d.tolist(), a.tolist()
+    (['a', 'b'], [0, 1, 1], [7, 5, 6], [3.0, 1.0, 2.0])
+    """
+    heads, starts = id_runs(ids)
+    runs = run_numbers(starts, len(day))
+    if len(heads) < 2 or pc.all(pc.less(heads.slice(0, len(heads) - 1), heads.slice(1))).as_py():
+        code, day, amount, maxima = merged_days(runs, day, units, decimals, maxima)  # in id order already
+        return pd.Index(heads.to_pandas(), name="customer_id"), code, day, amount, maxima
+    order = pc.sort_indices(heads)
+    ordered = heads.take(order)
+    repeated = np.zeros(len(ordered), dtype=bool)
+    repeated[1:] = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1)).to_numpy(zero_copy_only=False)
+    if repeated.any():
+        distinct = ordered.filter(pa.array(~repeated))
+        run_code = pc.index_in(heads, value_set=distinct).to_numpy().astype(np.int32)
+        code, day, amount, maxima = merged_days(run_code[runs], day, units, decimals, maxima)
+        return pd.Index(distinct.to_pandas(), name="customer_id"), code, day, amount, maxima
+    run, day, amount, maxima = merged_days(runs, day, units, decimals, maxima)
+    order = order.to_numpy()
+    bounds = np.searchsorted(run, np.arange(len(order) + 1, dtype=run.dtype))
+    lengths = np.diff(bounds)[order]
+    firsts = np.cumsum(lengths) - lengths  # where each group starts in id order
+    take = np.repeat(bounds[:-1][order] - firsts, lengths)
+    take += np.arange(len(take))
+    code = np.repeat(np.arange(len(order), dtype=np.int32), lengths)
+    return (pd.Index(ordered.to_pandas(), name="customer_id"), code, day[take], amount[take],
+            {name: values[take] for name, values in maxima.items()})
 
 
 def merged_days(code: np.ndarray, day: np.ndarray, units: np.ndarray, decimals: int,

@@ -35,6 +35,8 @@ refused as pandas refuses it, though DuckDB's casts would read (or silently drop
 """
 from __future__ import annotations
 
+import contextlib
+import mmap
 import re
 import shutil
 import tempfile
@@ -51,7 +53,7 @@ import pyarrow.compute as pc
 
 from custscore.config import DAYS_PER_UNIT, ColumnMap, parse_date
 from custscore.errors import CustscoreError
-from custscore.features.coded_arrays import CodedArrays, id_runs, merged_days
+from custscore.features.coded_arrays import CodedArrays, grouped_days
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.days import day_dates as _dates, day_number_of
 from custscore.features.engines import in_memory_rows
@@ -73,9 +75,10 @@ _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
 _FLOAT_TYPES = ("FLOAT", "DOUBLE")
 _EXAMPLE_CUSTOMERS = 10
 _MAX_PROBLEM_ROWS = 1_000_000
+_FETCH_ROWS = 1 << 20  # rows per Arrow batch of the in-memory fetch
 #: Text dates DuckDB's naive TIMESTAMP cast reads exactly, as features.io does: ISO date (or
 #: with slashes, 2020/01/05), optional time (RE2 syntax); matched after trimming blanks.
-_NAIVE_ISO = r"\d{4}(?:-\d{1,2}-\d{1,2}|/\d{1,2}/\d{1,2})(?:[ T]\d{1,2}:\d\d(?::\d\d(?:\.\d+)?)?)?"
+_NAIVE_ISO = r"\d{4}(?:-\d{1,2}-\d{1,2}|/\d{1,2}/\d{1,2})(?:[ T](?:[01]?\d|2[0-3]):\d\d(?::\d\d(?:\.\d+)?)?)?"
 #: The shapes the CSV reader may parse itself (:func:`_strict_iso_format`): regex -> strptime format.
 _STRICT_ISO = ((re.compile(r"\d{4}-\d\d-\d\d"), "%Y-%m-%d"),
                (re.compile(r"\d{4}-\d\d-\d\d([ T])\d\d:\d\d"), "%Y-%m-%d{}%H:%M"),
@@ -129,6 +132,13 @@ class DuckDBSettings:
         if self.in_memory_bytes is not None and (isinstance(self.in_memory_bytes, bool)
                                                  or not isinstance(self.in_memory_bytes, int) or self.in_memory_bytes < 0):
             raise CustscoreError(f"in_memory_bytes: must be a whole number >= 0, got {self.in_memory_bytes!r}")
+
+
+def _one_row(con: duckdb.DuckDBPyConnection, sql: str) -> Optional[tuple]:
+    """The first row of ``sql`` (None if none), its result read to the end: DuckDB refuses a new
+    relation on the connection while a result is unfinished (``fetchone`` leaves it so)."""
+    rows = con.execute(sql).fetchall()
+    return rows[0] if rows else None
 
 
 def _quote(text: str) -> str:
@@ -238,18 +248,30 @@ class DuckDBEngine(CodedPurchasesEngine):
             return []
         text = {name: "VARCHAR" for name in found}
         amounts = dict(text)
-        if cols.has_amounts and cols.decimal == "." and cols.amount in found:
+        if cols.has_amounts and cols.decimal == "." and cols.amount in found and not self._grouped_digits(text):
             amounts[cols.amount] = "DOUBLE"
         first = None
         if not cols.date_format:
             with self._ordered():  # the file's first date, not any date
-                first = self._con.execute(f"SELECT {_ident(cols.date)} FROM {self._csv_source(self._csv_sep)} "
-                                          f"WHERE {_ident(cols.date)} IS NOT NULL LIMIT 1").fetchone()
+                first = _one_row(self._con, f"SELECT {_ident(cols.date)} FROM {self._csv_source(self._csv_sep)} "
+                                 f"WHERE {_ident(cols.date)} IS NOT NULL LIMIT 1")
         fmt = _strict_iso_format(first[0]) if first else None
         candidates = [({**amounts, cols.date: "TIMESTAMP"}, fmt)] if fmt else []
         candidates.append((amounts, None))
         return [(self._csv_source(self._csv_sep, declared, fmt), declared)
                 for declared, fmt in candidates if declared != text]
+
+    def _grouped_digits(self, text: dict[str, str]) -> bool:
+        """Whether an amount is written with ``_`` (``1_000.5``: the CSV reader's DOUBLE reads it, pandas
+        refuses it, so such a log is read as text and the row named). Looked for in SQL only when the
+        file holds a ``_`` at all, a byte search."""
+        if not self.path.name.lower().endswith(".gz"):  # the bytes of a compressed file tell nothing
+            with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                if data.find(b"_") < 0:
+                    return False
+        amount = _ident(self.columns.amount)
+        return bool(_one_row(self._con, f"SELECT coalesce(bool_or(contains({amount}, '_')), false) "
+                                        f"FROM {self._csv_source(self._csv_sep, text)}")[0])
 
     def _source(self, kind: str) -> tuple[str, str]:
         """(relation SQL, SQL of the same relation with a 1-based ``__row`` column)."""
@@ -286,7 +308,7 @@ class DuckDBEngine(CodedPurchasesEngine):
             if longer is not None:
                 raise longer from None
             raise
-        if self._con.execute(f"SELECT 1 FROM {rel} LIMIT 1").fetchone() is None:  # stops at the first row
+        if not self._con.execute(f"SELECT 1 FROM {rel} LIMIT 1").fetchall():  # stops at the first row
             raise CustscoreError(f"{source}: no transactions")
 
         self._rel, self._numbered, self._text_parse = rel, numbered, _ColumnSql(self._con, rel, cols, types)
@@ -330,37 +352,46 @@ class DuckDBEngine(CodedPurchasesEngine):
         """The log's rows: counted for Parquet (from its footer) and streams (loaded), estimated for a CSV."""
         if kind == "csv":
             return _csv_rows_estimate(self.path)
-        return int(self._con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0])
+        return int(_one_row(self._con, f"SELECT count(*) FROM {rel}")[0])
 
     def _sorted_rows(self, rows: str, bad: str) -> tuple[tuple, pa.Table]:
-        """The check of :meth:`_checked_rows` and, in the same pass, the parsed rows fetched sorted
-        by (customer_id, day): customer_id, date, units, the optional per-row values. Sorting the
-        rows measured faster and lighter than a per-day ``GROUP BY`` then a sort, and checking them
-        in the same pass saves a read of the log (benchmarks/ORDERS_RESULTS.md, run 18)."""
+        """The check of :meth:`_checked_rows` and, in the same pass, the parsed rows fetched grouped
+        by customer: customer_id, date, units, the optional per-row values.
+
+        A Parquet log whose row groups hold increasing, non-overlapping id ranges
+        (:func:`parquet_grouped_by`) is read in file order; any other log is sorted by (a hash of the
+        id, day), an integer sort: by the text id it took twice as long, and the file order of a
+        customer-sorted log half as long again (benchmarks/ORDERS_RESULTS.md run 22).
+        :meth:`_in_memory` puts the customers in id order (and handles a log the statistics misjudged).
+        Checking the rows in the same pass saves a read of the log (run 18); reading the result
+        batch by batch, not as one table, lowers the peak (run 22)."""
         per_row = "".join(f", {expr} AS {name}" for name, expr in self._optional.per_row.items())
-        with self._ordered():
-            table = self._con.sql(f"SELECT customer_id, CAST(ts AS DATE) AS date, units{per_row}, ({bad}) AS bad, "
-                                  f"aware FROM ({rows}) ORDER BY customer_id, date").to_arrow_table()
-        aware = table.column("aware")
-        total = pc.sum(pc.abs(table.column("units").cast(pa.float64(), safe=False))).as_py()
-        flags = (bool(pc.any(table.column("bad")).as_py()), bool(pc.any(aware).as_py()),
-                 bool(pc.any(pc.invert(aware)).as_py()), float(total or 0.0), table.num_rows)
-        return flags, table.drop_columns(["bad", "aware"])
+        in_file_order = self.path is not None and parquet_grouped_by(self.path, self.columns.customer)
+        query = (f"SELECT customer_id, CAST(ts AS DATE) AS date, units{per_row}, ({bad}) AS bad, aware FROM ({rows})"
+                 + ("" if in_file_order else " ORDER BY hash(customer_id), date"))
+        batches, any_bad, any_aware, any_naive, total = [], False, False, False, 0.0
+        with self._ordered() if in_file_order else contextlib.nullcontext():
+            reader = self._con.sql(query).to_arrow_reader(_FETCH_ROWS)
+            for batch in reader:
+                aware = batch.column("aware")
+                any_bad = any_bad or bool(pc.any(batch.column("bad")).as_py())
+                any_aware = any_aware or bool(pc.any(aware).as_py())
+                any_naive = any_naive or bool(pc.any(pc.invert(aware)).as_py())
+                total += pc.sum(pc.abs(batch.column("units").cast(pa.float64(), safe=False))).as_py() or 0.0
+                batches.append(batch.drop_columns(["bad", "aware"]))
+        table = pa.Table.from_batches(batches, schema=pa.schema([f for f in reader.schema if f.name not in ("bad", "aware")]))
+        return (any_bad, any_aware, any_naive, total, table.num_rows), table
 
     def _in_memory(self, table: pa.Table) -> CodedArrays:
-        """The coded arrays of the sorted parsed rows (:meth:`_sorted_rows`), merged per day in numpy
-        (:func:`~custscore.features.coded_arrays.merged_days`: int64 units summed exactly,
-        return-only days dropped, so bit for bit the out-of-core ``purchase_days``); codes from
-        the runs of equal ids."""
-        heads, starts = id_runs(table.column("customer_id"))
-        ids = pd.Index(heads.to_pandas(), name="customer_id")
-        del heads
+        """The coded arrays of the grouped parsed rows (:meth:`_sorted_rows`), merged per day in numpy
+        and put in id order (:func:`~custscore.features.coded_arrays.grouped_days`: int64 units
+        summed exactly, return-only days dropped, so bit for bit the out-of-core ``purchase_days``)."""
+        ids = table.column("customer_id")
         day = table.column("date").cast(pa.int32()).to_numpy()
         units = table.column("units").to_numpy()
         maxima = {name: table.column(name).to_numpy() for name in self._optional.day}
         del table
-        code, day, amount, maxima = merged_days(run_numbers(starts, len(units)), day, units,
-                                                self.columns.amount_decimals, maxima)
+        ids, code, day, amount, maxima = grouped_days(ids, day, units, self.columns.amount_decimals, maxima)
         return CodedArrays(ids, code, day, amount, self._optional.day_frame_columns(maxima), self.rows_per_chunk)
 
     @property
@@ -389,7 +420,7 @@ class DuckDBEngine(CodedPurchasesEngine):
             try:
                 if fetch:
                     return (rows, *self._sorted_rows(rows, bad))
-                return rows, self._con.execute(check).fetchone(), None
+                return rows, _one_row(self._con, check), None
             except duckdb.Error:
                 if source == rel:
                     raise
@@ -471,7 +502,7 @@ class DuckDBEngine(CodedPurchasesEngine):
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         if self._memory is not None:
             return self._memory.date_range()
-        first, last = self._con.execute("SELECT min(date), max(date) FROM purchase_days").fetchone()
+        first, last = _one_row(self._con, "SELECT min(date), max(date) FROM purchase_days")
         return pd.Timestamp(first).as_unit("ns"), pd.Timestamp(last).as_unit("ns")
 
     def rfm_summary(self, cutoff: Any, time_unit: str = "D") -> pd.DataFrame:
@@ -523,6 +554,26 @@ class DuckDBEngine(CodedPurchasesEngine):
         return self._examples
 
 
+def parquet_grouped_by(path: Path, column: str) -> bool:
+    """Whether the Parquet file at ``path`` is grouped by ``column`` as far as its footer tells: its
+    name ends ``.parquet``/``.parq``, it has two or more row groups, each with the column's minimum and
+    maximum, none below the previous group's maximum (a customer may span two groups). False where it
+    cannot tell."""
+    import pyarrow.parquet as pq
+
+    if _suffix_kind(path) != "parquet":
+        return False
+    try:
+        meta = pq.ParquetFile(path).metadata
+        index = meta.schema.names.index(column)
+        stats = [meta.row_group(k).column(index).statistics for k in range(meta.num_row_groups)]
+        if len(stats) < 2 or any(s is None or not s.has_min_max for s in stats):
+            return False
+        return all(later.min >= earlier.max for earlier, later in zip(stats, stats[1:]))
+    except Exception:  # not readable or not comparable here: sorted by hash, as any log
+        return False
+
+
 def _csv_rows_estimate(path: Path, sample_bytes: int = 2**20) -> int:
     """The data rows of a CSV file: counted when it is at most ``sample_bytes`` long, else its size
     times the lines per byte of its first ``sample_bytes`` (quoted line breaks count as rows)."""
@@ -570,8 +621,8 @@ class _ColumnSql:
         if ctype.startswith(_INTEGER_TYPES):
             self.customer = f"CAST({c} AS VARCHAR)"
         elif ctype in _FLOAT_TYPES:
-            whole = con.execute(f"SELECT coalesce(bool_and(isfinite({c}) AND floor({c}) = {c}), true) "
-                                f"FROM {rel}").fetchone()[0]
+            whole = _one_row(con, f"SELECT coalesce(bool_and(isfinite({c}) AND floor({c}) = {c}), true) "
+                             f"FROM {rel}")[0]
             self.customer = f"CAST(CAST({c} AS BIGINT) AS VARCHAR)" if whole else f"CAST({c} AS VARCHAR)"
         else:  # trim only ids that start or end with a control character or blank (trim with a set is slow)
             text = f"CAST({c} AS VARCHAR)"
@@ -593,7 +644,8 @@ class _ColumnSql:
             # features.io's own test for an offset or Z; a naive value must be plain ISO, since
             # DuckDB's casts ignore what follows a valid time (a zone name, "xyz") or, naive, the offset.
             self.aware = f"regexp_matches({text}, {_quote(_TZ_SUFFIX)})"
-            self.ts = (f"CASE WHEN {self.aware} THEN CAST(try_cast({text} AS TIMESTAMPTZ) AS TIMESTAMP) "
+            self.ts = (f"CASE WHEN regexp_matches({text}, '[ T]24:') THEN NULL "  # DuckDB reads hour 24, pandas not
+                       f"WHEN {self.aware} THEN CAST(try_cast({text} AS TIMESTAMPTZ) AS TIMESTAMP) "
                        f"WHEN regexp_full_match({text}, {_quote(_NAIVE_ISO)}) THEN try_cast({text} AS TIMESTAMP) END")
 
         if a is None:  # a log without amounts: every row 0.0
@@ -604,7 +656,7 @@ class _ColumnSql:
             text = f"trim(CAST({a} AS VARCHAR), {_quote(_WHITESPACE)})"
             if cols.decimal == ",":  # features.io: 29,33 reads as 29.33
                 text = f"replace({text}, ',', '.')"
-            self.amount = f"try_cast({text} AS DOUBLE)"
+            self.amount = _text_number(text)
         else:
             self.amount = f"try_cast({a} AS DOUBLE)"
         self.raw = f"{c}, {d}" + (f", {a}" if a is not None else "")
@@ -643,8 +695,8 @@ def _problem(con: duckdb.DuckDBPyConnection, numbered: str, sql: _ColumnSql, col
     bad = _bad(sql.customer, sql.ts, sql.amount, columns.amount_decimals, tuple(sql.optional.values()))
     extra = ""
     if mixed:
-        first_aware, first_naive = con.execute(f"SELECT min(__row) FILTER (WHERE {sql.aware}), "
-                                               f"min(__row) FILTER (WHERE NOT {sql.aware}) FROM {numbered}").fetchone()
+        first_aware, first_naive = _one_row(con, f"SELECT min(__row) FILTER (WHERE {sql.aware}), "
+                                            f"min(__row) FILTER (WHERE NOT {sql.aware}) FROM {numbered}")
         extra = f" OR __row IN ({int(first_aware)}, {int(first_naive)})"
     rows = con.execute(f"SELECT __row, {sql.raw} FROM {numbered} WHERE {bad}{extra} "
                        f"ORDER BY __row LIMIT {_MAX_PROBLEM_ROWS}").df()
@@ -672,9 +724,15 @@ def _number_sql(column: str, sql_type: str, flags: bool) -> str:
         return f"try_cast({column} AS DOUBLE)"
     text = f"trim(CAST({column} AS VARCHAR), {_quote(_WHITESPACE)})"
     if not flags:
-        return f"try_cast({text} AS DOUBLE)"
+        return _text_number(text)
     cases = " ".join(f"WHEN {_quote(word)} THEN {value}" for word, value in FLAG_TEXT.items())
-    return f"CASE lower({text}) {cases} ELSE try_cast({text} AS DOUBLE) END"
+    return f"CASE lower({text}) {cases} ELSE {_text_number(text)} END"
+
+
+def _text_number(text: str) -> str:
+    """SQL: the DOUBLE a text number reads as, NULL where features.io refuses it. DuckDB's cast also
+    reads digits grouped with ``_`` (``1_000.5``), which pandas refuses."""
+    return f"CASE WHEN contains({text}, '_') THEN NULL ELSE try_cast({text} AS DOUBLE) END"
 
 
 def _numeric_like_pandas(con: duckdb.DuckDBPyConnection, numbered: str, rows: pd.DataFrame, sql: _ColumnSql) -> None:
@@ -685,9 +743,9 @@ def _numeric_like_pandas(con: duckdb.DuckDBPyConnection, numbered: str, rows: pd
     """
     for name in (name for name in rows.columns if name in sql.optional_text):
         text = f"trim({_ident(name)}, {_quote(_WHITESPACE)})"
-        n, n_set, n_float, n_int = con.execute(
-            f"SELECT count(*), count({_ident(name)}), count(try_cast({text} AS DOUBLE)), "
-            f"count(try_cast({text} AS BIGINT)) FROM {numbered}").fetchone()
+        n, n_set, n_float, n_int = _one_row(
+            con, f"SELECT count(*), count({_ident(name)}), count(try_cast({text} AS DOUBLE)), "
+                 f"count(try_cast({text} AS BIGINT)) FROM {numbered}")
         if n_set and n_float == n_set:
             numbers = pd.to_numeric(rows[name].str.strip())
             rows[name] = numbers.astype("int64") if n_int == n_set == n else numbers.astype("float64")

@@ -151,6 +151,20 @@ def _ids_sorted(customers: pd.Series) -> bool:
     return bool(customers.is_monotonic_increasing)
 
 
+def arrow_id_changes(ids: "pa.Array | pa.ChunkedArray") -> np.ndarray:
+    """Boolean per row of an Arrow id column: True at row 0 and where the id differs from the row
+    before (a missing id starts a new customer).
+
+    >>> arrow_id_changes(pa.chunked_array([["a", "a"], ["b", None]])).tolist()
+    [True, False, True, True]
+    """
+    change = np.ones(len(ids), dtype=bool)
+    if len(ids) > 1:
+        change[1:] = pc.fill_null(pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)), True).to_numpy(
+            zero_copy_only=False)
+    return change
+
+
 def _new_customer(customers: pd.Series) -> np.ndarray:
     """Boolean per row: True where the id differs from the previous row (and at row 0).
 
@@ -170,8 +184,7 @@ def _new_customer(customers: pd.Series) -> np.ndarray:
         return change
     arrow = _arrow_strings(customers)
     if arrow is not None:
-        change[1:] = pc.fill_null(pc.not_equal(arrow[1:], arrow[:-1]), True).to_numpy(zero_copy_only=False)
-        return change
+        return arrow_id_changes(arrow)
     change = customers.ne(customers.shift()).to_numpy(dtype=bool, na_value=True, copy=True)
     if len(change):
         change[0] = True

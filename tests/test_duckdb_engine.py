@@ -156,6 +156,11 @@ def test_timezone_aware_dates_are_converted_to_utc_days(tmp_path):
     "customer_id,date,amount\na,2020-01-01,1\nb,yesterday,2\nc,2020-13-01,3\n",
     "customer_id,date,amount\na,2020-01-01,1\nb,2020-01-02,abc\nc,2020-01-02,inf\nd,2020-01-03,\n",
     "customer_id,date,amount\na,2020-01-01T10:00:00Z,1\nb,2020-01-02,2\n",
+    # DuckDB's own casts read these; pandas refuses them, so the engine must too:
+    "customer_id,date,amount\na,2020-01-01,1.5\nb,2020-01-02,1_000.5\n",  # digits grouped with _
+    "customer_id,date,amount\na,2020-01-01 10:00:00,1.5\nb,2020-01-02 24:00:00,2.5\n",  # hour 24
+    "customer_id,date,amount\na,2020-01-01,1\nb,2020-01-02 24:00,2\n",
+    "customer_id,date,amount\na,2020-01-01T10:00:00Z,1\nb,2020-01-02T24:00:00+01:00,2\n",
 ])
 def test_validation_messages_equal_features_io(tmp_path, content):
     path = tmp_path / "bad.csv"
@@ -165,6 +170,13 @@ def test_validation_messages_equal_features_io(tmp_path, content):
     with pytest.raises(CustscoreError) as got:
         DuckDBEngine(path)
     assert str(got.value) == str(expected.value)
+
+
+def test_ids_with_underscores_do_not_stop_amounts_being_read(tmp_path):
+    # A '_' in the file sends the amounts to a check in SQL, which finds none written with '_'.
+    path = tmp_path / "ids.csv"
+    path.write_text("customer_id,date,amount\ncust_1,2020-01-01,1.5\ncust_1,2020-01-09,2.25\ncust_2,2020-01-03,4.0\n")
+    assert_same_engines(path, [pd.Timestamp("2020-01-31")])
 
 
 def test_parquet_numeric_ids_and_missing_file(tmp_path):

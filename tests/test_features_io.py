@@ -222,8 +222,9 @@ def test_doctests_of_features_modules():
     import custscore.features.io as io
     import custscore.features.periods as periods
     import custscore.features.rfm as rfm
+    import custscore.features.runs as runs
 
-    for module in (io, periods, rfm, activity, coded_arrays, engines):
+    for module in (io, periods, rfm, activity, coded_arrays, engines, runs):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 
