@@ -288,7 +288,7 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
         **{f"{model.PARAM_PREFIX}{name}_se": se for model in choice.fits.values()
            for name, se in model.diagnostics_["standard_errors"].items()},
         **{f"purchase_validation_{measure}_{row.model}": getattr(row, f"validation_{measure}")
-           for row in choice.table.itertuples() for measure in ("poisson_deviance", "mae")},
+           for row in choice.table.itertuples() for measure in ("poisson_deviance", "mae", "log_likelihood")},
         "gamma_gamma_log_likelihood": getattr(gamma_gamma, "log_likelihood_", float("nan")),
         "gamma_gamma_customers": float(len(repeat)),
         "frequency_monetary_corr": _safe_corr(repeat["frequency"], repeat["monetary_value"]),
