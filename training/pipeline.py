@@ -236,15 +236,18 @@ def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Times
                     validation_sample=sample)
 
 
-def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
+def train_scorer(engine: FeatureEngine, config: TrainConfig,
+                 dates: Optional[tuple[pd.Timestamp, pd.Timestamp]] = None) -> TrainResult:
     """Fit the purchase model (:mod:`custscore.training.purchase_choice`), Gamma-Gamma and the churn
     classifier on the log up to the cutoff.
 
     ``engine`` answers feature questions about the log (see
     :mod:`custscore.features.customers`). Where the log extends past the cutoff, the
     scorer is evaluated on that holdout (up to ``config.holdout_end`` or the last day).
+    ``dates``: what :func:`~custscore.training.cutoff_check.check_dates` returned for this
+    engine and config, when the caller has checked them already.
     """
-    first_day, last_day = check_dates(engine, config)
+    first_day, last_day = check_dates(engine, config) if dates is None else dates
     cutoff = config.cutoff
     calibration = engine.customer_features(cutoff, config.time_unit)
     encoding, covariate_warnings, covariate_table = None, [], None
