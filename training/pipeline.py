@@ -198,8 +198,8 @@ def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Times
         X_val, y_val = churn_examples(sampled, replace(config, horizon_days=h, churn_windows="single"),
                                       config.cutoff)[0]
     elif isinstance(sampled, CustomerSample):  # the shipped examples at the same date, cut to the sample
-        X_val = sampled.cut(X_val)
-        y_val = y_val.loc[X_val.index]
+        keep = sampled.rows(X_val.index)  # the labels share the examples' index: one lookup, no .loc by id
+        X_val, y_val = X_val[keep], y_val[keep]
     if isinstance(engine, TrainingMemo):  # no step asks for the frames of those dates again
         engine.keep_only([(config.cutoff, config.time_unit)])
     # the shipped classifier first: with an "earlier" calibration its full frame one horizon before is the
