@@ -20,7 +20,7 @@ from custscore.training.covariates import covariate_engine
 from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, ChurnSelection, baseline_scores,
                                              choose_churn_model, validation_history_days,
                                              validation_horizon)
-from custscore.training.evaluate import HoldoutReport, evaluate_holdout
+from custscore.training.evaluate import HOLDOUT_SCORE_COLUMNS, HoldoutReport, evaluate_holdout
 from custscore.training.purchase_choice import REFERENCE_MODEL, PurchaseChoice, fit_purchase_at, select_purchase_model
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import SegmentConfig, fit_gap_days, fit_thresholds
@@ -284,6 +284,8 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig,
     calibration_scores = scorer.score_customers(calibration, cutoff, with_segments=False)
     scorer.segment_thresholds = fit_thresholds(scorer.segment_inputs(calibration_scores, calibration),
                                                scorer.segment_config, calibration["ipt_mean_days"].to_numpy(dtype=float))
+    # the holdout reads five of its columns: the rest (a GB at 5M customers) is freed before it runs
+    calibration_scores = calibration_scores[list(HOLDOUT_SCORE_COLUMNS)]
     repeat = repeat_spenders(calibration)
     metrics = {
         **{f"{key}_log_likelihood": model.log_likelihood_ for key, model in choice.fits.items()},
