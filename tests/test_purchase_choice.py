@@ -177,3 +177,25 @@ def test_short_history_ships_the_reference_with_a_warning(cdnow_sample_csv) -> N
     assert choice.model == "bgnbd" and choice.validation_days == 0
     assert len(choice.warnings) == 1 and choice.warnings[0].startswith("purchase model not validated (104 days")
     assert list(choice.fits) == ["bgnbd"]  # the others could not be chosen: not fitted
+
+
+def test_without_a_sample_every_candidate_is_fitted_at_the_cutoff_and_its_row_says_so() -> None:
+    """Every candidate fitted at the cutoff (all customers validated on): a candidate not identified
+    there has ``identified`` False in the table even when the rule never needed its fit."""
+    models = ["bgnbd", "mbgnbd", "pnbd"]
+    table = pd.DataFrame({"model": models, "identified": [True, True, True],
+                          "validation_poisson_deviance": [0.5, 0.9, 0.8]})
+    at_cutoff = {"bgnbd": _Fit(True, -1.0), "mbgnbd": _Fit(False, -2.0), "pnbd": _Fit(True, -3.0)}
+    fits = {"bgnbd": at_cutoff["bgnbd"]}
+
+    def fit_at_cutoff(key):
+        fits[key] = at_cutoff[key]
+        return fits[key]
+
+    lazy = _choose_fitting_at_cutoff(table.copy(), fits, fit_at_cutoff)
+    assert list(fits) == ["bgnbd"] and lazy["identified"].tolist() == [True, True, True]  # the rest not needed
+    for key in ("mbgnbd", "pnbd"):
+        fit_at_cutoff(key)
+    done = _choose_fitting_at_cutoff(lazy, fits, fit_at_cutoff)
+    assert done["identified"].tolist() == [True, False, True]
+    assert done["log_likelihood"].tolist() == [-1.0, -2.0, -3.0] and choose_model(done)[0] == "bgnbd"

@@ -256,7 +256,7 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
         for key in list(table["model"]):
             if key not in fits and fit_at_cutoff(key) is None:
                 table = table[table["model"] != key].reset_index(drop=True)
-        table["log_likelihood"] = [fits[k].log_likelihood_ for k in table["model"]]
+        table = _choose_fitting_at_cutoff(table, fits, fit_at_cutoff)  # their identified and log_likelihood
     fits = {k: fits[k] for k in PURCHASE_MODELS if k in fits}  # the reference first, as the table
     model, reason = choose_model(table)
     reason = f"{reason}, over the {h} days before the cutoff on {sample.describe()}"
