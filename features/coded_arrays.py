@@ -109,7 +109,7 @@ def grouped_days(ids: "pa.Array | pa.ChunkedArray", day: np.ndarray, units: np.n
     """(customer ids in id order, then :func:`merged_days`' code, day, amount and ``maxima``) of
     transaction rows grouped by customer: each customer's rows together (fastest with the days
     increasing), the customers in any order (a database sorts by a hash of the id and the day much
-    faster than by a text id: benchmarks/ORDERS_RESULTS.md run 22).
+    faster than by a text id: benchmarks/ORDERS_RESULTS.md run 24).
 
     The days are merged group by group (no sort), then the groups are put in id order, a gather
     (none if they are in id order already). If a customer's rows come in more than one group (two

@@ -361,10 +361,10 @@ class DuckDBEngine(CodedPurchasesEngine):
         A Parquet log whose row groups hold increasing, non-overlapping id ranges
         (:func:`parquet_grouped_by`) is read in file order; any other log is sorted by (a hash of the
         id, day), an integer sort: by the text id it took twice as long, and the file order of a
-        customer-sorted log half as long again (benchmarks/ORDERS_RESULTS.md run 22).
+        customer-sorted log half as long again (benchmarks/ORDERS_RESULTS.md run 24).
         :meth:`_in_memory` puts the customers in id order (and handles a log the statistics misjudged).
         Checking the rows in the same pass saves a read of the log (run 18); reading the result
-        batch by batch, not as one table, lowers the peak (run 22)."""
+        batch by batch, not as one table, lowers the peak (run 24)."""
         per_row = "".join(f", {expr} AS {name}" for name, expr in self._optional.per_row.items())
         in_file_order = self.path is not None and parquet_grouped_by(self.path, self.columns.customer)
         query = (f"SELECT customer_id, CAST(ts AS DATE) AS date, units{per_row}, ({bad}) AS bad, aware FROM ({rows})"

@@ -192,3 +192,14 @@ def test_feature_correlation_over_many_blocks_is_numpys_and_the_transform_is_the
     A = rng.normal(scale=50.0, size=(1_000, 2))
     A[0, 0] = 0.0
     np.testing.assert_array_equal(transform_features(A, ["frequency", "spend_90d"]), np.sign(A) * np.log1p(np.abs(A)))
+    # in place (the fits' matrices): the same numbers, a probability column as its clipped logit
+    P = np.column_stack([A, rng.uniform(size=len(A))])
+    P[1, 2], P[2, 2] = 0.0, 1.0  # clipped at 1e-6 from 0 and 1
+    names = ["frequency", "spend_90d", "p_alive"]
+    p = np.clip(P[:, 2], 1e-6, 1 - 1e-6)
+    truth = np.column_stack([np.sign(A) * np.log1p(np.abs(A)), np.log(p / (1 - p))])
+    B = P.copy()
+    out = transform_features(B, names, in_place=True)
+    assert out is B
+    np.testing.assert_array_equal(out, truth)
+    np.testing.assert_array_equal(transform_features(P, names), truth)

@@ -143,3 +143,26 @@ def test_p_alive_where_scipy_hyp2f1_overflows():
             truth = mp.exp(C + A - _mp_log_likelihood(*theta, x[i], mp.mpf(t_x[i]), mp.mpf(T[i])))
             assert got[i] == pytest.approx(float(truth), rel=1e-10), i
     assert got[1] == 1.0
+
+
+def test_value_and_gradient_after_the_hessian_are_the_ones_of_a_fresh_pass():
+    """Newton asks the Hessian, then value and gradient at the same point: both likelihoods answer the
+    second from what the first computed (fitting.PointMemo), equal to a pass over the rows by a new
+    likelihood; a gradient the caller modifies does not change what is remembered."""
+    from custscore.training import purchase_models
+    from custscore.training.paretonbd import ParetoNBDLikelihood
+
+    rng = np.random.default_rng(4)
+    x, t_x, T, w, z = rng.poisson(2, 300).astype(float), np.full(300, 3.0), np.full(300, 10.0), np.ones(300), \
+        rng.normal(size=(300, 1))
+    for make, params in ((lambda: ParetoNBDLikelihood(x, t_x, T, w), np.array([0.5, 5.0, 0.6, 8.0])),
+                         (lambda: purchase_models.CovariateLikelihood(ParetoNBDModel(), x, t_x, T, w, z),
+                          np.array([0.5, 5.0, 0.6, 8.0, 0.1, -0.1]))):
+        truth = make().value_and_gradient(params)
+        remembered = make()
+        remembered.hessian(params)
+        value, grad = remembered.value_and_gradient(params)
+        grad[:] = 0.0
+        again = remembered.value_and_gradient(params)
+        assert value == pytest.approx(truth[0], rel=1e-12)
+        assert again[1] == pytest.approx(truth[1], rel=1e-10)

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from custscore.training.purchase_choice import (PURCHASE_MODELS, choose_model, compare_purchase_models,
-                                                poisson_deviance)
+from custscore.training.purchase_choice import (PURCHASE_MODELS, _choose_fitting_at_cutoff, choose_model,
+                                                compare_purchase_models, poisson_deviance)
 from custscore.training.simulate import simulate_with_holdout
 
 #: The generating worlds (weeks). BG/NBD and MBG/NBD share parameters, so only the dropout at
@@ -69,6 +69,51 @@ def test_a_fit_that_is_not_identified_is_never_chosen_when_another_is() -> None:
     table["identified"] = False
     key, reason = choose_model(table)
     assert key == "mbgnbd" and "no candidate fit is identified" in reason
+
+
+class _Fit:
+    """A fit at the cutoff as the choice sees it: identified or not, and its log-likelihood."""
+
+    def __init__(self, identified: bool, log_likelihood: float) -> None:
+        self.warnings_ = [] if identified else ["not identified"]
+        self.log_likelihood_ = log_likelihood
+
+
+@pytest.mark.parametrize("deviance, at_R, at_cutoff, expected_fitted", [
+    # the lowest deviance is identified at both dates: only it is fitted at the cutoff
+    ([0.9, 0.5, 0.8], [True, True, True], [True, True, True], ["mbgnbd"]),
+    # mbgnbd not identified at the cutoff: pnbd, next by deviance, is fitted too and ships
+    ([0.9, 0.5, 0.8], [True, True, True], [True, False, True], ["mbgnbd", "pnbd"]),
+    # mbgnbd's fit at the cutoff fails (None): its row goes, the reference (already fitted) ships
+    ([0.7, 0.5, 0.8], [True, True, True], [True, None, True], ["mbgnbd"]),
+    # nothing identified at R: the lowest deviance of all, fitted at the cutoff
+    ([0.9, 0.5, 0.8], [False, False, False], [True, True, True], ["mbgnbd"]),
+    # only mbgnbd is identified at R and it is not at the cutoff: lowest deviance of all (pnbd)
+    ([0.9, 0.8, 0.5], [False, True, False], [True, False, True], ["mbgnbd", "pnbd"]),
+])
+def test_fitting_at_the_cutoff_only_what_the_choice_needs_gives_the_same_choice(
+        deviance, at_R, at_cutoff, expected_fitted) -> None:
+    """The truth is :func:`choose_model` on the table of every candidate fitted at the cutoff
+    (identified = at R and at the cutoff, a failed fit's row dropped)."""
+    models = ["bgnbd", "mbgnbd", "pnbd"]
+    at_cutoff_fits = {k: None if ok is None else _Fit(ok, -100.0 - i) for i, (k, ok) in enumerate(zip(models, at_cutoff))}
+    table = pd.DataFrame({"model": models, "identified": at_R, "validation_poisson_deviance": deviance})
+    eager = table[[f is not None for f in at_cutoff_fits.values()]].copy()
+    eager["identified"] = [r and at_cutoff_fits[k].warnings_ == [] for k, r in zip(eager["model"], eager["identified"])]
+    expected = choose_model(eager)[0]
+    fits, fitted = {"bgnbd": at_cutoff_fits["bgnbd"]}, []  # the reference is always fitted first
+
+    def fit_at_cutoff(key):
+        fitted.append(key)
+        if at_cutoff_fits[key] is not None:
+            fits[key] = at_cutoff_fits[key]
+        return at_cutoff_fits[key]
+
+    lazy = _choose_fitting_at_cutoff(table.copy(), fits, fit_at_cutoff)
+    assert choose_model(lazy)[0] == expected
+    assert fitted == expected_fitted
+    unfitted = lazy[~lazy["model"].isin(list(fits))]
+    assert unfitted["log_likelihood"].isna().all() and lazy[lazy["model"].isin(list(fits))]["log_likelihood"].notna().all()
 
 
 def test_auto_on_cdnow_is_logged_and_printed(trained) -> None:
@@ -132,3 +177,25 @@ def test_short_history_ships_the_reference_with_a_warning(cdnow_sample_csv) -> N
     assert choice.model == "bgnbd" and choice.validation_days == 0
     assert len(choice.warnings) == 1 and choice.warnings[0].startswith("purchase model not validated (104 days")
     assert list(choice.fits) == ["bgnbd"]  # the others could not be chosen: not fitted
+
+
+def test_without_a_sample_every_candidate_is_fitted_at_the_cutoff_and_its_row_says_so() -> None:
+    """Every candidate fitted at the cutoff (all customers validated on): a candidate not identified
+    there has ``identified`` False in the table even when the rule never needed its fit."""
+    models = ["bgnbd", "mbgnbd", "pnbd"]
+    table = pd.DataFrame({"model": models, "identified": [True, True, True],
+                          "validation_poisson_deviance": [0.5, 0.9, 0.8]})
+    at_cutoff = {"bgnbd": _Fit(True, -1.0), "mbgnbd": _Fit(False, -2.0), "pnbd": _Fit(True, -3.0)}
+    fits = {"bgnbd": at_cutoff["bgnbd"]}
+
+    def fit_at_cutoff(key):
+        fits[key] = at_cutoff[key]
+        return fits[key]
+
+    lazy = _choose_fitting_at_cutoff(table.copy(), fits, fit_at_cutoff)
+    assert list(fits) == ["bgnbd"] and lazy["identified"].tolist() == [True, True, True]  # the rest not needed
+    for key in ("mbgnbd", "pnbd"):
+        fit_at_cutoff(key)
+    done = _choose_fitting_at_cutoff(lazy, fits, fit_at_cutoff)
+    assert done["identified"].tolist() == [True, False, True]
+    assert done["log_likelihood"].tolist() == [-1.0, -2.0, -3.0] and choose_model(done)[0] == "bgnbd"

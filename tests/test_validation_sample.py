@@ -84,6 +84,16 @@ def test_the_choice_in_a_known_world_is_the_same_with_and_without_the_sample() -
         assert result.purchase.validation_sample.used == result.churn.validation_sample.used == min(
             size or 12_000, result.purchase.validation_sample.known)
         assert result.churn.selection.validation_examples == result.churn.validation_sample.used
+        # on a sample only the reference (and the chosen model) are fitted on every customer at the cutoff; every
+        # candidate keeps its validation metrics, its log-likelihood at R named as such
+        fitted = {"bgnbd", "mbgnbd", "pnbd"} if size == 0 else {"bgnbd", result.purchase.model}
+        assert set(result.purchase.fits) == fitted
+        assert {k for k in ("bgnbd", "mbgnbd", "pnbd") if f"{k}_log_likelihood" in result.metrics} == fitted
+        table = result.purchase.table.set_index("model")
+        assert table["log_likelihood"].notna().to_dict() == {k: k in fitted for k in ("bgnbd", "mbgnbd", "pnbd")}
+        for key in ("bgnbd", "mbgnbd", "pnbd"):
+            assert np.isfinite(result.metrics[f"purchase_validation_log_likelihood_{key}"])
+            assert result.metrics[f"purchase_validation_log_likelihood_{key}"] == table.loc[key, "validation_log_likelihood"]
     assert picks[0] == picks[4_000] == ("bgnbd", "baseline_bgnbd_p_no_purchase"), picks
     # the shipped models use every customer whatever the sample
     assert result.n_customers == len(engine.customer_features(pd.Timestamp("2021-06-30"), "D"))

@@ -50,7 +50,7 @@ import pandas as pd
 
 from custscore.config import CHURN_SELECT_MARGIN
 from custscore.training.calibration import ProbabilityCalibrator
-from custscore.training.churn import CHURN_FEATURES, feature_correlation, transform_features
+from custscore.training.churn import CHURN_FEATURES, feature_correlation, feature_matrix, transform_features
 from custscore.training.metrics import bootstrap_table, delong_problem, paired_auc_delong, roc_auc
 
 #: The classifier's name in :attr:`CustomerScorer.churn_model` and the selection tables.
@@ -149,7 +149,7 @@ class BaselineChurnModel:
             raise ValueError(f"unknown churn baseline {self.name!r}")
         self.features_ = list(CHURN_FEATURES)
         #: mean and correlation of every transformed churn feature on this window (training.reasons' population)
-        Z = transform_features(X[self.features_].to_numpy(dtype=float), self.features_)
+        Z = transform_features(feature_matrix(X, self.features_), self.features_, in_place=True)
         self.population_mean_ = Z.mean(axis=0)
         self.feature_correlation_ = feature_correlation(Z)
         self.calibrator_ = ProbabilityCalibrator(method="sigmoid", scale="log-odds").fit(self._z(X), np.asarray(y))

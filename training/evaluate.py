@@ -26,6 +26,8 @@ from custscore.training.scorer import CustomerScorer
 if TYPE_CHECKING:  # figures are drawn in training.plots; `score` and `serve` never import matplotlib
     from matplotlib.figure import Figure
 
+#: The score columns :func:`evaluate_holdout` reads (a caller may keep only these of a big frame).
+HOLDOUT_SCORE_COLUMNS = ("customer_id", "frequency", "recency", "T", "churn_probability")
 #: Name of the shipped churn score (``churn_probability``) next to the classifier and the baselines.
 MODEL = "churn_probability"
 #: Name of the classifier's score (fitted at the cutoff, shipped or not).
@@ -76,13 +78,14 @@ def evaluate_holdout(scorer: CustomerScorer, engine: FeatureEngine, cutoff: pd.T
         customers = engine.customer_features(cutoff, scorer.time_unit)
     if scores is None:
         scores = scorer.score_customers(customers, cutoff, with_segments=False)
-    ids = scores["customer_id"].to_numpy()
+    ids = pd.Index(scores["customer_id"])  # as it is (Arrow-backed text): no object array of millions of ids
     holdout_days = int((holdout_end - cutoff).days)
     x, t_x, T = (scores[c].to_numpy() for c in ("frequency", "recency", "T"))
     days = DAYS_PER_UNIT[scorer.time_unit]
 
     actual = reindex_fill(engine.window_purchases(cutoff, holdout_end)["n_purchases"], ids)
-    predicted = for_customers(scorer.purchase_model, customers.reindex(ids)).expected_purchases(holdout_days / days, x, t_x, T)
+    in_order = customers if customers.index.equals(ids) else customers.reindex(ids)  # no copy when aligned
+    predicted = for_customers(scorer.purchase_model, in_order).expected_purchases(holdout_days / days, x, t_x, T)
     m = report.metrics
     m["holdout_days"] = holdout_days
     m["holdout_customers"] = len(ids)
@@ -94,7 +97,7 @@ def evaluate_holdout(scorer: CustomerScorer, engine: FeatureEngine, cutoff: pd.T
 
     horizon = scorer.horizon_days
     if holdout_days >= horizon:
-        churned = churn_labels(engine, pd.Index(ids), cutoff, horizon).to_numpy()
+        churned = churn_labels(engine, ids, cutoff, horizon).to_numpy()
         m["churn_rate_actual"] = float(churned.mean())
         m["churn_rate_predicted"] = float(scores["churn_probability"].mean())
         if 0 < churned.sum() < churned.size:

@@ -522,6 +522,38 @@ class Likelihood(Protocol):
     def subsample(self, max_rows: int) -> "Likelihood": ...
 
 
+class PointMemo:
+    """A likelihood's value, gradient and (optionally) Hessian at the one point last evaluated with its
+    Hessian: Newton's steps ask for all three at a point, one pass computes them together.
+
+    >>> memo = PointMemo()
+    >>> memo.remember(np.array([1.0, 2.0]), -3.0, np.array([0.5, 0.25]))
+    >>> memo.value_and_gradient(np.array([1.0, 2.0])), memo.value_and_gradient(np.array([1.0, 2.5]))
+    ((-3.0, array([0.5 , 0.25])), None)
+    """
+
+    def __init__(self) -> None:
+        self._point: Optional[bytes] = None
+        self._value, self._gradient, self._hessian = 0.0, np.zeros(0), None
+
+    def remember(self, params: np.ndarray, value: float, gradient: np.ndarray,
+                 hessian: Optional[np.ndarray] = None) -> None:
+        """Keep ``value``, ``gradient`` (and ``hessian``) at ``params``, forgetting the previous point."""
+        self._point = np.asarray(params, dtype=float).tobytes()
+        self._value, self._gradient, self._hessian = float(value), gradient, hessian
+
+    def _at(self, params: np.ndarray) -> bool:
+        return self._point is not None and self._point == np.asarray(params, dtype=float).tobytes()
+
+    def value_and_gradient(self, params: np.ndarray) -> Optional[tuple[float, np.ndarray]]:
+        """``(value, a copy of the gradient)`` when ``params`` is the remembered point, else None."""
+        return (self._value, self._gradient.copy()) if self._at(params) else None
+
+    def hessian(self, params: np.ndarray) -> Optional[np.ndarray]:
+        """A copy of the Hessian when ``params`` is the remembered point and one was kept, else None."""
+        return self._hessian.copy() if self._at(params) and self._hessian is not None else None
+
+
 @dataclass(frozen=True)
 class FitSettings:
     """How :func:`fit_log_params` searches: penalty, starts and the large-data shortcut.

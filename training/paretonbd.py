@@ -26,7 +26,7 @@ from scipy.special import digamma, gammaln, hyp2f1, polygamma
 
 from custscore.threads import for_each_block
 from custscore.training.diagnostics import generic_warnings
-from custscore.training.fitting import check_rfm
+from custscore.training.fitting import PointMemo, check_rfm
 from custscore.training.purchase_models import (DistinctPairs, MaximumLikelihoodPurchaseModel, RowLikelihood,
                                                 check_horizon, log_nbd_coefficients, log_nbd_pmf, on_pairs)
 
@@ -345,12 +345,15 @@ class ParetoNBDLikelihood(RowLikelihood):
     (alpha, beta in the data's time unit).
     """
 
-    _memo: Optional[tuple[bytes, float, np.ndarray, np.ndarray]] = None
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> None:
+        super().__init__(x, t_x, T, weights)
+        self._memo = PointMemo()
 
     def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         params = np.asarray(params, dtype=float)
-        if self._memo is not None and self._memo[0] == params.tobytes():
-            return self._memo[1], self._memo[2].copy()
+        found = self._memo.value_and_gradient(params)
+        if found is not None:
+            return found
         return self._weighted(*pareto_nbd_rows(list(params), self.x, self.t_x, self.T))
 
     def _weighted(self, value: np.ndarray, per_row: Sequence[np.ndarray]) -> tuple[float, np.ndarray]:
@@ -360,10 +363,13 @@ class ParetoNBDLikelihood(RowLikelihood):
     def hessian(self, params: np.ndarray) -> np.ndarray:
         """Second derivatives of ``sum_i w_i LL_i`` in ``(r, alpha, s, beta)``, shape (4, 4) (alpha, beta per time unit)."""
         params = np.asarray(params, dtype=float)
-        if self._memo is None or self._memo[0] != params.tobytes():
-            value, per_row, per_row_hessian = pareto_nbd_rows_hessian(list(params), self.x, self.t_x, self.T)
-            self._memo = (params.tobytes(), *self._weighted(value, per_row), per_row_hessian @ self.w)
-        return self._memo[3].copy()
+        found = self._memo.hessian(params)
+        if found is not None:
+            return found
+        value, per_row, per_row_hessian = pareto_nbd_rows_hessian(list(params), self.x, self.t_x, self.T)
+        hessian = per_row_hessian @ self.w
+        self._memo.remember(params, *self._weighted(value, per_row), hessian)
+        return hessian.copy()
 
 
 class ParetoNBDModel(MaximumLikelihoodPurchaseModel):

@@ -20,7 +20,7 @@ from custscore.training.covariates import covariate_engine
 from custscore.training.churn_select import (CLASSIFIER, BaselineChurnModel, ChurnSelection, baseline_scores,
                                              choose_churn_model, validation_history_days,
                                              validation_horizon)
-from custscore.training.evaluate import HoldoutReport, evaluate_holdout
+from custscore.training.evaluate import HOLDOUT_SCORE_COLUMNS, HoldoutReport, evaluate_holdout
 from custscore.training.purchase_choice import REFERENCE_MODEL, PurchaseChoice, fit_purchase_at, select_purchase_model
 from custscore.training.scorer import CustomerScorer
 from custscore.training.segments import SegmentConfig, fit_gap_days, fit_thresholds
@@ -198,8 +198,8 @@ def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Times
         X_val, y_val = churn_examples(sampled, replace(config, horizon_days=h, churn_windows="single"),
                                       config.cutoff)[0]
     elif isinstance(sampled, CustomerSample):  # the shipped examples at the same date, cut to the sample
-        X_val = sampled.cut(X_val)
-        y_val = y_val.loc[X_val.index]
+        keep = sampled.rows(X_val.index)  # the labels share the examples' index: one lookup, no .loc by id
+        X_val, y_val = X_val[keep], y_val[keep]
     if isinstance(engine, TrainingMemo):  # no step asks for the frames of those dates again
         engine.keep_only([(config.cutoff, config.time_unit)])
     # the shipped classifier first: with an "earlier" calibration its full frame one horizon before is the
@@ -236,15 +236,18 @@ def select_churn(engine: FeatureEngine, config: TrainConfig, first_day: pd.Times
                     validation_sample=sample)
 
 
-def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
+def train_scorer(engine: FeatureEngine, config: TrainConfig,
+                 dates: Optional[tuple[pd.Timestamp, pd.Timestamp]] = None) -> TrainResult:
     """Fit the purchase model (:mod:`custscore.training.purchase_choice`), Gamma-Gamma and the churn
     classifier on the log up to the cutoff.
 
     ``engine`` answers feature questions about the log (see
     :mod:`custscore.features.customers`). Where the log extends past the cutoff, the
     scorer is evaluated on that holdout (up to ``config.holdout_end`` or the last day).
+    ``dates``: what :func:`~custscore.training.cutoff_check.check_dates` returned for this
+    engine and config, when the caller has checked them already.
     """
-    first_day, last_day = check_dates(engine, config)
+    first_day, last_day = check_dates(engine, config) if dates is None else dates
     cutoff = config.cutoff
     calibration = engine.customer_features(cutoff, config.time_unit)
     encoding, covariate_warnings, covariate_table = None, [], None
@@ -281,6 +284,8 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
     calibration_scores = scorer.score_customers(calibration, cutoff, with_segments=False)
     scorer.segment_thresholds = fit_thresholds(scorer.segment_inputs(calibration_scores, calibration),
                                                scorer.segment_config, calibration["ipt_mean_days"].to_numpy(dtype=float))
+    # the holdout reads five of its columns: the rest (a GB at 5M customers) is freed before it runs
+    calibration_scores = calibration_scores[list(HOLDOUT_SCORE_COLUMNS)]
     repeat = repeat_spenders(calibration)
     metrics = {
         **{f"{key}_log_likelihood": model.log_likelihood_ for key, model in choice.fits.items()},
@@ -288,7 +293,7 @@ def train_scorer(engine: FeatureEngine, config: TrainConfig) -> TrainResult:
         **{f"{model.PARAM_PREFIX}{name}_se": se for model in choice.fits.values()
            for name, se in model.diagnostics_["standard_errors"].items()},
         **{f"purchase_validation_{measure}_{row.model}": getattr(row, f"validation_{measure}")
-           for row in choice.table.itertuples() for measure in ("poisson_deviance", "mae")},
+           for row in choice.table.itertuples() for measure in ("poisson_deviance", "mae", "log_likelihood")},
         "gamma_gamma_log_likelihood": getattr(gamma_gamma, "log_likelihood_", float("nan")),
         "gamma_gamma_customers": float(len(repeat)),
         "frequency_monetary_corr": _safe_corr(repeat["frequency"], repeat["monetary_value"]),

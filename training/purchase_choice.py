@@ -9,7 +9,7 @@ actual purchases per customer over a validation span before the cutoff).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -68,7 +68,8 @@ def fit_purchase_at(engine: FeatureEngine, key: str, as_of: pd.Timestamp, rfm: p
 
 #: Columns of the comparison table (:func:`compare_purchase_models`), one row per candidate.
 COMPARISON_COLUMNS = ("model", "identified", "validation_poisson_deviance", "validation_mae",
-                      "validation_predicted", "validation_actual", "log_likelihood", "chosen")
+                      "validation_predicted", "validation_actual", "validation_log_likelihood", "log_likelihood",
+                      "chosen")
 
 
 def poisson_deviance(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -96,7 +97,8 @@ def compare_purchase_models(models: dict[str, PurchaseModel], frequency: Any, re
     ``actual`` holds each customer's repeat purchases in the following ``t``. Columns
     :data:`COMPARISON_COLUMNS` (``chosen`` is False everywhere; :func:`choose_model` picks).
     ``identified`` is False when the fit raised a warning
-    (:mod:`custscore.training.diagnostics`).
+    (:mod:`custscore.training.diagnostics`). ``validation_log_likelihood`` and ``log_likelihood``
+    are both the fit's own; :func:`select_purchase_model` puts the fit at the cutoff's in the second.
     """
     actual = np.asarray(actual, dtype=float)
     rows = []
@@ -106,6 +108,7 @@ def compare_purchase_models(models: dict[str, PurchaseModel], frequency: Any, re
                      "validation_poisson_deviance": poisson_deviance(actual, predicted),
                      "validation_mae": float(np.mean(np.abs(predicted - actual))),
                      "validation_predicted": float(np.sum(predicted)), "validation_actual": float(np.sum(actual)),
+                     "validation_log_likelihood": float(model.log_likelihood_),
                      "log_likelihood": float(model.log_likelihood_), "chosen": False})
     return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 
@@ -132,7 +135,8 @@ class PurchaseChoice:
     """The purchase model the scores use, every candidate fitted at the cutoff, and why.
 
     ``model`` is the chosen key, ``requested`` what ``--purchase-model`` asked for,
-    ``fits`` every model fitted at the cutoff (the reference always), ``table`` the
+    ``fits`` every model fitted at the cutoff (the reference always; when the choice ran on a
+    customer sample, only the reference and the chosen model), ``table`` the
     comparison (:data:`COMPARISON_COLUMNS`; NaN validation columns when nothing was
     validated), ``validation_days`` the span validated on (0 = none), ``warnings`` texts
     without the ``warning: `` prefix.
@@ -172,7 +176,7 @@ def _fit_candidates(engine: FeatureEngine, keys: list[str], rfm: pd.DataFrame, a
 
 def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day: pd.Timestamp,
                           calibration: pd.DataFrame) -> PurchaseChoice:
-    """Fit the candidates at the cutoff and choose the one the scores use (``config.purchase_model``).
+    """Fit the candidates and choose the one the scores use (``config.purchase_model``).
 
     ``auto``: every model is refitted on the log up to ``R = cutoff - h`` and predicts each
     customer's repeat purchases in ``(R, cutoff]``; the lowest mean Poisson deviance
@@ -182,7 +186,11 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
     model horizon, shorter with short history). The fits at ``R`` and their deviances use a
     seeded sample of ``config.validation_sample`` customers when more are known at ``R``
     (:func:`~custscore.training.training_memo.validation_engine`); the fits at the cutoff use
-    every customer. Without enough history the reference
+    every customer. On such a sample only the reference and the chosen model are fitted
+    at the cutoff (:func:`_choose_fitting_at_cutoff`: the same choice, without fitting
+    every candidate on every customer); the others' table rows keep their validation
+    columns (``validation_log_likelihood`` is at ``R`` on the sample) and a NaN
+    ``log_likelihood``. Without enough history the reference
     model ships with a warning. A named model ships as asked; the reference is fitted
     (and logged) next to it. ``calibration`` are the features at the cutoff.
     """
@@ -201,52 +209,101 @@ def select_purchase_model(engine: FeatureEngine, config: TrainConfig, first_day:
             left_out = [PURCHASE_MODELS[k].MODEL_NAME for k in PURCHASE_MODELS if k not in candidates]
             warnings.append(f"with covariates, auto chooses among {', '.join(PURCHASE_MODELS[k].MODEL_NAME for k in candidates)}"
                             f" ({', '.join(left_out)} takes no covariates)")
-    if requested != AUTO:
-        keys = list(dict.fromkeys([REFERENCE_MODEL, requested]))
-    else:
-        # Without a validation span the reference ships whatever the others' fits: do not fit them.
-        keys = candidates if h else [REFERENCE_MODEL]
-    required = (REFERENCE_MODEL,) if requested == AUTO else tuple(keys)
-    fits, failed = _fit_candidates(engine, keys, calibration, config.cutoff, config, when, required)
-    empty = pd.DataFrame([{"model": k, "identified": not m.warnings_, "log_likelihood": m.log_likelihood_,
-                           "chosen": False} for k, m in fits.items()], columns=list(COMPARISON_COLUMNS))
-    if requested != AUTO:
-        return _chosen(PurchaseChoice(requested, requested, fits, empty, 0, "requested with --purchase-model",
-                                      warnings))
-    reference = fits[REFERENCE_MODEL]
-    if not h:
+    required = (REFERENCE_MODEL,) if requested == AUTO else tuple(dict.fromkeys([REFERENCE_MODEL, requested]))
+    if requested != AUTO or not h:  # without a validation span the reference ships: the others are not fitted
+        fits, _ = _fit_candidates(engine, list(required), calibration, config.cutoff, config, when, required)
+        empty = _unvalidated_table(fits)
+        if requested != AUTO:
+            return _chosen(PurchaseChoice(requested, requested, fits, empty, 0, "requested with --purchase-model",
+                                          warnings))
         warnings.append(f"purchase model not validated ({history} days of history before cutoff "
                         f"{config.cutoff.date()}; choosing needs {validation_history_days(config.horizon_days, 1)}):"
-                        f" the reference {reference.MODEL_NAME} is used (the others are not fitted)")
+                        f" the reference {fits[REFERENCE_MODEL].MODEL_NAME} is used (the others are not fitted)")
         return _chosen(PurchaseChoice(REFERENCE_MODEL, requested, fits, empty, 0, "not validated: short history",
                                       warnings))
+    fits, failed = _fit_candidates(engine, [REFERENCE_MODEL], calibration, config.cutoff, config, when, required)
+    reference = fits[REFERENCE_MODEL]
     R = config.cutoff - pd.Timedelta(days=h)
     # the early fits and their deviances on a customer sample at scale (config.validation_sample)
     sampled, sample = validation_engine(engine, R, config.time_unit, config.validation_sample, config.seed)
     customers = sampled.customer_features(R, config.time_unit)
-    early, failed_early = _fit_candidates(sampled, list(fits), customers, R, config, f"validation date {R.date()}", ())
+    early, failed_early = _fit_candidates(sampled, candidates, customers, R, config, f"validation date {R.date()}", ())
     failed.update(failed_early)
     if not early:
         warnings.append(f"purchase model not validated: no model could be fitted at {R.date()} "
                         f"({'; '.join(failed_early.values())}); the reference {reference.MODEL_NAME} is used")
-        return _chosen(PurchaseChoice(REFERENCE_MODEL, requested, fits, empty, 0, "not validated: no fit at "
-                                      f"{R.date()}", warnings))
+        return _chosen(PurchaseChoice(REFERENCE_MODEL, requested, fits, _unvalidated_table(fits), 0,
+                                      f"not validated: no fit at {R.date()}", warnings))
     recency_col, t_col = duration_columns(config.time_unit)
     actual = reindex_fill(engine.window_purchases(R, config.cutoff)["n_purchases"], customers.index)
     early_here = {key: for_customers(model, customers) for key, model in early.items()}
     table = compare_purchase_models(early_here, customers["frequency"].to_numpy(), customers[recency_col].to_numpy(),
                                     customers[t_col].to_numpy(), actual, h / DAYS_PER_UNIT[config.time_unit])
-    identified_at_cutoff = np.array([not fits[k].warnings_ for k in table["model"]], dtype=bool)
-    table["identified"] = table["identified"].to_numpy(dtype=bool) & identified_at_cutoff
-    table["log_likelihood"] = [fits[k].log_likelihood_ for k in table["model"]]
+
+    def fit_at_cutoff(key: str) -> Optional[PurchaseModel]:
+        found, why = _fit_candidates(engine, [key], calibration, config.cutoff, config, when, ())
+        failed.update(why)
+        fits.update(found)
+        return found.get(key)
+
+    table = _choose_fitting_at_cutoff(table, fits, fit_at_cutoff)
+    if table.empty:  # every fit at R failed at the cutoff, and the reference's at R
+        warnings.append(f"purchase model not validated: no model was fitted both at {R.date()} and at the cutoff "
+                        f"({'; '.join(failed.values())}); the reference {reference.MODEL_NAME} is used")
+        return _chosen(PurchaseChoice(REFERENCE_MODEL, requested, fits, _unvalidated_table(fits), 0,
+                                      f"not validated: no fit at both {R.date()} and the cutoff", warnings))
+    if not sample.sampled:  # every customer was validated on: every candidate at the cutoff costs little
+        for key in list(table["model"]):
+            if key not in fits and fit_at_cutoff(key) is None:
+                table = table[table["model"] != key].reset_index(drop=True)
+        table = _choose_fitting_at_cutoff(table, fits, fit_at_cutoff)  # their identified and log_likelihood
+    fits = {k: fits[k] for k in PURCHASE_MODELS if k in fits}  # the reference first, as the table
     model, reason = choose_model(table)
     reason = f"{reason}, over the {h} days before the cutoff on {sample.describe()}"
+    unfitted = [k for k in table["model"] if k not in fits]
+    if unfitted:
+        reason += f"; {', '.join(unfitted)} not refitted at the cutoff (not chosen)"
     for key, why in failed.items():
         reason += f"; {key} not fitted ({why})"
     if not table["identified"].any():
         warnings.append(f"no purchase model is identified at cutoff {config.cutoff.date()}: "
                         f"{fits[model].MODEL_NAME} is used, its P(alive) and expected purchases are uncertain")
     return _chosen(PurchaseChoice(model, requested, fits, table, h, reason, warnings, sample))
+
+
+def _unvalidated_table(fits: dict[str, PurchaseModel]) -> pd.DataFrame:
+    """The comparison table of fits at the cutoff that nothing validated (NaN validation columns)."""
+    return pd.DataFrame([{"model": k, "identified": not m.warnings_, "log_likelihood": m.log_likelihood_,
+                          "chosen": False} for k, m in fits.items()], columns=list(COMPARISON_COLUMNS))
+
+
+def _choose_fitting_at_cutoff(table: pd.DataFrame, fits: dict[str, PurchaseModel],
+                              fit_at_cutoff: Callable[[str], Optional[PurchaseModel]]) -> pd.DataFrame:
+    """The comparison ``table`` (fits at ``R``) with ``identified`` and ``log_likelihood`` at the cutoff for
+    every model of ``fits`` (the fits at the cutoff so far), fitting at the cutoff only what the choice needs.
+
+    :func:`choose_model` runs with a candidate not fitted at the cutoff yet counted as identified there;
+    when it picks one, ``fit_at_cutoff(key)`` fits it (None: the fit failed, its row is dropped) and the
+    rule runs again. It ends on a model fitted at the cutoff, the one :func:`choose_model` picks on the
+    table of every candidate fitted there: a candidate ahead of it is not identified at ``R``, or was
+    fitted and is not identified at the cutoff (a failed fit drops its row in both). ``log_likelihood`` is
+    NaN for a candidate not fitted at the cutoff.
+    """
+    if table.empty:
+        return table
+    identified_at_R = dict(zip(table["model"], table["identified"].to_numpy(dtype=bool)))
+    while True:
+        table["identified"] = [identified_at_R[k] and (k not in fits or not fits[k].warnings_)
+                               for k in table["model"]]
+        table["log_likelihood"] = [fits[k].log_likelihood_ if k in fits else np.nan for k in table["model"]]
+        if table.empty:
+            return table
+        model, _ = choose_model(table)
+        if model in fits:
+            return table
+        # (the loop ends: each pass fits one candidate or drops its row, and the table ends empty at worst)
+        if fit_at_cutoff(model) is None:
+            table = table[table["model"] != model].reset_index(drop=True)
 
 
 def _chosen(choice: PurchaseChoice) -> PurchaseChoice:

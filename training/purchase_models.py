@@ -30,6 +30,7 @@ from custscore.training.fitting import (
     fit_log_params,
     inverse_or_none,
     PairIndex,
+    PointMemo,
     numerical_hessian,
     systematic_sample,
     total_weight,
@@ -283,7 +284,7 @@ class CovariateLikelihood:
         self.total_weight = float(np.sum(self.w))
         self._n_base = len(model.PARAM_NAMES)
         #: value and gradient at the point of the last chained Hessian (Newton asks for all three)
-        self._memo: Optional[tuple[bytes, float, np.ndarray]] = None
+        self._memo = PointMemo()
 
     def subsample(self, max_rows: int) -> "CovariateLikelihood":
         """Every k-th row in the given order, each keeping its weight."""
@@ -298,8 +299,9 @@ class CovariateLikelihood:
 
     def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         params = np.asarray(params, dtype=float)
-        if self._memo is not None and self._memo[0] == params.tobytes():
-            return self._memo[1], self._memo[2].copy()
+        found = self._memo.value_and_gradient(params)
+        if found is not None:
+            return found
         theta = self.row_parameters(params)
         row_values, per_row = self.model._row_value_and_gradient(theta, self.x, self.t_x, self.T)
         return float(np.dot(self.w, row_values)), self._chained_gradient(params, theta, per_row)
@@ -327,7 +329,7 @@ class CovariateLikelihood:
             floor = np.where(np.arange(len(params)) < self._n_base, 1e-8, 1.0)
             return numerical_hessian(lambda p: self.value_and_gradient(p)[1], params, floor)
         row_values, per_row, per_row_hessian = found
-        self._memo = (params.tobytes(), float(np.dot(self.w, row_values)), self._chained_gradient(params, theta, per_row))
+        self._memo.remember(params, float(np.dot(self.w, row_values)), self._chained_gradient(params, theta, per_row))
         n_base, n = self._n_base, len(self.x)
         theta = [np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v in theta]
         hess = np.zeros((len(params), len(params)))

@@ -1,6 +1,7 @@
 """Plain-text summaries of a training run for the terminal."""
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # annotations only: keeps `custscore train` fast to fail on bad input
@@ -59,7 +60,8 @@ def format_purchase_choice(result: TrainResult) -> str:
         header = ["model", "identified", "deviance", "MAE", "predicted", "actual", "log-lik"]
         cells = [[row.model, "yes" if row.identified else "no", f"{row.validation_poisson_deviance:.4f}",
                   f"{row.validation_mae:.4f}", f"{row.validation_predicted:.1f}", f"{row.validation_actual:.0f}",
-                  f"{row.log_likelihood:.1f}"] for row in choice.table.itertuples()]
+                  "-" if math.isnan(row.log_likelihood) else f"{row.log_likelihood:.1f}"]
+                 for row in choice.table.itertuples()]
         marks = [""] + [" *" if row.chosen else "" for row in choice.table.itertuples()]
         widths = [max(len(r[j]) for r in [header] + cells) for j in range(len(header))]
         for r, mark in zip([header] + cells, marks):  # the name left, the numbers right, two spaces apart
@@ -67,6 +69,8 @@ def format_purchase_choice(result: TrainResult) -> str:
                          + mark)
         lines.append(f"  (validation: refitted {choice.validation_days} days before the cutoff, purchases per "
                      "customer predicted vs actual up to it; deviance = mean Poisson deviance, lower is better)")
+        if choice.table["log_likelihood"].isna().any():
+            lines.append("  (log-lik at the cutoff on every customer; - = not refitted there: not chosen on the sample)")
         lines += _sample_line(choice.validation_sample)
     return "\n".join(lines)
 

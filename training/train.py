@@ -22,13 +22,13 @@ def train_file(transactions_path: str | os.PathLike, config: TrainConfig) -> tup
     imported, so bad input fails in well under a second.
     """
     engine = open_engine(transactions_path, config.columns, config.engine)
-    check_dates(engine, config)  # a cutoff outside the log fails before the store is opened (or created)
+    dates = check_dates(engine, config)  # a cutoff outside the log fails before the store is opened (or created)
     from custscore.training.pipeline import train_scorer
     from custscore.training.promotion import promotion_decision
     from custscore.training.tracking import log_training, prepare_experiment, registered_champion
 
     experiment_id = prepare_experiment(config)  # an unusable store fails before any fitting
-    result = train_scorer(engine, config)
+    result = train_scorer(engine, config, dates)
     decision = None
     if config.register_as:  # the gate reads the log only up to the cutoff
         champion = registered_champion(config.register_as) if config.promote == "auto" else None
