@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from custscore.config import DAYS_PER_UNIT, parse_date
 from custscore.features.coded_engine import CodedPurchasesEngine
 from custscore.features.days import day_dates, day_number_of
+from custscore.features.lookup import index_positions
 from custscore.features.netting import day_units, units_amount
 from custscore.features.rfm import btyd_from_runs, duration_columns, rfm_frame, run_numbers
 from custscore.features.runs import arrow_id_changes
@@ -58,6 +59,16 @@ class CodedArrays(CodedPurchasesEngine):
         return pd.DataFrame({"customer_id": self._code[rows][keep].astype(np.int64), "date": day_dates(day[keep]),
                              "amount": self._amount[rows][keep],
                              **{name: values[rows][keep] for name, values in self._per_day.items()}})
+
+    def customer_features_of(self, customers: pd.Index, as_of: Any, time_unit: str) -> pd.DataFrame:
+        """:meth:`customer_features` of the customers in ``customers`` only (ids; unknown ones ignored):
+        the rows of the full frame, from their purchases alone (a customer's features are his own)."""
+        codes = np.flatnonzero(index_positions(customers, self._ids) >= 0)
+        before = self._rows_before
+        code, take = group_rows(before[codes], before[codes + 1] - before[codes])
+        part = CodedArrays(self._ids.take(codes), code, self._day[take], self._amount[take],
+                           {name: values[take] for name, values in self._per_day.items()}, self.rows_per_chunk)
+        return part.customer_features(as_of, time_unit)
 
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         """First and last purchase day (NaT, NaT without any purchase day)."""
@@ -137,13 +148,23 @@ def grouped_days(ids: "pa.Array | pa.ChunkedArray", day: np.ndarray, units: np.n
     run, day, amount, maxima = merged_days(runs, day, units, decimals, maxima)
     order = order.to_numpy()
     bounds = np.searchsorted(run, np.arange(len(order) + 1, dtype=run.dtype))
-    lengths = np.diff(bounds)[order]
-    firsts = np.cumsum(lengths) - lengths  # where each group starts in id order
-    take = np.repeat(bounds[:-1][order] - firsts, lengths)
-    take += np.arange(len(take))
-    code = np.repeat(np.arange(len(order), dtype=np.int32), lengths)
+    code, take = group_rows(bounds[:-1][order], np.diff(bounds)[order])
     return (pd.Index(ordered.to_pandas(), name="customer_id"), code, day[take], amount[take],
             {name: values[take] for name, values in maxima.items()})
+
+
+def group_rows(firsts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(new code of each row, the rows to take) that put groups of rows one after another: group k
+    is the ``lengths[k]`` rows from ``firsts[k]`` and gets code k (int32).
+
+    >>> code, take = group_rows(np.array([3, 0]), np.array([2, 1]))
+    >>> code.tolist(), take.tolist()
+    ([0, 0, 1], [3, 4, 0])
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    take = np.repeat(np.asarray(firsts, dtype=np.int64) - (np.cumsum(lengths) - lengths), lengths)
+    take += np.arange(len(take))
+    return np.repeat(np.arange(len(lengths), dtype=np.int32), lengths), take
 
 
 def merged_days(code: np.ndarray, day: np.ndarray, units: np.ndarray, decimals: int,

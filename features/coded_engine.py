@@ -20,6 +20,7 @@ import pandas as pd
 
 from custscore.config import parse_date
 from custscore.features.customers import customer_features
+from custscore.features.lookup import index_positions
 from custscore.features.rfm import window_purchases
 
 
@@ -72,6 +73,12 @@ class CodedPurchasesEngine:
     def customer_features(self, as_of: Any, time_unit: str) -> pd.DataFrame:
         """RFM (durations in ``time_unit``) + activity features (days); see features.customers."""
         return pd.concat(list(self.iter_customer_features(as_of, time_unit)))
+
+    def customer_features_of(self, customers: pd.Index, as_of: Any, time_unit: str) -> pd.DataFrame:
+        """:meth:`customer_features` of the customers in ``customers`` only (ids; unknown ones ignored), in
+        id order. Here the full frame, cut; the in-memory arrays compute only those customers'."""
+        full = self.customer_features(as_of, time_unit)
+        return full[index_positions(customers, full.index) >= 0]
 
     def window_purchases(self, start: Any, end: Any) -> pd.DataFrame:
         """Purchase days and spend per customer with start < date <= end (see features.rfm)."""

@@ -60,6 +60,7 @@ from custscore.features.engines import in_memory_rows
 from custscore.features.io import (_TS_MAX, _TS_MIN, _TZ_SUFFIX, FLAG_TEXT, _normalise, _one_line, _show, _suffix_kind,
                                    check_csv_shape, check_log_columns, csv_separator,
                                    longer_row_error, optional_columns)
+from custscore.features.memory import release_free_memory
 from custscore.features.netting import MAX_TOTAL_UNITS, too_large_sql, total_error, units_amount_sql, units_sql
 from custscore.features.periods import ARREARS, DISCOUNTED
 from custscore.features.rfm import btyd_from_runs, duration_columns, rfm_frame, run_numbers
@@ -341,6 +342,8 @@ class DuckDBEngine(CodedPurchasesEngine):
             self._con.execute("DROP TABLE raw_log")
             if self._memory is not None:
                 self._release_buffers()
+        if self._memory is not None:
+            release_free_memory()  # the fetch's and the merge's freed buffers (module features.memory)
 
     def _release_buffers(self) -> None:
         """Hand DuckDB's buffers back to the system when it holds no table: a lower memory limit for a
@@ -499,6 +502,12 @@ class DuckDBEngine(CodedPurchasesEngine):
                              **self._optional.day_frame_columns(got)})
 
     # ------------------------------------------------------------------ FeatureEngine
+    def customer_features_of(self, customers: pd.Index, as_of: Any, time_unit: str) -> pd.DataFrame:
+        """:meth:`CodedPurchasesEngine.customer_features_of`: those customers' purchases alone in memory."""
+        if self._memory is not None:
+            return self._memory.customer_features_of(customers, as_of, time_unit)
+        return super().customer_features_of(customers, as_of, time_unit)
+
     def date_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
         if self._memory is not None:
             return self._memory.date_range()

@@ -20,10 +20,12 @@ def index_positions(index: pd.Index, values: Any) -> np.ndarray:
 
     >>> index_positions(pd.Index(["a", "b", "c"]), ["c", "x", "a"]).tolist()
     [2, -1, 0]
+    >>> index_positions(pd.Index(["a"]), pd.Index([], dtype=object)).tolist()
+    []
     """
     values = pd.Index(values)
-    if pd.api.types.is_string_dtype(index.dtype) and pd.api.types.is_string_dtype(values.dtype) \
-            and not index.hasnans and not values.hasnans:
+    if len(index) and len(values) and pd.api.types.is_string_dtype(index.dtype) \
+            and pd.api.types.is_string_dtype(values.dtype) and not index.hasnans and not values.hasnans:
         found = pc.index_in(pa.array(values.array), value_set=pa.array(index.array))
         return found.fill_null(-1).to_numpy().astype(np.int64, copy=False)
     return index.get_indexer(values)

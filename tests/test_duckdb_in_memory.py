@@ -21,7 +21,7 @@ from custscore.features.customers import PandasEngine
 from custscore.features.duckdb_engine import DuckDBEngine, DuckDBSettings
 from custscore.features.io import read_transactions
 
-from test_duckdb_engine import EDGE_LOG, TINY_CHUNKS, assert_frames_equal, assert_same_engines, both_modes
+from test_duckdb_engine import EDGE_LOG, TINY_CHUNKS, assert_frames_equal, assert_same_engines, both_modes, cdnow_parquet  # noqa: F401 (fixture)
 
 EDGE_ROWS = EDGE_LOG.count("\n") - 1  # 15 transactions
 
@@ -185,3 +185,19 @@ def test_parquet_read_in_file_order_only_when_its_row_groups_hold_increasing_id_
     for path in (grouped, one_group, overlapping, interleaved):
         got = DuckDBEngine(path).customer_features(pd.Timestamp("2020-03-31"), "D")
         assert_frames_equal(got, expected)
+
+
+def test_features_of_some_customers_are_their_rows_of_the_full_frame_in_both_modes(tmp_path, cdnow_parquet):
+    # Each customer's features come from his own purchases, so a sample's frame computed alone
+    # (in memory: their purchases gathered) equals the full pandas frame's rows, in id order.
+    reference = PandasEngine(read_transactions(cdnow_parquet))
+    full = reference.customer_features(pd.Timestamp("1997-09-30"), "W")
+    rng = np.random.default_rng(7)
+    wanted = pd.Index(rng.choice(full.index.to_numpy(), size=300, replace=False), name="customer_id")
+    wanted = wanted.append(pd.Index(["not a customer"], name="customer_id"))  # unknown ids are ignored
+    expected = full[full.index.isin(wanted)]
+    for settings, in_memory in both_modes(TINY_CHUNKS):
+        duck = DuckDBEngine(cdnow_parquet, ColumnMap(), settings)
+        assert duck.in_memory is in_memory
+        assert_frames_equal(duck.customer_features_of(wanted, pd.Timestamp("1997-09-30"), "W"), expected)
+        assert len(duck.customer_features_of(pd.Index([], name="customer_id"), pd.Timestamp("1997-09-30"), "W")) == 0
