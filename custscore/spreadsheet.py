@@ -18,7 +18,7 @@ from typing import BinaryIO, Optional
 
 import pandas as pd
 
-from custscore.csv_text import write_csv
+from custscore.csv_text import contains_char, starts_with_any, write_csv
 
 #: First characters that make a spreadsheet read a cell as a formula (OWASP).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -43,7 +43,7 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
         series = frame[column]
         if not _is_text(series):
             continue
-        risky = series.str.startswith((*FORMULA_PREFIXES, ESCAPE)).fillna(False).astype(bool)
+        risky = starts_with_any(series, (*FORMULA_PREFIXES, ESCAPE))
         if risky.any():
             if out is frame:
                 out = frame.copy()
@@ -76,8 +76,7 @@ def to_csv(frame: pd.DataFrame, handle: Optional[BinaryIO] = None, header: bool 
         to_csv(frame, buffer, header)
         return buffer.getvalue()
     safe = neutralise_formulas(frame)
-    has_cr = any(_is_text(safe[c]) and bool(safe[c].str.contains("\r", regex=False).fillna(False).any())
-                 for c in safe.columns)
+    has_cr = any(_is_text(safe[c]) and contains_char(safe[c], "\r") for c in safe.columns)
     if not has_cr and write_csv(safe, handle, header):  # the same bytes as pandas, ~10x faster
         return None
     safe.to_csv(handle, index=False, header=header, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)

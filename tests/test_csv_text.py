@@ -138,3 +138,29 @@ def test_docstring_examples():
 
     result = doctest.testmod(csv_text)
     assert result.failed == 0 and result.attempted >= 3
+
+
+def random_texts(n: int, seed: int) -> list:
+    """Short texts mixing the formula prefixes, quotes, separators, non-ASCII and missing cells."""
+    rng = np.random.default_rng(seed)
+    alphabet = list("=+-@\t\r'\",\nab é客🙂")
+    return [None if rng.random() < 0.1 else "".join(rng.choice(alphabet, rng.integers(0, 4))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_byte_scans_agree_with_pandas_string_methods(dtype):
+    """The first-byte and byte scans give pandas' startswith / contains, also on a slice of a column."""
+    series = pd.Series(random_texts(3_000, 5), dtype=dtype)
+    for part in (series, series.iloc[1234:2345], series.iloc[:0]):
+        chars = ("=", "+", "-", "@", "\t", "\r", "'")
+        expected = part.str.startswith(chars).fillna(False).to_numpy(dtype=bool)
+        assert csv_text.starts_with_any(part, chars).tolist() == expected.tolist()
+        for char in ("\r", ",", "x"):
+            assert csv_text.contains_char(part, char) == bool(part.str.contains(char, regex=False).fillna(False).any())
+
+
+def test_random_texts_written_like_pandas():
+    texts = [t for t in random_texts(3_000, 6) if t is None or "\r" not in t]
+    frame = pd.DataFrame({"t": pd.array(texts, dtype="str"), "o": pd.Series(texts, dtype=object), "n": 1.5})
+    assert fast_bytes(frame) == pandas_bytes(frame)
+    assert to_csv(frame) == pandas_bytes(neutralise_formulas(frame))
