@@ -33,8 +33,10 @@ import pyarrow.compute as pc
 
 from custscore.threads import map_in_threads
 
-#: Rows formatted and written at a time (bounds the text held: ~0.6 KB per score row).
-BATCH_ROWS = 100_000
+#: Rows formatted and written at a time: bounds the text held (~0.6 KB per score row, a few
+#: copies while formatting). With 100,000 `score`'s CSV output at 10M rows peaked at 1.50 GB,
+#: above the log's open (1.39 GB); with 32,768 at 1.46 GB, the open's (benchmarks/ORDERS_RESULTS.md run 23).
+BATCH_ROWS = 32_768
 #: ``|x|`` in ``[PLAIN_LOW, PLAIN_HIGH)``: Arrow and Python both print plain digits (module doc).
 PLAIN_LOW, PLAIN_HIGH = 1e-4, 1e10
 
