@@ -164,3 +164,19 @@ def test_random_texts_written_like_pandas():
     frame = pd.DataFrame({"t": pd.array(texts, dtype="str"), "o": pd.Series(texts, dtype=object), "n": 1.5})
     assert fast_bytes(frame) == pandas_bytes(frame)
     assert to_csv(frame) == pandas_bytes(neutralise_formulas(frame))
+
+
+def test_chunked_score_csv_is_pandas_text_of_the_parquet_scores(trained, cdnow_sample_csv, tmp_path):
+    """`score` to CSV in several chunks (written on the writer thread) gives, byte for byte, the
+    text pandas writes for the same scores written as Parquet."""
+    from custscore.config import ScoreConfig
+    from custscore.features.duckdb_engine import DuckDBEngine, DuckDBSettings
+    from custscore.serving.batch import score_engine
+
+    scorer, config = trained["result"].scorer, ScoreConfig(as_of="1997-09-30")
+    duck = DuckDBEngine(cdnow_sample_csv, settings=DuckDBSettings(rows_per_chunk=300, threads=2, memory_limit="1GB"))
+    for suffix in (".csv", ".parquet"):
+        score_engine(scorer, duck, tmp_path / f"s{suffix}", config)
+    scores = pd.read_parquet(tmp_path / "s.parquet")
+    assert len(scores) == 2357
+    assert (tmp_path / "s.csv").read_bytes() == pandas_bytes(neutralise_formulas(scores))
