@@ -1,7 +1,8 @@
-"""A frame as CSV text with Arrow compute: the bytes ``DataFrame.to_csv`` writes, about 10x faster.
+"""A frame as CSV text with Arrow compute: the bytes ``DataFrame.to_csv`` writes, in a fifth of the CPU.
 
-``to_csv(index=False)`` formats every cell in Python (~30 s of CPU per million score rows,
-45 columns). Here each column becomes a text array at once and the rows are joined by
+``to_csv(index=False)`` formats every cell in Python: 28.12 s of CPU for a million score rows
+(45 columns), against 6.11 s here (benchmarks/ORDERS_RESULTS.md run 23). Here each column
+becomes a text array at once and the rows are joined by
 :func:`pyarrow.compute.binary_join_element_wise`; the bytes are those pandas writes with
 ``quoting=csv.QUOTE_MINIMAL`` and ``lineterminator="\\n"`` (tested byte for byte):
 

@@ -77,7 +77,7 @@ def to_csv(frame: pd.DataFrame, handle: Optional[BinaryIO] = None, header: bool 
         return buffer.getvalue()
     safe = neutralise_formulas(frame)
     has_cr = any(_is_text(safe[c]) and contains_char(safe[c], "\r") for c in safe.columns)
-    if not has_cr and write_csv(safe, handle, header):  # the same bytes as pandas, ~10x faster
+    if not has_cr and write_csv(safe, handle, header):  # the same bytes as pandas, a fifth of the CPU
         return None
     safe.to_csv(handle, index=False, header=header, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)
     return None
