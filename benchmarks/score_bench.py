@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--save", type=Path, default=None)
     parser.add_argument("--check", type=Path, default=None)
-    parser.add_argument("--csv", action="store_true", help="also time writing CSV (pandas: ~40x Parquet's time)")
+    parser.add_argument("--csv", action="store_true", help="also time writing CSV")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.tracking_uri:

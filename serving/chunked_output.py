@@ -15,6 +15,7 @@ neither (:func:`custscore.atomic.publish_together`).
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
@@ -77,23 +78,47 @@ class ChunkedTableWriter(TableWriter):
         self.csv = self.target.suffix.lower() == ".csv"
         self._handle, self.tmp = open_temp_beside(self.target)
         self._parquet: Optional[pq.ParquetWriter] = None
+        self._thread: Optional[ThreadPoolExecutor] = None
+        self._pending: Optional[Future] = None
         self.n_rows = 0
         self.n_chunks = 0
         self.closed = False
 
     def write(self, frame: pd.DataFrame) -> None:
-        """Append ``frame`` (same columns and dtypes as the first chunk)."""
-        if self.csv:
-            frame_to_csv(frame, self._handle, header=self.n_chunks == 0)
-        else:
-            if self._parquet is None:
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                self._parquet = pq.ParquetWriter(self._handle, table.schema, use_dictionary=_text_columns(table.schema))
-            else:
-                table = pa.Table.from_pandas(frame, schema=self._parquet.schema, preserve_index=False)
-            self._parquet.write_table(table)
+        """Append ``frame`` (same columns and dtypes as the first chunk).
+
+        The chunk is encoded and written on a thread of its own while the caller scores the
+        next one (Parquet and Arrow compute release the interpreter lock); one chunk at a time,
+        in order. An error of that write is raised by the next ``write`` or ``close``.
+        """
+        self._finish_pending()
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="custscore-writer")
+        self._pending = self._thread.submit(self._write_now, frame, self.n_chunks == 0)
         self.n_rows += len(frame)
         self.n_chunks += 1
+
+    def _write_now(self, frame: pd.DataFrame, first: bool) -> None:
+        if self.csv:
+            frame_to_csv(frame, self._handle, header=first)
+            return
+        if self._parquet is None:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            self._parquet = pq.ParquetWriter(self._handle, table.schema, use_dictionary=_text_columns(table.schema))
+        else:
+            table = pa.Table.from_pandas(frame, schema=self._parquet.schema, preserve_index=False)
+        self._parquet.write_table(table)
+
+    def _finish_pending(self) -> None:
+        """Wait for the chunk being written; its error (if any) is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _stop_thread(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
 
     def close(self, companions: Optional[Companions] = None) -> Path:
         """Finish the file, fsync it and rename it onto the target.
@@ -105,6 +130,8 @@ class ChunkedTableWriter(TableWriter):
         if self.closed:
             return self.target
         try:
+            self._finish_pending()
+            self._stop_thread()
             if self._parquet is not None:
                 self._parquet.close()
             finish(self._handle, self.tmp, self.target)
@@ -128,6 +155,11 @@ class ChunkedTableWriter(TableWriter):
         """Drop the temporary file; the target keeps its previous content (or stays absent)."""
         if self.closed:
             return
+        try:
+            self._finish_pending()
+        except BaseException:  # the file is discarded anyway
+            pass
+        self._stop_thread()
         if self._parquet is not None:
             try:
                 self._parquet.close()

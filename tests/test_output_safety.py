@@ -10,6 +10,7 @@ import sys
 import tempfile
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from conftest import run_cli
@@ -339,3 +340,25 @@ def test_every_formula_prefix_in_text_columns_only(tmp_path):
     assert back["customer_id"].tolist() == frame["customer_id"].tolist()  # reversible
     write_table_atomic(frame, tmp_path / "t.parquet")
     assert pd.read_parquet(tmp_path / "t.parquet")["customer_id"].tolist() == frame["customer_id"].tolist()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_chunk_failing_on_the_writer_thread_fails_the_run_and_keeps_the_target(tmp_path, suffix):
+    """Chunks are written on a thread while the next is scored: a chunk that cannot be written
+    (here one that does not fit the Parquet schema, or a frame whose CSV writer crashes) is
+    raised by the writer, and the previous file stays as it was."""
+    class Crash(pd.DataFrame):
+        def to_csv(self, *args, **kwargs):
+            raise RuntimeError("disk on fire")
+
+    target = tmp_path / f"s{suffix}"
+    target.write_bytes(b"previous")
+    good = pd.DataFrame({"a": [1.5, 2.5], "b": ["x", "y"]})
+    bad = pd.DataFrame({"a": ["not a number"], "b": ["z"]}) if suffix == ".parquet" else Crash({"a": [1]})
+    with pytest.raises((RuntimeError, ValueError, TypeError, pa.ArrowException)):
+        with ChunkedTableWriter(target) as writer:
+            writer.write(good)
+            writer.write(bad)
+            writer.write(good)
+    assert target.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
