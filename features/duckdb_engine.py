@@ -10,9 +10,10 @@ no zone; others, e.g. with UTC offsets, are parsed as text).
 Two modes, chosen from the row count of the check pass (:class:`DuckDBSettings`'
 ``in_memory_bytes``):
 
-- in memory (the log fits): the parsed rows are fetched ONCE, sorted by (customer, day), and
-  merged per day in numpy into the coded arrays
-  (:class:`custscore.features.coded_arrays.CodedArrays`);
+- in memory (the log fits): the parsed rows are fetched ONCE, grouped by customer (sorted by a
+  hash of the id and the day, or in file order for a customer-grouped Parquet file), then merged
+  per day and put in id order in numpy into the coded arrays
+  (:class:`custscore.features.coded_arrays.CodedArrays`, :meth:`DuckDBEngine._sorted_rows`);
   DuckDB keeps no table and hands its memory back, and every question is answered from the
   arrays;
 - out of core: the per-day merge is a DuckDB table (``days``). ``rfm_summary`` is one sorted
