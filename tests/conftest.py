@@ -145,6 +145,7 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subproc
     try:
         os.environ.update(env or {})
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # as main() does before MLflow is imported
+        os.environ.setdefault("COLUMNS", "80")  # argparse's help width with stdout a pipe, not this terminal
         logging_utils._configure_mlflow_loggers("mlflow")  # what importing MLflow does with that level
         if cwd is not None:
             os.chdir(cwd)
