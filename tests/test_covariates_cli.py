@@ -67,7 +67,7 @@ def _truth_alpha(region: np.ndarray, age: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, new_store):
     folder = tmp_path_factory.mktemp("covariates")
     rng = np.random.default_rng(5)
     region = rng.choice(["north", "south", "west"], size=N, p=[0.4, 0.4, 0.2])
@@ -77,7 +77,7 @@ def world(tmp_path_factory):
     log.to_csv(folder / "log.csv", index=False)
     ids = np.char.zfill(np.arange(N).astype(str), len(str(N - 1)))
     pd.DataFrame({"customer_id": ids, "region": region, "age": age}).to_csv(folder / "cov.csv", index=False)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = new_store(folder)
     trained = cli("train", "--transactions", str(folder / "log.csv"), "--cutoff", "2021-09-30",
                   "--horizon-days", "90", "--covariates", str(folder / "cov.csv"), "--purchase-model", "bgnbd",
                   "--tracking-uri", uri, "--experiment", "cov")
@@ -227,7 +227,7 @@ def test_the_promotion_gate_backtests_a_champion_without_covariates_without_them
 
 
 @pytest.mark.slow
-def test_backtest_takes_covariates_recovers_their_effect_and_predicts_better(tmp_path) -> None:
+def test_backtest_takes_covariates_recovers_their_effect_and_predicts_better(tmp_path, new_store) -> None:
     """A short-history world where region sets the purchase rate (south 4x slower, r = 4 so
     region explains most of the spread): each origin's fit recovers gamma = -ln 4 within 4 SE,
     and the out-of-time per-customer purchase error is lower than without the covariates."""
@@ -242,7 +242,7 @@ def test_backtest_takes_covariates_recovers_their_effect_and_predicts_better(tmp
     log.to_csv(tmp_path / "log.csv", index=False)
     ids = np.char.zfill(np.arange(n).astype(str), len(str(n - 1)))
     pd.DataFrame({"customer_id": ids, "region": region}).to_csv(tmp_path / "cov.csv", index=False)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     base = ["backtest", "--transactions", str(tmp_path / "log.csv"), "--cutoffs", "2021-09-30", "--horizon-days", "90",
             "--purchase-model", "bgnbd", "--n-bootstrap", "50", "--tracking-uri", uri]
     missing = cli(*base, "--output-dir", str(tmp_path / "x"), "--covariates", str(tmp_path / "nope.csv"))
