@@ -1,10 +1,15 @@
 """Shared fixtures: the CDNOW sample as a CSV log, and one trained + registered model."""
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -86,6 +91,89 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "custscore.cli", *args], capture_output=True, text=True,
                           cwd=cwd, env=full_env, timeout=300)
+
+
+#: Set (to anything) to run every :func:`cli` call through :func:`run_cli` in a subprocess: a
+#: check that the in-process runs give the same results (``CUSTSCORE_CLI_SUBPROCESS=1 pytest ...``).
+CLI_SUBPROCESS_ENV = "CUSTSCORE_CLI_SUBPROCESS"
+
+#: The warning filters of a fresh interpreter (``python3 -c "import warnings; print(warnings.filters)"``),
+#: which the subprocess of :func:`run_cli` starts with; pytest's own filters record warnings instead.
+FRESH_WARNING_FILTERS = [("default", None, DeprecationWarning, "__main__", 0),
+                         ("ignore", None, DeprecationWarning, None, 0),
+                         ("ignore", None, PendingDeprecationWarning, None, 0),
+                         ("ignore", None, ImportWarning, None, 0),
+                         ("ignore", None, ResourceWarning, None, 0)]
+
+
+#: The loggers MLflow configures when imported, from ``MLFLOW_LOGGING_LEVEL`` (mlflow.utils.logging_utils).
+MLFLOW_LOGGERS = ("mlflow", "sqlalchemy.engine", "alembic", "huey")
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python's default ``warnings.showwarning``: the formatted warning on (the current) stderr."""
+    (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """:func:`run_cli` without the subprocess: ``custscore.cli.main(ARGS)`` in this process.
+
+    Each subprocess starts an interpreter and imports pandas, MLflow and custscore again (2-4 s
+    on the shared 2-core machine); here they are imported once per worker. What a test sees is
+    kept: stdout and stderr as text, ``main``'s exit status (argparse's for usage errors), an
+    exception ``main`` lets through as its traceback on stderr and status 1 (as Python does),
+    warnings printed on stderr with a fresh interpreter's filters (not recorded by pytest).
+    ``cwd``, ``os.environ`` and MLflow's tracking and registry URIs are restored afterwards.
+    Tests about the process itself (signals, concurrent processes, environment read at import,
+    ``python -m``) use :func:`run_cli`.
+    """
+    if os.environ.get(CLI_SUBPROCESS_ENV):
+        return run_cli(*args, cwd=cwd, env=env)
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+    from mlflow.utils import logging_utils
+
+    from custscore.cli import main
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    saved_uris = tracking_utils._tracking_uri, registry_utils._registry_uri
+    loggers = [logging.getLogger(name) for name in MLFLOW_LOGGERS]
+    saved_loggers = [(logger.handlers, logger.level, logger.propagate) for logger in loggers]
+    try:
+        os.environ.update(env or {})
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # as main() does before MLflow is imported
+        os.environ.setdefault("COLUMNS", "80")  # argparse's help width with stdout a pipe, not this terminal
+        logging_utils._configure_mlflow_loggers("mlflow")  # what importing MLflow does with that level
+        if cwd is not None:
+            os.chdir(cwd)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            warnings.filters[:] = FRESH_WARNING_FILTERS
+            warnings._filters_mutated()
+            warnings.showwarning = _print_warning
+            try:
+                status = main(argv)
+            except SystemExit as exc:  # argparse: --help (0), usage errors (2)
+                code = exc.code
+                if isinstance(code, str):
+                    print(code, file=sys.stderr)
+                status = 1 if isinstance(code, str) else (code or 0)
+            except Exception:  # noqa: BLE001 - what `python -m custscore.cli` would show and exit with
+                traceback.print_exc(file=sys.stderr)
+                status = 1
+    finally:
+        while mlflow.active_run() is not None:  # as MLflow's atexit hook ends a run left open
+            mlflow.end_run()
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved_uris
+        for logger, (handlers, level, propagate) in zip(loggers, saved_loggers):
+            logger.handlers, logger.propagate = handlers, propagate
+            logger.setLevel(level)
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["custscore", *argv], status, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
-from conftest import run_cli
+from conftest import cli
 from custscore.config import BacktestConfig
 from custscore.errors import CustscoreError
 from custscore.features.cdnow import load_cdnow_sample
@@ -102,9 +102,9 @@ def test_backtest_is_reproducible_and_its_auc_matches_sklearn(sample_tx):
 def test_backtest_cli_writes_tables_plots_and_nested_runs(cdnow_sample_csv, tmp_path, new_store):
     uri = new_store(tmp_path)
     out = tmp_path / "bt"
-    proc = run_cli("backtest", "--transactions", str(cdnow_sample_csv), "--cutoffs", "1997-12-31,1998-03-31",
-                   "--horizon-days", "90", "--time-unit", "W", "--n-bootstrap", "50", "--output-dir", str(out),
-                   "--tracking-uri", uri)
+    proc = cli("backtest", "--transactions", str(cdnow_sample_csv), "--cutoffs", "1997-12-31,1998-03-31",
+               "--horizon-days", "90", "--time-unit", "W", "--n-bootstrap", "50", "--output-dir", str(out),
+               "--tracking-uri", uri)
     assert proc.returncode == 0, proc.stderr
     assert "churn_classifier" in proc.stdout and "baseline_days_since_last_purchase" in proc.stdout
     for name in ("metrics.csv", "metrics.json", "roc.png", "reliability.png", "gains.png",
@@ -129,7 +129,7 @@ def test_backtest_cli_writes_tables_plots_and_nested_runs(cdnow_sample_csv, tmp_
 
 
 def test_backtest_cli_rejects_both_origin_options(cdnow_sample_csv, tmp_path):
-    proc = run_cli("backtest", "--transactions", str(cdnow_sample_csv), "--cutoffs", "1997-12-31",
-                   "--origins", "2", "--step-days", "30", "--horizon-days", "90", cwd=tmp_path)
+    proc = cli("backtest", "--transactions", str(cdnow_sample_csv), "--cutoffs", "1997-12-31",
+               "--origins", "2", "--step-days", "30", "--horizon-days", "90", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "--cutoffs" in proc.stderr

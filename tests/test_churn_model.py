@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from conftest import run_cli
+from conftest import cli
 from custscore.config import BacktestConfig, TrainConfig
 from custscore.errors import CustscoreError
 from custscore.features.cdnow import load_cdnow_sample
@@ -125,9 +125,9 @@ def test_early_calibration_without_two_horizons_of_history_ships_a_baseline_and_
 @pytest.mark.slow
 def test_train_cli_records_churn_options(cdnow_sample_csv, tmp_path, new_store):
     uri = new_store(tmp_path)
-    proc = run_cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30", "--horizon-days",
-                   "90", "--time-unit", "W", "--churn-calibration", "none", "--churn-windows", "stacked",
-                   "--tracking-uri", uri, "--experiment", "churn-options")
+    proc = cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30", "--horizon-days",
+               "90", "--time-unit", "W", "--churn-calibration", "none", "--churn-windows", "stacked",
+               "--tracking-uri", uri, "--experiment", "churn-options")
     assert proc.returncode == 0, proc.stderr
     client = mlflow.tracking.MlflowClient(uri)
     run, = client.search_runs([client.get_experiment_by_name("churn-options").experiment_id])
@@ -139,8 +139,8 @@ def test_train_cli_records_churn_options(cdnow_sample_csv, tmp_path, new_store):
     assert f"churn_probability: {shipped}" in proc.stdout and run.data.tags["churn_model_reason"]
     assert "churn_validation_auc_baseline_bgnbd_p_no_purchase" in run.data.metrics
     assert run.data.params["churn_dropped_features"] != "" and "fit_warnings" in run.data.tags
-    bad = run_cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30", "--horizon-days",
-                  "90", "--churn-windows", "many", "--tracking-uri", uri)
+    bad = cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30", "--horizon-days",
+              "90", "--churn-windows", "many", "--tracking-uri", uri)
     assert bad.returncode == 2 and "--churn-windows" in bad.stderr
 
 

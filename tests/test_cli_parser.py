@@ -7,7 +7,7 @@ import dataclasses
 from custscore.cli import build_parser
 from custscore.config import ColumnMap, TrainConfig
 from custscore.features.database import DatabaseLog
-from conftest import run_cli
+from conftest import cli
 
 TRAIN_GROUPS = {  # what a user looks for under each heading, written by hand
     "data": ["--transactions", "--cutoff", "--horizon-days", "--holdout-end", "--engine", "--table", "--query"],
@@ -34,7 +34,7 @@ def test_train_options_are_grouped():
 
 
 def test_train_help_shows_the_groups_in_order():
-    proc = run_cli("train", "--help")
+    proc = cli("train", "--help")
     assert proc.returncode == 0, proc.stderr
     headings = [line[:-1] for line in proc.stdout.splitlines() if line.endswith(":") and not line.startswith(" ")]
     assert headings == ["options", *TRAIN_GROUPS]

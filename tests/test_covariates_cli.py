@@ -13,7 +13,7 @@ from custscore.errors import CustscoreError
 from custscore.training.covariate_file import ROW_COLUMN, fit_encoding, read_covariates
 from custscore.training.covariates import COVARIATE_PREFIX, attach_covariates, covariate_frame, for_customers
 from custscore.training.simulate import simulate_transactions
-from conftest import run_cli
+from conftest import cli
 
 N = 2500
 #: alpha_i = 30 exp(-(0.6 [north] - 0.4 [west] + 0.3 (age - 45) / 12)) days: south is the middle level.
@@ -67,7 +67,7 @@ def _truth_alpha(region: np.ndarray, age: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, new_store):
     folder = tmp_path_factory.mktemp("covariates")
     rng = np.random.default_rng(5)
     region = rng.choice(["north", "south", "west"], size=N, p=[0.4, 0.4, 0.2])
@@ -77,10 +77,10 @@ def world(tmp_path_factory):
     log.to_csv(folder / "log.csv", index=False)
     ids = np.char.zfill(np.arange(N).astype(str), len(str(N - 1)))
     pd.DataFrame({"customer_id": ids, "region": region, "age": age}).to_csv(folder / "cov.csv", index=False)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    trained = run_cli("train", "--transactions", str(folder / "log.csv"), "--cutoff", "2021-09-30",
-                      "--horizon-days", "90", "--covariates", str(folder / "cov.csv"), "--purchase-model", "bgnbd",
-                      "--tracking-uri", uri, "--experiment", "cov")
+    uri = new_store(folder)
+    trained = cli("train", "--transactions", str(folder / "log.csv"), "--cutoff", "2021-09-30",
+                  "--horizon-days", "90", "--covariates", str(folder / "cov.csv"), "--purchase-model", "bgnbd",
+                  "--tracking-uri", uri, "--experiment", "cov")
     assert trained.returncode == 0, trained.stderr
     run_id = next(line.split()[-1] for line in trained.stdout.splitlines() if line.startswith("run id:"))
     return folder, uri, run_id, age
@@ -114,14 +114,14 @@ def test_score_needs_the_covariates_and_uses_each_customers_own(world, tmp_path)
     folder, uri, run_id, _ = world
     base = ["score", "--model", f"runs:/{run_id}/model", "--transactions", str(folder / "log.csv"),
             "--as-of", "2021-12-31", "--tracking-uri", uri]
-    scored = run_cli(*base, "--output", str(tmp_path / "a.csv"), "--covariates", str(folder / "cov.csv"))
+    scored = cli(*base, "--output", str(tmp_path / "a.csv"), "--covariates", str(folder / "cov.csv"))
     assert scored.returncode == 0, scored.stderr
     # The same customers, one customer's region changed: only that customer's scores move.
     cov = pd.read_csv(folder / "cov.csv", dtype={"customer_id": str})
     who = cov.index[cov["region"] == "south"][0]
     cov.loc[who, "region"] = "north"  # north buys faster (alpha smaller)
     cov.to_csv(tmp_path / "moved.csv", index=False)
-    moved = run_cli(*base, "--output", str(tmp_path / "b.csv"), "--covariates", str(tmp_path / "moved.csv"))
+    moved = cli(*base, "--output", str(tmp_path / "b.csv"), "--covariates", str(tmp_path / "moved.csv"))
     assert moved.returncode == 0, moved.stderr
     a, b = (pd.read_csv(tmp_path / f, dtype={"customer_id": str}).set_index("customer_id") for f in ("a.csv", "b.csv"))
     changed = a.index[a["expected_purchases"] != b["expected_purchases"]].tolist()
@@ -129,12 +129,12 @@ def test_score_needs_the_covariates_and_uses_each_customers_own(world, tmp_path)
     if a.loc[changed[0], "frequency"] == 0:  # alive for sure (BG/NBD): a faster buyer expects more
         assert b.loc[changed[0], "expected_purchases"] > a.loc[changed[0], "expected_purchases"]
 
-    missing = run_cli(*base, "--output", str(tmp_path / "c.csv"))
+    missing = cli(*base, "--output", str(tmp_path / "c.csv"))
     assert missing.returncode == 2 and "trained with covariates (age, region): pass them" in missing.stderr
     assert not (tmp_path / "c.csv").exists()
     cov.loc[who, "region"] = "east"
     cov.to_csv(tmp_path / "east.csv", index=False)
-    unseen = run_cli(*base, "--output", str(tmp_path / "d.csv"), "--covariates", str(tmp_path / "east.csv"))
+    unseen = cli(*base, "--output", str(tmp_path / "d.csv"), "--covariates", str(tmp_path / "east.csv"))
     assert unseen.returncode == 2 and "column 'region': level 'east' was not seen in training" in unseen.stderr
     assert len(unseen.stderr.strip().splitlines()) == 1
 
@@ -227,7 +227,7 @@ def test_the_promotion_gate_backtests_a_champion_without_covariates_without_them
 
 
 @pytest.mark.slow
-def test_backtest_takes_covariates_recovers_their_effect_and_predicts_better(tmp_path) -> None:
+def test_backtest_takes_covariates_recovers_their_effect_and_predicts_better(tmp_path, new_store) -> None:
     """A short-history world where region sets the purchase rate (south 4x slower, r = 4 so
     region explains most of the spread): each origin's fit recovers gamma = -ln 4 within 4 SE,
     and the out-of-time per-customer purchase error is lower than without the covariates."""
@@ -242,15 +242,15 @@ def test_backtest_takes_covariates_recovers_their_effect_and_predicts_better(tmp
     log.to_csv(tmp_path / "log.csv", index=False)
     ids = np.char.zfill(np.arange(n).astype(str), len(str(n - 1)))
     pd.DataFrame({"customer_id": ids, "region": region}).to_csv(tmp_path / "cov.csv", index=False)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     base = ["backtest", "--transactions", str(tmp_path / "log.csv"), "--cutoffs", "2021-09-30", "--horizon-days", "90",
             "--purchase-model", "bgnbd", "--n-bootstrap", "50", "--tracking-uri", uri]
-    missing = run_cli(*base, "--output-dir", str(tmp_path / "x"), "--covariates", str(tmp_path / "nope.csv"))
+    missing = cli(*base, "--output-dir", str(tmp_path / "x"), "--covariates", str(tmp_path / "nope.csv"))
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
     assert "nope.csv" in missing.stderr
     mae = {}
     for name, extra in (("with", ["--covariates", str(tmp_path / "cov.csv")]), ("without", [])):
-        done = run_cli(*base, "--output-dir", str(tmp_path / name), *extra)
+        done = cli(*base, "--output-dir", str(tmp_path / name), *extra)
         assert done.returncode == 0, done.stderr
         mae[name] = json.loads((tmp_path / name / "summary.json").read_text())["purchases_mae"]
         parent = done.stdout.strip().split()[-1]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import run_cli
+from conftest import cli
 from custscore.config import BacktestConfig, TrainConfig
 from custscore.errors import CustscoreError
 from custscore.features.customers import PandasEngine
@@ -131,8 +131,8 @@ def nbd_log(tmp_path_factory) -> Path:
 def test_boundary_fit_warns_in_train_mlflow_score_and_version(nbd_log: Path, tmp_path: Path, new_store) -> None:
     uri = new_store(tmp_path)
     # BG/NBD's own NBD-limit warning (auto would ship MBG/NBD here, warning that no model is identified)
-    trained = run_cli("train", "--transactions", str(nbd_log), "--cutoff", "2021-03-31", "--horizon-days", "90",
-                      "--tracking-uri", uri, "--experiment", "diag", "--purchase-model", "bgnbd")
+    trained = cli("train", "--transactions", str(nbd_log), "--cutoff", "2021-03-31", "--horizon-days", "90",
+                  "--tracking-uri", uri, "--experiment", "diag", "--purchase-model", "bgnbd")
     assert trained.returncode == 0, trained.stderr
     lines = [line for line in trained.stderr.splitlines() if line.startswith("warning: BG/NBD: dropout not identified")]
     assert len(lines) == 1, trained.stderr
@@ -143,8 +143,8 @@ def test_boundary_fit_warns_in_train_mlflow_score_and_version(nbd_log: Path, tmp
     mlflow.set_tracking_uri(uri)
     tag = MlflowClient().get_run(run_id).data.tags["fit_warnings"]
     assert tag == lines[0][len("warning: "):]
-    scored = run_cli("score", "--model", f"runs:/{run_id}/model", "--transactions", str(nbd_log), "--as-of",
-                     "2021-03-31", "--output", str(tmp_path / "scores.csv"), "--tracking-uri", uri)
+    scored = cli("score", "--model", f"runs:/{run_id}/model", "--transactions", str(nbd_log), "--as-of",
+                 "2021-03-31", "--output", str(tmp_path / "scores.csv"), "--tracking-uri", uri)
     assert scored.returncode == 0, scored.stderr
     assert lines[0] in scored.stderr.splitlines()
     from custscore.serving.model_holder import load_model
@@ -223,20 +223,20 @@ def test_log_without_amounts_trains_scores_and_reports_through_the_cli(tmp_path:
     path = tmp_path / "visits.csv"
     log.drop(columns="amount").to_csv(path, index=False)  # a visits log: no amount column at all
     uri = new_store(tmp_path)
-    trained = run_cli("train", "--transactions", str(path), "--cutoff", "2021-03-31", "--horizon-days", "90",
-                      "--amount-col", "none", "--tracking-uri", uri, "--experiment", "visits")
+    trained = cli("train", "--transactions", str(path), "--cutoff", "2021-03-31", "--horizon-days", "90",
+                  "--amount-col", "none", "--tracking-uri", uri, "--experiment", "visits")
     assert trained.returncode == 0, trained.stderr
     assert "Gamma-Gamma not fitted" in trained.stdout and "Traceback" not in trained.stderr
     run_id = next(line.split()[-1] for line in trained.stdout.splitlines() if line.startswith("run id:"))
     scores_path = tmp_path / "scores.csv"
-    scored = run_cli("score", "--model", f"runs:/{run_id}/model", "--transactions", str(path), "--as-of",
-                     "2021-03-31", "--output", str(scores_path), "--amount-col", "none", "--tracking-uri", uri)
+    scored = cli("score", "--model", f"runs:/{run_id}/model", "--transactions", str(path), "--as-of",
+                 "2021-03-31", "--output", str(scores_path), "--amount-col", "none", "--tracking-uri", uri)
     assert scored.returncode == 0, scored.stderr
     scores = pd.read_csv(scores_path, dtype={"customer_id": str})
     for column in ("monetary_value", "expected_avg_spend", "clv"):
         assert scores[column].isna().all(), column
     assert scores["churn_probability"].between(0, 1).all() and scores["value_class"].notna().all()
-    reported = run_cli("report", "--scores", str(scores_path), "--output", str(tmp_path / "report.html"))
+    reported = cli("report", "--scores", str(scores_path), "--output", str(tmp_path / "report.html"))
     assert reported.returncode == 0, reported.stderr
     assert "Value not available" in (tmp_path / "report.html").read_text(encoding="utf-8")
     # HTTP: the same model over the API takes transactions without amounts and gives the batch scores

@@ -345,7 +345,7 @@ def test_a_spreadsheet_export_of_cdnow_trains_with_csv_sep_and_decimal(tmp_path,
     ``--csv-sep ';' --decimal ','`` to the very BG/NBD fit of the plain CSV (the session's model)."""
     from mlflow.tracking import MlflowClient
 
-    from conftest import run_cli
+    from conftest import cli
     from custscore.features.cdnow import load_cdnow_sample
 
     log = load_cdnow_sample()
@@ -355,9 +355,9 @@ def test_a_spreadsheet_export_of_cdnow_trains_with_csv_sep_and_decimal(tmp_path,
     assert "29,33" in text
     config = trained["config"]
     uri = new_store(tmp_path)
-    proc = run_cli("train", "--transactions", str(sheet), "--cutoff", "1997-09-30", "--holdout-end", "1998-06-30",
-                   "--horizon-days", "90", "--time-unit", config.time_unit, "--csv-sep", ";", "--decimal", ",",
-                   "--tracking-uri", uri, "--experiment", "sheet")
+    proc = cli("train", "--transactions", str(sheet), "--cutoff", "1997-09-30", "--holdout-end", "1998-06-30",
+               "--horizon-days", "90", "--time-unit", config.time_unit, "--csv-sep", ";", "--decimal", ",",
+               "--tracking-uri", uri, "--experiment", "sheet")
     assert proc.returncode == 0, proc.stderr
     run_id = next(line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("run id:"))
     params = MlflowClient(tracking_uri=uri).get_run(run_id).data.params

@@ -1,7 +1,7 @@
 """benchmarks/generate.py writes one log in each row order and format: same rows, the order asked."""
 from __future__ import annotations
 
-import subprocess
+import runpy
 import sys
 
 import pandas as pd
@@ -10,9 +10,16 @@ from conftest import REPO
 
 
 def _generate(tmp_path, name: str, *args: str) -> pd.DataFrame:
+    """``benchmarks/generate.py --customers 300 --output NAME ARGS``, its main() run in this process
+    (the script is not installed: its globals come from the file, as ``python generate.py`` gets them)."""
     out = tmp_path / name
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "generate.py"), "--customers", "300",
-                    "--output", str(out), *args], check=True, capture_output=True)
+    script = runpy.run_path(str(REPO / "benchmarks" / "generate.py"))
+    saved = sys.argv
+    sys.argv = ["generate.py", "--customers", "300", "--output", str(out), *args]
+    try:
+        script["main"]()
+    finally:
+        sys.argv = saved
     if out.suffix == ".csv":
         return pd.read_csv(out, dtype={"customer_id": str}, parse_dates=["date"])
     return pd.read_parquet(out)

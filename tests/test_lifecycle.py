@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import cli
 
 # One worker runs this module (--dist loadgroup in pyproject.toml): the CDNOW master model (fixture `master`)
 # is trained once.
@@ -45,8 +45,8 @@ def master(tmp_path_factory, new_store):
 
 def _evaluate(master, day, *extra):
     out = master["folder"] / f"eval-{day}{'-'.join(extra)}"
-    proc = run_cli("evaluate", "--scores", str(master["scores"][day]), "--transactions", str(master["log"]),
-                   "--output-dir", str(out), "--tracking-uri", master["uri"], *extra)
+    proc = cli("evaluate", "--scores", str(master["scores"][day]), "--transactions", str(master["log"]),
+               "--output-dir", str(out), "--tracking-uri", master["uri"], *extra)
     return proc, out
 
 
@@ -127,8 +127,8 @@ def test_psi_equals_the_hand_computed_value_on_toy_columns():
 
 def _drift(master, reference, current, *extra):
     out = master["folder"] / f"drift-{reference.stem}-{current.stem}"
-    proc = run_cli("drift", "--reference", str(reference), "--current", str(current), "--output-dir", str(out),
-                   *extra)
+    proc = cli("drift", "--reference", str(reference), "--current", str(current), "--output-dir", str(out),
+               *extra)
     return proc, (json.loads((out / "drift.json").read_text()) if (out / "drift.json").exists() else None)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import cli, run_cli
 
 NO_ENV_STORE = {"MLFLOW_TRACKING_URI": ""}  # the default store, sqlite:///mlflow.db in the current folder
 
@@ -31,7 +31,8 @@ def test_missing_default_store_is_refused_and_not_created(tmp_path, command, mod
     log.write_text("customer_id,date,amount\n1,2020-01-01,3\n")
     args = (["--transactions", str(log), "--as-of", "2020-03-01", "--output", str(work / "scores.csv")]
             if command == "score" else ["--port", "0"])
-    err = _one_line(run_cli(command, "--model", model, *args, cwd=work, env=NO_ENV_STORE))
+    run = cli if command == "score" else run_cli  # serve in a subprocess: were it to start, its timeout ends it
+    err = _one_line(run(command, "--model", model, *args, cwd=work, env=NO_ENV_STORE))
     assert err == (f"custscore {command}: error: cannot load model {model!r} from tracking store sqlite:///mlflow.db: "
                    f"no such file {work / 'mlflow.db'}; pass --tracking-uri sqlite:///PATH/mlflow.db with the "
                    "store the model was trained into (the quickstart's is custscore-quickstart/mlflow.db)")
@@ -40,9 +41,9 @@ def test_missing_default_store_is_refused_and_not_created(tmp_path, command, mod
 
 def test_explicit_missing_store_names_its_path(tmp_path):
     db = tmp_path / "elsewhere" / "mlflow.db"
-    err = _one_line(run_cli("score", "--model", "models:/custscore@champion", "--transactions", "x.csv",
-                            "--as-of", "2020-03-01", "--output", str(tmp_path / "s.csv"),
-                            "--tracking-uri", f"sqlite:///{db}", cwd=tmp_path))
+    err = _one_line(cli("score", "--model", "models:/custscore@champion", "--transactions", "x.csv",
+                        "--as-of", "2020-03-01", "--output", str(tmp_path / "s.csv"),
+                        "--tracking-uri", f"sqlite:///{db}", cwd=tmp_path))
     assert f"from tracking store sqlite:///{db}: no such file {db}; pass --tracking-uri" in err
     assert list(tmp_path.iterdir()) == []
 
@@ -50,9 +51,9 @@ def test_explicit_missing_store_names_its_path(tmp_path):
 def test_existing_store_without_the_model_is_named(trained, tmp_path):
     uri = trained["config"].tracking_uri
     before = sorted(p.name for p in trained["folder"].iterdir())
-    err = _one_line(run_cli("score", "--model", "models:/nope@champion", "--transactions", "x.csv",
-                            "--as-of", "2020-03-01", "--output", str(tmp_path / "s.csv"), "--tracking-uri", uri,
-                            cwd=tmp_path))
+    err = _one_line(cli("score", "--model", "models:/nope@champion", "--transactions", "x.csv",
+                        "--as-of", "2020-03-01", "--output", str(tmp_path / "s.csv"), "--tracking-uri", uri,
+                        cwd=tmp_path))
     assert err.startswith(f"custscore score: error: cannot load model 'models:/nope@champion' from tracking store "
                           f"{uri}: "), err
     assert "nope" in err.split(f"{uri}: ", 1)[1]  # MLflow's reason names the missing model
@@ -60,9 +61,9 @@ def test_existing_store_without_the_model_is_named(trained, tmp_path):
 
 
 def test_a_local_model_folder_needs_no_store(tmp_path):
-    err = _one_line(run_cli("score", "--model", str(tmp_path / "no-model"), "--transactions", "x.csv",
-                            "--as-of", "2020-03-01", "--output", str(tmp_path / "s.csv"), cwd=tmp_path,
-                            env=NO_ENV_STORE))
+    err = _one_line(cli("score", "--model", str(tmp_path / "no-model"), "--transactions", "x.csv",
+                        "--as-of", "2020-03-01", "--output", str(tmp_path / "s.csv"), cwd=tmp_path,
+                        env=NO_ENV_STORE))
     assert "tracking store" not in err and "cannot load model" in err
     assert list(tmp_path.iterdir()) == []
 
@@ -91,8 +92,8 @@ def test_a_model_folder_is_read_in_place_without_mlflow(tmp_path, trained, cdnow
     assert list(tmp_path.glob("mlflow.db")) == []  # and no store created
     assert sorted((p.relative_to(folder), p.stat().st_mtime_ns) for p in folder.rglob("*")) == before
     run_id = trained["logged"].run_id
-    by_run = run_cli("score", "--model", f"runs:/{run_id}/model", "--transactions", str(cdnow_sample_csv),
-                     "--as-of", "1997-09-30", "--output", str(tmp_path / "run.csv"), "--tracking-uri", store)
+    by_run = cli("score", "--model", f"runs:/{run_id}/model", "--transactions", str(cdnow_sample_csv),
+                 "--as-of", "1997-09-30", "--output", str(tmp_path / "run.csv"), "--tracking-uri", store)
     assert by_run.returncode == 0, by_run.stderr[-2000:]
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "folder.csv"), pd.read_csv(tmp_path / "run.csv"),
                                   check_exact=True)

@@ -29,7 +29,7 @@ from custscore.training.bundle import MODEL_CLASSES
 from custscore.training.codec import decode, encode
 from custscore.training.tracking import use_tracking
 from custscore.training.train import train_file
-from conftest import run_cli
+from conftest import cli
 from test_http import _assert_rows_equal  # HTTP rows vs a score frame, 1e-9
 
 # One worker runs this module (--dist loadgroup in pyproject.toml): the 6-decimal model (fixture `model6`) is
@@ -117,7 +117,7 @@ def test_batch_scoring_defaults_to_the_models_precision_and_warns_on_another(mod
             "--tracking-uri", tracking, "--engine"]
     for engine in ("pandas", "duckdb"):
         out = folder / f"scores_{engine}.csv"
-        result = run_cli(*args, engine, "--output", str(out))
+        result = cli(*args, engine, "--output", str(out))
         assert result.returncode == 0, result.stderr
         assert "warning:" not in result.stderr
         got = pd.read_csv(out, dtype={"customer_id": str}).set_index("customer_id")
@@ -126,9 +126,9 @@ def test_batch_scoring_defaults_to_the_models_precision_and_warns_on_another(mod
         for column in ("frequency", "recency", "T", "monetary_value", "p_alive", "churn_probability", "clv"):
             np.testing.assert_allclose(got[column].to_numpy(), pandas_scores[column].to_numpy(), rtol=1e-9)
 
-    same = run_cli(*args, "pandas", "--output", str(folder / "same.csv"), "--amount-decimals", "6")
+    same = cli(*args, "pandas", "--output", str(folder / "same.csv"), "--amount-decimals", "6")
     assert same.returncode == 0 and "warning:" not in same.stderr
-    other = run_cli(*args, "pandas", "--output", str(folder / "four.csv"), "--amount-decimals", "4")
+    other = cli(*args, "pandas", "--output", str(folder / "four.csv"), "--amount-decimals", "4")
     assert other.returncode == 0, other.stderr
     warnings = [line for line in other.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and "--amount-decimals 4 differs from the model's 6" in warnings[0]

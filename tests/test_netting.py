@@ -21,7 +21,7 @@ from custscore.features.io import read_transactions
 from custscore.features.netting import amount_units, checked_units
 from custscore.features.periods import merge_periods
 from custscore.features.small_features import day_numbers, merge_days, small_customer_features
-from conftest import run_cli
+from conftest import cli
 
 AS_OF = "2020-03-01"  # day 61 when 2020-01-01 is day 1
 
@@ -76,7 +76,7 @@ def test_toy_day_through_the_rfm_command(tmp_path):
     for i, first_day in enumerate([[0.3, -0.1, -0.2], [0.1, 0.2, -0.3]]):
         log = write(toy_log(first_day), tmp_path / f"log{i}.csv")
         out = tmp_path / f"rfm{i}.csv"
-        result = run_cli("rfm", "--transactions", log, "--as-of", AS_OF, "--output", str(out))
+        result = cli("rfm", "--transactions", log, "--as-of", AS_OF, "--output", str(out))
         assert result.returncode == 0, result.stderr
         row = pd.read_csv(out).iloc[0]
         assert (row["frequency"], row["recency_days"], row["T_days"], row["monetary_value"]) == (1, 31.0, 60.0, 5.0)
@@ -184,11 +184,11 @@ def test_log_whose_units_could_overflow_int64_is_refused(tmp_path):
 def test_cli_option_and_its_bounds(tmp_path):
     log = write(toy_log([0.3, -0.1, -0.2]), tmp_path / "log.csv")
     out = tmp_path / "rfm.csv"
-    result = run_cli("rfm", "--transactions", log, "--as-of", AS_OF, "--output", str(out), "--amount-decimals", "16")
+    result = cli("rfm", "--transactions", log, "--as-of", AS_OF, "--output", str(out), "--amount-decimals", "16")
     assert result.returncode == 2 and "amount_decimals: must be a whole number in [0, 15], got 16" in result.stderr
     assert not out.exists()
     # at 0 decimals 0.3 -> 0, -0.1 -> 0, -0.2 -> 0: still a zero-spend purchase day
-    result = run_cli("rfm", "--transactions", log, "--as-of", AS_OF, "--output", str(out), "--amount-decimals", "0")
+    result = cli("rfm", "--transactions", log, "--as-of", AS_OF, "--output", str(out), "--amount-decimals", "0")
     assert result.returncode == 0, result.stderr
     assert pd.read_csv(out)["frequency"].tolist() == [1]
 

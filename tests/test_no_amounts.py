@@ -11,7 +11,7 @@ import pytest
 from custscore.config import ColumnMap
 from custscore.errors import CustscoreError
 from custscore.features.engines import open_engine, rfm_table
-from conftest import run_cli
+from conftest import cli
 
 NO_AMOUNTS = ColumnMap(amount=None)
 BTYD = ["frequency", "recency_days", "T_days"]
@@ -58,8 +58,8 @@ def test_an_ignored_amount_column_may_hold_anything(tmp_path):
 
 def test_rfm_command_with_amount_col_none(logs, tmp_path):
     out = tmp_path / "rfm.csv"
-    result = run_cli("rfm", "--transactions", str(logs / "without.csv"), "--as-of", "1997-09-30",
-                     "--output", str(out), "--amount-col", "none")
+    result = cli("rfm", "--transactions", str(logs / "without.csv"), "--as-of", "1997-09-30",
+                 "--output", str(out), "--amount-col", "none")
     assert result.returncode == 0, result.stderr
     expected = rfm_table(open_engine(logs / "with.csv", ColumnMap(), "pandas"), "1997-09-30")
     got = pd.read_csv(out, dtype={"customer_id": str}).set_index("customer_id")

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from conftest import run_cli
+from conftest import cli
 from custscore import atomic
 from custscore.config import ScoreConfig
 from custscore.errors import CustscoreError
@@ -53,11 +53,11 @@ def _aliases(tmp_path, log):
 def test_score_and_rfm_refuse_an_output_that_is_the_input(tmp_path, alias):
     log = _log(tmp_path)
     out = _aliases(tmp_path, log)[alias]
-    score = run_cli("score", "--model", "runs:/0123/model", "--transactions", str(log), "--as-of", "2020-03-01",
-                    "--output", out, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    score = cli("score", "--model", "runs:/0123/model", "--transactions", str(log), "--as-of", "2020-03-01",
+                "--output", out, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
     err = _one_line(score, f"--output {out} is the same file as --transactions {log}")
     assert "cannot load model" not in err  # refused before the model is loaded
-    rfm = run_cli("rfm", "--transactions", str(log), "--as-of", "2020-03-01", "--output", out)
+    rfm = cli("rfm", "--transactions", str(log), "--as-of", "2020-03-01", "--output", out)
     _one_line(rfm, f"--output {out} is the same file as --transactions {log}")
     assert log.read_text() == LOG
     assert not (tmp_path / "mlruns").exists()
@@ -66,8 +66,8 @@ def test_score_and_rfm_refuse_an_output_that_is_the_input(tmp_path, alias):
 def test_score_refuses_a_sidecar_that_is_the_input(tmp_path):
     log = _log(tmp_path)
     os.link(log, tmp_path / "out.csv.segments.json")
-    proc = run_cli("score", "--model", "runs:/0123/model", "--transactions", str(log), "--as-of", "2020-03-01",
-                   "--output", str(tmp_path / "out.csv"))
+    proc = cli("score", "--model", "runs:/0123/model", "--transactions", str(log), "--as-of", "2020-03-01",
+               "--output", str(tmp_path / "out.csv"))
     _one_line(proc, f"--output sidecar {tmp_path / 'out.csv.segments.json'} is the same file as --transactions {log}")
     assert log.read_text() == LOG and not (tmp_path / "out.csv").exists()
 
@@ -85,7 +85,7 @@ def test_report_refuses_outputs_that_are_its_inputs(tmp_path):
     }
     for (option, path), name in cases.items():
         argv = {"--scores": str(scores), "--output": str(tmp_path / "r.html"), option: path}
-        proc = run_cli("report", *[x for kv in argv.items() for x in kv])
+        proc = cli("report", *[x for kv in argv.items() for x in kv])
         _one_line(proc, f"{name} {path} is the same file as --scores")
     assert scores.read_text() == "customer_id\n1\n"
 
@@ -120,7 +120,7 @@ def test_csv_and_parquet_in_one_folder_keep_their_own_settings(tracking, cdnow_s
     assert (pq_side["as_of"][:10], pq_side["config"]["margin_rate"]) == ("1997-06-30", 0.3)
     for name, record in (("s.csv", csv_side), ("s.parquet", pq_side)):  # each names the bytes it describes
         assert record["data_sha256"] == atomic.sha256_of(tmp_path / name)
-    proc = run_cli("report", "--scores", str(tmp_path / "s.csv"), "--output", str(tmp_path / "r.html"))
+    proc = cli("report", "--scores", str(tmp_path / "s.csv"), "--output", str(tmp_path / "r.html"))
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     page = (tmp_path / "r.html").read_text()
     assert "as of 1997-09-30" in page and "1997-06-30" not in page
@@ -129,7 +129,7 @@ def test_csv_and_parquet_in_one_folder_keep_their_own_settings(tracking, cdnow_s
 def test_old_shared_sidecar_name_is_read_with_a_warning(tracking, cdnow_sample_csv, tmp_path):
     score_file("models:/custscore-test@champion", cdnow_sample_csv, tmp_path / "s.csv", ScoreConfig(as_of="1997-09-30"))
     os.replace(tmp_path / "s.csv.segments.json", tmp_path / "s.segments.json")
-    proc = run_cli("report", "--scores", str(tmp_path / "s.csv"), "--output", str(tmp_path / "r.html"))
+    proc = cli("report", "--scores", str(tmp_path / "s.csv"), "--output", str(tmp_path / "r.html"))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: ") and "s.segments.json" in lines[0]
@@ -220,13 +220,13 @@ def test_unwritable_output_is_one_line_before_any_work(tmp_path, case):
     else:
         (tmp_path / "dir.csv").mkdir()
         out, needle = str(tmp_path / "dir.csv"), "is a folder; give a file name"
-    score = run_cli("score", "--model", "runs:/0123/model", "--transactions", str(log), "--as-of", "2020-03-01",
-                    "--output", out, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    score = cli("score", "--model", "runs:/0123/model", "--transactions", str(log), "--as-of", "2020-03-01",
+                "--output", out, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
     _one_line(score, f"--output {out}", needle)  # not "cannot load model": checked first
-    rfm = run_cli("rfm", "--transactions", str(tmp_path / "missing.csv"), "--as-of", "2020-03-01", "--output", out)
+    rfm = cli("rfm", "--transactions", str(tmp_path / "missing.csv"), "--as-of", "2020-03-01", "--output", out)
     _one_line(rfm, f"--output {out}", needle)  # not "file not found": checked before reading
-    report = run_cli("report", "--scores", str(tmp_path / "missing.csv"), "--output", str(tmp_path / "r.html"),
-                     "--actions", out)
+    report = cli("report", "--scores", str(tmp_path / "missing.csv"), "--output", str(tmp_path / "r.html"),
+                 "--actions", out)
     _one_line(report, f"--actions {out}", needle)
 
 
@@ -307,9 +307,9 @@ def test_formula_ids_are_neutralised_in_csv_for_people_and_raw_in_parquet(tracki
     log["customer_id"] = log["customer_id"].map(renamed)
     log.to_csv(tmp_path / "log.csv", index=False)
     for name in ("s.csv", "s.parquet"):
-        assert run_cli("score", "--model", "models:/custscore-test@champion", "--transactions",
-                       str(tmp_path / "log.csv"), "--as-of", "1997-09-30", "--output", str(tmp_path / name)).returncode == 0
-    assert run_cli("report", "--scores", str(tmp_path / "s.csv"), "--output", str(tmp_path / "r.html")).returncode == 0
+        assert cli("score", "--model", "models:/custscore-test@champion", "--transactions",
+                   str(tmp_path / "log.csv"), "--as-of", "1997-09-30", "--output", str(tmp_path / name)).returncode == 0
+    assert cli("report", "--scores", str(tmp_path / "s.csv"), "--output", str(tmp_path / "r.html")).returncode == 0
     raw = set(renamed.values())
     for name in ("s.csv", "actions.csv"):
         with open(tmp_path / name, newline="", encoding="utf-8") as handle:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import mlproject_spec
-from conftest import REPO, run_cli
+from conftest import REPO, cli
 from custscore.cli import build_parser
 
 
@@ -51,7 +51,7 @@ def test_training_never_imports_serving():
 
 @pytest.mark.slow
 def test_quickstart_runs_offline_and_prints_the_comparison(tmp_path):
-    proc = run_cli("quickstart", "--workdir", str(tmp_path / "qs"), env={"MLFLOW_TRACKING_URI": ""})
+    proc = cli("quickstart", "--workdir", str(tmp_path / "qs"), env={"MLFLOW_TRACKING_URI": ""})
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert re.search(r"^r\s+0\.24\d\s+0\.243", out, re.M), out
@@ -77,7 +77,7 @@ def _printed_next_commands_work(out: str, tmp_path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     for command in commands[:2]:  # serve runs until stopped: its arguments are parsed below
-        proc = run_cli(*command[1:], cwd=elsewhere, env={"MLFLOW_TRACKING_URI": ""})
+        proc = cli(*command[1:], cwd=elsewhere, env={"MLFLOW_TRACKING_URI": ""})
         assert proc.returncode == 0, (command, proc.stderr[-2000:])
     assert list(elsewhere.iterdir()) == []  # everything lands in the quickstart's folder
     scores = pd.read_csv(tmp_path / "qs" / "scores-1998-06-30.csv")

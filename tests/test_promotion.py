@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import run_cli
+from conftest import cli
 
 # One worker runs this module (--dist loadgroup in pyproject.toml): its tests register versions 2, 3, ... in
 # one registry in order.
@@ -21,8 +21,8 @@ CUTOFF = "1997-09-30"
 
 
 def _train(log, uri, *extra):
-    return run_cli("train", "--transactions", str(log), "--cutoff", CUTOFF, "--horizon-days", "90", "--time-unit",
-                   "W", "--register-as", "gate", "--tracking-uri", uri, "--experiment", "gate", *extra)
+    return cli("train", "--transactions", str(log), "--cutoff", CUTOFF, "--horizon-days", "90", "--time-unit",
+               "W", "--register-as", "gate", "--tracking-uri", uri, "--experiment", "gate", *extra)
 
 
 @pytest.fixture(scope="module")

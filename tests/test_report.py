@@ -19,7 +19,7 @@ from custscore.errors import CustscoreError
 from custscore.serving.report import write_report
 from custscore.training.segments import SegmentConfig, SegmentThresholds
 
-from conftest import run_cli, screenshot_folder
+from conftest import cli, screenshot_folder
 
 # One worker runs this module (--dist loadgroup in pyproject.toml): the scores and report (fixture
 # `report_dir`) are made once.
@@ -39,7 +39,7 @@ def report_dir(trained, cdnow_sample_csv, tmp_path_factory) -> Path:
     mlflow.set_registry_uri(trained["config"].tracking_uri)
     score_file("models:/custscore-test@champion", cdnow_sample_csv, folder / "scores.csv",
                ScoreConfig(as_of="1997-09-30"))
-    proc = run_cli("report", "--scores", str(folder / "scores.csv"), "--output", str(folder / "report.html"))
+    proc = cli("report", "--scores", str(folder / "scores.csv"), "--output", str(folder / "report.html"))
     assert proc.returncode == 0, proc.stderr
     assert "customers needing action" in proc.stdout
     return folder
@@ -193,7 +193,7 @@ def test_report_errors_name_the_file(tmp_path, report_dir):
         write_report(tmp_path / "scores.csv", tmp_path / "report.html")
     with pytest.raises(CustscoreError, match=r"\.html"):
         write_report(report_dir / "scores.csv", tmp_path / "report.pdf")
-    proc = run_cli("report", "--scores", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "r.html"))
+    proc = cli("report", "--scores", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "r.html"))
     assert proc.returncode == 2 and "nope.csv: file not found" in proc.stderr
 
 
@@ -227,8 +227,8 @@ def test_report_renders_in_headless_chromium_without_console_errors(report_dir, 
 
 
 def test_report_for_people_with_a_currency(report_dir, tmp_path):
-    proc = run_cli("report", "--scores", str(report_dir / "scores.csv"), "--output", str(tmp_path / "r.html"),
-                   "--currency", "€:0")
+    proc = cli("report", "--scores", str(report_dir / "scores.csv"), "--output", str(tmp_path / "r.html"),
+               "--currency", "€:0")
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     scores = pd.read_csv(report_dir / "scores.csv", dtype={"customer_id": str}, keep_default_na=False)
@@ -251,6 +251,6 @@ def test_report_for_people_with_a_currency(report_dir, tmp_path):
     # glossary, then the data scientist's settings folded away at the end
     assert page.index("<h2>Glossary</h2>") < page.index("<details>") < page.index('id="settings"') \
         < page.index("</details>")
-    bad = run_cli("report", "--scores", str(report_dir / "scores.csv"), "--output", str(tmp_path / "b.html"),
-                  "--currency", "$:9")
+    bad = cli("report", "--scores", str(report_dir / "scores.csv"), "--output", str(tmp_path / "b.html"),
+              "--currency", "$:9")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--currency '$:9'" in bad.stderr

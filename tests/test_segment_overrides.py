@@ -6,13 +6,13 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import cli
 
 
 def _score(trained, csv, out, *extra):
-    return run_cli("score", "--model", "models:/custscore-test@champion", "--transactions", str(csv),
-                   "--as-of", "1997-09-30", "--output", str(out), "--tracking-uri", trained["config"].tracking_uri,
-                   *extra)
+    return cli("score", "--model", "models:/custscore-test@champion", "--transactions", str(csv),
+               "--as-of", "1997-09-30", "--output", str(out), "--tracking-uri", trained["config"].tracking_uri,
+               *extra)
 
 
 @pytest.mark.slow

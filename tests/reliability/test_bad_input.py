@@ -6,11 +6,13 @@ that the table quotes the message each case really produces.
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, cli
 
 HEADER = "customer_id,date,amount\n"
 GOOD_ROWS = "00001,2020-01-01,10\n00001,2020-02-01,5\n00002,2020-01-05,7\n"
@@ -135,21 +137,23 @@ def _write(tmp_path, name: str, content):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_gets_one_line_and_exit_2(tmp_path, name):
+def test_bad_input_gets_one_line_and_exit_2(tmp_path, new_store, name):
     content, extra, fragment = CASES[name]
     path = _write(tmp_path, name, content)
     args = {"--cutoff": "2020-01-25", "--horizon-days": "10"}
     for key, value in zip(extra[::2], extra[1::2]):
         args[key] = value.replace("{covariates}", str(tmp_path / "covariates.csv"))
-    argv = ["train", "--transactions", str(path), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    argv = ["train", "--transactions", str(path), "--tracking-uri", new_store(tmp_path)]
     for key, value in args.items():
         argv += [key, value]
-    proc = run_cli(*argv)
+    proc = cli(*argv)
     err = proc.stderr.strip()
     assert proc.returncode == 2, (proc.returncode, err[-2000:])
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert fragment in err, err
     assert not (tmp_path / "mlruns").exists()  # nothing logged
+    with closing(sqlite3.connect(tmp_path / "mlflow.db")) as db:  # nor in the store
+        assert db.execute("SELECT count(*) FROM runs").fetchone() == (0,)
 
 
 def test_docs_table_quotes_each_message():

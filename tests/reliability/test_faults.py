@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import cli
 from custscore.errors import CustscoreError, FitError
 
 SLOW_WRITER = """
@@ -68,8 +68,8 @@ def test_killing_custscore_score_never_leaves_a_truncated_file(trained, cdnow_sa
 
 def test_refused_connection_to_tracking_server_fails_fast(tmp_path, cdnow_sample_csv):
     start = time.monotonic()
-    proc = run_cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30",
-                   "--horizon-days", "90", "--tracking-uri", "http://127.0.0.1:9")
+    proc = cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30",
+               "--horizon-days", "90", "--tracking-uri", "http://127.0.0.1:9")
     assert proc.returncode == 2
     assert "MLflow tracking store http://127.0.0.1:9 is not usable" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -83,10 +83,10 @@ def test_silent_tracking_server_times_out(tmp_path, cdnow_sample_csv):
         server.listen(16)
         port = server.getsockname()[1]
         start = time.monotonic()
-        proc = run_cli("score", "--model", "models:/custscore@champion", "--transactions", str(cdnow_sample_csv),
-                       "--as-of", "1997-09-30", "--output", str(tmp_path / "out.csv"),
-                       "--tracking-uri", f"http://127.0.0.1:{port}",
-                       env={"MLFLOW_HTTP_REQUEST_TIMEOUT": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"})
+        proc = cli("score", "--model", "models:/custscore@champion", "--transactions", str(cdnow_sample_csv),
+                   "--as-of", "1997-09-30", "--output", str(tmp_path / "out.csv"),
+                   "--tracking-uri", f"http://127.0.0.1:{port}",
+                   env={"MLFLOW_HTTP_REQUEST_TIMEOUT": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"})
         elapsed = time.monotonic() - start
     assert proc.returncode == 2, proc.stderr[-1000:]
     assert "cannot load model 'models:/custscore@champion'" in proc.stderr
@@ -172,7 +172,7 @@ def test_two_trainings_registering_one_name_on_a_fresh_store_both_succeed(tmp_pa
 
 def test_a_store_that_is_not_a_database_is_one_line(tmp_path, cdnow_sample_csv):
     (tmp_path / "mlflow.db").write_text("not a database\n")
-    proc = run_cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30", "--horizon-days", "90",
-                   "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    proc = cli("train", "--transactions", str(cdnow_sample_csv), "--cutoff", "1997-09-30", "--horizon-days", "90",
+               "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
     assert "is not usable: (sqlite3.DatabaseError) file is not a database" in proc.stderr

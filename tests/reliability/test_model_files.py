@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import cli
 from custscore.errors import CustscoreError
 from custscore.features.io import normalise_transactions, read_transactions
 from custscore.training import bundle, codec
@@ -44,7 +44,7 @@ def model_copy(trained, tmp_path):
 
 def _score_cli(model: str, log, tmp_path):
     out = tmp_path / "scores.csv"
-    proc = run_cli("score", "--model", model, "--transactions", str(log), "--as-of", AS_OF, "--output", str(out))
+    proc = cli("score", "--model", model, "--transactions", str(log), "--as-of", AS_OF, "--output", str(out))
     return proc, out
 
 

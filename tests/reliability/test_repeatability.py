@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import cli
 from custscore.config import TrainConfig
 from custscore.features.customers import PandasEngine
 from custscore.features.io import normalise_transactions, read_transactions
@@ -39,9 +39,9 @@ def test_scores_do_not_depend_on_row_order(trained, cdnow_sample_csv):
 def test_two_score_runs_write_byte_identical_files(trained, cdnow_sample_csv, tmp_path):
     outputs = []
     for name in ("a.csv", "b.csv"):
-        proc = run_cli("score", "--model", "models:/custscore-test@champion", "--transactions",
-                       str(cdnow_sample_csv), "--as-of", "1997-09-30", "--output", str(tmp_path / name),
-                       "--tracking-uri", trained["config"].tracking_uri)
+        proc = cli("score", "--model", "models:/custscore-test@champion", "--transactions",
+                   str(cdnow_sample_csv), "--as-of", "1997-09-30", "--output", str(tmp_path / name),
+                   "--tracking-uri", trained["config"].tracking_uri)
         assert proc.returncode == 0, proc.stderr
         outputs.append((tmp_path / name).read_bytes())
     assert outputs[0] == outputs[1]
