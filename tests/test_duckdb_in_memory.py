@@ -201,3 +201,23 @@ def test_features_of_some_customers_are_their_rows_of_the_full_frame_in_both_mod
         assert duck.in_memory is in_memory
         assert_frames_equal(duck.customer_features_of(wanted, pd.Timestamp("1997-09-30"), "W"), expected)
         assert len(duck.customer_features_of(pd.Index([], name="customer_id"), pd.Timestamp("1997-09-30"), "W")) == 0
+
+
+def test_parquet_of_integer_ids_in_numeric_order_is_read_in_file_order_and_put_in_text_order(tmp_path):
+    # Row groups hold increasing numeric id ranges, so the file is read in file order; but ids are
+    # text to every engine, and 9 < 10 < 100 as numbers is "10" < "100" < "9" as text: the customers
+    # must still come out in text order, with the pandas engine's features.
+    import pyarrow.parquet as pq
+
+    from custscore.features.duckdb_engine import parquet_grouped_by
+
+    ids = [k for k in (7, 8, 9, 10, 11, 99, 100, 101, 1000) for _ in range(2)]
+    log = pa.table({"customer_id": pa.array(ids, pa.int64()),
+                    "date": ["2020-01-01", "2020-02-15"] * 9, "amount": [1.5, 2.25] * 9})
+    path = tmp_path / "ints.parquet"
+    pq.write_table(log, path, row_group_size=4)
+    assert parquet_grouped_by(path, "customer_id")
+    expected = PandasEngine(read_transactions(path)).customer_features(pd.Timestamp("2020-03-31"), "D")
+    assert expected.index.tolist()[:3] == ["10", "100", "1000"]
+    got = DuckDBEngine(path).customer_features(pd.Timestamp("2020-03-31"), "D")
+    assert_frames_equal(got, expected)
