@@ -20,7 +20,7 @@ import pandas as pd
 
 from custscore.config import parse_date
 from custscore.features.customers import customer_features
-from custscore.features.lookup import index_positions
+from custscore.features.lookup import rows_in
 from custscore.features.rfm import window_purchases
 
 
@@ -77,8 +77,7 @@ class CodedPurchasesEngine:
     def customer_features_of(self, customers: pd.Index, as_of: Any, time_unit: str) -> pd.DataFrame:
         """:meth:`customer_features` of the customers in ``customers`` only (ids; unknown ones ignored), in
         id order. Here the full frame, cut; the in-memory arrays compute only those customers'."""
-        full = self.customer_features(as_of, time_unit)
-        return full[index_positions(customers, full.index) >= 0]
+        return rows_in(self.customer_features(as_of, time_unit), customers)
 
     def window_purchases(self, start: Any, end: Any) -> pd.DataFrame:
         """Purchase days and spend per customer with start < date <= end (see features.rfm)."""

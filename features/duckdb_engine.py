@@ -13,7 +13,7 @@ Two modes, chosen from the row count of the check pass (:class:`DuckDBSettings`'
 - in memory (the log fits): the parsed rows are fetched ONCE, grouped by customer (sorted by a
   hash of the id and the day, or in file order for a customer-grouped Parquet file), then merged
   per day and put in id order in numpy into the coded arrays
-  (:class:`custscore.features.coded_arrays.CodedArrays`, :meth:`DuckDBEngine._sorted_rows`);
+  (:class:`custscore.features.coded_arrays.CodedArrays`, :meth:`DuckDBEngine._grouped_rows`);
   DuckDB keeps no table and hands its memory back, and every question is answered from the
   arrays;
 - out of core: the per-day merge is a DuckDB table (``days``). ``rfm_summary`` is one sorted
@@ -358,12 +358,12 @@ class DuckDBEngine(CodedPurchasesEngine):
             return _csv_rows_estimate(self.path)
         return int(_one_row(self._con, f"SELECT count(*) FROM {rel}")[0])
 
-    def _sorted_rows(self, rows: str, bad: str) -> tuple[tuple, pa.Table]:
+    def _grouped_rows(self, rows: str, bad: str) -> tuple[tuple, pa.Table]:
         """The check of :meth:`_checked_rows` and, in the same pass, the parsed rows fetched grouped
         by customer: customer_id, date, units, the optional per-row values.
 
-        A Parquet log whose row groups hold increasing, non-overlapping id ranges
-        (:func:`parquet_grouped_by`) is read in file order; any other log is sorted by (a hash of the
+        A Parquet log whose row groups hold increasing id ranges (:func:`parquet_grouped_by`) is
+        read in file order; any other log is sorted by (a hash of the
         id, day), an integer sort: by the text id it took twice as long, and the file order of a
         customer-sorted log half as long again (benchmarks/ORDERS_RESULTS.md run 24).
         :meth:`_in_memory` puts the customers in id order (and handles a log the statistics misjudged).
@@ -387,7 +387,7 @@ class DuckDBEngine(CodedPurchasesEngine):
         return (any_bad, any_aware, any_naive, total, table.num_rows), table
 
     def _in_memory(self, table: pa.Table) -> CodedArrays:
-        """The coded arrays of the grouped parsed rows (:meth:`_sorted_rows`), merged per day in numpy
+        """The coded arrays of the grouped parsed rows (:meth:`_grouped_rows`), merged per day in numpy
         and put in id order (:func:`~custscore.features.coded_arrays.grouped_days`: int64 units
         summed exactly, return-only days dropped, so bit for bit the out-of-core ``purchase_days``)."""
         ids = table.column("customer_id")
@@ -407,7 +407,7 @@ class DuckDBEngine(CodedPurchasesEngine):
                       fetch: bool) -> tuple[str, tuple, Optional[pa.Table]]:
         """The parsed rows' SQL (:meth:`_rows_sql`) and their check, one streaming pass over the log:
         (any row features.io refuses, any with / without a UTC offset, the sum of ``|units|``, the rows);
-        with ``fetch``, the same pass also fetches the rows sorted (:meth:`_sorted_rows`), else None.
+        with ``fetch``, the same pass also fetches the rows grouped by customer (:meth:`_grouped_rows`), else None.
 
         A CSV is first read with its amounts and ISO dates typed by the CSV reader
         (:meth:`_typed_csv_sources`, fastest first); if a value does not read as declared the
@@ -423,7 +423,7 @@ class DuckDBEngine(CodedPurchasesEngine):
                      f"FROM ({rows})")
             try:
                 if fetch:
-                    return (rows, *self._sorted_rows(rows, bad))
+                    return (rows, *self._grouped_rows(rows, bad))
                 return rows, _one_row(self._con, check), None
             except duckdb.Error:
                 if source == rel:

@@ -31,6 +31,15 @@ def index_positions(index: pd.Index, values: Any) -> np.ndarray:
     return index.get_indexer(values)
 
 
+def rows_in(frame: pd.DataFrame, ids: Any) -> pd.DataFrame:
+    """The rows of ``frame`` (indexed by unique id) whose id is among ``ids``, in ``frame``'s order.
+
+    >>> rows_in(pd.DataFrame({"x": [1, 2, 3]}, index=["a", "b", "c"]), ["c", "z", "a"])["x"].tolist()
+    [1, 3]
+    """
+    return frame[index_positions(pd.Index(ids), frame.index) >= 0]
+
+
 def reindex_fill(series: pd.Series, ids: Any, fill_value: Any = 0) -> np.ndarray:
     """``series.reindex(ids, fill_value=fill_value).to_numpy()`` for a uniquely indexed series.
 

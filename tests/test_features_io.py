@@ -220,11 +220,12 @@ def test_doctests_of_features_modules():
     import custscore.features.coded_arrays as coded_arrays
     import custscore.features.engines as engines
     import custscore.features.io as io
+    import custscore.features.lookup as lookup
     import custscore.features.periods as periods
     import custscore.features.rfm as rfm
     import custscore.features.runs as runs
 
-    for module in (io, periods, rfm, activity, coded_arrays, engines, runs):
+    for module in (io, periods, rfm, activity, coded_arrays, engines, runs, lookup):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from custscore.errors import FitError
 from custscore.features.customers import FeatureEngine
-from custscore.features.lookup import index_positions
+from custscore.features.lookup import index_positions, rows_in
 from custscore.training.purchase_models import PurchaseModel
 from custscore.training.sampling import sample_customers
 
@@ -66,15 +66,17 @@ class TrainingMemo(_OverEngine):
     def sample_features(self, as_of: pd.Timestamp, time_unit: str,
                         sample: Optional["CustomerSample"]) -> pd.DataFrame:
         """The features at ``as_of`` of every customer, or of ``sample``'s only: cut from the full frame
-        when it is kept, else computed and cut at once (the full frame is not kept then)."""
+        when it is kept, else computed for the sample (:meth:`CustomerSample.features_of`; the full
+        frame is not kept then)."""
         key = (pd.Timestamp(as_of), time_unit, None if sample is None else sample.name)
         if key in self._features:
             self._features.move_to_end(key)
             return self._features[key]
         full = self._features.get(key[:2] + (None,))
-        if full is not None or sample is None:
-            full = self.engine.customer_features(as_of, time_unit) if full is None else full
-            frame = full if sample is None else sample.cut(full)
+        if sample is None:  # not kept (it would have been returned above)
+            frame = self.engine.customer_features(as_of, time_unit)
+        elif full is not None:
+            frame = sample.cut(full)
         else:
             frame = sample.features_of(self.engine, as_of, time_unit)
         self._features[key] = frame
@@ -120,7 +122,7 @@ class CustomerSample(_OverEngine):
 
     def cut(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The rows of ``frame`` (indexed by customer id) of the sampled customers, in its order."""
-        return frame[self.rows(frame.index)]
+        return rows_in(frame, self.customers)
 
     def features_of(self, engine: FeatureEngine, as_of: pd.Timestamp, time_unit: str) -> pd.DataFrame:
         """``engine``'s features of the sampled customers: computed for them alone where the engine can
