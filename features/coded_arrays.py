@@ -26,7 +26,7 @@ from custscore.features.days import day_dates, day_number_of
 from custscore.features.lookup import index_positions
 from custscore.features.netting import day_units, units_amount
 from custscore.features.rfm import btyd_from_runs, duration_columns, rfm_frame, run_numbers
-from custscore.features.runs import arrow_id_changes
+from custscore.features.runs import arrow_id_changes, code_changes
 from custscore.threads import all_blocks, for_each_block
 
 
@@ -89,10 +89,7 @@ class CodedArrays(CodedPurchasesEngine):
         keep = day <= day_number_of(cutoff)
         if not keep.all():
             code, day, amount = code[keep], day[keep], amount[keep]
-        change = np.empty(len(code), dtype=bool)
-        change[:1] = True
-        np.not_equal(code[1:], code[:-1], out=change[1:])
-        starts = np.flatnonzero(change)
+        starts = np.flatnonzero(code_changes(code))
         # The codes are the runs when every customer is present (first purchase before the cutoff).
         runs = code if len(starts) == len(self._ids) else run_numbers(starts, len(code))
         out = btyd_from_runs(runs, starts, day, amount, float(day_number_of(cutoff)), DAYS_PER_UNIT[time_unit])

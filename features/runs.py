@@ -151,6 +151,17 @@ def _ids_sorted(customers: pd.Series) -> bool:
     return bool(customers.is_monotonic_increasing)
 
 
+def code_changes(codes: np.ndarray) -> np.ndarray:
+    """Boolean per row of integer codes: True at row 0 and where the code differs from the row before.
+
+    >>> code_changes(np.array([3, 3, 5])).tolist()
+    [True, False, True]
+    """
+    change = np.ones(len(codes), dtype=bool)
+    np.not_equal(codes[1:], codes[:-1], out=change[1:])
+    return change
+
+
 def arrow_id_changes(ids: "pa.Array | pa.ChunkedArray") -> np.ndarray:
     """Boolean per row of an Arrow id column: True at row 0 and where the id differs from the row
     before (a missing id starts a new customer).
@@ -173,11 +184,9 @@ def _new_customer(customers: pd.Series) -> np.ndarray:
     HTTP request) compare as Python objects, which skips the engine's fixed cost. A
     missing id starts a new customer.
     """
-    change = np.ones(len(customers), dtype=bool)
     if isinstance(customers.dtype, np.dtype) and customers.dtype.kind in "iu":
-        values = customers.to_numpy()
-        np.not_equal(values[1:], values[:-1], out=change[1:])
-        return change
+        return code_changes(customers.to_numpy())
+    change = np.ones(len(customers), dtype=bool)
     if len(customers) <= _SMALL_COLUMN and not customers.hasnans:
         values = customers.to_numpy(dtype=object)
         change[1:] = values[1:] != values[:-1]
